@@ -1,0 +1,146 @@
+"""The backend interface: a store of opaque job messages with leases.
+
+Backends move bytes (Huey's storage: "given an opaque chunk of data, add it to the queue");
+encoding a job into a body lives in ``kqueue.job``. Delivery is at least once: ``lease`` hands a
+message out for ``visibility_timeout_s``; unless it is acked, retried, dead-lettered, released or
+extended before then, it becomes available again and another worker may lease it. Every state
+change is guarded by the lease's token, so a worker whose lease expired cannot ack, retry or
+dead-letter a message that somebody else now holds.
+
+Times are wall-clock seconds (``time.time()``): leases are shared across processes and hosts.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class State(str, enum.Enum):
+    """Where a message is in its life."""
+
+    #: Waiting to be leased, available now.
+    READY = "ready"
+    #: Waiting to be leased, not before its ``available_at`` (a retry or a scheduled job).
+    SCHEDULED = "scheduled"
+    #: Leased by a worker; comes back when the lease expires.
+    LEASED = "leased"
+    #: Failed for good; kept with its reason until requeued or purged.
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A message handed to one worker until ``expires_at``."""
+
+    job_id: str
+    queue: str
+    body: bytes
+    #: 1 on the first lease, counts every lease since (released leases excepted).
+    attempt: int
+    #: When the job was first enqueued (wall clock, seconds).
+    enqueued_at: float
+    #: Proves this worker still holds the message; state changes check it.
+    token: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that failed for good, with why."""
+
+    job_id: str
+    queue: str
+    body: bytes
+    attempts: int
+    reason: str
+    failed_at: float
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """What a live worker last published about itself (an opaque JSON body)."""
+
+    worker_id: str
+    body: bytes
+    published_at: float
+
+
+class Backend(abc.ABC):
+    """A queue store with leases. Implementations must be safe for many processes at once."""
+
+    #: The URL scheme(s) this backend serves, e.g. ``("sqlite",)``.
+    schemes: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
+        """Add one message, available after ``delay_s`` seconds; a known ``job_id`` is ignored."""
+
+    def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Add several ``(job_id, body)`` messages, available now. Backends may batch this."""
+        for job_id, body in messages:
+            self.enqueue(queue, job_id, body)
+
+    @abc.abstractmethod
+    def lease(
+        self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
+    ) -> list[Lease]:
+        """Lease up to ``limit`` available messages, oldest first, for ``visibility_timeout_s``.
+
+        Available means ready now, scheduled and due, or leased with an expired lease.
+        """
+
+    @abc.abstractmethod
+    def ack(self, leases: Sequence[Lease]) -> int:
+        """Remove finished messages; returns how many were still held (the rest had expired)."""
+
+    @abc.abstractmethod
+    def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:
+        """Push expiry to now + ``visibility_timeout_s``; returns the leases still held."""
+
+    @abc.abstractmethod
+    def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
+        """Make a failed message available again after ``delay_s``; False if the lease was lost."""
+
+    @abc.abstractmethod
+    def release(self, leases: Sequence[Lease], delay_s: float = 0.0) -> int:
+        """Give unstarted or interrupted messages back without counting the attempt."""
+
+    @abc.abstractmethod
+    def dead(self, lease: Lease, reason: str) -> bool:
+        """Move a message to the dead-letter store with ``reason``; False if the lease was lost."""
+
+    @abc.abstractmethod
+    def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Dead-lettered messages, newest first, of one queue or all."""
+
+    @abc.abstractmethod
+    def requeue_dead(self, job_ids: Sequence[str] | None = None, queue: str | None = None) -> int:
+        """Make dead messages ready again with a fresh attempt count; ``None`` means all."""
+
+    @abc.abstractmethod
+    def counts(self, queue: str | None = None) -> dict[str, dict[str, int]]:
+        """Messages per queue per ``State`` value, e.g. ``{"default": {"ready": 3, ...}}``."""
+
+    @abc.abstractmethod
+    def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
+        """Record a worker's status (JSON bytes); it is forgotten ``ttl_s`` after publishing."""
+
+    @abc.abstractmethod
+    def worker_statuses(self) -> list[WorkerStatus]:
+        """The statuses of live workers (not expired)."""
+
+    @abc.abstractmethod
+    def remove_status(self, worker_id: str) -> None:
+        """Forget a worker's status (it stopped)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

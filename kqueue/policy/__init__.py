@@ -1,0 +1,51 @@
+"""The pure policy shared by the runtime and the simulator.
+
+Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file),
+``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool).
+Nothing here does I/O except reading and writing trace and config files on request.
+"""
+
+from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_job, retry_delay_s
+from kqueue.policy.estimator import DurationHistory, Estimate, EstimateSource, estimate_duration
+from kqueue.policy.router import route
+from kqueue.policy.scaler import PoolSnapshot, target_pool_size
+from kqueue.policy.trace import (
+    COLUMNS,
+    REQUIRED,
+    Status,
+    TraceRow,
+    TraceWriter,
+    read_trace,
+    rows_to_frame,
+    validate_trace,
+    write_trace,
+)
+
+__all__ = [
+    # config
+    "Config",
+    "JobOptions",
+    "JobSettings",
+    "Tier",
+    "resolve_job",
+    "retry_delay_s",
+    # estimator and router
+    "DurationHistory",
+    "Estimate",
+    "EstimateSource",
+    "estimate_duration",
+    "route",
+    # scaler
+    "PoolSnapshot",
+    "target_pool_size",
+    # trace
+    "COLUMNS",
+    "REQUIRED",
+    "Status",
+    "TraceRow",
+    "TraceWriter",
+    "read_trace",
+    "rows_to_frame",
+    "validate_trace",
+    "write_trace",
+]

@@ -1,0 +1,350 @@
+"""The one frozen config object: defaults, validation, ``kqueue.toml`` loading, per-job overrides.
+
+Precedence, highest first (from the prototype): the job's own attribute (the decorator), then a
+worker CLI option, then the config file (its ``[jobs."<name>"]`` table, then its top-level keys),
+then the built-in default below. ``Config.with_cli`` applies CLI options so that they beat the
+file's per-job tables too; ``resolve_job`` applies the decorator on top.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from kqueue.errors import ConfigError
+
+
+class Tier(str, enum.Enum):
+    """Where a job runs."""
+
+    #: Let the router decide from the job's expected duration.
+    AUTO = "auto"
+    #: Inside the worker process: async jobs on its event loop, sync jobs on its thread pool.
+    INLINE = "inline"
+    #: On a supervised pool of long-lived processes, reused across jobs.
+    POOL = "pool"
+    #: On a fresh process of its own, with its own limits.
+    ISOLATED = "isolated"
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _non_negative(value: float) -> bool:
+    return value >= 0
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Per-job settings; ``None`` means "not set here, ask the next layer"."""
+
+    tier: Tier | None = None
+    estimated_duration_s: float | None = None
+    timeout_s: float | None = None
+    max_memory_mb: float | None = None
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Per-job settings after precedence is applied: what the worker uses for one job."""
+
+    tier: Tier
+    estimated_duration_s: float | None
+    timeout_s: float
+    max_memory_mb: float
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the runtime and the simulator, with its default. Build with ``load``."""
+
+    #: Jobs expected to take at most this long run inline.
+    inline_max_duration_s: float = 1.0
+    #: Jobs expected to take at most this long (and more than inline) run on the pool.
+    pooled_max_duration_s: float = 30.0
+    #: Estimate used for a job class with no explicit estimate and too little history.
+    default_estimate_s: float = 5.0
+    #: Pool processes started with the worker (the pool never shrinks below this).
+    pool_size: int = 10
+    #: The pool grows up to this many processes while jobs wait.
+    pool_max_size: int = 20
+    #: Processes added or removed per scaling step.
+    pool_scale_step: int = 2
+    #: Seconds between two scaling steps.
+    pool_scale_cooldown_s: float = 3.0
+    #: Jobs running inline at once (async tasks plus sync threads).
+    max_concurrent_inline: int = 100
+    #: Isolated processes running at once.
+    max_concurrent_isolated: int = 5
+    #: A pool process is recycled after this many jobs.
+    max_jobs_per_worker: int = 1000
+    #: A pool process is recycled when its resident memory passes this.
+    max_worker_memory_mb: float = 512.0
+    #: Default per-job timeout; the job's process is killed past it.
+    timeout_s: float = 300.0
+    #: Default per-job memory limit (hard limit for isolated processes).
+    max_memory_mb: float = 1024.0
+    #: Default number of attempts before a job is dead-lettered.
+    max_attempts: int = 3
+    #: A leased job not acked or extended within this comes back to the queue.
+    visibility_timeout_s: float = 60.0
+    #: First retry delay; doubles each attempt.
+    retry_backoff_s: float = 1.0
+    #: Retry delays never exceed this.
+    retry_backoff_max_s: float = 300.0
+    #: On SIGTERM, in-flight jobs get this long to finish before they are stopped and requeued.
+    shutdown_grace_s: float = 30.0
+    #: Most jobs leased in one round trip to the backend.
+    fetch_batch_size: int = 100
+    #: Seconds the worker waits before polling an empty queue again.
+    poll_interval_s: float = 0.2
+    #: Recent durations kept per job class for the estimator.
+    history_window: int = 100
+    #: Recorded durations a job class needs before its history is trusted.
+    history_min_samples: int = 3
+    #: The quantile of recent durations used as a job class's estimate.
+    estimate_quantile: float = 0.9
+    #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
+    jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        _validate(self, source="config")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **cli: Any) -> Config:
+        """Build a config from a ``kqueue.toml`` (optional) and CLI options (``None`` = unset).
+
+        Args:
+            path: a TOML file with settings as top-level keys and ``[jobs."<name>"]`` tables.
+            **cli: worker CLI options by setting name; they beat the file, per-job tables included.
+
+        Raises:
+            ConfigError: unknown key or bad value, naming the key, the file and the valid choices.
+        """
+        config = cls() if path is None else cls.from_mapping(_read_toml(Path(path)), source=str(path))
+        return config.with_cli(**cli)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "<mapping>") -> Config:
+        """Build a config from a parsed TOML mapping; ``source`` names it in errors."""
+        data = dict(data)
+        jobs = _parse_jobs(data.pop("jobs", {}), source)
+        values = _check_keys(data, _setting_names(), source, where="")
+        return _build(cls, values, source, jobs=MappingProxyType(jobs))
+
+    def with_cli(self, **cli: Any) -> Config:
+        """Return a copy with CLI options applied (``None`` values are ignored).
+
+        A CLI option also beats the file's per-job tables: the key is removed from each of them.
+        """
+        given = {key: value for key, value in cli.items() if value is not None}
+        if not given:
+            return self
+        _check_keys(given, _setting_names(), "the command line", where="")
+        jobs = {
+            name: dataclasses.replace(options, **{k: None for k in given if hasattr(options, k)})
+            for name, options in self.jobs.items()
+        }
+        return _build(type(self), {**self.to_dict(), **given}, "the command line", jobs=jobs)
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a validated copy with some top-level settings changed (used by the tuner).
+
+        Unlike ``with_cli``, the file's per-job tables are kept as they are.
+        """
+        _check_keys(changes, _setting_names(), "Config.replace", where="")
+        return _build(type(self), {**self.to_dict(), **changes}, "Config.replace", jobs=self.jobs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The top-level settings as a plain dict (without the per-job tables)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "jobs"}
+
+    def to_toml(self) -> str:
+        """Render as a ``kqueue.toml`` that ``load`` reads back to an equal config."""
+        lines = [f"{key} = {_toml_value(value)}" for key, value in self.to_dict().items()]
+        for name, options in sorted(self.jobs.items()):
+            lines.append(f'\n[jobs."{name}"]')
+            for key, value in dataclasses.asdict(options).items():
+                if value is not None:
+                    lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+    def job_options(self, name: str) -> JobOptions:
+        """The file's overrides for job ``name`` (empty options when there are none)."""
+        return self.jobs.get(name, _NO_OPTIONS)
+
+
+_NO_OPTIONS = JobOptions()
+
+
+def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
+    """Apply precedence for one job: declared attribute > CLI > file's job table > file > default.
+
+    Args:
+        config: the worker's config (CLI options already applied with ``Config.with_cli``).
+        name: the job's name, the key of its ``[jobs."<name>"]`` table.
+        declared: what the job's decorator set.
+    """
+    table = config.job_options(name)
+
+    def pick(key: str) -> Any:
+        for layer in (declared, table):
+            value = getattr(layer, key)
+            if value is not None:
+                return value
+        return getattr(config, key, None)
+
+    return JobSettings(
+        tier=pick("tier") or Tier.AUTO,
+        estimated_duration_s=pick("estimated_duration_s"),
+        timeout_s=pick("timeout_s"),
+        max_memory_mb=pick("max_memory_mb"),
+        max_attempts=pick("max_attempts"),
+    )
+
+
+def retry_delay_s(config: Config, attempt: int) -> float:
+    """Backoff before the next attempt after ``attempt`` failed: base * 2**(attempt-1), capped."""
+    return min(config.retry_backoff_max_s, config.retry_backoff_s * 2 ** max(0, attempt - 1))
+
+
+def validate_job_options(options: JobOptions, source: str) -> JobOptions:
+    """Check per-job options (decorator or file table); return them with ``tier`` as a Tier."""
+    values = {k: v for k, v in dataclasses.asdict(options).items() if v is not None}
+    return _parse_job_table(values, source, where="")
+
+
+# --- validation -------------------------------------------------------------------------------
+
+_RULES: dict[str, tuple[Any, Any, str]] = {
+    # name: (type, check, what the check means)
+    "inline_max_duration_s": (float, _non_negative, ">= 0"),
+    "pooled_max_duration_s": (float, _non_negative, ">= 0"),
+    "default_estimate_s": (float, _non_negative, ">= 0"),
+    "pool_size": (int, _non_negative, ">= 0"),
+    "pool_max_size": (int, _non_negative, ">= 0"),
+    "pool_scale_step": (int, _positive, ">= 1"),
+    "pool_scale_cooldown_s": (float, _non_negative, ">= 0"),
+    "max_concurrent_inline": (int, _positive, ">= 1"),
+    "max_concurrent_isolated": (int, _non_negative, ">= 0"),
+    "max_jobs_per_worker": (int, _positive, ">= 1"),
+    "max_worker_memory_mb": (float, _positive, "> 0"),
+    "timeout_s": (float, _positive, "> 0"),
+    "max_memory_mb": (float, _positive, "> 0"),
+    "max_attempts": (int, _positive, ">= 1"),
+    "visibility_timeout_s": (float, _positive, "> 0"),
+    "retry_backoff_s": (float, _non_negative, ">= 0"),
+    "retry_backoff_max_s": (float, _non_negative, ">= 0"),
+    "shutdown_grace_s": (float, _non_negative, ">= 0"),
+    "fetch_batch_size": (int, _positive, ">= 1"),
+    "poll_interval_s": (float, _positive, "> 0"),
+    "history_window": (int, _positive, ">= 1"),
+    "history_min_samples": (int, _positive, ">= 1"),
+    "estimate_quantile": (float, lambda q: 0 < q <= 1, "in (0, 1]"),
+    "estimated_duration_s": (float, _non_negative, ">= 0"),
+}
+
+_JOB_KEYS = tuple(f.name for f in dataclasses.fields(JobOptions))
+
+
+def _setting_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(Config) if f.name != "jobs")
+
+
+def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], source: str, where: str) -> dict:
+    for key in data:
+        if key not in valid:
+            raise ConfigError(
+                f"{source}: unknown key {where}{key!r}; valid keys are: {', '.join(valid)}"
+            )
+    return dict(data)
+
+
+def _coerce(key: str, value: Any, source: str, where: str) -> Any:
+    kind, check, meaning = _RULES[key]
+    ok_type = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        ok_type = ok_type and float(value).is_integer()
+    if not ok_type or not check(value):
+        expected = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{source}: {where}{key} = {value!r} is invalid; expected {expected} {meaning}")
+    return kind(value)
+
+
+def _validate(config: Config, source: str) -> None:
+    for key in _setting_names():
+        _coerce(key, getattr(config, key), source, where="")
+    if config.pooled_max_duration_s < config.inline_max_duration_s:
+        raise ConfigError(
+            f"{source}: pooled_max_duration_s ({config.pooled_max_duration_s}) must be >= "
+            f"inline_max_duration_s ({config.inline_max_duration_s})"
+        )
+    if config.pool_max_size < config.pool_size:
+        raise ConfigError(
+            f"{source}: pool_max_size ({config.pool_max_size}) must be >= pool_size ({config.pool_size})"
+        )
+
+
+def _build(cls: type[Config], values: dict[str, Any], source: str, jobs: Mapping) -> Config:
+    coerced = {key: _coerce(key, value, source, where="") for key, value in values.items()}
+    try:
+        return cls(**coerced, jobs=MappingProxyType(dict(jobs)))
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("config:", f"{source}:", 1)) from None
+
+
+def _parse_job_table(table: Mapping[str, Any], source: str, where: str) -> JobOptions:
+    values = _check_keys(table, _JOB_KEYS, source, where)
+    if "tier" in values:
+        try:
+            values["tier"] = Tier(values["tier"])
+        except ValueError:
+            choices = ", ".join(t.value for t in Tier)
+            raise ConfigError(
+                f"{source}: {where}tier = {values['tier']!r} is invalid; valid tiers are: {choices}"
+            ) from None
+    for key in ("estimated_duration_s", "timeout_s", "max_memory_mb", "max_attempts"):
+        if key in values:
+            values[key] = _coerce(key, values[key], source, where)
+    return JobOptions(**values)
+
+
+def _parse_jobs(jobs: Any, source: str) -> dict[str, JobOptions]:
+    if not isinstance(jobs, Mapping):
+        raise ConfigError(f'{source}: "jobs" must be a table of [jobs."<job name>"] tables')
+    parsed = {}
+    for name, table in jobs.items():
+        where = f'[jobs."{name}"] '
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: {where}must be a table, got {table!r}")
+        parsed[name] = _parse_job_table(table, source, where)
+    return parsed
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:.1f}"
+    return repr(value)

@@ -1,0 +1,126 @@
+"""How long a job is expected to take: explicit estimate, else its class's history, else a default.
+
+The history statistic is a high quantile (``Config.estimate_quantile``, 0.9 by default) of the last
+``Config.history_window`` recorded durations of the job class. A quantile is robust where a mean is
+not (one 10-minute outlier does not move it), and a high one is conservative where routing needs it
+(a class that is fast half the time and slow the other half goes where its slow runs belong). The
+window lets the estimate follow a class whose jobs change. ``docs/DECISIONS.md`` gives the reasons.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class EstimateSource(str, enum.Enum):
+    """Where an estimate came from."""
+
+    #: The job declared ``estimated_duration_s``.
+    EXPLICIT = "explicit"
+    #: A quantile of the job class's recorded durations.
+    HISTORY = "history"
+    #: ``Config.default_estimate_s``: no estimate and too little history.
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An expected duration and where it came from."""
+
+    duration_s: float
+    source: EstimateSource
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    """The ``q`` quantile of already sorted values, linearly interpolated (numpy's default)."""
+    if not sorted_values:
+        raise ValueError("quantile of no values")
+    position = (len(sorted_values) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    fraction = position - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+def estimate_duration(
+    explicit_s: float | None,
+    history_s: Iterable[float],
+    default_s: float,
+    *,
+    quantile_q: float = 0.9,
+    min_samples: int = 3,
+) -> Estimate:
+    """Estimate one job's duration (pure).
+
+    Args:
+        explicit_s: the job's declared ``estimated_duration_s``, or ``None``.
+        history_s: recent recorded durations of the job's class, in seconds.
+        default_s: the fallback, ``Config.default_estimate_s``.
+        quantile_q: which quantile of the history to use.
+        min_samples: how many durations the history needs before it is trusted.
+    """
+    if explicit_s is not None:
+        return Estimate(float(explicit_s), EstimateSource.EXPLICIT)
+    values = sorted(history_s)
+    if len(values) >= min_samples:
+        return Estimate(quantile(values, quantile_q), EstimateSource.HISTORY)
+    return Estimate(float(default_s), EstimateSource.DEFAULT)
+
+
+class DurationHistory:
+    """Recent durations per job class, and the estimate they give.
+
+    Holds state (the windows), but every decision is ``estimate_duration``'s. The quantile is
+    cached per class and recomputed only after new durations arrive, so a simulator replaying a
+    million jobs pays a dict lookup per estimate.
+    """
+
+    def __init__(self, window: int = 100, quantile_q: float = 0.9, min_samples: int = 3):
+        """Args: window: durations kept per class; quantile_q, min_samples: see estimate_duration."""
+        self.window = window
+        self.quantile_q = quantile_q
+        self.min_samples = min_samples
+        self._durations: dict[str, deque[float]] = {}
+        self._cached: dict[str, Estimate | None] = {}
+
+    @classmethod
+    def from_config(cls, config) -> DurationHistory:
+        """A history sized by ``config.history_window``, ``estimate_quantile``, ``history_min_samples``."""
+        return cls(config.history_window, config.estimate_quantile, config.history_min_samples)
+
+    def record(self, job_class: str, duration_s: float) -> None:
+        """Remember one finished job's duration."""
+        window = self._durations.get(job_class)
+        if window is None:
+            window = self._durations[job_class] = deque(maxlen=self.window)
+        window.append(float(duration_s))
+        self._cached.pop(job_class, None)
+
+    def durations(self, job_class: str) -> list[float]:
+        """The recent durations of a class, oldest first."""
+        return list(self._durations.get(job_class, ()))
+
+    def classes(self) -> list[str]:
+        """Every job class with recorded durations."""
+        return list(self._durations)
+
+    def estimate(self, job_class: str, explicit_s: float | None, default_s: float) -> Estimate:
+        """``estimate_duration`` for this class with its recorded history."""
+        if explicit_s is not None:
+            return Estimate(float(explicit_s), EstimateSource.EXPLICIT)
+        cached = self._cached.get(job_class)
+        if cached is None:
+            cached = estimate_duration(
+                None,
+                self._durations.get(job_class, ()),
+                default_s,
+                quantile_q=self.quantile_q,
+                min_samples=self.min_samples,
+            )
+            if cached.source is EstimateSource.HISTORY:
+                self._cached[job_class] = cached
+        return cached

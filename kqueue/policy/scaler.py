@@ -1,0 +1,54 @@
+"""How big the pool should be: grow while jobs wait, shrink back when idle, in bounded steps.
+
+Like Horizon's auto-balancing (``balanceMaxShift`` / ``balanceCooldown``): the pool moves at most
+``pool_scale_step`` processes per step and takes a step at most every ``pool_scale_cooldown_s``
+seconds, between ``pool_size`` and ``pool_max_size``. The runtime's pool supervisor and the
+simulator's pool both call ``target_pool_size`` and apply its answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kqueue.policy.config import Config
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """What the pool looks like now."""
+
+    #: Processes alive (busy or idle).
+    size: int
+    #: Processes running a job.
+    busy: int
+    #: Jobs routed to the pool that wait for a process.
+    waiting: int
+    #: The current time, seconds (any clock, the same as ``last_scaled_at_s``).
+    now_s: float
+    #: When the pool last changed size by a scaling step, or ``None`` if never.
+    last_scaled_at_s: float | None = None
+
+
+def target_pool_size(snapshot: PoolSnapshot, config: Config) -> int:
+    """The size the pool should have now (pure); equal to ``snapshot.size`` for "no change".
+
+    Grows by up to ``pool_scale_step`` (never past ``pool_max_size`` nor past what the waiting
+    jobs need) while jobs wait; shrinks by up to ``pool_scale_step`` idle processes (never below
+    ``pool_size`` nor below the busy count) when nothing waits. Below ``pool_size`` (a process
+    died) it returns ``pool_size`` at once: replacing a dead process is not scaling.
+    """
+    floor, ceiling, step = config.pool_size, config.pool_max_size, config.pool_scale_step
+    if snapshot.size < floor:
+        return floor
+    cooling = (
+        snapshot.last_scaled_at_s is not None
+        and snapshot.now_s - snapshot.last_scaled_at_s < config.pool_scale_cooldown_s
+    )
+    if cooling:
+        return snapshot.size
+    idle = snapshot.size - snapshot.busy
+    if snapshot.waiting > idle and snapshot.size < ceiling:
+        return min(ceiling, snapshot.size + step, snapshot.size + snapshot.waiting - idle)
+    if snapshot.waiting == 0 and snapshot.size > floor and idle > 0:
+        return max(floor, snapshot.busy, snapshot.size - step)
+    return snapshot.size

@@ -1,0 +1,256 @@
+"""The trace row: one finished attempt of one job, as the runtime writes it and the simulator reads it.
+
+A trace is a CSV file (or Parquet when pyarrow is installed) with the columns of ``TraceRow``. To be
+replayed a row needs only ``submitted_at``, ``job_class`` and ``duration_s``; the runtime always
+writes every column. Times are float seconds; memory is MB.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import enum
+import io
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kqueue.errors import TraceError
+
+
+class Status(str, enum.Enum):
+    """How one attempt of a job ended."""
+
+    #: The job returned.
+    OK = "ok"
+    #: The job raised an exception.
+    FAILED = "failed"
+    #: The job ran past its ``timeout_s`` and was stopped.
+    TIMEOUT = "timeout"
+    #: The process running the job died or was killed from outside.
+    KILLED = "killed"
+    #: The job went past its ``max_memory_mb`` and was stopped.
+    MEMORY = "memory"
+
+
+@dataclass(frozen=True)
+class TraceRow:
+    """One finished attempt of one job."""
+
+    job_id: str
+    queue: str
+    job_class: str
+    tier: str
+    submitted_at: float
+    started_at: float
+    finished_at: float
+    wait_s: float
+    duration_s: float
+    cpu_s: float
+    memory_mb: float
+    status: str
+    attempt: int
+    worker: str
+    estimated_s: float
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TraceRow))
+REQUIRED: tuple[str, ...] = ("submitted_at", "job_class", "duration_s")
+TEXT_COLUMNS: tuple[str, ...] = ("job_id", "queue", "job_class", "tier", "status", "worker")
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in TEXT_COLUMNS)
+NON_NEGATIVE: tuple[str, ...] = ("duration_s", "cpu_s", "memory_mb", "wait_s", "estimated_s")
+_TIERS = ("inline", "pool", "isolated")
+_STATUSES = tuple(s.value for s in Status)
+
+
+def read_trace(path: str | Path) -> pd.DataFrame:
+    """Read and validate a trace (CSV, gzip CSV or Parquet) into a DataFrame with every column.
+
+    Optional columns missing from the file are added, empty. Rows keep the file's order.
+
+    Raises:
+        TraceError: missing file, empty trace, missing required column, or the first bad value,
+            naming the file, the line (1 = header) and the column.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TraceError(f"{path}: trace file not found")
+    frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
+    return validate_trace(frame, source=str(path))
+
+
+def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame:
+    """Check a trace DataFrame as ``read_trace`` does; return it with every column present.
+
+    Index label ``i`` is reported as line ``i + 2`` (the header is line 1).
+    """
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise TraceError(
+            f"{source}: missing required column(s) {', '.join(missing)}; "
+            f"a trace needs {', '.join(REQUIRED)} (found: {', '.join(map(str, frame.columns))})"
+        )
+    frame = frame.dropna(how="all")
+    if frame.empty:
+        raise TraceError(f"{source}: the trace has no rows")
+    header = list(frame.columns)
+    for column in NUMERIC_COLUMNS:
+        if column in frame.columns:
+            frame[column] = _numeric(frame, column, header, source)
+    for column in REQUIRED:
+        _require_present(frame, column, header, source)
+    for column in NON_NEGATIVE:
+        if column in frame.columns:
+            _check(frame, column, frame[column] < 0, header, source, "must be >= 0")
+    for column, valid in (("tier", _TIERS), ("status", _STATUSES)):
+        if column in frame.columns:
+            values = frame[column]
+            bad = values.notna() & ~values.isin(valid)
+            _check(frame, column, bad, header, source, f"must be one of {', '.join(valid)}")
+    for column in COLUMNS:
+        if column not in frame.columns:
+            frame[column] = math.nan if column in NUMERIC_COLUMNS else None
+    frame["job_class"] = frame["job_class"].astype(str)
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype={c: "string" for c in TEXT_COLUMNS},
+            skip_blank_lines=False,
+            compression="infer",
+        )
+    except pd.errors.EmptyDataError:
+        raise TraceError(f"{path}: the trace is empty (no header line)") from None
+    except pd.errors.ParserError as exc:
+        raise TraceError(f"{path}: malformed CSV: {exc}") from None
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise TraceError(f"{path}: cannot read the trace: {exc}") from None
+    for column in TEXT_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise TraceError(f"{path}: reading Parquet needs pyarrow; run pip install kqueue[parquet]") from None
+    return pd.read_parquet(path).reset_index(drop=True)
+
+
+def _numeric(frame: pd.DataFrame, column: str, header: list, source: str) -> pd.Series:
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        converted = values.astype(float)
+    else:
+        converted = pd.to_numeric(values, errors="coerce").astype(float)
+        bad = converted.isna() & values.notna() & (values.astype(str).str.strip() != "")
+        _check(frame, column, bad, header, source, "is not a number")
+    _check(frame, column, converted.isin([math.inf, -math.inf]), header, source, "is not finite")
+    return converted
+
+
+def _require_present(frame: pd.DataFrame, column: str, header: list, source: str) -> None:
+    values = frame[column]
+    missing = values.isna()
+    if values.dtype == object:
+        missing = missing | (values.astype(str).str.strip() == "")
+    _check(frame, column, missing, header, source, "is required but empty")
+
+
+def _check(frame, column: str, bad: pd.Series, header: list, source: str, problem: str) -> None:
+    if not bad.any():
+        return
+    label = bad.idxmax()
+    value = frame.at[label, column]
+    line = int(label) + 2 if isinstance(label, int | float) else label
+    col = header.index(column) + 1
+    raise TraceError(
+        f"{source}: line {line}, column {col} ({column}): value {value!r} {problem}"
+    )
+
+
+class TraceWriter:
+    """Appends trace rows to a CSV file, one whole line per write, flushed at once.
+
+    The file is readable by ``read_trace`` at any moment: a row is written with a single
+    ``write`` call on a file opened for appending, so readers never see half a row.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        if self._file.tell() == 0 and self.path.stat().st_size == 0:
+            self._write_line(COLUMNS)
+
+    def write(self, row: TraceRow) -> None:
+        """Append one row and flush it."""
+        self._write_line(_row_values(row))
+
+    def write_many(self, rows: Iterable[TraceRow]) -> None:
+        """Append several rows in one write and flush them."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerows(_row_values(row) for row in rows)
+        if buffer.tell():
+            self._file.write(buffer.getvalue())
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _write_line(self, values: Iterable) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(values)
+        self._file.write(buffer.getvalue())
+        self._file.flush()
+
+
+def write_trace(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a whole trace DataFrame as CSV (or Parquet for a ``.parquet`` path)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = [c for c in COLUMNS if c in frame.columns]
+    columns += [c for c in frame.columns if c not in COLUMNS]
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise TraceError(f"{path}: writing Parquet needs pyarrow; run pip install kqueue[parquet]") from None
+        frame[columns].to_parquet(path, index=False)
+        return
+    frame[columns].to_csv(path, index=False, float_format="%.6f")
+
+
+def rows_to_frame(rows: Iterable[TraceRow]) -> pd.DataFrame:
+    """Trace rows as a DataFrame with the trace columns in order."""
+    return pd.DataFrame([dataclasses.astuple(r) for r in rows], columns=list(COLUMNS))
+
+
+def _row_values(row: TraceRow) -> list:
+    return [_format(value) for value in dataclasses.astuple(row)]
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6f}"
+    if isinstance(value, enum.Enum):
+        return value.value
+    return "" if value is None else str(value)
