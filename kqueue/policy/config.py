@@ -130,7 +130,9 @@ class Config:
         Raises:
             ConfigError: unknown key or bad value, naming the key, the file and the valid choices.
         """
-        config = cls() if path is None else cls.from_mapping(_read_toml(Path(path)), source=str(path))
+        config = (
+            cls() if path is None else cls.from_mapping(_read_toml(Path(path)), source=str(path))
+        )
         return config.with_cli(**cli)
 
     @classmethod
@@ -276,7 +278,9 @@ def _coerce(key: str, value: Any, source: str, where: str) -> Any:
         ok_type = ok_type and float(value).is_integer()
     if not ok_type or not check(value):
         expected = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{source}: {where}{key} = {value!r} is invalid; expected {expected} {meaning}")
+        raise ConfigError(
+            f"{source}: {where}{key} = {value!r} is invalid; expected {expected} {meaning}"
+        )
     return kind(value)
 
 

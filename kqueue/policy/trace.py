@@ -142,7 +142,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise TraceError(f"{path}: reading Parquet needs pyarrow; run pip install kqueue[parquet]") from None
+        raise TraceError(
+            f"{path}: reading Parquet needs pyarrow; run pip install kqueue[parquet]"
+        ) from None
     return pd.read_parquet(path).reset_index(drop=True)
 
 
@@ -173,9 +175,7 @@ def _check(frame, column: str, bad: pd.Series, header: list, source: str, proble
     value = frame.at[label, column]
     line = int(label) + 2 if isinstance(label, int | float) else label
     col = header.index(column) + 1
-    raise TraceError(
-        f"{source}: line {line}, column {col} ({column}): value {value!r} {problem}"
-    )
+    raise TraceError(f"{source}: line {line}, column {col} ({column}): value {value!r} {problem}")
 
 
 class TraceWriter:
@@ -233,7 +233,9 @@ def write_trace(frame: pd.DataFrame, path: str | Path) -> None:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise TraceError(f"{path}: writing Parquet needs pyarrow; run pip install kqueue[parquet]") from None
+            raise TraceError(
+                f"{path}: writing Parquet needs pyarrow; run pip install kqueue[parquet]"
+            ) from None
         frame[columns].to_parquet(path, index=False)
         return
     frame[columns].to_csv(path, index=False, float_format="%.6f")

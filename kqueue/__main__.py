@@ -1,0 +1,7 @@
+"""``python -m kqueue`` runs the ``kqueue`` command."""
+
+import sys
+
+from kqueue.cli import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""Backends, chosen by URL scheme: ``sqlite:///path`` (default, embedded) and ``redis://``.
+
+Layout: ``base`` (the interface and its records), ``sqlite`` (embedded), ``redis`` (production).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from urllib.parse import urlsplit
+
+from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
+from kqueue.errors import BackendError
+
+
+class BackendKind(str, enum.Enum):
+    """The URL schemes kqueue serves."""
+
+    #: Embedded SQLite file, zero set-up, safe with several worker processes on one host.
+    SQLITE = "sqlite"
+    #: Redis, shared by workers on many hosts.
+    REDIS = "redis"
+    #: Redis over TLS.
+    REDISS = "rediss"
+
+
+#: module and class implementing each kind, imported on demand (redis is only needed for redis).
+_IMPLEMENTATIONS: dict[BackendKind, tuple[str, str]] = {
+    BackendKind.SQLITE: ("kqueue.backends.sqlite", "SQLiteBackend"),
+    BackendKind.REDIS: ("kqueue.backends.redis", "RedisBackend"),
+    BackendKind.REDISS: ("kqueue.backends.redis", "RedisBackend"),
+}
+
+
+def open_backend(url: str) -> Backend:
+    """Open the backend a URL names.
+
+    Raises:
+        BackendError: the scheme is unknown (names the valid ones) or the URL is malformed.
+    """
+    scheme = urlsplit(url).scheme
+    try:
+        kind = BackendKind(scheme)
+    except ValueError:
+        choices = ", ".join(f"{k.value}://" for k in BackendKind)
+        raise BackendError(
+            f"backend URL {redact_url(url)!r} has unknown scheme {scheme!r}; valid: {choices}"
+        ) from None
+    module_name, class_name = _IMPLEMENTATIONS[kind]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendError(
+            f"the {kind.value} backend is not available ({exc}); run pip install kqueue"
+        ) from None
+    return getattr(module, class_name).from_url(url)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, safe to log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+__all__ = [
+    "Backend",
+    "BackendKind",
+    "DeadLetter",
+    "Lease",
+    "State",
+    "WorkerStatus",
+    "open_backend",
+    "redact_url",
+]

@@ -1,0 +1,217 @@
+"""Jobs: the ``App`` that registers them, the ``Job`` handle, and the one place messages are encoded.
+
+A message on the broker is JSON: ``{"v": 1, "name": ..., "args": [...], "kwargs": {...},
+"submitted_at": ...}``. A worker looks ``name`` up in its app's registry; it never imports or
+unpickles anything a message names.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kqueue.backends import open_backend
+from kqueue.backends.base import Backend
+from kqueue.errors import JobError, PayloadError
+from kqueue.policy.config import JobOptions, Tier, validate_job_options
+
+MESSAGE_VERSION = 1
+DEFAULT_QUEUE = "default"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decoded job message."""
+
+    name: str
+    args: list
+    kwargs: dict
+    submitted_at: float
+
+
+def encode_message(name: str, args: tuple, kwargs: dict, submitted_at: float) -> bytes:
+    """Encode a job call as JSON bytes.
+
+    Raises:
+        JobError: an argument is not JSON-serialisable (names the argument and its type).
+    """
+    for where, value in [
+        *((f"argument {i + 1}", a) for i, a in enumerate(args)),
+        *((f"keyword argument {k!r}", v) for k, v in kwargs.items()),
+    ]:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise JobError(
+                f"job {name!r}: {where} ({type(value).__name__}) is not JSON-serialisable: {exc}; "
+                "pass plain data (str, int, float, bool, None, list, dict) and load objects inside the job"
+            ) from None
+    document = {
+        "v": MESSAGE_VERSION,
+        "name": name,
+        "args": list(args),
+        "kwargs": kwargs,
+        "submitted_at": submitted_at,
+    }
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_message(body: bytes) -> Message:
+    """Decode a message read from the broker.
+
+    Raises:
+        PayloadError: the body is not a JSON job message (says what is wrong with it).
+    """
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"payload is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PayloadError(f"payload is a JSON {type(document).__name__}, expected an object")
+    if document.get("v") != MESSAGE_VERSION:
+        raise PayloadError(f"payload version {document.get('v')!r} is not {MESSAGE_VERSION}")
+    name, args = document.get("name"), document.get("args", [])
+    kwargs, submitted_at = document.get("kwargs", {}), document.get("submitted_at")
+    problems = [
+        (not isinstance(name, str) or not name, "'name' must be a non-empty string"),
+        (not isinstance(args, list), "'args' must be a list"),
+        (not isinstance(kwargs, dict), "'kwargs' must be an object"),
+        (not _is_time(submitted_at), "'submitted_at' must be a finite number"),
+    ]
+    for bad, problem in problems:
+        if bad:
+            raise PayloadError(f"payload field {problem}")
+    return Message(name, args, kwargs, float(submitted_at))
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def new_job_id() -> str:
+    """A fresh, unique job id."""
+    return uuid.uuid4().hex
+
+
+@dataclass(eq=False)
+class Job:
+    """A registered job: call it directly, or ``dispatch`` it to the queue."""
+
+    app: App
+    fn: Callable[..., Any]
+    name: str
+    queue: str
+    options: JobOptions = field(default_factory=JobOptions)
+
+    @property
+    def is_async(self) -> bool:
+        """True for ``async def`` jobs (run on the worker's event loop when inline)."""
+        return inspect.iscoroutinefunction(self.fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> str:
+        """Enqueue one call of this job; returns its job id.
+
+        Raises:
+            JobError: an argument is not JSON-serialisable.
+        """
+        job_id = new_job_id()
+        body = encode_message(self.name, args, kwargs, time.time())
+        self.app.backend.enqueue(self.queue, job_id, body)
+        return job_id
+
+    def dispatch_many(self, calls: list[tuple[tuple, dict]]) -> list[str]:
+        """Enqueue several ``(args, kwargs)`` calls in one batch; returns their job ids."""
+        now = time.time()
+        messages = [(new_job_id(), encode_message(self.name, a, k, now)) for a, k in calls]
+        self.app.backend.enqueue_many(self.queue, messages)
+        return [job_id for job_id, _ in messages]
+
+
+class App:
+    """The registry of jobs and the backend they are dispatched to.
+
+    Args:
+        backend: a URL (``sqlite:///path/kqueue.db``, ``redis://host:6379/0``) or a ``Backend``.
+            Default: a ``kqueue.db`` file in the working directory. Opened on first use.
+        queue: the queue jobs go to unless their decorator names another.
+    """
+
+    def __init__(self, backend: str | Backend | None = None, *, queue: str = DEFAULT_QUEUE):
+        self.backend_url = backend if isinstance(backend, str) else None
+        self._backend = backend if isinstance(backend, Backend) else None
+        if self._backend is None and self.backend_url is None:
+            self.backend_url = f"sqlite:///{Path.cwd() / 'kqueue.db'}"
+        self.queue = queue
+        self.jobs: dict[str, Job] = {}
+
+    @property
+    def backend(self) -> Backend:
+        """The backend, opened on first use."""
+        if self._backend is None:
+            self._backend = open_backend(self.backend_url)
+        return self._backend
+
+    def job(
+        self,
+        fn: Callable | None = None,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        tier: Tier | str | None = None,
+        estimated_duration_s: float | None = None,
+        timeout_s: float | None = None,
+        max_memory_mb: float | None = None,
+        max_attempts: int | None = None,
+    ) -> Any:
+        """Register a function as a job; use as ``@app.job`` or ``@app.job(tier="pool", ...)``.
+
+        The job's name (its ``job_class`` in traces and the key of its ``[jobs."<name>"]``
+        table) is ``module.function`` unless ``name`` is given.
+
+        Raises:
+            JobError: the name is taken by another function.
+            ConfigError: an option has a bad value (e.g. an unknown tier).
+        """
+
+        def register(function: Callable) -> Job:
+            job_name = name or f"{function.__module__}.{function.__qualname__}"
+            options = validate_job_options(
+                JobOptions(
+                    tier=tier,
+                    estimated_duration_s=estimated_duration_s,
+                    timeout_s=timeout_s,
+                    max_memory_mb=max_memory_mb,
+                    max_attempts=max_attempts,
+                ),
+                source=f"@app.job for {job_name!r}",
+            )
+            existing = self.jobs.get(job_name)
+            if existing is not None and existing.fn is not function:
+                raise JobError(f"job name {job_name!r} is already registered to {existing.fn!r}")
+            job = Job(self, function, job_name, queue or self.queue, options)
+            self.jobs[job_name] = job
+            return job
+
+        return register(fn) if fn is not None else register
+
+    def with_backend(self, backend: str | Backend) -> App:
+        """The same registered jobs dispatched to and served from another backend."""
+        other = App(backend, queue=self.queue)
+        for name, job in self.jobs.items():
+            other.jobs[name] = Job(other, job.fn, job.name, job.queue, job.options)
+        return other
+
+    def close(self) -> None:
+        """Close the backend if it was opened."""
+        if self._backend is not None:
+            self._backend.close()

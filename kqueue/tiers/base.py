@@ -1,0 +1,101 @@
+"""The tier interface: where one job runs, and what came of it.
+
+A tier runner takes an ``Invocation`` (a registered job, its decoded arguments and its resolved
+settings) and returns an ``Outcome``; it never raises for a job's own failure. The worker decides
+what to fetch, routes each job to a tier, and acks, retries or dead-letters from the outcome.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kqueue.policy.config import Config, JobSettings, Tier
+from kqueue.policy.trace import Status
+
+if TYPE_CHECKING:
+    from kqueue.job import App, Job
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One attempt of one job, ready to run."""
+
+    job_id: str
+    job: Job
+    args: list
+    kwargs: dict
+    settings: JobSettings
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, with what it measured."""
+
+    status: Status
+    started_at: float
+    finished_at: float
+    #: CPU time of the job (its thread, task steps, or process), seconds.
+    cpu_s: float = math.nan
+    #: Peak memory of the job's process, or the growth it caused inside the worker, MB.
+    memory_mb: float = math.nan
+    #: The traceback or the reason, for failed attempts.
+    error: str = ""
+    #: Where it ran (thread name, or pid of the process), for the operator.
+    where: str = ""
+    #: True when the worker itself stopped the job at shutdown: the attempt does not count.
+    interrupted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        """Wall time from start to finish, seconds."""
+        return self.finished_at - self.started_at
+
+
+def format_error(exc: BaseException) -> str:
+    """The traceback of an exception as text, for the dead-letter store and logs."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+
+
+class TierRunner(abc.ABC):
+    """Runs jobs of one tier with at most ``capacity()`` at once."""
+
+    tier: Tier
+
+    def __init__(self, app: App, config: Config):
+        self.app = app
+        self.config = config
+
+    @abc.abstractmethod
+    def capacity(self) -> int:
+        """How many jobs this tier may run at once now."""
+
+    @abc.abstractmethod
+    def running(self) -> int:
+        """How many jobs it runs now."""
+
+    def free(self) -> int:
+        """Slots free for new jobs now."""
+        return max(0, self.capacity() - self.running())
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Start what the tier needs (processes, threads) before the first job."""
+
+    @abc.abstractmethod
+    async def run(self, invocation: Invocation) -> Outcome:
+        """Run one job to its end and describe it; never raises for the job's own failure."""
+
+    async def stop(self, grace_s: float) -> None:  # noqa: B027 - optional hook
+        """Stop: running jobs get ``grace_s`` seconds, then are stopped (``interrupted`` outcomes)."""
+
+    def status(self) -> dict[str, Any]:
+        """What ``kqueue pool`` shows about this tier (JSON-serialisable)."""
+        return {"running": self.running(), "capacity": self.capacity()}
+
+    def maintain(self, waiting: int, now_s: float) -> None:  # noqa: B027 - optional hook
+        """Called by the worker loop each round with the tier's waiting jobs (pool scaling)."""

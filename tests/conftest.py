@@ -1,0 +1,62 @@
+"""Shared fixtures: backends for the contract suite, a scratch app directory, process helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kqueue.backends.sqlite import SQLiteBackend
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sqlite_backend(tmp_path: Path) -> SQLiteBackend:
+    """A private SQLite backend in the test's temporary folder."""
+    return SQLiteBackend(tmp_path / "kqueue.db")
+
+
+BACKEND_FACTORIES = {"sqlite": lambda tmp_path, request: sqlite_backend(tmp_path)}
+
+
+@pytest.fixture(params=sorted(BACKEND_FACTORIES))
+def backend(request, tmp_path):
+    """Each backend in turn (the contract suite runs against every one)."""
+    made = BACKEND_FACTORIES[request.param](tmp_path, request)
+    yield made
+    made.close()
+
+
+def kqueue_env(cwd: Path) -> dict[str, str]:
+    """Environment for a ``python -m kqueue`` subprocess: the project and ``cwd`` importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(cwd), env.get("PYTHONPATH", "")])
+    return env
+
+
+def kqueue_cmd(*args: str) -> list[str]:
+    """The ``kqueue`` command line run with this interpreter."""
+    return [sys.executable, "-m", "kqueue", *args]
+
+
+def run_kqueue(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``kqueue`` in ``cwd`` to completion, capturing its output."""
+    return subprocess.run(
+        kqueue_cmd(*args),
+        cwd=cwd,
+        env=kqueue_env(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_kqueue(cwd: Path, *args: str) -> subprocess.Popen:
+    """Start ``kqueue`` in ``cwd`` in the background (output to files in ``cwd``)."""
+    out = open(cwd / f"worker-{len(list(cwd.glob('worker-*.log')))}.log", "w")  # noqa: SIM115
+    return subprocess.Popen(
+        kqueue_cmd(*args), cwd=cwd, env=kqueue_env(cwd), stdout=out, stderr=subprocess.STDOUT
+    )
