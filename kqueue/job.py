@@ -1,4 +1,4 @@
-"""Jobs: the ``App`` that registers them, the ``Job`` handle, and the one place messages are encoded.
+"""Jobs: the ``App`` that registers them, the ``Job`` handle, and the encoding of messages.
 
 A message on the broker is JSON: ``{"v": 1, "name": ..., "args": [...], "kwargs": {...},
 "submitted_at": ...}``. A worker looks ``name`` up in its app's registry; it never imports or
@@ -51,7 +51,8 @@ def encode_message(name: str, args: tuple, kwargs: dict, submitted_at: float) ->
         except (TypeError, ValueError) as exc:
             raise JobError(
                 f"job {name!r}: {where} ({type(value).__name__}) is not JSON-serialisable: {exc}; "
-                "pass plain data (str, int, float, bool, None, list, dict) and load objects inside the job"
+                "pass plain data (str, int, float, bool, None, list, dict) "
+                "and load objects inside the job"
             ) from None
     document = {
         "v": MESSAGE_VERSION,

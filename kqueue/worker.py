@@ -1,4 +1,4 @@
-"""The worker: lease jobs, route each to a tier, run it, then ack, retry or dead-letter, and record it.
+"""The worker: lease jobs, route each to a tier, run it, ack, retry or dead-letter, record it.
 
 The loop is a list of named steps (Horizon's supervisor): fetch, dispatch, settle, maintain, idle.
 Fetching is bounded by the free slots of the tiers, and a tier's local queue never holds more jobs
@@ -9,6 +9,7 @@ tier never stops the others. Leases of waiting and running jobs are extended whi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -361,10 +362,8 @@ class Worker:
         self._wake.clear()
         if self._finished or self._stopping:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
-        except TimeoutError:
-            pass
 
     def _waiting_count(self) -> int:
         return sum(len(q) for q in self._waiting.values())
@@ -408,7 +407,6 @@ class Worker:
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
+            # not possible off the main thread (tests): those stop with request_stop()
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, self.request_stop)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread (tests): stop with request_stop()

@@ -13,7 +13,7 @@ from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
 from kqueue.errors import BackendError
 
 
-class BackendKind(str, enum.Enum):
+class BackendKind(enum.StrEnum):
     """The URL schemes kqueue serves."""
 
     #: Embedded SQLite file, zero set-up, safe with several worker processes on one host.

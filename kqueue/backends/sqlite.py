@@ -172,8 +172,8 @@ class SQLiteBackend(Backend):
         with self._transaction() as db:
             return sum(
                 db.execute(
-                    "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, worker = NULL,"
-                    f" attempts = MAX(attempts - 1, 0) WHERE {_HELD}",
+                    "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, "
+                    f"worker = NULL, attempts = MAX(attempts - 1, 0) WHERE {_HELD}",
                     (available_at, lease.job_id, lease.token),
                 ).rowcount
                 for lease in leases
@@ -229,7 +229,8 @@ class SQLiteBackend(Backend):
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
         now = time.time()
         self._db.execute(
-            "INSERT OR REPLACE INTO workers (id, body, published_at, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO workers (id, body, published_at, expires_at) "
+            "VALUES (?, ?, ?, ?)",
             (worker_id, body, now, now + ttl_s),
         )
 

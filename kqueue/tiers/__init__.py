@@ -1,6 +1,6 @@
 """The three tiers, chosen by ``Tier``: inline (in the worker), pool (reused processes), isolated.
 
-Layout: ``base`` (Invocation, Outcome, the TierRunner interface), ``inline``, ``pool``, ``isolated``.
+Layout: ``base`` (Invocation, Outcome, TierRunner), ``inline``, ``pool``, ``isolated``.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class TierRunner(abc.ABC):
         """Run one job to its end and describe it; never raises for the job's own failure."""
 
     async def stop(self, grace_s: float) -> None:  # noqa: B027 - optional hook
-        """Stop: running jobs get ``grace_s`` seconds, then are stopped (``interrupted`` outcomes)."""
+        """Stop: running jobs get ``grace_s`` s, then are stopped (``interrupted`` outcomes)."""
 
     def status(self) -> dict[str, Any]:
         """What ``kqueue pool`` shows about this tier (JSON-serialisable)."""
