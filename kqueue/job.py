@@ -185,7 +185,7 @@ class App:
         """
 
         def register(function: Callable) -> Job:
-            job_name = name or f"{function.__module__}.{function.__qualname__}"
+            job_name = name or f"{function.__module__}.{function.__name__}"
             options = validate_job_options(
                 JobOptions(
                     tier=tier,

@@ -340,11 +340,10 @@ class Worker:
         self.backend.publish_status(self.worker_id, json.dumps(status).encode(), STATUS_TTL_S)
 
     def _done(self, fetched: int) -> bool:
-        busy = self._running or self._waiting_count() or self._finished
-        if busy:
-            return False
         if self._stopping:
-            return True
+            return True  # _shutdown gives running jobs their grace period
+        if self._running or self._waiting_count() or self._finished:
+            return False
         if self.max_jobs is not None and self._accepted >= self.max_jobs:
             return True
         return self.burst and fetched == 0 and self._queues_empty()
@@ -360,7 +359,7 @@ class Worker:
             await asyncio.sleep(0)  # more may be waiting: fetch again at once
             return
         self._wake.clear()
-        if self._finished or self._stopping:
+        if self._finished:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
@@ -376,10 +375,7 @@ class Worker:
             q.clear()
         if waiting:
             self.summary.released += self.backend.release(waiting)
-        if self._running:
-            grace_s = 0.0 if self._force else self.config.shutdown_grace_s
-            log.info("waiting up to %.1f s for %d running job(s)", grace_s, len(self._running))
-            await asyncio.wait(list(self._running), timeout=grace_s)
+        await self._grace_period()
         for runner in self.runners.values():
             await runner.stop(0.0)
         await asyncio.sleep(0)
@@ -394,6 +390,20 @@ class Worker:
             self.summary.done,
             self.summary.by_status,
         )
+
+    async def _grace_period(self) -> None:
+        """Let running jobs finish for ``shutdown_grace_s``; a second signal cuts it short."""
+        if not self._running:
+            return
+        log.info(
+            "waiting up to %.1f s for %d running job(s)",
+            self.config.shutdown_grace_s,
+            len(self._running),
+        )
+        deadline = time.monotonic() + self.config.shutdown_grace_s
+        while self._running and not self._force and time.monotonic() < deadline:
+            await asyncio.wait(list(self._running), timeout=min(0.5, deadline - time.monotonic()))
+            self._settle()
 
     def _abandon_unfinished(self) -> None:
         """Release jobs still running after the tiers stopped (inline sync threads)."""
