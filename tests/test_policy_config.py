@@ -309,6 +309,7 @@ def test_to_toml_round_trips(tmp_path, config):
         (0.5, 10.0, 6, 10.0),
         (2.0, 300.0, 0, 2.0),  # attempt 0 is treated as the first
         (0.0, 300.0, 5, 0.0),
+        (1.0, 300.0, 5000, 300.0),  # a very high attempt count does not overflow
     ],
 )
 def test_retry_delay_doubles_and_caps(base, cap, attempt, expected):

@@ -214,7 +214,8 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
 
 def retry_delay_s(config: Config, attempt: int) -> float:
     """Backoff before the next attempt after ``attempt`` failed: base * 2**(attempt-1), capped."""
-    return min(config.retry_backoff_max_s, config.retry_backoff_s * 2 ** max(0, attempt - 1))
+    exponent = min(max(0, attempt - 1), 1023)  # 2.0**1024 overflows; the cap is reached long before
+    return min(config.retry_backoff_max_s, config.retry_backoff_s * 2.0**exponent)
 
 
 def validate_job_options(options: JobOptions, source: str) -> JobOptions:
