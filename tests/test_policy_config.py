@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from kqueue.errors import ConfigError
@@ -292,6 +294,13 @@ ROUND_TRIPS = [
 def test_to_toml_round_trips(tmp_path, config):
     path = write(tmp_path, config.to_toml())
     assert Config.load(path) == config
+
+
+def test_config_is_frozen_and_hashable():
+    config = Config.from_mapping({"jobs": {JOB: {"max_attempts": 2}}})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.pool_size = 3  # type: ignore[misc]
+    assert len({config, Config.from_mapping({"jobs": {JOB: {"max_attempts": 2}}})}) == 1
 
 
 # --- retry backoff ------------------------------------------------------------------------------

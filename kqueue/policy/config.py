@@ -114,7 +114,8 @@ class Config:
     #: The quantile of recent durations used as a job class's estimate.
     estimate_quantile: float = 0.9
     #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
-    jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}))
+    #: (Left out of the hash, since a mapping proxy is unhashable; still compared for equality.)
+    jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def __post_init__(self) -> None:
         _validate(self, source="config")
@@ -130,7 +131,9 @@ class Config:
         Raises:
             ConfigError: unknown key or bad value, naming the key, the file and the valid choices.
         """
-        config = cls() if path is None else cls.from_mapping(_read_toml(Path(path)), source=str(path))
+        config = (
+            cls() if path is None else cls.from_mapping(_read_toml(Path(path)), source=str(path))
+        )
         return config.with_cli(**cli)
 
     @classmethod
@@ -277,7 +280,9 @@ def _coerce(key: str, value: Any, source: str, where: str) -> Any:
         ok_type = ok_type and float(value).is_integer()
     if not ok_type or not check(value):
         expected = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{source}: {where}{key} = {value!r} is invalid; expected {expected} {meaning}")
+        raise ConfigError(
+            f"{source}: {where}{key} = {value!r} is invalid; expected {expected} {meaning}"
+        )
     return kind(value)
 
 
