@@ -296,6 +296,11 @@ def test_to_toml_round_trips(tmp_path, config):
     assert Config.load(path) == config
 
 
+def test_to_toml_round_trips_job_names_that_need_escaping(tmp_path):
+    config = Config.from_mapping({"jobs": {'say "hi"\\now\x7fé': {"max_attempts": 2}, "plain": {}}})
+    assert Config.load(write(tmp_path, config.to_toml())) == config
+
+
 def test_config_is_frozen_and_hashable():
     config = Config.from_mapping({"jobs": {JOB: {"max_attempts": 2}}})
     with pytest.raises(dataclasses.FrozenInstanceError):

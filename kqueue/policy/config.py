@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -175,7 +176,7 @@ class Config:
         """Render as a ``kqueue.toml`` that ``load`` reads back to an equal config."""
         lines = [f"{key} = {_toml_value(value)}" for key, value in self.to_dict().items()]
         for name, options in sorted(self.jobs.items()):
-            lines.append(f'\n[jobs."{name}"]')
+            lines.append(f"\n[jobs.{_toml_string(name)}]")
             for key, value in dataclasses.asdict(options).items():
                 if value is not None:
                     lines.append(f"{key} = {_toml_value(value)}")
@@ -350,7 +351,12 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
     if isinstance(value, str):
-        return f'"{value}"'
+        return _toml_string(value)
     if isinstance(value, float) and value.is_integer():
         return f"{value:.1f}"
     return repr(value)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, except that TOML also bans a raw DEL."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
