@@ -165,6 +165,15 @@ BAD_TRACES = [
         id="bad status",
     ),
     pytest.param(
+        # Two bad values: the one on the earlier line is reported, though its column comes later.
+        HEADER + GOOD + "1,a,2,fast,ok\n" + "2,a,-1,pool,ok\n",
+        3,
+        4,
+        "tier",
+        [],
+        id="first line",
+    ),
+    pytest.param(
         # Two bad values on one line: the leftmost is reported.
         HEADER + GOOD + "1,,-1,pool,ok\n",
         3,
@@ -172,6 +181,14 @@ BAD_TRACES = [
         "job_class",
         [],
         id="first column",
+    ),
+    pytest.param(
+        "submitted_at,job_class,duration_s,wait_s\n0,a,1,1\n1,a,1,-1\n2,,1,1\n",
+        3,
+        4,
+        "wait_s",
+        [">= 0"],
+        id="optional column before later required",
     ),
 ]
 
@@ -230,6 +247,12 @@ def test_trace_without_rows_or_columns_is_rejected(tmp_path, text, words):
 def test_missing_file_is_rejected(tmp_path):
     with pytest.raises(TraceError, match="not found"):
         read_trace(tmp_path / "nope.csv")
+
+
+def test_validate_trace_checks_a_frame_in_memory():
+    frame = rows_to_frame([row(0), row(1, job_class="")])
+    with pytest.raises(TraceError, match=r"<trace>: line 3, column 3 \(job_class\)"):
+        validate_trace(frame)
 
 
 def test_trace_error_is_a_value_error():
