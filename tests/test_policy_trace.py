@@ -190,6 +190,8 @@ BAD_TRACES = [
         [">= 0"],
         id="optional column before later required",
     ),
+    pytest.param(HEADER + GOOD + "1,a,2,pool,ok,extra\n", 3, 6, None, ["6", "5"], id="long line"),
+    pytest.param(HEADER + GOOD + "1,a,2,pool\n", 3, 5, "status", ["4", "5"], id="short line"),
 ]
 
 
@@ -209,11 +211,27 @@ def test_bad_value_names_file_line_and_column(tmp_path, text, line, number, name
         assert word in message
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_torn_last_line_is_rejected(tmp_path, suffix):
+    # Given a full trace whose last line was cut short (optional columns missing)
+    path = tmp_path / f"torn{suffix}"
+    text = ",".join(COLUMNS) + "\n" + "j1,q,a,pool,0,0,1,0,1,1,64,ok,1,w,1\n" + "j2,q,a,pool,1,1\n"
+    with (gzip.open if suffix.endswith(".gz") else open)(path, "wt") as handle:
+        handle.write(text)
+    # When it is read, Then the short line is reported, not padded with empty values
+    with pytest.raises(TraceError, match=r"line 3, column 7 \(finished_at\): .* 6 fields .* 15"):
+        read_trace(path)
+
+
 def test_blank_lines_do_not_shift_line_numbers(tmp_path):
     # Given a trace with blank lines between rows (line 3 and line 5 are blank)
     path = tmp_path / "gaps.csv"
     path.write_text(HEADER + GOOD + "\n" + GOOD + "\n" + "4,a,x,pool,ok\n")
     # When it is read, Then the bad value is reported on its real line, 6
+    with pytest.raises(TraceError, match=r"line 6, column 3 \(duration_s\)"):
+        read_trace(path)
+    # And a ragged line after blank lines is reported on its real line too
+    path.write_text(HEADER + GOOD + "\n\n" + GOOD + "1,a\n")
     with pytest.raises(TraceError, match=r"line 6, column 3 \(duration_s\)"):
         read_trace(path)
     # And a good trace with blank lines reads without them

@@ -7,10 +7,13 @@ writes every column. Times are float seconds; memory is MB.
 
 from __future__ import annotations
 
+import bz2
 import csv
 import dataclasses
 import enum
+import gzip
 import io
+import lzma
 import math
 import numbers
 import os
@@ -123,6 +126,7 @@ def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
+        _check_field_counts(path)
         frame = pd.read_csv(
             path,
             dtype={c: "string" for c in TEXT_COLUMNS},
@@ -133,12 +137,38 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise TraceError(f"{path}: the trace is empty (no header line)") from None
     except pd.errors.ParserError as exc:
         raise TraceError(f"{path}: malformed CSV: {exc}") from None
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
     for column in TEXT_COLUMNS:
         if column in frame.columns:
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def _check_field_counts(path: Path) -> None:
+    """Reject the first line whose field count differs from the header's (blank lines are fine).
+
+    pandas pads a short line with empty values silently and reports a long one without its
+    column, so a torn or shifted line is caught here first.
+    """
+    if path.suffix in (".zip", ".zst"):
+        return  # pandas alone reads these compressions
+    opener = _OPENERS.get(path.suffix, open)
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        for fields in reader:
+            if header is None or not fields or len(fields) == len(header):
+                continue
+            number = min(len(fields), len(header)) + 1
+            name = f" ({header[number - 1]})" if number <= len(header) else ""
+            raise TraceError(
+                f"{path}: line {reader.line_num}, column {number}{name}: the line has "
+                f"{len(fields)} fields but the header has {len(header)}"
+            )
+
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
