@@ -1,4 +1,4 @@
-"""Trace: write with TraceWriter, read back, minimal and gzip traces, errors naming file/line/column."""
+"""Trace: TraceWriter round trip, minimal and gzip traces, errors naming file, line, column."""
 
 from __future__ import annotations
 
