@@ -166,6 +166,16 @@ def test_tier_precedence(table_tier, declared_tier, expected):
     assert resolve_job(config, JOB, JobOptions(tier=declared_tier)).tier is expected
 
 
+@pytest.mark.parametrize(("declared", "expected"), [("pool", Tier.POOL), ("auto", Tier.AUTO)])
+def test_declared_tier_name_resolves_to_a_tier(declared, expected):
+    assert resolve_job(Config(), JOB, JobOptions(tier=declared)).tier is expected
+
+
+def test_declared_unknown_tier_is_rejected_naming_job_and_choices():
+    with pytest.raises(ConfigError, match=r"job 'app.jobs.make_pdf': tier = 'fast'.*inline, pool"):
+        resolve_job(Config(), JOB, JobOptions(tier="fast"))
+
+
 def test_replace_keeps_job_tables_but_with_cli_clears_the_key():
     config = Config.from_mapping({"jobs": {JOB: {"timeout_s": 20}}})
     assert config.replace(timeout_s=5).job_options(JOB).timeout_s == 20.0

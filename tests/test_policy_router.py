@@ -36,3 +36,17 @@ ROUTES = [
 def test_route(declared, estimate, inline, pooled, force, expected):
     config = Config(inline_max_duration_s=inline, pooled_max_duration_s=pooled)
     assert route(declared, estimate, config, force_inline=force) is expected
+
+
+@pytest.mark.parametrize(
+    ("declared", "estimate", "expected"),
+    [("auto", 0.5, INLINE), ("auto", 50.0, ISOLATED), ("pool", 0.5, POOL), (None, 5.0, POOL)],
+)
+def test_route_accepts_tier_names_and_unset(declared, estimate, expected):
+    # A decorator or a file may hand over the tier as its name, or leave it unset.
+    assert route(declared, estimate, Config()) is expected
+
+
+def test_route_rejects_an_unknown_tier():
+    with pytest.raises(ValueError, match="fast"):
+        route("fast", 1.0, Config())

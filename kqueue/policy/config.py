@@ -197,6 +197,9 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
         config: the worker's config (CLI options already applied with ``Config.with_cli``).
         name: the job's name, the key of its ``[jobs."<name>"]`` table.
         declared: what the job's decorator set.
+
+    Raises:
+        ConfigError: the declared tier is not a tier name.
     """
     table = config.job_options(name)
 
@@ -208,7 +211,7 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
         return getattr(config, key, None)
 
     return JobSettings(
-        tier=pick("tier") or Tier.AUTO,
+        tier=_as_tier(pick("tier") or Tier.AUTO, f"job {name!r}", where=""),
         estimated_duration_s=pick("estimated_duration_s"),
         timeout_s=pick("timeout_s"),
         max_memory_mb=pick("max_memory_mb"),
@@ -312,17 +315,21 @@ def _build(cls: type[Config], values: dict[str, Any], source: str, jobs: Mapping
 def _parse_job_table(table: Mapping[str, Any], source: str, where: str) -> JobOptions:
     values = _check_keys(table, _JOB_KEYS, source, where)
     if "tier" in values:
-        try:
-            values["tier"] = Tier(values["tier"])
-        except ValueError:
-            choices = ", ".join(t.value for t in Tier)
-            raise ConfigError(
-                f"{source}: {where}tier = {values['tier']!r} is invalid; valid tiers are: {choices}"
-            ) from None
+        values["tier"] = _as_tier(values["tier"], source, where)
     for key in ("estimated_duration_s", "timeout_s", "max_memory_mb", "max_attempts"):
         if key in values:
             values[key] = _coerce(key, values[key], source, where)
     return JobOptions(**values)
+
+
+def _as_tier(value: Any, source: str, where: str) -> Tier:
+    try:
+        return Tier(value)
+    except ValueError:
+        choices = ", ".join(t.value for t in Tier)
+        raise ConfigError(
+            f"{source}: {where}tier = {value!r} is invalid; valid tiers are: {choices}"
+        ) from None
 
 
 def _parse_jobs(jobs: Any, source: str) -> dict[str, JobOptions]:
