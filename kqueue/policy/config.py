@@ -21,7 +21,7 @@ from typing import Any
 from kqueue.errors import ConfigError
 
 
-class Tier(str, enum.Enum):
+class Tier(enum.StrEnum):
     """Where a job runs."""
 
     #: Let the router decide from the job's expected duration.
@@ -300,7 +300,8 @@ def _validate(config: Config, source: str) -> None:
         )
     if config.pool_max_size < config.pool_size:
         raise ConfigError(
-            f"{source}: pool_max_size ({config.pool_max_size}) must be >= pool_size ({config.pool_size})"
+            f"{source}: pool_max_size ({config.pool_max_size}) must be >= "
+            f"pool_size ({config.pool_size})"
         )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 
-class EstimateSource(str, enum.Enum):
+class EstimateSource(enum.StrEnum):
     """Where an estimate came from."""
 
     #: The job declared ``estimated_duration_s``.
@@ -80,7 +80,7 @@ class DurationHistory:
     """
 
     def __init__(self, window: int = 100, quantile_q: float = 0.9, min_samples: int = 3):
-        """Args: window: durations kept per class; quantile_q, min_samples: see estimate_duration."""
+        """Args: window: durations kept per class; the rest: see ``estimate_duration``."""
         self.window = window
         self.quantile_q = quantile_q
         self.min_samples = min_samples
@@ -89,7 +89,7 @@ class DurationHistory:
 
     @classmethod
     def from_config(cls, config) -> DurationHistory:
-        """A history sized by ``config.history_window``, ``estimate_quantile``, ``history_min_samples``."""
+        """A history sized by the config's history and quantile settings."""
         return cls(config.history_window, config.estimate_quantile, config.history_min_samples)
 
     def record(self, job_class: str, duration_s: float) -> None:

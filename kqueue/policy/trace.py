@@ -1,4 +1,4 @@
-"""The trace row: one finished attempt of one job, as the runtime writes it and the simulator reads it.
+"""The trace row: one finished attempt of one job, written by the runtime, read by the simulator.
 
 A trace is a CSV file (or Parquet when pyarrow is installed) with the columns of ``TraceRow``. To be
 replayed a row needs only ``submitted_at``, ``job_class`` and ``duration_s``; the runtime always
@@ -26,7 +26,7 @@ import pandas as pd
 from kqueue.errors import TraceError
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """How one attempt of a job ended."""
 
     #: The job returned.
