@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,7 +115,8 @@ class Config:
     #: The quantile of recent durations used as a job class's estimate.
     estimate_quantile: float = 0.9
     #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
-    jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}))
+    #: (Left out of the hash, since a mapping proxy is unhashable; still compared for equality.)
+    jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def __post_init__(self) -> None:
         _validate(self, source="config")
@@ -174,7 +176,7 @@ class Config:
         """Render as a ``kqueue.toml`` that ``load`` reads back to an equal config."""
         lines = [f"{key} = {_toml_value(value)}" for key, value in self.to_dict().items()]
         for name, options in sorted(self.jobs.items()):
-            lines.append(f'\n[jobs."{name}"]')
+            lines.append(f"\n[jobs.{_toml_string(name)}]")
             for key, value in dataclasses.asdict(options).items():
                 if value is not None:
                     lines.append(f"{key} = {_toml_value(value)}")
@@ -195,6 +197,9 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
         config: the worker's config (CLI options already applied with ``Config.with_cli``).
         name: the job's name, the key of its ``[jobs."<name>"]`` table.
         declared: what the job's decorator set.
+
+    Raises:
+        ConfigError: the declared tier is not a tier name.
     """
     table = config.job_options(name)
 
@@ -206,7 +211,7 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
         return getattr(config, key, None)
 
     return JobSettings(
-        tier=pick("tier") or Tier.AUTO,
+        tier=_as_tier(pick("tier") or Tier.AUTO, f"job {name!r}", where=""),
         estimated_duration_s=pick("estimated_duration_s"),
         timeout_s=pick("timeout_s"),
         max_memory_mb=pick("max_memory_mb"),
@@ -216,7 +221,8 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
 
 def retry_delay_s(config: Config, attempt: int) -> float:
     """Backoff before the next attempt after ``attempt`` failed: base * 2**(attempt-1), capped."""
-    return min(config.retry_backoff_max_s, config.retry_backoff_s * 2 ** max(0, attempt - 1))
+    exponent = min(max(0, attempt - 1), 1023)  # 2.0**1024 overflows; the cap is reached long before
+    return min(config.retry_backoff_max_s, config.retry_backoff_s * 2.0**exponent)
 
 
 def validate_job_options(options: JobOptions, source: str) -> JobOptions:
@@ -310,17 +316,21 @@ def _build(cls: type[Config], values: dict[str, Any], source: str, jobs: Mapping
 def _parse_job_table(table: Mapping[str, Any], source: str, where: str) -> JobOptions:
     values = _check_keys(table, _JOB_KEYS, source, where)
     if "tier" in values:
-        try:
-            values["tier"] = Tier(values["tier"])
-        except ValueError:
-            choices = ", ".join(t.value for t in Tier)
-            raise ConfigError(
-                f"{source}: {where}tier = {values['tier']!r} is invalid; valid tiers are: {choices}"
-            ) from None
+        values["tier"] = _as_tier(values["tier"], source, where)
     for key in ("estimated_duration_s", "timeout_s", "max_memory_mb", "max_attempts"):
         if key in values:
             values[key] = _coerce(key, values[key], source, where)
     return JobOptions(**values)
+
+
+def _as_tier(value: Any, source: str, where: str) -> Tier:
+    try:
+        return Tier(value)
+    except ValueError:
+        choices = ", ".join(t.value for t in Tier)
+        raise ConfigError(
+            f"{source}: {where}tier = {value!r} is invalid; valid tiers are: {choices}"
+        ) from None
 
 
 def _parse_jobs(jobs: Any, source: str) -> dict[str, JobOptions]:
@@ -349,7 +359,12 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
     if isinstance(value, str):
-        return f'"{value}"'
+        return _toml_string(value)
     if isinstance(value, float) and value.is_integer():
         return f"{value:.1f}"
     return repr(value)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, except that TOML also bans a raw DEL."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

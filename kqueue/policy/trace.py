@@ -7,11 +7,15 @@ writes every column. Times are float seconds; memory is MB.
 
 from __future__ import annotations
 
+import bz2
 import csv
 import dataclasses
 import enum
+import gzip
 import io
+import lzma
 import math
+import numbers
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,6 +90,7 @@ def read_trace(path: str | Path) -> pd.DataFrame:
 def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame:
     """Check a trace DataFrame as ``read_trace`` does; return it with every column present.
 
+    The error names the first bad value in file order (earliest line, then leftmost column).
     Index label ``i`` is reported as line ``i + 2`` (the header is line 1).
     """
     missing = [c for c in REQUIRED if c not in frame.columns]
@@ -97,29 +102,31 @@ def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame
     frame = frame.dropna(how="all")
     if frame.empty:
         raise TraceError(f"{source}: the trace has no rows")
-    header = list(frame.columns)
+    checked = frame.copy()
+    problems: list[tuple[pd.Series, str, str]] = []  # (bad rows, column, what is wrong)
     for column in NUMERIC_COLUMNS:
         if column in frame.columns:
-            frame[column] = _numeric(frame, column, header, source)
+            checked[column] = _numeric(frame[column], column, problems)
     for column in REQUIRED:
-        _require_present(frame, column, header, source)
+        problems.append((_empty(checked[column]), column, "is required but empty"))
     for column in NON_NEGATIVE:
         if column in frame.columns:
-            _check(frame, column, frame[column] < 0, header, source, "must be >= 0")
+            problems.append((checked[column] < 0, column, "must be >= 0"))
     for column, valid in (("tier", _TIERS), ("status", _STATUSES)):
         if column in frame.columns:
-            values = frame[column]
-            bad = values.notna() & ~values.isin(valid)
-            _check(frame, column, bad, header, source, f"must be one of {', '.join(valid)}")
+            bad = frame[column].notna() & ~frame[column].isin(valid)
+            problems.append((bad, column, f"must be one of {', '.join(valid)}"))
+    _raise_first(frame, problems, source)
     for column in COLUMNS:
-        if column not in frame.columns:
-            frame[column] = math.nan if column in NUMERIC_COLUMNS else None
-    frame["job_class"] = frame["job_class"].astype(str)
-    return frame
+        if column not in checked.columns:
+            checked[column] = math.nan if column in NUMERIC_COLUMNS else None
+    checked["job_class"] = checked["job_class"].astype(str)
+    return checked
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
+        _check_field_counts(path)
         frame = pd.read_csv(
             path,
             dtype={c: "string" for c in TEXT_COLUMNS},
@@ -130,12 +137,38 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise TraceError(f"{path}: the trace is empty (no header line)") from None
     except pd.errors.ParserError as exc:
         raise TraceError(f"{path}: malformed CSV: {exc}") from None
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
     for column in TEXT_COLUMNS:
         if column in frame.columns:
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def _check_field_counts(path: Path) -> None:
+    """Reject the first line whose field count differs from the header's (blank lines are fine).
+
+    pandas pads a short line with empty values silently and reports a long one without its
+    column, so a torn or shifted line is caught here first.
+    """
+    if path.suffix in (".zip", ".zst"):
+        return  # pandas alone reads these compressions
+    opener = _OPENERS.get(path.suffix, open)
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        for fields in reader:
+            if header is None or not fields or len(fields) == len(header):
+                continue
+            number = min(len(fields), len(header)) + 1
+            name = f" ({header[number - 1]})" if number <= len(header) else ""
+            raise TraceError(
+                f"{path}: line {reader.line_num}, column {number}{name}: the line has "
+                f"{len(fields)} fields but the header has {len(header)}"
+            )
+
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -148,34 +181,44 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).reset_index(drop=True)
 
 
-def _numeric(frame: pd.DataFrame, column: str, header: list, source: str) -> pd.Series:
-    values = frame[column]
+def _numeric(values: pd.Series, column: str, problems: list) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         converted = values.astype(float)
     else:
         converted = pd.to_numeric(values, errors="coerce").astype(float)
         bad = converted.isna() & values.notna() & (values.astype(str).str.strip() != "")
-        _check(frame, column, bad, header, source, "is not a number")
-    _check(frame, column, converted.isin([math.inf, -math.inf]), header, source, "is not finite")
+        problems.append((bad, column, "is not a number"))
+    problems.append((converted.isin([math.inf, -math.inf]), column, "is not finite"))
     return converted
 
 
-def _require_present(frame: pd.DataFrame, column: str, header: list, source: str) -> None:
-    values = frame[column]
+def _empty(values: pd.Series) -> pd.Series:
     missing = values.isna()
-    if values.dtype == object:
+    if not pd.api.types.is_numeric_dtype(values):  # object or pandas' str dtype
         missing = missing | (values.astype(str).str.strip() == "")
-    _check(frame, column, missing, header, source, "is required but empty")
+    return missing
 
 
-def _check(frame, column: str, bad: pd.Series, header: list, source: str, problem: str) -> None:
-    if not bad.any():
+def _raise_first(frame: pd.DataFrame, problems: list, source: str) -> None:
+    """Raise for the earliest line with a problem, and on it the leftmost column."""
+    header = list(frame.columns)
+    first = None
+    for bad, column, problem in problems:
+        rows = bad.to_numpy(dtype=bool, na_value=False)
+        if rows.any():
+            where = (int(rows.argmax()), header.index(column))
+            if first is None or where < first[0]:
+                first = (where, column, problem)
+    if first is None:
         return
-    label = bad.idxmax()
+    (position, index), column, problem = first
+    label = frame.index[position]
     value = frame.at[label, column]
-    line = int(label) + 2 if isinstance(label, int | float) else label
-    col = header.index(column) + 1
-    raise TraceError(f"{source}: line {line}, column {col} ({column}): value {value!r} {problem}")
+    shown = "''" if pd.isna(value) else repr(value.item() if hasattr(value, "item") else value)
+    line = int(label) + 2 if isinstance(label, numbers.Number) else label
+    raise TraceError(
+        f"{source}: line {line}, column {index + 1} ({column}): value {shown} {problem}"
+    )
 
 
 class TraceWriter:
