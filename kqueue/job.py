@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -94,6 +95,22 @@ def decode_message(body: bytes) -> Message:
 
 def _is_time(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _module_name(function: Callable) -> str:
+    """The importable name of a function's module, also when it was run as a script.
+
+    ``python tasks.py`` names the module ``__main__``, but a worker imports it as ``tasks``:
+    use the name the worker will see, so the two agree on the job's name.
+    """
+    module = function.__module__
+    if module != "__main__":
+        return module
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        return spec.name.removesuffix(".__main__")
+    return Path(getattr(main, "__file__", "__main__")).stem
 
 
 def new_job_id() -> str:
@@ -185,7 +202,7 @@ class App:
         """
 
         def register(function: Callable) -> Job:
-            job_name = name or f"{function.__module__}.{function.__name__}"
+            job_name = name or f"{_module_name(function)}.{function.__name__}"
             options = validate_job_options(
                 JobOptions(
                     tier=tier,
