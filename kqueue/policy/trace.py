@@ -21,9 +21,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from kqueue.errors import TraceError
+
+
+class _LazyPandas:
+    """``pd`` imported on first use: the worker writes traces without pandas, and importing it
+    would add about a second to every worker's start."""
+
+    def __getattr__(self, name: str):
+        import pandas
+
+        globals()["pd"] = pandas
+        return getattr(pandas, name)
+
+
+pd = _LazyPandas()
 
 
 class Status(enum.StrEnum):
