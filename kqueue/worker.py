@@ -93,6 +93,7 @@ class Worker:
         self._stopping = False
         self._force = False
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_extend = self._last_status = 0.0
 
     # --- the loop -------------------------------------------------------------------------
@@ -100,6 +101,7 @@ class Worker:
     async def run(self) -> WorkerSummary:
         """Run until stopped (signal, ``request_stop``), ``max_jobs`` done, or burst drained."""
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
         for runner in self.runners.values():
             await runner.start()
@@ -128,11 +130,37 @@ class Worker:
         return self.summary
 
     def request_stop(self) -> None:
-        """Stop fetching and shut down gracefully; a second request skips the grace period."""
+        """Stop fetching and shut down gracefully; a second request skips the grace period.
+
+        Safe to call from any thread.
+        """
+        self._on_loop(self._stop_now)
+
+    def drain(self) -> None:
+        """Exit once the queues are empty, as with ``--burst``. Safe to call from any thread."""
+        self._on_loop(self._drain_now)
+
+    def _stop_now(self) -> None:
         self._force = self._stopping
         self._stopping = True
-        if self._wake is not None:
-            self._wake.set()
+        self._wake.set()
+
+    def _drain_now(self) -> None:
+        self.burst = True
+        self._wake.set()
+
+    def _on_loop(self, callback) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            callback()
+        else:
+            loop.call_soon_threadsafe(callback)
 
     def _fetch(self) -> int:
         room = self._room()
