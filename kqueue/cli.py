@@ -58,6 +58,7 @@ def _add_run(subparsers) -> None:
     run.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     run.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     run.add_argument("--trace-out", help="append a trace row per finished attempt to this CSV")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     run.add_argument("--pool-size", type=int, help="pool processes at start (config pool_size)")
     run.add_argument("--pool-max-size", type=int, help="config pool_max_size")
     run.add_argument("--max-concurrent-inline", type=int, help="config max_concurrent_inline")
@@ -106,6 +107,7 @@ def cmd_run(args) -> int:
         max_jobs=args.max_jobs,
         burst=args.burst,
         trace_out=args.trace_out,
+        metrics_port=args.metrics_port,
     )
     summary = asyncio.run(worker.run())
     print(

@@ -75,6 +75,7 @@ class Worker:
         burst: bool = False,
         trace_out: str | None = None,
         history: DurationHistory | None = None,
+        metrics_port: int | None = None,
     ):
         self.app, self.config, self.queues = app, config, queues
         self.backend = app.backend
@@ -84,6 +85,9 @@ class Worker:
         self.runners = build_runners(app, config, force_inline=force_inline)
         self.summary = WorkerSummary(self.worker_id)
         self._trace = TraceWriter(trace_out) if trace_out else None
+        self.metrics_port = metrics_port
+        self._metrics = None
+        self._snapshot: tuple[dict, dict] = ({}, {})
         self._waiting: dict[Tier, deque[Pending]] = {tier: deque() for tier in self.runners}
         self._running: dict[asyncio.Task, Pending] = {}
         self._finished: list[tuple[Pending, Outcome]] = []
@@ -103,6 +107,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
+        self._start_metrics()
         for runner in self.runners.values():
             await runner.start()
         log.info(
@@ -161,6 +166,15 @@ class Worker:
             callback()
         else:
             loop.call_soon_threadsafe(callback)
+
+    def _start_metrics(self) -> None:
+        if self.metrics_port is None:
+            return
+        from kqueue.metrics import WorkerMetrics
+
+        self._metrics = WorkerMetrics(lambda: self._snapshot)
+        port = self._metrics.serve(self.metrics_port)
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
 
     def _fetch(self) -> int:
         room = self._room()
@@ -321,6 +335,11 @@ class Worker:
                 estimated_s=pending.estimate_s,
             )
         )
+        if self._metrics is not None:
+            wait_s = max(0.0, outcome.started_at - pending.submitted_at)
+            self._metrics.observe(
+                pending.tier.value, name, outcome.status.value, outcome.duration_s, wait_s
+            )
 
     def _maintain(self) -> None:
         now = time.time()
@@ -366,6 +385,8 @@ class Worker:
             },
         }
         self.backend.publish_status(self.worker_id, json.dumps(status).encode(), STATUS_TTL_S)
+        if self._metrics is not None:
+            self._snapshot = (status, self.backend.counts())
 
     def _done(self, fetched: int) -> bool:
         if self._stopping:
@@ -412,6 +433,8 @@ class Worker:
         self.backend.remove_status(self.worker_id)
         if self._trace is not None:
             self._trace.close()
+        if self._metrics is not None:
+            self._metrics.close()
         log.info(
             "worker %s stopped: %d done, %s",
             self.worker_id,
