@@ -93,6 +93,7 @@ class Worker:
         self._finished: list[tuple[Pending, Outcome]] = []
         self._acks: list[Lease] = []
         self._rows: list[TraceRow] = []
+        self._durations: dict[str, list[float]] = {}
         self._accepted = 0
         self._stopping = False
         self._force = False
@@ -108,6 +109,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
         self._start_metrics()
+        self._load_history()
         for runner in self.runners.values():
             await runner.start()
         log.info(
@@ -166,6 +168,12 @@ class Worker:
             callback()
         else:
             loop.call_soon_threadsafe(callback)
+
+    def _load_history(self) -> None:
+        """Seed the estimator with the durations every worker on this backend recorded."""
+        for job_class, durations in self.backend.load_durations(self.config.history_window).items():
+            for duration_s in durations:
+                self.history.record(job_class, duration_s)
 
     def _start_metrics(self) -> None:
         if self.metrics_port is None:
@@ -271,6 +279,9 @@ class Worker:
         if self._acks:
             self.backend.ack(self._acks)
             self._acks = []
+        if self._durations:
+            self.backend.record_durations(self._durations, self.config.history_window)
+            self._durations = {}
         if self._rows:
             if self._trace is not None:
                 self._trace.write_many(self._rows)
@@ -312,6 +323,7 @@ class Worker:
         name = pending.invocation.job.name
         if outcome.status in (Status.OK, Status.TIMEOUT):
             self.history.record(name, outcome.duration_s)
+            self._durations.setdefault(name, []).append(outcome.duration_s)
         self.summary.done += 1
         self.summary.by_status[outcome.status.value] = (
             self.summary.by_status.get(outcome.status.value, 0) + 1

@@ -165,6 +165,14 @@ def test_worker_statuses_expire_and_can_be_removed(backend):
     assert backend.worker_statuses() == []
 
 
+def test_durations_are_shared_bounded_per_class_and_oldest_first(backend):
+    backend.record_durations({"a": [1.0, 2.0, 3.0], "b": [0.5]}, keep=4)
+    backend.record_durations({"a": [4.0, 5.0]}, keep=4)
+    assert backend.load_durations(keep=4) == {"a": [2.0, 3.0, 4.0, 5.0], "b": [0.5]}
+    assert backend.load_durations(keep=2) == {"a": [4.0, 5.0], "b": [0.5]}
+    backend.record_durations({}, keep=4)
+
+
 @pytest.mark.parametrize("n", [1, 250])
 def test_many_leases_in_batches_drain_everything_once(backend, n):
     ids = put(backend, n)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -135,6 +135,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def remove_status(self, worker_id: str) -> None:
         """Forget a worker's status (it stopped)."""
+
+    @abc.abstractmethod
+    def record_durations(self, durations: Mapping[str, Sequence[float]], keep: int) -> None:
+        """Append finished jobs' durations per job class, keeping the newest ``keep`` per class.
+
+        This is the estimator's history, shared by every worker on the backend, so a new
+        worker routes well from its first job.
+        """
+
+    @abc.abstractmethod
+    def load_durations(self, keep: int) -> dict[str, list[float]]:
+        """The newest ``keep`` recorded durations of every job class, oldest first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -36,6 +36,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (queue, available_at) WHERE state != 'dead';
 CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (failed_at) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS durations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_class TEXT NOT NULL,
+    duration_s REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS durations_class ON durations (job_class, seq);
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     body BLOB NOT NULL,
@@ -243,6 +249,31 @@ class SQLiteBackend(Backend):
 
     def remove_status(self, worker_id: str) -> None:
         self._db.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    def record_durations(self, durations: Mapping[str, Sequence[float]], keep: int) -> None:
+        with self._transaction() as db:
+            for job_class, values in durations.items():
+                db.executemany(
+                    "INSERT INTO durations (job_class, duration_s) VALUES (?, ?)",
+                    [(job_class, float(v)) for v in values],
+                )
+                db.execute(
+                    "DELETE FROM durations WHERE job_class = ? AND seq <= (SELECT seq FROM "
+                    "durations WHERE job_class = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (job_class, job_class, keep),
+                )
+
+    def load_durations(self, keep: int) -> dict[str, list[float]]:
+        rows = self._db.execute(
+            "SELECT job_class, duration_s FROM (SELECT job_class, duration_s, seq, ROW_NUMBER() "
+            "OVER (PARTITION BY job_class ORDER BY seq DESC) AS n FROM durations) "
+            "WHERE n <= ? ORDER BY job_class, seq",
+            (keep,),
+        ).fetchall()
+        history: dict[str, list[float]] = {}
+        for job_class, duration_s in rows:
+            history.setdefault(job_class, []).append(duration_s)
+        return history
 
     def close(self) -> None:
         with self._lock:
