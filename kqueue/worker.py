@@ -25,6 +25,7 @@ from kqueue.errors import PayloadError
 from kqueue.job import App, decode_message
 from kqueue.policy.config import Config, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory
+from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
 from kqueue.policy.router import route
 from kqueue.policy.trace import Status, TraceRow, TraceWriter
 from kqueue.tiers import build_runners
@@ -35,6 +36,8 @@ log = logging.getLogger("kqueue.worker")
 STATUS_INTERVAL_S = 2.0
 STATUS_TTL_S = 10.0
 RELEASE_DELAY_S = 1.0
+#: After the tiers stop, how long their runs get to return ``interrupted`` outcomes, seconds.
+STOPPED_RUNS_WAIT_S = 1.0
 
 
 @dataclass
@@ -94,6 +97,9 @@ class Worker:
         self._force = False
         self._wake: asyncio.Event | None = None
         self._last_extend = self._last_status = 0.0
+        #: The tier mix of recently fetched jobs, and when the last probe behind full tiers ran.
+        self._shares: dict[str, float] = {}
+        self._last_probe_s = 0.0
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -135,7 +141,10 @@ class Worker:
             self._wake.set()
 
     def _fetch(self) -> int:
-        room = self._room()
+        plan = self._plan_fetch()
+        if plan.probe:
+            self._last_probe_s = time.monotonic()
+        room = plan.size
         fetched = 0
         for queue in self.queues:
             if fetched >= room:
@@ -149,19 +158,28 @@ class Worker:
         return fetched
 
     def _room(self) -> int:
+        return self._plan_fetch().size
+
+    def _plan_fetch(self) -> FetchPlan:
+        """Lease only what the tiers that recent jobs went to can take (``policy.fetch``)."""
         if self._stopping:
-            return 0
-        free = sum(runner.free() for runner in self.runners.values())
-        room = min(free - self._waiting_count(), self.config.fetch_batch_size)
+            return FetchPlan(0)
+        rooms = {
+            tier.value: runner.free() + runner.capacity() - len(self._waiting[tier])
+            for tier, runner in self.runners.items()
+        }
+        probe_due = time.monotonic() - self._last_probe_s >= self.config.poll_interval_s
+        plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
         if self.max_jobs is not None:
-            room = min(room, self.max_jobs - self._accepted)
-        return max(0, room)
+            plan = FetchPlan(max(0, min(plan.size, self.max_jobs - self._accepted)), plan.probe)
+        return plan
 
     def _accept(self, lease: Lease) -> None:
         pending = self._prepare(lease)
         if pending is None:
             return
         self._accepted += 1
+        self._shares = update_shares(self._shares, pending.tier.value)
         waiting = self._waiting[pending.tier]
         if len(waiting) >= max(1, self.runners[pending.tier].capacity()):
             self.backend.release([lease], delay_s=RELEASE_DELAY_S)  # do not hoard a full tier
@@ -340,11 +358,11 @@ class Worker:
         self.backend.publish_status(self.worker_id, json.dumps(status).encode(), STATUS_TTL_S)
 
     def _done(self, fetched: int) -> bool:
+        if self._stopping:  # _shutdown releases waiting jobs and gives running ones the grace
+            return True
         busy = self._running or self._waiting_count() or self._finished
         if busy:
             return False
-        if self._stopping:
-            return True
         if self.max_jobs is not None and self._accepted >= self.max_jobs:
             return True
         return self.burst and fetched == 0 and self._queues_empty()
@@ -382,7 +400,8 @@ class Worker:
             await asyncio.wait(list(self._running), timeout=grace_s)
         for runner in self.runners.values():
             await runner.stop(0.0)
-        await asyncio.sleep(0)
+        if self._running:  # let the stopped tiers' runs return their interrupted outcomes
+            await asyncio.wait(list(self._running), timeout=STOPPED_RUNS_WAIT_S)
         self._abandon_unfinished()
         self._settle()
         self.backend.remove_status(self.worker_id)
