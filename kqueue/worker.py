@@ -38,6 +38,8 @@ STATUS_TTL_S = 10.0
 RELEASE_DELAY_S = 1.0
 #: After the tiers stop, how long their runs get to return ``interrupted`` outcomes, seconds.
 STOPPED_RUNS_WAIT_S = 1.0
+#: Least time between two probes for jobs behind full tiers, seconds.
+PROBE_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Worker:
         #: The tier mix of recently fetched jobs, and when the last probe behind full tiers ran.
         self._shares: dict[str, float] = {}
         self._last_probe_s = 0.0
+        self._probing = False
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class Worker:
 
     def _fetch(self) -> int:
         plan = self._plan_fetch()
+        self._probing = plan.probe
         if plan.probe:
             self._last_probe_s = time.monotonic()
         room = plan.size
@@ -168,7 +172,7 @@ class Worker:
             tier.value: runner.free() + runner.capacity() - len(self._waiting[tier])
             for tier, runner in self.runners.items()
         }
-        probe_due = time.monotonic() - self._last_probe_s >= self.config.poll_interval_s
+        probe_due = time.monotonic() - self._last_probe_s >= PROBE_INTERVAL_S
         plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
         if self.max_jobs is not None:
             plan = FetchPlan(max(0, min(plan.size, self.max_jobs - self._accepted)), plan.probe)
@@ -181,8 +185,11 @@ class Worker:
         self._accepted += 1
         self._shares = update_shares(self._shares, pending.tier.value)
         waiting = self._waiting[pending.tier]
-        if len(waiting) >= max(1, self.runners[pending.tier].capacity()):
-            self.backend.release([lease], delay_s=RELEASE_DELAY_S)  # do not hoard a full tier
+        runner = self.runners[pending.tier]
+        if len(waiting) >= max(1, runner.free() + runner.capacity()):
+            # do not hoard a full tier; a probe's catch goes to the back of the queue at once
+            delay_s = 0.0 if self._probing else RELEASE_DELAY_S
+            self.backend.release([lease], delay_s=delay_s)
             self._accepted -= 1
             self.summary.released += 1
             return

@@ -26,7 +26,7 @@ MIXED = {"inline": 0.7, "pool": 0.25, "isolated": 0.05}
         ({"inline": 70, "pool": 0, "isolated": 10}, MIXED, False, FetchPlan(80)),
         # all recent jobs went to a full tier: nothing, except a probe when one is due
         ({"inline": 200, "isolated": 0}, {"isolated": 1.0}, False, FetchPlan(0)),
-        ({"inline": 200, "isolated": 0}, {"isolated": 1.0}, True, FetchPlan(4, probe=True)),
+        ({"inline": 200, "isolated": 0}, {"isolated": 1.0}, True, FetchPlan(2, probe=True)),
         # a probe never exceeds the room
         ({"inline": 2, "isolated": 0}, {"isolated": 1.0}, True, FetchPlan(2, probe=True)),
     ],

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 #: Jobs leased when there is no history of the mix, or when probing behind full tiers.
-PROBE_SIZE = 4
+PROBE_SIZE = 2
 #: Tiers with a smaller share of recent jobs do not bound the fetch.
 MIN_SHARE = 0.02
 #: Weight of one fetched job in the moving average of the tier mix.

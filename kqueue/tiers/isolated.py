@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,12 +56,13 @@ class IsolatedRunner(TierRunner):
         self._stopping = False
         self._last_poll_s = 0.0
         self._exited: asyncio.Event | None = None
+        self._reserved = 0
 
     def capacity(self) -> int:
         return self.config.max_concurrent_isolated
 
     def running(self) -> int:
-        return len(self._jobs)
+        return self._reserved
 
     def pids(self) -> list[int]:
         """Pids of the isolated processes running now."""
@@ -69,7 +71,18 @@ class IsolatedRunner(TierRunner):
     async def start(self) -> None:
         self._exited = asyncio.Event()
 
-    async def run(self, invocation: Invocation) -> Outcome:
+    def run(self, invocation: Invocation) -> Awaitable[Outcome]:
+        """Reserve a slot now (so ``free()`` is right before the task starts), then run."""
+        self._reserved += 1
+        return self._run(invocation)
+
+    async def _run(self, invocation: Invocation) -> Outcome:
+        try:
+            return await self._run_in_child(invocation)
+        finally:
+            self._reserved -= 1
+
+    async def _run_in_child(self, invocation: Invocation) -> Outcome:
         loop = asyncio.get_running_loop()
         job = _IsolatedJob(invocation, loop.create_future(), time.time())
         if self._stopping:

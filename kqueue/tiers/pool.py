@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,7 @@ class PoolRunner(TierRunner):
         self._stopping = False
         self._last_scaled_at: float | None = None
         self._last_poll_s = 0.0
+        self._reserved = 0
         #: Processes replaced after they died, and recycled after limits.
         self.replaced = self.recycled = 0
 
@@ -87,7 +89,7 @@ class PoolRunner(TierRunner):
         return sum(1 for p in self._procs.values() if not p.retiring)
 
     def running(self) -> int:
-        return sum(1 for p in self._procs.values() if p.job is not None)
+        return self._reserved
 
     def pids(self) -> list[int]:
         """Pids of the pool's live processes that take jobs."""
@@ -112,7 +114,18 @@ class PoolRunner(TierRunner):
 
     # --- running a job ----------------------------------------------------------------------
 
-    async def run(self, invocation: Invocation) -> Outcome:
+    def run(self, invocation: Invocation) -> Awaitable[Outcome]:
+        """Reserve a slot now (so ``free()`` is right before the task starts), then run."""
+        self._reserved += 1
+        return self._run(invocation)
+
+    async def _run(self, invocation: Invocation) -> Outcome:
+        try:
+            return await self._run_on_process(invocation)
+        finally:
+            self._reserved -= 1
+
+    async def _run_on_process(self, invocation: Invocation) -> Outcome:
         proc = await self._take_idle()
         loop = asyncio.get_running_loop()
         job = proc.job = _Assignment(invocation, loop.create_future(), time.time())
@@ -198,7 +211,8 @@ class PoolRunner(TierRunner):
 
     def _scale(self, waiting: int, now_s: float) -> None:
         size = self.capacity()
-        snapshot = PoolSnapshot(size, self.running(), waiting, now_s, self._last_scaled_at)
+        busy = sum(1 for p in self._procs.values() if p.job is not None)
+        snapshot = PoolSnapshot(size, busy, waiting, now_s, self._last_scaled_at)
         target = target_pool_size(snapshot, self.config)
         if target > size:
             for _ in range(target - size):
