@@ -171,6 +171,58 @@ def _backend_from(args):
     return load_app(args.app).backend
 
 
+def _add_pool(subparsers) -> None:
+    pool = subparsers.add_parser("pool", help="show each running worker's tiers and processes")
+    source = pool.add_mutually_exclusive_group(required=True)
+    source.add_argument("--app", help="module:attribute of your kqueue.App (for its backend)")
+    source.add_argument("--backend", help="backend URL")
+    pool.add_argument("--json", action="store_true", help="print the raw published statuses")
+    pool.set_defaults(func=cmd_pool)
+
+
+def cmd_pool(args) -> int:
+    """``kqueue pool``: what each live worker last published (every 2 s) about its tiers."""
+    statuses = [json.loads(status.body) for status in _backend_from(args).worker_statuses()]
+    if args.json:
+        print(json.dumps(statuses, indent=2))
+        return 0
+    if not statuses:
+        print("no running workers")
+    for status in statuses:
+        print("\n".join(_worker_lines(status)))
+    return 0
+
+
+def _worker_lines(status: dict) -> list[str]:
+    age_s = time.time() - status.get("published_at", time.time())
+    lines = [
+        f"worker {status['worker']}  pid {status['pid']}  queues {','.join(status['queues'])}"
+        f"  done {status['done']}  (published {age_s:.0f} s ago)",
+        f"  {'tier':<10}{'running':>8}{'capacity':>9}{'waiting':>8}",
+    ]
+    tiers = status.get("tiers", {})
+    for tier, info in tiers.items():
+        lines.append(
+            f"  {tier:<10}{info.get('running', 0):>8}{info.get('capacity', 0):>9}"
+            f"{info.get('waiting', 0):>8}"
+        )
+    for tier, info in tiers.items():
+        processes = info.get("processes") or []
+        if processes:
+            lines.append(f"  {tier} processes:")
+            lines.append(f"    {'pid':>8}  {'state':<9}{'jobs':>6}{'memory_mb':>11}  job")
+        for proc in processes:
+            memory = "-" if proc.get("memory_mb") is None else f"{proc['memory_mb']:.1f}"
+            job = proc.get("job") or ""
+            if proc.get("running_s") is not None:
+                job += f" ({proc['running_s']:.1f} s)"
+            lines.append(
+                f"    {proc['pid']:>8}  {proc.get('state', ''):<9}"
+                f"{proc.get('jobs_done', '-'):>6}{memory:>11}  {job}"
+            )
+    return lines
+
+
 def _add_demo(subparsers) -> None:
     demo = subparsers.add_parser("demo", help="dispatch a small mixed workload and run it")
     demo.add_argument("--backend", default=None, help="backend URL (default: ./kqueue.db)")
@@ -252,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kqueue", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_dead, _add_demo, _add_replay):
+    for add in (_add_run, _add_dead, _add_pool, _add_demo, _add_replay):
         add(subparsers)
     _register_planner(subparsers)
     return parser

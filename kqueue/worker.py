@@ -25,6 +25,7 @@ from kqueue.errors import PayloadError
 from kqueue.job import App, decode_message
 from kqueue.policy.config import Config, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory
+from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
 from kqueue.policy.router import route
 from kqueue.policy.trace import Status, TraceRow, TraceWriter
 from kqueue.tiers import build_runners
@@ -35,6 +36,10 @@ log = logging.getLogger("kqueue.worker")
 STATUS_INTERVAL_S = 2.0
 STATUS_TTL_S = 10.0
 RELEASE_DELAY_S = 1.0
+#: After the tiers stop, how long their runs get to return ``interrupted`` outcomes, seconds.
+STOPPED_RUNS_WAIT_S = 1.0
+#: Least time between two probes for jobs behind full tiers, seconds.
+PROBE_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -100,6 +105,10 @@ class Worker:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_extend = self._last_status = 0.0
+        #: The tier mix of recently fetched jobs, and when the last probe behind full tiers ran.
+        self._shares: dict[str, float] = {}
+        self._last_probe_s = 0.0
+        self._probing = False
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -185,7 +194,11 @@ class Worker:
         log.info("metrics on http://127.0.0.1:%d/metrics", port)
 
     def _fetch(self) -> int:
-        room = self._room()
+        plan = self._plan_fetch()
+        self._probing = plan.probe
+        if plan.probe:
+            self._last_probe_s = time.monotonic()
+        room = plan.size
         fetched = 0
         for queue in self.queues:
             if fetched >= room:
@@ -199,22 +212,34 @@ class Worker:
         return fetched
 
     def _room(self) -> int:
+        return self._plan_fetch().size
+
+    def _plan_fetch(self) -> FetchPlan:
+        """Lease only what the tiers that recent jobs went to can take (``policy.fetch``)."""
         if self._stopping:
-            return 0
-        free = sum(runner.free() for runner in self.runners.values())
-        room = min(free - self._waiting_count(), self.config.fetch_batch_size)
+            return FetchPlan(0)
+        rooms = {
+            tier.value: runner.free() + runner.capacity() - len(self._waiting[tier])
+            for tier, runner in self.runners.items()
+        }
+        probe_due = time.monotonic() - self._last_probe_s >= PROBE_INTERVAL_S
+        plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
         if self.max_jobs is not None:
-            room = min(room, self.max_jobs - self._accepted)
-        return max(0, room)
+            plan = FetchPlan(max(0, min(plan.size, self.max_jobs - self._accepted)), plan.probe)
+        return plan
 
     def _accept(self, lease: Lease) -> None:
         pending = self._prepare(lease)
         if pending is None:
             return
         self._accepted += 1
+        self._shares = update_shares(self._shares, pending.tier.value)
         waiting = self._waiting[pending.tier]
-        if len(waiting) >= max(1, self.runners[pending.tier].capacity()):
-            self.backend.release([lease], delay_s=RELEASE_DELAY_S)  # do not hoard a full tier
+        runner = self.runners[pending.tier]
+        if len(waiting) >= max(1, runner.free() + runner.capacity()):
+            # do not hoard a full tier; a probe's catch goes to the back of the queue at once
+            delay_s = 0.0 if self._probing else RELEASE_DELAY_S
+            self.backend.release([lease], delay_s=delay_s)
             self._accepted -= 1
             self.summary.released += 1
             return
@@ -398,12 +423,18 @@ class Worker:
         }
         self.backend.publish_status(self.worker_id, json.dumps(status).encode(), STATUS_TTL_S)
         if self._metrics is not None:
-            self._snapshot = (status, self.backend.counts())
+            counts = self.backend.counts()
+            depths = {
+                q: counts.get(q, dict.fromkeys(("ready", "scheduled", "leased", "dead"), 0))
+                for q in {*self.queues, *counts}
+            }
+            self._snapshot = (status, depths)
 
     def _done(self, fetched: int) -> bool:
-        if self._stopping:
-            return True  # _shutdown gives running jobs their grace period
-        if self._running or self._waiting_count() or self._finished:
+        if self._stopping:  # _shutdown releases waiting jobs and gives running ones the grace
+            return True
+        busy = self._running or self._waiting_count() or self._finished
+        if busy:
             return False
         if self.max_jobs is not None and self._accepted >= self.max_jobs:
             return True
@@ -439,7 +470,8 @@ class Worker:
         await self._grace_period()
         for runner in self.runners.values():
             await runner.stop(0.0)
-        await asyncio.sleep(0)
+        if self._running:  # let the stopped tiers' runs return their interrupted outcomes
+            await asyncio.wait(list(self._running), timeout=STOPPED_RUNS_WAIT_S)
         self._abandon_unfinished()
         self._settle()
         self.backend.remove_status(self.worker_id)

@@ -36,11 +36,9 @@ def test_a_worker_serves_job_tier_and_queue_metrics(tmp_path):
                 text = scrape(port)
             except OSError:
                 text = ""
-            if (
-                len(runs(tmp_path)) == 5
-                and "kqueue_queue_depth" in text
-                and 'kqueue_jobs_total{job_class="noop",status="ok",tier="inline"} 5.0' in text
-            ):
+            done = 'kqueue_jobs_total{job_class="noop",status="ok",tier="inline"} 5.0' in text
+            drained = 'kqueue_queue_depth{queue="default",state="ready"} 0.0' in text
+            if len(runs(tmp_path)) == 5 and done and drained:  # depth refreshes every 2 s
                 break
             time.sleep(0.3)
         assert 'kqueue_jobs_total{job_class="noop",status="ok",tier="inline"} 5.0' in text, text

@@ -1,44 +1,38 @@
 """The three tiers, chosen by ``Tier``: inline (in the worker), pool (reused processes), isolated.
 
-Layout: ``base`` (Invocation, Outcome, TierRunner), ``inline``, ``pool``, ``isolated``.
+Layout: ``base`` (Invocation, Outcome, TierRunner), ``inline``, ``pool`` (supervised reused
+processes), ``isolated`` (a process per job); their helpers ``process`` (the parent's handle on
+a forked child), ``child`` (the code that runs in it) and ``procs`` (kill a tree, read memory).
 """
 
 from __future__ import annotations
 
-import logging
-
 from kqueue.policy.config import Config, Tier
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
 from kqueue.tiers.inline import InlineRunner
+from kqueue.tiers.isolated import IsolatedRunner
+from kqueue.tiers.pool import PoolRunner
 
-log = logging.getLogger("kqueue.tiers")
-
-
-class _InlineStandIn(InlineRunner):
-    """Runs jobs routed to a tier that this build does not have yet, inline, with a warning."""
-
-    def __init__(self, app, config: Config, tier: Tier):
-        super().__init__(app, config)
-        self.tier = tier
-        self._warned = False
-
-    async def run(self, invocation: Invocation) -> Outcome:
-        if not self._warned:
-            log.warning(
-                "the %s tier is not available yet: running its jobs inline", self.tier.value
-            )
-            self._warned = True
-        return await super().run(invocation)
+RUNNERS: dict[Tier, type[TierRunner]] = {
+    Tier.INLINE: InlineRunner,
+    Tier.POOL: PoolRunner,
+    Tier.ISOLATED: IsolatedRunner,
+}
 
 
 def build_runners(app, config: Config, *, force_inline: bool = False) -> dict[Tier, TierRunner]:
     """One runner per tier; with ``force_inline`` only the inline tier exists."""
-    runners: dict[Tier, TierRunner] = {Tier.INLINE: InlineRunner(app, config)}
-    if force_inline:
-        return runners
-    runners[Tier.POOL] = _InlineStandIn(app, config, Tier.POOL)
-    runners[Tier.ISOLATED] = _InlineStandIn(app, config, Tier.ISOLATED)
-    return runners
+    tiers = (Tier.INLINE,) if force_inline else (Tier.INLINE, Tier.POOL, Tier.ISOLATED)
+    return {tier: RUNNERS[tier](app, config) for tier in tiers}
 
 
-__all__ = ["Invocation", "Outcome", "TierRunner", "build_runners"]
+__all__ = [
+    "InlineRunner",
+    "Invocation",
+    "IsolatedRunner",
+    "Outcome",
+    "PoolRunner",
+    "RUNNERS",
+    "TierRunner",
+    "build_runners",
+]

@@ -1,0 +1,162 @@
+"""The code that runs inside a pool or isolated process: look a job up by name, run it, measure it.
+
+The parent forks after it imported the app, so a child finds the job in ``app.jobs`` by its
+registered name; nothing is pickled but plain data. Requests and results are JSON over a pipe::
+
+    request: {"name": str, "args": [...], "kwargs": {...}, "max_memory_mb": float}
+    result:  {"status": "ok"|"failed"|"memory", "error": str, "started_at": float,
+              "finished_at": float, "cpu_s": float, "memory_mb": float, "rss_mb": float}
+
+``memory_mb`` is the peak resident memory of the process while the job ran (the peak is reset
+at job start on Linux); ``rss_mb`` is what the process holds after the job (for recycling).
+The job's memory limit is a soft ``RLIMIT_AS`` of the process's virtual size at job start plus
+``max_memory_mb``: going past it raises ``MemoryError`` inside the job, reported as ``memory``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import inspect
+import json
+import os
+import resource
+import signal
+import time
+import traceback
+from typing import Any
+
+from kqueue.tiers.procs import die_with_parent, own_memory_mb, peak_rss_mb, reset_peak_rss
+
+#: Sent by the parent to ask a pool process to exit after its current job.
+STOP = b"stop"
+#: Exit code of a child that hit its memory limit outside the job (e.g. while reporting).
+MEMORY_EXIT_CODE = 75
+_MB = 1024 * 1024
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    """A request or result as JSON bytes."""
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """A request or result from JSON bytes."""
+    return json.loads(data)
+
+
+def request_for(
+    name: str, args: list, kwargs: dict, max_memory_mb: float, *, hard: bool = False
+) -> dict[str, Any]:
+    """The request that runs job ``name`` with a memory limit in MB (``hard``: for good)."""
+    return {
+        "name": name,
+        "args": args,
+        "kwargs": kwargs,
+        "max_memory_mb": max_memory_mb,
+        "hard_limit": hard,
+    }
+
+
+def prepare(app: Any, parent_pid: int) -> None:
+    """First steps in a fresh child: die with the parent, own signals, no parent connections.
+
+    SIGINT and SIGTERM are ignored: a Ctrl-C or a service manager signalling the whole process
+    group must not cut jobs short; the worker decides (grace period, then SIGKILL). The
+    event loop's wakeup fd belongs to the parent. The parent's backend connection must not be
+    used across fork, so a backend opened from a URL is dropped and reopens on first use.
+    """
+    die_with_parent(parent_pid)
+    with contextlib.suppress(ValueError):  # only the main thread may do this
+        signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    if getattr(app, "backend_url", None):
+        app._backend = None
+    gc.freeze()  # keep the collector off inherited objects: fewer copy-on-write pages
+
+
+def serve(conn: Any, app: Any, parent_pid: int) -> None:
+    """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe."""
+    prepare(app, parent_pid)
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if data == STOP:
+            return
+        _reply(conn, run_job(app, decode(data)))
+
+
+def run_once(conn: Any, app: Any, parent_pid: int, request: dict[str, Any]) -> None:
+    """An isolated process: run one request, report, exit."""
+    prepare(app, parent_pid)
+    _reply(conn, run_job(app, request))
+
+
+def _reply(conn: Any, result: dict[str, Any]) -> None:
+    try:
+        conn.send_bytes(encode(result))
+    except MemoryError:
+        os._exit(MEMORY_EXIT_CODE)
+
+
+def run_job(app: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one request's job in this process and measure it; never raises for the job's failure."""
+    job = app.jobs[request["name"]]
+    reset_peak_rss()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.time()
+    status, error = "ok", ""
+    try:
+        with memory_limit(request.get("max_memory_mb"), hard=request.get("hard_limit", False)):
+            result = job.fn(*request["args"], **request["kwargs"])
+            if inspect.isawaitable(result):
+                asyncio.run(_awaited(result))
+    except MemoryError:
+        status, error = "memory", f"MemoryError past max_memory_mb={request.get('max_memory_mb')}"
+    except BaseException as exc:  # noqa: BLE001 - a job's SystemExit is its failure too
+        status, error = "failed", "".join(traceback.format_exception(exc)).rstrip()
+    finished = time.time()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    return {
+        "status": status,
+        "error": error,
+        "started_at": started,
+        "finished_at": finished,
+        "cpu_s": cpu_s,
+        "memory_mb": peak_rss_mb(),
+        "rss_mb": own_memory_mb()[1],
+    }
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+@contextlib.contextmanager
+def memory_limit(max_memory_mb: float | None, *, hard: bool = False):
+    """Limit this process's address space to its size now plus ``max_memory_mb`` for the block.
+
+    ``RLIMIT_AS`` counts virtual memory, so the limit is relative to the virtual size at entry:
+    the job may grow by ``max_memory_mb`` MB of address space. A soft limit (pool processes) is
+    restored after the block; ``hard`` (isolated processes, used once) also lowers the hard
+    limit, so the job cannot raise it again.
+    """
+    if not max_memory_mb:
+        yield
+        return
+    soft, hard_limit = resource.getrlimit(resource.RLIMIT_AS)
+    vms_mb, _ = own_memory_mb()
+    limit = int((vms_mb + max_memory_mb) * _MB)
+    if hard_limit != resource.RLIM_INFINITY:
+        limit = min(limit, hard_limit)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit if hard else hard_limit))
+    try:
+        yield
+    finally:
+        if not hard:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard_limit))

@@ -1,0 +1,171 @@
+"""The isolated tier: one fresh process per job, at most ``max_concurrent_isolated`` at once.
+
+Each job forks a child from the worker (the app is already imported: nothing to load) that runs
+``child.run_once`` under a hard address-space limit of its size at start plus the job's
+``max_memory_mb`` (``RLIMIT_AS``), reports its measurements and exits. Past ``timeout_s`` the
+child and whatever it started are killed (status ``timeout``). A child that dies without a
+report is ``killed`` (retried by the worker), or ``memory`` when its exit looks like a failed
+allocation. The exit status and the fork time are kept in ``Outcome.extra``; the peak memory of
+the child is the trace's ``memory_mb``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from kqueue.policy.config import Tier
+from kqueue.policy.trace import Status
+from kqueue.tiers import child
+from kqueue.tiers.base import Invocation, Outcome, TierRunner
+from kqueue.tiers.process import ChildProcess, outcome_from_result
+from kqueue.tiers.procs import describe_exit, rss_mb
+
+log = logging.getLogger("kqueue.isolated")
+
+MEMORY_POLL_S = 1.0
+REAP_TIMEOUT_S = 5.0
+
+
+@dataclass(eq=False)
+class _IsolatedJob:
+    """One job and the process running it."""
+
+    invocation: Invocation
+    future: asyncio.Future
+    started_at: float
+    result: dict[str, Any] | None = None
+    rss_mb: float = math.nan
+
+
+class IsolatedRunner(TierRunner):
+    """Runs each job in a fresh process of its own (see the module docstring)."""
+
+    tier = Tier.ISOLATED
+
+    def __init__(self, app, config):
+        super().__init__(app, config)
+        self._jobs: dict[int, tuple[ChildProcess, _IsolatedJob]] = {}
+        self._stopping = False
+        self._last_poll_s = 0.0
+        self._exited: asyncio.Event | None = None
+        self._reserved = 0
+
+    def capacity(self) -> int:
+        return self.config.max_concurrent_isolated
+
+    def running(self) -> int:
+        return self._reserved
+
+    def pids(self) -> list[int]:
+        """Pids of the isolated processes running now."""
+        return list(self._jobs)
+
+    async def start(self) -> None:
+        self._exited = asyncio.Event()
+
+    def run(self, invocation: Invocation) -> Awaitable[Outcome]:
+        """Reserve a slot now (so ``free()`` is right before the task starts), then run."""
+        self._reserved += 1
+        return self._run(invocation)
+
+    async def _run(self, invocation: Invocation) -> Outcome:
+        try:
+            return await self._run_in_child(invocation)
+        finally:
+            self._reserved -= 1
+
+    async def _run_in_child(self, invocation: Invocation) -> Outcome:
+        loop = asyncio.get_running_loop()
+        job = _IsolatedJob(invocation, loop.create_future(), time.time())
+        if self._stopping:
+            return Outcome(Status.KILLED, job.started_at, time.time(), interrupted=True)
+        request = child.request_for(
+            invocation.job.name,
+            invocation.args,
+            invocation.kwargs,
+            invocation.settings.max_memory_mb,
+            hard=True,
+        )
+        process = ChildProcess(
+            child.run_once,
+            (self.app, os.getpid(), request),
+            on_result=self._on_result,
+            on_exit=self._on_exit,
+            name="kqueue-isolated",
+        )
+        self._jobs[process.pid] = (process, job)
+        timer = loop.call_later(invocation.settings.timeout_s, process.kill, Status.TIMEOUT)
+        try:
+            return await job.future
+        finally:
+            timer.cancel()
+
+    def _on_result(self, process: ChildProcess, result: dict[str, Any]) -> None:
+        entry = self._jobs.get(process.pid)
+        if entry is not None and process.kill_reason is None:
+            entry[1].result = result
+
+    def _on_exit(self, process: ChildProcess) -> None:
+        _, job = self._jobs.pop(process.pid)
+        extra = {"exitcode": process.exitcode, "spawn_s": process.spawn_s}
+        if job.result is not None:
+            outcome = outcome_from_result(job.result, f"pid {process.pid}", **extra)
+        else:
+            outcome = process.death_outcome(job.started_at, memory_mb=job.rss_mb)
+        log.debug(
+            "isolated job %s ran in pid %d: %s, %s, peak %.1f MB",
+            job.invocation.job_id,
+            process.pid,
+            outcome.status.value,
+            describe_exit(process.exitcode),
+            outcome.memory_mb,
+        )
+        if not job.future.done():
+            job.future.set_result(outcome)
+        self._exited.set()
+
+    def maintain(self, waiting: int, now_s: float) -> None:
+        if now_s - self._last_poll_s < MEMORY_POLL_S:
+            return
+        self._last_poll_s = now_s
+        for pid, (_, job) in self._jobs.items():
+            job.rss_mb = max(rss_mb(pid), job.rss_mb) if not math.isnan(job.rss_mb) else rss_mb(pid)
+
+    async def stop(self, grace_s: float) -> None:
+        """Kill the running children (their jobs end ``interrupted``) and wait until reaped."""
+        self._stopping = True
+        deadline = time.monotonic() + grace_s
+        while self._jobs and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for process, _ in list(self._jobs.values()):
+            process.kill(Status.KILLED)
+        deadline = time.monotonic() + REAP_TIMEOUT_S
+        while self._jobs and time.monotonic() < deadline:
+            self._exited.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited.wait(), REAP_TIMEOUT_S)
+
+    def status(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "running": self.running(),
+            "capacity": self.capacity(),
+            "processes": [
+                {
+                    "pid": pid,
+                    "state": "busy",
+                    "job": job.invocation.job.name,
+                    "running_s": round(now - job.started_at, 1),
+                    "memory_mb": None if math.isnan(m := rss_mb(pid)) else round(m, 1),
+                }
+                for pid, (_, job) in sorted(self._jobs.items())
+            ],
+        }

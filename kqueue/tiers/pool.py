@@ -1,0 +1,275 @@
+"""The pool tier: a supervised set of long-lived processes, forked from the worker, reused by jobs.
+
+Each process runs ``child.serve``: it reads a request (a job's registered name and its JSON
+arguments), runs it, sends back the measured result, and waits for the next. The supervisor:
+
+- starts ``pool_size`` processes in ``start()`` (before the worker runs any inline job, so the
+  first forks happen while the worker has no other threads);
+- notices a process exit the moment it happens (a pidfd on the event loop), fails its job as
+  ``killed`` (the worker retries it, counting the attempt) and forks a replacement at once;
+- kills a process whose job passes its ``timeout_s`` (status ``timeout``) and replaces it;
+- recycles a process after ``max_jobs_per_worker`` jobs, when its resident memory after a job
+  passes ``max_worker_memory_mb``, or after a job hit its memory limit (status ``memory``);
+- grows and shrinks the pool with ``kqueue.policy.scaler.target_pool_size`` (bounded steps with
+  a cooldown), applied in ``maintain``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kqueue.policy.config import Tier
+from kqueue.policy.scaler import PoolSnapshot, target_pool_size
+from kqueue.policy.trace import Status
+from kqueue.tiers import child
+from kqueue.tiers.base import Invocation, Outcome, TierRunner
+from kqueue.tiers.process import ChildProcess, outcome_from_result
+from kqueue.tiers.procs import rss_mb
+
+log = logging.getLogger("kqueue.pool")
+
+#: How often the memory of busy processes is sampled (for status and killed jobs), seconds.
+MEMORY_POLL_S = 1.0
+#: How long ``stop`` waits for killed processes to be reaped, seconds.
+REAP_TIMEOUT_S = 5.0
+
+
+@dataclass(eq=False)
+class _Assignment:
+    """A job a pool process is running."""
+
+    invocation: Invocation
+    future: asyncio.Future
+    sent_at: float
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)
+class PoolProcess:
+    """The supervisor's view of one pool process."""
+
+    child: ChildProcess
+    jobs_done: int = 0
+    rss_mb: float = math.nan
+    retiring: bool = False
+    job: _Assignment | None = None
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def state(self) -> str:
+        """``busy``, ``idle`` or ``retiring``."""
+        return "retiring" if self.retiring else "busy" if self.job else "idle"
+
+
+class PoolRunner(TierRunner):
+    """Runs jobs on a supervised pool of reused processes (see the module docstring)."""
+
+    tier = Tier.POOL
+
+    def __init__(self, app, config):
+        super().__init__(app, config)
+        self._procs: dict[int, PoolProcess] = {}
+        self._changed: asyncio.Event | None = None
+        self._stopping = False
+        self._last_scaled_at: float | None = None
+        self._last_poll_s = 0.0
+        self._reserved = 0
+        #: Processes replaced after they died, and recycled after limits.
+        self.replaced = self.recycled = 0
+
+    def capacity(self) -> int:
+        return sum(1 for p in self._procs.values() if not p.retiring)
+
+    def running(self) -> int:
+        return self._reserved
+
+    def pids(self) -> list[int]:
+        """Pids of the pool's live processes that take jobs."""
+        return [pid for pid, p in self._procs.items() if not p.retiring]
+
+    async def start(self) -> None:
+        self._changed = asyncio.Event()
+        for _ in range(self.config.pool_size):
+            self._spawn()
+
+    def _spawn(self) -> PoolProcess:
+        process = ChildProcess(
+            child.serve,
+            (self.app, os.getpid()),
+            on_result=self._on_result,
+            on_exit=self._on_exit,
+            name="kqueue-pool",
+        )
+        proc = self._procs[process.pid] = PoolProcess(process)
+        self._changed.set()
+        return proc
+
+    # --- running a job ----------------------------------------------------------------------
+
+    def run(self, invocation: Invocation) -> Awaitable[Outcome]:
+        """Reserve a slot now (so ``free()`` is right before the task starts), then run."""
+        self._reserved += 1
+        return self._run(invocation)
+
+    async def _run(self, invocation: Invocation) -> Outcome:
+        try:
+            return await self._run_on_process(invocation)
+        finally:
+            self._reserved -= 1
+
+    async def _run_on_process(self, invocation: Invocation) -> Outcome:
+        proc = await self._take_idle()
+        loop = asyncio.get_running_loop()
+        job = proc.job = _Assignment(invocation, loop.create_future(), time.time())
+        job.timer = loop.call_later(invocation.settings.timeout_s, self._on_timeout, proc, job)
+        settings = invocation.settings
+        request = child.request_for(
+            invocation.job.name, invocation.args, invocation.kwargs, settings.max_memory_mb
+        )
+        proc.child.send(child.encode(request))
+        try:
+            return await job.future
+        finally:
+            job.timer.cancel()
+
+    async def _take_idle(self) -> PoolProcess:
+        while True:
+            for proc in self._procs.values():
+                if proc.job is None and not proc.retiring and proc.child.alive:
+                    return proc
+            if self._stopping:
+                raise RuntimeError("the pool is stopping")
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _on_result(self, process: ChildProcess, result: dict[str, Any]) -> None:
+        proc = self._procs.get(process.pid)
+        job = proc.job if proc is not None else None
+        if job is None or process.kill_reason is not None:
+            return  # a late result from a process being killed: its exit decides
+        proc.job, proc.rss_mb = None, result["rss_mb"]
+        proc.jobs_done += 1
+        outcome = outcome_from_result(result, f"pid {process.pid}", jobs_done=proc.jobs_done)
+        if not job.future.done():
+            job.future.set_result(outcome)
+        if self._should_recycle(proc, outcome):
+            self._retire(proc, replace=True)
+            self.recycled += 1
+        self._changed.set()
+
+    def _should_recycle(self, proc: PoolProcess, outcome: Outcome) -> bool:
+        return (
+            proc.jobs_done >= self.config.max_jobs_per_worker
+            or proc.rss_mb > self.config.max_worker_memory_mb
+            or outcome.status is Status.MEMORY
+        )
+
+    def _retire(self, proc: PoolProcess, *, replace: bool) -> None:
+        proc.retiring = True
+        proc.child.send(child.STOP)
+        if replace and not self._stopping:
+            self._spawn()
+
+    def _on_timeout(self, proc: PoolProcess, job: _Assignment) -> None:
+        if proc.job is job:
+            log.warning(
+                "pool job %s (%s) passed its timeout_s %.1f s: killing process %d",
+                job.invocation.job_id,
+                job.invocation.job.name,
+                job.invocation.settings.timeout_s,
+                proc.child.pid,
+            )
+            proc.child.kill(Status.TIMEOUT)
+
+    def _on_exit(self, process: ChildProcess) -> None:
+        proc = self._procs.pop(process.pid)
+        job, proc.job = proc.job, None
+        if job is not None and not job.future.done():
+            job.future.set_result(process.death_outcome(job.sent_at, memory_mb=proc.rss_mb))
+        if not proc.retiring and not self._stopping:
+            if process.kill_reason is None:
+                log.warning("pool process %d exited (%s)", process.pid, process.exitcode)
+            self._spawn()
+            self.replaced += 1
+        self._changed.set()
+
+    # --- supervision steps ------------------------------------------------------------------
+
+    def maintain(self, waiting: int, now_s: float) -> None:
+        if self._stopping or self._changed is None:
+            return
+        self._scale(waiting, now_s)
+        self._poll_memory(now_s)
+
+    def _scale(self, waiting: int, now_s: float) -> None:
+        size = self.capacity()
+        busy = sum(1 for p in self._procs.values() if p.job is not None)
+        snapshot = PoolSnapshot(size, busy, waiting, now_s, self._last_scaled_at)
+        target = target_pool_size(snapshot, self.config)
+        if target > size:
+            for _ in range(target - size):
+                self._spawn()
+        elif target < size:
+            idle = [p for p in self._procs.values() if p.job is None and not p.retiring]
+            for proc in idle[: size - target]:
+                self._retire(proc, replace=False)
+        if target != size and size >= self.config.pool_size:
+            self._last_scaled_at = now_s
+            log.info("pool scaled from %d to %d processes (%d waiting)", size, target, waiting)
+
+    def _poll_memory(self, now_s: float) -> None:
+        if now_s - self._last_poll_s < MEMORY_POLL_S:
+            return
+        self._last_poll_s = now_s
+        for pid, proc in self._procs.items():
+            if proc.job is not None:
+                proc.rss_mb = rss_mb(pid)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop every process: running jobs end ``interrupted``; waits until all are reaped."""
+        self._stopping = True
+        if self._changed is None:
+            return
+        deadline = time.monotonic() + grace_s
+        while self.running() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for proc in list(self._procs.values()):
+            proc.child.kill(Status.KILLED)
+        deadline = time.monotonic() + REAP_TIMEOUT_S
+        while self._procs and time.monotonic() < deadline:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), REAP_TIMEOUT_S)
+        self._changed.set()  # wake runs still waiting for a process: they raise
+
+    def status(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "running": self.running(),
+            "capacity": self.capacity(),
+            "replaced": self.replaced,
+            "recycled": self.recycled,
+            "processes": [
+                {
+                    "pid": pid,
+                    "state": proc.state,
+                    "jobs_done": proc.jobs_done,
+                    "memory_mb": _rounded(rss_mb(pid)),
+                    "job": proc.job.invocation.job.name if proc.job else None,
+                    "running_s": round(now - proc.job.sent_at, 1) if proc.job else None,
+                }
+                for pid, proc in sorted(self._procs.items())
+            ],
+        }
+
+
+def _rounded(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 1)

@@ -1,0 +1,159 @@
+"""The parent's handle on one forked child: a pipe to it, and the event loop watching it.
+
+A ``ChildProcess`` forks (``multiprocess``'s fork context) and registers two readers on the
+running asyncio loop: the pipe (a result arrived) and a pidfd of the child (it exited; the
+multiprocess sentinel on kernels without pidfd). Death is noticed the moment the kernel reaps
+nothing more than a zombie, without polling, and a result written just before exit is read first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import multiprocess
+
+from kqueue.policy.trace import Status
+from kqueue.tiers.base import Outcome
+from kqueue.tiers.child import MEMORY_EXIT_CODE, decode
+from kqueue.tiers.procs import describe_exit, kill_tree
+
+_FORK = multiprocess.get_context("fork")
+#: Exits that a memory limit typically causes outside Python's MemoryError (abort in malloc).
+_MEMORY_EXITS = {MEMORY_EXIT_CODE, -signal.SIGABRT, -signal.SIGSEGV}
+
+
+class ChildProcess:
+    """One forked child running ``target(conn, *args)``, watched by the running loop.
+
+    Args:
+        target: the function the child runs (``child.serve`` or ``child.run_once``).
+        args: its arguments after the pipe end (plain data and the app: fork shares them).
+        on_result: called with ``(child, result dict)`` for each result the child sends.
+        on_exit: called with ``(child)`` once, after the child exited and was reaped.
+        name: the process name, for ``ps`` and logs.
+    """
+
+    def __init__(
+        self,
+        target: Callable[..., None],
+        args: tuple,
+        *,
+        on_result: Callable[[ChildProcess, dict], None],
+        on_exit: Callable[[ChildProcess], None],
+        name: str,
+    ):
+        self._loop = asyncio.get_running_loop()
+        self._on_result, self._on_exit = on_result, on_exit
+        parent_end, child_end = _FORK.Pipe(duplex=True)
+        self.process = _FORK.Process(target=target, args=(child_end, *args), name=name)
+        self.process.daemon = True
+        began = time.perf_counter()
+        self.process.start()
+        #: Seconds the fork took in the parent.
+        self.spawn_s = time.perf_counter() - began
+        child_end.close()
+        self.conn = parent_end
+        self.pid: int = self.process.pid
+        self.started_at = time.time()
+        #: Why the parent killed it (TIMEOUT, MEMORY, KILLED at shutdown), or None.
+        self.kill_reason: Status | None = None
+        self.exitcode: int | None = None
+        self._exit_fd, self._own_exit_fd = _exit_fd(self.process)
+        self._loop.add_reader(self.conn.fileno(), self._readable)
+        self._loop.add_reader(self._exit_fd, self._exited)
+
+    @property
+    def alive(self) -> bool:
+        """True until the child has exited."""
+        return self.exitcode is None
+
+    def send(self, data: bytes) -> None:
+        """Send one message; a child that is gone is noticed by its exit reader."""
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send_bytes(data)
+
+    def kill(self, reason: Status) -> None:
+        """SIGKILL the child and whatever it started; the first reason given is kept."""
+        if self.kill_reason is None:
+            self.kill_reason = reason
+        kill_tree(self.pid)
+
+    def _readable(self) -> None:
+        try:
+            data = self.conn.recv_bytes()
+        except (EOFError, OSError):
+            self._loop.remove_reader(self.conn.fileno())
+            return
+        self._on_result(self, decode(data))
+
+    def _exited(self) -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while self.conn.poll(0):  # a result written just before exit comes first
+                self._on_result(self, decode(self.conn.recv_bytes()))
+        self._unwatch()
+        code = self.process.exitcode  # waitpid(WNOHANG): the pidfd said it exited
+        if code is None:
+            self.process.join(0.5)
+            code = self.process.exitcode
+        self.exitcode = code if code is not None else -signal.SIGKILL
+        with contextlib.suppress(ValueError):
+            self.process.close()
+        self._on_exit(self)
+
+    def _unwatch(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self.conn.fileno())
+        self._loop.remove_reader(self._exit_fd)
+        if self._own_exit_fd:
+            os.close(self._exit_fd)
+        self.conn.close()
+
+    def death_outcome(self, started_at: float, *, memory_mb: float = math.nan) -> Outcome:
+        """The outcome of a job whose process exited without reporting a result."""
+        how = describe_exit(self.exitcode)
+        reason = self.kill_reason
+        if reason is None:
+            reason = Status.MEMORY if self.exitcode in _MEMORY_EXITS else Status.KILLED
+        error = {
+            Status.TIMEOUT: f"timed out; process {self.pid} {how}",
+            Status.MEMORY: f"went past its memory limit; process {self.pid} {how}",
+        }.get(reason, f"process {self.pid} died mid-job ({how})")
+        interrupted = self.kill_reason is Status.KILLED  # stopped by the worker at shutdown
+        return Outcome(
+            reason,
+            started_at,
+            time.time(),
+            memory_mb=memory_mb,
+            error=error,
+            where=f"pid {self.pid}",
+            interrupted=interrupted,
+            extra={"exitcode": self.exitcode},
+        )
+
+
+def outcome_from_result(result: dict[str, Any], where: str, **extra: Any) -> Outcome:
+    """The outcome a child reported for a job it ran to its end."""
+    return Outcome(
+        Status(result["status"]),
+        result["started_at"],
+        result["finished_at"],
+        cpu_s=result["cpu_s"],
+        memory_mb=result["memory_mb"],
+        error=result["error"],
+        where=where,
+        extra=extra,
+    )
+
+
+def _exit_fd(process: Any) -> tuple[int, bool]:
+    """A file descriptor readable once ``process`` exits, and whether we must close it."""
+    with contextlib.suppress(AttributeError, OSError):
+        return os.pidfd_open(process.pid), True
+    return process.sentinel, False

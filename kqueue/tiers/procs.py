@@ -1,0 +1,121 @@
+"""Process helpers shared by the pool and isolated tiers: kill a tree, read memory, die with parent.
+
+Everything here is a plain function of a pid (or of the calling process); nothing keeps state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+
+import psutil
+
+_MB = 1024 * 1024
+_PR_SET_PDEATHSIG = 1
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / _MB if hasattr(os, "sysconf") else 4096 / _MB
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to ``pid`` and every process it started (children first); gone ones are skipped.
+
+    A job may start processes of its own; killing only the top one would orphan them.
+    """
+    try:
+        parent = psutil.Process(pid)
+        descendants = parent.children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    for process in descendants:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid``, MB (NaN if it is gone)."""
+    try:
+        return psutil.Process(pid).memory_info().rss / _MB
+    except psutil.Error:
+        return float("nan")
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of ``pid`` (shared pages split between sharers), MB; NaN if unknown.
+
+    PSS is the honest per-process share of a forked family: pages still shared copy-on-write
+    with the parent are counted once across all of them.
+    """
+    try:
+        return psutil.Process(pid).memory_full_info().pss / _MB
+    except (psutil.Error, AttributeError):
+        return float("nan")
+
+
+def family_pss_mb(pid: int) -> float:
+    """Total PSS of ``pid`` and all its descendants, MB (what the whole worker really costs)."""
+    try:
+        members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return float("nan")
+    return sum(pss_mb(member.pid) for member in members)
+
+
+def own_memory_mb() -> tuple[float, float]:
+    """This process's (virtual size, resident size) now, MB, read from ``/proc/self/statm``."""
+    try:
+        with open("/proc/self/statm") as handle:
+            size, resident = handle.read().split()[:2]
+        return int(size) * _PAGE_MB, int(resident) * _PAGE_MB
+    except OSError:
+        info = psutil.Process().memory_info()
+        return info.vms / _MB, info.rss / _MB
+
+
+def reset_peak_rss() -> None:
+    """Reset this process's peak resident memory (Linux ``clear_refs`` 5); no-op elsewhere."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since start or the last ``reset_peak_rss``, MB."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    scale = 1 / _MB if sys.platform == "darwin" else 1 / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux); exit if it already did.
+
+    Called first thing in every child, so no child outlives a worker killed with SIGKILL.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died between fork and prctl
+        os._exit(1)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """A readable exit status: ``exit code 3`` or ``killed by SIGKILL``."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"

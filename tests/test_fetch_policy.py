@@ -1,0 +1,43 @@
+"""The fetch sizing rule (pure): lease what the tiers of recent jobs can take, probe behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from kqueue.policy.fetch import PROBE_SIZE, FetchPlan, plan_fetch, update_shares
+
+POOL_ONLY = {"pool": 1.0}
+MIXED = {"inline": 0.7, "pool": 0.25, "isolated": 0.05}
+
+
+@pytest.mark.parametrize(
+    ("rooms", "shares", "probe_due", "expected"),
+    [
+        # no history: a small probe learns the mix
+        ({"inline": 200, "pool": 4}, {}, False, FetchPlan(PROBE_SIZE, probe=True)),
+        # every tier full: nothing
+        ({"inline": 0, "pool": 0}, MIXED, True, FetchPlan(0)),
+        # only pool jobs lately: lease what the pool takes, not what inline could
+        ({"inline": 200, "pool": 3, "isolated": 10}, POOL_ONLY, False, FetchPlan(3)),
+        # mixed: bounded by the tightest tier with room, then by the batch size
+        ({"inline": 200, "pool": 5, "isolated": 10}, MIXED, False, FetchPlan(20)),
+        ({"inline": 200, "pool": 40, "isolated": 10}, MIXED, False, FetchPlan(100)),
+        # a full tier does not stop the others (its jobs are released if they come)
+        ({"inline": 70, "pool": 0, "isolated": 10}, MIXED, False, FetchPlan(80)),
+        # all recent jobs went to a full tier: nothing, except a probe when one is due
+        ({"inline": 200, "isolated": 0}, {"isolated": 1.0}, False, FetchPlan(0)),
+        ({"inline": 200, "isolated": 0}, {"isolated": 1.0}, True, FetchPlan(2, probe=True)),
+        # a probe never exceeds the room
+        ({"inline": 2, "isolated": 0}, {"isolated": 1.0}, True, FetchPlan(2, probe=True)),
+    ],
+)
+def test_plan_fetch(rooms, shares, probe_due, expected):
+    assert plan_fetch(rooms, shares, 100, probe_due=probe_due) == expected
+
+
+def test_shares_follow_the_mix_and_sum_to_one():
+    shares: dict[str, float] = {}
+    for tier in ["pool"] * 50 + ["inline"] * 50:
+        shares = update_shares(shares, tier)
+    assert shares["inline"] > 0.9
+    assert sum(shares.values()) == pytest.approx(1.0)
