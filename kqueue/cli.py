@@ -237,6 +237,30 @@ def cmd_demo(args) -> int:
     return demo.main(args.backend, Path(args.trace_out))
 
 
+def _add_calibrate(subparsers) -> None:
+    calibrate = subparsers.add_parser(
+        "calibrate", help="measure this host's constants for simulate/tune (under a minute)"
+    )
+    calibrate.add_argument("--out", default="host.toml", help="host profile to write")
+    calibrate.add_argument("--app", help="module:attribute of your App, so memory includes it")
+    calibrate.add_argument("--backend", help="backend to measure against (default: temp SQLite)")
+    calibrate.add_argument("--jobs", type=int, default=200, help="no-op jobs per tier")
+    calibrate.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args) -> int:
+    """``kqueue calibrate``: run the real runtime briefly and write a host profile."""
+    from kqueue.calibrate import calibrate
+
+    started = time.perf_counter()
+    base = load_app(args.app) if args.app else None
+    measured = calibrate(args.backend, base, jobs_per_tier=args.jobs)
+    Path(args.out).write_text(measured.to_toml())
+    print(measured.to_toml(), end="")
+    print(f"# wrote {args.out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def _add_replay(subparsers) -> None:
     replay = subparsers.add_parser(
         "replay", help="re-run a trace for real: its jobs, at their times, on a live worker"
@@ -304,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kqueue", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_dead, _add_pool, _add_demo, _add_replay):
+    for add in (_add_run, _add_dead, _add_pool, _add_demo, _add_replay, _add_calibrate):
         add(subparsers)
     _register_planner(subparsers)
     return parser

@@ -18,12 +18,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import psutil
-
 from kqueue.job import App, encode_message, new_job_id
 from kqueue.policy.config import Config
 from kqueue.policy.units import rescale_arrivals
 from kqueue.synthetic import register_classes
+from kqueue.tiers.procs import family_pss_mb
 from kqueue.worker import Worker, WorkerSummary
 
 log = logging.getLogger("kqueue.replay")
@@ -45,18 +44,6 @@ class ReplayResult:
     def peak_memory_mb(self) -> float:
         """The highest sampled total PSS, MB."""
         return max((mb for _, mb in self.memory), default=math.nan)
-
-
-def tree_pss_mb(process: psutil.Process) -> float:
-    """Proportional set size of a process and all its descendants, MB (RSS where PSS is hidden)."""
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            info = member.memory_full_info()
-            total += getattr(info, "pss", info.rss)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return total / (1024 * 1024)
 
 
 def _calls(frame, rate_per_s: float | None) -> list[tuple[float, str, tuple]]:
@@ -95,9 +82,8 @@ def _dispatch(app: App, queue: str, calls, started: float, stop: threading.Event
 
 
 def _sample(samples: list, started: float, stop: threading.Event) -> None:
-    process = psutil.Process(os.getpid())
     while not stop.is_set():
-        samples.append((time.monotonic() - started, tree_pss_mb(process)))
+        samples.append((time.monotonic() - started, family_pss_mb(os.getpid())))
         stop.wait(MEMORY_SAMPLE_INTERVAL_S)
 
 

@@ -1,0 +1,212 @@
+"""Measure this host's constants for the simulator by running the real runtime briefly.
+
+``kqueue calibrate`` writes a host profile (TOML) whose keys are the simulator's ``HostProfile``
+fields; ``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is measured:
+
+- ``cores``: the CPUs this process may run on.
+- ``fetch_s``: one lease round trip to the backend (median).
+- ``<tier>_dispatch_s``: what a one-slot tier spends between one job's end and the next job's
+  start (median over consecutive no-op jobs through a real worker): the worker's hand-off cost.
+  For the isolated tier the fork is measured apart (``spawn_s``) and taken out.
+- ``spawn_s``: forking a process from the worker until it reports ready (median).
+- ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``: PSS of the worker, of an idle pool
+  process, and of an isolated process running a job, with the app imported.
+
+The runtime never imports the simulator: the keys are written here and a test checks that the
+simulator reads the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import math
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import multiprocess
+
+from kqueue.job import App, encode_message, new_job_id
+from kqueue.policy.config import Config, Tier
+from kqueue.tiers.procs import family_pss_mb
+from kqueue.worker import Worker
+
+QUEUE = "kqueue-calibrate"
+
+
+@dataclass(frozen=True)
+class HostMeasurements:
+    """The measured host constants (names and units as the simulator's ``HostProfile``)."""
+
+    cores: int
+    fetch_s: float
+    polls: bool
+    inline_dispatch_s: float
+    pool_dispatch_s: float
+    isolated_dispatch_s: float
+    spawn_s: float
+    worker_mb: float
+    pool_process_mb: float
+    isolated_process_mb: float
+
+    def to_toml(self) -> str:
+        """The measurements as a host TOML file."""
+        lines = ["# measured by kqueue calibrate on " + time.strftime("%Y-%m-%d %H:%M:%S")]
+        for key, value in asdict(self).items():
+            if isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, int):
+                lines.append(f"{key} = {value}")
+            else:
+                lines.append(f"{key} = {value:.6g}")
+        return "\n".join(lines) + "\n"
+
+
+def _noop() -> None:
+    """A job that does nothing: what is left is the runtime's own cost."""
+
+
+def _hold(seconds: float) -> None:
+    """A job that waits, so its process can be measured while it runs."""
+    time.sleep(seconds)
+
+
+def calibration_app(backend_url: str, base: App | None = None) -> App:
+    """An app with the calibration jobs (one per tier), on top of the user's app if given."""
+    app = base.with_backend(backend_url) if base is not None else App(backend_url)
+    app.queue = QUEUE
+    for tier in (Tier.INLINE, Tier.POOL, Tier.ISOLATED):
+        app.job(name=f"kqueue.calibrate.noop_{tier.value}", tier=tier, queue=QUEUE)(_noop)
+    app.job(name="kqueue.calibrate.hold", tier=Tier.ISOLATED, queue=QUEUE)(_hold)
+    return app
+
+
+def measure_fetch_s(app: App, rounds: int = 30) -> float:
+    """Median time of one ``lease`` round trip that returns a job."""
+    backend, timings = app.backend, []
+    body = encode_message("kqueue.calibrate.noop_inline", (), {}, time.time())
+    for _ in range(rounds):
+        backend.enqueue(QUEUE, new_job_id(), body)
+        began = time.perf_counter()
+        leases = backend.lease(QUEUE, "calibrate", 1, 30.0)
+        timings.append(time.perf_counter() - began)
+        backend.ack(leases)
+    return statistics.median(timings)
+
+
+def measure_spawn_s(rounds: int = 10) -> float:
+    """Median time to fork a process from here until it reports that it runs."""
+    context, timings = multiprocess.get_context("fork"), []
+    for _ in range(rounds):
+        receiver, sender = context.Pipe(duplex=False)
+        began = time.perf_counter()
+        process = context.Process(target=_report_ready, args=(sender,))
+        process.start()
+        receiver.recv()
+        timings.append(time.perf_counter() - began)
+        process.join()
+        receiver.close()
+        sender.close()
+    return statistics.median(timings)
+
+
+def _report_ready(sender) -> None:
+    sender.send(True)
+
+
+def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
+    """Median gap between consecutive no-op jobs on a one-slot ``tier`` of a real worker."""
+    name = f"kqueue.calibrate.noop_{tier.value}"
+    now = time.time()
+    app.backend.enqueue_many(
+        QUEUE, [(new_job_id(), encode_message(name, (), {}, now)) for _ in range(jobs)]
+    )
+    trace = workdir / f"{tier.value}.csv"
+    config = Config(
+        pool_size=1,
+        pool_max_size=1,
+        max_concurrent_inline=1,
+        max_concurrent_isolated=1,
+        poll_interval_s=0.05,
+    )
+    asyncio.run(Worker(app, config, queues=(QUEUE,), burst=True, trace_out=str(trace)).run())
+    with trace.open() as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: float(row["started_at"]))
+    gaps = [
+        float(b["started_at"]) - float(a["finished_at"])
+        for a, b in zip(rows, rows[1:], strict=False)
+    ]
+    return max(0.0, statistics.median(gaps)) if gaps else 0.0
+
+
+async def _family_mb(app: App, pool_size: int, *, with_isolated: bool) -> tuple[float, float]:
+    """Total PSS of a worker and its children at rest, and while one isolated job runs."""
+    config = Config(pool_size=pool_size, pool_max_size=pool_size, poll_interval_s=0.05)
+    worker = Worker(app, config, queues=(QUEUE,))
+    running = asyncio.ensure_future(worker.run())
+    await asyncio.sleep(1.0)
+    at_rest_mb, busy_mb = family_pss_mb(os.getpid()), math.nan
+    if with_isolated:
+        app.jobs["kqueue.calibrate.hold"].dispatch(2.0)
+        isolated = worker.runners[Tier.ISOLATED]
+        deadline = time.monotonic() + 10
+        while not isolated.pids() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        busy_mb = family_pss_mb(os.getpid())
+    worker.drain()
+    await running
+    return at_rest_mb, busy_mb
+
+
+def measure_memory_mb(app: App) -> tuple[float, float, float]:
+    """``(worker_mb, pool_process_mb, isolated_process_mb)`` as the simulator adds them up.
+
+    PSS splits pages shared after fork between the sharers, so no single process's PSS is
+    "its" cost. The simulator's total is ``worker_mb + n * pool_process_mb`` (+ isolated ones),
+    so the constants are fitted to that line: the whole family's PSS is measured with 1 and 3
+    pool processes (the slope is one more process, the intercept the worker), and the isolated
+    process is what one running isolated job adds to the family.
+    """
+    one, _ = asyncio.run(_family_mb(app, 1, with_isolated=False))
+    three, busy = asyncio.run(_family_mb(app, 3, with_isolated=True))
+    pool_mb = max(0.0, (three - one) / 2)
+    return max(0.0, one - pool_mb), pool_mb, max(0.0, busy - three)
+
+
+def calibrate(
+    backend_url: str | None = None, base: App | None = None, jobs_per_tier: int = 200
+) -> HostMeasurements:
+    """Measure every host constant; takes well under a minute.
+
+    Args:
+        backend_url: the backend to measure against (default: a temporary SQLite file).
+        base: the user's app, imported first so memory figures include it.
+        jobs_per_tier: no-op jobs per tier for the hand-off medians (isolated uses a quarter).
+    """
+    with tempfile.TemporaryDirectory(prefix="kqueue-calibrate-") as folder:
+        workdir = Path(folder)
+        app = calibration_app(backend_url or f"sqlite:///{workdir / 'calibrate.db'}", base)
+        spawn_s = measure_spawn_s()
+        fetch_s = measure_fetch_s(app)
+        inline_s = measure_handoff_s(app, Tier.INLINE, jobs_per_tier, workdir)
+        pool_s = measure_handoff_s(app, Tier.POOL, jobs_per_tier, workdir)
+        isolated_s = measure_handoff_s(app, Tier.ISOLATED, max(10, jobs_per_tier // 4), workdir)
+        worker_mb, pool_mb, isolated_mb = measure_memory_mb(app)
+        app.close()
+    return HostMeasurements(
+        cores=len(os.sched_getaffinity(0)),
+        fetch_s=fetch_s,
+        polls=True,
+        inline_dispatch_s=inline_s,
+        pool_dispatch_s=pool_s,
+        isolated_dispatch_s=max(0.0, isolated_s - spawn_s),
+        spawn_s=spawn_s,
+        worker_mb=worker_mb,
+        pool_process_mb=pool_mb,
+        isolated_process_mb=isolated_mb,
+    )
