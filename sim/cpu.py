@@ -51,7 +51,7 @@ class Cpu:
         self._last_s = env.now
         self._seq = 0
         self._wake_at = math.inf
-        self._wake_token = 0
+        self._pending: simpy.Event | None = None
         #: Core-seconds of CPU work done, for utilisation.
         self.busy_core_s = 0.0
 
@@ -102,29 +102,36 @@ class Cpu:
         if self.inline_heap:
             delay = min(delay, (self.inline_heap[0][0] - self.inline_clock) / self.inline_rate)
         if delay == math.inf:
+            self._cancel()
             self._wake_at = math.inf
-            self._wake_token += 1  # any pending wake-up is stale
         else:
             self._wake(max(0.0, delay))
 
-    def _wake(self, delay_s: float) -> None:
-        self._wake_at = self.env.now + delay_s
-        self._wake_token += 1
-        self.env.timeout(delay_s, self._wake_token).callbacks.append(self._woken)
+    def _cancel(self) -> None:
+        """Disarm the pending wake-up (SimPy cannot unschedule; an event without callbacks is
+        popped and skipped at almost no cost)."""
+        if self._pending is not None:
+            self._pending.callbacks.clear()
+            self._pending = None
 
-    def _woken(self, event: simpy.Event) -> None:
-        if event._value != self._wake_token:
-            return  # superseded by a later reschedule
+    def _wake(self, delay_s: float) -> None:
+        self._cancel()
+        self._wake_at = self.env.now + delay_s
+        self._pending = self.env.timeout(delay_s)
+        self._pending.callbacks.append(self._woken)
+
+    def _woken(self, _event: simpy.Event) -> None:
+        self._pending = None
+        self._wake_at = math.inf
         now = self.env.now
         self._advance(now)
         done = []
-        for heap, clock in (
-            (self.proc_heap, self.proc_clock),
-            (self.inline_heap, self.inline_clock),
-        ):
-            limit = clock + EPSILON_S * max(1.0, clock)
-            while heap and heap[0][0] <= limit:
-                done.append(heapq.heappop(heap)[2])
+        heap, limit = self.proc_heap, self.proc_clock + EPSILON_S * max(1.0, self.proc_clock)
+        while heap and heap[0][0] <= limit:
+            done.append(heapq.heappop(heap)[2])
+        heap, limit = self.inline_heap, self.inline_clock + EPSILON_S * max(1.0, self.inline_clock)
+        while heap and heap[0][0] <= limit:
+            done.append(heapq.heappop(heap)[2])
         self.proc_count, self.inline_count = len(self.proc_heap), len(self.inline_heap)
         self._set_rates()
         self._reschedule(now)

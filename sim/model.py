@@ -90,7 +90,9 @@ class Model:
         self.process = [-1] * n
         self.history = DurationHistory.from_config(config)
         self.cpu = Cpu(env, host.cores, self._cpu_done)
-        self._cpu_inline_only = host.cores == 0  # unlimited cores: only the GIL shares
+        self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
+        #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
+        self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
         self._settings: dict[str, tuple[Tier, float | None]] = {}
         self.tiers = (
             InlineTier(self, config.max_concurrent_inline, host.inline_dispatch_s),
@@ -136,11 +138,11 @@ class Model:
             resolved = resolve_job(self.config, job_class, JobOptions())
             settings = self._settings[job_class] = (resolved.tier, resolved.estimated_duration_s)
         declared, explicit_s = settings
-        estimate = self.history.estimate(job_class, explicit_s, self.config.default_estimate_s)
-        tier = _TIER_CODE[
-            route(declared, estimate.duration_s, self.config, force_inline=self.force_inline)
-        ]
-        self.estimated_s[job] = estimate.duration_s
+        config = self.config
+        estimate = self.history.estimate(job_class, explicit_s, config.default_estimate_s)
+        estimate_s = estimate.duration_s
+        tier = _TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
+        self.estimated_s[job] = estimate_s
         self.tier[job] = tier
         self.tiers[tier].submit(job)
 
@@ -148,25 +150,23 @@ class Model:
 
     def run(self, job: int, overhead_s: float) -> None:
         """Start ``job`` on the slot it just got: overhead, off-CPU time, then CPU work."""
-        now = self.env.now
+        env = self.env
+        now = env.now
         self.slot_s[job] = now
         self.started_s[job] = now + overhead_s
-        duration_s = self.jobs.duration_s[job]
-        cpu_s = min(self.jobs.cpu_s[job], duration_s)
-        shared = cpu_s > 0 and (self.tier[job] == INLINE or not self._cpu_inline_only)
-        if not shared:
-            self.env.timeout(overhead_s + duration_s, job).callbacks.append(self._ended)
-            return
-        before_cpu_s = overhead_s + duration_s - cpu_s
-        if before_cpu_s > 0:
-            self.env.timeout(before_cpu_s, job).callbacks.append(self._cpu_start)
+        duration_s, cpu_s = self.jobs.duration_s[job], self._cpu_s[job]
+        if cpu_s > 0 and (self._cpu_shared or self.tier[job] == INLINE):
+            before_cpu_s = overhead_s + duration_s - cpu_s
+            if before_cpu_s > 0:
+                env.timeout(before_cpu_s, job).callbacks.append(self._cpu_start)
+            else:
+                self.cpu.add(job, cpu_s, self.tier[job] == INLINE)
         else:
-            self.cpu.add(job, cpu_s, self.tier[job] == INLINE)
+            env.timeout(overhead_s + duration_s, job).callbacks.append(self._ended)
 
     def _cpu_start(self, event: simpy.Event) -> None:
         job = event._value
-        cpu_s = min(self.jobs.cpu_s[job], self.jobs.duration_s[job])
-        self.cpu.add(job, cpu_s, self.tier[job] == INLINE)
+        self.cpu.add(job, self._cpu_s[job], self.tier[job] == INLINE)
 
     def _ended(self, event: simpy.Event) -> None:
         self._cpu_done(event._value)
