@@ -11,6 +11,13 @@ seconds one of its jobs has received since the start. A job needing ``w`` CPU se
 when the clock reads ``v`` is done when the clock reads ``v + w``, so the next completion is the
 head of a heap and only one wake-up event is pending at a time. Events happen only when a job
 joins or leaves, never on a time step.
+
+Fast path, still exact: while the jobs holding a slot with CPU work left cannot oversubscribe the
+cores however their CPU phases overlap (process jobs + 1 for the worker <= cores, at most one
+inline job), a job's end is fixed when it starts, so it gets a single timeout and never enters
+the clocks. The moment a new job breaks that bound, the fast jobs are moved into the clocks
+(those already computing with their remaining work, the others get an entry event), so each job
+moves at most once and the result is the same as without the fast path.
 """
 
 from __future__ import annotations
@@ -37,9 +44,17 @@ class Cpu:
         env: the simulation environment.
         cores: host cores; 0 = unlimited.
         on_done: called as ``on_done(job)`` when a job's CPU work is complete.
+        fast_path: use the fast path (see the module docstring); off only to test that it is exact.
     """
 
-    def __init__(self, env: simpy.Environment, cores: int, on_done: Callable[[int], None]):
+    def __init__(
+        self,
+        env: simpy.Environment,
+        cores: int,
+        on_done: Callable[[int], None],
+        *,
+        fast_path: bool = True,
+    ):
         self.env = env
         self.cores = cores
         self.on_done = on_done
@@ -54,9 +69,85 @@ class Cpu:
         self._pending: simpy.Event | None = None
         #: Core-seconds of CPU work done, for utilisation.
         self.busy_core_s = 0.0
+        # jobs holding a slot with CPU work left, per group (fast or not)
+        self._procs_held = self._inline_held = 0
+        # fast jobs per group: job -> (CPU entry time, end time, CPU work, end event)
+        self._fast_procs: dict[int, tuple[float, float, float, simpy.Event]] = {}
+        self._fast_inline: dict[int, tuple[float, float, float, simpy.Event]] = {}
+        self._fast_path = fast_path
+
+    def start(self, job: int, before_s: float, work_s: float, inline: bool) -> None:
+        """Run ``job``: ``before_s`` seconds off the CPU, then ``work_s`` CPU seconds, shared.
+
+        Calls ``on_done(job)`` when the CPU work is complete.
+        """
+        cores = self.cores
+        if inline:
+            self._inline_held += 1
+            procs_fit = cores == 0 or self._procs_held + 1 <= cores
+            fast = self._fast_path and self._inline_held <= 1 and procs_fit
+            if not fast:
+                self._leave_fast_path(self._fast_inline, inline=True)
+                if not procs_fit:
+                    self._leave_fast_path(self._fast_procs, inline=False)
+        else:
+            self._procs_held += 1
+            fast = self._fast_path and (cores == 0 or self._procs_held + 1 <= cores)
+            if not fast:
+                self._leave_fast_path(self._fast_procs, inline=False)
+                self._leave_fast_path(self._fast_inline, inline=True)
+        env = self.env
+        if fast:
+            now = env.now
+            end = env.timeout(before_s + work_s, job)
+            if inline:
+                end.callbacks.append(self._fast_inline_done)
+                self._fast_inline[job] = (now + before_s, now + before_s + work_s, work_s, end)
+            else:
+                end.callbacks.append(self._fast_procs_done)
+                self._fast_procs[job] = (now + before_s, now + before_s + work_s, work_s, end)
+            self.busy_core_s += work_s
+        elif before_s > 0:
+            env.timeout(before_s, (job, work_s, inline)).callbacks.append(self._enter)
+        else:
+            self.add(job, work_s, inline)
+
+    def _fast_procs_done(self, event: simpy.Event) -> None:
+        del self._fast_procs[event._value]
+        self._release(event._value, False)
+
+    def _fast_inline_done(self, event: simpy.Event) -> None:
+        del self._fast_inline[event._value]
+        self._release(event._value, True)
+
+    def _release(self, job: int, inline: bool) -> None:
+        if inline:
+            self._inline_held -= 1
+        else:
+            self._procs_held -= 1
+        self.on_done(job)
+
+    def _enter(self, event: simpy.Event) -> None:
+        job, work_s, inline = event._value
+        self.add(job, work_s, inline)
+
+    def _leave_fast_path(self, fast: dict, inline: bool) -> None:
+        """Move one group's fast jobs into its virtual clock (or give them an entry event)."""
+        if not fast:
+            return
+        now = self.env.now
+        for job, (enter_s, end_s, work_s, end) in fast.items():
+            end.callbacks.clear()
+            if enter_s <= now:
+                self.busy_core_s -= end_s - now
+                self.add(job, end_s - now, inline)
+            else:
+                self.busy_core_s -= work_s
+                self.env.timeout(enter_s - now, (job, work_s, inline)).callbacks.append(self._enter)
+        fast.clear()
 
     def add(self, job: int, work_s: float, inline: bool) -> None:
-        """Start ``work_s`` CPU seconds of ``job`` now (in the inline group if ``inline``)."""
+        """Put ``job`` with ``work_s`` CPU seconds left into its group's clock now."""
         now = self.env.now
         if now != self._last_s:
             self._advance(now)
@@ -128,12 +219,12 @@ class Cpu:
         done = []
         heap, limit = self.proc_heap, self.proc_clock + EPSILON_S * max(1.0, self.proc_clock)
         while heap and heap[0][0] <= limit:
-            done.append(heapq.heappop(heap)[2])
+            done.append((heapq.heappop(heap)[2], False))
         heap, limit = self.inline_heap, self.inline_clock + EPSILON_S * max(1.0, self.inline_clock)
         while heap and heap[0][0] <= limit:
-            done.append(heapq.heappop(heap)[2])
+            done.append((heapq.heappop(heap)[2], True))
         self.proc_count, self.inline_count = len(self.proc_heap), len(self.inline_heap)
         self._set_rates()
         self._reschedule(now)
-        for job in done:
-            self.on_done(job)
+        for job, inline in done:
+            self._release(job, inline)

@@ -66,6 +66,7 @@ class Model:
         host: the host constants.
         force_inline: the worker's ``--inline``: every job inline.
         progress: called now and then with (jobs fetched, jobs total).
+        cpu_fast_path: see ``sim.cpu``; turned off only by the test that proves it exact.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class Model:
         *,
         force_inline: bool = False,
         progress: Progress | None = None,
+        cpu_fast_path: bool = True,
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self.force_inline = force_inline
@@ -89,7 +91,7 @@ class Model:
         self.estimated_s = [math.nan] * n
         self.process = [-1] * n
         self.history = DurationHistory.from_config(config)
-        self.cpu = Cpu(env, host.cores, self._cpu_done)
+        self.cpu = Cpu(env, host.cores, self._cpu_done, fast_path=cpu_fast_path)
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
@@ -156,17 +158,9 @@ class Model:
         self.started_s[job] = now + overhead_s
         duration_s, cpu_s = self.jobs.duration_s[job], self._cpu_s[job]
         if cpu_s > 0 and (self._cpu_shared or self.tier[job] == INLINE):
-            before_cpu_s = overhead_s + duration_s - cpu_s
-            if before_cpu_s > 0:
-                env.timeout(before_cpu_s, job).callbacks.append(self._cpu_start)
-            else:
-                self.cpu.add(job, cpu_s, self.tier[job] == INLINE)
+            self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, self.tier[job] == INLINE)
         else:
             env.timeout(overhead_s + duration_s, job).callbacks.append(self._ended)
-
-    def _cpu_start(self, event: simpy.Event) -> None:
-        job = event._value
-        self.cpu.add(job, self._cpu_s[job], self.tier[job] == INLINE)
 
     def _ended(self, event: simpy.Event) -> None:
         self._cpu_done(event._value)

@@ -78,3 +78,25 @@ def test_unlimited_cores_means_no_sharing_between_processes():
     result = simulate(trace, _pool(8), _cpu_host(0))
     assert result.trace()["finished_at"].to_numpy() == pytest.approx([1.0] * 8)
     assert result.cpu_utilisation is None
+
+
+@pytest.mark.parametrize("cores", [2, 8, 24])
+def test_the_fast_path_gives_exactly_the_same_run(cores):
+    # Given a busy prototype-mix workload where cores are sometimes oversubscribed
+    import numpy as np
+    import simpy
+
+    from sim.model import Model
+    from sim.replay import prepare
+    from sim.workload import synth
+
+    prepared = prepare(synth(4000, 8.0, seed=cores))
+    config = Config(pool_max_size=30, max_concurrent_isolated=30)
+    finished = {}
+    for fast in (True, False):
+        env = simpy.Environment()
+        model = Model(env, prepared.jobs, config, HostProfile(cores=cores), cpu_fast_path=fast)
+        env.run()
+        finished[fast] = np.array(model.finished_s)
+    # Then every job ends at the same time with and without the fast path
+    assert np.allclose(finished[True], finished[False], rtol=1e-9, atol=1e-9)
