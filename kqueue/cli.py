@@ -335,13 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_planner(subparsers) -> None:
-    try:
-        from sim import cli as planner
-    except ImportError:
-        return
-    register = getattr(planner, "register", None)
-    if register is not None:
-        register(subparsers)
+    """Add the planner's subcommands (``sim.cli`` imports nothing heavy until they run)."""
+    from sim import cli as planner
+
+    planner.register(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:

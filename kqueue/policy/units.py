@@ -11,13 +11,18 @@ _TIME_UNITS_S = {
     "ms": 0.001,
     "s": 1.0,
     "sec": 1.0,
+    "second": 1.0,
     "m": 60.0,
     "min": 60.0,
+    "minute": 60.0,
     "h": 3600.0,
+    "hr": 3600.0,
     "hour": 3600.0,
     "d": 86400.0,
     "day": 86400.0,
 }
+#: Plurals too: "secs", "minutes", "hours", "days".
+_TIME_UNITS_S |= {f"{unit}s": s for unit, s in list(_TIME_UNITS_S.items()) if len(unit) > 2}
 _MEMORY_UNITS_MB = {
     "kb": 1 / 1024,
     "mb": 1.0,
@@ -48,18 +53,28 @@ def parse_rate(text: str) -> float:
 
 
 def parse_duration(text: str) -> float:
-    """A duration such as ``90s``, ``15min``, ``1h``, ``250ms`` or a bare number (s) -> seconds.
+    """A duration such as ``90s``, ``15min``, ``1h30m``, ``250ms`` or a bare number (s) -> seconds.
 
     Raises:
-        ValueError: not a non-negative duration; says which units are accepted.
+        ValueError: not a positive duration; says which units are accepted.
     """
-    match = re.fullmatch(rf"\s*({_NUMBER})\s*([a-z]*)\s*", text.lower())
-    unit = (match.group(3) or "s") if match else None
-    if match is None or unit not in _TIME_UNITS_S:
+    compact = re.sub(r"\s+", "", text.lower())
+    parts = re.findall(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([a-z]*)", compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
         raise ValueError(
-            f"duration {text!r} is not a number with a unit of {', '.join(_TIME_UNITS_S)}"
+            f"duration {text!r} is not a number with a unit of "
+            f"{', '.join(_TIME_UNITS_S)} (e.g. 90s, 15min, 1h30m)"
         )
-    return float(match.group(1)) * _TIME_UNITS_S[unit]
+    total = 0.0
+    for number, unit in parts:
+        if (unit or "s") not in _TIME_UNITS_S:
+            raise ValueError(
+                f"duration {text!r}: unknown unit {unit!r}; use one of {', '.join(_TIME_UNITS_S)}"
+            )
+        total += float(number) * _TIME_UNITS_S[unit or "s"]
+    if total <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return total
 
 
 def parse_memory(text: str) -> float:

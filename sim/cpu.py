@@ -1,0 +1,230 @@
+"""Processor sharing of the host's CPU cores, exact, with one SimPy event per change that matters.
+
+Scenario: every running job's CPU work competes for ``cores`` cores. A pool or isolated job is one
+process, one runnable thread; all inline jobs live in the worker process and share its one core
+(the GIL), so the worker counts as one runnable thread while any inline job computes. With ``N``
+runnable threads each gets ``min(1, cores / N)`` of a core, and each of ``n`` inline jobs gets a
+``1 / n`` share of the worker's. ``cores = 0`` means unlimited cores (the GIL still applies).
+
+Because all jobs of a group progress at the same rate, each group keeps a *virtual clock*: the CPU
+seconds one of its jobs has received since the start. A job needing ``w`` CPU seconds that joins
+when the clock reads ``v`` is done when the clock reads ``v + w``, so the next completion is the
+head of a heap and only one wake-up event is pending at a time. Events happen only when a job
+joins or leaves, never on a time step.
+
+Fast path, still exact: while the jobs holding a slot with CPU work left cannot oversubscribe the
+cores however their CPU phases overlap (process jobs + 1 for the worker <= cores, at most one
+inline job), a job's end is fixed when it starts, so it gets a single timeout and never enters
+the clocks. The moment a new job breaks that bound, the fast jobs are moved into the clocks
+(those already computing with their remaining work, the others get an entry event), so each job
+moves at most once and the result is the same as without the fast path.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+
+import simpy
+
+#: Jobs whose remaining work is below this many CPU seconds count as done (float round-off).
+EPSILON_S = 1e-9
+
+
+class Cpu:
+    """The host's cores, shared by process jobs and by the worker's inline jobs.
+
+    Two groups: ``procs`` (pool and isolated jobs, one thread each) and ``inline`` (inline jobs,
+    sharing the worker's one thread). Per group: a virtual clock (CPU seconds each of its jobs has
+    received), a heap of (clock reading when done, seq, job), a job count and a rate (cores per
+    job). The attributes are flat, not per-group objects: this is the simulator's hottest code.
+
+    Args:
+        env: the simulation environment.
+        cores: host cores; 0 = unlimited.
+        on_done: called as ``on_done(job)`` when a job's CPU work is complete.
+        fast_path: use the fast path (see the module docstring); off only to test that it is exact.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        cores: int,
+        on_done: Callable[[int], None],
+        *,
+        fast_path: bool = True,
+    ):
+        self.env = env
+        self.cores = cores
+        self.on_done = on_done
+        self.proc_clock = self.inline_clock = 0.0
+        self.proc_heap: list[tuple[float, int, int]] = []
+        self.inline_heap: list[tuple[float, int, int]] = []
+        self.proc_count = self.inline_count = 0
+        self.proc_rate = self.inline_rate = 1.0
+        self._last_s = env.now
+        self._seq = 0
+        self._wake_at = math.inf
+        self._pending: simpy.Event | None = None
+        #: Core-seconds of CPU work done, for utilisation.
+        self.busy_core_s = 0.0
+        # jobs holding a slot with CPU work left, per group (fast or not)
+        self._procs_held = self._inline_held = 0
+        # fast jobs per group: job -> (CPU entry time, end time, CPU work, end event)
+        self._fast_procs: dict[int, tuple[float, float, float, simpy.Event]] = {}
+        self._fast_inline: dict[int, tuple[float, float, float, simpy.Event]] = {}
+        self._fast_path = fast_path
+
+    def start(self, job: int, before_s: float, work_s: float, inline: bool) -> None:
+        """Run ``job``: ``before_s`` seconds off the CPU, then ``work_s`` CPU seconds, shared.
+
+        Calls ``on_done(job)`` when the CPU work is complete.
+        """
+        cores = self.cores
+        if inline:
+            self._inline_held += 1
+            procs_fit = cores == 0 or self._procs_held + 1 <= cores
+            fast = self._fast_path and self._inline_held <= 1 and procs_fit
+            if not fast:
+                self._leave_fast_path(self._fast_inline, inline=True)
+                if not procs_fit:
+                    self._leave_fast_path(self._fast_procs, inline=False)
+        else:
+            self._procs_held += 1
+            fast = self._fast_path and (cores == 0 or self._procs_held + 1 <= cores)
+            if not fast:
+                self._leave_fast_path(self._fast_procs, inline=False)
+                self._leave_fast_path(self._fast_inline, inline=True)
+        env = self.env
+        if fast:
+            now = env.now
+            end = env.timeout(before_s + work_s, job)
+            if inline:
+                end.callbacks.append(self._fast_inline_done)
+                self._fast_inline[job] = (now + before_s, now + before_s + work_s, work_s, end)
+            else:
+                end.callbacks.append(self._fast_procs_done)
+                self._fast_procs[job] = (now + before_s, now + before_s + work_s, work_s, end)
+            self.busy_core_s += work_s
+        elif before_s > 0:
+            env.timeout(before_s, (job, work_s, inline)).callbacks.append(self._enter)
+        else:
+            self.add(job, work_s, inline)
+
+    def _fast_procs_done(self, event: simpy.Event) -> None:
+        del self._fast_procs[event._value]
+        self._release(event._value, False)
+
+    def _fast_inline_done(self, event: simpy.Event) -> None:
+        del self._fast_inline[event._value]
+        self._release(event._value, True)
+
+    def _release(self, job: int, inline: bool) -> None:
+        if inline:
+            self._inline_held -= 1
+        else:
+            self._procs_held -= 1
+        self.on_done(job)
+
+    def _enter(self, event: simpy.Event) -> None:
+        job, work_s, inline = event._value
+        self.add(job, work_s, inline)
+
+    def _leave_fast_path(self, fast: dict, inline: bool) -> None:
+        """Move one group's fast jobs into its virtual clock (or give them an entry event)."""
+        if not fast:
+            return
+        now = self.env.now
+        for job, (enter_s, end_s, work_s, end) in fast.items():
+            end.callbacks.clear()
+            if enter_s <= now:
+                self.busy_core_s -= end_s - now
+                self.add(job, end_s - now, inline)
+            else:
+                self.busy_core_s -= work_s
+                self.env.timeout(enter_s - now, (job, work_s, inline)).callbacks.append(self._enter)
+        fast.clear()
+
+    def add(self, job: int, work_s: float, inline: bool) -> None:
+        """Put ``job`` with ``work_s`` CPU seconds left into its group's clock now."""
+        now = self.env.now
+        if now != self._last_s:
+            self._advance(now)
+        self._seq += 1
+        if inline:
+            heapq.heappush(self.inline_heap, (self.inline_clock + work_s, self._seq, job))
+            self.inline_count += 1
+        else:
+            heapq.heappush(self.proc_heap, (self.proc_clock + work_s, self._seq, job))
+            self.proc_count += 1
+        if self._set_rates():
+            self._reschedule(now)
+            return
+        done_at = now + work_s / (self.inline_rate if inline else self.proc_rate)
+        if done_at < self._wake_at:
+            self._wake(done_at - now)
+
+    def _advance(self, now: float) -> None:
+        elapsed = now - self._last_s
+        self.proc_clock += elapsed * self.proc_rate
+        self.inline_clock += elapsed * self.inline_rate
+        self.busy_core_s += elapsed * (
+            self.proc_rate * self.proc_count + self.inline_rate * self.inline_count
+        )
+        self._last_s = now
+
+    def _set_rates(self) -> bool:
+        """Recompute both groups' rates; return True if either changed."""
+        inline_count = self.inline_count
+        threads = self.proc_count + (1 if inline_count else 0)
+        share = 1.0 if self.cores == 0 or threads <= self.cores else self.cores / threads
+        inline_rate = share / inline_count if inline_count > 1 else share
+        if share == self.proc_rate and inline_rate == self.inline_rate:
+            return False
+        self.proc_rate, self.inline_rate = share, inline_rate
+        return True
+
+    def _reschedule(self, now: float) -> None:
+        """Schedule the wake-up for the earliest completion at the current rates."""
+        delay = math.inf
+        if self.proc_heap:
+            delay = (self.proc_heap[0][0] - self.proc_clock) / self.proc_rate
+        if self.inline_heap:
+            delay = min(delay, (self.inline_heap[0][0] - self.inline_clock) / self.inline_rate)
+        if delay == math.inf:
+            self._cancel()
+            self._wake_at = math.inf
+        else:
+            self._wake(max(0.0, delay))
+
+    def _cancel(self) -> None:
+        """Disarm the pending wake-up (SimPy cannot unschedule; an event without callbacks is
+        popped and skipped at almost no cost)."""
+        if self._pending is not None:
+            self._pending.callbacks.clear()
+            self._pending = None
+
+    def _wake(self, delay_s: float) -> None:
+        self._cancel()
+        self._wake_at = self.env.now + delay_s
+        self._pending = self.env.timeout(delay_s)
+        self._pending.callbacks.append(self._woken)
+
+    def _woken(self, _event: simpy.Event) -> None:
+        self._pending = None
+        self._wake_at = math.inf
+        now = self.env.now
+        self._advance(now)
+        done = []
+        heap, limit = self.proc_heap, self.proc_clock + EPSILON_S * max(1.0, self.proc_clock)
+        while heap and heap[0][0] <= limit:
+            done.append((heapq.heappop(heap)[2], False))
+        heap, limit = self.inline_heap, self.inline_clock + EPSILON_S * max(1.0, self.inline_clock)
+        while heap and heap[0][0] <= limit:
+            done.append((heapq.heappop(heap)[2], True))
+        self.proc_count, self.inline_count = len(self.proc_heap), len(self.inline_heap)
+        self._set_rates()
+        self._reschedule(now)
+        for job, inline in done:
+            self._release(job, inline)

@@ -1,0 +1,117 @@
+"""The host profile: the measured constants that make a real worker differ from a textbook queue.
+
+A ``HostProfile`` says how many CPU cores the jobs share, what each tier costs to hand a job to,
+how long a process takes to start, and how much memory each kind of process holds before it runs
+anything. Every constant may be zero: ``HostProfile.ideal()`` sets them all to zero (and makes the
+backend wake the worker at once instead of being polled), which turns the model into a textbook
+queue; that is how the simulator is checked against queueing theory.
+
+A host file is TOML with the field names below as top-level keys::
+
+    cores = 4
+    spawn_s = 0.05
+    pool_dispatch_s = 0.002
+    pool_process_mb = 60
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kqueue.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    """Constants of the machine and of the runtime's process handling (all >= 0)."""
+
+    #: CPU cores shared by all running jobs' CPU work; 0 means unlimited (no processor sharing).
+    cores: int = 4
+    #: One round trip to the backend to lease a batch of jobs.
+    fetch_s: float = 0.002
+    #: The worker polls an empty backend every ``Config.poll_interval_s``; False means the
+    #: backend wakes the worker the moment a job arrives (a blocking pop; what ``ideal`` uses).
+    polls: bool = True
+    #: Handing one job to the inline tier (thread-pool or event-loop hand-off).
+    inline_dispatch_s: float = 0.0002
+    #: Handing one job to a pool process and getting its result back (pickling, pipes).
+    pool_dispatch_s: float = 0.002
+    #: Handing one job to a freshly started isolated process, on top of ``spawn_s``.
+    isolated_dispatch_s: float = 0.002
+    #: Starting a process (fork/spawn plus imports): each isolated job, each new pool process.
+    spawn_s: float = 0.05
+    #: Resident memory of the worker process itself, before any inline job.
+    worker_mb: float = 80.0
+    #: Resident memory of an idle pool process that has run nothing yet.
+    pool_process_mb: float = 60.0
+    #: Resident memory of an isolated process before its job allocates anything.
+    isolated_process_mb: float = 60.0
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("bool", bool):
+                if not isinstance(value, bool):
+                    raise ConfigError(
+                        f"host: {field.name} = {value!r} is invalid; expected true/false"
+                    )
+                continue
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+            if field.name == "cores":
+                ok = ok and float(value).is_integer()
+            if not ok:
+                raise ConfigError(
+                    f"host: {field.name} = {value!r} is invalid; expected a number >= 0"
+                )
+
+    @classmethod
+    def ideal(cls) -> HostProfile:
+        """Every constant zero: unlimited cores, free dispatch and spawn, no memory, no polling."""
+        zeros = {f.name: 0 for f in dataclasses.fields(cls) if f.name != "polls"}
+        return cls(**zeros, polls=False)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> HostProfile:
+        """Build a profile from a host TOML file (optional) and overrides (``None`` = unset).
+
+        Args:
+            path: a TOML file whose top-level keys are ``HostProfile`` field names.
+            **overrides: field values that beat the file, e.g. ``cores=8`` from ``--cores``.
+
+        Raises:
+            ConfigError: unreadable file, unknown key (naming the file, the key and the valid
+                keys) or a bad value.
+        """
+        values: dict[str, Any] = {}
+        if path is not None:
+            values.update(_read_toml(Path(path)))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        source = str(path) if path is not None else "host overrides"
+        valid = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in valid:
+                raise ConfigError(
+                    f"{source}: unknown key {key!r}; valid keys are: {', '.join(valid)}"
+                )
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("host:", f"{source}:", 1)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as a plain dict (for reports)."""
+        return dataclasses.asdict(self)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: host file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None

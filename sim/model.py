@@ -1,0 +1,172 @@
+"""The SimPy model of one kqueue worker: fetch, estimate, route, and run jobs on three tiers.
+
+Scenario: jobs arrive in a backend at the times of a trace. One worker leases them in batches of
+up to ``fetch_batch_size`` (one backend round trip, ``HostProfile.fetch_s``, per batch), and when
+the backend is empty it polls again every ``poll_interval_s``. For each job it resolves the job's
+settings, estimates its duration and routes it with the same ``kqueue.policy`` functions as the
+runtime, then hands it to the tier's FIFO. A job holds its tier slot (an inline slot, a pool
+process or an isolated process) from the moment it leaves the FIFO until it ends: first the
+tier's dispatch overhead (and, isolated, the process spawn), then its off-CPU time
+(``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.cpu``).
+When a job ends its measured duration goes into its class's history, so routing learns.
+
+For speed, jobs are not SimPy processes: each job is a couple of timeouts with a callback, and
+the long-lived loops (the fetcher, the pool's scaler) are processes. Job data lives in parallel
+lists indexed by the job's position in the trace (sorted by ``submitted_at``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import simpy
+
+from kqueue.policy import Config, DurationHistory, JobOptions, Tier, resolve_job, route
+from sim.cpu import Cpu
+from sim.host import HostProfile
+from sim.tiers import InlineTier, IsolatedTier, PoolTier
+
+#: Tier codes stored per job (index into ``TIER_NAMES``); -1 = not dispatched.
+INLINE, POOL, ISOLATED = 0, 1, 2
+TIER_NAMES = ("inline", "pool", "isolated")
+_TIER_CODE = {Tier.INLINE: INLINE, Tier.POOL: POOL, Tier.ISOLATED: ISOLATED}
+
+#: Progress callback: ``progress(jobs_fetched, jobs_total)``.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """The jobs to replay, as parallel lists sorted by ``submitted_s`` (seconds, MB)."""
+
+    submitted_s: list[float]
+    duration_s: list[float]
+    cpu_s: list[float]
+    memory_mb: list[float]
+    job_class: list[str]
+
+    def __len__(self) -> int:
+        return len(self.submitted_s)
+
+
+class Model:
+    """One worker and its three tiers inside a SimPy environment.
+
+    Build it, then ``env.run()``; per-job outcomes are in the lists ``started_s``,
+    ``finished_s``, ``slot_s`` (when the job got its tier slot), ``tier``, ``estimated_s``
+    and ``process`` (pool process or isolated spawn number, -1 inline).
+
+    Args:
+        env: the environment (time 0 is the trace's time 0).
+        jobs: what to replay.
+        config: the worker's settings (routing, limits, pool sizing, fetch, poll).
+        host: the host constants.
+        force_inline: the worker's ``--inline``: every job inline.
+        progress: called now and then with (jobs fetched, jobs total).
+        cpu_fast_path: see ``sim.cpu``; turned off only by the test that proves it exact.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        jobs: Jobs,
+        config: Config,
+        host: HostProfile,
+        *,
+        force_inline: bool = False,
+        progress: Progress | None = None,
+        cpu_fast_path: bool = True,
+    ):
+        self.env, self.jobs, self.config, self.host = env, jobs, config, host
+        self.force_inline = force_inline
+        self.progress = progress
+        n = len(jobs)
+        self.started_s = [math.nan] * n
+        self.finished_s = [math.nan] * n
+        self.slot_s = [math.nan] * n
+        self.tier = [-1] * n
+        self.estimated_s = [math.nan] * n
+        self.process = [-1] * n
+        self.history = DurationHistory.from_config(config)
+        self.cpu = Cpu(env, host.cores, self._cpu_done, fast_path=cpu_fast_path)
+        self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
+        #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
+        self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
+        self._settings: dict[str, tuple[Tier, float | None]] = {}
+        self.tiers = (
+            InlineTier(self, config.max_concurrent_inline, host.inline_dispatch_s),
+            PoolTier(self, config, host),
+            IsolatedTier(self, config.max_concurrent_isolated, host),
+        )
+        env.process(self.fetcher())
+
+    # --- the worker loop ------------------------------------------------------------------
+
+    def fetcher(self):
+        """Lease batches from the backend, dispatch each job, poll when the backend is empty."""
+        env, submitted = self.env, self.jobs.submitted_s
+        total, batch = len(submitted), self.config.fetch_batch_size
+        report_every = max(1, total // 100)
+        fetched = next_report = 0
+        while fetched < total:
+            if submitted[fetched] > env.now:
+                yield env.timeout(self._next_fetch_s(submitted[fetched]) - env.now)
+            if self.host.fetch_s:
+                yield env.timeout(self.host.fetch_s)
+            due = max(env.now, submitted[fetched])  # guards float round-off of the timeout
+            end = bisect.bisect_right(submitted, due, fetched, min(total, fetched + batch))
+            for job in range(fetched, end):
+                self.dispatch(job)
+            fetched = end
+            if self.progress is not None and fetched >= next_report:
+                self.progress(fetched, total)
+                next_report = fetched + report_every
+
+    def _next_fetch_s(self, arrival_s: float) -> float:
+        """When the worker, finding the backend empty now, next sees a job arriving then."""
+        if not self.host.polls:
+            return arrival_s
+        now, interval = self.env.now, self.config.poll_interval_s
+        return now + math.ceil((arrival_s - now) / interval) * interval
+
+    def dispatch(self, job: int) -> None:
+        """Estimate and route one leased job, then hand it to its tier."""
+        job_class = self.jobs.job_class[job]
+        settings = self._settings.get(job_class)
+        if settings is None:
+            resolved = resolve_job(self.config, job_class, JobOptions())
+            settings = self._settings[job_class] = (resolved.tier, resolved.estimated_duration_s)
+        declared, explicit_s = settings
+        config = self.config
+        estimate = self.history.estimate(job_class, explicit_s, config.default_estimate_s)
+        estimate_s = estimate.duration_s
+        tier = _TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
+        self.estimated_s[job] = estimate_s
+        self.tier[job] = tier
+        self.tiers[tier].submit(job)
+
+    # --- one job's life on its slot ------------------------------------------------------
+
+    def run(self, job: int, overhead_s: float) -> None:
+        """Start ``job`` on the slot it just got: overhead, off-CPU time, then CPU work."""
+        env = self.env
+        now = env.now
+        self.slot_s[job] = now
+        self.started_s[job] = now + overhead_s
+        duration_s, cpu_s = self.jobs.duration_s[job], self._cpu_s[job]
+        if cpu_s > 0 and (self._cpu_shared or self.tier[job] == INLINE):
+            self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, self.tier[job] == INLINE)
+        else:
+            env.timeout(overhead_s + duration_s, job).callbacks.append(self._ended)
+
+    def _ended(self, event: simpy.Event) -> None:
+        self._cpu_done(event._value)
+
+    def _cpu_done(self, job: int) -> None:
+        now = self.env.now
+        self.finished_s[job] = now
+        self.history.record(self.jobs.job_class[job], now - self.started_s[job])
+        self.tiers[self.tier[job]].release(job)

@@ -1,0 +1,102 @@
+"""Run a trace through the model: the one entry point the CLI and the tuner call.
+
+``simulate(trace, config, host)`` takes a trace DataFrame (as ``kqueue.policy.read_trace``
+returns it) or a ``TraceJobs`` prepared once with ``prepare`` (the tuner replays one trace under
+thousands of configs, so it prepares once), runs one SimPy environment to the end (every job that
+can run finishes) and returns a ``SimResult``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from kqueue.policy import Config, validate_trace
+from sim.host import HostProfile
+from sim.model import POOL, Jobs, Model, Progress
+from sim.report import Outcome, SimResult, summarize
+
+#: CPU seconds assumed for a row without ``cpu_s``: this fraction of its ``duration_s``
+#: (half computing, half waiting on I/O: between a pure I/O job and a pure CPU job).
+DEFAULT_CPU_FRACTION = 0.5
+#: Memory assumed for a row without ``memory_mb``: a modest Python job's working set, MB.
+DEFAULT_MEMORY_MB = 50.0
+
+
+@dataclass(frozen=True)
+class TraceJobs:
+    """A trace made ready to replay: jobs sorted by submission, times relative to ``origin_s``."""
+
+    #: The jobs, time 0 = ``origin_s``.
+    jobs: Jobs
+    #: The trace's first ``submitted_at`` (added back to times in the simulated trace).
+    origin_s: float
+    #: The validated rows in replay order (their ``job_id``, ``queue``, ... are passed through).
+    rows: pd.DataFrame
+    #: How many rows had no ``cpu_s`` / no ``memory_mb`` and got the defaults above.
+    default_cpu_rows: int
+    default_memory_rows: int
+
+
+def prepare(trace: pd.DataFrame, source: str = "<trace>") -> TraceJobs:
+    """Validate a trace DataFrame and turn it into ``TraceJobs`` (fill defaults, sort, shift).
+
+    Raises:
+        TraceError: as ``kqueue.policy.validate_trace`` (names the line and column).
+    """
+    frame = validate_trace(trace.copy(), source=source)
+    frame = frame.sort_values("submitted_at", kind="stable").reset_index(drop=True)
+    duration = frame["duration_s"].to_numpy(float)
+    cpu = frame["cpu_s"].to_numpy(float)
+    memory = frame["memory_mb"].to_numpy(float)
+    no_cpu, no_memory = np.isnan(cpu), np.isnan(memory)
+    cpu = np.where(no_cpu, DEFAULT_CPU_FRACTION * duration, cpu)
+    memory = np.where(no_memory, DEFAULT_MEMORY_MB, memory)
+    submitted = frame["submitted_at"].to_numpy(float)
+    origin = float(submitted[0])
+    jobs = Jobs(
+        submitted_s=(submitted - origin).tolist(),
+        duration_s=duration.tolist(),
+        cpu_s=cpu.tolist(),
+        memory_mb=memory.tolist(),
+        job_class=frame["job_class"].tolist(),
+    )
+    return TraceJobs(jobs, origin, frame, int(no_cpu.sum()), int(no_memory.sum()))
+
+
+def simulate(
+    trace: pd.DataFrame | TraceJobs,
+    config: Config | None = None,
+    host: HostProfile | None = None,
+    *,
+    force_inline: bool = False,
+    progress: Progress | None = None,
+) -> SimResult:
+    """Replay ``trace`` on one simulated worker and return what happened.
+
+    Args:
+        trace: a trace DataFrame (needs ``submitted_at``, ``job_class``, ``duration_s``) or
+            ``TraceJobs`` from ``prepare``.
+        config: the worker's settings (default ``Config()``).
+        host: the host constants (default ``HostProfile()``; ``HostProfile.ideal()`` for a
+            textbook queue).
+        force_inline: model the worker's ``--inline`` (every job inline).
+        progress: called as ``progress(jobs_fetched, jobs_total)`` about every 1% of the jobs.
+
+    Raises:
+        TraceError: a bad trace (only when given a DataFrame).
+    """
+    prepared = trace if isinstance(trace, TraceJobs) else prepare(trace)
+    config = config if config is not None else Config()
+    host = host if host is not None else HostProfile()
+    began = time.perf_counter()
+    env = simpy.Environment()
+    model = Model(env, prepared.jobs, config, host, force_inline=force_inline, progress=progress)
+    env.run()
+    model.tiers[POOL].finish()
+    outcome = Outcome.from_model(model, prepared, config, host, wall_s=time.perf_counter() - began)
+    return summarize(outcome)

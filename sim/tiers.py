@@ -1,0 +1,213 @@
+"""The three tiers of the simulated worker: where a routed job waits and which slot it runs on.
+
+Each tier has the runtime's small interface: ``submit(job)`` when the worker routes a job to it,
+``release(job)`` when the job ends. Jobs wait in a per-tier FIFO, so a full tier never blocks the
+others. The inline and isolated tiers are a fixed number of slots; the pool is a set of
+long-lived processes sized by ``kqueue.policy.scaler.target_pool_size`` (the runtime's rule),
+each recycled after ``max_jobs_per_worker`` jobs or when its memory passes
+``max_worker_memory_mb``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import TYPE_CHECKING
+
+from kqueue.policy import Config, PoolSnapshot, target_pool_size
+from sim.host import HostProfile
+
+if TYPE_CHECKING:
+    from sim.model import Model
+
+
+class SlotTier:
+    """A tier of ``limit`` identical slots with a FIFO; each job pays ``overhead_s`` first."""
+
+    def __init__(self, model: Model, limit: int, overhead_s: float):
+        self.model = model
+        self.free = limit
+        self.overhead_s = overhead_s
+        self.queue: deque[int] = deque()
+
+    def submit(self, job: int) -> None:
+        """Start ``job`` on a free slot, or queue it."""
+        if self.free > 0:
+            self.free -= 1
+            self._start(job)
+        else:
+            self.queue.append(job)
+
+    def release(self, job: int) -> None:
+        """``job`` ended: its slot goes to the next queued job, or becomes free."""
+        if self.queue:
+            self._start(self.queue.popleft())
+        else:
+            self.free += 1
+
+    def _start(self, job: int) -> None:
+        self.model.run(job, self.overhead_s)
+
+
+class InlineTier(SlotTier):
+    """Inside the worker process: ``max_concurrent_inline`` slots, CPU work under one GIL."""
+
+
+class IsolatedTier(SlotTier):
+    """One fresh process per job, ``max_concurrent_isolated`` at once, each paying a spawn."""
+
+    def __init__(self, model: Model, limit: int, host: HostProfile):
+        super().__init__(model, limit, host.spawn_s + host.isolated_dispatch_s)
+        #: Processes started so far (one per job).
+        self.spawns = 0
+
+    def _start(self, job: int) -> None:
+        self.model.process[job] = self.spawns
+        self.spawns += 1
+        super()._start(job)
+
+
+class PoolTier:
+    """Long-lived processes reused across jobs, grown and shrunk by the runtime's sizing rule.
+
+    A process holds ``HostProfile.pool_process_mb`` plus the high-water mark of the memory of the
+    jobs it has run, until it exits (recycled or retired). Memory changes are recorded as
+    ``(time_s, delta_mb)`` in ``memory_t_s`` / ``memory_delta_mb``.
+    """
+
+    def __init__(self, model: Model, config: Config, host: HostProfile):
+        self.model, self.config, self.env = model, config, model.env
+        self.dispatch_s, self.spawn_s, self.base_mb = (
+            host.pool_dispatch_s,
+            host.spawn_s,
+            host.pool_process_mb,
+        )
+        self.queue: deque[int] = deque()
+        self.idle: deque[int] = deque()  # ready processes, longest idle first
+        self.high_water_mb: dict[int, float] = {}
+        self.jobs_run: dict[int, int] = {}
+        self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
+        self.alive_process_s = 0.0
+        self.memory_t_s: list[float] = []
+        self.memory_delta_mb: list[float] = []
+        self._size_since_s = self.env.now
+        self._last_scaled_s: float | None = None
+        self._recheck_pending = False
+        # The rule keeps the size between pool_size and pool_max_size: equal bounds, nothing to do.
+        self._fixed = config.pool_size == config.pool_max_size
+        for _ in range(config.pool_size):
+            self._spawn(warm=True)  # the worker started its pool before the trace begins
+
+    def submit(self, job: int) -> None:
+        """Run ``job`` on an idle process, or queue it; then let the pool resize."""
+        if self.idle:
+            self._start(job, self.idle.popleft())
+        else:
+            self.queue.append(job)
+        self._scale()
+
+    def release(self, job: int) -> None:
+        """``job`` ended: recycle its process if it is due, else give it the next job."""
+        pid = self.model.process[job]
+        self.busy -= 1
+        self.jobs_run[pid] += 1
+        if (
+            self.jobs_run[pid] >= self.config.max_jobs_per_worker
+            or self.base_mb + self.high_water_mb[pid] > self.config.max_worker_memory_mb
+        ):
+            self.recycles += 1
+            self._exit(pid)
+            self._spawn()
+        else:
+            self._ready(pid)
+        self._scale()
+
+    def finish(self) -> None:
+        """Close the books at the end of the run (alive process-seconds)."""
+        self._resize(0)
+
+    # --- processes ------------------------------------------------------------------------
+
+    def _start(self, job: int, pid: int) -> None:
+        self.busy += 1
+        self.model.process[job] = pid
+        memory_mb = self.model.jobs.memory_mb[job]
+        if memory_mb > self.high_water_mb[pid]:
+            self._memory(self.env.now + self.dispatch_s, memory_mb - self.high_water_mb[pid])
+            self.high_water_mb[pid] = memory_mb
+        self.model.run(job, self.dispatch_s)
+
+    def _ready(self, pid: int) -> None:
+        if self.queue:
+            self._start(self.queue.popleft(), pid)
+        else:
+            self.idle.append(pid)
+
+    def _spawn(self, warm: bool = False) -> None:
+        pid = self.spawns
+        self.spawns += 1
+        self.high_water_mb[pid] = 0.0
+        self.jobs_run[pid] = 0
+        self._resize(+1)
+        self._memory(self.env.now, self.base_mb)
+        if warm or self.spawn_s == 0:
+            self._ready(pid)
+            return
+
+        def started(_event, pid=pid):
+            self._ready(pid)
+            self._scale()
+
+        self.env.timeout(self.spawn_s).callbacks.append(started)
+
+    def _exit(self, pid: int) -> None:
+        self._resize(-1)
+        self._memory(self.env.now, -(self.base_mb + self.high_water_mb.pop(pid)))
+        del self.jobs_run[pid]
+
+    def _resize(self, delta: int) -> None:
+        now = self.env.now
+        self.alive_process_s += self.size * (now - self._size_since_s)
+        self._size_since_s = now
+        self.size += delta
+        self.peak_size = max(self.peak_size, self.size)
+
+    def _memory(self, at_s: float, delta_mb: float) -> None:
+        if delta_mb:
+            self.memory_t_s.append(at_s)
+            self.memory_delta_mb.append(delta_mb)
+
+    # --- sizing ---------------------------------------------------------------------------
+
+    def _scale(self) -> None:
+        """Apply ``target_pool_size``; if a cooldown holds back a change, look again after it."""
+        if self._fixed:
+            return
+        now = self.env.now
+        snapshot = PoolSnapshot(self.size, self.busy, len(self.queue), now, self._last_scaled_s)
+        target = target_pool_size(snapshot, self.config)
+        if target > self.size:
+            for _ in range(target - self.size):
+                self._spawn()
+            self._last_scaled_s = now
+        elif target < self.size and self.idle:
+            for _ in range(min(self.size - target, len(self.idle))):
+                self._exit(self.idle.popleft())
+            self._last_scaled_s = now
+        elif self._last_scaled_s is not None and not self._recheck_pending:
+            self._recheck_after_cooldown(snapshot)
+
+    def _recheck_after_cooldown(self, snapshot: PoolSnapshot) -> None:
+        ends_s = self._last_scaled_s + self.config.pool_scale_cooldown_s
+        if ends_s <= snapshot.now_s:
+            return
+        later = dataclasses.replace(snapshot, now_s=ends_s)
+        if target_pool_size(later, self.config) == self.size:
+            return
+        self._recheck_pending = True
+
+        def recheck(_event):
+            self._recheck_pending = False
+            self._scale()
+
+        self.env.timeout(ends_s - snapshot.now_s).callbacks.append(recheck)

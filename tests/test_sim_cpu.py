@@ -1,0 +1,102 @@
+"""Processor sharing: CPU work slows when more of it runs than there are cores."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kqueue.policy import Config
+from sim.host import HostProfile
+from sim.replay import simulate
+
+
+def _cpu_host(cores: int) -> HostProfile:
+    return HostProfile.load(None, **{**HostProfile.ideal().to_dict(), "cores": cores})
+
+
+def _pool(size: int) -> Config:
+    return Config(
+        inline_max_duration_s=0.0, pooled_max_duration_s=1e9, pool_size=size, pool_max_size=size
+    )
+
+
+def _trace(starts: list[float], cpu_s: list[float], duration_s: list[float] | None = None):
+    return pd.DataFrame(
+        {
+            "submitted_at": starts,
+            "job_class": "cpu",
+            "duration_s": duration_s if duration_s is not None else cpu_s,
+            "cpu_s": cpu_s,
+            "memory_mb": 0.0,
+        }
+    )
+
+
+@pytest.mark.parametrize(("jobs", "cores"), [(2, 1), (3, 2), (4, 2), (10, 3), (7, 4), (5, 5)])
+def test_n_cpu_bound_jobs_on_k_cores_all_finish_at_n_over_k(jobs, cores):
+    # Given n CPU-bound jobs of 1 CPU second, all started at t=0 on separate pool processes
+    trace = _trace([0.0] * jobs, [1.0] * jobs)
+    # When they share k cores
+    result = simulate(trace, _pool(jobs), _cpu_host(cores))
+    # Then every one finishes at max(1, n / k)
+    finished = result.trace()["finished_at"]
+    assert finished.to_numpy() == pytest.approx([max(1.0, jobs / cores)] * jobs, rel=1e-9)
+
+
+def test_a_job_joining_later_slows_the_others_only_while_it_overlaps():
+    # Given 2 cores, jobs A and B (1 CPU s) at t=0 and C (1 CPU s) at t=0.5
+    trace = _trace([0.0, 0.0, 0.5], [1.0, 1.0, 1.0])
+    result = simulate(trace, _pool(3), _cpu_host(2))
+    # Then: 0-0.5 A and B run at full speed (0.5 s left each); from 0.5 three jobs share two
+    # cores at 2/3 each, so A and B need 0.75 s more and end at 1.25; C has then 0.5 s done
+    # and runs alone at full speed: it ends at 1.75.
+    finished = result.trace().sort_values("submitted_at")["finished_at"].to_numpy()
+    assert finished == pytest.approx([1.25, 1.25, 1.75], rel=1e-9)
+
+
+def test_off_cpu_time_is_not_stretched():
+    # Given 1 core and two jobs of 2 s wall each, of which 1 s is CPU work (the rest I/O wait)
+    trace = _trace([0.0, 0.0], [1.0, 1.0], duration_s=[2.0, 2.0])
+    result = simulate(trace, _pool(2), _cpu_host(1))
+    # Then the I/O second overlaps freely and only the CPU seconds share the core: 1 + 2 = 3 s
+    assert result.trace()["finished_at"].to_numpy() == pytest.approx([3.0, 3.0])
+
+
+def test_inline_jobs_share_one_core_even_on_a_big_host():
+    # Given 4 CPU-bound inline jobs (the GIL) on a host with 16 cores
+    trace = _trace([0.0] * 4, [0.5] * 4)
+    config = Config(inline_max_duration_s=10.0, pooled_max_duration_s=20.0, default_estimate_s=1)
+    result = simulate(trace, config, _cpu_host(16))
+    # Then they run one core's worth at a time: all four finish at 4 x 0.5 = 2 s
+    rows = result.trace()
+    assert set(rows["tier"]) == {"inline"}
+    assert rows["finished_at"].to_numpy() == pytest.approx([2.0] * 4)
+
+
+def test_unlimited_cores_means_no_sharing_between_processes():
+    trace = _trace([0.0] * 8, [1.0] * 8)
+    result = simulate(trace, _pool(8), _cpu_host(0))
+    assert result.trace()["finished_at"].to_numpy() == pytest.approx([1.0] * 8)
+    assert result.cpu_utilisation is None
+
+
+@pytest.mark.parametrize("cores", [2, 8, 24])
+def test_the_fast_path_gives_exactly_the_same_run(cores):
+    # Given a busy prototype-mix workload where cores are sometimes oversubscribed
+    import numpy as np
+    import simpy
+
+    from sim.model import Model
+    from sim.replay import prepare
+    from sim.workload import synth
+
+    prepared = prepare(synth(4000, 8.0, seed=cores))
+    config = Config(pool_max_size=30, max_concurrent_isolated=30)
+    finished = {}
+    for fast in (True, False):
+        env = simpy.Environment()
+        model = Model(env, prepared.jobs, config, HostProfile(cores=cores), cpu_fast_path=fast)
+        env.run()
+        finished[fast] = np.array(model.finished_s)
+    # Then every job ends at the same time with and without the fast path
+    assert np.allclose(finished[True], finished[False], rtol=1e-9, atol=1e-9)

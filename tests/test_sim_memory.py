@@ -1,0 +1,116 @@
+"""The memory model against a scenario worked out by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kqueue.policy import Config
+from sim.host import HostProfile
+from sim.replay import simulate
+
+WORKER_MB, POOL_PROCESS_MB, ISOLATED_PROCESS_MB = 100.0, 50.0, 40.0
+
+
+def _host() -> HostProfile:
+    return HostProfile(
+        cores=0, fetch_s=0, polls=False, inline_dispatch_s=0, pool_dispatch_s=0,
+        isolated_dispatch_s=0, spawn_s=0, worker_mb=WORKER_MB, pool_process_mb=POOL_PROCESS_MB,
+        isolated_process_mb=ISOLATED_PROCESS_MB,
+    )  # fmt: skip
+
+
+def _config() -> Config:
+    return Config.from_mapping(
+        {
+            "pool_size": 2,
+            "pool_max_size": 2,
+            "max_jobs_per_worker": 2,
+            "jobs": {"p": {"tier": "pool"}, "iso": {"tier": "isolated"}},
+        }
+    )
+
+
+def _level_at(result, t_s: float) -> float:
+    series = result.memory
+    return float(series.loc[series["time_s"] <= t_s, "memory_mb"].iloc[-1])
+
+
+def test_hand_worked_peak_with_pool_high_water_marks_recycling_and_an_isolated_job():
+    # Given a pool of 2 processes recycled after 2 jobs each, and one isolated job:
+    #   t=0   p1 (pool, 10 s, 100 MB) -> process 0;  p2 (pool, 10 s, 300 MB) -> process 1
+    #   t=1   iso (isolated, 5 s, 200 MB)
+    #   t=12  p3 (pool, 10 s, 80 MB) -> process 0;   p4 (pool, 10 s, 50 MB) -> process 1
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 0.0, 1.0, 12.0, 12.0],
+            "job_class": ["p", "p", "iso", "p", "p"],
+            "duration_s": [10.0, 10.0, 5.0, 10.0, 10.0],
+            "memory_mb": [100.0, 300.0, 200.0, 80.0, 50.0],
+            "cpu_s": 0.0,
+        }
+    )
+    result = simulate(trace, _config(), _host())
+    # Then by hand:
+    #   t=0..1:  worker 100 + process 0 (50 + 100) + process 1 (50 + 300)          = 600
+    #   t=1..6:  + the isolated process (40 + 200)                                = 840  <- peak
+    #   t=6..22: the pool processes keep their high-water marks (100 and 300)     = 600
+    #            (p3 = 80 MB and p4 = 50 MB stay below them)
+    #   t=22:    both processes ran 2 jobs: recycled into fresh 50 MB processes   = 200
+    assert result.peak_memory_mb == pytest.approx(840.0)
+    assert result.peak_memory_at_s == pytest.approx(1.0)
+    assert _level_at(result, 0.5) == pytest.approx(600.0)
+    assert _level_at(result, 11.0) == pytest.approx(600.0)
+    assert _level_at(result, 30.0) == pytest.approx(200.0)
+    assert result.tiers["pool"].recycles == 2
+    assert result.tiers["pool"].spawns == 4
+    assert result.tiers["isolated"].spawns == 1
+    assert result.tiers["pool"].peak_memory_mb == pytest.approx(500.0)
+    assert result.tiers["isolated"].peak_memory_mb == pytest.approx(240.0)
+
+
+def test_inline_jobs_add_their_memory_to_the_worker_while_they_run():
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 0.0, 5.0],
+            "job_class": "fast",
+            "duration_s": [0.5, 0.5, 0.5],
+            "memory_mb": [10.0, 20.0, 5.0],
+            "cpu_s": 0.0,
+        }
+    )
+    config = Config(pool_size=0, pool_max_size=0, default_estimate_s=0.1)
+    result = simulate(trace, config, _host())
+    assert result.peak_memory_mb == pytest.approx(WORKER_MB + 30.0)
+    assert _level_at(result, 1.0) == pytest.approx(WORKER_MB)
+
+
+def test_memory_limit_recycles_a_pool_process_after_a_big_job():
+    # Given a 512 MB per-process limit, a 50 MB process and a 480 MB job (50 + 480 > 512)
+    trace = pd.DataFrame(
+        {"submitted_at": [0.0], "job_class": "p", "duration_s": [1.0], "memory_mb": [480.0]}
+    )
+    config = _config().replace(max_jobs_per_worker=1000)
+    result = simulate(trace, config, _host())
+    # Then the process is recycled as soon as the job ends
+    assert result.tiers["pool"].recycles == 1
+    assert _level_at(result, 2.0) == pytest.approx(WORKER_MB + 2 * POOL_PROCESS_MB)
+
+
+def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
+    from sim.replay import DEFAULT_CPU_FRACTION, DEFAULT_MEMORY_MB
+
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 1.0],
+            "job_class": "p",
+            "duration_s": [2.0, 2.0],
+            "memory_mb": [None, 30.0],
+        }
+    )
+    result = simulate(trace, _config(), _host())
+    rows = result.trace()
+    assert result.default_cpu_rows == 2
+    assert result.default_memory_rows == 1
+    assert rows["cpu_s"].tolist() == [2.0 * DEFAULT_CPU_FRACTION] * 2
+    assert rows["memory_mb"].tolist() == [DEFAULT_MEMORY_MB, 30.0]
