@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from kqueue.backends.base import Lease
-from kqueue.errors import PayloadError
+from kqueue.errors import BackendUnavailable, PayloadError
 from kqueue.job import App, decode_message
 from kqueue.policy.config import Config, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory
@@ -33,6 +33,9 @@ from kqueue.tiers.base import Invocation, Outcome
 log = logging.getLogger("kqueue.worker")
 
 STATUS_INTERVAL_S = 2.0
+#: Waits after a failed backend call: first, doubling up to the cap (seconds).
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 5.0
 STATUS_TTL_S = 10.0
 RELEASE_DELAY_S = 1.0
 
@@ -94,6 +97,7 @@ class Worker:
         self._force = False
         self._wake: asyncio.Event | None = None
         self._last_extend = self._last_status = 0.0
+        self._backoff_s = 0.0
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -116,12 +120,16 @@ class Worker:
                     self._dispatch()
                     self._settle()
                     self._maintain()
+                    if self._done(fetched):
+                        break
+                    self._recovered()
+                except BackendUnavailable as exc:  # lost connection or restarting server
+                    await self._back_off(exc)
+                    continue
                 except Exception:  # one bad round must not kill the worker
                     log.exception("worker loop error; carrying on")
                     fetched = 0
                     await asyncio.sleep(self.config.poll_interval_s)
-                if self._done(fetched):
-                    break
                 await self._idle(fetched)
         finally:
             await self._shutdown()
@@ -134,6 +142,19 @@ class Worker:
         if self._wake is not None:
             self._wake.set()
 
+    async def _back_off(self, exc: BackendUnavailable) -> None:
+        """Wait a bounded, doubling time before the next round; running jobs carry on."""
+        self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._backoff_s * 2))
+        log.warning("backend unavailable: %s; retrying in %.1f s", exc, self._backoff_s)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):  # a stop request ends the wait early
+            await asyncio.wait_for(self._wake.wait(), self._backoff_s)
+
+    def _recovered(self) -> None:
+        if self._backoff_s:
+            log.info("backend reachable again; carrying on")
+            self._backoff_s = 0.0
+
     def _fetch(self) -> int:
         room = self._room()
         fetched = 0
@@ -143,10 +164,20 @@ class Worker:
             leases = self.backend.lease(
                 queue, self.worker_id, room - fetched, self.config.visibility_timeout_s
             )
-            for lease in leases:
-                self._accept(lease)
+            overflow = [lease for lease in leases if not self._accept(lease)]
+            if overflow:
+                self._give_back(overflow)
             fetched += len(leases)
         return fetched
+
+    def _give_back(self, leases: list[Lease]) -> None:
+        """Release leases this worker will not run now (their lease expires if this fails)."""
+        try:
+            self.summary.released += self.backend.release(leases, delay_s=RELEASE_DELAY_S)
+        except BackendUnavailable as exc:
+            log.warning(
+                "could not release %d job(s), they come back on expiry: %s", len(leases), exc
+            )
 
     def _room(self) -> int:
         if self._stopping:
@@ -157,18 +188,17 @@ class Worker:
             room = min(room, self.max_jobs - self._accepted)
         return max(0, room)
 
-    def _accept(self, lease: Lease) -> None:
+    def _accept(self, lease: Lease) -> bool:
+        """Queue a leased job for its tier; False when the tier is full (give it back)."""
         pending = self._prepare(lease)
         if pending is None:
-            return
-        self._accepted += 1
+            return True
         waiting = self._waiting[pending.tier]
         if len(waiting) >= max(1, self.runners[pending.tier].capacity()):
-            self.backend.release([lease], delay_s=RELEASE_DELAY_S)  # do not hoard a full tier
-            self._accepted -= 1
-            self.summary.released += 1
-            return
+            return False  # do not hoard a full tier
+        self._accepted += 1
         waiting.append(pending)
+        return True
 
     def _prepare(self, lease: Lease) -> Pending | None:
         try:
@@ -195,7 +225,11 @@ class Worker:
 
     def _dead_on_arrival(self, lease: Lease, reason: str) -> None:
         log.error("job %s dead-lettered: %s", lease.job_id, reason)
-        self.backend.dead(lease, reason)
+        try:
+            self.backend.dead(lease, reason)
+        except BackendUnavailable as exc:  # it comes back on expiry and lands here again
+            log.warning("could not dead-letter job %s: %s", lease.job_id, exc)
+            return None
         self.summary.dead_lettered += 1
         return None
 
@@ -223,12 +257,21 @@ class Worker:
             self._wake.set()
 
     def _settle(self) -> None:
-        finished, self._finished = self._finished, []
-        for pending, outcome in finished:
-            self._settle_one(pending, outcome)
+        """Ack, retry or dead-letter finished jobs; on a backend error the rest wait a round."""
+        try:
+            while self._finished:
+                self._settle_one(*self._finished[0])
+                self._finished.pop(0)
+        finally:
+            self._flush_acks()
+            self._flush_rows()
+
+    def _flush_acks(self) -> None:
         if self._acks:
-            self.backend.ack(self._acks)
+            self.backend.ack(self._acks)  # kept until it succeeds: acks retry after reconnect
             self._acks = []
+
+    def _flush_rows(self) -> None:
         if self._rows:
             if self._trace is not None:
                 self._trace.write_many(self._rows)

@@ -87,7 +87,7 @@ def run_kqueue(cwd: Path, *args: str, timeout: float = 60) -> subprocess.Complet
 
 def start_kqueue(cwd: Path, *args: str) -> subprocess.Popen:
     """Start ``kqueue`` in ``cwd`` in the background (output to files in ``cwd``)."""
-    out = open(cwd / f"worker-{len(list(cwd.glob('worker-*.log')))}.log", "w")  # noqa: SIM115
-    return subprocess.Popen(
-        kqueue_cmd(*args), cwd=cwd, env=kqueue_env(cwd), stdout=out, stderr=subprocess.STDOUT
-    )
+    with open(cwd / f"worker-{len(list(cwd.glob('worker-*.log')))}.log", "w") as out:
+        return subprocess.Popen(  # the child keeps its own copy of the log file
+            kqueue_cmd(*args), cwd=cwd, env=kqueue_env(cwd), stdout=out, stderr=subprocess.STDOUT
+        )

@@ -29,6 +29,8 @@ from kqueue.errors import BackendError, BackendUnavailable
 try:
     import redis
     from redis import exceptions as redis_errors
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - redis is a dependency
     raise ImportError(f"the redis backend needs redis-py ({exc}); run pip install redis") from None
 
@@ -98,6 +100,9 @@ class RedisBackend(Backend):
             "socket_connect_timeout": socket_timeout_s,
             "socket_keepalive": True,
             "health_check_interval": 30,
+            # one quick retry hides a dropped idle connection; longer outages surface as
+            # BackendUnavailable so the worker backs off without blocking its event loop
+            "retry": Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 1),
         }
         password = os.environ.get(PASSWORD_ENV)
         if password and "@" not in url:
