@@ -7,11 +7,9 @@ or double a record): a test counts every run of every job and knows which proces
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
