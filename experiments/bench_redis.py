@@ -80,11 +80,10 @@ def ceiling(server: RedisServer, requests: int) -> dict[str, float]:
 def _ceiling_redis_py(server: RedisServer, requests: int) -> dict[str, float]:
     client = redis.Redis(port=server.port)
     rates = {}
-    for name, call in (("LPUSH", lambda: client.lpush("ceiling", "x")), ("RPOP", ...)):
-        call = call if name == "LPUSH" else (lambda: client.rpop("ceiling"))
+    for name, call in (("LPUSH", client.lpush), ("RPOP", client.rpop)):
         started = time.perf_counter()
         for _ in range(requests):
-            call()
+            call("ceiling", "x") if name == "LPUSH" else call("ceiling")
         rates[name] = requests / (time.perf_counter() - started)
     client.close()
     return rates

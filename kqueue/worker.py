@@ -27,6 +27,7 @@ from kqueue.policy.config import Config, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.router import route
 from kqueue.policy.trace import Status, TraceRow, TraceWriter
+from kqueue.rates import RateWindow
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Invocation, Outcome
 
@@ -98,6 +99,7 @@ class Worker:
         self._wake: asyncio.Event | None = None
         self._last_extend = self._last_status = 0.0
         self._backoff_s = 0.0
+        self._rates = RateWindow()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -314,6 +316,7 @@ class Worker:
         if outcome.status in (Status.OK, Status.TIMEOUT):
             self.history.record(name, outcome.duration_s)
         self.summary.done += 1
+        self._rates.add(pending.tier.value, outcome.finished_at)
         self.summary.by_status[outcome.status.value] = (
             self.summary.by_status.get(outcome.status.value, 0) + 1
         )
@@ -375,6 +378,7 @@ class Worker:
             "queues": list(self.queues),
             "published_at": time.time(),
             "done": self.summary.done,
+            "per_minute": self._rates.per_minute(time.time()),
             "tiers": {
                 tier.value: {**runner.status(), "waiting": len(self._waiting[tier])}
                 for tier, runner in self.runners.items()
