@@ -7,6 +7,7 @@ pool, isolated), ``backends`` (sqlite, redis), ``policy`` (pure rules shared wit
 
 from kqueue.errors import (
     BackendError,
+    BackendUnavailable,
     ConfigError,
     JobError,
     KQueueError,
@@ -28,6 +29,7 @@ __all__ = [
     "read_trace",
     # errors
     "BackendError",
+    "BackendUnavailable",
     "ConfigError",
     "JobError",
     "KQueueError",

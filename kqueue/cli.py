@@ -163,6 +163,66 @@ def cmd_dead(args) -> int:
     return 0
 
 
+def _add_stats(subparsers) -> None:
+    stats = subparsers.add_parser(
+        "stats", help="queue depth per state, jobs per tier per minute, live workers"
+    )
+    source = stats.add_mutually_exclusive_group(required=True)
+    source.add_argument("--app", help="module:attribute of your kqueue.App (for its backend)")
+    source.add_argument("--backend", help="backend URL")
+    stats.add_argument("--json", action="store_true", help="print one JSON document")
+    stats.set_defaults(func=cmd_stats)
+
+
+def cmd_stats(args) -> int:
+    """``kqueue stats``: what is queued, how fast each tier finishes jobs, who is working."""
+    backend = _backend_from(args)
+    workers = []
+    for status in backend.worker_statuses():
+        try:
+            body = json.loads(status.body)
+        except ValueError:
+            body = {}
+        workers.append(
+            {
+                "worker": status.worker_id,
+                "age_s": time.time() - status.published_at,
+                **(body if isinstance(body, dict) else {}),
+            }
+        )
+    per_minute: dict[str, int] = {}
+    for worker in workers:
+        for tier, count in (worker.get("per_minute") or {}).items():
+            per_minute[tier] = per_minute.get(tier, 0) + int(count)
+    report = {"queues": backend.counts(), "per_minute": per_minute, "workers": workers}
+    print(json.dumps(report, indent=2) if args.json else _format_stats(report))
+    return 0
+
+
+def _format_stats(report: dict) -> str:
+    states = ("ready", "scheduled", "leased", "dead")
+    lines = ["queue" + "".join(f"{s:>11}" for s in states)]
+    for name, counts in sorted(report["queues"].items()):
+        lines.append(name + "".join(f"{counts.get(s, 0):>11}" for s in states))
+    if not report["queues"]:
+        lines.append("(no jobs)")
+    rates = ", ".join(f"{t} {n}" for t, n in sorted(report["per_minute"].items())) or "none"
+    lines += ["", f"jobs per minute (live workers, last 60 s): {rates}", ""]
+    lines.append(f"live workers: {len(report['workers'])}")
+    for worker in report["workers"]:
+        tiers = "; ".join(
+            f"{tier} " + " ".join(f"{k}={v}" for k, v in sorted(status.items()))
+            for tier, status in sorted((worker.get("tiers") or {}).items())
+        )
+        queues = ",".join(worker.get("queues") or [])
+        lines.append(
+            f"  {worker['worker']}  queues={queues}  done={worker.get('done', 0)}  "
+            f"seen {worker['age_s']:.1f} s ago"
+        )
+        lines.append(f"    {tiers}")
+    return "\n".join(lines)
+
+
 def _backend_from(args):
     from kqueue.backends import open_backend
 
@@ -328,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kqueue", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_dead, _add_pool, _add_demo, _add_replay, _add_calibrate):
+    for add in (_add_run, _add_dead, _add_pool, _add_stats, _add_demo, _add_replay, _add_calibrate):
         add(subparsers)
     _register_planner(subparsers)
     return parser

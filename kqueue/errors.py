@@ -44,3 +44,7 @@ class JobMemoryExceeded(KQueueError):
 
 class JobKilled(KQueueError):
     """Raised inside the runtime when the process running a job died or was killed."""
+
+
+class BackendUnavailable(BackendError):
+    """Raised when the backend cannot be reached now (connection lost, server restarting)."""

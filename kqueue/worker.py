@@ -21,19 +21,23 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from kqueue.backends.base import Lease
-from kqueue.errors import PayloadError
+from kqueue.errors import BackendUnavailable, PayloadError
 from kqueue.job import App, decode_message
 from kqueue.policy.config import Config, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
 from kqueue.policy.router import route
 from kqueue.policy.trace import Status, TraceRow, TraceWriter
+from kqueue.rates import RateWindow
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Invocation, Outcome
 
 log = logging.getLogger("kqueue.worker")
 
 STATUS_INTERVAL_S = 2.0
+#: Waits after a failed backend call: first, doubling up to the cap (seconds).
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 5.0
 STATUS_TTL_S = 10.0
 RELEASE_DELAY_S = 1.0
 #: After the tiers stop, how long their runs get to return ``interrupted`` outcomes, seconds.
@@ -109,6 +113,8 @@ class Worker:
         self._shares: dict[str, float] = {}
         self._last_probe_s = 0.0
         self._probing = False
+        self._backoff_s = 0.0
+        self._rates = RateWindow()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -134,12 +140,16 @@ class Worker:
                     self._dispatch()
                     self._settle()
                     self._maintain()
+                    if self._done(fetched):
+                        break
+                    self._recovered()
+                except BackendUnavailable as exc:  # lost connection or restarting server
+                    await self._back_off(exc)
+                    continue
                 except Exception:  # one bad round must not kill the worker
                     log.exception("worker loop error; carrying on")
                     fetched = 0
                     await asyncio.sleep(self.config.poll_interval_s)
-                if self._done(fetched):
-                    break
                 await self._idle(fetched)
         finally:
             await self._shutdown()
@@ -193,6 +203,19 @@ class Worker:
         port = self._metrics.serve(self.metrics_port)
         log.info("metrics on http://127.0.0.1:%d/metrics", port)
 
+    async def _back_off(self, exc: BackendUnavailable) -> None:
+        """Wait a bounded, doubling time before the next round; running jobs carry on."""
+        self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._backoff_s * 2))
+        log.warning("backend unavailable: %s; retrying in %.1f s", exc, self._backoff_s)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):  # a stop request ends the wait early
+            await asyncio.wait_for(self._wake.wait(), self._backoff_s)
+
+    def _recovered(self) -> None:
+        if self._backoff_s:
+            log.info("backend reachable again; carrying on")
+            self._backoff_s = 0.0
+
     def _fetch(self) -> int:
         plan = self._plan_fetch()
         self._probing = plan.probe
@@ -206,10 +229,22 @@ class Worker:
             leases = self.backend.lease(
                 queue, self.worker_id, room - fetched, self.config.visibility_timeout_s
             )
-            for lease in leases:
-                self._accept(lease)
+            overflow = [lease for lease in leases if not self._accept(lease)]
+            if overflow:
+                self._give_back(overflow)
             fetched += len(leases)
         return fetched
+
+    def _give_back(self, leases: list[Lease]) -> None:
+        """Release leases this worker will not run now (their lease expires if this fails)."""
+        try:
+            # a probe's catch goes to the back of the queue at once, other overflow waits a bit
+            delay_s = 0.0 if self._probing else RELEASE_DELAY_S
+            self.summary.released += self.backend.release(leases, delay_s=delay_s)
+        except BackendUnavailable as exc:
+            log.warning(
+                "could not release %d job(s), they come back on expiry: %s", len(leases), exc
+            )
 
     def _room(self) -> int:
         return self._plan_fetch().size
@@ -228,22 +263,19 @@ class Worker:
             plan = FetchPlan(max(0, min(plan.size, self.max_jobs - self._accepted)), plan.probe)
         return plan
 
-    def _accept(self, lease: Lease) -> None:
+    def _accept(self, lease: Lease) -> bool:
+        """Queue a leased job for its tier; False when the tier is full (give it back)."""
         pending = self._prepare(lease)
         if pending is None:
-            return
-        self._accepted += 1
+            return True
         self._shares = update_shares(self._shares, pending.tier.value)
         waiting = self._waiting[pending.tier]
         runner = self.runners[pending.tier]
         if len(waiting) >= max(1, runner.free() + runner.capacity()):
-            # do not hoard a full tier; a probe's catch goes to the back of the queue at once
-            delay_s = 0.0 if self._probing else RELEASE_DELAY_S
-            self.backend.release([lease], delay_s=delay_s)
-            self._accepted -= 1
-            self.summary.released += 1
-            return
+            return False  # do not hoard a full tier
+        self._accepted += 1
         waiting.append(pending)
+        return True
 
     def _prepare(self, lease: Lease) -> Pending | None:
         try:
@@ -270,7 +302,11 @@ class Worker:
 
     def _dead_on_arrival(self, lease: Lease, reason: str) -> None:
         log.error("job %s dead-lettered: %s", lease.job_id, reason)
-        self.backend.dead(lease, reason)
+        try:
+            self.backend.dead(lease, reason)
+        except BackendUnavailable as exc:  # it comes back on expiry and lands here again
+            log.warning("could not dead-letter job %s: %s", lease.job_id, exc)
+            return None
         self.summary.dead_lettered += 1
         return None
 
@@ -298,15 +334,27 @@ class Worker:
             self._wake.set()
 
     def _settle(self) -> None:
-        finished, self._finished = self._finished, []
-        for pending, outcome in finished:
-            self._settle_one(pending, outcome)
+        """Ack, retry or dead-letter finished jobs; on a backend error the rest wait a round."""
+        try:
+            while self._finished:
+                self._settle_one(*self._finished[0])
+                self._finished.pop(0)
+        finally:
+            self._flush_acks()
+            self._flush_durations()
+            self._flush_rows()
+
+    def _flush_acks(self) -> None:
         if self._acks:
-            self.backend.ack(self._acks)
+            self.backend.ack(self._acks)  # kept until it succeeds: acks retry after reconnect
             self._acks = []
+
+    def _flush_durations(self) -> None:
         if self._durations:
             self.backend.record_durations(self._durations, self.config.history_window)
             self._durations = {}
+
+    def _flush_rows(self) -> None:
         if self._rows:
             if self._trace is not None:
                 self._trace.write_many(self._rows)
@@ -350,6 +398,7 @@ class Worker:
             self.history.record(name, outcome.duration_s)
             self._durations.setdefault(name, []).append(outcome.duration_s)
         self.summary.done += 1
+        self._rates.add(pending.tier.value, outcome.finished_at)
         self.summary.by_status[outcome.status.value] = (
             self.summary.by_status.get(outcome.status.value, 0) + 1
         )
@@ -416,6 +465,7 @@ class Worker:
             "queues": list(self.queues),
             "published_at": time.time(),
             "done": self.summary.done,
+            "per_minute": self._rates.per_minute(time.time()),
             "tiers": {
                 tier.value: {**runner.status(), "waiting": len(self._waiting[tier])}
                 for tier, runner in self.runners.items()

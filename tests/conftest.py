@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kqueue.backends.sqlite import SQLiteBackend
+from kqueue.testing import RedisServer, redis_server_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +20,37 @@ def sqlite_backend(tmp_path: Path) -> SQLiteBackend:
     return SQLiteBackend(tmp_path / "kqueue.db")
 
 
-BACKEND_FACTORIES = {"sqlite": lambda tmp_path, request: sqlite_backend(tmp_path)}
+def require_redis_server() -> None:
+    """Skip without ``redis-server`` on a developer machine; fail under ``CI=true``."""
+    if redis_server_path() is None:
+        message = "redis-server is not installed (apt install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A private redis-server for the whole test session (never the shared 6379)."""
+    require_redis_server()
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+def redis_backend(tmp_path: Path, request):
+    """A RedisBackend on the session's private server, emptied before the test."""
+    from kqueue.backends.redis import RedisBackend
+
+    server = request.getfixturevalue("redis_server")
+    made = RedisBackend.from_url(server.url)
+    made.client.flushdb()
+    return made
+
+
+BACKEND_FACTORIES = {
+    "sqlite": lambda tmp_path, request: sqlite_backend(tmp_path),
+    "redis": redis_backend,
+}
 
 
 @pytest.fixture(params=sorted(BACKEND_FACTORIES))

@@ -1,0 +1,353 @@
+"""The Redis backend: the production broker, shared by many workers on many hosts.
+
+Messages are leased, never popped: each queue keeps a ``pending`` sorted set (scored by when a
+message may be leased), a ``leased`` sorted set (scored by lease expiry), a ``dead`` sorted set
+and one hash per message; every state change is one Lua script (``redis_scripts``), so a crash or
+a lost connection between two commands cannot lose or duplicate a message. Leasing reclaims
+expired leases in the same script, so a dead worker's messages come back after the visibility
+timeout without a janitor. Times are the Redis server's clock. Why sorted sets rather than
+Streams or lists: see ``docs/DECISIONS.md``.
+
+Connection problems (refused, reset, timeout, server loading) surface as ``BackendUnavailable``
+so callers can back off and retry without knowing redis-py; the client reconnects on next use.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from kqueue.backends import redact_url
+from kqueue.backends import redis_scripts as lua
+from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
+from kqueue.errors import BackendError, BackendUnavailable
+
+try:
+    import redis
+    from redis import exceptions as redis_errors
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - redis is a dependency
+    raise ImportError(f"the redis backend needs redis-py ({exc}); run pip install redis") from None
+
+#: Every key starts with this.
+PREFIX = "kqueue"
+#: Most messages per script call (bounds the time one script blocks Redis).
+CHUNK = 500
+#: Environment variable with the password when the URL has none (never logged).
+PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
+
+
+def _translated(method: Callable) -> Callable:
+    """Turn redis-py errors into kqueue's: ``BackendUnavailable`` for connection problems."""
+
+    @functools.wraps(method)
+    def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise BackendUnavailable(
+                f"redis at {self.safe_url} is unreachable ({type(exc).__name__}: {exc}); "
+                "retry later"
+            ) from None
+        except redis_errors.RedisError as exc:
+            raise BackendError(f"redis at {self.safe_url}: {type(exc).__name__}: {exc}") from None
+
+    return wrapper
+
+
+class RedisBackend(Backend):
+    """A backend in one Redis database; safe for many processes and hosts at once."""
+
+    schemes = ("redis", "rediss")
+
+    def __init__(self, client: redis.Redis, *, safe_url: str = "redis://"):
+        """Args: client: a redis-py client (bytes replies); safe_url: its URL without secrets."""
+        self.client = client
+        self.safe_url = safe_url
+        self._scripts = {
+            name: client.register_script(getattr(lua, name))
+            for name in (
+                "ENQUEUE",
+                "LEASE",
+                "ACK",
+                "EXTEND",
+                "REQUEUE",
+                "DEAD",
+                "REQUEUE_DEAD",
+                "DEAD_LETTERS",
+                "COUNTS",
+                "PUBLISH",
+                "STATUSES",
+            )
+        }
+
+    @classmethod
+    def from_url(cls, url: str, *, socket_timeout_s: float = 10.0) -> RedisBackend:
+        """``redis://[:password@]host:port/db`` or ``rediss://`` (TLS, redis-py's query options).
+
+        Without a password in the URL, ``$KQUEUE_REDIS_PASSWORD`` is used when set.
+
+        Raises:
+            BackendError: the URL is malformed (the message never shows the password).
+        """
+        options: dict[str, Any] = {
+            "socket_timeout": socket_timeout_s,
+            "socket_connect_timeout": socket_timeout_s,
+            "socket_keepalive": True,
+            "health_check_interval": 30,
+            # one quick retry hides a dropped idle connection; longer outages surface as
+            # BackendUnavailable so the worker backs off without blocking its event loop
+            "retry": Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 1),
+        }
+        password = os.environ.get(PASSWORD_ENV)
+        if password and "@" not in url:
+            options["password"] = password
+        try:
+            client = redis.Redis.from_url(url, **options)
+        except (ValueError, TypeError) as exc:
+            raise BackendError(f"redis URL {redact_url(url)!r} is malformed: {exc}") from None
+        return cls(client, safe_url=redact_url(url))
+
+    # --- keys -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _prefix(queue: str) -> str:
+        return f"{PREFIX}:{{{queue}}}:"
+
+    def _keys(self, queue: str, *states: str) -> list[str]:
+        prefix = self._prefix(queue)
+        return [prefix + state for state in states]
+
+    def _queues(self) -> list[str]:
+        return sorted(q.decode() for q in self.client.smembers(f"{PREFIX}:queues"))
+
+    def _run(self, name: str, keys: list[str], args: list) -> Any:
+        return self._scripts[name](keys=keys, args=args)
+
+    def _batch(self, calls: list[tuple[str, list, list]], prelude: Callable | None = None) -> list:
+        """Run several scripts in one pipelined round trip; returns their replies in order.
+
+        redis-py's pipeline would ask ``SCRIPT EXISTS`` on every execute (an extra round trip),
+        so this sends ``EVALSHA`` and loads the scripts only after a ``NOSCRIPT`` reply (a
+        restarted or failed-over server). Re-running is safe: every script is idempotent or
+        guarded by lease tokens.
+        """
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            if prelude is not None:
+                prelude(pipe)
+            for name, keys, args in calls:
+                pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+            try:
+                replies = pipe.execute()
+            except redis_errors.NoScriptError:
+                if attempt == 2:
+                    raise
+                for script in self._scripts.values():
+                    self.client.script_load(script.script)
+                continue
+            return replies[1:] if prelude is not None else replies
+        raise AssertionError("unreachable")
+
+    # --- messages ---------------------------------------------------------------------------
+
+    @_translated
+    def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
+        self._enqueue(queue, [(job_id, body)], delay_s)
+
+    @_translated
+    def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        self._enqueue(queue, messages, 0.0)
+
+    def _enqueue(self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float) -> None:
+        keys, prefix = self._keys(queue, "pending"), self._prefix(queue)
+        calls = [
+            ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *_flat(messages[i : i + CHUNK])])
+            for i in range(0, len(messages), CHUNK)
+        ]
+        self._batch(calls, lambda pipe: pipe.sadd(f"{PREFIX}:queues", queue))
+
+    @_translated
+    def lease(
+        self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
+    ) -> list[Lease]:
+        if limit <= 0:
+            return []
+        token = uuid.uuid4().hex
+        reply = self._run(
+            "LEASE",
+            self._keys(queue, "pending", "leased"),
+            [self._prefix(queue), limit, repr(float(visibility_timeout_s)), token],
+        )
+        expires_at = float(reply[0])
+        leases = [
+            Lease(job_id.decode(), queue, body, int(attempts), float(enqueued), token, expires_at)
+            for job_id, body, attempts, enqueued in zip(*[iter(reply[1:])] * 4, strict=True)
+        ]
+        leases.sort(key=lambda lease: lease.enqueued_at)
+        return leases
+
+    @_translated
+    def ack(self, leases: Sequence[Lease]) -> int:
+        replies = self._per_queue("ACK", ("leased",), [], leases)
+        return sum(int(n) for n in replies)
+
+    @_translated
+    def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:
+        replies = self._per_queue(
+            "EXTEND", ("leased",), [repr(float(visibility_timeout_s))], leases
+        )
+        held: dict[str, float] = {}
+        for reply in replies:
+            expires_at = float(reply[0])
+            held.update((job_id.decode(), expires_at) for job_id in reply[1:])
+        return [_with_expiry(lease, held[lease.job_id]) for lease in leases if lease.job_id in held]
+
+    @_translated
+    def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
+        args = [repr(float(delay_s)), error or " ", "1"]
+        return sum(self._per_queue("REQUEUE", ("pending", "leased"), args, [lease])) == 1
+
+    @_translated
+    def release(self, leases: Sequence[Lease], delay_s: float = 0.0) -> int:
+        args = [repr(float(delay_s)), "", "0"]
+        return sum(int(n) for n in self._per_queue("REQUEUE", ("pending", "leased"), args, leases))
+
+    def _per_queue(
+        self, script: str, states: tuple[str, ...], args: list, leases: Sequence[Lease]
+    ) -> list:
+        """Run ``script`` once per queue (and chunk) of ``leases`` in one pipelined round trip."""
+        by_queue: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for lease in leases:
+            by_queue[lease.queue].append((lease.job_id, lease.token))
+        calls = [
+            (
+                script,
+                self._keys(queue, *states),
+                [self._prefix(queue), *args, *_flat(held[i : i + CHUNK])],
+            )
+            for queue, held in by_queue.items()
+            for i in range(0, len(held), CHUNK)
+        ]
+        return self._batch(calls) if calls else []
+
+    @_translated
+    def dead(self, lease: Lease, reason: str) -> bool:
+        keys = self._keys(lease.queue, "leased", "dead")
+        args = [self._prefix(lease.queue), lease.job_id, lease.token, reason]
+        return int(self._run("DEAD", keys, args)) == 1
+
+    @_translated
+    def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        letters = []
+        for name in [queue] if queue else self._queues():
+            reply = self._run("DEAD_LETTERS", self._keys(name, "dead"), [self._prefix(name), limit])
+            for job_id, body, attempts, error, failed_at in zip(*[iter(reply)] * 5, strict=True):
+                letters.append(
+                    DeadLetter(
+                        job_id.decode(),
+                        name,
+                        body,
+                        int(attempts or 0),
+                        error.decode(errors="replace"),
+                        float(failed_at or 0),
+                    )
+                )
+        letters.sort(key=lambda letter: letter.failed_at, reverse=True)
+        return letters[:limit]
+
+    @_translated
+    def requeue_dead(self, job_ids: Sequence[str] | None = None, queue: str | None = None) -> int:
+        if job_ids is not None and not job_ids:
+            return 0
+        every = "1" if job_ids is None else "0"
+        total = 0
+        for name in [queue] if queue else self._queues():
+            keys = self._keys(name, "pending", "dead")
+            total += int(
+                self._run("REQUEUE_DEAD", keys, [self._prefix(name), every, *(job_ids or [])])
+            )
+        return total
+
+    @_translated
+    def counts(self, queue: str | None = None) -> dict[str, dict[str, int]]:
+        names = [queue] if queue else self._queues()
+        calls = [("COUNTS", self._keys(name, "pending", "leased", "dead"), []) for name in names]
+        result: dict[str, dict[str, int]] = {}
+        order = (State.READY, State.SCHEDULED, State.LEASED, State.DEAD)
+        for name, reply in zip(names, self._batch(calls) if names else [], strict=True):
+            if any(reply):
+                result[name] = {state.value: int(n) for state, n in zip(order, reply, strict=True)}
+        return result
+
+    # --- worker statuses --------------------------------------------------------------------
+
+    def _status_keys(self) -> list[str]:
+        return [f"{PREFIX}:workers", f"{PREFIX}:worker-bodies", f"{PREFIX}:worker-published"]
+
+    @_translated
+    def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
+        self._run("PUBLISH", self._status_keys(), [worker_id, body, repr(float(ttl_s))])
+
+    @_translated
+    def worker_statuses(self) -> list[WorkerStatus]:
+        reply = self._run("STATUSES", self._status_keys(), [])
+        statuses = [
+            WorkerStatus(worker_id.decode(), body, float(published))
+            for worker_id, body, published in zip(*[iter(reply)] * 3, strict=True)
+        ]
+        return sorted(statuses, key=lambda status: status.worker_id)
+
+    @_translated
+    def remove_status(self, worker_id: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        for key in self._status_keys():
+            (pipe.zrem if key.endswith("workers") else pipe.hdel)(key, worker_id)
+        pipe.execute()
+
+    # --- estimator history ------------------------------------------------------------------
+
+    @_translated
+    def record_durations(self, durations: Mapping[str, Sequence[float]], keep: int) -> None:
+        if not durations:
+            return
+        pipe = self.client.pipeline(transaction=False)  # history is advice: no atomicity needed
+        pipe.sadd(f"{PREFIX}:duration-classes", *durations)
+        for job_class, values in durations.items():
+            key = f"{PREFIX}:durations:{job_class}"
+            pipe.rpush(key, *(repr(float(v)) for v in values))
+            pipe.ltrim(key, -keep, -1)
+        pipe.execute()
+
+    @_translated
+    def load_durations(self, keep: int) -> dict[str, list[float]]:
+        classes = sorted(c.decode() for c in self.client.smembers(f"{PREFIX}:duration-classes"))
+        pipe = self.client.pipeline(transaction=False)
+        for job_class in classes:
+            pipe.lrange(f"{PREFIX}:durations:{job_class}", -keep, -1)
+        replies = pipe.execute() if classes else []
+        return {c: [float(v) for v in r] for c, r in zip(classes, replies, strict=True) if r}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _flat(pairs: Sequence[tuple]) -> list:
+    return [x for pair in pairs for x in pair]
+
+
+def _with_expiry(lease: Lease, expires_at: float) -> Lease:
+    return Lease(
+        lease.job_id,
+        lease.queue,
+        lease.body,
+        lease.attempt,
+        lease.enqueued_at,
+        lease.token,
+        expires_at,
+    )

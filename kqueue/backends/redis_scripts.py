@@ -1,0 +1,243 @@
+"""The Lua scripts of the Redis backend: every multi-step state change is one atomic script.
+
+Keys of one queue share the hash tag ``{queue}`` so they land in one Redis Cluster slot:
+
+- ``kqueue:{q}:pending``  sorted set, job id scored by when it may be leased (ready if due, else
+  scheduled: new jobs, retries, releases and scheduled jobs all live here);
+- ``kqueue:{q}:leased``   sorted set, job id scored by its lease expiry;
+- ``kqueue:{q}:dead``     sorted set, job id scored by when it failed for good;
+- ``kqueue:{q}:job:<id>`` hash: ``body``, ``attempts``, ``enqueued_at``, ``token`` (only while
+  leased), ``error``, ``failed_at``.
+
+A job id is in exactly one of the three sets while its hash exists. Scripts take the key prefix
+``kqueue:{q}:`` as ``ARGV[1]`` and build job keys from it (same slot). Times come from the server's
+``TIME`` (Redis >= 5 replicates script effects, so a non-deterministic call is allowed before a
+write): leases are shared by workers on many hosts whose clocks may disagree. Scripts return
+numbers as strings, because Redis truncates Lua numbers to integers in replies.
+"""
+
+from __future__ import annotations
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function fmt(x) return string.format('%.6f', x) end
+"""
+
+#: KEYS: pending. ARGV: prefix, delay_s, id1, body1, id2, body2, ... Returns how many were new.
+#: A known id is ignored. Scores grow by 1 us per message so a batch keeps its order.
+ENQUEUE = (
+    _NOW
+    + """
+local prefix, due, added = ARGV[1], now + tonumber(ARGV[2]), 0
+for i = 3, #ARGV, 2 do
+  local key = prefix .. 'job:' .. ARGV[i]
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, 'body', ARGV[i + 1], 'attempts', 0, 'enqueued_at', fmt(now))
+    redis.call('ZADD', KEYS[1], due + added / 1000000, ARGV[i])
+    added = added + 1
+  end
+end
+return added
+"""
+)
+
+#: KEYS: pending, leased. ARGV: prefix, limit, visibility_timeout_s, token.
+#: Takes the oldest due messages, expired leases included, and leases them in one step.
+#: Returns {expires_at, id1, body1, attempts1, enqueued_at1, ...}.
+LEASE = (
+    _NOW
+    + """
+local prefix, limit, token = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local expires = now + tonumber(ARGV[3])
+local candidates = {}
+for source = 1, 2 do
+  local hits = redis.call('ZRANGE', KEYS[source], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit,
+                          'WITHSCORES')
+  for i = 1, #hits, 2 do
+    candidates[#candidates + 1] = {hits[i], tonumber(hits[i + 1]), KEYS[source]}
+  end
+end
+table.sort(candidates, function(a, b) return a[2] < b[2] end)
+local out = {fmt(expires)}
+for i = 1, math.min(limit, #candidates) do
+  local id, from = candidates[i][1], candidates[i][3]
+  local key = prefix .. 'job:' .. id
+  redis.call('ZREM', from, id)
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('ZADD', KEYS[2], expires, id)
+    local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+    redis.call('HSET', key, 'token', token)
+    local fields = redis.call('HMGET', key, 'body', 'enqueued_at')
+    out[#out + 1] = id
+    out[#out + 1] = fields[1]
+    out[#out + 1] = tostring(attempts)
+    out[#out + 1] = fields[2]
+  end
+end
+return out
+"""
+)
+
+_HELD = """
+local function held(key, token)
+  return redis.call('HGET', key, 'token') == token
+end
+"""
+
+#: KEYS: leased. ARGV: prefix, id1, token1, ... Deletes held messages; returns how many.
+ACK = (
+    _HELD
+    + """
+local prefix, n = ARGV[1], 0
+for i = 2, #ARGV, 2 do
+  local key = prefix .. 'job:' .. ARGV[i]
+  if held(key, ARGV[i + 1]) then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+#: KEYS: leased. ARGV: prefix, visibility_timeout_s, id1, token1, ...
+#: Returns {expires_at, held id, ...}.
+EXTEND = (
+    _NOW
+    + _HELD
+    + """
+local prefix, expires = ARGV[1], now + tonumber(ARGV[2])
+local out = {fmt(expires)}
+for i = 3, #ARGV, 2 do
+  if held(prefix .. 'job:' .. ARGV[i], ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[1], 'XX', expires, ARGV[i])
+    out[#out + 1] = ARGV[i]
+  end
+end
+return out
+"""
+)
+
+#: KEYS: pending, leased. ARGV: prefix, delay_s, error ('' keeps it), count_attempt (0/1),
+#: id1, token1, ... Makes held messages available after the delay; returns how many.
+#: Retry counts the attempt (it already was counted at lease); release gives it back.
+REQUEUE = (
+    _NOW
+    + _HELD
+    + """
+local prefix, due, err, counted = ARGV[1], now + tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
+local n = 0
+for i = 5, #ARGV, 2 do
+  local key = prefix .. 'job:' .. ARGV[i]
+  if held(key, ARGV[i + 1]) then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZADD', KEYS[1], due, ARGV[i])
+    redis.call('HDEL', key, 'token')
+    if err ~= '' then redis.call('HSET', key, 'error', err) end
+    if not counted and tonumber(redis.call('HINCRBY', key, 'attempts', -1)) < 0 then
+      redis.call('HSET', key, 'attempts', 0)
+    end
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+#: KEYS: leased, dead. ARGV: prefix, id, token, reason. Returns 1 if it was held.
+DEAD = (
+    _NOW
+    + _HELD
+    + """
+local key = ARGV[1] .. 'job:' .. ARGV[2]
+if not held(key, ARGV[3]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+redis.call('HDEL', key, 'token')
+redis.call('HSET', key, 'error', ARGV[4], 'failed_at', fmt(now))
+return 1
+"""
+)
+
+#: KEYS: pending, dead. ARGV: prefix, all ('1' or '0'), id1, id2, ...
+#: Makes dead messages ready with a fresh attempt count; returns how many.
+REQUEUE_DEAD = (
+    _NOW
+    + """
+local prefix, ids = ARGV[1], {}
+if ARGV[2] == '1' then
+  ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+else
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local n = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', KEYS[2], id) == 1 then
+    local key = prefix .. 'job:' .. id
+    redis.call('HSET', key, 'attempts', 0)
+    redis.call('HDEL', key, 'error', 'failed_at')
+    redis.call('ZADD', KEYS[1], now, id)
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+#: KEYS: dead. ARGV: prefix, limit. Returns {id, body, attempts, error, failed_at, ...} newest
+#: first.
+DEAD_LETTERS = """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'REV')) do
+  local f = redis.call('HMGET', ARGV[1] .. 'job:' .. id, 'body', 'attempts', 'error', 'failed_at')
+  out[#out + 1] = id
+  for j = 1, 4 do out[#out + 1] = f[j] or '' end
+end
+return out
+"""
+
+#: KEYS: pending, leased, dead. Returns {ready, scheduled, leased, dead} (an expired lease is
+#: ready again).
+COUNTS = (
+    _NOW
+    + """
+local due = redis.call('ZCOUNT', KEYS[1], '-inf', now)
+local later = redis.call('ZCOUNT', KEYS[1], '(' .. fmt(now), '+inf')
+local lapsed = redis.call('ZCOUNT', KEYS[2], '-inf', now)
+local live = redis.call('ZCOUNT', KEYS[2], '(' .. fmt(now), '+inf')
+return {due + lapsed, later, live, redis.call('ZCARD', KEYS[3])}
+"""
+)
+
+#: KEYS: workers (expiry), bodies, published. ARGV: worker id, body, ttl_s.
+#: Also forgets workers whose status expired.
+PUBLISH = (
+    _NOW
+    + """
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE')) do
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], fmt(now))
+return 1
+"""
+)
+
+#: KEYS: workers, bodies, published. Returns {id, body, published_at, ...} of live workers.
+STATUSES = (
+    _NOW
+    + """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '(' .. fmt(now), '+inf', 'BYSCORE')) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
+  out[#out + 1] = redis.call('HGET', KEYS[3], id) or '0'
+end
+return out
+"""
+)

@@ -1,0 +1,57 @@
+"""A crafted message cannot make a worker import, unpickle or run anything it does not register."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+
+import pytest
+
+from kqueue.job import App
+from kqueue.policy.config import Config
+from kqueue.worker import Worker
+
+pytestmark = pytest.mark.redis
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED-pickle",))
+
+
+def test_crafted_messages_are_dead_lettered_and_the_worker_carries_on(
+    redis_server, tmp_path, monkeypatch
+):
+    # Given raw messages pushed straight into the queue next to one real job
+    monkeypatch.chdir(tmp_path)
+    app = App(redis_server.url)
+    app.backend.client.flushdb()
+    ran = []
+    app.job(lambda: ran.append(1), name="safe.job")
+    crafted = {
+        "pickle": pickle.dumps(_Boom()),
+        "by-path": json.dumps(
+            {"v": 1, "name": "os.system", "args": ["touch PWNED-path"], "submitted_at": 1}
+        ).encode(),
+        "dunder": json.dumps(
+            {"v": 1, "name": "__import__('os').system('touch PWNED-import')", "submitted_at": 1}
+        ).encode(),
+        "not-an-object": b'["os.system", "touch PWNED-list"]',
+    }
+    for job_id, body in crafted.items():
+        app.backend.enqueue("default", job_id, body)
+    app.jobs["safe.job"].dispatch()
+    # When a burst worker drains the queue
+    summary = asyncio.run(Worker(app, Config(), burst=True, force_inline=True).run())
+    # Then every crafted message is dead-lettered with a reason, nothing ran, the real job did
+    reasons = {x.job_id: x.reason for x in app.backend.dead_letters()}
+    assert set(reasons) == set(crafted)
+    assert reasons["pickle"].startswith("undecodable payload: payload is not JSON")
+    assert reasons["by-path"].startswith("unknown job name 'os.system'")
+    assert reasons["dunder"].startswith('unknown job name "__import__')
+    assert "expected an object" in reasons["not-an-object"]
+    assert ran == [1] and summary.dead_lettered == len(crafted)
+    assert not list(tmp_path.glob("PWNED*"))
+    app.close()
