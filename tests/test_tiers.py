@@ -178,7 +178,10 @@ def test_kqueue_pool_shows_the_tiers(tmp_path):
     backend = write_app(tmp_path)
     enqueue(backend, "pool.sleep", 30.0)
     url = f"sqlite:///{tmp_path / 'kq.db'}"
-    with worker_running(tmp_path, *RUN, "--pool-size", "2", "--pool-max-size", "2") as worker:
+    grace = ("--shutdown-grace", "1")  # the 30 s job is stopped and requeued at the end
+    with worker_running(
+        tmp_path, *RUN, "--pool-size", "2", "--pool-max-size", "2", *grace
+    ) as worker:
         assert wait_for(lambda: backend.worker_statuses(), 30)
         assert wait_for(lambda: b'"busy"' in backend.worker_statuses()[0].body, 10)
         pool_pids = children(worker.pid)
