@@ -124,7 +124,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
         self._start_metrics()
-        self._load_history()
+        self._best_effort("load the estimator's history", self._load_history)
         for runner in self.runners.values():
             await runner.start()
         log.info(
@@ -516,15 +516,17 @@ class Worker:
         for q in self._waiting.values():
             q.clear()
         if waiting:
-            self.summary.released += self.backend.release(waiting)
+            self.summary.released += (
+                self._best_effort("release waiting jobs", self.backend.release, waiting) or 0
+            )
         await self._grace_period()
         for runner in self.runners.values():
             await runner.stop(0.0)
         if self._running:  # let the stopped tiers' runs return their interrupted outcomes
             await asyncio.wait(list(self._running), timeout=STOPPED_RUNS_WAIT_S)
         self._abandon_unfinished()
-        self._settle()
-        self.backend.remove_status(self.worker_id)
+        self._best_effort("settle finished jobs", self._settle)
+        self._best_effort("remove this worker's status", self.backend.remove_status, self.worker_id)
         if self._trace is not None:
             self._trace.close()
         if self._metrics is not None:
@@ -548,14 +550,30 @@ class Worker:
         deadline = time.monotonic() + self.config.shutdown_grace_s
         while self._running and not self._force and time.monotonic() < deadline:
             await asyncio.wait(list(self._running), timeout=min(0.5, deadline - time.monotonic()))
-            self._settle()
+            self._best_effort("settle finished jobs", self._settle)
+
+    def _best_effort(self, what: str, call, *args):
+        """A backend call that must not stop a shutdown or a start; logs when the backend is down.
+
+        Whatever it could not do is safe: leased jobs come back when their leases expire.
+        """
+        try:
+            return call(*args)
+        except BackendUnavailable as exc:
+            log.warning(
+                "could not %s (%s); leased jobs come back when their leases expire", what, exc
+            )
+            return None
 
     def _abandon_unfinished(self) -> None:
         """Release jobs still running after the tiers stopped (inline sync threads)."""
         for task, pending in list(self._running.items()):
             task.remove_done_callback(self._on_done)
             task.cancel()
-            self.summary.released += self.backend.release([pending.lease])
+            released = self._best_effort(
+                "release a running job", self.backend.release, [pending.lease]
+            )
+            self.summary.released += released or 0
             self.summary.abandoned += 1
         self._running.clear()
 

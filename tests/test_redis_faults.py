@@ -195,3 +195,24 @@ def test_worker_backs_off_while_redis_is_down_and_resumes(app_dir):
     log = next(app_dir.glob("worker-*.log")).read_text()
     assert "backend unavailable" in log and "reachable again" in log
     assert "Traceback" not in log
+
+
+def test_a_worker_started_before_redis_waits_for_it_and_stops_cleanly_while_it_is_down(app_dir):
+    # Given a worker started while its Redis is not up yet
+    server = RedisServer(app_dir / "redis")
+    process = worker(app_dir, server.url)
+    try:
+        time.sleep(1.5)
+        assert process.poll() is None, "the worker gave up on a Redis that was not up yet"
+        # When Redis comes up and jobs arrive, then the worker runs them
+        server.start()
+        dispatch(server.url, 10, 0.0)
+        wait_until(lambda: len(runs(app_dir)) == 10, 30, "jobs once Redis is up")
+        # And when Redis goes away again, SIGTERM still stops the worker cleanly
+        server.kill()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.stop()
