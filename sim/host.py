@@ -17,12 +17,12 @@ A host file is TOML with the field names below as top-level keys::
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kqueue.errors import ConfigError
+from kqueue.policy.config import read_toml
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class HostProfile:
         """
         values: dict[str, Any] = {}
         if path is not None:
-            values.update(_read_toml(Path(path)))
+            values.update(read_toml(Path(path), kind="host"))
         values.update({k: v for k, v in overrides.items() if v is not None})
         source = str(path) if path is not None else "host overrides"
         valid = [f.name for f in dataclasses.fields(cls)]
@@ -105,13 +105,3 @@ class HostProfile:
     def to_dict(self) -> dict[str, Any]:
         """The profile as a plain dict (for reports)."""
         return dataclasses.asdict(self)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: host file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None

@@ -13,6 +13,7 @@ Times are wall-clock seconds (``time.time()``): leases are shared across process
 from __future__ import annotations
 
 import abc
+import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ class Lease:
     #: Proves this worker still holds the message; state changes check it.
     token: str
     expires_at: float
+
+    def with_expiry(self, expires_at: float) -> Lease:
+        """The same lease with a new expiry (after an extension)."""
+        return dataclasses.replace(self, expires_at=expires_at)
 
 
 @dataclass(frozen=True)

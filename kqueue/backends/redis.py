@@ -206,7 +206,7 @@ class RedisBackend(Backend):
         for reply in replies:
             expires_at = float(reply[0])
             held.update((job_id.decode(), expires_at) for job_id in reply[1:])
-        return [_with_expiry(lease, held[lease.job_id]) for lease in leases if lease.job_id in held]
+        return [lease.with_expiry(held[lease.job_id]) for lease in leases if lease.job_id in held]
 
     @_translated
     def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
@@ -339,15 +339,3 @@ class RedisBackend(Backend):
 
 def _flat(pairs: Sequence[tuple]) -> list:
     return [x for pair in pairs for x in pair]
-
-
-def _with_expiry(lease: Lease, expires_at: float) -> Lease:
-    return Lease(
-        lease.job_id,
-        lease.queue,
-        lease.body,
-        lease.attempt,
-        lease.enqueued_at,
-        lease.token,
-        expires_at,
-    )

@@ -162,7 +162,7 @@ class SQLiteBackend(Backend):
                     (expires_at, lease.job_id, lease.token),
                 )
                 if cursor.rowcount:
-                    held.append(_with_expiry(lease, expires_at))
+                    held.append(lease.with_expiry(expires_at))
         return held
 
     def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
@@ -298,15 +298,3 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _with_expiry(lease: Lease, expires_at: float) -> Lease:
-    return Lease(
-        lease.job_id,
-        lease.queue,
-        lease.body,
-        lease.attempt,
-        lease.enqueued_at,
-        lease.token,
-        expires_at,
-    )

@@ -133,7 +133,7 @@ class Config:
             ConfigError: unknown key or bad value, naming the key, the file and the valid choices.
         """
         config = (
-            cls() if path is None else cls.from_mapping(_read_toml(Path(path)), source=str(path))
+            cls() if path is None else cls.from_mapping(read_toml(Path(path)), source=str(path))
         )
         return config.with_cli(**cli)
 
@@ -345,12 +345,18 @@ def _parse_jobs(jobs: Any, source: str) -> dict[str, JobOptions]:
     return parsed
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, kind: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; a missing or invalid file is a ``ConfigError`` naming it.
+
+    Args:
+        path: the file.
+        kind: what it is, for the message (``config``, ``host``).
+    """
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {kind} file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
