@@ -1,0 +1,125 @@
+"""Service-level objectives for the tuner: ``tier.metric=value`` and how far a run is from them.
+
+An SLO is a bound on one number of a ``SimResult``: ``inline.p95_wait=1s`` means "95% of the
+inline tier's jobs wait at most 1 s"; ``all.throughput=1000/min`` means "at least 1000 jobs a
+minute finish overall". The *margin* of an SLO in a run is how much room is left, relative to the
+target: ``(target - value) / target`` for upper bounds (waits, latencies), ``(value - target) /
+target`` for lower bounds (throughput), capped at 1. Negative means missed. A tier that ran no
+jobs meets every SLO on it (margin 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kqueue.errors import ConfigError
+from kqueue.policy.units import parse_duration, parse_rate
+from sim.report import SimResult, TierStats
+
+#: Tiers an SLO may name; ``all`` is every job together.
+TIERS = ("inline", "pool", "isolated", "all")
+#: Metric name -> (``TierStats`` field, kind). ``upper`` metrics are durations, at most the
+#: target; ``lower`` ones are rates, at least the target.
+METRICS = {
+    "mean_wait": ("mean_wait_s", "upper"),
+    "p50_wait": ("p50_wait_s", "upper"),
+    "p95_wait": ("p95_wait_s", "upper"),
+    "p99_wait": ("p99_wait_s", "upper"),
+    "max_wait": ("max_wait_s", "upper"),
+    "p50_latency": ("p50_latency_s", "upper"),
+    "p95_latency": ("p95_latency_s", "upper"),
+    "p99_latency": ("p99_latency_s", "upper"),
+    "throughput": ("throughput_per_min", "lower"),
+}
+#: Margins are capped here, so a target met with a value of 0 does not dominate.
+MAX_MARGIN = 1.0
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One objective: ``metric`` of ``tier`` at most (or, for throughput, at least) ``target``.
+
+    ``target`` is in seconds for waits and latencies, in jobs per minute for throughput.
+    """
+
+    tier: str
+    metric: str
+    target: float
+
+    @property
+    def name(self) -> str:
+        """``tier.metric``, as the operator wrote it."""
+        return f"{self.tier}.{self.metric}"
+
+    @property
+    def upper(self) -> bool:
+        """True when the value must stay at or below the target."""
+        return METRICS[self.metric][1] == "upper"
+
+    def describe(self) -> str:
+        """``pool.p95_wait <= 10 s`` or ``all.throughput >= 1000/min``."""
+        if self.upper:
+            return f"{self.name} <= {self.target:g} s"
+        return f"{self.name} >= {self.target:g}/min"
+
+    def value(self, result: SimResult) -> float | None:
+        """The run's value of this metric (``None`` when the tier ran no job)."""
+        stats: TierStats = result.overall if self.tier == "all" else result.tiers[self.tier]
+        return getattr(stats, METRICS[self.metric][0]) if stats.jobs else None
+
+    def margin(self, value: float | None) -> float:
+        """Room left relative to the target (negative = missed), at most ``MAX_MARGIN``."""
+        if value is None:
+            return MAX_MARGIN
+        if self.target == 0:
+            return MAX_MARGIN if value <= 0 else -1.0
+        room = (self.target - value) if self.upper else (value - self.target)
+        return min(MAX_MARGIN, room / self.target)
+
+
+#: Stated in every report when the operator gives no ``--slo``: a fast job should start within
+#: a second, a pooled one within ten, an isolated (long) one within a minute.
+DEFAULT_SLOS: tuple[Slo, ...] = (
+    Slo("inline", "p95_wait", 1.0),
+    Slo("pool", "p95_wait", 10.0),
+    Slo("isolated", "p95_wait", 60.0),
+)
+
+
+def parse_slo(text: str) -> Slo:
+    """Read ``tier.metric=value``, e.g. ``pool.p95_wait=10s`` or ``all.throughput=1000/min``.
+
+    Raises:
+        ConfigError: not of that form, an unknown tier or metric (listing the valid ones), or
+            a value that is not a duration (waits, latencies) or a rate (throughput).
+    """
+    name, sep, value = text.partition("=")
+    tier, dot, metric = name.strip().partition(".")
+    if not sep or not dot:
+        raise ConfigError(f"--slo {text!r}: expected tier.metric=value, e.g. pool.p95_wait=10s")
+    if tier not in TIERS:
+        raise ConfigError(f"--slo {text!r}: unknown tier {tier!r}; valid tiers: {', '.join(TIERS)}")
+    if metric not in METRICS:
+        raise ConfigError(
+            f"--slo {text!r}: unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}"
+        )
+    try:
+        if METRICS[metric][1] == "upper":
+            target = 0.0 if value.strip() in ("0", "0s") else parse_duration(value)
+        else:
+            target = parse_rate(value) * 60.0
+    except ValueError as exc:
+        raise ConfigError(f"--slo {text!r}: {exc}") from None
+    return Slo(tier, metric, target)
+
+
+def parse_slos(texts: Iterable[str] | None) -> tuple[Slo, ...]:
+    """Parse every ``--slo``; none given means ``DEFAULT_SLOS``. A repeated name: the last wins."""
+    given = {slo.name: slo for slo in map(parse_slo, texts or ())}
+    return tuple(given.values()) or DEFAULT_SLOS
+
+
+def margins(result: SimResult, slos: Iterable[Slo]) -> dict[str, float]:
+    """Each SLO's margin in ``result``, by name."""
+    return {slo.name: slo.margin(slo.value(result)) for slo in slos}
