@@ -108,7 +108,7 @@ def parse_slo(text: str) -> Slo:
         if METRICS[metric][1] == "upper":
             target = 0.0 if value.strip() in ("0", "0s") else parse_duration(value)
         else:
-            target = parse_rate(value) * 60.0
+            target = round(parse_rate(value) * 60.0, 9)
     except ValueError as exc:
         raise ConfigError(f"--slo {text!r}: {exc}") from None
     return Slo(tier, metric, target)
