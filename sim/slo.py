@@ -1,11 +1,15 @@
 """Service-level objectives for the tuner: ``tier.metric=value`` and how far a run is from them.
 
-An SLO is a bound on one number of a ``SimResult``: ``inline.p95_wait=1s`` means "95% of the
-inline tier's jobs wait at most 1 s"; ``all.throughput=1000/min`` means "at least 1000 jobs a
-minute finish overall". The *margin* of an SLO in a run is how much room is left, relative to the
-target: ``(target - value) / target`` for upper bounds (waits, latencies), ``(value - target) /
-target`` for lower bounds (throughput), capped at 1. Negative means missed. A tier that ran no
-jobs meets every SLO on it (margin 1).
+``inline.p95_wait=1s`` means "95% of the inline jobs wait at most 1 s"; ``all.throughput=1000/min``
+means "at least 1000 jobs a minute finish overall". Which jobs are "the inline jobs" is fixed
+before the search, by the *base* config's routing of each job class (``job_groups``): the fast
+jobs stay the fast jobs whatever thresholds a candidate uses. Judging a candidate by the tier it
+routes jobs to would let the search game the SLOs (route the fast jobs to the isolated tier and
+they are held to the isolated tier's minute).
+
+The *margin* of an SLO in a run is the room left relative to the target: ``(target - value) /
+target`` for upper bounds (waits, latencies), ``(value - target) / target`` for lower bounds
+(throughput), capped at 1. Negative means missed. A group with no jobs meets every SLO (margin 1).
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from kqueue.errors import ConfigError
+from kqueue.policy import Config, JobOptions, resolve_job, route
 from kqueue.policy.units import parse_duration, parse_rate
-from sim.report import SimResult, TierStats
+from sim.model import TIER_NAMES
+from sim.report import SimResult
 
 #: Tiers an SLO may name; ``all`` is every job together.
 TIERS = ("inline", "pool", "isolated", "all")
@@ -63,10 +71,9 @@ class Slo:
             return f"{self.name} <= {self.target:g} s"
         return f"{self.name} >= {self.target:g}/min"
 
-    def value(self, result: SimResult) -> float | None:
-        """The run's value of this metric (``None`` when the tier ran no job)."""
-        stats: TierStats = result.overall if self.tier == "all" else result.tiers[self.tier]
-        return getattr(stats, METRICS[self.metric][0]) if stats.jobs else None
+    def value(self, stats: dict[str, dict[str, float | None]]) -> float | None:
+        """This metric of ``group_stats`` (``None`` when the group ran no job)."""
+        return stats[self.tier][METRICS[self.metric][0]]
 
     def margin(self, value: float | None) -> float:
         """Room left relative to the target (negative = missed), at most ``MAX_MARGIN``."""
@@ -120,6 +127,49 @@ def parse_slos(texts: Iterable[str] | None) -> tuple[Slo, ...]:
     return tuple(given.values()) or DEFAULT_SLOS
 
 
-def margins(result: SimResult, slos: Iterable[Slo]) -> dict[str, float]:
-    """Each SLO's margin in ``result``, by name."""
-    return {slo.name: slo.margin(slo.value(result)) for slo in slos}
+def job_groups(job_class: list[str], duration_s: list[float], base: Config) -> np.ndarray:
+    """Each job's SLO group (index into ``TIER_NAMES``): where ``base`` routes its class.
+
+    A class's estimate is the ``estimate_quantile`` of its durations, what the runtime's history
+    settles on; a class's explicit tier or estimate in ``base``'s job tables wins, as in routing.
+    """
+    names = np.asarray(job_class, dtype=object)
+    duration = np.asarray(duration_s, float)
+    groups = np.zeros(len(names), np.int8)
+    for name in sorted(set(job_class)):
+        mask = names == name
+        settings = resolve_job(base, name, JobOptions())
+        estimate = settings.estimated_duration_s
+        if estimate is None:
+            estimate = float(np.quantile(duration[mask], base.estimate_quantile))
+        groups[mask] = TIER_NAMES.index(route(settings.tier, estimate, base).value)
+    return groups
+
+
+def group_stats(result: SimResult, groups: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Every SLO metric (``TierStats`` field names) of each group of jobs and of ``all``."""
+    o = result.outcome
+    per_min = result.throughput_per_min / result.finished if result.finished else 0.0
+    stats = {}
+    for code, name in enumerate((*TIER_NAMES, "all")):
+        mask = groups == code if name != "all" else np.ones(len(groups), bool)
+        done = mask & np.isfinite(o.finished_s)
+        wait = o.started_s[done] - o.submitted_s[done]
+        latency = o.finished_s[done] - o.submitted_s[done]
+        found: dict[str, float | None] = {"throughput_per_min": float(done.sum() * per_min)}
+        for label, values in (("wait", wait), ("latency", latency)):
+            points = np.percentile(values, [50, 95, 99]) if len(values) else [None] * 3
+            for q, point in zip((50, 95, 99), points, strict=True):
+                found[f"p{q}_{label}_s"] = None if point is None else float(point)
+        found["mean_wait_s"] = float(wait.mean()) if len(wait) else None
+        found["max_wait_s"] = float(wait.max()) if len(wait) else None
+        if not mask.any():
+            found = dict.fromkeys(found)
+        stats[name] = found
+    return stats
+
+
+def margins(result: SimResult, slos: Iterable[Slo], groups: np.ndarray) -> dict[str, float]:
+    """Each SLO's margin in ``result``, by name (``groups`` from ``job_groups``)."""
+    stats = group_stats(result, groups)
+    return {slo.name: slo.margin(slo.value(stats)) for slo in slos}

@@ -21,7 +21,7 @@ from sim.host import HostProfile
 from sim.model import Jobs
 from sim.replay import TraceJobs, simulate
 from sim.report import SimResult
-from sim.slo import Slo, margins
+from sim.slo import Slo, job_groups, margins
 
 #: Two runs whose peaks differ by at most this fraction tie on memory; lower waits win.
 MEMORY_TIE_FRACTION = 0.01
@@ -70,8 +70,14 @@ class Evaluation:
 
 
 def evaluate(result: SimResult, config: Config, problem: Problem) -> Evaluation:
-    """Judge one run against the problem's SLOs, stability and memory budget."""
-    found = margins(result, problem.slos)
+    """Judge one run against the problem's SLOs, stability and memory budget.
+
+    The SLO groups are where the base config routes each class of the run's own jobs
+    (``sim.slo.job_groups``).
+    """
+    jobs = result.outcome.prepared.jobs
+    groups = job_groups(jobs.job_class, jobs.duration_s, problem.base)
+    found = margins(result, problem.slos, groups)
     ok = result.stable and all(m >= 0 for m in found.values())
     return Evaluation(
         config=config,

@@ -10,7 +10,7 @@ from kqueue.errors import ConfigError
 from kqueue.policy import Config
 from sim.host import HostProfile
 from sim.replay import prepare, simulate
-from sim.slo import DEFAULT_SLOS, Slo, margins, parse_slo, parse_slos
+from sim.slo import DEFAULT_SLOS, Slo, job_groups, margins, parse_slo, parse_slos
 from sim.theory import erlang_c, poisson_trace
 from sim.tune import one_host_bound, tune
 from sim.tune_eval import Evaluation, Problem, evaluate, select
@@ -70,7 +70,8 @@ def test_recommendation_simulated_alone_meets_everything_and_is_deterministic():
     again = simulate(first.share, first.config, problem.host)
     assert evaluate(again, first.config, problem) == first.evaluation
     assert again.stable and again.peak_memory_mb <= 6144.0
-    assert all(m >= 0 for m in margins(again, DEFAULT_SLOS).values())
+    groups = job_groups(first.share.jobs.job_class, first.share.jobs.duration_s, Config())
+    assert all(m >= 0 for m in margins(again, DEFAULT_SLOS, groups).values())
     # And the same inputs give the same answer (serial or parallel)
     second = tune(prepared, problem, processes=1)
     assert second.config == first.config and second.evaluation == first.evaluation
