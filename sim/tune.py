@@ -60,8 +60,8 @@ REFINE_ROUNDS = 5
 MAX_SLOTS = 100_000
 #: A worker's share smaller than this is not simulated (the host count is then a bound).
 MIN_SHARE_JOBS = 200
-#: Host counts tried after the bound, growing by this factor.
-HOST_ROUNDS, HOST_GROWTH = 5, 1.25
+#: Searches spent on finding the number of hosts (doubling, then bisection).
+HOST_SEARCHES = 8
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,11 @@ def share(prepared: TraceJobs, hosts: int, seed: int) -> TraceJobs:
 
 
 def _hosts(prepared, trace, problem, processes, progress, one_host):
-    """The least number of workers whose share meets the targets: (k, verified, search run)."""
+    """The least number of workers whose share meets the targets: (k, verified, search run).
+
+    Starts at the bounds' count, doubles until a share's search is feasible, then bisects
+    between the last failing and the first working count (at most ``HOST_SEARCHES`` searches).
+    """
     host, budget = problem.host, problem.memory_budget_mb
     k = 2
     if host.cores:
@@ -317,15 +321,31 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
     floor = min_memory_floor(trace, problem)
     if math.isfinite(budget) and floor > budget:
         k = max(k, math.ceil((floor - host.worker_mb) / (budget - host.worker_mb)))
-    last = one_host
-    for _ in range(HOST_ROUNDS):
-        part = share(prepared, k, problem.seed)
-        if len(part.jobs) < MIN_SHARE_JOBS:
+    runs: dict[int, tuple] = {}
+
+    def works(hosts: int) -> bool | None:
+        part = share(prepared, hosts, problem.seed)
+        if len(part.jobs) < MIN_SHARE_JOBS or len(runs) >= HOST_SEARCHES:
+            return None
+        runs[hosts] = _search(part, profile(part, problem.base), problem, processes, progress)
+        return runs[hosts][0].feasible
+
+    low, high = k - 1, None
+    while high is None:
+        ok = works(k)
+        if ok is None:
             break
-        last = _search(part, profile(part, problem.base), problem, processes, progress)
-        if last[0].feasible:
-            return k, True, last
-        k = max(k + 1, math.ceil(k * HOST_GROWTH))
+        low, high = (low, k) if ok else (k, None)
+        k *= 2
+    while high is not None and high - low > 1:
+        middle = (low + high) // 2
+        ok = works(middle)
+        if ok is None:
+            break
+        low, high = (low, middle) if ok else (middle, high)
+    if high is not None:
+        return high, True, runs[high]
+    last = runs[max(runs)] if runs else one_host
     if last is None:  # not even one share could be simulated: report the one-host search
         last = _search(prepared, trace, problem, processes, progress)
-    return k, False, last
+    return low + 1, False, last
