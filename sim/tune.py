@@ -59,7 +59,7 @@ REFINE_ROUNDS = 5
 #: Largest concurrency the sizing considers.
 MAX_SLOTS = 100_000
 #: A worker's share smaller than this is not simulated (the host count is then a bound).
-MIN_SHARE_JOBS = 200
+MIN_SHARE_JOBS = 50
 #: Searches spent on finding the number of hosts (doubling, then bisection).
 HOST_SEARCHES = 8
 
