@@ -32,6 +32,7 @@ from kqueue.policy import Config
 from sim.replay import TraceJobs
 from sim.tune_eval import Evaluation, Evaluator, Problem, select, subset
 from sim.tune_space import (
+    INLINE_SAFE_MAX_S,
     MAX_CPU_UTILISATION,
     Split,
     TraceProfile,
@@ -148,7 +149,13 @@ def min_memory_floor(trace: TraceProfile, problem: Problem) -> float:
     stretch = cpu_stretch(trace, problem.host)
     if not math.isfinite(stretch):
         stretch = 1.0
-    return min(memory_floor_mb(s, problem.host) for s in splits(trace, problem.host, stretch))
+    found = splits(trace, problem.host, stretch, inline_cap(problem))
+    return min(memory_floor_mb(s, problem.host) for s in found)
+
+
+def inline_cap(problem: Problem) -> float:
+    """Longest class estimate that may go inline: the safe bound, or the base config's."""
+    return max(INLINE_SAFE_MAX_S, problem.base.inline_max_duration_s)
 
 
 def describe_miss(best: Evaluation, problem: Problem) -> str:
@@ -169,7 +176,7 @@ def candidates(trace: TraceProfile, problem: Problem) -> list[Config]:
     host = problem.host
     stretch = cpu_stretch(trace, host)
     stretch = stretch if math.isfinite(stretch) else 1.0
-    found = [s for s in splits(trace, host, stretch)
+    found = [s for s in splits(trace, host, stretch, inline_cap(problem))
              if memory_floor_mb(s, host) <= problem.memory_budget_mb]  # fmt: skip
     sized = [(s, *_sizes(s, problem)) for s in found]
     sized.sort(key=lambda item: memory_guess_mb(item[0], host, item[1], item[2]))

@@ -221,7 +221,8 @@ def _plot_waits(path: Path, recommended: SimResult, default: SimResult) -> None:
                 ax.step(np.maximum(waits, 1e-3), np.arange(1, len(waits) + 1) / len(waits),
                         where="post", label=f"{name} ({len(waits):,} jobs)")  # fmt: skip
         ax.set(xscale="log", title=f"{tier} waits", xlabel="wait (s, log)")
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
     axes[0].set_ylabel("fraction of jobs waiting at most")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -30,6 +30,10 @@ from sim.slo import Slo
 MAX_CPU_UTILISATION = 0.95
 #: The worker's GIL runs all inline jobs' CPU work: at most one core.
 GIL_CORES = 1.0
+#: Longest class estimate the tuner will route inline (the design's "fast jobs, <= 1 s"), unless
+#: the base config already allows longer: a long job inline holds the worker's thread pool, cannot
+#: be timed out when it is synchronous, and takes the worker down with it if it crashes.
+INLINE_SAFE_MAX_S = 1.0
 #: The top threshold (everything pooled or inline) sits this far above the largest estimate.
 TOP_THRESHOLD_FACTOR = 10.0
 
@@ -155,8 +159,11 @@ def servers_for(band: Band, wait_target_s: float, quantile: float, limit: int) -
     return limit
 
 
-def splits(trace: TraceProfile, host: HostProfile, stretch: float) -> list[Split]:
-    """Every distinct band split of the classes, with the GIL bound applied (cheapest first)."""
+def splits(
+    trace: TraceProfile, host: HostProfile, stretch: float, inline_cap_s: float = INLINE_SAFE_MAX_S
+) -> list[Split]:
+    """Every distinct band split of the classes whose inline classes are estimated at most
+    ``inline_cap_s`` and whose inline CPU fits under the GIL."""
     estimates = [c.estimate_s for c in trace.classes]
     cuts = [threshold_between(estimates, m) for m in range(len(estimates) + 1)]
     seen, found = set(), []
@@ -167,6 +174,8 @@ def splits(trace: TraceProfile, host: HostProfile, stretch: float) -> list[Split
                 continue
             seen.add(key)
             split = make_split(trace, host, stretch, cuts[i], cuts[j])
+            if split.inline.longest_estimate_s > inline_cap_s:
+                continue
             if split.inline.cpu_load < GIL_CORES * MAX_CPU_UTILISATION:
                 found.append(split)
     return found

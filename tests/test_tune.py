@@ -145,3 +145,16 @@ def test_slo_errors_say_what_is_valid(text, message):
 def test_no_slos_given_means_the_stated_defaults():
     assert parse_slos(None) == DEFAULT_SLOS
     assert parse_slos(["pool.p95_wait=5s", "pool.p95_wait=3s"]) == (Slo("pool", "p95_wait", 3.0),)
+
+
+def test_long_classes_are_never_routed_inline():
+    from sim.tune import candidates
+
+    # Given hours-long jobs with little CPU (inline would be the least memory, and unsafe)
+    trace = poisson_trace(300, 1 / 600, 3600.0, seed=3)
+    trace["cpu_s"] = trace["duration_s"] * 0.01
+    prepared = prepare(trace)
+    problem = Problem(DEFAULT_SLOS, math.inf, HostProfile(cores=4), Config())
+    # Then no candidate routes them inline
+    for config in candidates(profile(prepared, Config()), problem):
+        assert config.inline_max_duration_s < 3600.0
