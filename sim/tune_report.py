@@ -4,7 +4,8 @@
 (recommended vs default side by side, the SLOs and where they came from, the host count and
 what binds), ``pareto.png`` (peak memory against the worst SLO margin of every config run on the
 whole trace, the non-dominated ones joined), ``memory.png`` (total memory over time) and
-``waits.png`` (the distribution of waits per tier). Matplotlib uses the Agg backend: no display.
+``waits.png`` (the distribution of waits per SLO group: the jobs the base config routes to
+each tier). Matplotlib uses the Agg backend: no display.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def write_report(directory: str | Path, tuned: TuneResult, recommended: SimResul
     (out / "summary.md").write_text(summary_markdown(tuned, recommended, default, source))
     _plot_pareto(out / "pareto.png", tuned)
     _plot_memory(out / "memory.png", tuned, recommended, default)
-    _plot_waits(out / "waits.png", recommended, default)
+    _plot_waits(out / "waits.png", recommended, default, tuned.problem.base)
     return out
 
 
@@ -208,19 +209,22 @@ def _plot_memory(path: Path, tuned: TuneResult, recommended: SimResult, default:
     plt.close(fig)
 
 
-def _plot_waits(path: Path, recommended: SimResult, default: SimResult) -> None:
+def _plot_waits(path: Path, recommended: SimResult, default: SimResult, base: Config) -> None:
+    """Wait distributions per SLO group (the jobs the base config routes to each tier)."""
     import matplotlib.pyplot as plt
 
+    jobs = default.outcome.prepared.jobs
+    groups = job_groups(jobs.job_class, jobs.duration_s, base)
     fig, axes = plt.subplots(1, len(TIER_NAMES), figsize=(12, 3.8), sharey=True)
     for ax, (code, tier) in zip(axes, enumerate(TIER_NAMES), strict=True):
         for name, result in (("default", default), ("recommended", recommended)):
             o = result.outcome
-            done = (o.tier == code) & np.isfinite(o.started_s)
+            done = (groups == code) & np.isfinite(o.started_s)
             waits = np.sort(o.started_s[done] - o.submitted_s[done])
             if len(waits):
                 ax.step(np.maximum(waits, 1e-3), np.arange(1, len(waits) + 1) / len(waits),
                         where="post", label=f"{name} ({len(waits):,} jobs)")  # fmt: skip
-        ax.set(xscale="log", title=f"{tier} waits", xlabel="wait (s, log)")
+        ax.set(xscale="log", title=f"{tier} group waits", xlabel="wait (s, log)")
         if ax.lines:
             ax.legend(fontsize=7)
     axes[0].set_ylabel("fraction of jobs waiting at most")
