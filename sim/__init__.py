@@ -3,7 +3,9 @@
 Layout: ``host`` (the host profile), ``workload`` (synthetic traces, rate and duration helpers),
 ``model`` (the worker's SimPy processes) with ``tiers`` and ``cpu`` (processor sharing),
 ``replay`` (run a trace -> ``SimResult``), ``report`` / ``memory`` / ``text`` (metrics),
-``theory`` (Erlang C, Pollaczek-Khinchine), ``cli`` (``simulate``, ``trace synth``).
+``theory`` (Erlang C, Pollaczek-Khinchine), ``cli`` (``simulate``, ``tune``, ``trace synth``).
+The tuner: ``slo`` (targets), ``tune_space`` (bounds, splits, Erlang sizing), ``tune_eval``
+(parallel evaluation, selection rule), ``tune`` (the search), ``tune_report`` (Markdown, PNGs).
 
 The names below are imported on first use, so ``import sim.cli`` stays light for ``--help``.
 """
@@ -20,6 +22,13 @@ __all__ = [
     "TraceJobs",
     "SimResult",
     "TierStats",
+    # tune a config
+    "tune",
+    "TuneResult",
+    "Problem",
+    "Slo",
+    "parse_slo",
+    "DEFAULT_SLOS",
     # inputs
     "HostProfile",
     "JobClass",
@@ -38,6 +47,12 @@ _HOME = {
     "TraceJobs": "sim.replay",
     "SimResult": "sim.report",
     "TierStats": "sim.report",
+    "tune": "sim.tune",
+    "TuneResult": "sim.tune",
+    "Problem": "sim.tune_eval",
+    "Slo": "sim.slo",
+    "parse_slo": "sim.slo",
+    "DEFAULT_SLOS": "sim.slo",
     "HostProfile": "sim.host",
     "JobClass": "sim.workload",
     "PROTOTYPE_MIX": "sim.workload",

@@ -1,4 +1,4 @@
-"""Command-line commands of the simulator: ``simulate`` and ``trace synth``.
+"""Command-line commands of the simulator: ``simulate``, ``tune`` and ``trace synth``.
 
 ``register(subparsers)`` adds them to an argparse subparsers object (``kqueue.cli`` calls it;
 ``python -m sim`` does too). Each handler takes the parsed arguments and returns an exit code.
@@ -17,8 +17,9 @@ DEFAULT_SYNTH_JOBS = 10_000
 
 
 def register(subparsers) -> None:
-    """Add the ``simulate`` and ``trace`` (``synth``) commands to an argparse subparsers object."""
+    """Add ``simulate``, ``tune`` and ``trace`` (``synth``) to an argparse subparsers object."""
     _add_simulate(subparsers)
+    _add_tune(subparsers)
     trace = subparsers.add_parser("trace", help="work with trace files")
     commands = trace.add_subparsers(dest="trace_command", required=True, metavar="COMMAND")
     _add_synth(commands)
@@ -61,6 +62,101 @@ def _add_synth(commands) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes", help="TOML with [[classes]] tables (default: prototype mix)")
     p.set_defaults(func=run_synth)
+
+
+def _add_tune(subparsers) -> None:
+    p = subparsers.add_parser(
+        "tune",
+        help="recommend thresholds, pool sizes and limits from a trace (writes kqueue.toml)",
+        description="Search the worker settings for the least-memory config that keeps every "
+        "tier stable and meets every SLO on the trace; write it as a kqueue.toml.",
+    )
+    p.add_argument("--trace", required=True, help="trace CSV/Parquet of your jobs")
+    p.add_argument("--rate", help="plan for this arrival rate, e.g. 1000/min (rescales arrivals)")
+    p.add_argument("--memory-budget", help="peak memory per host, e.g. 3GB (default: none)")
+    p.add_argument("--cores", type=int, help="CPU cores of the host (overrides --host)")
+    p.add_argument("--host", help="host profile TOML from kqueue calibrate")
+    p.add_argument("--config", help="base kqueue.toml: settings the tuner does not search")
+    p.add_argument("--slo", action="append", metavar="TIER.METRIC=VALUE",
+                   help="e.g. inline.p95_wait=1s (repeatable; default: inline 1 s, pool 10 s, "
+                   "isolated 60 s p95 waits)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seeds the split of jobs over hosts")
+    p.add_argument("--out", default="kqueue.toml", help="config file to write (kqueue.toml)")
+    p.add_argument("--report", help="directory for summary.md and the PNGs")
+    p.add_argument("--processes", type=int, help="simulation processes (default: all cores)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress of each search stage on stderr (default: on)")  # fmt: skip
+    p.set_defaults(func=run_tune)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    """``tune``: search, write the config (and the report); returns the exit code."""
+    from pathlib import Path
+
+    from kqueue.errors import KQueueError
+
+    try:
+        prepared, problem = _tune_inputs(args)
+        from sim.progress import ProgressPrinter
+        from sim.tune import tune
+
+        def progress(label: str):
+            return ProgressPrinter(f"tune {label}", unit="configs")
+
+        found = tune(prepared, problem, processes=args.processes,
+                     progress=progress if args.progress else None)  # fmt: skip
+        Path(args.out).write_text(found.config.to_toml())
+        if args.report:
+            from sim.replay import simulate
+            from sim.tune_report import write_report
+
+            chosen = simulate(found.share, found.config, problem.host)
+            default = simulate(found.share, problem.base, problem.host)
+            write_report(args.report, found, chosen, default, args.trace)
+    except (KQueueError, ValueError, OSError) as exc:
+        return _fail("tune", exc)
+    print(_tune_summary(found, args))
+    return 0
+
+
+def _tune_inputs(args: argparse.Namespace):
+    """The prepared trace and the ``Problem`` the ``tune`` arguments describe."""
+    import math
+
+    from kqueue.policy import Config, read_trace
+    from kqueue.policy.units import parse_memory, parse_rate
+    from sim.host import HostProfile
+    from sim.replay import prepare
+    from sim.slo import parse_slos
+    from sim.tune_eval import Problem
+    from sim.workload import rescale_to_rate
+
+    slos = parse_slos(args.slo)
+    budget = parse_memory(args.memory_budget) if args.memory_budget else math.inf
+    host = HostProfile.load(args.host, cores=args.cores)
+    trace = read_trace(args.trace)
+    if args.rate:
+        trace = rescale_to_rate(trace, parse_rate(args.rate))
+    if args.processes is not None and args.processes < 1:
+        raise ValueError(f"--processes must be at least 1, got {args.processes}")
+    prepared = prepare(trace, source=args.trace)
+    return prepared, Problem(slos, budget, host, Config.load(args.config), args.seed)
+
+
+def _tune_summary(found, args: argparse.Namespace) -> str:
+    """A few lines for the terminal: the answer, the predicted numbers, where things went."""
+    e = found.evaluation
+    lines = [
+        f"hosts: {found.hosts}" + ("" if found.hosts_verified else " (at least; not verified)"),
+        f"binding on one host: {found.binding or 'nothing (one host meets every target)'}",
+        f"feasible: {e.feasible}  stable: {e.stable}  peak memory: {e.peak_memory_mb:,.0f} MB"
+        f"  throughput: {e.throughput_per_min:,.1f}/min",
+        "SLO margins: " + ", ".join(f"{name} {m:+.0%}" for name, m in e.margins),
+        f"searched {found.candidates} candidates, {found.simulations} simulations "
+        f"in {found.wall_s:.1f} s",
+        f"wrote {args.out}" + (f" and {args.report}/summary.md" if args.report else ""),
+    ]
+    return "\n".join(lines)
 
 
 def run_synth(args: argparse.Namespace) -> int:

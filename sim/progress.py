@@ -16,17 +16,19 @@ class ProgressPrinter:
     Args:
         label: what is progressing, e.g. ``"simulating"``.
         stream: where to write (standard error by default, so standard output stays clean).
+        unit: what is counted (``"jobs"``; the tuner counts ``"configs"``).
     """
 
-    def __init__(self, label: str = "simulating", stream: TextIO | None = None):
+    def __init__(self, label: str = "simulating", stream: TextIO | None = None, unit: str = "jobs"):
         self.label = label
+        self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
         self.redraw = bool(getattr(self.stream, "isatty", lambda: False)())
         self._began = time.perf_counter()
         self._last_tenth = -1
 
     def __call__(self, done: int, total: int) -> None:
-        """Report that ``done`` of ``total`` jobs have been fetched by the simulated worker."""
+        """Report that ``done`` of ``total`` jobs (or other units) are done."""
         fraction = done / total if total else 1.0
         elapsed = time.perf_counter() - self._began
         if self.redraw:
@@ -36,5 +38,5 @@ class ProgressPrinter:
                 self.stream.write("\n")
         elif int(fraction * 10) > self._last_tenth:
             self._last_tenth = int(fraction * 10)
-            self.stream.write(f"{self.label}: {done:,}/{total:,} jobs ({elapsed:.1f} s)\n")
+            self.stream.write(f"{self.label}: {done:,}/{total:,} {self.unit} ({elapsed:.1f} s)\n")
         self.stream.flush()

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
     [
         ("sim_theory.py", ["--jobs", "3000"], "M/D/1"),
         ("sim_speed.py", ["--jobs", "3000"], "median"),
+        ("seed_target.py", ["--jobs", "3000"], "prototype, 1 host"),
     ],
 )
 def test_experiment_runs_small(script, args, expected):

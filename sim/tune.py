@@ -1,0 +1,358 @@
+"""The tuner: from a trace and targets to the least-memory config that meets them (issue 6).
+
+Scenario: an operator has a trace of their jobs, SLOs per tier (``sim.slo``) and a memory budget.
+``tune(prepared, problem)`` searches the routing thresholds, pool size, concurrency limits and
+pool recycling for the config that keeps every tier stable, meets every SLO and fits the budget
+in the least peak memory (ties within 1% go to lower waits). The search:
+
+1. Bounds, no simulation (``sim.tune_space``): the offered CPU must fit the host's cores, inline
+   CPU must fit one core (the GIL), a split's mean memory must fit the budget. Splits that pass
+   are ranked by a rough memory guess; the best few get Erlang-C-sized capacities.
+2. Successive halving: every candidate runs on the trace's densest window of ``SCREEN_JOBS``
+   jobs, the best third on a larger window, the best on the whole trace.
+3. Refinement on the whole trace: step each capacity down (or, while nothing is feasible, up)
+   and try recycling pool processes, while the selection rule improves.
+
+If one host cannot do it, ``tune`` splits the arrivals over ``k`` workers (each job to a worker
+drawn with the seeded generator; one worker's share is tuned) and finds the least ``k`` that works.
+Every final number comes from a simulation of the whole trace (or share) with the returned config.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from kqueue.errors import ConfigError
+from kqueue.policy import Config
+from sim.replay import TraceJobs
+from sim.tune_eval import Evaluation, Evaluator, Problem, select, subset
+from sim.tune_space import (
+    INLINE_SAFE_MAX_S,
+    MAX_CPU_UTILISATION,
+    Split,
+    TraceProfile,
+    cpu_stretch,
+    make_split,
+    memory_floor_mb,
+    memory_guess_mb,
+    profile,
+    servers_for,
+    splits,
+    wait_target,
+)
+
+#: Jobs in the first screening window, and in the second (successive halving).
+SCREEN_JOBS = (5_000, 20_000)
+#: Splits (threshold pairs) that get simulated, best memory guess first.
+SPLITS_SIMULATED = 6
+#: Capacity multipliers tried on each split's Erlang-C sizes (pool and isolated).
+CAPACITY_FACTORS = (1.0, 1.3)
+#: Inline slots are cheap (no process): at least the base config's, or this much above Erlang C.
+INLINE_HEADROOM = 1.5
+#: Candidates kept to the whole trace, and refinement rounds on it.
+FINALISTS = 3
+REFINE_ROUNDS = 5
+#: Largest concurrency the sizing considers.
+MAX_SLOTS = 100_000
+#: A worker's share smaller than this is not simulated (the host count is then a bound).
+MIN_SHARE_JOBS = 50
+#: Searches spent on finding the number of hosts (doubling, then bisection).
+HOST_SEARCHES = 8
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The recommendation and its evidence.
+
+    ``config`` is for each of ``hosts`` workers (1 = one host is enough); ``evaluation`` is its run
+    on the whole trace (or one worker's share). ``binding`` says what stops one host from meeting
+    the targets ("" when one does). ``tried`` holds every whole-trace (share) evaluation, for the
+    Pareto front; ``share`` is the trace they ran on.
+    """
+
+    config: Config
+    evaluation: Evaluation
+    hosts: int
+    hosts_verified: bool
+    binding: str
+    tried: tuple[Evaluation, ...]
+    share: TraceJobs
+    problem: Problem
+    candidates: int
+    simulations: int
+    wall_s: float
+
+
+def tune(
+    prepared: TraceJobs,
+    problem: Problem,
+    *,
+    processes: int | None = None,
+    progress: Callable[[str], Callable[[int, int], None]] | None = None,
+) -> TuneResult:
+    """Find the least-memory config meeting ``problem`` on ``prepared``; see the module docstring.
+
+    Args:
+        prepared: the trace (``sim.replay.prepare``), already at the rate to plan for.
+        problem: SLOs, memory budget, host, base config (its other settings are kept), seed.
+        processes: simulation processes (default: all usable cores; 1 = in this process).
+        progress: ``progress(label)`` returns a ``callable(done, total)`` for each stage.
+
+    Raises:
+        ConfigError: a budget below the worker's own memory (no number of hosts can meet it).
+    """
+    began = time.perf_counter()
+    host = problem.host
+    if problem.memory_budget_mb < host.worker_mb:
+        raise ConfigError(
+            f"memory budget {problem.memory_budget_mb:g} MB is below the worker process's own "
+            f"{host.worker_mb:g} MB (host profile worker_mb); no config can meet it"
+        )
+    trace = profile(prepared, problem.base)
+    binding = one_host_bound(trace, problem)
+    run = None
+    if not binding:
+        run = _search(prepared, trace, problem, processes, progress)
+        binding = "" if run[0].feasible else describe_miss(run[0], problem)
+    hosts, verified = 1, True
+    if binding:
+        hosts, verified, run = _hosts(prepared, trace, problem, processes, progress, run)
+    best, tried, share, counts = run
+    return TuneResult(best.config, best, hosts, verified, binding, tried, share, problem,
+                      counts[0], counts[1], time.perf_counter() - began)  # fmt: skip
+
+
+def one_host_bound(trace: TraceProfile, problem: Problem) -> str:
+    """Why no config can work on one host, from bounds alone ("" when the bounds allow one)."""
+    host = problem.host
+    if host.cores and trace.cpu_load_cores >= host.cores * MAX_CPU_UTILISATION:
+        return (
+            f"CPU: the trace offers {trace.cpu_load_cores:.1f} cores of CPU work, over "
+            f"{MAX_CPU_UTILISATION:.0%} of the host's {host.cores} cores"
+        )
+    floor = min_memory_floor(trace, problem)
+    if floor > problem.memory_budget_mb:
+        return (
+            f"memory: the mean memory in use is at least {floor:,.0f} MB for any thresholds, "
+            f"over the {problem.memory_budget_mb:,.0f} MB budget"
+        )
+    return ""
+
+
+def min_memory_floor(trace: TraceProfile, problem: Problem) -> float:
+    """The least mean-memory bound over every split (MB)."""
+    stretch = cpu_stretch(trace, problem.host)
+    if not math.isfinite(stretch):
+        stretch = 1.0
+    found = splits(trace, problem.host, stretch, inline_cap(problem))
+    return min(memory_floor_mb(s, problem.host) for s in found)
+
+
+def inline_cap(problem: Problem) -> float:
+    """Longest class estimate that may go inline: the safe bound, or the base config's."""
+    return max(INLINE_SAFE_MAX_S, problem.base.inline_max_duration_s)
+
+
+def describe_miss(best: Evaluation, problem: Problem) -> str:
+    """Which constraint the closest config misses: stability, an SLO, or the budget."""
+    if not best.stable:
+        return "stability: a tier's backlog keeps growing with the best config found"
+    if best.worst_margin < 0:
+        return f"SLO {best.binding_slo}: missed by {-best.worst_margin:.0%} with the best config"
+    return (
+        f"memory: the best config peaks at {best.peak_memory_mb:,.0f} MB, over the "
+        f"{problem.memory_budget_mb:,.0f} MB budget"
+    )
+
+
+def candidates(trace: TraceProfile, problem: Problem) -> list[Config]:
+    """The first candidates, in a fixed order: the best splits by memory guess, each with
+    Erlang-C-sized capacities scaled by ``CAPACITY_FACTORS`` (and the base config's split)."""
+    host = problem.host
+    stretch = cpu_stretch(trace, host)
+    stretch = stretch if math.isfinite(stretch) else 1.0
+    found = [s for s in splits(trace, host, stretch, inline_cap(problem))
+             if memory_floor_mb(s, host) <= problem.memory_budget_mb]  # fmt: skip
+    sized = [(s, *_sizes(s, problem)) for s in found]
+    sized.sort(key=lambda item: memory_guess_mb(item[0], host, item[1], item[2]))
+    base = problem.base
+    chosen = sized[:SPLITS_SIMULATED]
+    mine = make_split(trace, host, stretch, base.inline_max_duration_s, base.pooled_max_duration_s)
+    if all(s != mine for s, *_ in chosen):
+        chosen.append((mine, *_sizes(mine, problem)))
+    configs = []
+    for split, pool, isolated, inline in chosen:
+        for factor in CAPACITY_FACTORS:
+            configs.append(_config(split, trace, problem, math.ceil(pool * factor),
+                                   math.ceil(isolated * factor), inline))  # fmt: skip
+    return list(dict.fromkeys(configs))
+
+
+def _sizes(split: Split, problem: Problem) -> tuple[int, int, int]:
+    """Erlang-C sizes (pool, isolated, inline) for a split's bands and the SLOs."""
+    sizes = []
+    for tier, band in (("pool", split.pool), ("isolated", split.isolated),
+                       ("inline", split.inline)):  # fmt: skip
+        target_s, quantile = wait_target(problem.slos, tier, band)
+        sizes.append(servers_for(band, target_s, quantile, MAX_SLOTS) if band.rate_per_s else 0)
+    inline = math.ceil(sizes[2] * INLINE_HEADROOM)
+    sizes[2] = max(inline, problem.base.max_concurrent_inline)
+    return sizes[0], sizes[1], sizes[2]
+
+
+def _config(split: Split, trace: TraceProfile, problem: Problem, pool: int, isolated: int,
+            inline: int) -> Config:  # fmt: skip
+    """A candidate: the split's thresholds and these capacities on top of the base config.
+
+    An empty pool band gets ``pool_size = 0`` and ``pool_max_size = 1`` (a process only if a
+    job of a class with no history lands there); isolated keeps at least one slot for the same
+    reason. ``default_estimate_s`` becomes the trace's overall estimate, so a class with no
+    history yet is routed like the trace's typical job.
+    """
+    return problem.base.replace(
+        inline_max_duration_s=split.inline_max_duration_s,
+        pooled_max_duration_s=split.pooled_max_duration_s,
+        default_estimate_s=float(f"{trace.overall_estimate_s:.3g}"),
+        pool_size=pool,
+        pool_max_size=max(pool, 1),
+        max_concurrent_isolated=max(isolated, 1),
+        max_concurrent_inline=inline,
+    )
+
+
+def _search(prepared, trace, problem, processes, progress):
+    """Successive halving then refinement on one trace; returns (best, tried, trace, counts)."""
+    configs = candidates(trace, problem)
+    n = len(prepared.jobs)
+    sizes = [size for size in SCREEN_JOBS if size < n] + [n]
+    with Evaluator(prepared, sizes, problem, processes, progress) as evaluator:
+        alive = configs
+        for stage, size in enumerate(sizes, start=1):
+            ranked = evaluator.run(size, alive, f"stage {stage}/{len(sizes)}")
+            if size == n:
+                break
+            keep = (
+                max(FINALISTS, math.ceil(len(alive) / 3)) if stage < len(sizes) - 1 else FINALISTS
+            )
+            order = sorted(
+                range(len(alive)), key=lambda i: (ranked[i].rank(problem.memory_budget_mb), i)
+            )
+            alive = [alive[i] for i in order[:keep]]  # fmt: skip
+        best = _refine(evaluator, trace, problem)
+        tried = tuple(evaluator.on_full_trace())
+        counts = (len(configs), len(evaluator.seen))
+    return best, tried, prepared, counts
+
+
+def _refine(evaluator: Evaluator, trace: TraceProfile, problem: Problem) -> Evaluation:
+    """Step capacities from the current best while the selection rule picks something new."""
+    budget = problem.memory_budget_mb
+    best = select(evaluator.on_full_trace(), budget)
+    for round_ in range(1, REFINE_ROUNDS + 1):
+        moves = neighbours(best.config, best.feasible, trace, problem)
+        evaluator.run(evaluator.full, moves, f"refine {round_}/{REFINE_ROUNDS}")
+        chosen = select(evaluator.on_full_trace(), budget)
+        if chosen == best:
+            break
+        best = chosen
+    return best
+
+
+def neighbours(
+    config: Config, feasible: bool, trace: TraceProfile, problem: Problem
+) -> list[Config]:
+    """Configs one step away: smaller capacities and pool recycling (to save memory); while
+    ``config`` is not feasible, larger capacities too (an SLO or stability may be what fails)."""
+    pool, isolated, inline = (config.pool_max_size, config.max_concurrent_isolated,
+                              config.max_concurrent_inline)  # fmt: skip
+    has_pool = config.pool_size > 0
+    down: list[dict] = []
+    if has_pool:
+        down += [{"pool_size": pool - s, "pool_max_size": pool - s}
+                 for s in sorted({1, max(1, pool // 8)}) if pool - s >= 1]  # fmt: skip
+    down += [{"max_concurrent_isolated": isolated - s}
+             for s in sorted({1, max(1, isolated // 8)}) if isolated - s >= 1]  # fmt: skip
+    down += [{"max_concurrent_inline": max(1, inline // 2)}] if inline > 1 else []
+    recycle = _recycle_mb(config, trace, problem)
+    down += [{"max_worker_memory_mb": recycle}] if recycle is not None else []
+    if feasible:
+        return [config.replace(**move) for move in down]
+    up: list[dict] = []
+    if has_pool:
+        grown = pool + max(1, pool // 4)
+        up.append({"pool_size": grown, "pool_max_size": grown})
+    up.append({"max_concurrent_isolated": isolated + max(1, isolated // 4)})
+    up.append({"max_concurrent_inline": inline * 2})
+    moves = up + down
+    return [config.replace(**move) for move in moves]
+
+
+def _recycle_mb(config: Config, trace: TraceProfile, problem: Problem) -> float | None:
+    """A recycling limit that drops a pool process after an unusually large job, or ``None``.
+
+    Pool processes keep the high-water mark of their jobs; when the pool band's largest jobs
+    are much bigger than its average, recycling above twice the average memory frees it.
+    """
+    host = problem.host
+    stretch = cpu_stretch(trace, host)
+    split = make_split(trace, host, stretch if math.isfinite(stretch) else 1.0,
+                       config.inline_max_duration_s, config.pooled_max_duration_s)  # fmt: skip
+    band = split.pool
+    if not band.rate_per_s or band.high_memory_mb < 2 * band.mean_memory_mb:
+        return None
+    limit = float(math.ceil(host.pool_process_mb + 2 * band.mean_memory_mb))
+    return limit if limit < config.max_worker_memory_mb else None
+
+
+def share(prepared: TraceJobs, hosts: int, seed: int) -> TraceJobs:
+    """One worker's share when arrivals are spread over ``hosts`` workers (seeded, uniform)."""
+    owner = np.random.default_rng(seed).integers(hosts, size=len(prepared.jobs))
+    return subset(prepared, np.flatnonzero(owner == 0))
+
+
+def _hosts(prepared, trace, problem, processes, progress, one_host):
+    """The least number of workers whose share meets the targets: (k, verified, search run).
+
+    Starts at the bounds' count, doubles until a share's search is feasible, then bisects
+    between the last failing and the first working count (at most ``HOST_SEARCHES`` searches).
+    """
+    host, budget = problem.host, problem.memory_budget_mb
+    k = 2
+    if host.cores:
+        k = max(k, math.ceil(trace.cpu_load_cores / (host.cores * MAX_CPU_UTILISATION)))
+    floor = min_memory_floor(trace, problem)
+    if math.isfinite(budget) and floor > budget:
+        k = max(k, math.ceil((floor - host.worker_mb) / (budget - host.worker_mb)))
+    runs: dict[int, tuple] = {}
+
+    def works(hosts: int) -> bool | None:
+        part = share(prepared, hosts, problem.seed)
+        if len(part.jobs) < MIN_SHARE_JOBS or len(runs) >= HOST_SEARCHES:
+            return None
+        runs[hosts] = _search(part, profile(part, problem.base), problem, processes, progress)
+        return runs[hosts][0].feasible
+
+    low, high = k - 1, None
+    while high is None:
+        ok = works(k)
+        if ok is None:
+            break
+        low, high = (low, k) if ok else (k, None)
+        k *= 2
+    while high is not None and high - low > 1:
+        middle = (low + high) // 2
+        ok = works(middle)
+        if ok is None:
+            break
+        low, high = (low, middle) if ok else (middle, high)
+    if high is not None:
+        return high, True, runs[high]
+    last = runs[max(runs)] if runs else one_host
+    if last is None:  # not even one share could be simulated: report the one-host search
+        last = _search(prepared, trace, problem, processes, progress)
+    return low + 1, False, last
