@@ -15,8 +15,11 @@ arguments), runs it, sends back the measured result, and waits for the next. The
 
 Dispatch never waits for the worker loop: the pool accepts up to ``BACKLOG_PER_PROCESS`` jobs
 per process beyond those running (``free()`` counts them) and hands the next one to a process
-inside the callback that read the previous result, so a process is idle only for one pipe
-round trip between jobs.
+inside the callback that read the previous result. When no process is idle and a process runs
+a job estimated at most ``PIPELINE_MAX_ESTIMATE_S``, the next request is written into its pipe
+ahead of time, so it starts the moment the current job ends, without waiting for the worker
+to be scheduled (on a busy machine that wait is several ms per job). A pipelined job that never
+started (its process died first) goes back to the front of the pool's queue.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ MEMORY_POLL_S = 1.0
 REAP_TIMEOUT_S = 5.0
 #: Jobs the pool holds per process beyond the running ones, ready to send the moment one frees.
 BACKLOG_PER_PROCESS = 1
+#: A process whose running job is estimated at most this long may get the next request queued
+#: in its pipe: a job queued behind it waits at most about this long for a free process.
+PIPELINE_MAX_ESTIMATE_S = 1.0
 
 
 @dataclass(eq=False)
@@ -70,6 +76,8 @@ class PoolProcess:
     rss_mb: float = math.nan
     retiring: bool = False
     job: _Assignment | None = None
+    #: A request already in the process's pipe, to start when ``job`` ends (pipelining).
+    next: _Assignment | None = None
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -99,7 +107,10 @@ class PoolRunner(TierRunner):
         return sum(1 for p in self._procs.values() if not p.retiring)
 
     def running(self) -> int:
-        return self._reserved - len(self._backlog)
+        return self._reserved - len(self._backlog) - self._pipelined()
+
+    def _pipelined(self) -> int:
+        return sum(1 for p in self._procs.values() if p.next is not None)
 
     def free(self) -> int:
         """Slots free now, counting ``BACKLOG_PER_PROCESS`` jobs queued per process."""
@@ -161,15 +172,19 @@ class PoolRunner(TierRunner):
                 job.timer.cancel()
 
     def _feed(self) -> None:
-        """Send queued jobs to idle processes, oldest job first."""
+        """Send queued jobs to idle processes, else queue them behind short jobs; oldest first."""
         while self._backlog:
-            proc = self._idle_process()
+            proc = self._idle_process() or self._pipelinable_process()
             if proc is None:
                 return
             job = self._backlog.popleft()
             if job.future.done():
                 continue  # its task was cancelled while it waited
-            self._send(proc, job)
+            if proc.job is None:
+                self._begin(proc, job)
+            else:
+                proc.next = job
+            proc.child.send(job.request)
 
     def _idle_process(self) -> PoolProcess | None:
         for proc in self._procs.values():
@@ -177,12 +192,25 @@ class PoolRunner(TierRunner):
                 return proc
         return None
 
-    def _send(self, proc: PoolProcess, job: _Assignment) -> None:
+    def _pipelinable_process(self) -> PoolProcess | None:
+        """A busy process whose short job may have the next request queued behind it."""
+        for proc in self._procs.values():
+            if (
+                proc.job is not None
+                and proc.next is None
+                and not proc.retiring
+                and proc.job.invocation.estimate_s <= PIPELINE_MAX_ESTIMATE_S
+                and proc.jobs_done + 2 <= self.config.max_jobs_per_worker
+            ):
+                return proc
+        return None
+
+    def _begin(self, proc: PoolProcess, job: _Assignment) -> None:
+        """``job`` runs on ``proc`` from now: its timeout starts."""
         loop = asyncio.get_running_loop()
         proc.job, job.sent_at = job, time.time()
         timeout_s = job.invocation.settings.timeout_s
         job.timer = loop.call_later(timeout_s, self._on_timeout, proc, job)
-        proc.child.send(job.request)
 
     def _on_result(self, process: ChildProcess, result: dict[str, Any]) -> None:
         proc = self._procs.get(process.pid)
@@ -191,10 +219,13 @@ class PoolRunner(TierRunner):
             return  # a late result from a process being killed: its exit decides
         proc.job, proc.rss_mb = None, result["rss_mb"]
         proc.jobs_done += 1
+        if proc.next is not None:  # the child read it as soon as it reported: it runs now
+            queued, proc.next = proc.next, None
+            self._begin(proc, queued)
         outcome = outcome_from_result(result, f"pid {process.pid}", jobs_done=proc.jobs_done)
         if not job.future.done():
             job.future.set_result(outcome)
-        if self._should_recycle(proc, outcome):
+        if not proc.retiring and self._should_recycle(proc, outcome):
             self._retire(proc, replace=True)
             self.recycled += 1
         self._feed()
@@ -229,6 +260,7 @@ class PoolRunner(TierRunner):
         job, proc.job = proc.job, None
         if job is not None and not job.future.done():
             job.future.set_result(process.death_outcome(job.sent_at, memory_mb=proc.rss_mb))
+        self._requeue_pipelined(proc)
         if not proc.retiring and not self._stopping:
             if process.kill_reason is None:
                 log.warning("pool process %d exited (%s)", process.pid, process.exitcode)
@@ -237,12 +269,23 @@ class PoolRunner(TierRunner):
         self._feed()
         self._changed.set()
 
+    def _requeue_pipelined(self, proc: PoolProcess) -> None:
+        """A request left in a dead process's pipe never started: it goes first in the queue."""
+        queued, proc.next = proc.next, None
+        if queued is None or queued.future.done():
+            return
+        if self._stopping:
+            now = time.time()
+            queued.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
+        else:
+            self._backlog.appendleft(queued)
+
     # --- supervision steps ------------------------------------------------------------------
 
     def maintain(self, waiting: int, now_s: float) -> None:
         if self._stopping or self._changed is None:
             return
-        self._scale(waiting + len(self._backlog), now_s)
+        self._scale(waiting + len(self._backlog) + self._pipelined(), now_s)
         self._poll_memory(now_s)
 
     def _scale(self, waiting: int, now_s: float) -> None:
