@@ -31,7 +31,7 @@ from kqueue.policy.trace import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
 from kqueue.tiers.process import ChildProcess, outcome_from_result
-from kqueue.tiers.procs import describe_exit, rss_mb
+from kqueue.tiers.procs import describe_exit, libc_prctl, rss_mb
 
 log = logging.getLogger("kqueue.isolated")
 
@@ -83,6 +83,7 @@ class IsolatedRunner(TierRunner):
 
     async def start(self) -> None:
         self._exited = asyncio.Event()
+        libc_prctl()  # resolved here once, inherited by every child
 
     def run(self, invocation: Invocation) -> Awaitable[Outcome]:
         """Reserve a slot now (so ``free()`` is right before the task starts), then run."""

@@ -41,7 +41,7 @@ from kqueue.policy.trace import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
 from kqueue.tiers.process import ChildProcess, outcome_from_result
-from kqueue.tiers.procs import rss_mb
+from kqueue.tiers.procs import libc_prctl, rss_mb
 
 log = logging.getLogger("kqueue.pool")
 
@@ -122,6 +122,7 @@ class PoolRunner(TierRunner):
 
     async def start(self) -> None:
         self._changed = asyncio.Event()
+        libc_prctl()  # resolved here once, inherited by every child
         for _ in range(self.config.pool_size):
             self._spawn()
 
