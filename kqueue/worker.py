@@ -296,7 +296,13 @@ class Worker:
             settings.tier, estimate.duration_s, self.config, force_inline=self.force_inline
         )
         invocation = Invocation(
-            lease.job_id, job, message.args, message.kwargs, settings, lease.attempt
+            lease.job_id,
+            job,
+            message.args,
+            message.kwargs,
+            settings,
+            lease.attempt,
+            estimate_s=estimate.duration_s,
         )
         return Pending(lease, invocation, tier, estimate.duration_s, message.submitted_at)
 

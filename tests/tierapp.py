@@ -58,6 +58,8 @@ def once_then_ok(marker, seconds):
 
 
 app.job(once_then_ok, name="pool.once", tier="pool")
+app.job(once_then_ok, name="pool.once.short", tier="pool", estimated_duration_s=0.1)
+app.job(sleep.fn, name="pool.short", tier="pool", estimated_duration_s=0.1)
 app.job(once_then_ok, name="iso.once", tier="isolated")
 
 

@@ -30,6 +30,8 @@ class Invocation:
     kwargs: dict
     settings: JobSettings
     attempt: int
+    #: The router's duration estimate, seconds (NaN if unknown); the pool pipelines short jobs.
+    estimate_s: float = math.nan
 
 
 @dataclass(frozen=True)

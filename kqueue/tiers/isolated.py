@@ -7,6 +7,10 @@ child and whatever it started are killed (status ``timeout``). A child that dies
 report is ``killed`` (retried by the worker), or ``memory`` when its exit looks like a failed
 allocation. The exit status and the fork time are kept in ``Outcome.extra``; the peak memory of
 the child is the trace's ``memory_mb``.
+
+Like the pool, the tier holds up to ``BACKLOG_PER_SLOT`` queued jobs per slot (``free()``
+counts them) and forks the next one inside the callback that reaped a finished child, so a slot
+never waits for a round of the worker loop.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +31,14 @@ from kqueue.policy.trace import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
 from kqueue.tiers.process import ChildProcess, outcome_from_result
-from kqueue.tiers.procs import describe_exit, rss_mb
+from kqueue.tiers.procs import describe_exit, libc_prctl, rss_mb
 
 log = logging.getLogger("kqueue.isolated")
 
 MEMORY_POLL_S = 1.0
 REAP_TIMEOUT_S = 5.0
+#: Jobs the tier holds per slot beyond the running ones, forked the moment a slot frees.
+BACKLOG_PER_SLOT = 1
 
 
 @dataclass(eq=False)
@@ -43,6 +50,7 @@ class _IsolatedJob:
     started_at: float
     result: dict[str, Any] | None = None
     rss_mb: float = math.nan
+    timer: asyncio.TimerHandle | None = None
 
 
 class IsolatedRunner(TierRunner):
@@ -53,6 +61,7 @@ class IsolatedRunner(TierRunner):
     def __init__(self, app, config):
         super().__init__(app, config)
         self._jobs: dict[int, tuple[ChildProcess, _IsolatedJob]] = {}
+        self._backlog: deque[_IsolatedJob] = deque()
         self._stopping = False
         self._last_poll_s = 0.0
         self._exited: asyncio.Event | None = None
@@ -62,7 +71,11 @@ class IsolatedRunner(TierRunner):
         return self.config.max_concurrent_isolated
 
     def running(self) -> int:
-        return self._reserved
+        return self._reserved - len(self._backlog)
+
+    def free(self) -> int:
+        """Slots free now, counting ``BACKLOG_PER_SLOT`` queued jobs per slot."""
+        return max(0, self.capacity() * (1 + BACKLOG_PER_SLOT) - self._reserved)
 
     def pids(self) -> list[int]:
         """Pids of the isolated processes running now."""
@@ -70,6 +83,7 @@ class IsolatedRunner(TierRunner):
 
     async def start(self) -> None:
         self._exited = asyncio.Event()
+        libc_prctl()  # resolved here once, inherited by every child
 
     def run(self, invocation: Invocation) -> Awaitable[Outcome]:
         """Reserve a slot now (so ``free()`` is right before the task starts), then run."""
@@ -87,6 +101,23 @@ class IsolatedRunner(TierRunner):
         job = _IsolatedJob(invocation, loop.create_future(), time.time())
         if self._stopping:
             return Outcome(Status.KILLED, job.started_at, time.time(), interrupted=True)
+        self._backlog.append(job)
+        self._feed()
+        try:
+            return await job.future
+        finally:
+            if job.timer is not None:
+                job.timer.cancel()
+
+    def _feed(self) -> None:
+        """Fork queued jobs while slots are free, oldest first."""
+        while self._backlog and len(self._jobs) < self.capacity() and not self._stopping:
+            job = self._backlog.popleft()
+            if not job.future.done():  # else its task was cancelled while it waited
+                self._start(job)
+
+    def _start(self, job: _IsolatedJob) -> None:
+        invocation = job.invocation
         request = child.request_for(
             invocation.job.name,
             invocation.args,
@@ -94,6 +125,7 @@ class IsolatedRunner(TierRunner):
             invocation.settings.max_memory_mb,
             hard=True,
         )
+        job.started_at = time.time()
         process = ChildProcess(
             child.run_once,
             (self.app, os.getpid(), request),
@@ -102,11 +134,8 @@ class IsolatedRunner(TierRunner):
             name="kqueue-isolated",
         )
         self._jobs[process.pid] = (process, job)
-        timer = loop.call_later(invocation.settings.timeout_s, process.kill, Status.TIMEOUT)
-        try:
-            return await job.future
-        finally:
-            timer.cancel()
+        loop = asyncio.get_running_loop()
+        job.timer = loop.call_later(invocation.settings.timeout_s, process.kill, Status.TIMEOUT)
 
     def _on_result(self, process: ChildProcess, result: dict[str, Any]) -> None:
         entry = self._jobs.get(process.pid)
@@ -130,6 +159,7 @@ class IsolatedRunner(TierRunner):
         )
         if not job.future.done():
             job.future.set_result(outcome)
+        self._feed()
         self._exited.set()
 
     def maintain(self, waiting: int, now_s: float) -> None:
@@ -142,6 +172,7 @@ class IsolatedRunner(TierRunner):
     async def stop(self, grace_s: float) -> None:
         """Kill the running children (their jobs end ``interrupted``) and wait until reaped."""
         self._stopping = True
+        self._interrupt_backlog()
         deadline = time.monotonic() + grace_s
         while self._jobs and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -153,11 +184,20 @@ class IsolatedRunner(TierRunner):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited.wait(), REAP_TIMEOUT_S)
 
+    def _interrupt_backlog(self) -> None:
+        """Jobs that never got a process end ``interrupted`` (back to the queue)."""
+        now = time.time()
+        while self._backlog:
+            job = self._backlog.popleft()
+            if not job.future.done():
+                job.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
+
     def status(self) -> dict[str, Any]:
         now = time.time()
         return {
             "running": self.running(),
             "capacity": self.capacity(),
+            "queued": len(self._backlog),
             "processes": [
                 {
                     "pid": pid,

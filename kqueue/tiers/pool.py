@@ -12,6 +12,14 @@ arguments), runs it, sends back the measured result, and waits for the next. The
   passes ``max_worker_memory_mb``, or after a job hit its memory limit (status ``memory``);
 - grows and shrinks the pool with ``kqueue.policy.scaler.target_pool_size`` (bounded steps with
   a cooldown), applied in ``maintain``.
+
+Dispatch never waits for the worker loop: the pool accepts up to ``BACKLOG_PER_PROCESS`` jobs
+per process beyond those running (``free()`` counts them) and hands the next one to a process
+inside the callback that read the previous result. When no process is idle and a process runs
+a job estimated at most ``PIPELINE_MAX_ESTIMATE_S``, the next request is written into its pipe
+ahead of time, so it starts the moment the current job ends, without waiting for the worker
+to be scheduled (on a busy machine that wait is several ms per job). A pipelined job that never
+started (its process died first) goes back to the front of the pool's queue.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +41,7 @@ from kqueue.policy.trace import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
 from kqueue.tiers.process import ChildProcess, outcome_from_result
-from kqueue.tiers.procs import rss_mb
+from kqueue.tiers.procs import libc_prctl, rss_mb
 
 log = logging.getLogger("kqueue.pool")
 
@@ -40,6 +49,11 @@ log = logging.getLogger("kqueue.pool")
 MEMORY_POLL_S = 1.0
 #: How long ``stop`` waits for killed processes to be reaped, seconds.
 REAP_TIMEOUT_S = 5.0
+#: Jobs the pool holds per process beyond the running ones, ready to send the moment one frees.
+BACKLOG_PER_PROCESS = 1
+#: A process whose running job is estimated at most this long may get the next request queued
+#: in its pipe: a job queued behind it waits at most about this long for a free process.
+PIPELINE_MAX_ESTIMATE_S = 1.0
 
 
 @dataclass(eq=False)
@@ -48,7 +62,8 @@ class _Assignment:
 
     invocation: Invocation
     future: asyncio.Future
-    sent_at: float
+    request: bytes
+    sent_at: float = math.nan
     timer: asyncio.TimerHandle | None = None
 
 
@@ -61,6 +76,8 @@ class PoolProcess:
     rss_mb: float = math.nan
     retiring: bool = False
     job: _Assignment | None = None
+    #: A request already in the process's pipe, to start when ``job`` ends (pipelining).
+    next: _Assignment | None = None
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -77,6 +94,7 @@ class PoolRunner(TierRunner):
     def __init__(self, app, config):
         super().__init__(app, config)
         self._procs: dict[int, PoolProcess] = {}
+        self._backlog: deque[_Assignment] = deque()
         self._changed: asyncio.Event | None = None
         self._stopping = False
         self._last_scaled_at: float | None = None
@@ -89,7 +107,14 @@ class PoolRunner(TierRunner):
         return sum(1 for p in self._procs.values() if not p.retiring)
 
     def running(self) -> int:
-        return self._reserved
+        return self._reserved - len(self._backlog) - self._pipelined()
+
+    def _pipelined(self) -> int:
+        return sum(1 for p in self._procs.values() if p.next is not None)
+
+    def free(self) -> int:
+        """Slots free now, counting ``BACKLOG_PER_PROCESS`` jobs queued per process."""
+        return max(0, self.capacity() * (1 + BACKLOG_PER_PROCESS) - self._reserved)
 
     def pids(self) -> list[int]:
         """Pids of the pool's live processes that take jobs."""
@@ -97,6 +122,7 @@ class PoolRunner(TierRunner):
 
     async def start(self) -> None:
         self._changed = asyncio.Event()
+        libc_prctl()  # resolved here once, inherited by every child
         for _ in range(self.config.pool_size):
             self._spawn()
 
@@ -110,6 +136,7 @@ class PoolRunner(TierRunner):
         )
         proc = self._procs[process.pid] = PoolProcess(process)
         self._changed.set()
+        self._feed()
         return proc
 
     # --- running a job ----------------------------------------------------------------------
@@ -126,29 +153,65 @@ class PoolRunner(TierRunner):
             self._reserved -= 1
 
     async def _run_on_process(self, invocation: Invocation) -> Outcome:
-        proc = await self._take_idle()
-        loop = asyncio.get_running_loop()
-        job = proc.job = _Assignment(invocation, loop.create_future(), time.time())
-        job.timer = loop.call_later(invocation.settings.timeout_s, self._on_timeout, proc, job)
-        settings = invocation.settings
+        if self._stopping:
+            now = time.time()
+            return Outcome(Status.KILLED, now, now, interrupted=True)
         request = child.request_for(
-            invocation.job.name, invocation.args, invocation.kwargs, settings.max_memory_mb
+            invocation.job.name,
+            invocation.args,
+            invocation.kwargs,
+            invocation.settings.max_memory_mb,
         )
-        proc.child.send(child.encode(request))
+        loop = asyncio.get_running_loop()
+        job = _Assignment(invocation, loop.create_future(), child.encode(request))
+        self._backlog.append(job)
+        self._feed()
         try:
             return await job.future
         finally:
-            job.timer.cancel()
+            if job.timer is not None:
+                job.timer.cancel()
 
-    async def _take_idle(self) -> PoolProcess:
-        while True:
-            for proc in self._procs.values():
-                if proc.job is None and not proc.retiring and proc.child.alive:
-                    return proc
-            if self._stopping:
-                raise RuntimeError("the pool is stopping")
-            self._changed.clear()
-            await self._changed.wait()
+    def _feed(self) -> None:
+        """Send queued jobs to idle processes, else queue them behind short jobs; oldest first."""
+        while self._backlog:
+            proc = self._idle_process() or self._pipelinable_process()
+            if proc is None:
+                return
+            job = self._backlog.popleft()
+            if job.future.done():
+                continue  # its task was cancelled while it waited
+            if proc.job is None:
+                self._begin(proc, job)
+            else:
+                proc.next = job
+            proc.child.send(job.request)
+
+    def _idle_process(self) -> PoolProcess | None:
+        for proc in self._procs.values():
+            if proc.job is None and not proc.retiring and proc.child.alive:
+                return proc
+        return None
+
+    def _pipelinable_process(self) -> PoolProcess | None:
+        """A busy process whose short job may have the next request queued behind it."""
+        for proc in self._procs.values():
+            if (
+                proc.job is not None
+                and proc.next is None
+                and not proc.retiring
+                and proc.job.invocation.estimate_s <= PIPELINE_MAX_ESTIMATE_S
+                and proc.jobs_done + 2 <= self.config.max_jobs_per_worker
+            ):
+                return proc
+        return None
+
+    def _begin(self, proc: PoolProcess, job: _Assignment) -> None:
+        """``job`` runs on ``proc`` from now: its timeout starts."""
+        loop = asyncio.get_running_loop()
+        proc.job, job.sent_at = job, time.time()
+        timeout_s = job.invocation.settings.timeout_s
+        job.timer = loop.call_later(timeout_s, self._on_timeout, proc, job)
 
     def _on_result(self, process: ChildProcess, result: dict[str, Any]) -> None:
         proc = self._procs.get(process.pid)
@@ -157,12 +220,16 @@ class PoolRunner(TierRunner):
             return  # a late result from a process being killed: its exit decides
         proc.job, proc.rss_mb = None, result["rss_mb"]
         proc.jobs_done += 1
+        if proc.next is not None:  # the child read it as soon as it reported: it runs now
+            queued, proc.next = proc.next, None
+            self._begin(proc, queued)
         outcome = outcome_from_result(result, f"pid {process.pid}", jobs_done=proc.jobs_done)
         if not job.future.done():
             job.future.set_result(outcome)
-        if self._should_recycle(proc, outcome):
+        if not proc.retiring and self._should_recycle(proc, outcome):
             self._retire(proc, replace=True)
             self.recycled += 1
+        self._feed()
         self._changed.set()
 
     def _should_recycle(self, proc: PoolProcess, outcome: Outcome) -> bool:
@@ -194,19 +261,32 @@ class PoolRunner(TierRunner):
         job, proc.job = proc.job, None
         if job is not None and not job.future.done():
             job.future.set_result(process.death_outcome(job.sent_at, memory_mb=proc.rss_mb))
+        self._requeue_pipelined(proc)
         if not proc.retiring and not self._stopping:
             if process.kill_reason is None:
                 log.warning("pool process %d exited (%s)", process.pid, process.exitcode)
             self._spawn()
             self.replaced += 1
+        self._feed()
         self._changed.set()
+
+    def _requeue_pipelined(self, proc: PoolProcess) -> None:
+        """A request left in a dead process's pipe never started: it goes first in the queue."""
+        queued, proc.next = proc.next, None
+        if queued is None or queued.future.done():
+            return
+        if self._stopping:
+            now = time.time()
+            queued.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
+        else:
+            self._backlog.appendleft(queued)
 
     # --- supervision steps ------------------------------------------------------------------
 
     def maintain(self, waiting: int, now_s: float) -> None:
         if self._stopping or self._changed is None:
             return
-        self._scale(waiting, now_s)
+        self._scale(waiting + len(self._backlog) + self._pipelined(), now_s)
         self._poll_memory(now_s)
 
     def _scale(self, waiting: int, now_s: float) -> None:
@@ -238,6 +318,7 @@ class PoolRunner(TierRunner):
         self._stopping = True
         if self._changed is None:
             return
+        self._interrupt_backlog()
         deadline = time.monotonic() + grace_s
         while self.running() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -248,13 +329,21 @@ class PoolRunner(TierRunner):
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), REAP_TIMEOUT_S)
-        self._changed.set()  # wake runs still waiting for a process: they raise
+
+    def _interrupt_backlog(self) -> None:
+        """Jobs that never reached a process end ``interrupted`` (back to the queue)."""
+        now = time.time()
+        while self._backlog:
+            job = self._backlog.popleft()
+            if not job.future.done():
+                job.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
 
     def status(self) -> dict[str, Any]:
         now = time.time()
         return {
             "running": self.running(),
             "capacity": self.capacity(),
+            "queued": len(self._backlog),
             "replaced": self.replaced,
             "recycled": self.recycled,
             "processes": [

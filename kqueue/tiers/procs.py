@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import sys
@@ -101,12 +102,26 @@ def die_with_parent(parent_pid: int) -> None:
 
     Called first thing in every child, so no child outlives a worker killed with SIGKILL.
     """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl = libc_prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died between fork and prctl
         os._exit(1)
+
+
+@functools.cache
+def libc_prctl():
+    """libc's ``prctl`` (Linux), or ``None``; resolved once, in the worker before it forks.
+
+    The tiers call this at start, so each forked child inherits the resolved function instead
+    of loading libc again through ctypes (about 0.3 ms per isolated job).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def describe_exit(exitcode: int | None) -> str:
