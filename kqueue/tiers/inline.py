@@ -28,6 +28,10 @@ from kqueue.tiers.base import Invocation, Outcome, TierRunner, format_error
 
 #: What a ``_SyncThreads`` job reports its outcome to.
 OnDone = Callable[[Outcome], None]
+#: Sync threads started on demand before the pool grows only for jobs that block.
+EAGER_THREADS = 4
+#: A thread whose job has run this long is blocked (sleep, I/O) rather than busy, seconds.
+BLOCKED_S = 0.02
 
 log = logging.getLogger("kqueue.inline")
 
@@ -86,20 +90,28 @@ class _ThreadJob:
 class _SyncThreads:
     """Long-lived threads running sync jobs from one queue, at most ``limit`` of them.
 
-    A thread is started when a job is submitted and none is idle (as ``ThreadPoolExecutor``
-    does), and lives until ``stop``. Outcomes collect in a list and the event loop is woken once
-    per batch, not once per job: a short job costs the loop one queue put and one callback, where
-    an executor future per job also costs a future chain and a self-pipe write.
+    Up to ``EAGER_THREADS`` start as soon as a job finds no idle thread (as with
+    ``ThreadPoolExecutor``). Beyond that the pool grows only while jobs wait and every thread
+    has been on its job for ``BLOCKED_S``: threads blocked in sleep or I/O make room for more,
+    while short jobs keep few threads, because a hundred threads contending for the GIL run
+    short jobs at half the speed of four (and slow the event loop's own round trips). Threads
+    live until ``stop``. Outcomes collect in a list and the loop is woken once per batch: a short
+    job costs the loop one queue put and one callback, where an executor future per job also
+    costs a future chain and a self-pipe write.
     """
 
     def __init__(self, limit: int, run: Callable[[Invocation], Outcome]):
         self._limit, self._run = limit, run
         self._jobs: queue.SimpleQueue[_ThreadJob | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        #: When each thread's current job started (monotonic s), None while it waits for one.
+        self._busy_since: list[float | None] = []
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
         self._outcomes: list[tuple[_ThreadJob, Outcome]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._grow_timer: asyncio.TimerHandle | None = None
+        self._stopped = False
 
     def __len__(self) -> int:
         return len(self._threads)
@@ -108,18 +120,44 @@ class _SyncThreads:
         """Queue one job; ``on_done(outcome)`` runs on the current event loop when it ends."""
         self._loop = asyncio.get_running_loop()
         job = _ThreadJob(invocation, on_done)
-        if not self._idle.acquire(blocking=False) and len(self._threads) < self._limit:
-            thread = threading.Thread(
-                target=self._work, name=f"kqueue-inline_{len(self._threads)}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        if not self._idle.acquire(blocking=False):
+            if len(self._threads) < min(EAGER_THREADS, self._limit):
+                self._start_thread()
+            elif self._grow_timer is None and len(self._threads) < self._limit:
+                self._grow_timer = self._loop.call_later(BLOCKED_S, self._grow)
         self._jobs.put(job)
         return job
 
-    def _work(self) -> None:
+    def _start_thread(self) -> None:
+        index = len(self._threads)
+        self._busy_since.append(None)
+        thread = threading.Thread(
+            target=self._work, args=(index,), name=f"kqueue-inline_{index}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def _grow(self) -> None:
+        """Add a thread per blocked one while jobs wait (doubling at most), up to the limit."""
+        self._grow_timer = None
+        waiting = self._jobs.qsize()
+        if self._stopped or not waiting or len(self._threads) >= self._limit:
+            return
+        now = time.monotonic()
+        blocked = sum(
+            1 for since in self._busy_since if since is not None and now - since >= BLOCKED_S
+        )
+        for _ in range(min(blocked, waiting, self._limit - len(self._threads))):
+            self._start_thread()
+        if len(self._threads) < self._limit:
+            self._grow_timer = self._loop.call_later(BLOCKED_S, self._grow)
+
+    def _work(self, index: int) -> None:
         while (job := self._jobs.get()) is not None:
-            self._report(job, self._run(job.invocation))
+            self._busy_since[index] = time.monotonic()
+            outcome = self._run(job.invocation)
+            self._busy_since[index] = None
+            self._report(job, outcome)
             self._idle.release()
 
     def _report(self, job: _ThreadJob, outcome: Outcome) -> None:
@@ -138,6 +176,9 @@ class _SyncThreads:
 
     def stop(self) -> None:
         """Interrupt queued jobs (``interrupted`` outcomes) and let idle threads exit."""
+        self._stopped = True
+        if self._grow_timer is not None:
+            self._grow_timer.cancel()
         while True:
             try:
                 job = self._jobs.get_nowait()
