@@ -30,8 +30,12 @@ from kqueue.tiers.base import Invocation, Outcome, TierRunner, format_error
 OnDone = Callable[[Outcome], None]
 #: Sync threads started on demand before the pool grows only for jobs that block.
 EAGER_THREADS = 4
-#: A thread whose job has run this long is blocked (sleep, I/O) rather than busy, seconds.
-BLOCKED_S = 0.02
+#: A thread whose job has run this long may be blocked (sleep, I/O), seconds; also how often
+#: the pool checks whether to grow.
+BLOCKED_S = 0.01
+#: Below this share of one core of CPU used by the process, the GIL is not the bottleneck and
+#: threads that look blocked are blocked (rather than waiting for the GIL or a busy host's CPU).
+CPU_BOUND_SHARE = 0.5
 
 log = logging.getLogger("kqueue.inline")
 
@@ -91,10 +95,11 @@ class _SyncThreads:
     """Long-lived threads running sync jobs from one queue, at most ``limit`` of them.
 
     Up to ``EAGER_THREADS`` start as soon as a job finds no idle thread (as with
-    ``ThreadPoolExecutor``). Beyond that the pool grows only while jobs wait and every thread
-    has been on its job for ``BLOCKED_S``: threads blocked in sleep or I/O make room for more,
-    while short jobs keep few threads, because a hundred threads contending for the GIL run
-    short jobs at half the speed of four (and slow the event loop's own round trips). Threads
+    ``ThreadPoolExecutor``). Beyond that the pool grows only while jobs wait, by one thread per
+    thread that has been on its job for ``BLOCKED_S``, and only while the process used less
+    than ``CPU_BOUND_SHARE`` of a core since the last check: threads blocked in sleep or I/O
+    make room for more, while short jobs keep few threads, because a hundred threads contending
+    for the GIL run short jobs at half the speed of four (and slow the loop's round trips). Threads
     live until ``stop``. Outcomes collect in a list and the loop is woken once per batch: a short
     job costs the loop one queue put and one callback, where an executor future per job also
     costs a future chain and a self-pipe write.
@@ -111,6 +116,8 @@ class _SyncThreads:
         self._outcomes: list[tuple[_ThreadJob, Outcome]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._grow_timer: asyncio.TimerHandle | None = None
+        #: Process CPU time and monotonic time when the last growth check was scheduled.
+        self._marks = (0.0, 0.0)
         self._stopped = False
 
     def __len__(self) -> int:
@@ -124,7 +131,7 @@ class _SyncThreads:
             if len(self._threads) < min(EAGER_THREADS, self._limit):
                 self._start_thread()
             elif self._grow_timer is None and len(self._threads) < self._limit:
-                self._grow_timer = self._loop.call_later(BLOCKED_S, self._grow)
+                self._schedule_growth()
         self._jobs.put(job)
         return job
 
@@ -137,6 +144,10 @@ class _SyncThreads:
         thread.start()
         self._threads.append(thread)
 
+    def _schedule_growth(self) -> None:
+        self._marks = (time.process_time(), time.monotonic())
+        self._grow_timer = self._loop.call_later(BLOCKED_S, self._grow)
+
     def _grow(self) -> None:
         """Add a thread per blocked one while jobs wait (doubling at most), up to the limit."""
         self._grow_timer = None
@@ -144,13 +155,15 @@ class _SyncThreads:
         if self._stopped or not waiting or len(self._threads) >= self._limit:
             return
         now = time.monotonic()
+        cpu_share = (time.process_time() - self._marks[0]) / max(1e-6, now - self._marks[1])
         blocked = sum(
             1 for since in self._busy_since if since is not None and now - since >= BLOCKED_S
         )
-        for _ in range(min(blocked, waiting, self._limit - len(self._threads))):
-            self._start_thread()
+        if cpu_share < CPU_BOUND_SHARE and 2 * blocked >= len(self._threads):
+            for _ in range(min(blocked, waiting, self._limit - len(self._threads))):
+                self._start_thread()
         if len(self._threads) < self._limit:
-            self._grow_timer = self._loop.call_later(BLOCKED_S, self._grow)
+            self._schedule_growth()
 
     def _work(self, index: int) -> None:
         while (job := self._jobs.get()) is not None:
