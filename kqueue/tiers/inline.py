@@ -11,7 +11,6 @@ memory is the growth of the worker's peak resident memory while the job ran.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import resource
@@ -178,8 +177,11 @@ class _SyncThreads:
             self._outcomes.append((job, outcome))
             first = len(self._outcomes) == 1
         if first:  # later ones ride along with the delivery already scheduled
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            try:
                 self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: nobody waits for these
+                with self._lock:
+                    self._outcomes.clear()
 
     def _deliver(self) -> None:
         with self._lock:
