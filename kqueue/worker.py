@@ -197,8 +197,17 @@ class Worker:
             loop.call_soon_threadsafe(callback)
 
     def _load_history(self) -> None:
-        """Seed the estimator with the durations every worker on this backend recorded."""
-        for job_class, durations in self.backend.load_durations(self.config.history_window).items():
+        """Seed the estimator with the durations every worker on this backend recorded.
+
+        The history is advice: with the backend down at start, the worker starts without it
+        (and its loop backs off until the backend is back) rather than exiting.
+        """
+        try:
+            history = self.backend.load_durations(self.config.history_window)
+        except BackendUnavailable as exc:
+            log.warning("no estimator history (backend unavailable: %s); starting without", exc)
+            return
+        for job_class, durations in history.items():
             for duration_s in durations:
                 self.history.record(job_class, duration_s)
 

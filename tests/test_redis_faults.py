@@ -195,3 +195,21 @@ def test_worker_backs_off_while_redis_is_down_and_resumes(app_dir):
     log = next(app_dir.glob("worker-*.log")).read_text()
     assert "backend unavailable" in log and "reachable again" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_started_while_redis_is_down_waits_for_it(app_dir):
+    # Given a Redis that is down when the worker starts (a slow host boots workers late)
+    with RedisServer(app_dir / "redis") as server:
+        server.kill()
+        process = worker(app_dir, server.url)
+        try:
+            time.sleep(3.0)
+            assert process.poll() is None, "the worker exited while Redis was down"
+            # When Redis comes up and jobs arrive
+            server.start()
+            dispatch(server.url, 20, 0.0)
+            # Then the worker runs them
+            wait_until(lambda: len(runs(app_dir)) == 20, 30, "jobs once Redis is up")
+        finally:
+            stop([process])
