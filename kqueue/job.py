@@ -7,6 +7,7 @@ unpickles anything a message names.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -128,7 +129,7 @@ class Job:
     queue: str
     options: JobOptions = field(default_factory=JobOptions)
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         """True for ``async def`` jobs (run on the worker's event loop when inline)."""
         return inspect.iscoroutinefunction(self.fn)

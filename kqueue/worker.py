@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -19,11 +20,12 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from kqueue.backends.base import Lease
 from kqueue.errors import BackendUnavailable, PayloadError
 from kqueue.job import App, decode_message
-from kqueue.policy.config import Config, Tier, resolve_job, retry_delay_s
+from kqueue.policy.config import Config, JobSettings, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
 from kqueue.policy.router import route
@@ -44,9 +46,11 @@ RELEASE_DELAY_S = 1.0
 STOPPED_RUNS_WAIT_S = 1.0
 #: Least time between two probes for jobs behind full tiers, seconds.
 PROBE_INTERVAL_S = 0.5
+#: Least time between two writes of the estimator's history to the backend, seconds.
+DURATIONS_FLUSH_S = 1.0
 
 
-@dataclass
+@dataclass(eq=False)  # identity: a running job's key in ``Worker._running``
 class Pending:
     """A leased job on its way through this worker."""
 
@@ -98,11 +102,15 @@ class Worker:
         self._metrics = None
         self._snapshot: tuple[dict, dict] = ({}, {})
         self._waiting: dict[Tier, deque[Pending]] = {tier: deque() for tier in self.runners}
-        self._running: dict[asyncio.Task, Pending] = {}
+        #: Running jobs and their runners' handles (``cancel()`` at shutdown).
+        self._running: dict[Pending, Any] = {}
         self._finished: list[tuple[Pending, Outcome]] = []
         self._acks: list[Lease] = []
         self._rows: list[TraceRow] = []
         self._durations: dict[str, list[float]] = {}
+        self._last_durations_flush = time.monotonic()
+        #: Resolved settings per job name (the config does not change during a run).
+        self._settings: dict[str, JobSettings] = {}
         self._accepted = 0
         self._stopping = False
         self._force = False
@@ -136,9 +144,9 @@ class Worker:
         try:
             while True:
                 try:
-                    fetched = self._fetch()
-                    self._dispatch()
                     self._settle()
+                    fetched = self._fetch()  # sends the settled acks with the lease
+                    self._dispatch()
                     self._maintain()
                     if self._done(fetched):
                         break
@@ -189,8 +197,17 @@ class Worker:
             loop.call_soon_threadsafe(callback)
 
     def _load_history(self) -> None:
-        """Seed the estimator with the durations every worker on this backend recorded."""
-        for job_class, durations in self.backend.load_durations(self.config.history_window).items():
+        """Seed the estimator with the durations every worker on this backend recorded.
+
+        The history is advice: with the backend down at start, the worker starts without it
+        (and its loop backs off until the backend is back) rather than exiting.
+        """
+        try:
+            history = self.backend.load_durations(self.config.history_window)
+        except BackendUnavailable as exc:
+            log.warning("no estimator history (backend unavailable: %s); starting without", exc)
+            return
+        for job_class, durations in history.items():
             for duration_s in durations:
                 self.history.record(job_class, duration_s)
 
@@ -217,6 +234,7 @@ class Worker:
             self._backoff_s = 0.0
 
     def _fetch(self) -> int:
+        """Lease what the tiers can take; the pending acks go in the same round trip."""
         plan = self._plan_fetch()
         self._probing = plan.probe
         if plan.probe:
@@ -226,13 +244,15 @@ class Worker:
         for queue in self.queues:
             if fetched >= room:
                 break
-            leases = self.backend.lease(
-                queue, self.worker_id, room - fetched, self.config.visibility_timeout_s
+            _, leases = self.backend.ack_and_lease(
+                self._acks, queue, self.worker_id, room - fetched, self.config.visibility_timeout_s
             )
+            self._acks = []  # kept until a call succeeds: acks retry after a reconnect
             overflow = [lease for lease in leases if not self._accept(lease)]
             if overflow:
                 self._give_back(overflow)
             fetched += len(leases)
+        self._flush_acks()  # when nothing was leased
         return fetched
 
     def _give_back(self, leases: list[Lease]) -> None:
@@ -288,7 +308,9 @@ class Worker:
             return self._dead_on_arrival(
                 lease, f"unknown job name {message.name!r}; this worker's app registers: {known}"
             )
-        settings = resolve_job(self.config, job.name, job.options)
+        settings = self._settings.get(job.name)
+        if settings is None:
+            settings = self._settings[job.name] = resolve_job(self.config, job.name, job.options)
         estimate = self.history.estimate(
             job.name, settings.estimated_duration_s, self.config.default_estimate_s
         )
@@ -321,32 +343,31 @@ class Worker:
             runner = self.runners[tier]
             while waiting and runner.free() > 0:
                 pending = waiting.popleft()
-                task = asyncio.ensure_future(runner.run(pending.invocation))
-                self._running[task] = pending
-                task.add_done_callback(self._on_done)
+                self._running[pending] = runner.launch(
+                    pending.invocation, functools.partial(self._on_done, pending)
+                )
 
-    def _on_done(self, task: asyncio.Task) -> None:
-        pending = self._running.pop(task)
-        if task.cancelled():
-            now = time.time()
-            outcome = Outcome(Status.KILLED, now, now, error="cancelled", interrupted=True)
-        elif task.exception() is not None:
-            now = time.time()
-            outcome = Outcome(Status.FAILED, now, now, error=f"runtime error: {task.exception()!r}")
-        else:
-            outcome = task.result()
+    def _on_done(self, pending: Pending, outcome: Outcome) -> None:
+        if self._running.pop(pending, None) is None:
+            return  # abandoned at shutdown: its lease was released already
         self._finished.append((pending, outcome))
         if self._wake is not None:
             self._wake.set()
 
     def _settle(self) -> None:
-        """Ack, retry or dead-letter finished jobs; on a backend error the rest wait a round."""
+        """Retry or dead-letter failed jobs and queue acks (sent with the next lease).
+
+        On a backend error the rest wait a round.
+        """
         try:
-            while self._finished:
-                self._settle_one(*self._finished[0])
-                self._finished.pop(0)
+            finished, self._finished = self._finished, []
+            for i, (pending, outcome) in enumerate(finished):
+                try:
+                    self._settle_one(pending, outcome)
+                except BaseException:
+                    self._finished = finished[i:] + self._finished
+                    raise
         finally:
-            self._flush_acks()
             self._flush_durations()
             self._flush_rows()
 
@@ -355,10 +376,15 @@ class Worker:
             self.backend.ack(self._acks)  # kept until it succeeds: acks retry after reconnect
             self._acks = []
 
-    def _flush_durations(self) -> None:
-        if self._durations:
-            self.backend.record_durations(self._durations, self.config.history_window)
-            self._durations = {}
+    def _flush_durations(self, *, now: bool = False) -> None:
+        """Share the estimator's new durations, at most every ``DURATIONS_FLUSH_S``."""
+        if not self._durations:
+            return
+        if not now and time.monotonic() - self._last_durations_flush < DURATIONS_FLUSH_S:
+            return
+        self.backend.record_durations(self._durations, self.config.history_window)
+        self._durations = {}
+        self._last_durations_flush = time.monotonic()
 
     def _flush_rows(self) -> None:
         if self._rows:
@@ -402,36 +428,41 @@ class Worker:
         name = pending.invocation.job.name
         if outcome.status in (Status.OK, Status.TIMEOUT):
             self.history.record(name, outcome.duration_s)
-            self._durations.setdefault(name, []).append(outcome.duration_s)
+            recent = self._durations.setdefault(name, [])
+            recent.append(outcome.duration_s)
+            if len(recent) > 2 * self.config.history_window:  # only the newest are kept
+                del recent[: -self.config.history_window]
         self.summary.done += 1
         self._rates.add(pending.tier.value, outcome.finished_at)
         self.summary.by_status[outcome.status.value] = (
             self.summary.by_status.get(outcome.status.value, 0) + 1
         )
-        self._rows.append(
-            TraceRow(
-                job_id=pending.lease.job_id,
-                queue=pending.lease.queue,
-                job_class=name,
-                tier=pending.tier.value,
-                submitted_at=pending.submitted_at,
-                started_at=outcome.started_at,
-                finished_at=outcome.finished_at,
-                wait_s=max(0.0, outcome.started_at - pending.submitted_at),
-                duration_s=outcome.duration_s,
-                cpu_s=outcome.cpu_s,
-                memory_mb=outcome.memory_mb,
-                status=outcome.status.value,
-                attempt=pending.lease.attempt,
-                worker=self.worker_id,
-                estimated_s=pending.estimate_s,
-            )
-        )
+        if self._trace is not None:
+            self._rows.append(self._row(pending, outcome))
         if self._metrics is not None:
             wait_s = max(0.0, outcome.started_at - pending.submitted_at)
             self._metrics.observe(
                 pending.tier.value, name, outcome.status.value, outcome.duration_s, wait_s
             )
+
+    def _row(self, pending: Pending, outcome: Outcome) -> TraceRow:
+        return TraceRow(
+            job_id=pending.lease.job_id,
+            queue=pending.lease.queue,
+            job_class=pending.invocation.job.name,
+            tier=pending.tier.value,
+            submitted_at=pending.submitted_at,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            wait_s=max(0.0, outcome.started_at - pending.submitted_at),
+            duration_s=outcome.duration_s,
+            cpu_s=outcome.cpu_s,
+            memory_mb=outcome.memory_mb,
+            status=outcome.status.value,
+            attempt=pending.lease.attempt,
+            worker=self.worker_id,
+            estimated_s=pending.estimate_s,
+        )
 
     def _maintain(self) -> None:
         now = time.time()
@@ -445,7 +476,7 @@ class Worker:
             self._last_status = now
 
     def _extend_leases(self) -> None:
-        pendings = [p for q in self._waiting.values() for p in q] + list(self._running.values())
+        pendings = [p for q in self._waiting.values() for p in q] + list(self._running)
         if not pendings:
             return
         held = {
@@ -503,14 +534,33 @@ class Worker:
         )
 
     async def _idle(self, fetched: int) -> None:
-        if fetched and self._room() > 0:
+        """Wait for a reason to go round again: a finished job, a stop, or new work.
+
+        With room to spare and nothing fetched, the backend's ``wait_for_work`` (a blocking
+        pop on Redis, a sleep on SQLite) ends the wait as soon as work arrives; in any case
+        the wait lasts at most ``poll_interval_s``, which finds scheduled and retried jobs.
+        """
+        room = self._room()
+        if fetched and room > 0:
             await asyncio.sleep(0)  # more may be waiting: fetch again at once
             return
         self._wake.clear()
         if self._finished:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+        waits = [asyncio.ensure_future(self._wake.wait())]
+        if room > 0 and not self._stopping:
+            waits.append(
+                asyncio.ensure_future(
+                    self.backend.wait_for_work(self.queues, self.config.poll_interval_s)
+                )
+            )
+        try:
+            await asyncio.wait(
+                waits, timeout=self.config.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     def _waiting_count(self) -> int:
         return sum(len(q) for q in self._waiting.values())
@@ -528,10 +578,12 @@ class Worker:
         await self._grace_period()
         for runner in self.runners.values():
             await runner.stop(0.0)
-        if self._running:  # let the stopped tiers' runs return their interrupted outcomes
-            await asyncio.wait(list(self._running), timeout=STOPPED_RUNS_WAIT_S)
+        # let the stopped tiers' runs return their interrupted outcomes
+        deadline = time.monotonic() + STOPPED_RUNS_WAIT_S
+        while self._running and time.monotonic() < deadline:
+            await self._wait_finish(deadline)
         self._abandon_unfinished()
-        self._best_effort("settle finished jobs", self._settle)
+        self._best_effort("settle finished jobs", self._settle_now)
         self._best_effort("remove this worker's status", self.backend.remove_status, self.worker_id)
         if self._trace is not None:
             self._trace.close()
@@ -555,8 +607,20 @@ class Worker:
         )
         deadline = time.monotonic() + self.config.shutdown_grace_s
         while self._running and not self._force and time.monotonic() < deadline:
-            await asyncio.wait(list(self._running), timeout=min(0.5, deadline - time.monotonic()))
-            self._best_effort("settle finished jobs", self._settle)
+            await self._wait_finish(deadline)
+            self._best_effort("settle finished jobs", self._settle_now)
+
+    async def _wait_finish(self, deadline: float) -> None:
+        """Wait until a job finishes, a stop request, or ``deadline`` (monotonic seconds)."""
+        self._wake.clear()  # no await since the caller looked at _running: nothing is missed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+
+    def _settle_now(self) -> None:
+        """Settle finished jobs and send their acks and durations at once (shutdown)."""
+        self._settle()
+        self._flush_acks()
+        self._flush_durations(now=True)
 
     def _best_effort(self, what: str, call, *args):
         """A backend call that must not stop a shutdown or a start; logs when the backend is down.
@@ -573,15 +637,14 @@ class Worker:
 
     def _abandon_unfinished(self) -> None:
         """Release jobs still running after the tiers stopped (inline sync threads)."""
-        for task, pending in list(self._running.items()):
-            task.remove_done_callback(self._on_done)
-            task.cancel()
+        running, self._running = self._running, {}
+        for pending, handle in running.items():
+            handle.cancel()  # its outcome, if any, is ignored: the job is no longer running
             released = self._best_effort(
                 "release a running job", self.backend.release, [pending.lease]
             )
             self.summary.released += released or 0
             self.summary.abandoned += 1
-        self._running.clear()
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -5,6 +5,7 @@ The ``backend`` fixture (conftest.py) is parametrised over every backend kqueue 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -181,3 +182,36 @@ def test_many_leases_in_batches_drain_everything_once(backend, n):
         seen += [x.job_id for x in batch]
         backend.ack(batch)
     assert sorted(seen) == sorted(ids)
+
+
+def test_ack_and_lease_acks_the_finished_and_leases_the_next(backend):
+    # Given two leased jobs and three more waiting
+    put(backend, 5)
+    done = backend.lease(Q, "w", 2, VT)
+    # When the two are acked in the same call that leases more
+    acked, leases = backend.ack_and_lease(done, Q, "w", 10, VT)
+    # Then both acks counted, the other three are leased, and nothing is left
+    assert acked == 2
+    assert sorted(x.job_id for x in leases) == ["j2", "j3", "j4"]
+    assert all(x.attempt == 1 for x in leases)
+    assert backend.ack_and_lease(leases, Q, "w", 0, VT) == (3, [])
+    assert backend.counts() == {}
+
+
+def test_ack_and_lease_with_a_lost_lease_still_leases(backend):
+    # Given a job whose lease expired and was taken over by another worker
+    backend.enqueue(Q, "j0", b"x")
+    first = backend.lease(Q, "w1", 1, 0.05)
+    time.sleep(0.1)
+    assert [x.job_id for x in backend.lease(Q, "w2", 1, VT)] == ["j0"]
+    backend.enqueue(Q, "j1", b"y")
+    # When the first worker acks it late while leasing more
+    acked, leases = backend.ack_and_lease(first, Q, "w1", 10, VT)
+    # Then the ack is a no-op and the lease still works
+    assert acked == 0 and [x.job_id for x in leases] == ["j1"]
+
+
+def test_wait_for_work_returns_by_its_timeout_without_work(backend):
+    started = time.monotonic()
+    asyncio.run(backend.wait_for_work([Q], 0.2))
+    assert time.monotonic() - started >= 0.15

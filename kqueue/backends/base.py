@@ -13,6 +13,7 @@ Times are wall-clock seconds (``time.time()``): leases are shared across process
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
@@ -100,6 +101,32 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def ack(self, leases: Sequence[Lease]) -> int:
         """Remove finished messages; returns how many were still held (the rest had expired)."""
+
+    def ack_and_lease(
+        self,
+        acks: Sequence[Lease],
+        queue: str,
+        worker_id: str,
+        limit: int,
+        visibility_timeout_s: float,
+    ) -> tuple[int, list[Lease]]:
+        """``ack(acks)`` then ``lease(queue, ...)``; backends may do both in one round trip.
+
+        Returns how many acks were still held, and the new leases. If it raises, neither the
+        acks nor the lease may be assumed done: the caller keeps its acks and tries again (an
+        ack is idempotent, and a lease taken but never seen comes back on expiry).
+        """
+        acked = self.ack(acks) if acks else 0
+        return acked, self.lease(queue, worker_id, limit, visibility_timeout_s)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> None:
+        """Return when new work may have arrived on ``queues``, at the latest after ``timeout_s``.
+
+        A hint only: it may return early with nothing new (the caller leases and finds out),
+        and work that is due later (scheduled jobs, retries, expired leases) is only found by
+        the caller's next lease after the timeout. The default sleeps, i.e. plain polling.
+        """
+        await asyncio.sleep(timeout_s)
 
     @abc.abstractmethod
     def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:

@@ -14,11 +14,13 @@ so callers can back off and retry without knowing redis-py; the client reconnect
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kqueue.backends import redact_url
@@ -40,6 +42,8 @@ PREFIX = "kqueue"
 CHUNK = 500
 #: Environment variable with the password when the URL has none (never logged).
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
+#: Longest single ``BLPOP`` of ``wait_for_work``, seconds (below the client's socket timeout).
+WAIT_MAX_S = 5.0
 
 
 def _translated(method: Callable) -> Callable:
@@ -85,6 +89,10 @@ class RedisBackend(Backend):
                 "STATUSES",
             )
         }
+        #: The blocking wait of ``wait_for_work`` (its own thread and pooled connection) and the
+        #: loop it reports to; a wait outlives a cancelled caller and serves the next call.
+        self._waits: ThreadPoolExecutor | None = None
+        self._waiter: asyncio.Future | None = None
 
     @classmethod
     def from_url(cls, url: str, *, socket_timeout_s: float = 10.0) -> RedisBackend:
@@ -165,7 +173,7 @@ class RedisBackend(Backend):
         self._enqueue(queue, messages, 0.0)
 
     def _enqueue(self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float) -> None:
-        keys, prefix = self._keys(queue, "pending"), self._prefix(queue)
+        keys, prefix = self._keys(queue, "pending", "notify"), self._prefix(queue)
         calls = [
             ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *_flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)
@@ -178,19 +186,33 @@ class RedisBackend(Backend):
     ) -> list[Lease]:
         if limit <= 0:
             return []
+        call, token = self._lease_call(queue, limit, visibility_timeout_s)
+        return _leases(queue, token, self._run(*call))
+
+    @_translated
+    def ack_and_lease(
+        self,
+        acks: Sequence[Lease],
+        queue: str,
+        worker_id: str,
+        limit: int,
+        visibility_timeout_s: float,
+    ) -> tuple[int, list[Lease]]:
+        """One pipelined round trip: the ACK scripts of ``acks``, then the LEASE script."""
+        calls = self._per_queue_calls("ACK", ("leased",), [], acks)
+        if limit <= 0:
+            return (sum(int(n) for n in self._batch(calls)) if calls else 0), []
+        call, token = self._lease_call(queue, limit, visibility_timeout_s)
+        replies = self._batch([*calls, call])
+        return sum(int(n) for n in replies[:-1]), _leases(queue, token, replies[-1])
+
+    def _lease_call(
+        self, queue: str, limit: int, visibility_timeout_s: float
+    ) -> tuple[tuple[str, list, list], str]:
         token = uuid.uuid4().hex
-        reply = self._run(
-            "LEASE",
-            self._keys(queue, "pending", "leased"),
-            [self._prefix(queue), limit, repr(float(visibility_timeout_s)), token],
-        )
-        expires_at = float(reply[0])
-        leases = [
-            Lease(job_id.decode(), queue, body, int(attempts), float(enqueued), token, expires_at)
-            for job_id, body, attempts, enqueued in zip(*[iter(reply[1:])] * 4, strict=True)
-        ]
-        leases.sort(key=lambda lease: lease.enqueued_at)
-        return leases
+        keys = self._keys(queue, "pending", "leased", "notify")
+        args = [self._prefix(queue), limit, repr(float(visibility_timeout_s)), token]
+        return ("LEASE", keys, args), token
 
     @_translated
     def ack(self, leases: Sequence[Lease]) -> int:
@@ -211,17 +233,25 @@ class RedisBackend(Backend):
     @_translated
     def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
         args = [repr(float(delay_s)), error or " ", "1"]
-        return sum(self._per_queue("REQUEUE", ("pending", "leased"), args, [lease])) == 1
+        states = ("pending", "leased", "notify")
+        return sum(self._per_queue("REQUEUE", states, args, [lease])) == 1
 
     @_translated
     def release(self, leases: Sequence[Lease], delay_s: float = 0.0) -> int:
         args = [repr(float(delay_s)), "", "0"]
-        return sum(int(n) for n in self._per_queue("REQUEUE", ("pending", "leased"), args, leases))
+        states = ("pending", "leased", "notify")
+        return sum(int(n) for n in self._per_queue("REQUEUE", states, args, leases))
 
     def _per_queue(
         self, script: str, states: tuple[str, ...], args: list, leases: Sequence[Lease]
     ) -> list:
         """Run ``script`` once per queue (and chunk) of ``leases`` in one pipelined round trip."""
+        calls = self._per_queue_calls(script, states, args, leases)
+        return self._batch(calls) if calls else []
+
+    def _per_queue_calls(
+        self, script: str, states: tuple[str, ...], args: list, leases: Sequence[Lease]
+    ) -> list[tuple[str, list, list]]:
         by_queue: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for lease in leases:
             by_queue[lease.queue].append((lease.job_id, lease.token))
@@ -234,7 +264,7 @@ class RedisBackend(Backend):
             for queue, held in by_queue.items()
             for i in range(0, len(held), CHUNK)
         ]
-        return self._batch(calls) if calls else []
+        return calls
 
     @_translated
     def dead(self, lease: Lease, reason: str) -> bool:
@@ -268,7 +298,7 @@ class RedisBackend(Backend):
         every = "1" if job_ids is None else "0"
         total = 0
         for name in [queue] if queue else self._queues():
-            keys = self._keys(name, "pending", "dead")
+            keys = self._keys(name, "pending", "dead", "notify")
             total += int(
                 self._run("REQUEUE_DEAD", keys, [self._prefix(name), every, *(job_ids or [])])
             )
@@ -284,6 +314,37 @@ class RedisBackend(Backend):
             if any(reply):
                 result[name] = {state.value: int(n) for state, n in zip(order, reply, strict=True)}
         return result
+
+    # --- waking idle workers ---------------------------------------------------------------
+
+    async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> None:
+        """``BLPOP`` the queues' wake-up tokens for up to ``timeout_s`` (at most ``WAIT_MAX_S``).
+
+        The ``BLPOP`` runs on a thread of its own with a pooled connection; when the caller is
+        cancelled (woken by something else) it carries on, and the next call awaits it rather
+        than starting another. A connection error is waited out for ``timeout_s`` so a broken
+        server never turns waiting into busy polling; the caller's next lease reports it.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter
+        if waiter is None or waiter.get_loop() is not loop:
+            if self._waits is None:
+                self._waits = ThreadPoolExecutor(1, thread_name_prefix="kqueue-wait")
+            keys = [self._prefix(queue) + "notify" for queue in queues]
+            timeout_s = min(WAIT_MAX_S, max(0.001, timeout_s))
+            waiter = self._waiter = loop.run_in_executor(self._waits, self._blpop, keys, timeout_s)
+        await asyncio.shield(waiter)
+        self._waiter = None
+        if not waiter.result():
+            await asyncio.sleep(timeout_s)
+
+    def _blpop(self, keys: list[str], timeout_s: float) -> bool:
+        """Block until a token or the timeout; False on a connection or server error."""
+        try:
+            self.client.blpop(keys, timeout=timeout_s)
+        except redis_errors.RedisError:
+            return False
+        return True
 
     # --- worker statuses --------------------------------------------------------------------
 
@@ -334,7 +395,20 @@ class RedisBackend(Backend):
         return {c: [float(v) for v in r] for c, r in zip(classes, replies, strict=True) if r}
 
     def close(self) -> None:
+        if self._waits is not None:
+            self._waits.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+
+def _leases(queue: str, token: str, reply: list) -> list[Lease]:
+    """The leases in a LEASE script's reply, oldest first."""
+    expires_at = float(reply[0])
+    leases = [
+        Lease(job_id.decode(), queue, body, int(attempts), float(enqueued), token, expires_at)
+        for job_id, body, attempts, enqueued in zip(*[iter(reply[1:])] * 4, strict=True)
+    ]
+    leases.sort(key=lambda lease: lease.enqueued_at)
+    return leases
 
 
 def _flat(pairs: Sequence[tuple]) -> list:

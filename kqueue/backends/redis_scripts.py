@@ -6,6 +6,8 @@ Keys of one queue share the hash tag ``{queue}`` so they land in one Redis Clust
   scheduled: new jobs, retries, releases and scheduled jobs all live here);
 - ``kqueue:{q}:leased``   sorted set, job id scored by its lease expiry;
 - ``kqueue:{q}:dead``     sorted set, job id scored by when it failed for good;
+- ``kqueue:{q}:notify``   list of wake-up tokens for idle workers (``BLPOP``; a hint, capped at
+  ``NOTIFY_MAX``): pushed when work becomes ready now, never needed for correctness;
 - ``kqueue:{q}:job:<id>`` hash: ``body``, ``attempts``, ``enqueued_at``, ``token`` (only while
   leased), ``error``, ``failed_at``.
 
@@ -24,10 +26,21 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function fmt(x) return string.format('%.6f', x) end
 """
 
-#: KEYS: pending. ARGV: prefix, delay_s, id1, body1, id2, body2, ... Returns how many were new.
-#: A known id is ignored. Scores grow by 1 us per message so a batch keeps its order.
+#: Most wake-up tokens kept in a queue's ``notify`` list (idle workers woken at once).
+NOTIFY_MAX = 16
+
+_NOTIFY = f"""
+local function notify(key)
+  redis.call('LPUSH', key, '1')
+  redis.call('LTRIM', key, 0, {NOTIFY_MAX - 1})
+end
+"""
+
+#: KEYS: pending, notify. ARGV: prefix, delay_s, id1, body1, id2, body2, ... Returns how many
+#: were new. A known id is ignored. Scores grow by 1 us per message so a batch keeps its order.
 ENQUEUE = (
     _NOW
+    + _NOTIFY
     + """
 local prefix, due, added = ARGV[1], now + tonumber(ARGV[2]), 0
 for i = 3, #ARGV, 2 do
@@ -38,15 +51,18 @@ for i = 3, #ARGV, 2 do
     added = added + 1
   end
 end
+if added > 0 and tonumber(ARGV[2]) <= 0 then notify(KEYS[2]) end
 return added
 """
 )
 
-#: KEYS: pending, leased. ARGV: prefix, limit, visibility_timeout_s, token.
-#: Takes the oldest due messages, expired leases included, and leases them in one step.
+#: KEYS: pending, leased, notify. ARGV: prefix, limit, visibility_timeout_s, token.
+#: Takes the oldest due messages, expired leases included, and leases them in one step; a full
+#: batch passes a wake-up token on (more may be waiting for another idle worker).
 #: Returns {expires_at, id1, body1, attempts1, enqueued_at1, ...}.
 LEASE = (
     _NOW
+    + _NOTIFY
     + """
 local prefix, limit, token = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local expires = now + tonumber(ARGV[3])
@@ -75,6 +91,7 @@ for i = 1, math.min(limit, #candidates) do
     out[#out + 1] = fields[2]
   end
 end
+if #out > 1 and (#out - 1) / 4 >= limit then notify(KEYS[3]) end
 return out
 """
 )
@@ -120,12 +137,13 @@ return out
 """
 )
 
-#: KEYS: pending, leased. ARGV: prefix, delay_s, error ('' keeps it), count_attempt (0/1),
-#: id1, token1, ... Makes held messages available after the delay; returns how many.
+#: KEYS: pending, leased, notify. ARGV: prefix, delay_s, error ('' keeps it), count_attempt
+#: (0/1), id1, token1, ... Makes held messages available after the delay; returns how many.
 #: Retry counts the attempt (it already was counted at lease); release gives it back.
 REQUEUE = (
     _NOW
     + _HELD
+    + _NOTIFY
     + """
 local prefix, due, err, counted = ARGV[1], now + tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
 local n = 0
@@ -142,6 +160,7 @@ for i = 5, #ARGV, 2 do
     n = n + 1
   end
 end
+if n > 0 and tonumber(ARGV[2]) <= 0 then notify(KEYS[3]) end
 return n
 """
 )
@@ -161,10 +180,11 @@ return 1
 """
 )
 
-#: KEYS: pending, dead. ARGV: prefix, all ('1' or '0'), id1, id2, ...
+#: KEYS: pending, dead, notify. ARGV: prefix, all ('1' or '0'), id1, id2, ...
 #: Makes dead messages ready with a fresh attempt count; returns how many.
 REQUEUE_DEAD = (
     _NOW
+    + _NOTIFY
     + """
 local prefix, ids = ARGV[1], {}
 if ARGV[2] == '1' then
@@ -182,6 +202,7 @@ for _, id in ipairs(ids) do
     n = n + 1
   end
 end
+if n > 0 then notify(KEYS[3]) end
 return n
 """
 )

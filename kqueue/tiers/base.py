@@ -8,8 +8,11 @@ what to fetch, routes each job to a tier, and acks, retries or dead-letters from
 from __future__ import annotations
 
 import abc
+import asyncio
 import math
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +62,17 @@ class Outcome:
         return self.finished_at - self.started_at
 
 
+def task_outcome(task: asyncio.Future) -> Outcome:
+    """The outcome of a finished ``run`` task: its result, or why it has none."""
+    if task.cancelled():
+        now = time.time()
+        return Outcome(Status.KILLED, now, now, error="cancelled", interrupted=True)
+    if task.exception() is not None:
+        now = time.time()
+        return Outcome(Status.FAILED, now, now, error=f"runtime error: {task.exception()!r}")
+    return task.result()
+
+
 def format_error(exc: BaseException) -> str:
     """The traceback of an exception as text, for the dead-letter store and logs."""
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
@@ -91,6 +105,17 @@ class TierRunner(abc.ABC):
     @abc.abstractmethod
     async def run(self, invocation: Invocation) -> Outcome:
         """Run one job to its end and describe it; never raises for the job's own failure."""
+
+    def launch(self, invocation: Invocation, on_done: Callable[[Outcome], None]) -> Any:
+        """Start one job; ``on_done(outcome)`` is called on the event loop when it ends.
+
+        Never calls ``on_done`` before returning. Returns a handle whose ``cancel()`` stops
+        waiting for the job (at shutdown). The default runs ``run`` as an asyncio task; a tier
+        may override it with something cheaper (the inline tier's threads).
+        """
+        task = asyncio.ensure_future(self.run(invocation))
+        task.add_done_callback(lambda done: on_done(task_outcome(done)))
+        return task
 
     async def stop(self, grace_s: float) -> None:  # noqa: B027 - optional hook
         """Stop: running jobs get ``grace_s`` s, then are stopped (``interrupted`` outcomes)."""

@@ -1,6 +1,7 @@
 """The inline tier: jobs run inside the worker process.
 
-Async jobs run as tasks on the worker's event loop; sync jobs run on a bounded thread pool. At most
+Async jobs run as tasks on the worker's event loop; sync jobs run on long-lived threads that take
+them from one queue (``_SyncThreads``) and hand outcomes back to the loop in batches. At most
 ``max_concurrent_inline`` run at once, together. An async job past its ``timeout_s`` is cancelled
 (status ``timeout``); a sync job cannot be stopped from outside its thread, so it is left to finish
 and its lateness is logged. CPU time is measured per thread (sync) or per task step (async);
@@ -11,17 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import resource
 import sys
 import threading
 import time
 import types
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 from kqueue.policy.config import Tier
 from kqueue.policy.trace import Status
 from kqueue.tiers.base import Invocation, Outcome, TierRunner, format_error
+
+#: What a ``_SyncThreads`` job reports its outcome to.
+OnDone = Callable[[Outcome], None]
+#: Sync threads started on demand before the pool grows only for jobs that block.
+EAGER_THREADS = 4
+#: A thread whose job has run this long may be blocked (sleep, I/O), seconds; also how often
+#: the pool checks whether to grow.
+BLOCKED_S = 0.01
+#: Below this share of one core of CPU used by the process, the GIL is not the bottleneck and
+#: threads that look blocked are blocked (rather than waiting for the GIL or a busy host's CPU).
+CPU_BOUND_SHARE = 0.5
 
 log = logging.getLogger("kqueue.inline")
 
@@ -64,6 +77,136 @@ async def _drive(coro, meter: _CpuMeter) -> Any:
     return await _metered(coro, meter)
 
 
+class _ThreadJob:
+    """A sync job handed to the threads; ``cancel()`` drops its outcome when it comes."""
+
+    __slots__ = ("cancelled", "invocation", "on_done")
+
+    def __init__(self, invocation: Invocation, on_done: OnDone):
+        self.invocation, self.on_done, self.cancelled = invocation, on_done, False
+
+    def cancel(self) -> None:
+        """Stop waiting for it (a running thread cannot be stopped; its result is ignored)."""
+        self.cancelled = True
+
+
+class _SyncThreads:
+    """Long-lived threads running sync jobs from one queue, at most ``limit`` of them.
+
+    Up to ``EAGER_THREADS`` start as soon as a job finds no idle thread (as with
+    ``ThreadPoolExecutor``). Beyond that the pool grows only while jobs wait, by one thread per
+    thread that has been on its job for ``BLOCKED_S``, and only while the process used less
+    than ``CPU_BOUND_SHARE`` of a core since the last check: threads blocked in sleep or I/O
+    make room for more, while short jobs keep few threads, because a hundred threads contending
+    for the GIL run short jobs at half the speed of four (and slow the loop's round trips). Threads
+    live until ``stop``. Outcomes collect in a list and the loop is woken once per batch: a short
+    job costs the loop one queue put and one callback, where an executor future per job also
+    costs a future chain and a self-pipe write.
+    """
+
+    def __init__(self, limit: int, run: Callable[[Invocation], Outcome]):
+        self._limit, self._run = limit, run
+        self._jobs: queue.SimpleQueue[_ThreadJob | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        #: When each thread's current job started (monotonic s), None while it waits for one.
+        self._busy_since: list[float | None] = []
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._outcomes: list[tuple[_ThreadJob, Outcome]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._grow_timer: asyncio.TimerHandle | None = None
+        #: Process CPU time and monotonic time when the last growth check was scheduled.
+        self._marks = (0.0, 0.0)
+        self._stopped = False
+
+    def __len__(self) -> int:
+        return len(self._threads)
+
+    def submit(self, invocation: Invocation, on_done: OnDone) -> _ThreadJob:
+        """Queue one job; ``on_done(outcome)`` runs on the current event loop when it ends."""
+        self._loop = asyncio.get_running_loop()
+        job = _ThreadJob(invocation, on_done)
+        if not self._idle.acquire(blocking=False):
+            if len(self._threads) < min(EAGER_THREADS, self._limit):
+                self._start_thread()
+            elif self._grow_timer is None and len(self._threads) < self._limit:
+                self._schedule_growth()
+        self._jobs.put(job)
+        return job
+
+    def _start_thread(self) -> None:
+        index = len(self._threads)
+        self._busy_since.append(None)
+        thread = threading.Thread(
+            target=self._work, args=(index,), name=f"kqueue-inline_{index}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def _schedule_growth(self) -> None:
+        self._marks = (time.process_time(), time.monotonic())
+        self._grow_timer = self._loop.call_later(BLOCKED_S, self._grow)
+
+    def _grow(self) -> None:
+        """Add a thread per blocked one while jobs wait (doubling at most), up to the limit."""
+        self._grow_timer = None
+        waiting = self._jobs.qsize()
+        if self._stopped or not waiting or len(self._threads) >= self._limit:
+            return
+        now = time.monotonic()
+        cpu_share = (time.process_time() - self._marks[0]) / max(1e-6, now - self._marks[1])
+        blocked = sum(
+            1 for since in self._busy_since if since is not None and now - since >= BLOCKED_S
+        )
+        if cpu_share < CPU_BOUND_SHARE and 2 * blocked >= len(self._threads):
+            for _ in range(min(blocked, waiting, self._limit - len(self._threads))):
+                self._start_thread()
+        if len(self._threads) < self._limit:
+            self._schedule_growth()
+
+    def _work(self, index: int) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._busy_since[index] = time.monotonic()
+            outcome = self._run(job.invocation)
+            self._busy_since[index] = None
+            self._report(job, outcome)
+            self._idle.release()
+
+    def _report(self, job: _ThreadJob, outcome: Outcome) -> None:
+        with self._lock:
+            self._outcomes.append((job, outcome))
+            first = len(self._outcomes) == 1
+        if first:  # later ones ride along with the delivery already scheduled
+            try:
+                self._loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: nobody waits for these
+                with self._lock:
+                    self._outcomes.clear()
+
+    def _deliver(self) -> None:
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        for job, outcome in outcomes:
+            job.on_done(outcome)
+
+    def stop(self) -> None:
+        """Interrupt queued jobs (``interrupted`` outcomes) and let idle threads exit."""
+        self._stopped = True
+        if self._grow_timer is not None:
+            self._grow_timer.cancel()
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                now = time.time()
+                outcome = Outcome(Status.KILLED, now, now, error="cancelled", interrupted=True)
+                self._report(job, outcome)
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
 class InlineRunner(TierRunner):
     """Runs jobs in the worker process, at most ``max_concurrent_inline`` at once."""
 
@@ -72,9 +215,7 @@ class InlineRunner(TierRunner):
     def __init__(self, app, config):
         super().__init__(app, config)
         self._running = 0
-        self._executor = ThreadPoolExecutor(
-            max_workers=config.max_concurrent_inline, thread_name_prefix="kqueue-inline"
-        )
+        self._threads = _SyncThreads(config.max_concurrent_inline, self._run_sync)
 
     def capacity(self) -> int:
         return self.config.max_concurrent_inline
@@ -83,14 +224,27 @@ class InlineRunner(TierRunner):
         return self._running
 
     async def run(self, invocation: Invocation) -> Outcome:
+        if not invocation.job.is_async:
+            done = asyncio.get_running_loop().create_future()
+            self.launch(invocation, lambda outcome: done.done() or done.set_result(outcome))
+            return await done
         self._running += 1
         try:
-            if invocation.job.is_async:
-                return await self._run_async(invocation)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._run_sync, invocation)
+            return await self._run_async(invocation)
         finally:
             self._running -= 1
+
+    def launch(self, invocation: Invocation, on_done: OnDone) -> Any:
+        """Async jobs become tasks on the loop; sync jobs go to the threads' queue."""
+        if invocation.job.is_async:
+            return super().launch(invocation, on_done)
+        self._running += 1
+
+        def finished(outcome: Outcome) -> None:
+            self._running -= 1
+            on_done(outcome)
+
+        return self._threads.submit(invocation, finished)
 
     async def _run_async(self, invocation: Invocation) -> Outcome:
         meter, started, peak_before = _CpuMeter(), time.time(), peak_rss_mb()
@@ -142,11 +296,11 @@ class InlineRunner(TierRunner):
         )
 
     async def stop(self, grace_s: float) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._threads.stop()
 
     def status(self) -> dict[str, Any]:
         return {
             "running": self._running,
             "capacity": self.capacity(),
-            "threads": len(self._executor._threads),
+            "threads": len(self._threads),
         }
