@@ -26,9 +26,10 @@ def route(
     """
     if force_inline:
         return Tier.INLINE
-    tier = Tier.AUTO if declared is None else Tier(declared)
-    if tier is not Tier.AUTO:
-        return tier
+    if declared is not None and declared is not Tier.AUTO:  # the common case skips Tier()
+        tier = Tier(declared)
+        if tier is not Tier.AUTO:
+            return tier
     if estimate_s <= config.inline_max_duration_s:
         return Tier.INLINE
     if estimate_s <= config.pooled_max_duration_s:
