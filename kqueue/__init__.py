@@ -2,7 +2,8 @@
 
 Layout: ``job`` (App, Job, message encoding), ``worker`` (the worker loop), ``tiers`` (inline,
 pool, isolated), ``backends`` (sqlite, redis), ``policy`` (pure rules shared with the simulator),
-``errors`` (one hierarchy), ``cli`` (the ``kqueue`` command). The simulator lives in ``sim``.
+``errors`` (one hierarchy), ``cli`` and ``cli_ops`` (the ``kqueue`` command). The simulator
+lives in ``sim``.
 """
 
 from kqueue.errors import (
