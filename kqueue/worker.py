@@ -3,7 +3,9 @@
 The loop is a list of named steps (Horizon's supervisor): fetch, dispatch, settle, maintain, idle.
 Fetching is bounded by the free slots of the tiers, and a tier's local queue never holds more jobs
 than the tier can run at once: extra jobs go back to the broker instead of being hoarded, so a full
-tier never stops the others. Leases of waiting and running jobs are extended while they live.
+tier never stops the others (``intake``). Leases of waiting and running jobs are extended while
+they live. Finished jobs are settled here and recorded by ``recorder`` (history, trace, metrics,
+status).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import signal
@@ -19,20 +20,20 @@ import socket
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from kqueue.backends.base import Lease
-from kqueue.errors import BackendUnavailable, PayloadError
-from kqueue.job import App, decode_message
-from kqueue.policy.config import Config, JobSettings, Tier, resolve_job, retry_delay_s
+from kqueue.errors import BackendUnavailable
+from kqueue.intake import Intake, Pending, extend_leases
+from kqueue.job import App
+from kqueue.policy.config import Config, Tier, retry_delay_s
 from kqueue.policy.estimator import DurationHistory
-from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
-from kqueue.policy.router import route
-from kqueue.policy.trace import Status, TraceRow, TraceWriter
-from kqueue.rates import RateWindow
+from kqueue.policy.trace import Status
+from kqueue.recorder import Recorder, WorkerSummary
 from kqueue.tiers import build_runners
-from kqueue.tiers.base import Invocation, Outcome
+from kqueue.tiers.base import Outcome
+
+__all__ = ["Pending", "Worker", "WorkerSummary"]
 
 log = logging.getLogger("kqueue.worker")
 
@@ -40,38 +41,8 @@ STATUS_INTERVAL_S = 2.0
 #: Waits after a failed backend call: first, doubling up to the cap (seconds).
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
-STATUS_TTL_S = 10.0
-RELEASE_DELAY_S = 1.0
 #: After the tiers stop, how long their runs get to return ``interrupted`` outcomes, seconds.
 STOPPED_RUNS_WAIT_S = 1.0
-#: Least time between two probes for jobs behind full tiers, seconds.
-PROBE_INTERVAL_S = 0.5
-#: Least time between two writes of the estimator's history to the backend, seconds.
-DURATIONS_FLUSH_S = 1.0
-
-
-@dataclass(eq=False)  # identity: a running job's key in ``Worker._running``
-class Pending:
-    """A leased job on its way through this worker."""
-
-    lease: Lease
-    invocation: Invocation
-    tier: Tier
-    estimate_s: float
-    submitted_at: float
-
-
-@dataclass
-class WorkerSummary:
-    """What one run of the worker did."""
-
-    worker_id: str
-    done: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    dead_lettered: int = 0
-    released: int = 0
-    #: Inline sync jobs still running at exit (threads cannot be stopped).
-    abandoned: int = 0
 
 
 class Worker:
@@ -97,32 +68,37 @@ class Worker:
         self.history = history or DurationHistory.from_config(config)
         self.runners = build_runners(app, config, force_inline=force_inline)
         self.summary = WorkerSummary(self.worker_id)
-        self._trace = TraceWriter(trace_out) if trace_out else None
         self.metrics_port = metrics_port
-        self._metrics = None
-        self._snapshot: tuple[dict, dict] = ({}, {})
+        #: Records finished jobs (history, trace, metrics) and publishes the status.
+        self.recorder = Recorder(
+            self.backend,
+            config,
+            self.history,
+            self.summary,
+            trace_out=trace_out,
+            metrics_port=metrics_port,
+        )
         self._waiting: dict[Tier, deque[Pending]] = {tier: deque() for tier in self.runners}
+        #: Leases jobs into ``_waiting``, one local queue per tier.
+        self.intake = Intake(
+            app,
+            config,
+            self.runners,
+            self._waiting,
+            self.history,
+            self.summary,
+            force_inline=force_inline,
+        )
         #: Running jobs and their runners' handles (``cancel()`` at shutdown).
         self._running: dict[Pending, Any] = {}
         self._finished: list[tuple[Pending, Outcome]] = []
         self._acks: list[Lease] = []
-        self._rows: list[TraceRow] = []
-        self._durations: dict[str, list[float]] = {}
-        self._last_durations_flush = time.monotonic()
-        #: Resolved settings per job name (the config does not change during a run).
-        self._settings: dict[str, JobSettings] = {}
-        self._accepted = 0
         self._stopping = False
         self._force = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_extend = self._last_status = 0.0
-        #: The tier mix of recently fetched jobs, and when the last probe behind full tiers ran.
-        self._shares: dict[str, float] = {}
-        self._last_probe_s = 0.0
-        self._probing = False
         self._backoff_s = 0.0
-        self._rates = RateWindow()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -131,8 +107,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
-        self._start_metrics()
-        self._best_effort("load the estimator's history", self._load_history)
+        self.recorder.start()
         for runner in self.runners.values():
             await runner.start()
         log.info(
@@ -196,30 +171,6 @@ class Worker:
         else:
             loop.call_soon_threadsafe(callback)
 
-    def _load_history(self) -> None:
-        """Seed the estimator with the durations every worker on this backend recorded.
-
-        The history is advice: with the backend down at start, the worker starts without it
-        (and its loop backs off until the backend is back) rather than exiting.
-        """
-        try:
-            history = self.backend.load_durations(self.config.history_window)
-        except BackendUnavailable as exc:
-            log.warning("no estimator history (backend unavailable: %s); starting without", exc)
-            return
-        for job_class, durations in history.items():
-            for duration_s in durations:
-                self.history.record(job_class, duration_s)
-
-    def _start_metrics(self) -> None:
-        if self.metrics_port is None:
-            return
-        from kqueue.metrics import WorkerMetrics
-
-        self._metrics = WorkerMetrics(lambda: self._snapshot)
-        port = self._metrics.serve(self.metrics_port)
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
-
     async def _back_off(self, exc: BackendUnavailable) -> None:
         """Wait a bounded, doubling time before the next round; running jobs carry on."""
         self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self._backoff_s * 2))
@@ -235,10 +186,8 @@ class Worker:
 
     def _fetch(self) -> int:
         """Lease what the tiers can take; the pending acks go in the same round trip."""
-        plan = self._plan_fetch()
-        self._probing = plan.probe
-        if plan.probe:
-            self._last_probe_s = time.monotonic()
+        plan = self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs)
+        self.intake.begin_round(plan)
         room = plan.size
         fetched = 0
         for queue in self.queues:
@@ -248,95 +197,15 @@ class Worker:
                 self._acks, queue, self.worker_id, room - fetched, self.config.visibility_timeout_s
             )
             self._acks = []  # kept until a call succeeds: acks retry after a reconnect
-            overflow = [lease for lease in leases if not self._accept(lease)]
+            overflow = [lease for lease in leases if not self.intake.accept(lease)]
             if overflow:
-                self._give_back(overflow)
+                self.intake.give_back(overflow)
             fetched += len(leases)
         self._flush_acks()  # when nothing was leased
         return fetched
 
-    def _give_back(self, leases: list[Lease]) -> None:
-        """Release leases this worker will not run now (their lease expires if this fails)."""
-        try:
-            # a probe's catch goes to the back of the queue at once, other overflow waits a bit
-            delay_s = 0.0 if self._probing else RELEASE_DELAY_S
-            self.summary.released += self.backend.release(leases, delay_s=delay_s)
-        except BackendUnavailable as exc:
-            log.warning(
-                "could not release %d job(s), they come back on expiry: %s", len(leases), exc
-            )
-
     def _room(self) -> int:
-        return self._plan_fetch().size
-
-    def _plan_fetch(self) -> FetchPlan:
-        """Lease only what the tiers that recent jobs went to can take (``policy.fetch``)."""
-        if self._stopping:
-            return FetchPlan(0)
-        rooms = {
-            tier.value: runner.free() + runner.capacity() - len(self._waiting[tier])
-            for tier, runner in self.runners.items()
-        }
-        probe_due = time.monotonic() - self._last_probe_s >= PROBE_INTERVAL_S
-        plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
-        if self.max_jobs is not None:
-            plan = FetchPlan(max(0, min(plan.size, self.max_jobs - self._accepted)), plan.probe)
-        return plan
-
-    def _accept(self, lease: Lease) -> bool:
-        """Queue a leased job for its tier; False when the tier is full (give it back)."""
-        pending = self._prepare(lease)
-        if pending is None:
-            return True
-        self._shares = update_shares(self._shares, pending.tier.value)
-        waiting = self._waiting[pending.tier]
-        runner = self.runners[pending.tier]
-        if len(waiting) >= max(1, runner.free() + runner.capacity()):
-            return False  # do not hoard a full tier
-        self._accepted += 1
-        waiting.append(pending)
-        return True
-
-    def _prepare(self, lease: Lease) -> Pending | None:
-        try:
-            message = decode_message(lease.body)
-        except PayloadError as exc:
-            return self._dead_on_arrival(lease, f"undecodable payload: {exc}")
-        job = self.app.jobs.get(message.name)
-        if job is None:
-            known = ", ".join(sorted(self.app.jobs)[:20]) or "none"
-            return self._dead_on_arrival(
-                lease, f"unknown job name {message.name!r}; this worker's app registers: {known}"
-            )
-        settings = self._settings.get(job.name)
-        if settings is None:
-            settings = self._settings[job.name] = resolve_job(self.config, job.name, job.options)
-        estimate = self.history.estimate(
-            job.name, settings.estimated_duration_s, self.config.default_estimate_s
-        )
-        tier = route(
-            settings.tier, estimate.duration_s, self.config, force_inline=self.force_inline
-        )
-        invocation = Invocation(
-            lease.job_id,
-            job,
-            message.args,
-            message.kwargs,
-            settings,
-            lease.attempt,
-            estimate_s=estimate.duration_s,
-        )
-        return Pending(lease, invocation, tier, estimate.duration_s, message.submitted_at)
-
-    def _dead_on_arrival(self, lease: Lease, reason: str) -> None:
-        log.error("job %s dead-lettered: %s", lease.job_id, reason)
-        try:
-            self.backend.dead(lease, reason)
-        except BackendUnavailable as exc:  # it comes back on expiry and lands here again
-            log.warning("could not dead-letter job %s: %s", lease.job_id, exc)
-            return None
-        self.summary.dead_lettered += 1
-        return None
+        return self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs).size
 
     def _dispatch(self) -> None:
         for tier, waiting in self._waiting.items():
@@ -368,29 +237,12 @@ class Worker:
                     self._finished = finished[i:] + self._finished
                     raise
         finally:
-            self._flush_durations()
-            self._flush_rows()
+            self.recorder.flush()
 
     def _flush_acks(self) -> None:
         if self._acks:
             self.backend.ack(self._acks)  # kept until it succeeds: acks retry after reconnect
             self._acks = []
-
-    def _flush_durations(self, *, now: bool = False) -> None:
-        """Share the estimator's new durations, at most every ``DURATIONS_FLUSH_S``."""
-        if not self._durations:
-            return
-        if not now and time.monotonic() - self._last_durations_flush < DURATIONS_FLUSH_S:
-            return
-        self.backend.record_durations(self._durations, self.config.history_window)
-        self._durations = {}
-        self._last_durations_flush = time.monotonic()
-
-    def _flush_rows(self) -> None:
-        if self._rows:
-            if self._trace is not None:
-                self._trace.write_many(self._rows)
-            self._rows = []
 
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
         lease, settings = pending.lease, pending.invocation.settings
@@ -422,47 +274,7 @@ class Worker:
                 lease, f"{outcome.status.value} after {lease.attempt} attempt(s): {outcome.error}"
             )
             self.summary.dead_lettered += 1
-        self._record(pending, outcome)
-
-    def _record(self, pending: Pending, outcome: Outcome) -> None:
-        name = pending.invocation.job.name
-        if outcome.status in (Status.OK, Status.TIMEOUT):
-            self.history.record(name, outcome.duration_s)
-            recent = self._durations.setdefault(name, [])
-            recent.append(outcome.duration_s)
-            if len(recent) > 2 * self.config.history_window:  # only the newest are kept
-                del recent[: -self.config.history_window]
-        self.summary.done += 1
-        self._rates.add(pending.tier.value, outcome.finished_at)
-        self.summary.by_status[outcome.status.value] = (
-            self.summary.by_status.get(outcome.status.value, 0) + 1
-        )
-        if self._trace is not None:
-            self._rows.append(self._row(pending, outcome))
-        if self._metrics is not None:
-            wait_s = max(0.0, outcome.started_at - pending.submitted_at)
-            self._metrics.observe(
-                pending.tier.value, name, outcome.status.value, outcome.duration_s, wait_s
-            )
-
-    def _row(self, pending: Pending, outcome: Outcome) -> TraceRow:
-        return TraceRow(
-            job_id=pending.lease.job_id,
-            queue=pending.lease.queue,
-            job_class=pending.invocation.job.name,
-            tier=pending.tier.value,
-            submitted_at=pending.submitted_at,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-            wait_s=max(0.0, outcome.started_at - pending.submitted_at),
-            duration_s=outcome.duration_s,
-            cpu_s=outcome.cpu_s,
-            memory_mb=outcome.memory_mb,
-            status=outcome.status.value,
-            attempt=pending.lease.attempt,
-            worker=self.worker_id,
-            estimated_s=pending.estimate_s,
-        )
+        self.recorder.record(pending, outcome)
 
     def _maintain(self) -> None:
         now = time.time()
@@ -477,45 +289,14 @@ class Worker:
 
     def _extend_leases(self) -> None:
         pendings = [p for q in self._waiting.values() for p in q] + list(self._running)
-        if not pendings:
-            return
-        held = {
-            lease.job_id: lease
-            for lease in self.backend.extend(
-                [p.lease for p in pendings], self.config.visibility_timeout_s
-            )
-        }
-        for pending in pendings:
-            renewed = held.get(pending.lease.job_id)
-            if renewed is None:
-                log.warning(
-                    "lost the lease of job %s; another worker may run it too", pending.lease.job_id
-                )
-            else:
-                pending.lease = renewed
+        extend_leases(self.backend, pendings, self.config.visibility_timeout_s)
 
     def _publish_status(self) -> None:
-        status = {
-            "worker": self.worker_id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "queues": list(self.queues),
-            "published_at": time.time(),
-            "done": self.summary.done,
-            "per_minute": self._rates.per_minute(time.time()),
-            "tiers": {
-                tier.value: {**runner.status(), "waiting": len(self._waiting[tier])}
-                for tier, runner in self.runners.items()
-            },
+        tiers = {
+            tier.value: {**runner.status(), "waiting": len(self._waiting[tier])}
+            for tier, runner in self.runners.items()
         }
-        self.backend.publish_status(self.worker_id, json.dumps(status).encode(), STATUS_TTL_S)
-        if self._metrics is not None:
-            counts = self.backend.counts()
-            depths = {
-                q: counts.get(q, dict.fromkeys(("ready", "scheduled", "leased", "dead"), 0))
-                for q in {*self.queues, *counts}
-            }
-            self._snapshot = (status, depths)
+        self.recorder.publish_status(self.queues, tiers)
 
     def _done(self, fetched: int) -> bool:
         if self._stopping:  # _shutdown releases waiting jobs and gives running ones the grace
@@ -523,7 +304,7 @@ class Worker:
         busy = self._running or self._waiting_count() or self._finished
         if busy:
             return False
-        if self.max_jobs is not None and self._accepted >= self.max_jobs:
+        if self.max_jobs is not None and self.intake.accepted >= self.max_jobs:
             return True
         return self.burst and fetched == 0 and self._queues_empty()
 
@@ -585,10 +366,7 @@ class Worker:
         self._abandon_unfinished()
         self._best_effort("settle finished jobs", self._settle_now)
         self._best_effort("remove this worker's status", self.backend.remove_status, self.worker_id)
-        if self._trace is not None:
-            self._trace.close()
-        if self._metrics is not None:
-            self._metrics.close()
+        self.recorder.close()
         log.info(
             "worker %s stopped: %d done, %s",
             self.worker_id,
@@ -620,7 +398,7 @@ class Worker:
         """Settle finished jobs and send their acks and durations at once (shutdown)."""
         self._settle()
         self._flush_acks()
-        self._flush_durations(now=True)
+        self.recorder.flush_durations(now=True)
 
     def _best_effort(self, what: str, call, *args):
         """A backend call that must not stop a shutdown or a start; logs when the backend is down.

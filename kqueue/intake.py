@@ -1,0 +1,205 @@
+"""How leased jobs get into a worker: how many to lease, which tier each goes to, what goes back.
+
+Fetching is bounded by the free slots of the tiers that recent jobs went to (``policy.fetch``), and
+a tier's local queue never holds more jobs than the tier can run at once: extra jobs go back to the
+broker instead of being hoarded, so a full tier never stops the others. A job that cannot run at
+all (undecodable payload, unknown name) is dead-lettered on arrival. ``extend_leases`` keeps the
+leases of the jobs the worker holds while they wait and run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kqueue.backends.base import Backend, Lease
+from kqueue.errors import BackendUnavailable, PayloadError
+from kqueue.job import App, decode_message
+from kqueue.policy.config import Config, JobSettings, Tier, resolve_job
+from kqueue.policy.estimator import DurationHistory
+from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
+from kqueue.policy.router import route
+from kqueue.tiers.base import Invocation
+
+if TYPE_CHECKING:
+    from kqueue.recorder import WorkerSummary
+
+log = logging.getLogger("kqueue.worker")
+
+#: How long an overflow job given back waits before it can be leased again, seconds.
+RELEASE_DELAY_S = 1.0
+#: Least time between two probes for jobs behind full tiers, seconds.
+PROBE_INTERVAL_S = 0.5
+
+
+@dataclass(eq=False)  # identity: a running job's key in ``Worker._running``
+class Pending:
+    """A leased job on its way through this worker."""
+
+    lease: Lease
+    invocation: Invocation
+    tier: Tier
+    estimate_s: float
+    submitted_at: float
+
+
+class Intake:
+    """Plans each lease, routes leased jobs into the tiers' waiting queues, gives back overflow.
+
+    Args:
+        app: the jobs this worker can run, and its backend.
+        config: the worker's settings.
+        runners: the tiers' runners, by tier.
+        waiting: each tier's local queue, filled here and drained by the worker's dispatch.
+        history: the estimator's history, for each job's duration estimate.
+        summary: the run's counts; dead letters and released jobs are added here.
+        force_inline: route every job to the inline tier.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        config: Config,
+        runners: dict[Tier, Any],
+        waiting: dict[Tier, deque[Pending]],
+        history: DurationHistory,
+        summary: WorkerSummary,
+        *,
+        force_inline: bool = False,
+    ):
+        self.app, self.config, self.backend = app, config, app.backend
+        self.runners, self.waiting = runners, waiting
+        self.history, self.summary = history, summary
+        self.force_inline = force_inline
+        #: Jobs queued for a tier so far (``max_jobs`` counts these).
+        self.accepted = 0
+        #: Resolved settings per job name (the config does not change during a run).
+        self._settings: dict[str, JobSettings] = {}
+        #: The tier mix of recently fetched jobs, and when the last probe behind full tiers ran.
+        self._shares: dict[str, float] = {}
+        self._last_probe_s = 0.0
+        self._probing = False
+
+    def plan(self, *, stopping: bool, max_jobs: int | None) -> FetchPlan:
+        """Lease only what the tiers that recent jobs went to can take (``policy.fetch``).
+
+        Args:
+            stopping: the worker is shutting down (lease nothing).
+            max_jobs: the most jobs this run accepts in all, or None for no limit.
+        """
+        if stopping:
+            return FetchPlan(0)
+        rooms = {
+            tier.value: runner.free() + runner.capacity() - len(self.waiting[tier])
+            for tier, runner in self.runners.items()
+        }
+        probe_due = time.monotonic() - self._last_probe_s >= PROBE_INTERVAL_S
+        plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
+        if max_jobs is not None:
+            plan = FetchPlan(max(0, min(plan.size, max_jobs - self.accepted)), plan.probe)
+        return plan
+
+    def begin_round(self, plan: FetchPlan) -> None:
+        """Note that a fetch with ``plan`` starts (a probe's overflow goes back without delay)."""
+        self._probing = plan.probe
+        if plan.probe:
+            self._last_probe_s = time.monotonic()
+
+    def accept(self, lease: Lease) -> bool:
+        """Queue a leased job for its tier; False when the tier is full (give it back)."""
+        pending = self._prepare(lease)
+        if pending is None:
+            return True
+        self._shares = update_shares(self._shares, pending.tier.value)
+        waiting = self.waiting[pending.tier]
+        runner = self.runners[pending.tier]
+        if len(waiting) >= max(1, runner.free() + runner.capacity()):
+            return False  # do not hoard a full tier
+        self.accepted += 1
+        waiting.append(pending)
+        return True
+
+    def give_back(self, leases: list[Lease]) -> None:
+        """Release leases this worker will not run now (their lease expires if this fails)."""
+        try:
+            # a probe's catch goes to the back of the queue at once, other overflow waits a bit
+            delay_s = 0.0 if self._probing else RELEASE_DELAY_S
+            self.summary.released += self.backend.release(leases, delay_s=delay_s)
+        except BackendUnavailable as exc:
+            log.warning(
+                "could not release %d job(s), they come back on expiry: %s", len(leases), exc
+            )
+
+    def _prepare(self, lease: Lease) -> Pending | None:
+        try:
+            message = decode_message(lease.body)
+        except PayloadError as exc:
+            return self._dead_on_arrival(lease, f"undecodable payload: {exc}")
+        job = self.app.jobs.get(message.name)
+        if job is None:
+            known = ", ".join(sorted(self.app.jobs)[:20]) or "none"
+            return self._dead_on_arrival(
+                lease, f"unknown job name {message.name!r}; this worker's app registers: {known}"
+            )
+        settings = self._settings.get(job.name)
+        if settings is None:
+            settings = self._settings[job.name] = resolve_job(self.config, job.name, job.options)
+        estimate = self.history.estimate(
+            job.name, settings.estimated_duration_s, self.config.default_estimate_s
+        )
+        tier = route(
+            settings.tier, estimate.duration_s, self.config, force_inline=self.force_inline
+        )
+        invocation = Invocation(
+            lease.job_id,
+            job,
+            message.args,
+            message.kwargs,
+            settings,
+            lease.attempt,
+            estimate_s=estimate.duration_s,
+        )
+        return Pending(lease, invocation, tier, estimate.duration_s, message.submitted_at)
+
+    def _dead_on_arrival(self, lease: Lease, reason: str) -> None:
+        log.error("job %s dead-lettered: %s", lease.job_id, reason)
+        try:
+            self.backend.dead(lease, reason)
+        except BackendUnavailable as exc:  # it comes back on expiry and lands here again
+            log.warning("could not dead-letter job %s: %s", lease.job_id, exc)
+            return None
+        self.summary.dead_lettered += 1
+        return None
+
+
+def extend_leases(backend: Backend, pendings: list[Pending], visibility_timeout_s: float) -> None:
+    """Keep the leases of jobs this worker holds (waiting or running) for another timeout.
+
+    Each pending job gets its renewed lease; a lease the backend no longer grants is logged
+    (another worker may run that job too).
+
+    Args:
+        backend: the broker that granted the leases.
+        pendings: the held jobs.
+        visibility_timeout_s: the new lease length, seconds.
+
+    Raises:
+        BackendUnavailable: no lease was extended; the caller tries again next round.
+    """
+    if not pendings:
+        return
+    held = {
+        lease.job_id: lease
+        for lease in backend.extend([p.lease for p in pendings], visibility_timeout_s)
+    }
+    for pending in pendings:
+        renewed = held.get(pending.lease.job_id)
+        if renewed is None:
+            log.warning(
+                "lost the lease of job %s; another worker may run it too", pending.lease.job_id
+            )
+        else:
+            pending.lease = renewed

@@ -1,0 +1,218 @@
+"""What a worker records and reports, apart from settling jobs (ack, retry, dead-letter).
+
+The worker hands each settled job to ``Recorder.record``, which feeds the estimator's history
+(shared with the other workers through the backend at most every ``DURATIONS_FLUSH_S``), the trace
+CSV, the Prometheus metrics, the per-minute rates and the run's summary counts. ``publish_status``
+writes the status document ``kqueue pool``, ``kqueue stats`` and the metrics' gauges read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kqueue.errors import BackendUnavailable
+from kqueue.policy.config import Config
+from kqueue.policy.estimator import DurationHistory
+from kqueue.policy.trace import Status, TraceRow, TraceWriter
+from kqueue.rates import RateWindow
+from kqueue.tiers.base import Outcome
+
+if TYPE_CHECKING:
+    from kqueue.backends.base import Backend
+    from kqueue.intake import Pending
+
+log = logging.getLogger("kqueue.worker")
+
+#: How long a published status stays visible without a newer one, seconds.
+STATUS_TTL_S = 10.0
+#: Least time between two writes of the estimator's history to the backend, seconds.
+DURATIONS_FLUSH_S = 1.0
+#: A queue's depths when the backend has no messages for it.
+_NO_DEPTHS = ("ready", "scheduled", "leased", "dead")
+
+
+@dataclass
+class WorkerSummary:
+    """What one run of the worker did."""
+
+    worker_id: str
+    done: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    dead_lettered: int = 0
+    released: int = 0
+    #: Inline sync jobs still running at exit (threads cannot be stopped).
+    abandoned: int = 0
+
+
+class Recorder:
+    """Records finished jobs and publishes the worker's status.
+
+    Args:
+        backend: where durations and the status document go.
+        config: the worker's settings (``history_window``).
+        history: the estimator's history, fed with the durations of finished jobs.
+        summary: the run's counts; ``record`` adds to ``done`` and ``by_status``.
+        trace_out: CSV path to append a trace row per finished attempt to, or None.
+        metrics_port: port to serve Prometheus metrics on from ``start``, or None.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: Config,
+        history: DurationHistory,
+        summary: WorkerSummary,
+        *,
+        trace_out: str | None = None,
+        metrics_port: int | None = None,
+    ):
+        self.backend, self.config = backend, config
+        self.history, self.summary = history, summary
+        self.worker_id = summary.worker_id
+        self.metrics_port = metrics_port
+        self._trace = TraceWriter(trace_out) if trace_out else None
+        self._metrics = None
+        #: The last published status and queue depths, read by the metrics at scrape time.
+        self._snapshot: tuple[dict, dict] = ({}, {})
+        self._rows: list[TraceRow] = []
+        self._durations: dict[str, list[float]] = {}
+        self._last_durations_flush = time.monotonic()
+        self._rates = RateWindow()
+
+    def start(self) -> None:
+        """Serve the metrics (with ``metrics_port``) and load the shared estimator history."""
+        self._start_metrics()
+        self._load_history()
+
+    def _start_metrics(self) -> None:
+        if self.metrics_port is None:
+            return
+        from kqueue.metrics import WorkerMetrics
+
+        self._metrics = WorkerMetrics(lambda: self._snapshot)
+        port = self._metrics.serve(self.metrics_port)
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+
+    def _load_history(self) -> None:
+        """Seed the estimator with the durations every worker on this backend recorded.
+
+        The history is advice: with the backend down at start, the worker starts without it
+        (and its loop backs off until the backend is back) rather than exiting.
+        """
+        try:
+            history = self.backend.load_durations(self.config.history_window)
+        except BackendUnavailable as exc:
+            log.warning("no estimator history (backend unavailable: %s); starting without", exc)
+            return
+        for job_class, durations in history.items():
+            for duration_s in durations:
+                self.history.record(job_class, duration_s)
+
+    def record(self, pending: Pending, outcome: Outcome) -> None:
+        """Record one settled attempt: history, counts, rates, trace row and metrics."""
+        name = pending.invocation.job.name
+        if outcome.status in (Status.OK, Status.TIMEOUT):
+            self.history.record(name, outcome.duration_s)
+            recent = self._durations.setdefault(name, [])
+            recent.append(outcome.duration_s)
+            if len(recent) > 2 * self.config.history_window:  # only the newest are kept
+                del recent[: -self.config.history_window]
+        self.summary.done += 1
+        self._rates.add(pending.tier.value, outcome.finished_at)
+        self.summary.by_status[outcome.status.value] = (
+            self.summary.by_status.get(outcome.status.value, 0) + 1
+        )
+        if self._trace is not None:
+            self._rows.append(self._row(pending, outcome))
+        if self._metrics is not None:
+            wait_s = max(0.0, outcome.started_at - pending.submitted_at)
+            self._metrics.observe(
+                pending.tier.value, name, outcome.status.value, outcome.duration_s, wait_s
+            )
+
+    def _row(self, pending: Pending, outcome: Outcome) -> TraceRow:
+        return TraceRow(
+            job_id=pending.lease.job_id,
+            queue=pending.lease.queue,
+            job_class=pending.invocation.job.name,
+            tier=pending.tier.value,
+            submitted_at=pending.submitted_at,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            wait_s=max(0.0, outcome.started_at - pending.submitted_at),
+            duration_s=outcome.duration_s,
+            cpu_s=outcome.cpu_s,
+            memory_mb=outcome.memory_mb,
+            status=outcome.status.value,
+            attempt=pending.lease.attempt,
+            worker=self.worker_id,
+            estimated_s=pending.estimate_s,
+        )
+
+    def flush(self) -> None:
+        """Share new durations (when ``DURATIONS_FLUSH_S`` has passed), then write trace rows.
+
+        Raises:
+            BackendUnavailable: the durations could not be sent; they and the rows wait a round.
+        """
+        self.flush_durations()
+        self._flush_rows()
+
+    def flush_durations(self, *, now: bool = False) -> None:
+        """Share the estimator's new durations, at most every ``DURATIONS_FLUSH_S`` unless ``now``.
+
+        Raises:
+            BackendUnavailable: the durations stay buffered for the next flush.
+        """
+        if not self._durations:
+            return
+        if not now and time.monotonic() - self._last_durations_flush < DURATIONS_FLUSH_S:
+            return
+        self.backend.record_durations(self._durations, self.config.history_window)
+        self._durations = {}
+        self._last_durations_flush = time.monotonic()
+
+    def _flush_rows(self) -> None:
+        if self._rows:
+            if self._trace is not None:
+                self._trace.write_many(self._rows)
+            self._rows = []
+
+    def publish_status(self, queues: tuple[str, ...], tiers: dict[str, dict[str, Any]]) -> None:
+        """Publish the worker's status for ``STATUS_TTL_S``; with metrics, keep it for scrapes.
+
+        Args:
+            queues: the queues the worker serves.
+            tiers: each tier's status (``runner.status()`` plus its ``waiting`` count).
+
+        Raises:
+            BackendUnavailable: the status was not published.
+        """
+        status = {
+            "worker": self.worker_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "queues": list(queues),
+            "published_at": time.time(),
+            "done": self.summary.done,
+            "per_minute": self._rates.per_minute(time.time()),
+            "tiers": tiers,
+        }
+        self.backend.publish_status(self.worker_id, json.dumps(status).encode(), STATUS_TTL_S)
+        if self._metrics is not None:
+            counts = self.backend.counts()
+            depths = {q: counts.get(q, dict.fromkeys(_NO_DEPTHS, 0)) for q in {*queues, *counts}}
+            self._snapshot = (status, depths)
+
+    def close(self) -> None:
+        """Close the trace file and stop serving metrics."""
+        if self._trace is not None:
+            self._trace.close()
+        if self._metrics is not None:
+            self._metrics.close()
