@@ -8,11 +8,14 @@ and its ``cmd_x`` handler takes the parsed arguments and returns an exit code.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 from kqueue.cli import backend_from, load_app
 from kqueue.errors import KQueueError
+
+log = logging.getLogger("kqueue.cli")
 
 
 def add_pool(subparsers) -> None:
@@ -25,9 +28,29 @@ def add_pool(subparsers) -> None:
     pool.set_defaults(func=cmd_pool)
 
 
+_STATUS_KEYS = {"worker", "pid", "queues", "done"}
+
+
+def live_statuses(backend) -> list[dict]:
+    """The statuses live workers published; one that is not a worker status is skipped (logged)."""
+    statuses = []
+    for status in backend.worker_statuses():
+        try:
+            body = json.loads(status.body)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not body.keys() >= _STATUS_KEYS:
+            log.warning("skipping an unreadable status published as %r", status.worker_id)
+            continue
+        statuses.append(
+            {**body, "worker": status.worker_id, "age_s": time.time() - status.published_at}
+        )
+    return statuses
+
+
 def cmd_pool(args) -> int:
     """``kqueue pool``: what each live worker last published (every 2 s) about its tiers."""
-    statuses = [json.loads(status.body) for status in backend_from(args).worker_statuses()]
+    statuses = live_statuses(backend_from(args))
     if args.json:
         print(json.dumps(statuses, indent=2))
         return 0
@@ -83,19 +106,7 @@ def add_stats(subparsers) -> None:
 def cmd_stats(args) -> int:
     """``kqueue stats``: what is queued, how fast each tier finishes jobs, who is working."""
     backend = backend_from(args)
-    workers = []
-    for status in backend.worker_statuses():
-        try:
-            body = json.loads(status.body)
-        except ValueError:
-            body = {}
-        workers.append(
-            {
-                "worker": status.worker_id,
-                "age_s": time.time() - status.published_at,
-                **(body if isinstance(body, dict) else {}),
-            }
-        )
+    workers = live_statuses(backend)
     per_minute: dict[str, int] = {}
     for worker in workers:
         for tier, count in (worker.get("per_minute") or {}).items():

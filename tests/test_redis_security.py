@@ -55,3 +55,20 @@ def test_crafted_messages_are_dead_lettered_and_the_worker_carries_on(
     assert ran == [1] and summary.dead_lettered == len(crafted)
     assert not list(tmp_path.glob("PWNED*"))
     app.close()
+
+
+def test_pool_and_stats_skip_a_forged_worker_status(tmp_path):
+    # Given a live worker status that is not JSON, and one that is JSON but not a status
+    from kqueue.backends.sqlite import SQLiteBackend
+    from tests.conftest import run_kqueue
+
+    backend = SQLiteBackend(tmp_path / "kq.db")
+    backend.publish_status("forged-1", b"\x80\x04not json", ttl_s=30)
+    backend.publish_status("forged-2", b'{"pid": "x"}', ttl_s=30)
+    backend.close()
+    url = f"sqlite:///{tmp_path / 'kq.db'}"
+    # When an operator looks, then both commands work and say there is no real worker
+    for command in ("pool", "stats"):
+        result = run_kqueue(tmp_path, command, "--backend", url)
+        assert result.returncode == 0, result.stderr
+        assert "unreadable status" in result.stderr
