@@ -11,6 +11,7 @@ each recycled after ``max_jobs_per_worker`` jobs or when its memory passes
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -198,7 +199,10 @@ class PoolTier:
             self._recheck_after_cooldown(snapshot)
 
     def _recheck_after_cooldown(self, snapshot: PoolSnapshot) -> None:
-        ends_s = self._last_scaled_s + self.config.pool_scale_cooldown_s
+        cooldown_s = self.config.pool_scale_cooldown_s
+        ends_s = self._last_scaled_s + cooldown_s
+        while ends_s - self._last_scaled_s < cooldown_s:  # round-off: the rule would still cool
+            ends_s = math.nextafter(ends_s, math.inf)
         if ends_s <= snapshot.now_s:
             return
         later = dataclasses.replace(snapshot, now_s=ends_s)
