@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kqueue.calibrate import calibrate
+from kqueue.calibrate import calibrate, measure_background_threads
 from kqueue.job import App
 from kqueue.policy import Config, read_trace
 from kqueue.replay import replay
@@ -211,6 +211,18 @@ def compare(name: str, predicted: dict, measured: dict) -> list[dict]:
     return rows
 
 
+def _background_row(name: str, threads: float) -> dict:
+    return {
+        "workload": name,
+        "metric": "other_threads",
+        "predicted": threads,
+        "measured": threads,
+        "error_pct": 0.0,
+        "target_pct": None,
+        "verdict": "",
+    }
+
+
 def median_metrics(runs: list[dict]) -> dict:
     """Per metric, the median over repeated real runs."""
     keys = {k for run in runs for k in run}
@@ -247,7 +259,8 @@ def plot(name: str, predicted: Observed, measured: Observed, out: Path) -> Path:
             if len(waits):
                 axis.step(waits, np.arange(1, len(waits) + 1) / len(waits), style, label=label)
         axis.set(title=f"{name}: {tier} wait CDF", xlabel="wait (s)", ylabel="fraction")
-        axis.legend()
+        if axis.lines:
+            axis.legend()
     for label, side, style in (("predicted", predicted, "--"), ("measured", measured, "-")):
         axes[3].plot(side.memory["time_s"], side.memory["memory_mb"], style, label=label)
     axes[3].set(title=f"{name}: memory (PSS)", xlabel="time (s)", ylabel="MB")
@@ -278,20 +291,26 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             if only and workload.name not in only:
                 continue
             frame, config = workload.trace(small, seed), workload.config(small)
-            predicted = predict(frame, config, host)
-            runs, measured = [], None
+            runs, measured, background = [], None, []
             for _ in range(repeat):
                 url = f"redis://127.0.0.1:{redis.port}/{database}"  # empty: no history
                 database += 1
                 load = os.getloadavg()[0]
+                background.append(measure_background_threads(host.cores))
                 measured = measure(workload, frame, config, url, Path(folder))
+                background.append(measure_background_threads(host.cores))
                 runs.append(metrics(measured))
                 print(
-                    f"{workload.name}: real run {len(runs)} done "
-                    f"(load {load:.2f}, {runs[-1]['throughput_per_min']:.1f} jobs/min)",
+                    f"{workload.name}: real run {len(runs)} done (load {load:.2f}, other "
+                    f"threads {background[-2]:.1f}/{background[-1]:.1f}, "
+                    f"{runs[-1]['throughput_per_min']:.1f} jobs/min)",
                     flush=True,
                 )
+            # the host's other load is measured around the real runs, as calibrate measures it
+            shared = dataclasses.replace(host, background_threads=statistics.mean(background))
+            predicted = predict(frame, config, shared)
             rows += compare(workload.name, metrics(predicted), median_metrics(runs))
+            rows.append(_background_row(workload.name, shared.background_threads))
             plot(workload.name, predicted, measured, out)
     return rows
 

@@ -96,7 +96,13 @@ class Model:
         self.estimated_s = [math.nan] * n
         self.process = [-1] * n
         self.history = DurationHistory.from_config(config)
-        self.cpu = Cpu(env, host.cores, self._cpu_done, fast_path=cpu_fast_path)
+        self.cpu = Cpu(
+            env,
+            host.cores,
+            self._cpu_done,
+            background=host.background_threads,
+            fast_path=cpu_fast_path,
+        )
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]

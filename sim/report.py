@@ -20,7 +20,7 @@ import pandas as pd
 
 from kqueue.policy import COLUMNS, Config, Status
 from sim.host import HostProfile
-from sim.memory import Steps, curve, job_steps, process_steps
+from sim.memory import Steps, curve, job_steps, process_steps, retained_steps
 from sim.model import INLINE, ISOLATED, POOL, TIER_NAMES, Model
 
 if TYPE_CHECKING:
@@ -216,7 +216,12 @@ def _memory_steps(o: Outcome) -> dict[str, Steps]:
     inline = ran & (o.tier == INLINE)
     isolated = ran & (o.tier == ISOLATED)
     parts = {
-        "inline": job_steps(o.started_s[inline], o.finished_s[inline], o.memory_mb[inline]),
+        "inline": retained_steps(
+            o.started_s[inline],
+            o.finished_s[inline],
+            o.memory_mb[inline],
+            o.host.retained_job_mb,
+        ),
         "pool": o.pool_steps,
         "isolated": Steps.join(
             process_steps(o.slot_s[isolated], o.finished_s[isolated], o.host.isolated_process_mb),

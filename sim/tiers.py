@@ -71,9 +71,11 @@ class IsolatedTier(SlotTier):
 class PoolTier:
     """Long-lived processes reused across jobs, grown and shrunk by the runtime's sizing rule.
 
-    A process holds ``HostProfile.pool_process_mb`` plus the high-water mark of the memory of the
-    jobs it has run, until it exits (recycled or retired). Memory changes are recorded as
-    ``(time_s, delta_mb)`` in ``memory_t_s`` / ``memory_delta_mb``.
+    A process holds ``HostProfile.pool_process_mb`` plus the high-water mark of the memory its
+    past jobs left behind (jobs of at most ``HostProfile.retained_job_mb``), until it exits
+    (recycled or retired); while a job runs, the job's memory above that mark comes on top.
+    Memory changes are recorded as ``(time_s, delta_mb)`` in ``memory_t_s`` /
+    ``memory_delta_mb``.
     """
 
     def __init__(self, model: Model, config: Config, host: HostProfile):
@@ -85,7 +87,10 @@ class PoolTier:
         )
         self.queue: deque[int] = deque()
         self.idle: deque[int] = deque()  # ready processes, longest idle first
+        self.retained_mb = host.retained_job_mb
+        #: Per process: the job memory it keeps between jobs, and its running job's extra.
         self.high_water_mb: dict[int, float] = {}
+        self._job_extra_mb: dict[int, float] = {}
         self.jobs_run: dict[int, int] = {}
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
         self.alive_process_s = 0.0
@@ -112,6 +117,11 @@ class PoolTier:
         pid = self.model.process[job]
         self.busy -= 1
         self.jobs_run[pid] += 1
+        job_mb = self.model.jobs.memory_mb[job]
+        kept_mb = max(self.high_water_mb[pid], job_mb if job_mb <= self.retained_mb else 0.0)
+        extra_mb = self._job_extra_mb.pop(pid)
+        self._memory(self.env.now, kept_mb - self.high_water_mb[pid] - extra_mb)
+        self.high_water_mb[pid] = kept_mb
         if (
             self.jobs_run[pid] >= self.config.max_jobs_per_worker
             or self.base_mb + self.high_water_mb[pid] > self.config.max_worker_memory_mb
@@ -132,10 +142,9 @@ class PoolTier:
     def _start(self, job: int, pid: int) -> None:
         self.busy += 1
         self.model.process[job] = pid
-        memory_mb = self.model.jobs.memory_mb[job]
-        if memory_mb > self.high_water_mb[pid]:
-            self._memory(self.env.now + self.dispatch_s, memory_mb - self.high_water_mb[pid])
-            self.high_water_mb[pid] = memory_mb
+        extra_mb = max(0.0, self.model.jobs.memory_mb[job] - self.high_water_mb[pid])
+        self._memory(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
+        self._job_extra_mb[pid] = extra_mb
         self.model.run(job, self.dispatch_s)
 
     def _ready(self, pid: int) -> None:
