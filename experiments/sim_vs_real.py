@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kqueue.calibrate import calibrate, measure_background_threads
+from kqueue.calibrate import calibrate, measure_cpu_share
 from kqueue.job import App
 from kqueue.policy import Config, read_trace
 from kqueue.replay import replay
@@ -211,12 +211,12 @@ def compare(name: str, predicted: dict, measured: dict) -> list[dict]:
     return rows
 
 
-def _background_row(name: str, threads: float) -> dict:
+def _share_row(name: str, share: float) -> dict:
     return {
         "workload": name,
-        "metric": "other_threads",
-        "predicted": threads,
-        "measured": threads,
+        "metric": "cpu_share",
+        "predicted": share,
+        "measured": share,
         "error_pct": 0.0,
         "target_pct": None,
         "verdict": "",
@@ -291,26 +291,27 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             if only and workload.name not in only:
                 continue
             frame, config = workload.trace(small, seed), workload.config(small)
-            runs, measured, background = [], None, []
+            runs, measured, shares = [], None, []
             for _ in range(repeat):
                 url = f"redis://127.0.0.1:{redis.port}/{database}"  # empty: no history
                 database += 1
                 load = os.getloadavg()[0]
-                background.append(measure_background_threads(host.cores))
+                shares.append(measure_cpu_share(host.cores))
                 measured = measure(workload, frame, config, url, Path(folder))
-                background.append(measure_background_threads(host.cores))
+                shares.append(measure_cpu_share(host.cores))
                 runs.append(metrics(measured))
                 print(
-                    f"{workload.name}: real run {len(runs)} done (load {load:.2f}, other "
-                    f"threads {background[-2]:.1f}/{background[-1]:.1f}, "
+                    f"{workload.name}: real run {len(runs)} done (load {load:.2f}, cpu share "
+                    f"before/after {shares[-2]:.2f}/{shares[-1]:.2f}, "
                     f"{runs[-1]['throughput_per_min']:.1f} jobs/min)",
                     flush=True,
                 )
-            # the host's other load is measured around the real runs, as calibrate measures it
-            shared = dataclasses.replace(host, background_threads=statistics.mean(background))
+            # the host's other load changes by the minute: its CPU share is measured around the
+            # real runs, the way calibrate measures it
+            shared = dataclasses.replace(host, cpu_share=statistics.mean(shares))
             predicted = predict(frame, config, shared)
             rows += compare(workload.name, metrics(predicted), median_metrics(runs))
-            rows.append(_background_row(workload.name, shared.background_threads))
+            rows.append(_share_row(workload.name, shared.cpu_share))
             plot(workload.name, predicted, measured, out)
     return rows
 

@@ -4,8 +4,8 @@
 fields; ``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is measured:
 
 - ``cores``: the CPUs this process may run on.
-- ``background_threads``: how many runnable threads of other processes compete for them now (a
-  shared host's load), from the CPU share that one busy process per core gets.
+- ``cpu_share``: the fraction of those cores the worker's processes get together now (a shared
+  host's other sessions take the rest): the CPU rate of one busy process per core.
 - ``fetch_s``: one lease round trip to the backend (median).
 - ``<tier>_dispatch_s``: what a one-slot tier spends between one job's end and the next job's
   start (median over consecutive no-op jobs through a real worker): the worker's hand-off cost.
@@ -48,7 +48,7 @@ class HostMeasurements:
     """The measured host constants (names and units as the simulator's ``HostProfile``)."""
 
     cores: int
-    background_threads: float
+    cpu_share: float
     fetch_s: float
     polls: bool
     inline_dispatch_s: float
@@ -125,33 +125,33 @@ def _report_ready(sender) -> None:
     sender.send(True)
 
 
-#: How long each busy process runs in ``measure_background_threads``, seconds.
-BACKGROUND_PROBE_S = 1.0
+#: How long each busy process runs in ``measure_cpu_share``, seconds.
+CPU_PROBE_S = 1.0
 
 
-def measure_background_threads(cores: int, probe_s: float = BACKGROUND_PROBE_S) -> float:
-    """How many runnable threads of other processes share the cores now (0 on an idle host).
+def measure_cpu_share(cores: int, probe_s: float = CPU_PROBE_S) -> float:
+    """The fraction of ``cores`` that this process's children get together now (1 when idle).
 
-    Runs one busy process per core for ``probe_s`` and reads the CPU time each got: with ``B``
-    other runnable threads, each of ``cores`` busy processes gets ``cores / (cores + B)`` of a
-    core (a fair scheduler), so ``B = cores / share - cores``.
+    Runs one busy process per core for ``probe_s`` and adds up the CPU time they got per second
+    of wall time. On a host shared with other sessions the scheduler divides the CPU between
+    sessions (autogroup, cgroups), so this is what the worker's jobs can use between them,
+    however many they are.
     """
     context = multiprocess.get_context("fork")
     pipes = [context.Pipe(duplex=False) for _ in range(cores)]
-    processes = [context.Process(target=_busy_share, args=(sender, probe_s)) for _, sender in pipes]
+    processes = [context.Process(target=_busy_rate, args=(sender, probe_s)) for _, sender in pipes]
     for process in processes:
         process.start()
-    shares = [receiver.recv() for receiver, _ in pipes]
+    rates = [receiver.recv() for receiver, _ in pipes]
     for process in processes:
         process.join()
     for receiver, sender in pipes:
         receiver.close()
         sender.close()
-    share = statistics.mean(shares)
-    return max(0.0, cores / share - cores) if share > 0 else 0.0
+    return min(1.0, max(0.01, sum(rates) / cores))
 
 
-def _busy_share(sender, probe_s: float) -> None:
+def _busy_rate(sender, probe_s: float) -> None:
     began, cpu_began = time.perf_counter(), time.process_time()
     while time.perf_counter() - began < probe_s:
         sum(i * i for i in range(2000))
@@ -277,7 +277,7 @@ def calibrate(
     cores = len(os.sched_getaffinity(0))
     return HostMeasurements(
         cores=cores,
-        background_threads=measure_background_threads(cores),
+        cpu_share=measure_cpu_share(cores),
         fetch_s=fetch_s,
         polls=True,
         inline_dispatch_s=inline_s,

@@ -4,9 +4,8 @@ Scenario: every running job's CPU work competes for ``cores`` cores. A pool or i
 process, one runnable thread; all inline jobs live in the worker process and share its one core
 (the GIL), so the worker counts as one runnable thread while any inline job computes. With ``N``
 runnable threads each gets ``min(1, cores / N)`` of a core, and each of ``n`` inline jobs gets a
-``1 / n`` share of the worker's. ``cores = 0`` means unlimited cores (the GIL still applies). On a
-shared host, ``background`` runnable threads of other processes (their average number) count in
-``N`` too.
+``1 / n`` share of the worker's. ``cores = 0`` means unlimited cores (the GIL still applies).
+``cores`` may be fractional: on a shared host, the cores the worker's processes get together.
 
 Because all jobs of a group progress at the same rate, each group keeps a *virtual clock*: the CPU
 seconds one of its jobs has received since the start. A job needing ``w`` CPU seconds that joins
@@ -44,8 +43,7 @@ class Cpu:
 
     Args:
         env: the simulation environment.
-        cores: host cores; 0 = unlimited.
-        background: runnable threads of other processes competing for the cores (average).
+        cores: cores the jobs share (may be fractional); 0 = unlimited.
         on_done: called as ``on_done(job)`` when a job's CPU work is complete.
         fast_path: use the fast path (see the module docstring); off only to test that it is exact.
     """
@@ -53,17 +51,13 @@ class Cpu:
     def __init__(
         self,
         env: simpy.Environment,
-        cores: int,
+        cores: float,
         on_done: Callable[[int], None],
         *,
-        background: float = 0.0,
         fast_path: bool = True,
     ):
         self.env = env
         self.cores = cores
-        self.background = background if cores else 0.0
-        #: Threads of ours that fit on the cores beside the background (fast-path bound).
-        self._fit = cores - self.background
         self.on_done = on_done
         self.proc_clock = self.inline_clock = 0.0
         self.proc_heap: list[tuple[float, int, int]] = []
@@ -91,7 +85,7 @@ class Cpu:
         cores = self.cores
         if inline:
             self._inline_held += 1
-            procs_fit = cores == 0 or self._procs_held + 1 <= self._fit
+            procs_fit = cores == 0 or self._procs_held + 1 <= cores
             fast = self._fast_path and self._inline_held <= 1 and procs_fit
             if not fast:
                 self._leave_fast_path(self._fast_inline, inline=True)
@@ -99,7 +93,7 @@ class Cpu:
                     self._leave_fast_path(self._fast_procs, inline=False)
         else:
             self._procs_held += 1
-            fast = self._fast_path and (cores == 0 or self._procs_held + 1 <= self._fit)
+            fast = self._fast_path and (cores == 0 or self._procs_held + 1 <= cores)
             if not fast:
                 self._leave_fast_path(self._fast_procs, inline=False)
                 self._leave_fast_path(self._fast_inline, inline=True)
@@ -184,7 +178,7 @@ class Cpu:
     def _set_rates(self) -> bool:
         """Recompute both groups' rates; return True if either changed."""
         inline_count = self.inline_count
-        threads = self.proc_count + (1 if inline_count else 0) + self.background
+        threads = self.proc_count + (1 if inline_count else 0)
         share = 1.0 if self.cores == 0 or threads <= self.cores else self.cores / threads
         inline_rate = share / inline_count if inline_count > 1 else share
         if share == self.proc_rate and inline_rate == self.inline_rate:

@@ -32,9 +32,9 @@ class HostProfile:
 
     #: CPU cores shared by all running jobs' CPU work; 0 means unlimited (no processor sharing).
     cores: int = 4
-    #: Runnable threads of other processes that compete for those cores, on average (a shared
-    #: host's load); 0 on a host that runs nothing but the worker.
-    background_threads: float = 0.0
+    #: The fraction of those cores the worker's processes get together on a shared host (the
+    #: scheduler shares the CPU between sessions, not threads); 1 on a host of its own.
+    cpu_share: float = 1.0
     #: One round trip to the backend to lease a batch of jobs.
     fetch_s: float = 0.002
     #: The worker polls an empty backend every ``Config.poll_interval_s``; False means the
@@ -80,7 +80,7 @@ class HostProfile:
     @classmethod
     def ideal(cls) -> HostProfile:
         """Every constant zero: unlimited cores, free dispatch and spawn, no memory, no polling."""
-        zeros = {f.name: 0 for f in dataclasses.fields(cls) if f.name != "polls"}
+        zeros = {f.name: 0 for f in dataclasses.fields(cls) if f.name not in ("polls", "cpu_share")}
         return cls(**zeros, polls=False)
 
     @classmethod

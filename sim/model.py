@@ -96,13 +96,7 @@ class Model:
         self.estimated_s = [math.nan] * n
         self.process = [-1] * n
         self.history = DurationHistory.from_config(config)
-        self.cpu = Cpu(
-            env,
-            host.cores,
-            self._cpu_done,
-            background=host.background_threads,
-            fast_path=cpu_fast_path,
-        )
+        self.cpu = Cpu(env, host.cores * host.cpu_share, self._cpu_done, fast_path=cpu_fast_path)
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
@@ -182,7 +176,9 @@ class Model:
 
     def _job_ended_idle(self) -> None:
         """A job ended while the fetcher sleeps: it fetches now, and polls on from now."""
-        fetch_at_s = self._next_fetch_s(self._idle_for_s)
+        now = self.env.now
+        arrival_s = self._idle_for_s
+        fetch_at_s = now if arrival_s <= now + TIME_TOLERANCE else self._next_fetch_s(arrival_s)
         if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
             self._fetch_at_s = fetch_at_s
             self._arm_fetch_timer()
@@ -227,5 +223,5 @@ class Model:
         self.finished_s[job] = now
         self.history.record(self.jobs.job_class[job], now - self.started_s[job])
         self.tiers[self.tier[job]].release(job)
-        if self._idle_for_s > now + TIME_TOLERANCE:
+        if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle()
