@@ -107,7 +107,7 @@ class Model:
         self._fetch_at_s = self._fetch_timer_s = math.inf
         self._fetch_wake: simpy.Event | None = None
         self.tiers = (
-            InlineTier(self, config.max_concurrent_inline, host.inline_dispatch_s),
+            InlineTier(self, config.max_concurrent_inline, host),
             PoolTier(self, config, host),
             IsolatedTier(self, config.max_concurrent_isolated, host),
         )

@@ -51,7 +51,36 @@ class SlotTier:
 
 
 class InlineTier(SlotTier):
-    """Inside the worker process: ``max_concurrent_inline`` slots, CPU work under one GIL."""
+    """Inside the worker process: ``max_concurrent_inline`` slots, CPU work under one GIL.
+
+    It also tracks the memory its jobs make the worker hold (``level_mb``: the running jobs',
+    or what the allocator kept of past ones, whichever is more), because a process forked now
+    shares those pages and ends up with its own copy once the worker reuses them.
+    """
+
+    def __init__(self, model: Model, limit: int, host: HostProfile):
+        super().__init__(model, limit, host.inline_dispatch_s)
+        self.retained_mb = host.retained_job_mb
+        self.running_mb = self.kept_running_mb = self.kept_mb = 0.0
+
+    def level_mb(self) -> float:
+        """The worker's memory from inline jobs now, MB."""
+        return max(self.running_mb, self.kept_mb)
+
+    def _start(self, job: int) -> None:
+        memory_mb = self.model.jobs.memory_mb[job]
+        self.running_mb += memory_mb
+        if memory_mb <= self.retained_mb:
+            self.kept_running_mb += memory_mb
+            self.kept_mb = max(self.kept_mb, self.kept_running_mb)
+        super()._start(job)
+
+    def release(self, job: int) -> None:
+        memory_mb = self.model.jobs.memory_mb[job]
+        self.running_mb -= memory_mb
+        if memory_mb <= self.retained_mb:
+            self.kept_running_mb -= memory_mb
+        super().release(job)
 
 
 class IsolatedTier(SlotTier):
@@ -61,10 +90,13 @@ class IsolatedTier(SlotTier):
         super().__init__(model, limit, host.spawn_s + host.isolated_dispatch_s)
         #: Processes started so far (one per job).
         self.spawns = 0
+        #: Per job: the worker's inline memory its process was forked with (see ``InlineTier``).
+        self.inherited_mb: dict[int, float] = {}
 
     def _start(self, job: int) -> None:
         self.model.process[job] = self.spawns
         self.spawns += 1
+        self.inherited_mb[job] = self.model.tiers[0].level_mb()
         super()._start(job)
 
 
@@ -91,6 +123,7 @@ class PoolTier:
         #: Per process: the job memory it keeps between jobs, and its running job's extra.
         self.high_water_mb: dict[int, float] = {}
         self._job_extra_mb: dict[int, float] = {}
+        self.inherited_mb: dict[int, float] = {}
         self.jobs_run: dict[int, int] = {}
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
         self.alive_process_s = 0.0
@@ -159,7 +192,9 @@ class PoolTier:
         self.high_water_mb[pid] = 0.0
         self.jobs_run[pid] = 0
         self._resize(+1)
-        self._memory(self.env.now, self.base_mb)
+        # forked with the worker's inline memory, which becomes its own (see ``InlineTier``)
+        self.inherited_mb[pid] = 0.0 if warm else self.model.tiers[0].level_mb()
+        self._memory(self.env.now, self.base_mb + self.inherited_mb[pid])
         if warm or self.spawn_s == 0:
             self._ready(pid)
             return
@@ -172,7 +207,8 @@ class PoolTier:
 
     def _exit(self, pid: int) -> None:
         self._resize(-1)
-        self._memory(self.env.now, -(self.base_mb + self.high_water_mb.pop(pid)))
+        held_mb = self.base_mb + self.high_water_mb.pop(pid) + self.inherited_mb.pop(pid)
+        self._memory(self.env.now, -held_mb)
         del self.jobs_run[pid]
 
     def _resize(self, delta: int) -> None:

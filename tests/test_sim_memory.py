@@ -157,3 +157,30 @@ def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
     assert result.default_memory_rows == 1
     assert rows["cpu_s"].tolist() == [2.0 * DEFAULT_CPU_FRACTION] * 2
     assert rows["memory_mb"].tolist() == [DEFAULT_MEMORY_MB, 30.0]
+
+
+def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
+    # Given a worker whose inline jobs left 30 MB with it (kept by the allocator)
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 0.0, 2.0],
+            "job_class": ["fast", "fast", "slow"],
+            "duration_s": [0.5, 0.5, 1.0],
+            "memory_mb": [10.0, 20.0, 0.0],
+            "cpu_s": 0.0,
+        }
+    )
+    config = Config.from_mapping(
+        {
+            "pool_size": 0,
+            "pool_max_size": 0,
+            "default_estimate_s": 0.1,
+            "jobs": {"slow": {"tier": "isolated"}},
+        }
+    )
+    # When an isolated process is forked afterwards
+    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
+    # Then it holds its own size plus the worker's 30 MB (shared at fork, its own once the
+    # worker reuses them), on top of the worker's 30 MB
+    assert _level_at(result, 2.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB + 30.0)
+    assert _level_at(result, 4.0) == pytest.approx(WORKER_MB + 30.0)
