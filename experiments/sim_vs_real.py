@@ -99,7 +99,7 @@ WORKLOADS = (
         ),
         rate_per_s=20.0,
         jobs=1200,
-        small_jobs=150,
+        small_jobs=100,
         settings={"pool_size": 6, "pool_max_size": 12},
     ),
     Workload(
@@ -110,7 +110,7 @@ WORKLOADS = (
         ),
         rate_per_s=3.0,
         jobs=200,
-        small_jobs=30,
+        small_jobs=16,
         settings={"pool_size": 4, "pool_max_size": 4},
     ),
     Workload(
@@ -118,7 +118,7 @@ WORKLOADS = (
         PROTOTYPE_MIX,
         rate_per_s=0.5,
         jobs=60,
-        small_jobs=30,
+        small_jobs=20,
         settings={"pool_size": 4, "pool_max_size": 8},
         small_time_scale=0.1,
     ),
@@ -127,7 +127,7 @@ WORKLOADS = (
         (JobClass("blob", 1.0, 1.0, 0.3, cpu_fraction=0.3, memory_median_mb=150.0),),
         rate_per_s=2.0,
         jobs=120,
-        small_jobs=20,
+        small_jobs=12,
         settings={"pool_size": 3, "pool_max_size": 3, "max_jobs_per_worker": 4},
     ),
 )
@@ -230,16 +230,18 @@ def median_metrics(runs: list[dict]) -> dict:
 
 
 def render(rows: list[dict]) -> str:
-    """The comparison as a fixed-width text table."""
+    """The comparison as a fixed-width text table (last column: the prediction with the default,
+    uncalibrated ``HostProfile``, to show which way calibration moved it)."""
     lines = [
-        f"{'workload':<10} {'metric':<22} {'predicted':>10} {'measured':>10} "
-        f"{'error %':>8} {'target':>7} {'':>5}"
+        f"{'workload':<10} {'metric':<20} {'predicted':>10} {'measured':>10} "
+        f"{'error %':>8} {'target':>7} {'':>5} {'default host':>12}"
     ]
     for row in rows:
         target = f"{row['target_pct']:.0f}%" if row["target_pct"] is not None else ""
         lines.append(
-            f"{row['workload']:<10} {row['metric']:<22} {row['predicted']:>10.3f} "
-            f"{row['measured']:>10.3f} {row['error_pct']:>8.1f} {target:>7} {row['verdict']:>5}"
+            f"{row['workload']:<10} {row['metric']:<20} {row['predicted']:>10.3f} "
+            f"{row['measured']:>10.3f} {row['error_pct']:>8.1f} {target:>7} {row['verdict']:>5} "
+            f"{row.get('uncalibrated', float('nan')):>12.3f}"
         )
     return "\n".join(lines)
 
@@ -281,12 +283,13 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
         RedisServer(Path(folder) / "redis") as redis,
     ):
         began = time.perf_counter()
-        host = HostProfile(**dataclasses.asdict(calibrate(redis.url, jobs_per_tier=100)))
+        measured_host = calibrate(redis.url, jobs_per_tier=50 if small else 100)
+        host = HostProfile(**dataclasses.asdict(measured_host))
         print(f"calibrated in {time.perf_counter() - began:.1f} s: {host}", flush=True)
         (out / "host.toml").write_text(
             "".join(f"{k} = {str(v).lower()}\n" for k, v in dataclasses.asdict(host).items())
         )
-        database = 1
+        database, probe_s = 1, 0.5 if small else 1.0
         for workload in WORKLOADS:
             if only and workload.name not in only:
                 continue
@@ -296,9 +299,9 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                 url = f"redis://127.0.0.1:{redis.port}/{database}"  # empty: no history
                 database += 1
                 load = os.getloadavg()[0]
-                shares.append(measure_cpu_share(host.cores))
+                shares.append(measure_cpu_share(host.cores, probe_s))
                 measured = measure(workload, frame, config, url, Path(folder))
-                shares.append(measure_cpu_share(host.cores))
+                shares.append(measure_cpu_share(host.cores, probe_s))
                 runs.append(metrics(measured))
                 print(
                     f"{workload.name}: real run {len(runs)} done (load {load:.2f}, cpu share "
@@ -310,7 +313,11 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             # real runs, the way calibrate measures it
             shared = dataclasses.replace(host, cpu_share=statistics.mean(shares))
             predicted = predict(frame, config, shared)
-            rows += compare(workload.name, metrics(predicted), median_metrics(runs))
+            uncalibrated = metrics(predict(frame, config, HostProfile()))
+            compared = compare(workload.name, metrics(predicted), median_metrics(runs))
+            for row in compared:
+                row["uncalibrated"] = uncalibrated.get(row["metric"], float("nan"))
+            rows += compared
             rows.append(_share_row(workload.name, shared.cpu_share))
             plot(workload.name, predicted, measured, out)
     return rows
