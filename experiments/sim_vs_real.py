@@ -300,7 +300,7 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                 database += 1
                 load = os.getloadavg()[0]
                 shares.append(measure_cpu_share(host.cores, probe_s))
-                measured = measure(workload, frame, config, url, Path(folder))
+                measured = measure(workload, frame, config, url, out)
                 shares.append(measure_cpu_share(host.cores, probe_s))
                 runs.append(metrics(measured))
                 print(
@@ -313,6 +313,7 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             # real runs, the way calibrate measures it
             shared = dataclasses.replace(host, cpu_share=statistics.mean(shares))
             predicted = predict(frame, config, shared)
+            predicted.trace.to_csv(out / f"{workload.name}-predicted.csv", index=False)
             uncalibrated = metrics(predict(frame, config, HostProfile()))
             compared = compare(workload.name, metrics(predicted), median_metrics(runs))
             for row in compared:
