@@ -4,6 +4,8 @@
 fields; ``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is measured:
 
 - ``cores``: the CPUs this process may run on.
+- ``cpu_share``: the fraction of those cores the worker's processes get together now (a shared
+  host's other sessions take the rest): the CPU rate of one busy process per core.
 - ``fetch_s``: one lease round trip to the backend (median).
 - ``<tier>_dispatch_s``: what a one-slot tier spends between one job's end and the next job's
   start (median over consecutive no-op jobs through a real worker): the worker's hand-off cost.
@@ -11,6 +13,8 @@ fields; ``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is m
 - ``spawn_s``: forking a process from the worker until it reports ready (median).
 - ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``: PSS of the worker, of an idle pool
   process, and of an isolated process running a job, with the app imported.
+- ``retained_job_mb``: the largest block a process keeps after freeing it (the allocator's heap),
+  so the simulator knows which jobs leave their memory with their process.
 
 The runtime never imports the simulator: the keys are written here and a test checks that the
 simulator reads the file.
@@ -32,7 +36,8 @@ import multiprocess
 
 from kqueue.job import App, encode_message, new_job_id
 from kqueue.policy.config import Config, Tier
-from kqueue.tiers.procs import family_pss_mb
+from kqueue.synthetic import touch_memory
+from kqueue.tiers.procs import family_pss_mb, own_memory_mb
 from kqueue.worker import Worker
 
 QUEUE = "kqueue-calibrate"
@@ -43,6 +48,7 @@ class HostMeasurements:
     """The measured host constants (names and units as the simulator's ``HostProfile``)."""
 
     cores: int
+    cpu_share: float
     fetch_s: float
     polls: bool
     inline_dispatch_s: float
@@ -52,6 +58,7 @@ class HostMeasurements:
     worker_mb: float
     pool_process_mb: float
     isolated_process_mb: float
+    retained_job_mb: float
 
     def to_toml(self) -> str:
         """The measurements as a host TOML file."""
@@ -116,6 +123,74 @@ def measure_spawn_s(rounds: int = 10) -> float:
 
 def _report_ready(sender) -> None:
     sender.send(True)
+
+
+#: How long each busy process runs in ``measure_cpu_share``, seconds.
+CPU_PROBE_S = 1.0
+
+
+def measure_cpu_share(cores: int, probe_s: float = CPU_PROBE_S) -> float:
+    """The fraction of ``cores`` that this process's children get together now (1 when idle).
+
+    Runs one busy process per core for ``probe_s`` and adds up the CPU time they got per second
+    of wall time. On a host shared with other sessions the scheduler divides the CPU between
+    sessions (autogroup, cgroups), so this is what the worker's jobs can use between them,
+    however many they are.
+    """
+    context = multiprocess.get_context("fork")
+    pipes = [context.Pipe(duplex=False) for _ in range(cores)]
+    processes = [context.Process(target=_busy_rate, args=(sender, probe_s)) for _, sender in pipes]
+    for process in processes:
+        process.start()
+    rates = [receiver.recv() for receiver, _ in pipes]
+    for process in processes:
+        process.join()
+    for receiver, sender in pipes:
+        receiver.close()
+        sender.close()
+    return min(1.0, max(0.01, sum(rates) / cores))
+
+
+def _busy_rate(sender, probe_s: float) -> None:
+    began, cpu_began = time.perf_counter(), time.process_time()
+    while time.perf_counter() - began < probe_s:
+        sum(i * i for i in range(2000))
+    sender.send((time.process_time() - cpu_began) / (time.perf_counter() - began))
+
+
+#: Job sizes tried by ``measure_retained_mb``, MB.
+RETAINED_SIZES_MB = (1, 2, 4, 8, 16, 24, 31, 40, 64)
+
+
+def measure_retained_mb(sizes_mb=RETAINED_SIZES_MB) -> float:
+    """The largest job memory a process forked from here keeps after the job frees it, MB.
+
+    For each size a fresh child allocates and touches a block twice, freeing it each time (the
+    first free teaches glibc's dynamic mmap threshold the size), then reports how much its
+    resident memory grew. A block the allocator keeps raises it by about the block; one given
+    back to the OS (above the mmap threshold's cap, 32 MB on 64-bit glibc) does not. Returns
+    the largest size kept, 0 if none.
+    """
+    context, kept = multiprocess.get_context("fork"), 0.0
+    for size_mb in sizes_mb:
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_allocate_twice, args=(sender, size_mb))
+        process.start()
+        grown_mb = receiver.recv()
+        process.join()
+        receiver.close()
+        sender.close()
+        if grown_mb >= size_mb / 2:
+            kept = float(size_mb)
+    return kept
+
+
+def _allocate_twice(sender, size_mb: float) -> None:
+    before_mb = own_memory_mb()[1]
+    for _ in range(2):
+        block = touch_memory(size_mb)
+        del block
+    sender.send(own_memory_mb()[1] - before_mb)
 
 
 def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
@@ -197,9 +272,12 @@ def calibrate(
         pool_s = measure_handoff_s(app, Tier.POOL, jobs_per_tier, workdir)
         isolated_s = measure_handoff_s(app, Tier.ISOLATED, max(10, jobs_per_tier // 4), workdir)
         worker_mb, pool_mb, isolated_mb = measure_memory_mb(app)
+        retained_mb = measure_retained_mb()
         app.close()
+    cores = len(os.sched_getaffinity(0))
     return HostMeasurements(
-        cores=len(os.sched_getaffinity(0)),
+        cores=cores,
+        cpu_share=measure_cpu_share(cores),
         fetch_s=fetch_s,
         polls=True,
         inline_dispatch_s=inline_s,
@@ -209,4 +287,5 @@ def calibrate(
         worker_mb=worker_mb,
         pool_process_mb=pool_mb,
         isolated_process_mb=isolated_mb,
+        retained_job_mb=retained_mb,
     )

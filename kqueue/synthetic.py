@@ -29,19 +29,25 @@ def touch_memory(memory_mb: float) -> bytearray:
 
 
 def synthetic(duration_s: float, cpu_s: float = 0.0, memory_mb: float = 0.0) -> float:
-    """Hold ``memory_mb`` MB, compute for ``cpu_s`` CPU seconds, then wait out ``duration_s``.
+    """Hold ``memory_mb`` MB, wait out the off-CPU part of ``duration_s``, then compute ``cpu_s``.
 
-    The CPU part runs first, then the job sleeps for whatever remains of ``duration_s`` (its I/O
-    wait). On a busy host the CPU part takes longer than ``cpu_s`` of wall time, and the job
-    then runs past ``duration_s``: that stretch is what the simulator's processor sharing
-    predicts. Returns the wall time the job took, seconds.
+    The job's life matches the simulator's (``sim.model``): its memory is held from start to
+    end, then it spends ``duration_s - cpu_s`` off the CPU (its I/O wait: a fixed time, not
+    stretched by a busy host), then ``cpu_s`` seconds of CPU time, of which touching the memory
+    is the first part. On an idle core it takes ``duration_s``; on a busy host only the CPU part
+    stretches, which is what the simulator's processor sharing predicts. ``cpu_s`` above
+    ``duration_s`` is capped at ``duration_s``, as in the simulator. Returns the wall time
+    taken, seconds.
     """
     started = time.perf_counter()
+    cpu_s = max(0.0, min(cpu_s, duration_s))
+    cpu_began = time.thread_time()
     block = touch_memory(memory_mb) if memory_mb > 0 else None
-    burn_cpu(min(cpu_s, duration_s) if duration_s > 0 else cpu_s)
-    remaining_s = duration_s - (time.perf_counter() - started)
-    if remaining_s > 0:
-        time.sleep(remaining_s)
+    touch_cpu_s = time.thread_time() - cpu_began
+    off_cpu_s = duration_s - cpu_s
+    if off_cpu_s > 0:
+        time.sleep(off_cpu_s)
+    burn_cpu(cpu_s - touch_cpu_s)
     del block
     return time.perf_counter() - started
 

@@ -5,6 +5,7 @@ process, one runnable thread; all inline jobs live in the worker process and sha
 (the GIL), so the worker counts as one runnable thread while any inline job computes. With ``N``
 runnable threads each gets ``min(1, cores / N)`` of a core, and each of ``n`` inline jobs gets a
 ``1 / n`` share of the worker's. ``cores = 0`` means unlimited cores (the GIL still applies).
+``cores`` may be fractional: on a shared host, the cores the worker's processes get together.
 
 Because all jobs of a group progress at the same rate, each group keeps a *virtual clock*: the CPU
 seconds one of its jobs has received since the start. A job needing ``w`` CPU seconds that joins
@@ -42,7 +43,7 @@ class Cpu:
 
     Args:
         env: the simulation environment.
-        cores: host cores; 0 = unlimited.
+        cores: cores the jobs share (may be fractional); 0 = unlimited.
         on_done: called as ``on_done(job)`` when a job's CPU work is complete.
         fast_path: use the fast path (see the module docstring); off only to test that it is exact.
     """
@@ -50,7 +51,7 @@ class Cpu:
     def __init__(
         self,
         env: simpy.Environment,
-        cores: int,
+        cores: float,
         on_done: Callable[[int], None],
         *,
         fast_path: bool = True,

@@ -17,6 +17,7 @@ A host file is TOML with the field names below as top-level keys::
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ class HostProfile:
 
     #: CPU cores shared by all running jobs' CPU work; 0 means unlimited (no processor sharing).
     cores: int = 4
+    #: The fraction of those cores the worker's processes get together on a shared host (the
+    #: scheduler shares the CPU between sessions, not threads); 1 on a host of its own.
+    cpu_share: float = 1.0
     #: One round trip to the backend to lease a batch of jobs.
     fetch_s: float = 0.002
     #: The worker polls an empty backend every ``Config.poll_interval_s``; False means the
@@ -50,6 +54,11 @@ class HostProfile:
     pool_process_mb: float = 60.0
     #: Resident memory of an isolated process before its job allocates anything.
     isolated_process_mb: float = 60.0
+    #: A job whose memory is at most this many MB leaves it with its process after it ends (the
+    #: allocator keeps freed blocks below its mmap threshold, glibc: up to 32 MB); a bigger
+    #: job's memory goes back to the OS. A pool process keeps the high-water mark of what its
+    #: jobs left, the worker that of its inline jobs together. ``inf``: everything is kept.
+    retained_job_mb: float = math.inf
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -71,7 +80,7 @@ class HostProfile:
     @classmethod
     def ideal(cls) -> HostProfile:
         """Every constant zero: unlimited cores, free dispatch and spawn, no memory, no polling."""
-        zeros = {f.name: 0 for f in dataclasses.fields(cls) if f.name != "polls"}
+        zeros = {f.name: 0 for f in dataclasses.fields(cls) if f.name not in ("polls", "cpu_share")}
         return cls(**zeros, polls=False)
 
     @classmethod

@@ -79,3 +79,23 @@ def process_steps(spawned_s: np.ndarray, exited_s: np.ndarray, process_mb: float
     """Each process holds ``process_mb`` from its spawn to its exit."""
     held = np.full(len(spawned_s), float(process_mb))
     return job_steps(spawned_s, exited_s, held)
+
+
+def retained_steps(
+    started_s: np.ndarray, finished_s: np.ndarray, memory_mb: np.ndarray, retained_mb: float
+) -> Steps:
+    """Jobs sharing one process: each holds its memory while it runs, and the process keeps the
+    high-water mark of its jobs' memory together (counting only jobs of at most ``retained_mb``).
+
+    The level is ``max(running jobs' memory, highest so far of the capped running sum)``: what
+    glibc's arenas do with freed blocks below the mmap threshold.
+    """
+    steps = job_steps(started_s, finished_s, memory_mb)
+    if len(steps.t_s) == 0:
+        return steps
+    capped = np.where(np.abs(steps.delta_mb) <= retained_mb, steps.delta_mb, 0.0)
+    order = np.lexsort((np.sign(steps.delta_mb), steps.t_s))  # releases first at equal times
+    running = np.cumsum(steps.delta_mb[order])
+    kept = np.maximum.accumulate(np.cumsum(capped[order]))
+    level = np.maximum(running, kept)
+    return Steps(steps.t_s[order], np.diff(level, prepend=0.0))

@@ -2,7 +2,8 @@
 
 Scenario: jobs arrive in a backend at the times of a trace. One worker leases them in batches of
 up to ``fetch_batch_size`` (one backend round trip, ``HostProfile.fetch_s``, per batch), and when
-the backend is empty it polls again every ``poll_interval_s``. For each job it resolves the job's
+the backend is empty it polls again every ``poll_interval_s`` (sooner when a job ends, which wakes
+the runtime's loop too). For each job it resolves the job's
 settings, estimates its duration and routes it with the same ``kqueue.policy`` functions as the
 runtime, then hands it to the tier's FIFO. A job holds its tier slot (an inline slot, a pool
 process or an isolated process) from the moment it leaves the FIFO until it ends: first the
@@ -33,6 +34,10 @@ from sim.tiers import InlineTier, IsolatedTier, PoolTier
 INLINE, POOL, ISOLATED = 0, 1, 2
 TIER_NAMES = ("inline", "pool", "isolated")
 _TIER_CODE = {Tier.INLINE: INLINE, Tier.POOL: POOL, Tier.ISOLATED: ISOLATED}
+
+#: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
+#: along different paths differ by round-off, which must not move a poll by a whole interval.
+TIME_TOLERANCE = 1e-9
 
 #: Progress callback: ``progress(jobs_fetched, jobs_total)``.
 Progress = Callable[[int, int], None]
@@ -91,13 +96,18 @@ class Model:
         self.estimated_s = [math.nan] * n
         self.process = [-1] * n
         self.history = DurationHistory.from_config(config)
-        self.cpu = Cpu(env, host.cores, self._cpu_done, fast_path=cpu_fast_path)
+        self.cpu = Cpu(env, host.cores * host.cpu_share, self._cpu_done, fast_path=cpu_fast_path)
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
         self._settings: dict[str, tuple[Tier, float | None]] = {}
+        #: While the fetcher sleeps: the arrival it waits for (NaN otherwise), when it will
+        #: fetch, the timer armed for that, and the event that wakes it.
+        self._idle_for_s = math.nan
+        self._fetch_at_s = self._fetch_timer_s = math.inf
+        self._fetch_wake: simpy.Event | None = None
         self.tiers = (
-            InlineTier(self, config.max_concurrent_inline, host.inline_dispatch_s),
+            InlineTier(self, config.max_concurrent_inline, host),
             PoolTier(self, config, host),
             IsolatedTier(self, config.max_concurrent_isolated, host),
         )
@@ -113,7 +123,10 @@ class Model:
         fetched = next_report = 0
         while fetched < total:
             if submitted[fetched] > env.now:
-                yield env.timeout(self._next_fetch_s(submitted[fetched]) - env.now)
+                if self.host.polls:
+                    yield self._sleep_until_fetch(submitted[fetched])
+                else:  # woken by the arrival itself
+                    yield env.timeout(submitted[fetched] - env.now)
             if self.host.fetch_s:
                 yield env.timeout(self.host.fetch_s)
             due = max(env.now, submitted[fetched])  # guards float round-off of the timeout
@@ -130,7 +143,47 @@ class Model:
         if not self.host.polls:
             return arrival_s
         now, interval = self.env.now, self.config.poll_interval_s
-        return now + math.ceil((arrival_s - now) / interval) * interval
+        # the tolerance keeps round-off in ``now`` (a job's end) from skipping a whole interval
+        return now + math.ceil((arrival_s - now) / interval - TIME_TOLERANCE) * interval
+
+    def _sleep_until_fetch(self, arrival_s: float) -> simpy.Event:
+        """The event the idle fetcher waits on until its fetch that finds the job due then.
+
+        The runtime's loop sleeps ``poll_interval_s`` after an empty fetch, but every job that
+        ends wakes it to fetch at once, and the next poll counts from there; ``_job_ended_idle``
+        moves the planned fetch accordingly, so only a job end that makes it earlier costs an
+        event.
+        """
+        self._idle_for_s = arrival_s
+        self._fetch_at_s = self._next_fetch_s(arrival_s)
+        self._fetch_wake = self.env.event()
+        self._arm_fetch_timer()
+        return self._fetch_wake
+
+    def _arm_fetch_timer(self) -> None:
+        self._fetch_timer_s = self._fetch_at_s
+        delay_s = self._fetch_at_s - self.env.now
+        self.env.timeout(delay_s, self._fetch_at_s).callbacks.append(self._fetch_timer)
+
+    def _fetch_timer(self, event: simpy.Event) -> None:
+        if event._value != self._fetch_timer_s or self._fetch_wake.triggered:
+            return  # superseded by an earlier timer
+        if self._fetch_at_s > self.env.now + TIME_TOLERANCE:
+            self._arm_fetch_timer()  # a job end moved the fetch later
+        else:
+            self._idle_for_s = math.nan
+            self._fetch_wake.succeed()
+
+    def _job_ended_idle(self) -> None:
+        """A job ended while the fetcher sleeps: it fetches now, and polls on from now."""
+        now = self.env.now
+        arrival_s = self._idle_for_s
+        fetch_at_s = now if arrival_s <= now + TIME_TOLERANCE else self._next_fetch_s(arrival_s)
+        if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
+            self._fetch_at_s = fetch_at_s
+            self._arm_fetch_timer()
+        else:
+            self._fetch_at_s = fetch_at_s
 
     def dispatch(self, job: int) -> None:
         """Estimate and route one leased job, then hand it to its tier."""
@@ -170,3 +223,5 @@ class Model:
         self.finished_s[job] = now
         self.history.record(self.jobs.job_class[job], now - self.started_s[job])
         self.tiers[self.tier[job]].release(job)
+        if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
+            self._job_ended_idle()

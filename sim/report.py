@@ -20,7 +20,7 @@ import pandas as pd
 
 from kqueue.policy import COLUMNS, Config, Status
 from sim.host import HostProfile
-from sim.memory import Steps, curve, job_steps, process_steps
+from sim.memory import Steps, curve, job_steps, retained_steps
 from sim.model import INLINE, ISOLATED, POOL, TIER_NAMES, Model
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ class Outcome:
     pool_recycles: int
     pool_peak_size: int
     isolated_spawns: int
+    #: Per job: the worker's inline memory its isolated process was forked with (0 otherwise).
+    isolated_inherited_mb: np.ndarray
     cpu_busy_core_s: float
     wall_s: float
 
@@ -80,6 +82,7 @@ class Outcome:
             pool_recycles=pool.recycles,
             pool_peak_size=pool.peak_size,
             isolated_spawns=model.tiers[ISOLATED].spawns,
+            isolated_inherited_mb=_per_job(model.tiers[ISOLATED].inherited_mb, len(model.tier)),
             cpu_busy_core_s=model.cpu.busy_core_s,
             wall_s=wall_s,
         )
@@ -211,15 +214,31 @@ def summarize(outcome: Outcome) -> SimResult:
     )
 
 
+def _per_job(values: dict[int, float], jobs: int) -> np.ndarray:
+    array = np.zeros(jobs)
+    if values:
+        array[list(values)] = list(values.values())
+    return array
+
+
 def _memory_steps(o: Outcome) -> dict[str, Steps]:
     ran = np.isfinite(o.started_s)
     inline = ran & (o.tier == INLINE)
     isolated = ran & (o.tier == ISOLATED)
     parts = {
-        "inline": job_steps(o.started_s[inline], o.finished_s[inline], o.memory_mb[inline]),
+        "inline": retained_steps(
+            o.started_s[inline],
+            o.finished_s[inline],
+            o.memory_mb[inline],
+            o.host.retained_job_mb,
+        ),
         "pool": o.pool_steps,
         "isolated": Steps.join(
-            process_steps(o.slot_s[isolated], o.finished_s[isolated], o.host.isolated_process_mb),
+            job_steps(
+                o.slot_s[isolated],
+                o.finished_s[isolated],
+                o.host.isolated_process_mb + o.isolated_inherited_mb[isolated],
+            ),
             job_steps(o.started_s[isolated], o.finished_s[isolated], o.memory_mb[isolated]),
         ),
     }

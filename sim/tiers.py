@@ -11,6 +11,7 @@ each recycled after ``max_jobs_per_worker`` jobs or when its memory passes
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -50,7 +51,36 @@ class SlotTier:
 
 
 class InlineTier(SlotTier):
-    """Inside the worker process: ``max_concurrent_inline`` slots, CPU work under one GIL."""
+    """Inside the worker process: ``max_concurrent_inline`` slots, CPU work under one GIL.
+
+    It also tracks the memory its jobs make the worker hold (``level_mb``: the running jobs',
+    or what the allocator kept of past ones, whichever is more), because a process forked now
+    shares those pages and ends up with its own copy once the worker reuses them.
+    """
+
+    def __init__(self, model: Model, limit: int, host: HostProfile):
+        super().__init__(model, limit, host.inline_dispatch_s)
+        self.retained_mb = host.retained_job_mb
+        self.running_mb = self.kept_running_mb = self.kept_mb = 0.0
+
+    def level_mb(self) -> float:
+        """The worker's memory from inline jobs now, MB."""
+        return max(self.running_mb, self.kept_mb)
+
+    def _start(self, job: int) -> None:
+        memory_mb = self.model.jobs.memory_mb[job]
+        self.running_mb += memory_mb
+        if memory_mb <= self.retained_mb:
+            self.kept_running_mb += memory_mb
+            self.kept_mb = max(self.kept_mb, self.kept_running_mb)
+        super()._start(job)
+
+    def release(self, job: int) -> None:
+        memory_mb = self.model.jobs.memory_mb[job]
+        self.running_mb -= memory_mb
+        if memory_mb <= self.retained_mb:
+            self.kept_running_mb -= memory_mb
+        super().release(job)
 
 
 class IsolatedTier(SlotTier):
@@ -60,19 +90,24 @@ class IsolatedTier(SlotTier):
         super().__init__(model, limit, host.spawn_s + host.isolated_dispatch_s)
         #: Processes started so far (one per job).
         self.spawns = 0
+        #: Per job: the worker's inline memory its process was forked with (see ``InlineTier``).
+        self.inherited_mb: dict[int, float] = {}
 
     def _start(self, job: int) -> None:
         self.model.process[job] = self.spawns
         self.spawns += 1
+        self.inherited_mb[job] = self.model.tiers[0].level_mb()
         super()._start(job)
 
 
 class PoolTier:
     """Long-lived processes reused across jobs, grown and shrunk by the runtime's sizing rule.
 
-    A process holds ``HostProfile.pool_process_mb`` plus the high-water mark of the memory of the
-    jobs it has run, until it exits (recycled or retired). Memory changes are recorded as
-    ``(time_s, delta_mb)`` in ``memory_t_s`` / ``memory_delta_mb``.
+    A process holds ``HostProfile.pool_process_mb`` plus the high-water mark of the memory its
+    past jobs left behind (jobs of at most ``HostProfile.retained_job_mb``), until it exits
+    (recycled or retired); while a job runs, the job's memory above that mark comes on top.
+    Memory changes are recorded as ``(time_s, delta_mb)`` in ``memory_t_s`` /
+    ``memory_delta_mb``.
     """
 
     def __init__(self, model: Model, config: Config, host: HostProfile):
@@ -84,7 +119,11 @@ class PoolTier:
         )
         self.queue: deque[int] = deque()
         self.idle: deque[int] = deque()  # ready processes, longest idle first
+        self.retained_mb = host.retained_job_mb
+        #: Per process: the job memory it keeps between jobs, and its running job's extra.
         self.high_water_mb: dict[int, float] = {}
+        self._job_extra_mb: dict[int, float] = {}
+        self.inherited_mb: dict[int, float] = {}
         self.jobs_run: dict[int, int] = {}
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
         self.alive_process_s = 0.0
@@ -111,6 +150,11 @@ class PoolTier:
         pid = self.model.process[job]
         self.busy -= 1
         self.jobs_run[pid] += 1
+        job_mb = self.model.jobs.memory_mb[job]
+        kept_mb = max(self.high_water_mb[pid], job_mb if job_mb <= self.retained_mb else 0.0)
+        extra_mb = self._job_extra_mb.pop(pid)
+        self._memory(self.env.now, kept_mb - self.high_water_mb[pid] - extra_mb)
+        self.high_water_mb[pid] = kept_mb
         if (
             self.jobs_run[pid] >= self.config.max_jobs_per_worker
             or self.base_mb + self.high_water_mb[pid] > self.config.max_worker_memory_mb
@@ -131,10 +175,9 @@ class PoolTier:
     def _start(self, job: int, pid: int) -> None:
         self.busy += 1
         self.model.process[job] = pid
-        memory_mb = self.model.jobs.memory_mb[job]
-        if memory_mb > self.high_water_mb[pid]:
-            self._memory(self.env.now + self.dispatch_s, memory_mb - self.high_water_mb[pid])
-            self.high_water_mb[pid] = memory_mb
+        extra_mb = max(0.0, self.model.jobs.memory_mb[job] - self.high_water_mb[pid])
+        self._memory(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
+        self._job_extra_mb[pid] = extra_mb
         self.model.run(job, self.dispatch_s)
 
     def _ready(self, pid: int) -> None:
@@ -149,7 +192,9 @@ class PoolTier:
         self.high_water_mb[pid] = 0.0
         self.jobs_run[pid] = 0
         self._resize(+1)
-        self._memory(self.env.now, self.base_mb)
+        # forked with the worker's inline memory, which becomes its own (see ``InlineTier``)
+        self.inherited_mb[pid] = 0.0 if warm else self.model.tiers[0].level_mb()
+        self._memory(self.env.now, self.base_mb + self.inherited_mb[pid])
         if warm or self.spawn_s == 0:
             self._ready(pid)
             return
@@ -162,7 +207,8 @@ class PoolTier:
 
     def _exit(self, pid: int) -> None:
         self._resize(-1)
-        self._memory(self.env.now, -(self.base_mb + self.high_water_mb.pop(pid)))
+        held_mb = self.base_mb + self.high_water_mb.pop(pid) + self.inherited_mb.pop(pid)
+        self._memory(self.env.now, -held_mb)
         del self.jobs_run[pid]
 
     def _resize(self, delta: int) -> None:
@@ -198,7 +244,10 @@ class PoolTier:
             self._recheck_after_cooldown(snapshot)
 
     def _recheck_after_cooldown(self, snapshot: PoolSnapshot) -> None:
-        ends_s = self._last_scaled_s + self.config.pool_scale_cooldown_s
+        cooldown_s = self.config.pool_scale_cooldown_s
+        ends_s = self._last_scaled_s + cooldown_s
+        while ends_s - self._last_scaled_s < cooldown_s:  # round-off: the rule would still cool
+            ends_s = math.nextafter(ends_s, math.inf)
         if ends_s <= snapshot.now_s:
             return
         later = dataclasses.replace(snapshot, now_s=ends_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -80,9 +82,50 @@ def test_inline_jobs_add_their_memory_to_the_worker_while_they_run():
         }
     )
     config = Config(pool_size=0, pool_max_size=0, default_estimate_s=0.1)
-    result = simulate(trace, config, _host())
+    # an allocator that gives every freed block back to the OS
+    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=0.0))
     assert result.peak_memory_mb == pytest.approx(WORKER_MB + 30.0)
     assert _level_at(result, 1.0) == pytest.approx(WORKER_MB)
+
+
+def test_the_worker_keeps_the_high_water_of_its_inline_jobs_below_the_retained_size():
+    # Given two inline jobs of 10 and 20 MB together, then one of 5 MB
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 0.0, 5.0],
+            "job_class": "fast",
+            "duration_s": [0.5, 0.5, 0.5],
+            "memory_mb": [10.0, 20.0, 5.0],
+            "cpu_s": 0.0,
+        }
+    )
+    config = Config(pool_size=0, pool_max_size=0, default_estimate_s=0.1)
+    # When the allocator keeps freed blocks up to 15 MB (glibc's arenas below its mmap threshold)
+    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=15.0))
+    # Then the worker holds both jobs while they run, and keeps only the 10 MB job's after them
+    assert result.peak_memory_mb == pytest.approx(WORKER_MB + 30.0)
+    assert _level_at(result, 1.0) == pytest.approx(WORKER_MB + 10.0)
+    assert _level_at(result, 5.2) == pytest.approx(WORKER_MB + 10.0)
+
+
+def test_a_pool_process_gives_back_a_big_job_memory_and_keeps_a_small_one():
+    # Given one pool process that runs a 200 MB job, then a 10 MB job
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 5.0],
+            "job_class": "report",
+            "duration_s": [1.0, 1.0],
+            "memory_mb": [200.0, 10.0],
+            "cpu_s": 0.0,
+        }
+    )
+    config = Config(pool_size=1, pool_max_size=1, default_estimate_s=5.0)
+    host = dataclasses.replace(_host(), retained_job_mb=32.0)
+    result = simulate(trace, config, host)
+    # Then the 200 MB are held only while the job runs, and the 10 MB stay after the second
+    assert _level_at(result, 0.5) == pytest.approx(WORKER_MB + POOL_PROCESS_MB + 200.0)
+    assert _level_at(result, 3.0) == pytest.approx(WORKER_MB + POOL_PROCESS_MB)
+    assert _level_at(result, 8.0) == pytest.approx(WORKER_MB + POOL_PROCESS_MB + 10.0)
 
 
 def test_memory_limit_recycles_a_pool_process_after_a_big_job():
@@ -114,3 +157,30 @@ def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
     assert result.default_memory_rows == 1
     assert rows["cpu_s"].tolist() == [2.0 * DEFAULT_CPU_FRACTION] * 2
     assert rows["memory_mb"].tolist() == [DEFAULT_MEMORY_MB, 30.0]
+
+
+def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
+    # Given a worker whose inline jobs left 30 MB with it (kept by the allocator)
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 0.0, 2.0],
+            "job_class": ["fast", "fast", "slow"],
+            "duration_s": [0.5, 0.5, 1.0],
+            "memory_mb": [10.0, 20.0, 0.0],
+            "cpu_s": 0.0,
+        }
+    )
+    config = Config.from_mapping(
+        {
+            "pool_size": 0,
+            "pool_max_size": 0,
+            "default_estimate_s": 0.1,
+            "jobs": {"slow": {"tier": "isolated"}},
+        }
+    )
+    # When an isolated process is forked afterwards
+    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
+    # Then it holds its own size plus the worker's 30 MB (shared at fork, its own once the
+    # worker reuses them), on top of the worker's 30 MB
+    assert _level_at(result, 2.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB + 30.0)
+    assert _level_at(result, 4.0) == pytest.approx(WORKER_MB + 30.0)

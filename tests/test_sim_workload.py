@@ -87,8 +87,9 @@ def test_load_mix_rejects_unknown_keys(tmp_path):
 
 def test_host_profile_ideal_is_all_zero_and_loads_toml(tmp_path):
     ideal = HostProfile.ideal()
-    assert all(value == 0 for key, value in ideal.to_dict().items() if key != "polls")
-    assert ideal.polls is False
+    others = ("polls", "cpu_share")
+    assert all(value == 0 for key, value in ideal.to_dict().items() if key not in others)
+    assert ideal.polls is False and ideal.cpu_share == 1  # a share of unlimited cores: all
     path = tmp_path / "host.toml"
     path.write_text("cores = 2\nspawn_s = 0.1\n")
     host = HostProfile.load(path, cores=16)
