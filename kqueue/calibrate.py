@@ -273,13 +273,14 @@ def calibrate(
         isolated_s = measure_handoff_s(app, Tier.ISOLATED, max(10, jobs_per_tier // 4), workdir)
         worker_mb, pool_mb, isolated_mb = measure_memory_mb(app)
         retained_mb = measure_retained_mb()
+        polls = not app.backend.wakes_on_enqueue
         app.close()
     cores = len(os.sched_getaffinity(0))
     return HostMeasurements(
         cores=cores,
         cpu_share=measure_cpu_share(cores),
         fetch_s=fetch_s,
-        polls=True,
+        polls=polls,
         inline_dispatch_s=inline_s,
         pool_dispatch_s=pool_s,
         isolated_dispatch_s=max(0.0, isolated_s - spawn_s),

@@ -40,7 +40,9 @@ def test_calibrate_against_redis(tmp_path, redis_server):
         tmp_path, "calibrate", "--out", "h.toml", "--backend", redis_server.url, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert HostProfile.load(tmp_path / "h.toml").fetch_s > 0
+    profile = HostProfile.load(tmp_path / "h.toml")
+    assert profile.fetch_s > 0
+    assert profile.polls is False  # an idle worker on Redis is woken by the enqueue, not a poll
 
 
 MIX = (

@@ -79,6 +79,9 @@ class Backend(abc.ABC):
 
     #: The URL scheme(s) this backend serves, e.g. ``("sqlite",)``.
     schemes: tuple[str, ...] = ()
+    #: True when ``wait_for_work`` returns as soon as a job is enqueued (an idle worker does not
+    #: wait for its next poll); the simulator's ``HostProfile.polls`` is its opposite.
+    wakes_on_enqueue: bool = False
 
     @abc.abstractmethod
     def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:

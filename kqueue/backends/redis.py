@@ -68,6 +68,7 @@ class RedisBackend(Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
+    wakes_on_enqueue = True  # idle workers BLPOP the queues' notify lists
 
     def __init__(self, client: redis.Redis, *, safe_url: str = "redis://"):
         """Args: client: a redis-py client (bytes replies); safe_url: its URL without secrets."""
