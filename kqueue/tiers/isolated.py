@@ -30,7 +30,7 @@ from kqueue.policy.config import Tier
 from kqueue.policy.trace import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
-from kqueue.tiers.process import ChildProcess, outcome_from_result
+from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import describe_exit, libc_prctl, rss_mb
 
 log = logging.getLogger("kqueue.isolated")
@@ -172,7 +172,7 @@ class IsolatedRunner(TierRunner):
     async def stop(self, grace_s: float) -> None:
         """Kill the running children (their jobs end ``interrupted``) and wait until reaped."""
         self._stopping = True
-        self._interrupt_backlog()
+        interrupt_backlog(self._backlog)
         deadline = time.monotonic() + grace_s
         while self._jobs and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -183,14 +183,6 @@ class IsolatedRunner(TierRunner):
             self._exited.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited.wait(), REAP_TIMEOUT_S)
-
-    def _interrupt_backlog(self) -> None:
-        """Jobs that never got a process end ``interrupted`` (back to the queue)."""
-        now = time.time()
-        while self._backlog:
-            job = self._backlog.popleft()
-            if not job.future.done():
-                job.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
 
     def status(self) -> dict[str, Any]:
         now = time.time()

@@ -40,7 +40,7 @@ from kqueue.policy.scaler import PoolSnapshot, target_pool_size
 from kqueue.policy.trace import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
-from kqueue.tiers.process import ChildProcess, outcome_from_result
+from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import libc_prctl, rss_mb
 
 log = logging.getLogger("kqueue.pool")
@@ -318,7 +318,7 @@ class PoolRunner(TierRunner):
         self._stopping = True
         if self._changed is None:
             return
-        self._interrupt_backlog()
+        interrupt_backlog(self._backlog)
         deadline = time.monotonic() + grace_s
         while self.running() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -329,14 +329,6 @@ class PoolRunner(TierRunner):
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), REAP_TIMEOUT_S)
-
-    def _interrupt_backlog(self) -> None:
-        """Jobs that never reached a process end ``interrupted`` (back to the queue)."""
-        now = time.time()
-        while self._backlog:
-            job = self._backlog.popleft()
-            if not job.future.done():
-                job.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
 
     def status(self) -> dict[str, Any]:
         now = time.time()

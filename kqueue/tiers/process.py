@@ -157,3 +157,16 @@ def _exit_fd(process: Any) -> tuple[int, bool]:
     with contextlib.suppress(AttributeError, OSError):
         return os.pidfd_open(process.pid), True
     return process.sentinel, False
+
+
+def interrupt_backlog(backlog) -> None:
+    """End every queued job that never reached a process as ``interrupted`` (back to the queue).
+
+    Args:
+        backlog: a deque of queued jobs, each with a ``future`` for its ``Outcome``.
+    """
+    now = time.time()
+    while backlog:
+        job = backlog.popleft()
+        if not job.future.done():
+            job.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
