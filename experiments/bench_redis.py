@@ -126,7 +126,11 @@ def throughput(server: RedisServer, folder: Path, jobs: int, processes: int) -> 
 
 
 def drain_rate(
-    client: redis.Redis, jobs: int, workers: list[subprocess.Popen], folder: Path
+    client: redis.Redis,
+    jobs: int,
+    workers: list[subprocess.Popen],
+    folder: Path,
+    timeout_s: float = float("inf"),
 ) -> float:
     """Jobs/s of ``workers`` as seen in the ``bench:done`` counter, first completion to last.
 
@@ -134,11 +138,14 @@ def drain_rate(
     counter first moves, and the jobs counted by then are left out.
 
     Raises:
-        RuntimeError: a worker exited with an error before all ``jobs`` were done.
+        RuntimeError: a worker exited with an error, or ``timeout_s`` passed, before all
+            ``jobs`` were done.
     """
     done = first_done = 0
-    first_at = time.perf_counter()
+    first_at = started_at = time.perf_counter()
     while done < jobs:
+        if time.perf_counter() - started_at > timeout_s:
+            raise RuntimeError(f"{done} of {jobs} done after {timeout_s:.0f} s; logs in {folder}")
         done = int(client.get("bench:done") or 0)
         if done and not first_done:
             first_done, first_at = done, time.perf_counter()

@@ -132,7 +132,9 @@ def peer_rate(python: str, peer: Peer, server: RedisServer, folder: Path, jobs: 
     client.flushdb()
     env = dict(os.environ, BENCH_REDIS_URL=server.url, PYTHONPATH=str(folder))
     enqueue = [python, "-c", f"import {peer.module}; {peer.module}.enqueue({jobs})"]
-    subprocess.run(enqueue, cwd=folder, env=env, check=True, capture_output=True, timeout=600)
+    sent = subprocess.run(enqueue, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    if sent.returncode != 0:
+        raise RuntimeError(f"{peer.label}: enqueueing failed:\n{sent.stderr[-2000:]}")
     log = open(folder / f"{peer.module}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
     workers = subprocess.Popen(
         [python, *peer.worker_args],
@@ -142,9 +144,9 @@ def peer_rate(python: str, peer: Peer, server: RedisServer, folder: Path, jobs: 
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopping it reaches its children
     )
-    deadline_s = 30 + TIMEOUT_S_PER_1000 * jobs / 1000
+    timeout_s = 30 + TIMEOUT_S_PER_1000 * jobs / 1000
     try:
-        return _timed(drain_rate, deadline_s, client, jobs, [workers], folder)
+        return drain_rate(client, jobs, [workers], folder, timeout_s)
     finally:
         os.killpg(workers.pid, signal.SIGTERM)
         try:
@@ -154,21 +156,6 @@ def peer_rate(python: str, peer: Peer, server: RedisServer, folder: Path, jobs: 
             workers.wait(10)
         log.close()
         client.close()
-
-
-def _timed(measure, deadline_s: float, client, jobs, workers, folder) -> float:
-    """``measure(...)``, failing once ``deadline_s`` passes with jobs still not done."""
-
-    def stalled() -> None:
-        raise RuntimeError(f"not done after {deadline_s:.0f} s; see the logs in {folder}")
-
-    previous = signal.signal(signal.SIGALRM, lambda *_: stalled())
-    signal.setitimer(signal.ITIMER_REAL, deadline_s)
-    try:
-        return measure(client, jobs, workers, folder)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
