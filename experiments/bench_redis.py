@@ -32,13 +32,11 @@ sys.path.insert(0, str(ROOT))
 from kqueue.job import App  # noqa: E402
 from kqueue.testing import RedisServer  # noqa: E402
 
-#: The jobs the workers run; the job's own Redis client is created lazily, one per thread.
-BENCH_APP = """
+#: The jobs' own Redis client, created lazily, one per thread (the peers' apps use it too).
+BENCH_CLIENT = """
 import os, threading, time
 import redis
-from kqueue import App
 
-app = App()
 _local = threading.local()
 
 
@@ -47,6 +45,15 @@ def _client():
     if client is None:
         client = _local.client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
     return client
+"""
+
+#: The jobs the workers run.
+BENCH_APP = (
+    BENCH_CLIENT
+    + """
+from kqueue import App
+
+app = App()
 
 
 @app.job(name="bench.noop", tier="inline")
@@ -58,6 +65,7 @@ def noop():
 def stamp(sent_at):
     _client().rpush("bench:latency", time.time() - sent_at)
 """
+)
 
 POLL_S = 0.002
 LATENCY_GAP_S = 0.02
@@ -107,21 +115,44 @@ def throughput(server: RedisServer, folder: Path, jobs: int, processes: int) -> 
     for start in range(0, jobs, 5000):
         noop.dispatch_many([((), {})] * min(5000, jobs - start))
     workers = [_worker(folder, server.url, "bench", "--burst") for _ in range(processes)]
+    try:
+        rate = drain_rate(client, jobs, workers, folder)
+    finally:
+        for worker in workers:
+            worker.wait(60)
+    client.close()
+    app.close()
+    return rate
+
+
+def drain_rate(
+    client: redis.Redis,
+    jobs: int,
+    workers: list[subprocess.Popen],
+    folder: Path,
+    timeout_s: float = float("inf"),
+) -> float:
+    """Jobs/s of ``workers`` as seen in the ``bench:done`` counter, first completion to last.
+
+    Start-up is excluded the same way for every queue measured: the clock starts when the
+    counter first moves, and the jobs counted by then are left out.
+
+    Raises:
+        RuntimeError: a worker exited with an error, or ``timeout_s`` passed, before all
+            ``jobs`` were done.
+    """
     done = first_done = 0
-    first_at = time.perf_counter()
+    first_at = started_at = time.perf_counter()
     while done < jobs:
+        if time.perf_counter() - started_at > timeout_s:
+            raise RuntimeError(f"{done} of {jobs} done after {timeout_s:.0f} s; logs in {folder}")
         done = int(client.get("bench:done") or 0)
         if done and not first_done:
             first_done, first_at = done, time.perf_counter()
         if any(w.poll() not in (None, 0) for w in workers):
             raise RuntimeError(f"a worker failed; see the logs in {folder}")
         time.sleep(POLL_S)
-    elapsed_s = time.perf_counter() - first_at
-    for worker in workers:
-        worker.wait(60)
-    client.close()
-    app.close()
-    return (jobs - first_done) / elapsed_s
+    return (jobs - first_done) / (time.perf_counter() - first_at)
 
 
 def latency(server: RedisServer, folder: Path, samples: int) -> tuple[float, float]:

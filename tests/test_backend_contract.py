@@ -34,6 +34,15 @@ def test_enqueue_then_lease_returns_oldest_first_with_body_and_first_attempt(bac
     assert all(x.expires_at > time.time() + VT - 5 for x in leases)
 
 
+def test_ids_and_bodies_with_any_bytes_come_back_intact(backend):
+    odd = {"a:b\n3:c": b"x:1:2:\n\x00\xff", "\u2603:": b"", "7": b"::"}
+    for job_id, body in odd.items():
+        backend.enqueue(Q, job_id, body)
+    leases = backend.lease(Q, "w1", 10, VT)
+    assert {x.job_id: x.body for x in leases} == odd
+    assert all(x.attempt == 1 for x in leases)
+
+
 def test_lease_respects_limit_and_never_hands_out_a_live_lease_twice(backend):
     put(backend, 5)
     first = backend.lease(Q, "w1", 3, VT)

@@ -7,8 +7,10 @@ or double a record): a test counts every run of every job and knows which proces
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +20,10 @@ import redis
 from kqueue.backends.redis import RedisBackend
 from kqueue.errors import BackendUnavailable
 from kqueue.job import App
+from kqueue.policy.config import Config
+from kqueue.recorder import DURATIONS_FLUSH_S
 from kqueue.testing import RedisServer
+from kqueue.worker import Worker
 from tests.conftest import require_redis_server, start_kqueue
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -219,3 +224,32 @@ def test_a_worker_started_before_redis_waits_for_it_and_stops_cleanly_while_it_i
         if process.poll() is None:
             process.kill()
         server.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_stop_while_redis_is_down_ends_the_worker_even_with_durations_to_share(tmp_path):
+    # Given a worker that ran a job, whose duration it has not shared yet, when Redis died
+    require_redis_server()
+    server = RedisServer(tmp_path / "redis").start()
+    app = App(server.url)
+    ran = threading.Event()
+    app.job(ran.set, name="faults.once").dispatch()
+    worker = Worker(app, Config(), force_inline=True)
+    summaries = []
+    thread = threading.Thread(target=lambda: summaries.append(asyncio.run(worker.run())))
+    thread.start()
+    try:
+        assert ran.wait(30), "the job did not run"
+        server.kill()
+        time.sleep(DURATIONS_FLUSH_S + 0.5)  # sharing the duration is due: the worker backs off
+        # When it is asked to stop while Redis is still down
+        worker.request_stop()
+        thread.join(15)
+        # Then it stops at once instead of waiting for Redis to come back
+        assert not thread.is_alive(), "the worker waited for Redis to stop"
+        assert summaries[0].done == 1
+    finally:
+        server.start()  # lets a stuck worker finish, so the thread ends either way
+        thread.join(30)
+        server.stop()
+        app.close()

@@ -72,3 +72,23 @@ def test_pool_and_stats_skip_a_forged_worker_status(tmp_path):
         result = run_kqueue(tmp_path, command, "--backend", url)
         assert result.returncode == 0, result.stderr
         assert "unreadable status" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+        (
+            "rediss://user:p%40w@h/0?ssl_ca_certs=/ca.crt",
+            "rediss://user:***@h/0?ssl_ca_certs=/ca.crt",
+        ),
+        ("redis://h/0?password=pw&db=1", "redis://h/0?password=***&db=1"),
+        ("rediss://h/0?ssl_password=key-pw", "rediss://h/0?ssl_password=***"),
+        ("redis://user@h/0", "redis://user@h/0"),
+        ("sqlite:///var/kq.db", "sqlite:///var/kq.db"),
+    ],
+)
+def test_redact_url_hides_every_password_redis_py_would_read(url, shown):
+    from kqueue.backends import redact_url
+
+    assert redact_url(url) == shown

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import importlib
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
 from kqueue.errors import BackendError
@@ -57,12 +57,23 @@ def open_backend(url: str) -> Backend:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to log."""
+    """The URL with any password replaced by ``***``, safe to log.
+
+    Both places redis-py reads a secret from are covered: ``user:password@`` and query options
+    such as ``?password=`` or ``?ssl_password=`` (any option whose name contains "password").
+    """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    if parts.password is None and "password" not in parts.query.lower():
+        return url  # unchanged: geturl() would rewrite sqlite:///path as sqlite:/path
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    if "password" in parts.query.lower():
+        options = [
+            (name, "***" if "password" in name.lower() else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(options, safe="/*"))
+    return parts.geturl()
 
 
 __all__ = [

@@ -404,10 +404,13 @@ class RedisBackend(Backend):
 def _leases(queue: str, token: str, reply: list) -> list[Lease]:
     """The leases in a LEASE script's reply, oldest first."""
     expires_at = float(reply[0])
-    leases = [
-        Lease(job_id.decode(), queue, body, int(attempts), float(enqueued), token, expires_at)
-        for job_id, body, attempts, enqueued in zip(*[iter(reply[1:])] * 4, strict=True)
-    ]
+    leases = []
+    for packed in reply[1:]:  # b"<len(id)>:<id><attempts>:<enqueued_at>:<body>"
+        colon = packed.index(b":")
+        end = colon + 1 + int(packed[:colon])
+        attempts, enqueued, body = packed[end:].split(b":", 2)
+        job_id = packed[colon + 1 : end].decode()
+        leases.append(Lease(job_id, queue, body, int(attempts), float(enqueued), token, expires_at))
     leases.sort(key=lambda lease: lease.enqueued_at)
     return leases
 

@@ -59,7 +59,9 @@ return added
 #: KEYS: pending, leased, notify. ARGV: prefix, limit, visibility_timeout_s, token.
 #: Takes the oldest due messages, expired leases included, and leases them in one step; a full
 #: batch passes a wake-up token on (more may be waiting for another idle worker).
-#: Returns {expires_at, id1, body1, attempts1, enqueued_at1, ...}.
+#: Returns {expires_at, "<len(id1)>:<id1><attempts1>:<enqueued_at1>:<body1>", ...}: one string per
+#: message, because parsing a reply costs the client per element (the id's length comes first, so
+#: an id may hold any byte; the body comes last, so it needs no escaping).
 LEASE = (
     _NOW
     + _NOTIFY
@@ -85,13 +87,10 @@ for i = 1, math.min(limit, #candidates) do
     local attempts = redis.call('HINCRBY', key, 'attempts', 1)
     redis.call('HSET', key, 'token', token)
     local fields = redis.call('HMGET', key, 'body', 'enqueued_at')
-    out[#out + 1] = id
-    out[#out + 1] = fields[1]
-    out[#out + 1] = tostring(attempts)
-    out[#out + 1] = fields[2]
+    out[#out + 1] = #id .. ':' .. id .. attempts .. ':' .. fields[2] .. ':' .. fields[1]
   end
 end
-if #out > 1 and (#out - 1) / 4 >= limit then notify(KEYS[3]) end
+if #out - 1 >= limit then notify(KEYS[3]) end
 return out
 """
 )
