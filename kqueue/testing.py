@@ -4,15 +4,19 @@ Tests and experiments never touch a shared Redis: each starts its own server in 
 with no snapshots unless asked, and kills it at the end. ``restart`` keeps the port (and, with
 ``appendonly=True``, the data), which is what the chaos test needs. With ``tls=True`` the server
 speaks only TLS, with a throwaway CA and certificate made by ``openssl`` in its folder, and its
-``url`` is a ``rediss://`` URL that trusts that CA.
+``url`` is a ``rediss://`` URL that trusts that CA; ``TLSProxy`` puts TLS in front of a server
+built without it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
+import ssl
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,3 +222,66 @@ class RedisServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+class TLSProxy:
+    """TLS in front of a plain server: terminates ``rediss://`` on ``port``, forwards to
+    ``upstream_port``. For a server built without TLS (the bundled Valkey), so the client side
+    of ``rediss://`` (certificate checks, handshake, every command over TLS) is still exercised.
+
+    Args:
+        files: the certificate the proxy serves (``make_tls_files``).
+        upstream_port: the plain server on 127.0.0.1.
+        port: where to listen; default: a free port.
+    """
+
+    def __init__(self, files: TLSFiles, upstream_port: int, *, port: int | None = None):
+        self.files, self.upstream_port = files, upstream_port
+        self.port = port or free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+
+    def start(self) -> TLSProxy:
+        """Listen (in a thread of its own) and return once connections are accepted."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.files.cert, self.files.key)
+        self._thread.start()
+        listening = asyncio.start_server(self._forward, "127.0.0.1", self.port, ssl=context)
+        self._server = asyncio.run_coroutine_threadsafe(listening, self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every forwarded connection, and end the thread."""
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _close(self) -> None:
+        self._server.close()
+        forwarding = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in forwarding:
+            task.cancel()
+        await asyncio.gather(*forwarding, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _forward(self, client_reader, client_writer) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.upstream_port
+        )
+
+        async def pipe(reader, writer) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                writer.close()
+
+        await asyncio.gather(
+            pipe(client_reader, upstream_writer),
+            pipe(upstream_reader, client_writer),
+            return_exceptions=True,  # either side hanging up ends both
+        )
