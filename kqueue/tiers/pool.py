@@ -13,13 +13,20 @@ arguments), runs it, sends back the measured result, and waits for the next. The
 - grows and shrinks the pool with ``kqueue.policy.scaler.target_pool_size`` (bounded steps with
   a cooldown), applied in ``maintain``.
 
-Dispatch never waits for the worker loop: the pool accepts up to ``BACKLOG_PER_PROCESS`` jobs
-per process beyond those running (``free()`` counts them) and hands the next one to a process
-inside the callback that read the previous result. When no process is idle and a process runs
-a job estimated at most ``PIPELINE_MAX_ESTIMATE_S``, the next request is written into its pipe
-ahead of time, so it starts the moment the current job ends, without waiting for the worker
-to be scheduled (on a busy machine that wait is several ms per job). A pipelined job that never
-started (its process died first) goes back to the front of the pool's queue.
+Dispatch never waits for the worker loop: the pool accepts jobs per process beyond those running
+(``free()`` counts them: one, or for short jobs as many as fit in ``BACKLOG_MAX_WAIT_S`` of their
+estimate, up to ``BACKLOG_MAX_PER_PROCESS``) and hands the next one to a process inside the
+callback that read the previous result. A job is launched without an asyncio task (the
+``_Assignment`` is its handle), and finished jobs are handed to the worker in batches: at once
+when the pool could start a job it does not have, else within ``DELIVERY_DELAY_S``. The worker
+then settles, acks and refills several jobs per round instead of one, so on a busy machine its
+own CPU competes less with the pool processes for the cores.
+
+When no process is idle and a process runs a job estimated at most ``PIPELINE_MAX_ESTIMATE_S``,
+the next request is written into its pipe ahead of time, so it starts the moment the current job
+ends, without waiting for the worker to be scheduled (on a busy machine that wait is several ms
+per job). A pipelined job that never started (its process died first) goes back to the front of
+the pool's queue.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +58,13 @@ MEMORY_POLL_S = 1.0
 REAP_TIMEOUT_S = 5.0
 #: Jobs the pool holds per process beyond the running ones, ready to send the moment one frees.
 BACKLOG_PER_PROCESS = 1
+#: For short jobs, up to this many per process, as long as they add up to ``BACKLOG_MAX_WAIT_S``
+#: of their estimate: the worker can then refill the pool every few jobs, not after each one.
+BACKLOG_MAX_PER_PROCESS = 4
+BACKLOG_MAX_WAIT_S = 0.5
+#: Longest a finished job waits to be handed back to the worker while the pool is not short of
+#: jobs (its ack and its record wait with it), seconds.
+DELIVERY_DELAY_S = 0.1
 #: A process whose running job is estimated at most this long may get the next request queued
 #: in its pipe: a job queued behind it waits at most about this long for a free process.
 PIPELINE_MAX_ESTIMATE_S = 1.0
@@ -58,13 +72,24 @@ PIPELINE_MAX_ESTIMATE_S = 1.0
 
 @dataclass(eq=False)
 class _Assignment:
-    """A job a pool process is running."""
+    """A job in the pool, from launch to its outcome; the handle ``launch`` returns."""
 
     invocation: Invocation
-    future: asyncio.Future
+    on_done: Callable[[Outcome], None]
     request: bytes
     sent_at: float = math.nan
     timer: asyncio.TimerHandle | None = None
+    outcome: Outcome | None = None
+    cancelled: bool = False
+
+    @property
+    def done(self) -> bool:
+        """True once it has an outcome or nobody waits for it any more."""
+        return self.outcome is not None or self.cancelled
+
+    def cancel(self) -> None:
+        """Stop waiting for it (worker shutdown): its outcome, if any, is dropped."""
+        self.cancelled = True
 
 
 @dataclass(eq=False)
@@ -100,6 +125,11 @@ class PoolRunner(TierRunner):
         self._last_scaled_at: float | None = None
         self._last_poll_s = 0.0
         self._reserved = 0
+        #: Finished jobs not yet handed to the worker, and the timer that hands them over.
+        self._finished: list[_Assignment] = []
+        self._delivery: asyncio.TimerHandle | None = None
+        #: The estimate of the job launched last, seconds: how deep the backlog may be.
+        self._recent_estimate_s = math.nan
         #: Processes replaced after they died, and recycled after limits.
         self.replaced = self.recycled = 0
 
@@ -113,8 +143,16 @@ class PoolRunner(TierRunner):
         return sum(1 for p in self._procs.values() if p.next is not None)
 
     def free(self) -> int:
-        """Slots free now, counting ``BACKLOG_PER_PROCESS`` jobs queued per process."""
-        return max(0, self.capacity() * (1 + BACKLOG_PER_PROCESS) - self._reserved)
+        """Slots free now, counting the jobs the pool may queue per process."""
+        return max(0, self.capacity() * (1 + self._backlog_per_process()) - self._reserved)
+
+    def _backlog_per_process(self) -> int:
+        """One job per process, or for short jobs as many as ``BACKLOG_MAX_WAIT_S`` holds."""
+        estimate_s = self._recent_estimate_s
+        if not estimate_s <= PIPELINE_MAX_ESTIMATE_S:  # long, or unknown (NaN)
+            return BACKLOG_PER_PROCESS
+        fits = int(BACKLOG_MAX_WAIT_S / max(estimate_s, 1e-3))
+        return max(BACKLOG_PER_PROCESS, min(BACKLOG_MAX_PER_PROCESS, fits))
 
     def pids(self) -> list[int]:
         """Pids of the pool's live processes that take jobs."""
@@ -141,36 +179,65 @@ class PoolRunner(TierRunner):
 
     # --- running a job ----------------------------------------------------------------------
 
-    def run(self, invocation: Invocation) -> Awaitable[Outcome]:
-        """Reserve a slot now (so ``free()`` is right before the task starts), then run."""
-        self._reserved += 1
-        return self._run(invocation)
-
-    async def _run(self, invocation: Invocation) -> Outcome:
-        try:
-            return await self._run_on_process(invocation)
-        finally:
-            self._reserved -= 1
-
-    async def _run_on_process(self, invocation: Invocation) -> Outcome:
+    def launch(self, invocation: Invocation, on_done: Callable[[Outcome], None]) -> _Assignment:
+        """Queue the job for a process (no task); ``on_done`` gets its outcome on the loop."""
         if self._stopping:
             now = time.time()
-            return Outcome(Status.KILLED, now, now, interrupted=True)
+            interrupted = Outcome(Status.KILLED, now, now, interrupted=True)
+            asyncio.get_running_loop().call_soon(on_done, interrupted)
+            return _Assignment(invocation, on_done, b"", outcome=interrupted)
         request = child.request_for(
             invocation.job.name,
             invocation.args,
             invocation.kwargs,
             invocation.settings.max_memory_mb,
         )
-        loop = asyncio.get_running_loop()
-        job = _Assignment(invocation, loop.create_future(), child.encode(request))
+        job = _Assignment(invocation, on_done, child.encode(request))
+        self._reserved += 1
+        self._recent_estimate_s = invocation.estimate_s
         self._backlog.append(job)
         self._feed()
+        return job
+
+    async def run(self, invocation: Invocation) -> Outcome:
+        """Run one job to its end (``launch`` for callers that await)."""
+        future = asyncio.get_running_loop().create_future()
+        job = self.launch(invocation, lambda outcome: future.done() or future.set_result(outcome))
         try:
-            return await job.future
-        finally:
-            if job.timer is not None:
-                job.timer.cancel()
+            return await future
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+
+    def _end(self, job: _Assignment, outcome: Outcome) -> None:
+        """``job`` is over: free its slot; the worker hears of it with the next delivery."""
+        if job.outcome is not None:
+            return
+        job.outcome = outcome
+        self._reserved -= 1
+        if job.timer is not None:
+            job.timer.cancel()
+        self._finished.append(job)
+        if self._stopping or self._short_of_jobs():
+            self._deliver()
+        elif self._delivery is None:
+            self._delivery = asyncio.get_running_loop().call_later(DELIVERY_DELAY_S, self._deliver)
+
+    def _short_of_jobs(self) -> bool:
+        """True when a process could start (or queue) a job the pool does not have."""
+        if any(not job.done for job in self._backlog):
+            return False
+        return self._idle_process() is not None or self._pipelinable_process() is not None
+
+    def _deliver(self) -> None:
+        """Hand every finished job's outcome to the worker, in one go."""
+        if self._delivery is not None:
+            self._delivery.cancel()
+            self._delivery = None
+        finished, self._finished = self._finished, []
+        for job in finished:
+            if not job.cancelled:
+                job.on_done(job.outcome)
 
     def _feed(self) -> None:
         """Send queued jobs to idle processes, else queue them behind short jobs; oldest first."""
@@ -179,8 +246,9 @@ class PoolRunner(TierRunner):
             if proc is None:
                 return
             job = self._backlog.popleft()
-            if job.future.done():
-                continue  # its task was cancelled while it waited
+            if job.done:
+                self._end(job, _cancelled())  # nobody waits for it: free its slot
+                continue
             if proc.job is None:
                 self._begin(proc, job)
             else:
@@ -224,12 +292,11 @@ class PoolRunner(TierRunner):
             queued, proc.next = proc.next, None
             self._begin(proc, queued)
         outcome = outcome_from_result(result, f"pid {process.pid}", jobs_done=proc.jobs_done)
-        if not job.future.done():
-            job.future.set_result(outcome)
         if not proc.retiring and self._should_recycle(proc, outcome):
             self._retire(proc, replace=True)
             self.recycled += 1
         self._feed()
+        self._end(job, outcome)  # after the feed: the pool may be short of jobs now
         self._changed.set()
 
     def _should_recycle(self, proc: PoolProcess, outcome: Outcome) -> bool:
@@ -259,8 +326,6 @@ class PoolRunner(TierRunner):
     def _on_exit(self, process: ChildProcess) -> None:
         proc = self._procs.pop(process.pid)
         job, proc.job = proc.job, None
-        if job is not None and not job.future.done():
-            job.future.set_result(process.death_outcome(job.sent_at, memory_mb=proc.rss_mb))
         self._requeue_pipelined(proc)
         if not proc.retiring and not self._stopping:
             if process.kill_reason is None:
@@ -268,16 +333,18 @@ class PoolRunner(TierRunner):
             self._spawn()
             self.replaced += 1
         self._feed()
+        if job is not None:
+            self._end(job, process.death_outcome(job.sent_at, memory_mb=proc.rss_mb))
         self._changed.set()
 
     def _requeue_pipelined(self, proc: PoolProcess) -> None:
         """A request left in a dead process's pipe never started: it goes first in the queue."""
         queued, proc.next = proc.next, None
-        if queued is None or queued.future.done():
+        if queued is None or queued.outcome is not None:
             return
-        if self._stopping:
+        if self._stopping or queued.cancelled:
             now = time.time()
-            queued.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
+            self._end(queued, Outcome(Status.KILLED, now, now, interrupted=True))
         else:
             self._backlog.appendleft(queued)
 
@@ -318,7 +385,8 @@ class PoolRunner(TierRunner):
         self._stopping = True
         if self._changed is None:
             return
-        interrupt_backlog(self._backlog)
+        interrupt_backlog(self._backlog, self._end)
+        self._deliver()
         deadline = time.monotonic() + grace_s
         while self.running() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -350,6 +418,11 @@ class PoolRunner(TierRunner):
                 for pid, proc in sorted(self._procs.items())
             ],
         }
+
+
+def _cancelled() -> Outcome:
+    now = time.time()
+    return Outcome(Status.KILLED, now, now, error="cancelled", interrupted=True)
 
 
 def _rounded(value: float) -> float | None:

@@ -159,14 +159,19 @@ def _exit_fd(process: Any) -> tuple[int, bool]:
     return process.sentinel, False
 
 
-def interrupt_backlog(backlog) -> None:
+def interrupt_backlog(backlog, end: Callable[[Any, Outcome], None] | None = None) -> None:
     """End every queued job that never reached a process as ``interrupted`` (back to the queue).
 
     Args:
-        backlog: a deque of queued jobs, each with a ``future`` for its ``Outcome``.
+        backlog: a deque of queued jobs.
+        end: called with ``(job, outcome)`` for each; by default the outcome goes to the
+            job's ``future`` unless that is done already.
     """
     now = time.time()
     while backlog:
         job = backlog.popleft()
-        if not job.future.done():
-            job.future.set_result(Outcome(Status.KILLED, now, now, interrupted=True))
+        outcome = Outcome(Status.KILLED, now, now, interrupted=True)
+        if end is not None:
+            end(job, outcome)
+        elif not job.future.done():
+            job.future.set_result(outcome)
