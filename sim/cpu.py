@@ -10,15 +10,17 @@ runnable threads each gets ``min(1, cores / N)`` of a core, and each of ``n`` in
 Because all jobs of a group progress at the same rate, each group keeps a *virtual clock*: the CPU
 seconds one of its jobs has received since the start. A job needing ``w`` CPU seconds that joins
 when the clock reads ``v`` is done when the clock reads ``v + w``, so the next completion is the
-head of a heap and only one wake-up event is pending at a time. Events happen only when a job
-joins or leaves, never on a time step.
+head of a heap and only one wake-up event is pending at a time. A job's CPU phase starts at a
+time known when it gets its slot (its off-CPU time is never stretched), so planned entries wait
+in a heap of their own and the same single wake-up serves the next entry or completion,
+whichever comes first. Events happen only when a job joins or leaves, never on a time step.
 
 Fast path, still exact: while the jobs holding a slot with CPU work left cannot oversubscribe the
-cores however their CPU phases overlap (process jobs + 1 for the worker <= cores, at most one
-inline job), a job's end is fixed when it starts, so it gets a single timeout and never enters
-the clocks. The moment a new job breaks that bound, the fast jobs are moved into the clocks
-(those already computing with their remaining work, the others get an entry event), so each job
-moves at most once and the result is the same as without the fast path.
+cores however their CPU phases overlap (process jobs + 1 for the worker <= cores, and no two
+inline jobs computing at once), a job's end is fixed when it starts, so it gets a single timeout
+and never enters the clocks. The moment a new job breaks that bound, the fast jobs are moved into
+the clocks (those already computing with their remaining work, the others as planned entries),
+so each job moves at most once and the result is the same as without the fast path.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ import simpy
 
 #: Jobs whose remaining work is below this many CPU seconds count as done (float round-off).
 EPSILON_S = 1e-9
+#: Planned CPU entries within this fraction of the current time are due (the wake-up's time is
+#: computed as ``now + delay`` and may miss the planned time by a few ulps).
+ENTRY_TOLERANCE = 1e-12
 
 
 class Cpu:
@@ -68,6 +73,8 @@ class Cpu:
         self._seq = 0
         self._wake_at = math.inf
         self._pending: simpy.Event | None = None
+        #: Jobs off the CPU until a known time: heap of (entry time, seq, job, work, inline).
+        self._entries: list[tuple[float, int, int, float, bool]] = []
         #: Core-seconds of CPU work done, for utilisation.
         self.busy_core_s = 0.0
         # jobs holding a slot with CPU work left, per group (fast or not)
@@ -109,7 +116,7 @@ class Cpu:
                 self._fast_procs[job] = (now + before_s, now + before_s + work_s, work_s, end)
             self.busy_core_s += work_s
         elif before_s > 0:
-            env.timeout(before_s, (job, work_s, inline)).callbacks.append(self._enter)
+            self._plan_entry(env.now + before_s, job, work_s, inline)
         else:
             self.add(job, work_s, inline)
 
@@ -141,12 +148,15 @@ class Cpu:
             self._procs_held -= 1
         self.on_done(job)
 
-    def _enter(self, event: simpy.Event) -> None:
-        job, work_s, inline = event._value
-        self.add(job, work_s, inline)
+    def _plan_entry(self, enter_s: float, job: int, work_s: float, inline: bool) -> None:
+        """``job`` starts its ``work_s`` CPU seconds at ``enter_s`` (later than now)."""
+        self._seq += 1
+        heapq.heappush(self._entries, (enter_s, self._seq, job, work_s, inline))
+        if enter_s < self._wake_at:
+            self._wake(enter_s - self.env.now)
 
     def _leave_fast_path(self, fast: dict, inline: bool) -> None:
-        """Move one group's fast jobs into its virtual clock (or give them an entry event)."""
+        """Move one group's fast jobs into its virtual clock (or plan their entry)."""
         if not fast:
             return
         now = self.env.now
@@ -157,7 +167,7 @@ class Cpu:
                 self.add(job, end_s - now, inline)
             else:
                 self.busy_core_s -= work_s
-                self.env.timeout(enter_s - now, (job, work_s, inline)).callbacks.append(self._enter)
+                self._plan_entry(enter_s, job, work_s, inline)
         fast.clear()
 
     def add(self, job: int, work_s: float, inline: bool) -> None:
@@ -165,6 +175,15 @@ class Cpu:
         now = self.env.now
         if now != self._last_s:
             self._advance(now)
+        self._join(job, work_s, inline)
+        if self._set_rates():
+            self._reschedule(now)
+            return
+        done_at = now + work_s / (self.inline_rate if inline else self.proc_rate)
+        if done_at < self._wake_at:
+            self._wake(done_at - now)
+
+    def _join(self, job: int, work_s: float, inline: bool) -> None:
         self._seq += 1
         if inline:
             heapq.heappush(self.inline_heap, (self.inline_clock + work_s, self._seq, job))
@@ -172,12 +191,6 @@ class Cpu:
         else:
             heapq.heappush(self.proc_heap, (self.proc_clock + work_s, self._seq, job))
             self.proc_count += 1
-        if self._set_rates():
-            self._reschedule(now)
-            return
-        done_at = now + work_s / (self.inline_rate if inline else self.proc_rate)
-        if done_at < self._wake_at:
-            self._wake(done_at - now)
 
     def _advance(self, now: float) -> None:
         elapsed = now - self._last_s
@@ -200,10 +213,10 @@ class Cpu:
         return True
 
     def _reschedule(self, now: float) -> None:
-        """Schedule the wake-up for the earliest completion at the current rates."""
-        delay = math.inf
+        """Schedule the wake-up for the earliest completion at the current rates, or entry."""
+        delay = self._entries[0][0] - now if self._entries else math.inf
         if self.proc_heap:
-            delay = (self.proc_heap[0][0] - self.proc_clock) / self.proc_rate
+            delay = min(delay, (self.proc_heap[0][0] - self.proc_clock) / self.proc_rate)
         if self.inline_heap:
             delay = min(delay, (self.inline_heap[0][0] - self.inline_clock) / self.inline_rate)
         if delay == math.inf:
@@ -238,6 +251,10 @@ class Cpu:
         while heap and heap[0][0] <= limit:
             done.append((heapq.heappop(heap)[2], True))
         self.proc_count, self.inline_count = len(self.proc_heap), len(self.inline_heap)
+        entries, limit = self._entries, now + ENTRY_TOLERANCE * max(1.0, now)
+        while entries and entries[0][0] <= limit:
+            _enter_s, _seq, job, work_s, inline = heapq.heappop(entries)
+            self._join(job, work_s, inline)
         self._set_rates()
         self._reschedule(now)
         for job, inline in done:
