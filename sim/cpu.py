@@ -25,6 +25,7 @@ so each job moves at most once and the result is the same as without the fast pa
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Callable
@@ -33,9 +34,6 @@ import simpy
 
 #: Jobs whose remaining work is below this many CPU seconds count as done (float round-off).
 EPSILON_S = 1e-9
-#: Planned CPU entries within this fraction of the current time are due (the wake-up's time is
-#: computed as ``now + delay`` and may miss the planned time by a few ulps).
-ENTRY_TOLERANCE = 1e-12
 
 
 class Cpu:
@@ -73,7 +71,7 @@ class Cpu:
         self._seq = 0
         self._wake_at = math.inf
         self._pending: simpy.Event | None = None
-        #: Jobs off the CPU until a known time: heap of (entry time, seq, job, work, inline).
+        #: Jobs off the CPU until a known time, sorted: (entry time, seq, job, work, inline).
         self._entries: list[tuple[float, int, int, float, bool]] = []
         #: Core-seconds of CPU work done, for utilisation.
         self.busy_core_s = 0.0
@@ -151,37 +149,35 @@ class Cpu:
     def _plan_entry(self, enter_s: float, job: int, work_s: float, inline: bool) -> None:
         """``job`` starts its ``work_s`` CPU seconds at ``enter_s`` (later than now)."""
         self._seq += 1
-        heapq.heappush(self._entries, (enter_s, self._seq, job, work_s, inline))
-        if enter_s < self._wake_at:
-            self._wake(enter_s - self.env.now)
+        bisect.insort(self._entries, (enter_s, self._seq, job, work_s, inline))
+        if enter_s < self._wake_at:  # it slows the jobs that would finish first
+            self._reschedule()
 
     def _leave_fast_path(self, fast: dict, inline: bool) -> None:
         """Move one group's fast jobs into its virtual clock (or plan their entry)."""
         if not fast:
             return
         now = self.env.now
+        self._catch_up(now)
         for job, (enter_s, end_s, work_s, end) in fast.items():
             end.callbacks.clear()
             if enter_s <= now:
                 self.busy_core_s -= end_s - now
-                self.add(job, end_s - now, inline)
+                self._join(job, end_s - now, inline)
             else:
                 self.busy_core_s -= work_s
-                self._plan_entry(enter_s, job, work_s, inline)
+                self._seq += 1
+                bisect.insort(self._entries, (enter_s, self._seq, job, work_s, inline))
         fast.clear()
+        self._set_rates()
+        self._reschedule()
 
     def add(self, job: int, work_s: float, inline: bool) -> None:
         """Put ``job`` with ``work_s`` CPU seconds left into its group's clock now."""
-        now = self.env.now
-        if now != self._last_s:
-            self._advance(now)
+        self._catch_up(self.env.now)
         self._join(job, work_s, inline)
-        if self._set_rates():
-            self._reschedule(now)
-            return
-        done_at = now + work_s / (self.inline_rate if inline else self.proc_rate)
-        if done_at < self._wake_at:
-            self._wake(done_at - now)
+        self._set_rates()
+        self._reschedule()
 
     def _join(self, job: int, work_s: float, inline: bool) -> None:
         self._seq += 1
@@ -192,8 +188,20 @@ class Cpu:
             heapq.heappush(self.proc_heap, (self.proc_clock + work_s, self._seq, job))
             self.proc_count += 1
 
+    def _catch_up(self, now: float) -> None:
+        """Bring the clocks to ``now``, joining each planned entry due by then at its time."""
+        entries = self._entries
+        while entries and entries[0][0] <= now:
+            enter_s, _seq, job, work_s, inline = entries.pop(0)
+            self._advance(enter_s)
+            self._join(job, work_s, inline)
+            self._set_rates()
+        self._advance(now)
+
     def _advance(self, now: float) -> None:
         elapsed = now - self._last_s
+        if elapsed == 0.0:
+            return
         self.proc_clock += elapsed * self.proc_rate
         self.inline_clock += elapsed * self.inline_rate
         self.busy_core_s += elapsed * (
@@ -201,48 +209,61 @@ class Cpu:
         )
         self._last_s = now
 
-    def _set_rates(self) -> bool:
-        """Recompute both groups' rates; return True if either changed."""
-        inline_count = self.inline_count
-        threads = self.proc_count + (1 if inline_count else 0)
-        share = 1.0 if self.cores == 0 or threads <= self.cores else self.cores / threads
-        inline_rate = share / inline_count if inline_count > 1 else share
-        if share == self.proc_rate and inline_rate == self.inline_rate:
-            return False
-        self.proc_rate, self.inline_rate = share, inline_rate
-        return True
+    def _set_rates(self) -> None:
+        self.proc_rate, self.inline_rate = rates(self.proc_count, self.inline_count, self.cores)
 
-    def _reschedule(self, now: float) -> None:
-        """Schedule the wake-up for the earliest completion at the current rates, or entry."""
-        delay = self._entries[0][0] - now if self._entries else math.inf
-        if self.proc_heap:
-            delay = min(delay, (self.proc_heap[0][0] - self.proc_clock) / self.proc_rate)
-        if self.inline_heap:
-            delay = min(delay, (self.inline_heap[0][0] - self.inline_clock) / self.inline_rate)
-        if delay == math.inf:
-            self._cancel()
-            self._wake_at = math.inf
-        else:
-            self._wake(max(0.0, delay))
+    def _next_done_s(self) -> float:
+        """When the next job finishes at the current rates, the planned entries included.
 
-    def _cancel(self) -> None:
-        """Disarm the pending wake-up (SimPy cannot unschedule; an event without callbacks is
-        popped and skipped at almost no cost)."""
+        Plays the entries forward on copies of the clocks, with the same arithmetic as
+        ``_catch_up``, until a completion comes before the next entry.
+        """
+        now = self._last_s
+        proc_clock, inline_clock = self.proc_clock, self.inline_clock
+        proc_count, inline_count = self.proc_count, self.inline_count
+        proc_rate, inline_rate = self.proc_rate, self.inline_rate
+        proc_next = self.proc_heap[0][0] if self.proc_heap else math.inf
+        inline_next = self.inline_heap[0][0] if self.inline_heap else math.inf
+        for enter_s, _seq, _job, work_s, inline in self._entries:
+            done_s = now + min(
+                (proc_next - proc_clock) / proc_rate, (inline_next - inline_clock) / inline_rate
+            )
+            if done_s <= enter_s:
+                return done_s
+            elapsed = enter_s - now
+            if elapsed != 0.0:
+                proc_clock += elapsed * proc_rate
+                inline_clock += elapsed * inline_rate
+                now = enter_s
+            if inline:
+                inline_next = min(inline_next, inline_clock + work_s)
+                inline_count += 1
+            else:
+                proc_next = min(proc_next, proc_clock + work_s)
+                proc_count += 1
+            proc_rate, inline_rate = rates(proc_count, inline_count, self.cores)
+        return now + min(
+            (proc_next - proc_clock) / proc_rate, (inline_next - inline_clock) / inline_rate
+        )
+
+    def _reschedule(self) -> None:
+        """Keep the one wake-up at the next completion (SimPy cannot unschedule: an event whose
+        callbacks were cleared is popped and skipped at almost no cost)."""
+        done_s = self._next_done_s()
+        if done_s == self._wake_at:
+            return
         if self._pending is not None:
             self._pending.callbacks.clear()
             self._pending = None
-
-    def _wake(self, delay_s: float) -> None:
-        self._cancel()
-        self._wake_at = self.env.now + delay_s
-        self._pending = self.env.timeout(delay_s)
-        self._pending.callbacks.append(self._woken)
+        self._wake_at = done_s
+        if done_s != math.inf:
+            self._pending = self.env.timeout(max(0.0, done_s - self.env.now))
+            self._pending.callbacks.append(self._woken)
 
     def _woken(self, _event: simpy.Event) -> None:
         self._pending = None
         self._wake_at = math.inf
-        now = self.env.now
-        self._advance(now)
+        self._catch_up(self.env.now)
         done = []
         heap, limit = self.proc_heap, self.proc_clock + EPSILON_S * max(1.0, self.proc_clock)
         while heap and heap[0][0] <= limit:
@@ -251,11 +272,16 @@ class Cpu:
         while heap and heap[0][0] <= limit:
             done.append((heapq.heappop(heap)[2], True))
         self.proc_count, self.inline_count = len(self.proc_heap), len(self.inline_heap)
-        entries, limit = self._entries, now + ENTRY_TOLERANCE * max(1.0, now)
-        while entries and entries[0][0] <= limit:
-            _enter_s, _seq, job, work_s, inline = heapq.heappop(entries)
-            self._join(job, work_s, inline)
         self._set_rates()
-        self._reschedule(now)
+        self._reschedule()
         for job, inline in done:
             self._release(job, inline)
+
+
+def rates(proc_count: int, inline_count: int, cores: float) -> tuple[float, float]:
+    """CPU seconds per second for one process job and for one inline job (``cores = 0``:
+    unlimited). Each runnable thread gets ``min(1, cores / threads)``; the inline jobs share the
+    worker's thread."""
+    threads = proc_count + (1 if inline_count else 0)
+    share = 1.0 if cores == 0 or threads <= cores else cores / threads
+    return share, (share / inline_count if inline_count > 1 else share)
