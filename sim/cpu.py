@@ -15,12 +15,14 @@ time known when it gets its slot (its off-CPU time is never stretched), so plann
 in a heap of their own and the same single wake-up serves the next entry or completion,
 whichever comes first. Events happen only when a job joins or leaves, never on a time step.
 
-Fast path, still exact: while the jobs holding a slot with CPU work left cannot oversubscribe the
-cores however their CPU phases overlap (process jobs + 1 for the worker <= cores, and no two
-inline jobs computing at once), a job's end is fixed when it starts, so it gets a single timeout
-and never enters the clocks. The moment a new job breaks that bound, the fast jobs are moved into
-the clocks (those already computing with their remaining work, the others as planned entries),
-so each job moves at most once and the result is the same as without the fast path.
+Fast path, still exact: a job whose CPU phase can be slowed by nobody runs at full speed, so its
+end is fixed when it starts: it gets a single timeout and never enters the clocks. That holds
+while the process jobs that may compute during its phase (those in the clocks, those planned to
+enter before it ends, the fast ones whose phases overlap it) plus the worker's thread fit the
+cores, and, for an inline job, while no other inline job's phase overlaps it (``_cores_free``,
+``_gil_free``). The moment a new job breaks that bound, the fast jobs are moved into the clocks
+(those already computing with their remaining work, the others as planned entries), so each job
+moves at most once and the result is the same as without the fast path.
 """
 
 from __future__ import annotations
@@ -75,83 +77,111 @@ class Cpu:
         self._entries: list[tuple[float, int, int, float, bool]] = []
         #: Core-seconds of CPU work done, for utilisation.
         self.busy_core_s = 0.0
-        # jobs holding a slot with CPU work left, per group (fast or not)
-        self._procs_held = self._inline_held = 0
+        # inline jobs holding a slot with CPU work left (fast or not)
+        self._inline_held = 0
         # fast jobs per group: job -> (CPU entry time, end time, CPU work, end event)
         self._fast_procs: dict[int, tuple[float, float, float, simpy.Event]] = {}
         self._fast_inline: dict[int, tuple[float, float, float, simpy.Event]] = {}
         self._fast_path = fast_path
+        #: The fast process jobs' CPU phases: start times and end times, each sorted.
+        self._fast_proc_enters: list[float] = []
+        self._fast_proc_ends: list[float] = []
+        #: The entry times of the planned process jobs in ``_entries``, sorted.
+        self._proc_entries_s: list[float] = []
 
     def start(self, job: int, before_s: float, work_s: float, inline: bool) -> None:
         """Run ``job``: ``before_s`` seconds off the CPU, then ``work_s`` CPU seconds, shared.
 
         Calls ``on_done(job)`` when the CPU work is complete.
         """
-        cores = self.cores
+        enter_s = self.env.now + before_s
         if inline:
             self._inline_held += 1
-            procs_fit = cores == 0 or self._procs_held + 1 <= cores
-            fast = self._fast_path and procs_fit and self._gil_free(before_s, work_s)
+            procs_fit = self._cores_free(enter_s, enter_s + work_s, new_procs=0)
+            fast = self._fast_path and procs_fit and self._gil_free(enter_s, enter_s + work_s)
             if not fast:
                 self._leave_fast_path(self._fast_inline, inline=True)
                 if not procs_fit:
                     self._leave_fast_path(self._fast_procs, inline=False)
         else:
-            self._procs_held += 1
-            fast = self._fast_path and (cores == 0 or self._procs_held + 1 <= cores)
+            fast = self._fast_path and self._cores_free(enter_s, enter_s + work_s, new_procs=1)
             if not fast:
                 self._leave_fast_path(self._fast_procs, inline=False)
                 self._leave_fast_path(self._fast_inline, inline=True)
-        env = self.env
         if fast:
-            now = env.now
-            end = env.timeout(before_s + work_s, job)
+            end = self.env.timeout(before_s + work_s, job)
             if inline:
                 end.callbacks.append(self._fast_inline_done)
-                self._fast_inline[job] = (now + before_s, now + before_s + work_s, work_s, end)
+                self._fast_inline[job] = (enter_s, enter_s + work_s, work_s, end)
             else:
                 end.callbacks.append(self._fast_procs_done)
-                self._fast_procs[job] = (now + before_s, now + before_s + work_s, work_s, end)
+                self._fast_procs[job] = (enter_s, enter_s + work_s, work_s, end)
+                bisect.insort(self._fast_proc_enters, enter_s)
+                bisect.insort(self._fast_proc_ends, enter_s + work_s)
             self.busy_core_s += work_s
         elif before_s > 0:
-            self._plan_entry(env.now + before_s, job, work_s, inline)
+            self._plan_entry(enter_s, job, work_s, inline)
         else:
             self.add(job, work_s, inline)
 
-    def _gil_free(self, before_s: float, work_s: float) -> bool:
-        """Whether a new inline job's CPU phase, starting ``before_s`` from now and lasting
-        ``work_s``, overlaps no other inline job's: true when every inline job holding a slot
-        is on the fast path (its CPU phase fixed) and the phases are disjoint in time."""
-        if self._inline_held - 1 != len(self._fast_inline):
+    def _cores_free(self, enter_s: float, end_s: float, new_procs: int) -> bool:
+        """Whether, from ``enter_s`` to ``end_s``, the process jobs that may compute then,
+        ``new_procs`` more and the worker's thread always fit the cores.
+
+        Counted (an upper bound): every process job computing in the clocks, every one planned
+        to enter them before ``end_s``, and every fast one whose CPU phase overlaps. A fast
+        process job is let in only if this holds over its CPU phase, and a job that is not
+        moves them all into the clocks, so no fast job is ever slowed.
+        """
+        if self.cores == 0:
+            return True
+        planned = bisect.bisect_left(self._proc_entries_s, end_s)
+        enters, ends = self._fast_proc_enters, self._fast_proc_ends
+        fast = bisect.bisect_left(enters, end_s) - bisect.bisect_right(ends, enter_s)
+        return self.proc_count + planned + fast + new_procs + 1 <= self.cores
+
+    def _gil_free(self, enter_s: float, end_s: float) -> bool:
+        """Whether a new inline job's CPU phase, from ``enter_s`` to ``end_s``, overlaps no
+        other inline job's: true when every inline job holding a slot is on the fast path (its
+        CPU phase fixed) and the phases are disjoint in time."""
+        fast = self._fast_inline
+        if self._inline_held - 1 != len(fast):
             return False  # an inline job in the clocks: its end is not fixed
-        enter_s = self.env.now + before_s
-        end_s = enter_s + work_s
-        for other_enter_s, other_end_s, _work, _event in self._fast_inline.values():
+        for other_enter_s, other_end_s, _work, _event in fast.values():
             if other_end_s > enter_s and end_s > other_enter_s:
                 return False
         return True
 
     def _fast_procs_done(self, event: simpy.Event) -> None:
-        del self._fast_procs[event._value]
-        self._release(event._value, False)
+        job = event._value
+        enter_s, end_s, _work, _event = self._fast_procs.pop(job)
+        enters, ends = self._fast_proc_enters, self._fast_proc_ends
+        del enters[bisect.bisect_left(enters, enter_s)]
+        del ends[bisect.bisect_left(ends, end_s)]
+        self.on_done(job)
 
     def _fast_inline_done(self, event: simpy.Event) -> None:
-        del self._fast_inline[event._value]
-        self._release(event._value, True)
+        job = event._value
+        del self._fast_inline[job]
+        self._inline_held -= 1
+        self.on_done(job)
 
     def _release(self, job: int, inline: bool) -> None:
         if inline:
             self._inline_held -= 1
-        else:
-            self._procs_held -= 1
         self.on_done(job)
 
     def _plan_entry(self, enter_s: float, job: int, work_s: float, inline: bool) -> None:
         """``job`` starts its ``work_s`` CPU seconds at ``enter_s`` (later than now)."""
-        self._seq += 1
-        bisect.insort(self._entries, (enter_s, self._seq, job, work_s, inline))
+        self._queue_entry(enter_s, job, work_s, inline)
         if enter_s < self._wake_at:  # it slows the jobs that would finish first
             self._reschedule()
+
+    def _queue_entry(self, enter_s: float, job: int, work_s: float, inline: bool) -> None:
+        self._seq += 1
+        bisect.insort(self._entries, (enter_s, self._seq, job, work_s, inline))
+        if not inline:
+            bisect.insort(self._proc_entries_s, enter_s)
 
     def _leave_fast_path(self, fast: dict, inline: bool) -> None:
         """Move one group's fast jobs into its virtual clock (or plan their entry)."""
@@ -166,9 +196,11 @@ class Cpu:
                 self._join(job, end_s - now, inline)
             else:
                 self.busy_core_s -= work_s
-                self._seq += 1
-                bisect.insort(self._entries, (enter_s, self._seq, job, work_s, inline))
+                self._queue_entry(enter_s, job, work_s, inline)
         fast.clear()
+        if not inline:
+            self._fast_proc_enters.clear()
+            self._fast_proc_ends.clear()
         self._set_rates()
         self._reschedule()
 
@@ -193,6 +225,8 @@ class Cpu:
         entries = self._entries
         while entries and entries[0][0] <= now:
             enter_s, _seq, job, work_s, inline = entries.pop(0)
+            if not inline:
+                self._proc_entries_s.pop(0)
             self._advance(enter_s)
             self._join(job, work_s, inline)
             self._set_rates()
