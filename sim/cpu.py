@@ -95,16 +95,20 @@ class Cpu:
         Calls ``on_done(job)`` when the CPU work is complete.
         """
         enter_s = self.env.now + before_s
+        end_s = enter_s + work_s
         if inline:
             self._inline_held += 1
-            procs_fit = self._cores_free(enter_s, enter_s + work_s, new_procs=0)
-            fast = self._fast_path and procs_fit and self._gil_free(enter_s, enter_s + work_s)
+            # A fast process job never slows the worker's thread (it kept a core for it), so
+            # an inline job that cannot be fast moves only the fast inline jobs.
+            fast = (
+                self._fast_path
+                and self._gil_free(enter_s, end_s)
+                and self._cores_free(enter_s, end_s, new_procs=0)
+            )
             if not fast:
                 self._leave_fast_path(self._fast_inline, inline=True)
-                if not procs_fit:
-                    self._leave_fast_path(self._fast_procs, inline=False)
         else:
-            fast = self._fast_path and self._cores_free(enter_s, enter_s + work_s, new_procs=1)
+            fast = self._fast_path and self._cores_free(enter_s, end_s, new_procs=1)
             if not fast:
                 self._leave_fast_path(self._fast_procs, inline=False)
                 self._leave_fast_path(self._fast_inline, inline=True)
@@ -112,12 +116,12 @@ class Cpu:
             end = self.env.timeout(before_s + work_s, job)
             if inline:
                 end.callbacks.append(self._fast_inline_done)
-                self._fast_inline[job] = (enter_s, enter_s + work_s, work_s, end)
+                self._fast_inline[job] = (enter_s, end_s, work_s, end)
             else:
                 end.callbacks.append(self._fast_procs_done)
-                self._fast_procs[job] = (enter_s, enter_s + work_s, work_s, end)
+                self._fast_procs[job] = (enter_s, end_s, work_s, end)
                 bisect.insort(self._fast_proc_enters, enter_s)
-                bisect.insort(self._fast_proc_ends, enter_s + work_s)
+                bisect.insort(self._fast_proc_ends, end_s)
             self.busy_core_s += work_s
         elif before_s > 0:
             self._plan_entry(enter_s, job, work_s, inline)
@@ -164,11 +168,6 @@ class Cpu:
         job = event._value
         del self._fast_inline[job]
         self._inline_held -= 1
-        self.on_done(job)
-
-    def _release(self, job: int, inline: bool) -> None:
-        if inline:
-            self._inline_held -= 1
         self.on_done(job)
 
     def _plan_entry(self, enter_s: float, job: int, work_s: float, inline: bool) -> None:
@@ -223,34 +222,34 @@ class Cpu:
     def _catch_up(self, now: float) -> None:
         """Bring the clocks to ``now``, joining each planned entry due by then at its time."""
         entries = self._entries
-        while entries and entries[0][0] <= now:
-            enter_s, _seq, job, work_s, inline = entries.pop(0)
+        while True:
+            due = bool(entries) and entries[0][0] <= now
+            to_s = entries[0][0] if due else now
+            elapsed = to_s - self._last_s
+            if elapsed:
+                self.proc_clock += elapsed * self.proc_rate
+                self.inline_clock += elapsed * self.inline_rate
+                self.busy_core_s += elapsed * (
+                    self.proc_rate * self.proc_count + self.inline_rate * self.inline_count
+                )
+                self._last_s = to_s
+            if not due:
+                return
+            _enter_s, _seq, job, work_s, inline = entries.pop(0)
             if not inline:
                 self._proc_entries_s.pop(0)
-            self._advance(enter_s)
             self._join(job, work_s, inline)
             self._set_rates()
-        self._advance(now)
-
-    def _advance(self, now: float) -> None:
-        elapsed = now - self._last_s
-        if elapsed == 0.0:
-            return
-        self.proc_clock += elapsed * self.proc_rate
-        self.inline_clock += elapsed * self.inline_rate
-        self.busy_core_s += elapsed * (
-            self.proc_rate * self.proc_count + self.inline_rate * self.inline_count
-        )
-        self._last_s = now
 
     def _set_rates(self) -> None:
         self.proc_rate, self.inline_rate = rates(self.proc_count, self.inline_count, self.cores)
 
-    def _next_done_s(self) -> float:
-        """When the next job finishes at the current rates, the planned entries included.
+    def _reschedule(self) -> None:
+        """Keep the one wake-up at the next completion, the planned entries included.
 
         Plays the entries forward on copies of the clocks, with the same arithmetic as
-        ``_catch_up``, until a completion comes before the next entry.
+        ``_catch_up``, until a completion comes before the next entry. SimPy cannot unschedule:
+        a wake-up that is no longer wanted has its callbacks cleared and is skipped when popped.
         """
         now = self._last_s
         proc_clock, inline_clock = self.proc_clock, self.inline_clock
@@ -258,14 +257,14 @@ class Cpu:
         proc_rate, inline_rate = self.proc_rate, self.inline_rate
         proc_next = self.proc_heap[0][0] if self.proc_heap else math.inf
         inline_next = self.inline_heap[0][0] if self.inline_heap else math.inf
+        proc_done = (proc_next - proc_clock) / proc_rate
+        inline_done = (inline_next - inline_clock) / inline_rate
+        done_s = now + (proc_done if proc_done < inline_done else inline_done)
         for enter_s, _seq, _job, work_s, inline in self._entries:
-            done_s = now + min(
-                (proc_next - proc_clock) / proc_rate, (inline_next - inline_clock) / inline_rate
-            )
             if done_s <= enter_s:
-                return done_s
+                break
             elapsed = enter_s - now
-            if elapsed != 0.0:
+            if elapsed:
                 proc_clock += elapsed * proc_rate
                 inline_clock += elapsed * inline_rate
                 now = enter_s
@@ -276,14 +275,9 @@ class Cpu:
                 proc_next = min(proc_next, proc_clock + work_s)
                 proc_count += 1
             proc_rate, inline_rate = rates(proc_count, inline_count, self.cores)
-        return now + min(
-            (proc_next - proc_clock) / proc_rate, (inline_next - inline_clock) / inline_rate
-        )
-
-    def _reschedule(self) -> None:
-        """Keep the one wake-up at the next completion (SimPy cannot unschedule: an event whose
-        callbacks were cleared is popped and skipped at almost no cost)."""
-        done_s = self._next_done_s()
+            proc_done = (proc_next - proc_clock) / proc_rate
+            inline_done = (inline_next - inline_clock) / inline_rate
+            done_s = now + (proc_done if proc_done < inline_done else inline_done)
         if done_s == self._wake_at:
             return
         if self._pending is not None:
@@ -291,7 +285,8 @@ class Cpu:
             self._pending = None
         self._wake_at = done_s
         if done_s != math.inf:
-            self._pending = self.env.timeout(max(0.0, done_s - self.env.now))
+            delay_s = done_s - self.env.now
+            self._pending = self.env.timeout(delay_s if delay_s > 0.0 else 0.0)
             self._pending.callbacks.append(self._woken)
 
     def _woken(self, _event: simpy.Event) -> None:
@@ -299,17 +294,21 @@ class Cpu:
         self._wake_at = math.inf
         self._catch_up(self.env.now)
         done = []
-        heap, limit = self.proc_heap, self.proc_clock + EPSILON_S * max(1.0, self.proc_clock)
+        heap, clock = self.proc_heap, self.proc_clock
+        limit = clock + EPSILON_S * (clock if clock > 1.0 else 1.0)
         while heap and heap[0][0] <= limit:
-            done.append((heapq.heappop(heap)[2], False))
-        heap, limit = self.inline_heap, self.inline_clock + EPSILON_S * max(1.0, self.inline_clock)
+            done.append(heapq.heappop(heap)[2])
+        procs_done = len(done)
+        heap, clock = self.inline_heap, self.inline_clock
+        limit = clock + EPSILON_S * (clock if clock > 1.0 else 1.0)
         while heap and heap[0][0] <= limit:
-            done.append((heapq.heappop(heap)[2], True))
+            done.append(heapq.heappop(heap)[2])
         self.proc_count, self.inline_count = len(self.proc_heap), len(self.inline_heap)
         self._set_rates()
         self._reschedule()
-        for job, inline in done:
-            self._release(job, inline)
+        self._inline_held -= len(done) - procs_done
+        for job in done:
+            self.on_done(job)
 
 
 def rates(proc_count: int, inline_count: int, cores: float) -> tuple[float, float]:
