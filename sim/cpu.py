@@ -89,12 +89,13 @@ class Cpu:
         #: The entry times of the planned process jobs in ``_entries``, sorted.
         self._proc_entries_s: list[float] = []
 
-    def start(self, job: int, before_s: float, work_s: float, inline: bool) -> None:
-        """Run ``job``: ``before_s`` seconds off the CPU, then ``work_s`` CPU seconds, shared.
+    def start(self, job: int, now: float, before_s: float, work_s: float, inline: bool) -> None:
+        """Run ``job`` from ``now`` (the environment's time): ``before_s`` seconds off the CPU,
+        then ``work_s`` CPU seconds, shared.
 
         Calls ``on_done(job)`` when the CPU work is complete.
         """
-        enter_s = self.env.now + before_s
+        enter_s = now + before_s
         end_s = enter_s + work_s
         if inline:
             self._inline_held += 1
