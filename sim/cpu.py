@@ -1,4 +1,4 @@
-"""Processor sharing of the host's CPU cores, exact, with one SimPy event per change that matters.
+"""Processor sharing of the host's CPU cores, exact, with at most one SimPy event per completion.
 
 Scenario: every running job's CPU work competes for ``cores`` cores. A pool or isolated job is one
 process, one runnable thread; all inline jobs live in the worker process and share its one core
@@ -10,19 +10,21 @@ runnable threads each gets ``min(1, cores / N)`` of a core, and each of ``n`` in
 Because all jobs of a group progress at the same rate, each group keeps a *virtual clock*: the CPU
 seconds one of its jobs has received since the start. A job needing ``w`` CPU seconds that joins
 when the clock reads ``v`` is done when the clock reads ``v + w``, so the next completion is the
-head of a heap and only one wake-up event is pending at a time. A job's CPU phase starts at a
-time known when it gets its slot (its off-CPU time is never stretched), so planned entries wait
-in a heap of their own and the same single wake-up serves the next entry or completion,
-whichever comes first. Events happen only when a job joins or leaves, never on a time step.
+head of a heap. A job's CPU phase starts at a time known when it gets its slot (its off-CPU
+time is never stretched), so entries are not events: planned entries wait in a sorted list and
+every call first brings the clocks up to now, joining each entry due at its own time. The one
+pending wake-up is armed at the next completion, found by playing the planned entries forward.
+Nothing happens on a time step.
 
 Fast path, still exact: a job whose CPU phase can be slowed by nobody runs at full speed, so its
 end is fixed when it starts: it gets a single timeout and never enters the clocks. That holds
 while the process jobs that may compute during its phase (those in the clocks, those planned to
 enter before it ends, the fast ones whose phases overlap it) plus the worker's thread fit the
 cores, and, for an inline job, while no other inline job's phase overlaps it (``_cores_free``,
-``_gil_free``). The moment a new job breaks that bound, the fast jobs are moved into the clocks
-(those already computing with their remaining work, the others as planned entries), so each job
-moves at most once and the result is the same as without the fast path.
+``_gil_free``). The moment a new job breaks that bound, the fast jobs it could slow (a process
+job: all of them; an inline job: the inline ones) are moved into the clocks (those already
+computing with their remaining work, the others as planned entries), so each job moves at most
+once and the result is the same as without the fast path.
 """
 
 from __future__ import annotations
@@ -246,11 +248,25 @@ class Cpu:
         self.proc_rate, self.inline_rate = rates(self.proc_count, self.inline_count, self.cores)
 
     def _reschedule(self) -> None:
-        """Keep the one wake-up at the next completion, the planned entries included.
+        """Keep the one wake-up at the next completion (SimPy cannot unschedule: a wake-up that
+        is no longer wanted has its callbacks cleared and is skipped when popped)."""
+        done_s = self._next_done_s()
+        if done_s == self._wake_at:
+            return
+        if self._pending is not None:
+            self._pending.callbacks.clear()
+            self._pending = None
+        self._wake_at = done_s
+        if done_s != math.inf:
+            delay_s = done_s - self.env.now
+            self._pending = self.env.timeout(delay_s if delay_s > 0.0 else 0.0)
+            self._pending.callbacks.append(self._woken)
+
+    def _next_done_s(self) -> float:
+        """When the next job finishes at the current rates, the planned entries included.
 
         Plays the entries forward on copies of the clocks, with the same arithmetic as
-        ``_catch_up``, until a completion comes before the next entry. SimPy cannot unschedule:
-        a wake-up that is no longer wanted has its callbacks cleared and is skipped when popped.
+        ``_catch_up``, until a completion comes before the next entry.
         """
         now = self._last_s
         proc_clock, inline_clock = self.proc_clock, self.inline_clock
@@ -279,16 +295,7 @@ class Cpu:
             proc_done = (proc_next - proc_clock) / proc_rate
             inline_done = (inline_next - inline_clock) / inline_rate
             done_s = now + (proc_done if proc_done < inline_done else inline_done)
-        if done_s == self._wake_at:
-            return
-        if self._pending is not None:
-            self._pending.callbacks.clear()
-            self._pending = None
-        self._wake_at = done_s
-        if done_s != math.inf:
-            delay_s = done_s - self.env.now
-            self._pending = self.env.timeout(delay_s if delay_s > 0.0 else 0.0)
-            self._pending.callbacks.append(self._woken)
+        return done_s
 
     def _woken(self, _event: simpy.Event) -> None:
         self._pending = None
