@@ -73,7 +73,7 @@ class InlineTier(SlotTier):
         if memory_mb <= self.retained_mb:
             self.kept_running_mb += memory_mb
             self.kept_mb = max(self.kept_mb, self.kept_running_mb)
-        self.model.run(job, self.overhead_s)
+        super()._start(job)
 
     def release(self, job: int) -> None:
         memory_mb = self.model.jobs.memory_mb[job]
@@ -97,7 +97,7 @@ class IsolatedTier(SlotTier):
         self.model.process[job] = self.spawns
         self.spawns += 1
         self.inherited_mb[job] = self.model.tiers[0].level_mb()
-        self.model.run(job, self.overhead_s)
+        super()._start(job)
 
 
 class PoolTier:
