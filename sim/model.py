@@ -100,9 +100,7 @@ class Model:
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
-        #: Per job class: its resolved tier and explicit estimate, and the last estimate seen
-        #: with the tier it routed to (``route`` is pure: the same estimate, the same tier).
-        self._classes: dict[str, list] = {}
+        self._settings: dict[str, tuple[Tier, float | None]] = {}
         #: While the fetcher sleeps: the arrival it waits for (NaN otherwise), when it will
         #: fetch, the timer armed for that, and the event that wakes it.
         self._idle_for_s = math.nan
@@ -190,23 +188,15 @@ class Model:
     def dispatch(self, job: int) -> None:
         """Estimate and route one leased job, then hand it to its tier."""
         job_class = self.jobs.job_class[job]
-        known = self._classes.get(job_class)
-        if known is None:
+        settings = self._settings.get(job_class)
+        if settings is None:
             resolved = resolve_job(self.config, job_class, JobOptions())
-            known = self._classes[job_class] = [
-                resolved.tier,
-                resolved.estimated_duration_s,
-                math.nan,
-                -1,
-            ]
-        declared, explicit_s, last_estimate_s, tier = known
+            settings = self._settings[job_class] = (resolved.tier, resolved.estimated_duration_s)
+        declared, explicit_s = settings
         config = self.config
-        estimate_s = self.history.estimate(
-            job_class, explicit_s, config.default_estimate_s
-        ).duration_s
-        if estimate_s != last_estimate_s:
-            tier = _TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
-            known[2:] = estimate_s, tier
+        estimate = self.history.estimate(job_class, explicit_s, config.default_estimate_s)
+        estimate_s = estimate.duration_s
+        tier = _TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
         self.tier[job] = tier
         self.tiers[tier].submit(job)
@@ -215,15 +205,15 @@ class Model:
 
     def run(self, job: int, overhead_s: float) -> None:
         """Start ``job`` on the slot it just got: overhead, off-CPU time, then CPU work."""
-        now = self.env.now
+        env = self.env
+        now = env.now
         self.slot_s[job] = now
         self.started_s[job] = now + overhead_s
         duration_s, cpu_s = self.jobs.duration_s[job], self._cpu_s[job]
-        inline = self.tier[job] == INLINE
-        if cpu_s > 0 and (inline or self._cpu_shared):
-            self.cpu.start(job, now, overhead_s + duration_s - cpu_s, cpu_s, inline)
+        if cpu_s > 0 and (self._cpu_shared or self.tier[job] == INLINE):
+            self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, self.tier[job] == INLINE)
         else:
-            self.env.timeout(overhead_s + duration_s, job).callbacks.append(self._ended)
+            env.timeout(overhead_s + duration_s, job).callbacks.append(self._ended)
 
     def _ended(self, event: simpy.Event) -> None:
         self._cpu_done(event._value)
