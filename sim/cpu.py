@@ -14,11 +14,12 @@ head of a heap and only one wake-up event is pending at a time. Events happen on
 joins or leaves, never on a time step.
 
 Fast path, still exact: while the jobs holding a slot with CPU work left cannot oversubscribe the
-cores however their CPU phases overlap (process jobs + 1 for the worker <= cores, at most one
-inline job), a job's end is fixed when it starts, so it gets a single timeout and never enters
-the clocks. The moment a new job breaks that bound, the fast jobs are moved into the clocks
-(those already computing with their remaining work, the others get an entry event), so each job
-moves at most once and the result is the same as without the fast path.
+cores however their CPU phases overlap (process jobs + 1 for the worker <= cores, and no inline
+job's CPU phase overlapping another's: a fast job's phase is fixed when it starts), a job's end is
+fixed when it starts, so it gets a single timeout and never enters the clocks. The moment a new
+job breaks that bound, the fast jobs are moved into the clocks (those already computing with their
+remaining work, the others get an entry event), so each job moves at most once and the result is
+the same as without the fast path.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Cpu:
         if inline:
             self._inline_held += 1
             procs_fit = cores == 0 or self._procs_held + 1 <= cores
-            fast = self._fast_path and self._inline_held <= 1 and procs_fit
+            fast = self._fast_path and procs_fit and self._gil_free(before_s, work_s)
             if not fast:
                 self._leave_fast_path(self._fast_inline, inline=True)
                 if not procs_fit:
@@ -112,6 +113,19 @@ class Cpu:
             env.timeout(before_s, (job, work_s, inline)).callbacks.append(self._enter)
         else:
             self.add(job, work_s, inline)
+
+    def _gil_free(self, before_s: float, work_s: float) -> bool:
+        """Whether a new inline job's CPU phase, starting ``before_s`` from now and lasting
+        ``work_s``, overlaps no other inline job's: true when every inline job holding a slot
+        is on the fast path (its CPU phase fixed) and the phases are disjoint in time."""
+        if self._inline_held - 1 != len(self._fast_inline):
+            return False  # an inline job in the clocks: its end is not fixed
+        enter_s = self.env.now + before_s
+        end_s = enter_s + work_s
+        for other_enter_s, other_end_s, _work, _event in self._fast_inline.values():
+            if other_end_s > enter_s and end_s > other_enter_s:
+                return False
+        return True
 
     def _fast_procs_done(self, event: simpy.Event) -> None:
         del self._fast_procs[event._value]

@@ -80,7 +80,7 @@ def test_unlimited_cores_means_no_sharing_between_processes():
     assert result.cpu_utilisation is None
 
 
-@pytest.mark.parametrize("cores", [2, 8, 24])
+@pytest.mark.parametrize("cores", [2, 8, 24, 48])
 def test_the_fast_path_gives_exactly_the_same_run(cores):
     # Given a busy prototype-mix workload where cores are sometimes oversubscribed
     import numpy as np
