@@ -15,17 +15,13 @@ arguments), runs it, sends back the measured result, and waits for the next. The
 
 Dispatch never waits for the worker loop: the pool accepts jobs per process beyond those running
 (``free()`` counts them: one, or for short jobs as many as fit in ``BACKLOG_MAX_WAIT_S`` of their
-estimate, up to ``BACKLOG_MAX_PER_PROCESS``) and hands the next one to a process inside the
-callback that read the previous result. A job is launched without an asyncio task (the
-``_Assignment`` is its handle).
-
-When no process is idle and a process runs a job estimated at most ``PIPELINE_MAX_ESTIMATE_S``,
-the next requests (as many as the pool may queue per process) are written into its pipe ahead of
-time, so each starts the moment the one before ends, without waiting for the worker to be
-scheduled (on a busy machine that wait is several ms per job). While a process has requests
-queued in its pipe, its results are read on a timer, not as each arrives, and outcomes reach the
-worker in batches (``kqueue.tiers.handback``). A queued job that never started (its process died
-first) goes back to the front of the pool's queue; a result written before the death is read.
+estimate, up to ``BACKLOG_MAX_PER_PROCESS``), launched without an asyncio task (the
+``_Assignment`` is the handle). Behind a job estimated at most ``PIPELINE_MAX_ESTIMATE_S`` they
+are written into the process's pipe ahead of time, so each starts the moment the one before
+ends, without waiting for the worker to be scheduled (several ms per job on a busy machine).
+While requests are queued in a pipe its results are read on a timer, not as each arrives, and
+outcomes reach the worker in batches (``kqueue.tiers.handback``). A queued job that never started
+(its process died first) goes back to the front of the pool's queue; results written are read.
 """
 
 from __future__ import annotations
@@ -157,11 +153,7 @@ class PoolRunner(TierRunner):
 
     def _queued_work_s(self) -> float:
         """Half the least estimated work queued behind a running job: how long results may wait."""
-        queued_s = [
-            sum(job.invocation.estimate_s for job in list(proc.jobs)[1:])
-            for proc in self._procs.values()
-            if len(proc.jobs) > 1
-        ]
+        queued_s = [_estimated_s(list(p.jobs)[1:]) for p in self._procs.values() if len(p.jobs) > 1]
         return 0.5 * min(queued_s, default=math.inf)
 
     def pids(self) -> list[int]:
@@ -258,7 +250,11 @@ class PoolRunner(TierRunner):
         return None
 
     def _pipelinable_process(self) -> PoolProcess | None:
-        """The busy process with the fewest queued requests that may take one more."""
+        """The busy process with the fewest queued requests that may take one more.
+
+        One request may wait behind a job estimated at most ``PIPELINE_MAX_ESTIMATE_S``; more
+        only while the jobs in the pipe add up to at most ``BACKLOG_MAX_WAIT_S`` of estimate.
+        """
         depth = 1 + self._backlog_per_process()
         fits = [
             proc
@@ -267,6 +263,7 @@ class PoolRunner(TierRunner):
             and len(proc.jobs) < depth
             and not proc.retiring
             and proc.jobs[-1].invocation.estimate_s <= PIPELINE_MAX_ESTIMATE_S
+            and (len(proc.jobs) == 1 or _estimated_s(proc.jobs) <= BACKLOG_MAX_WAIT_S)
             and proc.jobs_done + len(proc.jobs) + 1 <= self.config.max_jobs_per_worker
         ]
         return min(fits, key=lambda proc: len(proc.jobs), default=None)
@@ -418,6 +415,10 @@ class PoolRunner(TierRunner):
                 for pid, proc in sorted(self._procs.items())
             ],
         }
+
+
+def _estimated_s(jobs) -> float:
+    return sum(job.invocation.estimate_s for job in jobs)
 
 
 def _cancelled() -> Outcome:
