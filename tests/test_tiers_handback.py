@@ -24,10 +24,17 @@ def mark_and_sleep(path: str, seconds: float) -> None:
     time.sleep(seconds)
 
 
+def hold_mb(mb: int) -> int:
+    """A job that holds ``mb`` MB of written memory while it runs."""
+    block = b"x" * (mb * 1024 * 1024)
+    return len(block)
+
+
 def _runner(tmp_path: Path, size: int = 1) -> tuple[App, PoolRunner]:
     app = App(f"sqlite:///{tmp_path / 'kqueue.db'}")
     app.job(time.sleep, name="nap")
     app.job(mark_and_sleep, name="mark")
+    app.job(hold_mb, name="hold")
     return app, PoolRunner(app, Config(pool_size=size, pool_max_size=size))
 
 
@@ -82,6 +89,25 @@ def test_short_jobs_results_come_in_batches_each_once_and_timed_per_job(tmp_path
         assert before.finished_at <= after.started_at
     assert all(outcome.finished_at - outcome.started_at >= 0.019 for outcome in outcomes)
     assert all(0 <= outcome.cpu_s < 0.019 for outcome in outcomes)  # they sleep
+
+
+def test_each_job_reports_its_own_peak_memory(tmp_path):
+    # Given one process running, in turn, a job that holds 150 MB and two that hold none
+    app, runner = _runner(tmp_path)
+    jobs = [_invocation(app, i, "hold", [mb], 60.0, 0.05) for i, mb in enumerate((0, 150, 0))]
+    reported: dict[str, list[Outcome]] = {}
+
+    async def scenario() -> None:
+        await runner.start()
+        await _run_all(runner, jobs, reported)
+        await runner.stop(0.0)
+
+    # When they run
+    asyncio.run(scenario())
+    # Then the big one's peak shows its 150 MB, and the peak is reset for the job after it
+    (before,), (big,), (after,) = reported["j0"], reported["j1"], reported["j2"]
+    assert big.memory_mb >= before.memory_mb + 140
+    assert after.memory_mb <= big.memory_mb - 100
 
 
 def test_unread_result_is_not_a_timeout_and_a_queued_job_times_out(tmp_path, monkeypatch):
