@@ -128,7 +128,7 @@ def run_job(app: Any, request: dict[str, Any]) -> dict[str, Any]:
         "started_at": started,
         "finished_at": finished,
         "cpu_s": cpu_s,
-        "memory_mb": peak_rss_mb(),
+        "memory_mb": peak_rss_mb(after),
         "rss_mb": own_memory_mb()[1],
     }
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import resource
-import sys
 import threading
 import time
 import types
@@ -24,6 +22,7 @@ from typing import Any
 from kqueue.policy.config import Tier
 from kqueue.policy.trace import Status
 from kqueue.tiers.base import Invocation, Outcome, TierRunner, format_error
+from kqueue.tiers.procs import peak_rss_mb
 
 #: What a ``_SyncThreads`` job reports its outcome to.
 OnDone = Callable[[Outcome], None]
@@ -37,13 +36,6 @@ BLOCKED_S = 0.01
 CPU_BOUND_SHARE = 0.5
 
 log = logging.getLogger("kqueue.inline")
-
-_RSS_UNIT_MB = 1 / (1024 * 1024) if sys.platform == "darwin" else 1 / 1024
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _RSS_UNIT_MB
 
 
 class _CpuMeter:

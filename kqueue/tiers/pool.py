@@ -15,18 +15,13 @@ arguments), runs it, sends back the measured result, and waits for the next. The
 
 Dispatch never waits for the worker loop: the pool accepts jobs per process beyond those running
 (``free()`` counts them: one, or for short jobs as many as fit in ``BACKLOG_MAX_WAIT_S`` of their
-estimate, up to ``BACKLOG_MAX_PER_PROCESS``) and hands the next one to a process inside the
-callback that read the previous result. A job is launched without an asyncio task (the
-``_Assignment`` is its handle), and finished jobs are handed to the worker in batches: at once
-when the pool could start a job it does not have, else within ``DELIVERY_DELAY_S``. The worker
-then settles, acks and refills several jobs per round instead of one, so on a busy machine its
-own CPU competes less with the pool processes for the cores.
-
-When no process is idle and a process runs a job estimated at most ``PIPELINE_MAX_ESTIMATE_S``,
-the next request is written into its pipe ahead of time, so it starts the moment the current job
-ends, without waiting for the worker to be scheduled (on a busy machine that wait is several ms
-per job). A pipelined job that never started (its process died first) goes back to the front of
-the pool's queue.
+estimate, up to ``BACKLOG_MAX_PER_PROCESS``), launched without an asyncio task (the
+``_Assignment`` is the handle). Behind a job estimated at most ``PIPELINE_MAX_ESTIMATE_S`` they
+are written into the process's pipe ahead of time, so each starts the moment the one before
+ends, without waiting for the worker to be scheduled (several ms per job on a busy machine).
+While requests are queued in a pipe its results are read on a timer, not as each arrives, and
+outcomes reach the worker in batches (``kqueue.tiers.handback``). A queued job that never started
+(its process died first) goes back to the front of the pool's queue; results written are read.
 """
 
 from __future__ import annotations
@@ -47,6 +42,7 @@ from kqueue.policy.scaler import PoolSnapshot, target_pool_size
 from kqueue.policy.trace import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
+from kqueue.tiers.handback import Deliveries, PipeReads
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import libc_prctl, rss_mb
 
@@ -60,11 +56,8 @@ REAP_TIMEOUT_S = 5.0
 BACKLOG_PER_PROCESS = 1
 #: For short jobs, up to this many per process, as long as they add up to ``BACKLOG_MAX_WAIT_S``
 #: of their estimate: the worker can then refill the pool every few jobs, not after each one.
-BACKLOG_MAX_PER_PROCESS = 4
+BACKLOG_MAX_PER_PROCESS = 8
 BACKLOG_MAX_WAIT_S = 0.5
-#: Longest a finished job waits to be handed back to the worker while the pool is not short of
-#: jobs (its ack and its record wait with it), seconds.
-DELIVERY_DELAY_S = 0.1
 #: A process whose running job is estimated at most this long may get the next request queued
 #: in its pipe: a job queued behind it waits at most about this long for a free process.
 PIPELINE_MAX_ESTIMATE_S = 1.0
@@ -100,10 +93,14 @@ class PoolProcess:
     jobs_done: int = 0
     rss_mb: float = math.nan
     retiring: bool = False
-    job: _Assignment | None = None
-    #: A request already in the process's pipe, to start when ``job`` ends (pipelining).
-    next: _Assignment | None = None
+    #: The jobs sent to its pipe, oldest first: the first runs, the others wait their turn.
+    jobs: deque[_Assignment] = field(default_factory=deque)
     started_at: float = field(default_factory=time.time)
+
+    @property
+    def job(self) -> _Assignment | None:
+        """The job it runs (as far as the parent has read its results), or None."""
+        return self.jobs[0] if self.jobs else None
 
     @property
     def state(self) -> str:
@@ -125,9 +122,9 @@ class PoolRunner(TierRunner):
         self._last_scaled_at: float | None = None
         self._last_poll_s = 0.0
         self._reserved = 0
-        #: Finished jobs not yet handed to the worker, and the timer that hands them over.
-        self._finished: list[_Assignment] = []
-        self._delivery: asyncio.TimerHandle | None = None
+        self._deliveries = Deliveries()
+        #: Reads the pipes of processes with queued jobs on a timer, not per result.
+        self.reads = PipeReads(self._queued_work_s)
         #: The estimate of the job launched last, seconds: how deep the backlog may be.
         self._recent_estimate_s = math.nan
         #: Processes replaced after they died, and recycled after limits.
@@ -140,7 +137,7 @@ class PoolRunner(TierRunner):
         return self._reserved - len(self._backlog) - self._pipelined()
 
     def _pipelined(self) -> int:
-        return sum(1 for p in self._procs.values() if p.next is not None)
+        return sum(max(0, len(p.jobs) - 1) for p in self._procs.values())
 
     def free(self) -> int:
         """Slots free now, counting the jobs the pool may queue per process."""
@@ -153,6 +150,11 @@ class PoolRunner(TierRunner):
             return BACKLOG_PER_PROCESS
         fits = int(BACKLOG_MAX_WAIT_S / max(estimate_s, 1e-3))
         return max(BACKLOG_PER_PROCESS, min(BACKLOG_MAX_PER_PROCESS, fits))
+
+    def _queued_work_s(self) -> float:
+        """Half the least estimated work queued behind a running job: how long results may wait."""
+        queued_s = [_estimated_s(list(p.jobs)[1:]) for p in self._procs.values() if len(p.jobs) > 1]
+        return 0.5 * min(queued_s, default=math.inf)
 
     def pids(self) -> list[int]:
         """Pids of the pool's live processes that take jobs."""
@@ -217,27 +219,13 @@ class PoolRunner(TierRunner):
         self._reserved -= 1
         if job.timer is not None:
             job.timer.cancel()
-        self._finished.append(job)
-        if self._stopping or self._short_of_jobs():
-            self._deliver()
-        elif self._delivery is None:
-            self._delivery = asyncio.get_running_loop().call_later(DELIVERY_DELAY_S, self._deliver)
+        self._deliveries.add(job, now=self._stopping or self._short_of_jobs())
 
     def _short_of_jobs(self) -> bool:
         """True when a process could start (or queue) a job the pool does not have."""
         if any(not job.done for job in self._backlog):
             return False
         return self._idle_process() is not None or self._pipelinable_process() is not None
-
-    def _deliver(self) -> None:
-        """Hand every finished job's outcome to the worker, in one go."""
-        if self._delivery is not None:
-            self._delivery.cancel()
-            self._delivery = None
-        finished, self._finished = self._finished, []
-        for job in finished:
-            if not job.cancelled:
-                job.on_done(job.outcome)
 
     def _feed(self) -> None:
         """Send queued jobs to idle processes, else queue them behind short jobs; oldest first."""
@@ -249,11 +237,11 @@ class PoolRunner(TierRunner):
             if job.done:
                 self._end(job, _cancelled())  # nobody waits for it: free its slot
                 continue
-            if proc.job is None:
-                self._begin(proc, job)
-            else:
-                proc.next = job
+            if not proc.jobs:
+                self._begin(proc, job, time.time())
+            proc.jobs.append(job)
             proc.child.send(job.request)
+            self.reads.watch(proc.child, each_result=len(proc.jobs) == 1)
 
     def _idle_process(self) -> PoolProcess | None:
         for proc in self._procs.values():
@@ -262,40 +250,44 @@ class PoolRunner(TierRunner):
         return None
 
     def _pipelinable_process(self) -> PoolProcess | None:
-        """A busy process whose short job may have the next request queued behind it."""
-        for proc in self._procs.values():
-            if (
-                proc.job is not None
-                and proc.next is None
-                and not proc.retiring
-                and proc.job.invocation.estimate_s <= PIPELINE_MAX_ESTIMATE_S
-                and proc.jobs_done + 2 <= self.config.max_jobs_per_worker
-            ):
-                return proc
-        return None
+        """The busy process with the fewest queued requests that may take one more.
 
-    def _begin(self, proc: PoolProcess, job: _Assignment) -> None:
-        """``job`` runs on ``proc`` from now: its timeout starts."""
-        loop = asyncio.get_running_loop()
-        proc.job, job.sent_at = job, time.time()
-        timeout_s = job.invocation.settings.timeout_s
-        job.timer = loop.call_later(timeout_s, self._on_timeout, proc, job)
+        One request may wait behind a job estimated at most ``PIPELINE_MAX_ESTIMATE_S``; more
+        only while the jobs in the pipe add up to at most ``BACKLOG_MAX_WAIT_S`` of estimate.
+        """
+        depth = 1 + self._backlog_per_process()
+        fits = [
+            proc
+            for proc in self._procs.values()
+            if proc.jobs
+            and len(proc.jobs) < depth
+            and not proc.retiring
+            and proc.jobs[-1].invocation.estimate_s <= PIPELINE_MAX_ESTIMATE_S
+            and (len(proc.jobs) == 1 or _estimated_s(proc.jobs) <= BACKLOG_MAX_WAIT_S)
+            and proc.jobs_done + len(proc.jobs) + 1 <= self.config.max_jobs_per_worker
+        ]
+        return min(fits, key=lambda proc: len(proc.jobs), default=None)
+
+    def _begin(self, proc: PoolProcess, job: _Assignment, started_at: float) -> None:
+        """``job`` runs on ``proc`` since ``started_at`` (epoch s): its timeout runs from then."""
+        job.sent_at = started_at
+        delay_s = max(0.0, started_at + job.invocation.settings.timeout_s - time.time())
+        job.timer = asyncio.get_running_loop().call_later(delay_s, self._on_timeout, proc, job)
 
     def _on_result(self, process: ChildProcess, result: dict[str, Any]) -> None:
         proc = self._procs.get(process.pid)
-        job = proc.job if proc is not None else None
-        if job is None or process.kill_reason is not None:
+        if proc is None or not proc.jobs or process.kill_reason is not None:
             return  # a late result from a process being killed: its exit decides
-        proc.job, proc.rss_mb = None, result["rss_mb"]
+        job, proc.rss_mb = proc.jobs.popleft(), result["rss_mb"]
         proc.jobs_done += 1
-        if proc.next is not None:  # the child read it as soon as it reported: it runs now
-            queued, proc.next = proc.next, None
-            self._begin(proc, queued)
+        if proc.jobs:  # the child read the next request as soon as it reported: it runs since
+            self._begin(proc, proc.jobs[0], result["finished_at"])
         outcome = outcome_from_result(result, f"pid {process.pid}", jobs_done=proc.jobs_done)
         if not proc.retiring and self._should_recycle(proc, outcome):
             self._retire(proc, replace=True)
             self.recycled += 1
         self._feed()
+        self.reads.watch(process, each_result=len(proc.jobs) <= 1)
         self._end(job, outcome)  # after the feed: the pool may be short of jobs now
         self._changed.set()
 
@@ -313,6 +305,7 @@ class PoolRunner(TierRunner):
             self._spawn()
 
     def _on_timeout(self, proc: PoolProcess, job: _Assignment) -> None:
+        proc.child.drain()  # a result waiting unread in the pipe: the job ended in time
         if proc.job is job:
             log.warning(
                 "pool job %s (%s) passed its timeout_s %.1f s: killing process %d",
@@ -325,7 +318,8 @@ class PoolRunner(TierRunner):
 
     def _on_exit(self, process: ChildProcess) -> None:
         proc = self._procs.pop(process.pid)
-        job, proc.job = proc.job, None
+        self.reads.forget(process)
+        job = proc.jobs.popleft() if proc.jobs else None
         self._requeue_pipelined(proc)
         if not proc.retiring and not self._stopping:
             if process.kill_reason is None:
@@ -338,15 +332,16 @@ class PoolRunner(TierRunner):
         self._changed.set()
 
     def _requeue_pipelined(self, proc: PoolProcess) -> None:
-        """A request left in a dead process's pipe never started: it goes first in the queue."""
-        queued, proc.next = proc.next, None
-        if queued is None or queued.outcome is not None:
-            return
-        if self._stopping or queued.cancelled:
-            now = time.time()
-            self._end(queued, Outcome(Status.KILLED, now, now, interrupted=True))
-        else:
-            self._backlog.appendleft(queued)
+        """Requests left in a dead process's pipe never started: they go first in the queue."""
+        while proc.jobs:
+            queued = proc.jobs.pop()  # newest first, so the oldest ends up at the front
+            if queued.outcome is not None:
+                continue
+            if self._stopping or queued.cancelled:
+                now = time.time()
+                self._end(queued, Outcome(Status.KILLED, now, now, interrupted=True))
+            else:
+                self._backlog.appendleft(queued)
 
     # --- supervision steps ------------------------------------------------------------------
 
@@ -385,12 +380,14 @@ class PoolRunner(TierRunner):
         self._stopping = True
         if self._changed is None:
             return
+        self.reads.close()
         interrupt_backlog(self._backlog, self._end)
-        self._deliver()
+        self._deliveries.flush()
         deadline = time.monotonic() + grace_s
         while self.running() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for proc in list(self._procs.values()):
+            proc.child.drain()  # results already written count: only unfinished jobs go back
             proc.child.kill(Status.KILLED)
         deadline = time.monotonic() + REAP_TIMEOUT_S
         while self._procs and time.monotonic() < deadline:
@@ -418,6 +415,10 @@ class PoolRunner(TierRunner):
                 for pid, proc in sorted(self._procs.items())
             ],
         }
+
+
+def _estimated_s(jobs) -> float:
+    return sum(job.invocation.estimate_s for job in jobs)
 
 
 def _cancelled() -> Outcome:

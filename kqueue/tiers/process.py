@@ -4,6 +4,8 @@ A ``ChildProcess`` forks (``multiprocess``'s fork context) and registers two rea
 running asyncio loop: the pipe (a result arrived) and a pidfd of the child (it exited; the
 multiprocess sentinel on kernels without pidfd). Death is noticed the moment the kernel reaps
 nothing more than a zombie, without polling, and a result written just before exit is read first.
+The pipe's reader can be paused (``pause_reading``): results then wait in the pipe, without
+waking the parent, until ``drain`` reads them all, in order.
 """
 
 from __future__ import annotations
@@ -66,7 +68,11 @@ class ChildProcess:
         self.kill_reason: Status | None = None
         self.exitcode: int | None = None
         self._exit_fd, self._own_exit_fd = _exit_fd(self.process)
-        self._loop.add_reader(self.conn.fileno(), self._readable)
+        #: True while the loop reads each result as it arrives (see ``pause_reading``).
+        self.reading = True
+        #: How many times its pipe was read and had results (one wake-up each).
+        self.reads = 0
+        self._loop.add_reader(self.conn.fileno(), self.drain)
         self._loop.add_reader(self._exit_fd, self._exited)
 
     @property
@@ -85,18 +91,30 @@ class ChildProcess:
             self.kill_reason = reason
         kill_tree(self.pid)
 
-    def _readable(self) -> None:
-        try:
-            data = self.conn.recv_bytes()
-        except (EOFError, OSError):
+    def pause_reading(self) -> None:
+        """Stop waking the loop per result: results wait in the pipe until ``drain`` reads them."""
+        if self.reading and self.alive:
             self._loop.remove_reader(self.conn.fileno())
-            return
-        self._on_result(self, decode(data))
+            self.reading = False
+
+    def resume_reading(self) -> None:
+        """Read each result as it arrives again (one waiting already is read on the next turn)."""
+        if not self.reading and self.alive:
+            self._loop.add_reader(self.conn.fileno(), self.drain)
+            self.reading = True
+
+    def drain(self) -> None:
+        """Hand every result waiting in the pipe to ``on_result``, in the order they were sent."""
+        try:
+            if self.alive and self.conn.poll(0):
+                self.reads += 1
+            while self.alive and self.conn.poll(0):
+                self._on_result(self, decode(self.conn.recv_bytes()))
+        except (EOFError, OSError):  # the child closed its end: its exit reader ends it
+            self.pause_reading()
 
     def _exited(self) -> None:
-        with contextlib.suppress(EOFError, OSError):
-            while self.conn.poll(0):  # a result written just before exit comes first
-                self._on_result(self, decode(self.conn.recv_bytes()))
+        self.drain()  # a result written just before exit comes first
         self._unwatch()
         code = self.process.exitcode  # waitpid(WNOHANG): the pidfd said it exited
         if code is None:
@@ -108,8 +126,7 @@ class ChildProcess:
         self._on_exit(self)
 
     def _unwatch(self) -> None:
-        with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_reader(self.conn.fileno())
+        self.pause_reading()
         self._loop.remove_reader(self._exit_fd)
         if self._own_exit_fd:
             os.close(self._exit_fd)
