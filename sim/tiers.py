@@ -21,6 +21,9 @@ from sim.host import HostProfile
 if TYPE_CHECKING:
     from sim.model import Model
 
+#: glibc's first mmap threshold (128 KiB): bigger blocks get a mapping of their own, in MB.
+MMAP_THRESHOLD_START_MB = 0.125
+
 
 class SlotTier:
     """A tier of ``limit`` identical slots with a FIFO; each job pays ``overhead_s`` first."""
@@ -104,8 +107,12 @@ class PoolTier:
     """Long-lived processes reused across jobs, grown and shrunk by the runtime's sizing rule.
 
     A process holds ``HostProfile.pool_process_mb`` plus the high-water mark of the memory its
-    past jobs left behind (jobs of at most ``HostProfile.retained_job_mb``), until it exits
-    (recycled or retired); while a job runs, the job's memory above that mark comes on top.
+    past jobs left behind, until it exits (recycled or retired). Which jobs leave memory behind
+    follows glibc's dynamic mmap threshold: a job bigger than the biggest block the process has
+    given back so far (at first 128 KB) gets a mapping of its own, on top of what the process
+    keeps, and returns it at its end, which raises the threshold to its size (up to
+    ``HostProfile.retained_job_mb``); a job within the threshold comes from the heap, reuses
+    what the process keeps and leaves its own size behind.
     Memory changes are recorded as ``(time_s, delta_mb)`` in ``memory_t_s`` /
     ``memory_delta_mb``.
     """
@@ -122,7 +129,9 @@ class PoolTier:
         self.retained_mb = host.retained_job_mb
         #: Per process: the job memory it keeps between jobs, and its running job's extra.
         self.high_water_mb: dict[int, float] = {}
+        self._mmap_threshold_mb: dict[int, float] = {}
         self._job_extra_mb: dict[int, float] = {}
+        self._job_mapped: dict[int, bool] = {}
         self.inherited_mb: dict[int, float] = {}
         self.jobs_run: dict[int, int] = {}
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
@@ -151,7 +160,14 @@ class PoolTier:
         self.busy -= 1
         self.jobs_run[pid] += 1
         job_mb = self.model.jobs.memory_mb[job]
-        kept_mb = max(self.high_water_mb[pid], job_mb if job_mb <= self.retained_mb else 0.0)
+        if self._job_mapped.pop(
+            pid
+        ):  # its mapping goes back; blocks this big come from the heap now
+            kept_mb = self.high_water_mb[pid]
+            if job_mb <= self.retained_mb:
+                self._mmap_threshold_mb[pid] = job_mb
+        else:
+            kept_mb = max(self.high_water_mb[pid], job_mb)
         extra_mb = self._job_extra_mb.pop(pid)
         self._memory(self.env.now, kept_mb - self.high_water_mb[pid] - extra_mb)
         self.high_water_mb[pid] = kept_mb
@@ -175,9 +191,12 @@ class PoolTier:
     def _start(self, job: int, pid: int) -> None:
         self.busy += 1
         self.model.process[job] = pid
-        extra_mb = max(0.0, self.model.jobs.memory_mb[job] - self.high_water_mb[pid])
+        job_mb = self.model.jobs.memory_mb[job]
+        mapped = job_mb > self._mmap_threshold_mb[pid]
+        extra_mb = job_mb if mapped else max(0.0, job_mb - self.high_water_mb[pid])
         self._memory(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
         self._job_extra_mb[pid] = extra_mb
+        self._job_mapped[pid] = mapped
         self.model.run(job, self.dispatch_s)
 
     def _ready(self, pid: int) -> None:
@@ -190,6 +209,10 @@ class PoolTier:
         pid = self.spawns
         self.spawns += 1
         self.high_water_mb[pid] = 0.0
+        # no allocator limit (``retained_job_mb`` = inf): every job's memory stays with the process
+        self._mmap_threshold_mb[pid] = (
+            MMAP_THRESHOLD_START_MB if math.isfinite(self.retained_mb) else math.inf
+        )
         self.jobs_run[pid] = 0
         self._resize(+1)
         # forked with the worker's inline memory, which becomes its own (see ``InlineTier``)
@@ -208,6 +231,7 @@ class PoolTier:
     def _exit(self, pid: int) -> None:
         self._resize(-1)
         held_mb = self.base_mb + self.high_water_mb.pop(pid) + self.inherited_mb.pop(pid)
+        del self._mmap_threshold_mb[pid]
         self._memory(self.env.now, -held_mb)
         del self.jobs_run[pid]
 
