@@ -131,7 +131,6 @@ class PoolTier:
         self.high_water_mb: dict[int, float] = {}
         self._mmap_threshold_mb: dict[int, float] = {}
         self._job_extra_mb: dict[int, float] = {}
-        self._job_mapped: dict[int, bool] = {}
         self.inherited_mb: dict[int, float] = {}
         self.jobs_run: dict[int, int] = {}
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
@@ -160,9 +159,7 @@ class PoolTier:
         self.busy -= 1
         self.jobs_run[pid] += 1
         job_mb = self.model.jobs.memory_mb[job]
-        if self._job_mapped.pop(
-            pid
-        ):  # its mapping goes back; blocks this big come from the heap now
+        if job_mb > self._mmap_threshold_mb[pid]:  # mapped: given back, and the threshold rises
             kept_mb = self.high_water_mb[pid]
             if job_mb <= self.retained_mb:
                 self._mmap_threshold_mb[pid] = job_mb
@@ -196,7 +193,6 @@ class PoolTier:
         extra_mb = job_mb if mapped else max(0.0, job_mb - self.high_water_mb[pid])
         self._memory(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
         self._job_extra_mb[pid] = extra_mb
-        self._job_mapped[pid] = mapped
         self.model.run(job, self.dispatch_s)
 
     def _ready(self, pid: int) -> None:

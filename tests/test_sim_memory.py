@@ -108,20 +108,26 @@ def test_the_worker_keeps_the_high_water_of_its_inline_jobs_below_the_retained_s
     assert _level_at(result, 5.2) == pytest.approx(WORKER_MB + 10.0)
 
 
-def test_a_pool_process_gives_back_a_big_job_memory_and_keeps_a_small_one():
-    # Given one pool process that runs a 200 MB job, then two 10 MB jobs
+def _one_pool_process(memory_mb: list[float]):
+    """1 s pool jobs of ``memory_mb`` every 5 s on one pool process; glibc keeps up to 32 MB."""
     trace = pd.DataFrame(
         {
-            "submitted_at": [0.0, 5.0, 10.0],
+            "submitted_at": [5.0 * i for i in range(len(memory_mb))],
             "job_class": "report",
-            "duration_s": [1.0, 1.0, 1.0],
-            "memory_mb": [200.0, 10.0, 10.0],
+            "duration_s": 1.0,
+            "memory_mb": memory_mb,
             "cpu_s": 0.0,
         }
     )
-    config = Config(pool_size=1, pool_max_size=1, default_estimate_s=5.0)
-    host = dataclasses.replace(_host(), retained_job_mb=32.0)
-    result = simulate(trace, config, host)
+    config = Config.from_mapping(
+        {"pool_size": 1, "pool_max_size": 1, "jobs": {"report": {"tier": "pool"}}}
+    )
+    return simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
+
+
+def test_a_pool_process_gives_back_a_big_job_memory_and_keeps_a_small_one():
+    # Given one pool process that runs a 200 MB job, then two 10 MB jobs
+    result = _one_pool_process([200.0, 10.0, 10.0])
     base_mb = WORKER_MB + POOL_PROCESS_MB
     # Then the 200 MB are held only while the job runs (a mapping of its own, given back)
     assert _level_at(result, 0.5) == pytest.approx(base_mb + 200.0)
@@ -134,19 +140,7 @@ def test_a_pool_process_gives_back_a_big_job_memory_and_keeps_a_small_one():
 
 def test_a_job_above_the_mmap_threshold_comes_on_top_of_what_the_process_keeps():
     # Given one pool process that keeps 10 MB (two 10 MB jobs), then runs a 20 MB job
-    trace = pd.DataFrame(
-        {
-            "submitted_at": [0.0, 5.0, 10.0, 15.0],
-            "job_class": "report",
-            "duration_s": [1.0, 1.0, 1.0, 1.0],
-            "memory_mb": [10.0, 10.0, 20.0, 20.0],
-            "cpu_s": 0.0,
-        }
-    )
-    config = Config.from_mapping(
-        {"pool_size": 1, "pool_max_size": 1, "jobs": {"report": {"tier": "pool"}}}
-    )
-    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
+    result = _one_pool_process([10.0, 10.0, 20.0, 20.0])
     base_mb = WORKER_MB + POOL_PROCESS_MB
     assert _level_at(result, 8.0) == pytest.approx(base_mb + 10.0)
     # Then the 20 MB job (above the 10 MB threshold) maps its own block beside the kept 10 MB,
