@@ -61,12 +61,17 @@ class Outcome:
         """Wall time from start to finish, seconds."""
         return self.finished_at - self.started_at
 
+    @classmethod
+    def interrupted_now(cls, error: str = "") -> Outcome:
+        """A job the worker stopped (or never started) at shutdown: back to the queue, uncounted."""
+        now = time.time()
+        return cls(Status.KILLED, now, now, error=error, interrupted=True)
+
 
 def task_outcome(task: asyncio.Future) -> Outcome:
     """The outcome of a finished ``run`` task: its result, or why it has none."""
     if task.cancelled():
-        now = time.time()
-        return Outcome(Status.KILLED, now, now, error="cancelled", interrupted=True)
+        return Outcome.interrupted_now("cancelled")
     if task.exception() is not None:
         now = time.time()
         return Outcome(Status.FAILED, now, now, error=f"runtime error: {task.exception()!r}")

@@ -192,9 +192,7 @@ class _SyncThreads:
             except queue.Empty:
                 break
             if job is not None:
-                now = time.time()
-                outcome = Outcome(Status.KILLED, now, now, error="cancelled", interrupted=True)
-                self._report(job, outcome)
+                self._report(job, Outcome.interrupted_now("cancelled"))
         for _ in self._threads:
             self._jobs.put(None)
 

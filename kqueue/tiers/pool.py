@@ -184,8 +184,7 @@ class PoolRunner(TierRunner):
     def launch(self, invocation: Invocation, on_done: Callable[[Outcome], None]) -> _Assignment:
         """Queue the job for a process (no task); ``on_done`` gets its outcome on the loop."""
         if self._stopping:
-            now = time.time()
-            interrupted = Outcome(Status.KILLED, now, now, interrupted=True)
+            interrupted = Outcome.interrupted_now()
             asyncio.get_running_loop().call_soon(on_done, interrupted)
             return _Assignment(invocation, on_done, b"", outcome=interrupted)
         request = child.request_for(
@@ -234,8 +233,8 @@ class PoolRunner(TierRunner):
             if proc is None:
                 return
             job = self._backlog.popleft()
-            if job.done:
-                self._end(job, _cancelled())  # nobody waits for it: free its slot
+            if job.done:  # nobody waits for it: free its slot
+                self._end(job, Outcome.interrupted_now("cancelled"))
                 continue
             if not proc.jobs:
                 self._begin(proc, job, time.time())
@@ -338,8 +337,7 @@ class PoolRunner(TierRunner):
             if queued.outcome is not None:
                 continue
             if self._stopping or queued.cancelled:
-                now = time.time()
-                self._end(queued, Outcome(Status.KILLED, now, now, interrupted=True))
+                self._end(queued, Outcome.interrupted_now())
             else:
                 self._backlog.appendleft(queued)
 
@@ -419,11 +417,6 @@ class PoolRunner(TierRunner):
 
 def _estimated_s(jobs) -> float:
     return sum(job.invocation.estimate_s for job in jobs)
-
-
-def _cancelled() -> Outcome:
-    now = time.time()
-    return Outcome(Status.KILLED, now, now, error="cancelled", interrupted=True)
 
 
 def _rounded(value: float) -> float | None:

@@ -184,10 +184,9 @@ def interrupt_backlog(backlog, end: Callable[[Any, Outcome], None] | None = None
         end: called with ``(job, outcome)`` for each; by default the outcome goes to the
             job's ``future`` unless that is done already.
     """
-    now = time.time()
     while backlog:
         job = backlog.popleft()
-        outcome = Outcome(Status.KILLED, now, now, interrupted=True)
+        outcome = Outcome.interrupted_now()
         if end is not None:
             end(job, outcome)
         elif not job.future.done():
