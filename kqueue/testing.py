@@ -61,6 +61,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def local_url(port: int, password: str | None = None, tls: TLSFiles | None = None) -> str:
+    """The URL of a server on 127.0.0.1: ``rediss://`` trusting ``tls``'s CA when given."""
+    auth = f":{quote(password, safe='')}@" if password else ""
+    if tls is None:
+        return f"redis://{auth}127.0.0.1:{port}/0"
+    return f"rediss://{auth}127.0.0.1:{port}/0?ssl_ca_certs={quote(str(tls.ca))}"
+
+
 class TLSUnsupported(RuntimeError):
     """Raised when a ``redis-server`` built without TLS (or refusing it) is asked to serve TLS."""
 
@@ -131,10 +139,7 @@ class RedisServer:
     @property
     def url(self) -> str:
         """``redis://127.0.0.1:<port>/0``; ``rediss://`` trusting the test CA with ``tls``."""
-        auth = f":{quote(self.password, safe='')}@" if self.password else ""
-        if self.tls is None:
-            return f"redis://{auth}127.0.0.1:{self.port}/0"
-        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={quote(str(self.tls.ca))}"
+        return local_url(self.port, self.password, self.tls)
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING.

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
 from kqueue.job import App
-from kqueue.testing import RedisServer, TLSProxy, TLSUnsupported, make_tls_files
+from kqueue.testing import RedisServer, TLSProxy, TLSUnsupported, local_url, make_tls_files
 from tests.conftest import require_redis_server, run_kqueue
 
 pytestmark = pytest.mark.redis
@@ -70,11 +70,8 @@ def tls_server(tmp_path_factory):
 def _behind_tls_proxy(folder):
     with RedisServer(folder, password=SECRET) as plain:
         proxy = TLSProxy(make_tls_files(folder / "tls"), plain.port).start()
-        tls_url = plain.url.replace("redis://", "rediss://").replace(
-            f":{plain.port}/", f":{proxy.port}/"
-        )
         try:
-            yield Endpoint(f"{tls_url}?ssl_ca_certs={quote(str(proxy.files.ca))}", proxy.port)
+            yield Endpoint(local_url(proxy.port, SECRET, proxy.files), proxy.port)
         finally:
             proxy.stop()
 
