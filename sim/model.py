@@ -194,8 +194,7 @@ class Model:
             settings = self._settings[job_class] = (resolved.tier, resolved.estimated_duration_s)
         declared, explicit_s = settings
         config = self.config
-        estimate = self.history.estimate(job_class, explicit_s, config.default_estimate_s)
-        estimate_s = estimate.duration_s
+        estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
         tier = _TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
         self.tier[job] = tier

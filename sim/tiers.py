@@ -10,12 +10,11 @@ each recycled after ``max_jobs_per_worker`` jobs or when its memory passes
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
 from typing import TYPE_CHECKING
 
-from kqueue.policy import Config, PoolSnapshot, target_pool_size
+from kqueue.policy import Config, target_size
 from sim.host import HostProfile
 
 if TYPE_CHECKING:
@@ -250,8 +249,9 @@ class PoolTier:
         if self._fixed:
             return
         now = self.env.now
-        snapshot = PoolSnapshot(self.size, self.busy, len(self.queue), now, self._last_scaled_s)
-        target = target_pool_size(snapshot, self.config)
+        target = target_size(
+            self.size, self.busy, len(self.queue), now, self._last_scaled_s, self.config
+        )
         if target > self.size:
             for _ in range(target - self.size):
                 self._spawn()
@@ -261,17 +261,19 @@ class PoolTier:
                 self._exit(self.idle.popleft())
             self._last_scaled_s = now
         elif self._last_scaled_s is not None and not self._recheck_pending:
-            self._recheck_after_cooldown(snapshot)
+            self._recheck_after_cooldown(now)
 
-    def _recheck_after_cooldown(self, snapshot: PoolSnapshot) -> None:
+    def _recheck_after_cooldown(self, now: float) -> None:
         cooldown_s = self.config.pool_scale_cooldown_s
         ends_s = self._last_scaled_s + cooldown_s
         while ends_s - self._last_scaled_s < cooldown_s:  # round-off: the rule would still cool
             ends_s = math.nextafter(ends_s, math.inf)
-        if ends_s <= snapshot.now_s:
+        if ends_s <= now:
             return
-        later = dataclasses.replace(snapshot, now_s=ends_s)
-        if target_pool_size(later, self.config) == self.size:
+        later = target_size(
+            self.size, self.busy, len(self.queue), ends_s, self._last_scaled_s, self.config
+        )
+        if later == self.size:
             return
         self._recheck_pending = True
 
@@ -279,4 +281,4 @@ class PoolTier:
             self._recheck_pending = False
             self._scale()
 
-        self.env.timeout(ends_s - snapshot.now_s).callbacks.append(recheck)
+        self.env.timeout(ends_s - now).callbacks.append(recheck)

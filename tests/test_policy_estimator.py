@@ -106,6 +106,20 @@ def test_history_estimate_follows_the_same_rules():
     assert history.classes() == ["new"]
 
 
+def test_estimate_s_is_the_estimates_number():
+    # Given a random stream of durations over two classes, a window that wraps, and a default
+    rng = random.Random(7)
+    history = DurationHistory(window=20, quantile_q=0.9, min_samples=3)
+    for _ in range(200):
+        job_class = rng.choice(["a", "b"])
+        for explicit_s in (None, 0.5):
+            # Then the number alone always equals the Estimate's, and the rule's on the window
+            expected = estimate_duration(explicit_s, history.durations(job_class), 5.0)
+            assert history.estimate(job_class, explicit_s, 5.0) == expected
+            assert history.estimate_s(job_class, explicit_s, 5.0) == expected.duration_s
+        history.record(job_class, rng.expovariate(1.0))
+
+
 def test_history_from_config():
     config = Config(history_window=7, estimate_quantile=0.5, history_min_samples=2)
     history = DurationHistory.from_config(config)

@@ -8,7 +8,7 @@ Nothing here does I/O except reading and writing trace and config files on reque
 from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory, Estimate, EstimateSource, estimate_duration
 from kqueue.policy.router import route
-from kqueue.policy.scaler import PoolSnapshot, target_pool_size
+from kqueue.policy.scaler import PoolSnapshot, target_pool_size, target_size
 from kqueue.policy.trace import (
     COLUMNS,
     REQUIRED,
@@ -38,6 +38,7 @@ __all__ = [
     # scaler
     "PoolSnapshot",
     "target_pool_size",
+    "target_size",
     # trace
     "COLUMNS",
     "REQUIRED",

@@ -66,16 +66,15 @@ def estimate_duration(
     """
     if explicit_s is not None:
         return Estimate(float(explicit_s), EstimateSource.EXPLICIT)
-    return _from_sorted(sorted(history_s), default_s, quantile_q, min_samples)
+    history = _history_s(sorted(history_s), quantile_q, min_samples)
+    if history is None:
+        return Estimate(float(default_s), EstimateSource.DEFAULT)
+    return Estimate(history, EstimateSource.HISTORY)
 
 
-def _from_sorted(
-    values: list[float], default_s: float, quantile_q: float, min_samples: int
-) -> Estimate:
-    """The history-or-default rule of ``estimate_duration`` on already sorted durations."""
-    if len(values) >= min_samples:
-        return Estimate(quantile(values, quantile_q), EstimateSource.HISTORY)
-    return Estimate(float(default_s), EstimateSource.DEFAULT)
+def _history_s(values: list[float], quantile_q: float, min_samples: int) -> float | None:
+    """The history statistic of already sorted durations; ``None`` while too few to trust."""
+    return quantile(values, quantile_q) if len(values) >= min_samples else None
 
 
 class DurationHistory:
@@ -83,8 +82,9 @@ class DurationHistory:
 
     Holds state (the windows), but every decision is ``estimate_duration``'s rule. Each class
     keeps its window twice: in arrival order (to forget the oldest) and sorted (kept sorted by
-    insertion), so an estimate is a quantile read in O(1) and a record costs one insertion and
-    one removal; a simulator replaying a million jobs never sorts.
+    insertion), so a record costs one insertion and one removal, and it updates the class's
+    quantile then; an estimate is a dictionary read. A simulator replaying a million jobs never
+    sorts, and ``estimate_s`` (the number alone) builds no object.
     """
 
     def __init__(self, window: int = 100, quantile_q: float = 0.9, min_samples: int = 3):
@@ -94,7 +94,8 @@ class DurationHistory:
         self.min_samples = min_samples
         self._durations: dict[str, deque[float]] = {}
         self._sorted: dict[str, list[float]] = {}
-        self._cached: dict[str, Estimate] = {}
+        #: Per class with at least ``min_samples`` durations: the quantile of its window.
+        self._quantile_s: dict[str, float] = {}
 
     @classmethod
     def from_config(cls, config) -> DurationHistory:
@@ -113,7 +114,9 @@ class DurationHistory:
         bisect.insort(ordered, duration_s)
         if len(window) > self.window:
             del ordered[bisect.bisect_left(ordered, window.popleft())]
-        self._cached.pop(job_class, None)
+        history = _history_s(ordered, self.quantile_q, self.min_samples)
+        if history is not None:
+            self._quantile_s[job_class] = history
 
     def durations(self, job_class: str) -> list[float]:
         """The recent durations of a class, oldest first."""
@@ -127,11 +130,14 @@ class DurationHistory:
         """``estimate_duration`` for this class with its recorded history."""
         if explicit_s is not None:
             return Estimate(float(explicit_s), EstimateSource.EXPLICIT)
-        cached = self._cached.get(job_class)
-        if cached is None:
-            cached = _from_sorted(
-                self._sorted.get(job_class, []), default_s, self.quantile_q, self.min_samples
-            )
-            if cached.source is EstimateSource.HISTORY:
-                self._cached[job_class] = cached
-        return cached
+        history_s = self._quantile_s.get(job_class)
+        if history_s is None:
+            return Estimate(float(default_s), EstimateSource.DEFAULT)
+        return Estimate(history_s, EstimateSource.HISTORY)
+
+    def estimate_s(self, job_class: str, explicit_s: float | None, default_s: float) -> float:
+        """``estimate(...).duration_s``, without building the ``Estimate`` (the simulator's
+        per-job path)."""
+        if explicit_s is not None:
+            return float(explicit_s)
+        return self._quantile_s.get(job_class, default_s)

@@ -37,18 +37,34 @@ def target_pool_size(snapshot: PoolSnapshot, config: Config) -> int:
     ``pool_size`` nor below the busy count) when nothing waits. Below ``pool_size`` (a process
     died) it returns ``pool_size`` at once: replacing a dead process is not scaling.
     """
-    floor, ceiling, step = config.pool_size, config.pool_max_size, config.pool_scale_step
-    if snapshot.size < floor:
-        return floor
-    cooling = (
-        snapshot.last_scaled_at_s is not None
-        and snapshot.now_s - snapshot.last_scaled_at_s < config.pool_scale_cooldown_s
+    return target_size(
+        snapshot.size,
+        snapshot.busy,
+        snapshot.waiting,
+        snapshot.now_s,
+        snapshot.last_scaled_at_s,
+        config,
     )
-    if cooling:
-        return snapshot.size
-    idle = snapshot.size - snapshot.busy
-    if snapshot.waiting > idle and snapshot.size < ceiling:
-        return min(ceiling, snapshot.size + step, snapshot.size + snapshot.waiting - idle)
-    if snapshot.waiting == 0 and snapshot.size > floor and idle > 0:
-        return max(floor, snapshot.busy, snapshot.size - step)
-    return snapshot.size
+
+
+def target_size(
+    size: int,
+    busy: int,
+    waiting: int,
+    now_s: float,
+    last_scaled_at_s: float | None,
+    config: Config,
+) -> int:
+    """``target_pool_size`` with the snapshot's fields as arguments: the simulator asks after
+    every pool job's start and end, and a snapshot object each time costs more than the rule."""
+    floor, ceiling, step = config.pool_size, config.pool_max_size, config.pool_scale_step
+    if size < floor:
+        return floor
+    if last_scaled_at_s is not None and now_s - last_scaled_at_s < config.pool_scale_cooldown_s:
+        return size  # cooling down
+    idle = size - busy
+    if waiting > idle and size < ceiling:
+        return min(ceiling, size + step, size + waiting - idle)
+    if waiting == 0 and size > floor and idle > 0:
+        return max(floor, busy, size - step)
+    return size
