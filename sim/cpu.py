@@ -30,6 +30,8 @@ from collections.abc import Callable
 
 import simpy
 
+from sim.clock import Call
+
 #: Jobs whose remaining work is below this many CPU seconds count as done (float round-off).
 EPSILON_S = 1e-9
 
@@ -101,16 +103,15 @@ class Cpu:
         env = self.env
         if fast:
             now = env.now
-            end = env.timeout(before_s + work_s, job)
             if inline:
-                end.callbacks.append(self._fast_inline_done)
+                end = Call(env, before_s + work_s, self._fast_inline_done, job)
                 self._fast_inline[job] = (now + before_s, now + before_s + work_s, work_s, end)
             else:
-                end.callbacks.append(self._fast_procs_done)
+                end = Call(env, before_s + work_s, self._fast_procs_done, job)
                 self._fast_procs[job] = (now + before_s, now + before_s + work_s, work_s, end)
             self.busy_core_s += work_s
         elif before_s > 0:
-            env.timeout(before_s, (job, work_s, inline)).callbacks.append(self._enter)
+            Call(env, before_s, self._enter, (job, work_s, inline))
         else:
             self.add(job, work_s, inline)
 
@@ -158,7 +159,7 @@ class Cpu:
                 self.add(job, end_s - now, inline)
             else:
                 self.busy_core_s -= work_s
-                self.env.timeout(enter_s - now, (job, work_s, inline)).callbacks.append(self._enter)
+                Call(self.env, enter_s - now, self._enter, (job, work_s, inline))
         fast.clear()
 
     def add(self, job: int, work_s: float, inline: bool) -> None:
@@ -223,8 +224,7 @@ class Cpu:
     def _wake(self, delay_s: float) -> None:
         self._cancel()
         self._wake_at = self.env.now + delay_s
-        self._pending = self.env.timeout(delay_s)
-        self._pending.callbacks.append(self._woken)
+        self._pending = Call(self.env, delay_s, self._woken)
 
     def _woken(self, _event: simpy.Event) -> None:
         self._pending = None

@@ -11,9 +11,10 @@ tier's dispatch overhead (and, isolated, the process spawn), then its off-CPU ti
 (``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.cpu``).
 When a job ends its measured duration goes into its class's history, so routing learns.
 
-For speed, jobs are not SimPy processes: each job is a couple of timeouts with a callback, and
-the long-lived loops (the fetcher, the pool's scaler) are processes. Job data lives in parallel
-lists indexed by the job's position in the trace (sorted by ``submitted_at``).
+For speed, nothing is a SimPy process: each job is a couple of timed callbacks (``sim.clock``),
+and so is the worker's fetch loop (a round trip, then the next fetch or the sleep until the next
+arrival). Job data lives in parallel lists indexed by the job's position in the trace (sorted by
+``submitted_at``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import simpy
 
 from kqueue.policy import Config, DurationHistory, JobOptions, Tier, resolve_job, route
+from sim.clock import Call
 from sim.cpu import Cpu
 from sim.host import HostProfile
 from sim.tiers import InlineTier, IsolatedTier, PoolTier
@@ -101,42 +103,68 @@ class Model:
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
         self._settings: dict[str, tuple[Tier, float | None]] = {}
+        #: Jobs leased so far (the next one to lease is this index), and when to report progress.
+        self._leased = self._next_report = 0
+        self._report_every = max(1, n // 100)
         #: While the fetcher sleeps: the arrival it waits for (NaN otherwise), when it will
-        #: fetch, the timer armed for that, and the event that wakes it.
+        #: fetch, and the timer armed for that.
         self._idle_for_s = math.nan
-        self._fetch_at_s = self._fetch_timer_s = math.inf
-        self._fetch_wake: simpy.Event | None = None
+        self._fetch_at_s = math.inf
+        self._fetch_timer: Call | None = None
         self.tiers = (
             InlineTier(self, config.max_concurrent_inline, host),
             PoolTier(self, config, host),
             IsolatedTier(self, config.max_concurrent_isolated, host),
         )
-        env.process(self.fetcher())
+        if n:
+            Call(env, 0, self._fetch_when_due)
 
     # --- the worker loop ------------------------------------------------------------------
 
-    def fetcher(self):
-        """Lease batches from the backend, dispatch each job, poll when the backend is empty."""
+    def _fetch(self, _event: simpy.Event | None = None) -> None:
+        """Lease a batch: one backend round trip, then ``_fetched``."""
+        if self.host.fetch_s:
+            Call(self.env, self.host.fetch_s, self._fetched)
+        else:
+            self._fetched(None)
+
+    def _fetched(self, _event: simpy.Event | None) -> None:
+        """The lease came back: dispatch the jobs due by now (a batch at most), lease again
+        while jobs are due, else wait for the next arrival."""
         env, submitted = self.env, self.jobs.submitted_s
         total, batch = len(submitted), self.config.fetch_batch_size
-        report_every = max(1, total // 100)
-        fetched = next_report = 0
-        while fetched < total:
-            if submitted[fetched] > env.now:
-                if self.host.polls:
-                    yield self._sleep_until_fetch(submitted[fetched])
-                else:  # woken by the arrival itself
-                    yield env.timeout(submitted[fetched] - env.now)
-            if self.host.fetch_s:
-                yield env.timeout(self.host.fetch_s)
+        while True:
+            fetched = self._leased
             due = max(env.now, submitted[fetched])  # guards float round-off of the timeout
             end = bisect.bisect_right(submitted, due, fetched, min(total, fetched + batch))
             for job in range(fetched, end):
                 self.dispatch(job)
-            fetched = end
-            if self.progress is not None and fetched >= next_report:
-                self.progress(fetched, total)
-                next_report = fetched + report_every
+            self._leased = end
+            if self.progress is not None and end >= self._next_report:
+                self.progress(end, total)
+                self._next_report = end + self._report_every
+            if end == total:
+                return
+            if submitted[end] > env.now:
+                self._fetch_when_due()
+                return
+            if self.host.fetch_s:  # a backlog: the next round trip (a loop when it costs nothing)
+                Call(env, self.host.fetch_s, self._fetched)
+                return
+
+    def _fetch_when_due(self, _event: simpy.Event | None = None) -> None:
+        """Fetch the next job now if it is due, else sleep until the fetch that finds it: the
+        next poll, or (a backend that wakes the worker) its arrival."""
+        arrival_s = self.jobs.submitted_s[self._leased]
+        now = self.env.now
+        if arrival_s <= now:
+            self._fetch()
+        elif self.host.polls:
+            self._idle_for_s = arrival_s
+            self._fetch_at_s = self._next_fetch_s(arrival_s)
+            self._arm_fetch_timer()
+        else:
+            Call(self.env, arrival_s - now, self._fetch)
 
     def _next_fetch_s(self, arrival_s: float) -> float:
         """When the worker, finding the backend empty now, next sees a job arriving then."""
@@ -146,39 +174,40 @@ class Model:
         # the tolerance keeps round-off in ``now`` (a job's end) from skipping a whole interval
         return now + math.ceil((arrival_s - now) / interval - TIME_TOLERANCE) * interval
 
-    def _sleep_until_fetch(self, arrival_s: float) -> simpy.Event:
-        """The event the idle fetcher waits on until its fetch that finds the job due then.
-
-        The runtime's loop sleeps ``poll_interval_s`` after an empty fetch, but every job that
-        ends wakes it to fetch at once, and the next poll counts from there; ``_job_ended_idle``
-        moves the planned fetch accordingly, so only a job end that makes it earlier costs an
-        event.
-        """
-        self._idle_for_s = arrival_s
-        self._fetch_at_s = self._next_fetch_s(arrival_s)
-        self._fetch_wake = self.env.event()
-        self._arm_fetch_timer()
-        return self._fetch_wake
+    # The runtime's loop sleeps ``poll_interval_s`` after an empty fetch, but every job that ends
+    # wakes it to fetch at once, and the next poll counts from there. While it sleeps, one timer
+    # is armed for the planned fetch; a job end that moves the fetch later only moves the plan
+    # (the timer, when it fires, re-arms for it), so only a job end that makes it earlier costs
+    # an event.
 
     def _arm_fetch_timer(self) -> None:
-        self._fetch_timer_s = self._fetch_at_s
-        delay_s = self._fetch_at_s - self.env.now
-        self.env.timeout(delay_s, self._fetch_at_s).callbacks.append(self._fetch_timer)
+        if self._fetch_timer is not None:
+            self._fetch_timer.callbacks.clear()  # superseded
+        self._fetch_timer = Call(self.env, self._fetch_at_s - self.env.now, self._fetch_timer_due)
 
-    def _fetch_timer(self, event: simpy.Event) -> None:
-        if event._value != self._fetch_timer_s or self._fetch_wake.triggered:
-            return  # superseded by an earlier timer
+    def _fetch_timer_due(self, _event: simpy.Event) -> None:
+        self._fetch_timer = None
         if self._fetch_at_s > self.env.now + TIME_TOLERANCE:
             self._arm_fetch_timer()  # a job end moved the fetch later
         else:
-            self._idle_for_s = math.nan
-            self._fetch_wake.succeed()
+            self._wake_fetcher()
+
+    def _wake_fetcher(self) -> None:
+        if self._fetch_timer is not None:
+            self._fetch_timer.callbacks.clear()
+            self._fetch_timer = None
+        self._idle_for_s = math.nan
+        self._fetch_at_s = math.inf
+        self._fetch()
 
     def _job_ended_idle(self) -> None:
         """A job ended while the fetcher sleeps: it fetches now, and polls on from now."""
         now = self.env.now
         arrival_s = self._idle_for_s
-        fetch_at_s = now if arrival_s <= now + TIME_TOLERANCE else self._next_fetch_s(arrival_s)
+        if arrival_s <= now + TIME_TOLERANCE:
+            self._wake_fetcher()
+            return
+        fetch_at_s = self._next_fetch_s(arrival_s)
         if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
             self._fetch_at_s = fetch_at_s
             self._arm_fetch_timer()
@@ -212,7 +241,7 @@ class Model:
         if cpu_s > 0 and (self._cpu_shared or self.tier[job] == INLINE):
             self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, self.tier[job] == INLINE)
         else:
-            env.timeout(overhead_s + duration_s, job).callbacks.append(self._ended)
+            Call(env, overhead_s + duration_s, self._ended, job)
 
     def _ended(self, event: simpy.Event) -> None:
         self._cpu_done(event._value)

@@ -15,6 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from kqueue.policy import Config, target_size
+from sim.clock import Call
 from sim.host import HostProfile
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ class PoolTier:
             self._ready(pid)
             self._scale()
 
-        self.env.timeout(self.spawn_s).callbacks.append(started)
+        Call(self.env, self.spawn_s, started)
 
     def _exit(self, pid: int) -> None:
         self._resize(-1)
@@ -281,4 +282,4 @@ class PoolTier:
             self._recheck_pending = False
             self._scale()
 
-        self.env.timeout(ends_s - now).callbacks.append(recheck)
+        Call(self.env, ends_s - now, recheck)
