@@ -14,12 +14,14 @@ head of a heap and only one wake-up event is pending at a time. Events happen on
 joins or leaves, never on a time step.
 
 Fast path, still exact: while the jobs holding a slot with CPU work left cannot oversubscribe the
-cores however their CPU phases overlap (process jobs + 1 for the worker <= cores, and no inline
-job's CPU phase overlapping another's: a fast job's phase is fixed when it starts), a job's end is
-fixed when it starts, so it gets a single timeout and never enters the clocks. The moment a new
-job breaks that bound, the fast jobs are moved into the clocks (those already computing with their
-remaining work, the others get an entry event), so each job moves at most once and the result is
-the same as without the fast path.
+cores however their CPU phases overlap (process jobs + 1 for the worker <= cores), a process job's
+end is fixed when it starts, so it gets a single timeout and never enters the clocks. An inline
+job's end is fixed too when its CPU phase overlaps no other inline job's: it starts after the
+inline work in the clocks (computing, or entering later) is all done, which on the worker's one
+core is a known time whatever the order, and it misses every other fast inline job's phase. The
+moment a new job breaks that bound, the fast jobs it could meet are moved into the clocks (those
+already computing with their remaining work, the others get an entry event), so each job moves
+at most once and the result is the same as without the fast path.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class Cpu:
         # fast jobs per group: job -> (CPU entry time, end time, CPU work, end event)
         self._fast_procs: dict[int, tuple[float, float, float, simpy.Event]] = {}
         self._fast_inline: dict[int, tuple[float, float, float, simpy.Event]] = {}
+        # inline jobs in the clocks still off the CPU: job -> (CPU entry time, CPU work)
+        self._inline_entering: dict[int, tuple[float, float]] = {}
         self._fast_path = fast_path
 
     def start(self, job: int, before_s: float, work_s: float, inline: bool) -> None:
@@ -89,10 +93,13 @@ class Cpu:
         if inline:
             self._inline_held += 1
             procs_fit = cores == 0 or self._procs_held + 1 <= cores
-            fast = self._fast_path and procs_fit and self._gil_free(before_s, work_s)
+            enter_s = self.env.now + before_s
+            fast = self._fast_path and procs_fit and self._gil_free(enter_s, work_s)
             if not fast:
-                self._leave_fast_path(self._fast_inline, inline=True)
-                if not procs_fit:
+                if procs_fit:  # only the inline jobs computing from its entry on can meet it
+                    self._leave_fast_path(self._fast_inline, inline=True, after_s=enter_s)
+                else:
+                    self._leave_fast_path(self._fast_inline, inline=True)
                     self._leave_fast_path(self._fast_procs, inline=False)
         else:
             self._procs_held += 1
@@ -111,22 +118,34 @@ class Cpu:
                 self._fast_procs[job] = (now + before_s, now + before_s + work_s, work_s, end)
             self.busy_core_s += work_s
         elif before_s > 0:
+            if inline:
+                self._inline_entering[job] = (env.now + before_s, work_s)
             Call(env, before_s, self._enter, (job, work_s, inline))
         else:
             self.add(job, work_s, inline)
 
-    def _gil_free(self, before_s: float, work_s: float) -> bool:
-        """Whether a new inline job's CPU phase, starting ``before_s`` from now and lasting
-        ``work_s``, overlaps no other inline job's: true when every inline job holding a slot
-        is on the fast path (its CPU phase fixed) and the phases are disjoint in time."""
-        if self._inline_held - 1 != len(self._fast_inline):
-            return False  # an inline job in the clocks: its end is not fixed
-        enter_s = self.env.now + before_s
+    def _gil_free(self, enter_s: float, work_s: float) -> bool:
+        """Whether a new inline job's CPU phase, from ``enter_s`` for ``work_s``, overlaps no
+        other inline job's (the cores fit every process and the worker): the inline work in the
+        clocks is done by then, and no fast inline job's phase meets it."""
+        if (self.inline_heap or self._inline_entering) and enter_s < self._inline_drained_s():
+            return False
         end_s = enter_s + work_s
         for other_enter_s, other_end_s, _work, _event in self._fast_inline.values():
             if other_end_s > enter_s and end_s > other_enter_s:
                 return False
         return True
+
+    def _inline_drained_s(self) -> float:
+        """When the inline jobs in the clocks will all be done, with the worker's core to
+        themselves: the work left now, then each later entry's work from its entry on (the
+        order the GIL serves them in does not change when the last one ends)."""
+        now = self.env.now
+        clock = self.inline_clock + (now - self._last_s) * self.inline_rate
+        drained_s = now + sum(done_at - clock for done_at, _seq, _job in self.inline_heap)
+        for enter_s, work_s in sorted(self._inline_entering.values()):
+            drained_s = max(drained_s, enter_s) + work_s
+        return drained_s
 
     def _fast_procs_done(self, event: simpy.Event) -> None:
         del self._fast_procs[event._value]
@@ -145,22 +164,28 @@ class Cpu:
 
     def _enter(self, event: simpy.Event) -> None:
         job, work_s, inline = event._value
+        if inline:
+            del self._inline_entering[job]
         self.add(job, work_s, inline)
 
-    def _leave_fast_path(self, fast: dict, inline: bool) -> None:
-        """Move one group's fast jobs into its virtual clock (or give them an entry event)."""
+    def _leave_fast_path(self, fast: dict, inline: bool, after_s: float = -math.inf) -> None:
+        """Move one group's fast jobs that compute after ``after_s`` into its virtual clock (or
+        give them an entry event)."""
         if not fast:
             return
         now = self.env.now
-        for job, (enter_s, end_s, work_s, end) in fast.items():
+        moving = [job for job, phase in fast.items() if phase[1] > after_s]
+        for job in moving:
+            enter_s, end_s, work_s, end = fast.pop(job)
             end.callbacks.clear()
             if enter_s <= now:
                 self.busy_core_s -= end_s - now
                 self.add(job, end_s - now, inline)
             else:
                 self.busy_core_s -= work_s
+                if inline:
+                    self._inline_entering[job] = (enter_s, work_s)
                 Call(self.env, enter_s - now, self._enter, (job, work_s, inline))
-        fast.clear()
 
     def add(self, job: int, work_s: float, inline: bool) -> None:
         """Put ``job`` with ``work_s`` CPU seconds left into its group's clock now."""

@@ -109,7 +109,7 @@ class Model:
         #: While the fetcher sleeps: the arrival it waits for (NaN otherwise), when it will
         #: fetch, and the timer armed for that.
         self._idle_for_s = math.nan
-        self._fetch_at_s = math.inf
+        self._fetch_at_s = self._fetch_timer_s = math.inf
         self._fetch_timer: Call | None = None
         self.tiers = (
             InlineTier(self, config.max_concurrent_inline, host),
@@ -175,27 +175,29 @@ class Model:
         return now + math.ceil((arrival_s - now) / interval - TIME_TOLERANCE) * interval
 
     # The runtime's loop sleeps ``poll_interval_s`` after an empty fetch, but every job that ends
-    # wakes it to fetch at once, and the next poll counts from there. While it sleeps, one timer
-    # is armed for the planned fetch; a job end that moves the fetch later only moves the plan
-    # (the timer, when it fires, re-arms for it), so only a job end that makes it earlier costs
-    # an event.
+    # wakes it to fetch at once, and the next poll counts from there. One timer at a time stands
+    # for the planned fetch: a pending timer that fires no later than the plan is kept (when it
+    # fires, it re-arms for the plan, or does nothing if the fetcher is awake), so only a plan
+    # earlier than the pending timer costs a new event.
 
     def _arm_fetch_timer(self) -> None:
         if self._fetch_timer is not None:
+            if self._fetch_timer_s <= self._fetch_at_s:
+                return  # it will fire first and re-arm
             self._fetch_timer.callbacks.clear()  # superseded
+        self._fetch_timer_s = self._fetch_at_s
         self._fetch_timer = Call(self.env, self._fetch_at_s - self.env.now, self._fetch_timer_due)
 
     def _fetch_timer_due(self, _event: simpy.Event) -> None:
         self._fetch_timer = None
+        if self._idle_for_s != self._idle_for_s:
+            return  # NaN: the fetcher is awake
         if self._fetch_at_s > self.env.now + TIME_TOLERANCE:
             self._arm_fetch_timer()  # a job end moved the fetch later
         else:
             self._wake_fetcher()
 
     def _wake_fetcher(self) -> None:
-        if self._fetch_timer is not None:
-            self._fetch_timer.callbacks.clear()
-            self._fetch_timer = None
         self._idle_for_s = math.nan
         self._fetch_at_s = math.inf
         self._fetch()
