@@ -65,21 +65,23 @@ class InlineTier(SlotTier):
         super().__init__(model, limit, host.inline_dispatch_s)
         self.retained_mb = host.retained_job_mb
         self.running_mb = self.kept_running_mb = self.kept_mb = 0.0
+        self._memory_mb = model.jobs.memory_mb
 
     def level_mb(self) -> float:
         """The worker's memory from inline jobs now, MB."""
         return max(self.running_mb, self.kept_mb)
 
     def _start(self, job: int) -> None:
-        memory_mb = self.model.jobs.memory_mb[job]
+        memory_mb = self._memory_mb[job]
         self.running_mb += memory_mb
         if memory_mb <= self.retained_mb:
             self.kept_running_mb += memory_mb
-            self.kept_mb = max(self.kept_mb, self.kept_running_mb)
+            if self.kept_running_mb > self.kept_mb:
+                self.kept_mb = self.kept_running_mb
         super()._start(job)
 
     def release(self, job: int) -> None:
-        memory_mb = self.model.jobs.memory_mb[job]
+        memory_mb = self._memory_mb[job]
         self.running_mb -= memory_mb
         if memory_mb <= self.retained_mb:
             self.kept_running_mb -= memory_mb

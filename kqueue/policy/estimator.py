@@ -40,11 +40,16 @@ def quantile(sorted_values: list[float], q: float) -> float:
     """The ``q`` quantile of already sorted values, linearly interpolated (numpy's default)."""
     if not sorted_values:
         raise ValueError("quantile of no values")
-    position = (len(sorted_values) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    fraction = position - low
+    low, high, fraction = _interpolation(len(sorted_values), q)
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+def _interpolation(count: int, q: float) -> tuple[int, int, float]:
+    """Where the ``q`` quantile of ``count`` sorted values lies: between the values at ``low``
+    and ``high``, ``fraction`` of the way."""
+    position = (count - 1) * q
+    low = math.floor(position)
+    return low, min(low + 1, count - 1), position - low
 
 
 def estimate_duration(
@@ -96,6 +101,8 @@ class DurationHistory:
         self._sorted: dict[str, list[float]] = {}
         #: Per class with at least ``min_samples`` durations: the quantile of its window.
         self._quantile_s: dict[str, float] = {}
+        #: ``quantile``'s interpolation for a full window, worked out once.
+        self._full_window = _interpolation(window, quantile_q)
 
     @classmethod
     def from_config(cls, config) -> DurationHistory:
@@ -112,8 +119,14 @@ class DurationHistory:
         duration_s = float(duration_s)
         window.append(duration_s)
         bisect.insort(ordered, duration_s)
-        if len(window) > self.window:
+        if len(window) > self.window:  # the common case once a class has run a while
             del ordered[bisect.bisect_left(ordered, window.popleft())]
+            if self.window >= self.min_samples:
+                low, high, fraction = self._full_window
+                self._quantile_s[job_class] = (
+                    ordered[low] + (ordered[high] - ordered[low]) * fraction
+                )
+            return
         history = _history_s(ordered, self.quantile_q, self.min_samples)
         if history is not None:
             self._quantile_s[job_class] = history
