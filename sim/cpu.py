@@ -67,6 +67,9 @@ class Cpu:
         self.proc_clock = self.inline_clock = 0.0
         self.proc_heap: list[tuple[float, int, int]] = []
         self.inline_heap: list[tuple[float, int, int]] = []
+        #: The sum of the inline heap's clock readings (0 whenever it is empty, so round-off
+        #: never builds up): the inline work left is this minus count x clock.
+        self._inline_heap_sum = 0.0
         self.proc_count = self.inline_count = 0
         self.proc_rate = self.inline_rate = 1.0
         self._last_s = env.now
@@ -89,12 +92,13 @@ class Cpu:
 
         Calls ``on_done(job)`` when the CPU work is complete.
         """
-        cores = self.cores
+        cores, env = self.cores, self.env
+        now = env.now
         if inline:
             self._inline_held += 1
             procs_fit = cores == 0 or self._procs_held + 1 <= cores
-            enter_s = self.env.now + before_s
-            fast = self._fast_path and procs_fit and self._gil_free(enter_s, work_s)
+            enter_s = now + before_s
+            fast = self._fast_path and procs_fit and self._gil_free(now, enter_s, work_s)
             if not fast:
                 if procs_fit:  # only the inline jobs computing from its entry on can meet it
                     self._leave_fast_path(self._fast_inline, inline=True, after_s=enter_s)
@@ -107,9 +111,7 @@ class Cpu:
             if not fast:
                 self._leave_fast_path(self._fast_procs, inline=False)
                 self._leave_fast_path(self._fast_inline, inline=True)
-        env = self.env
         if fast:
-            now = env.now
             if inline:
                 end = Call(env, before_s + work_s, self._fast_inline_done, job)
                 self._fast_inline[job] = (now + before_s, now + before_s + work_s, work_s, end)
@@ -119,16 +121,16 @@ class Cpu:
             self.busy_core_s += work_s
         elif before_s > 0:
             if inline:
-                self._inline_entering[job] = (env.now + before_s, work_s)
+                self._inline_entering[job] = (now + before_s, work_s)
             Call(env, before_s, self._enter, (job, work_s, inline))
         else:
             self.add(job, work_s, inline)
 
-    def _gil_free(self, enter_s: float, work_s: float) -> bool:
+    def _gil_free(self, now: float, enter_s: float, work_s: float) -> bool:
         """Whether a new inline job's CPU phase, from ``enter_s`` for ``work_s``, overlaps no
         other inline job's (the cores fit every process and the worker): the inline work in the
         clocks is done by then, and no fast inline job's phase meets it."""
-        if (self.inline_heap or self._inline_entering) and enter_s < self._inline_drained_s():
+        if (self.inline_heap or self._inline_entering) and enter_s < self._inline_drained_s(now):
             return False
         end_s = enter_s + work_s
         for other_enter_s, other_end_s, _work, _event in self._fast_inline.values():
@@ -136,14 +138,14 @@ class Cpu:
                 return False
         return True
 
-    def _inline_drained_s(self) -> float:
+    def _inline_drained_s(self, now: float) -> float:
         """When the inline jobs in the clocks will all be done, with the worker's core to
         themselves: the work left now, then each later entry's work from its entry on (the
         order the GIL serves them in does not change when the last one ends)."""
-        now = self.env.now
         clock = self.inline_clock + (now - self._last_s) * self.inline_rate
-        drained_s = now + sum(done_at - clock for done_at, _seq, _job in self.inline_heap)
-        for enter_s, work_s in sorted(self._inline_entering.values()):
+        drained_s = now + self._inline_heap_sum - len(self.inline_heap) * clock
+        entering = self._inline_entering.values()
+        for enter_s, work_s in sorted(entering) if len(entering) > 1 else entering:
             drained_s = max(drained_s, enter_s) + work_s
         return drained_s
 
@@ -194,7 +196,9 @@ class Cpu:
             self._advance(now)
         self._seq += 1
         if inline:
-            heapq.heappush(self.inline_heap, (self.inline_clock + work_s, self._seq, job))
+            done_at = self.inline_clock + work_s
+            heapq.heappush(self.inline_heap, (done_at, self._seq, job))
+            self._inline_heap_sum += done_at
             self.inline_count += 1
         else:
             heapq.heappush(self.proc_heap, (self.proc_clock + work_s, self._seq, job))
@@ -204,7 +208,7 @@ class Cpu:
             return
         done_at = now + work_s / (self.inline_rate if inline else self.proc_rate)
         if done_at < self._wake_at:
-            self._wake(done_at - now)
+            self._wake(now, done_at - now)
 
     def _advance(self, now: float) -> None:
         elapsed = now - self._last_s
@@ -234,21 +238,19 @@ class Cpu:
         if self.inline_heap:
             delay = min(delay, (self.inline_heap[0][0] - self.inline_clock) / self.inline_rate)
         if delay == math.inf:
-            self._cancel()
+            if self._pending is not None:
+                self._pending.callbacks.clear()
+                self._pending = None
             self._wake_at = math.inf
         else:
-            self._wake(max(0.0, delay))
+            self._wake(now, max(0.0, delay))
 
-    def _cancel(self) -> None:
-        """Disarm the pending wake-up (SimPy cannot unschedule; an event without callbacks is
-        popped and skipped at almost no cost)."""
+    def _wake(self, now: float, delay_s: float) -> None:
+        """Arm the wake-up ``delay_s`` from ``now``, disarming the pending one (SimPy cannot
+        unschedule; an event without callbacks is popped and skipped at almost no cost)."""
         if self._pending is not None:
             self._pending.callbacks.clear()
-            self._pending = None
-
-    def _wake(self, delay_s: float) -> None:
-        self._cancel()
-        self._wake_at = self.env.now + delay_s
+        self._wake_at = now + delay_s
         self._pending = Call(self.env, delay_s, self._woken)
 
     def _woken(self, _event: simpy.Event) -> None:
@@ -262,7 +264,11 @@ class Cpu:
             done.append((heapq.heappop(heap)[2], False))
         heap, limit = self.inline_heap, self.inline_clock + EPSILON_S * max(1.0, self.inline_clock)
         while heap and heap[0][0] <= limit:
-            done.append((heapq.heappop(heap)[2], True))
+            done_at, _seq, job = heapq.heappop(heap)
+            self._inline_heap_sum -= done_at
+            done.append((job, True))
+        if not heap:
+            self._inline_heap_sum = 0.0
         self.proc_count, self.inline_count = len(self.proc_heap), len(self.inline_heap)
         self._set_rates()
         self._reschedule(now)

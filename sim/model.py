@@ -102,6 +102,7 @@ class Model:
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
+        self._duration_s, self._job_class = jobs.duration_s, jobs.job_class
         self._settings: dict[str, tuple[Tier, float | None]] = {}
         #: Jobs leased so far (the next one to lease is this index), and when to report progress.
         self._leased = self._next_report = 0
@@ -218,7 +219,7 @@ class Model:
 
     def dispatch(self, job: int) -> None:
         """Estimate and route one leased job, then hand it to its tier."""
-        job_class = self.jobs.job_class[job]
+        job_class = self._job_class[job]
         settings = self._settings.get(job_class)
         if settings is None:
             resolved = resolve_job(self.config, job_class, JobOptions())
@@ -239,9 +240,10 @@ class Model:
         now = env.now
         self.slot_s[job] = now
         self.started_s[job] = now + overhead_s
-        duration_s, cpu_s = self.jobs.duration_s[job], self._cpu_s[job]
-        if cpu_s > 0 and (self._cpu_shared or self.tier[job] == INLINE):
-            self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, self.tier[job] == INLINE)
+        duration_s, cpu_s = self._duration_s[job], self._cpu_s[job]
+        inline = self.tier[job] == INLINE
+        if cpu_s > 0 and (inline or self._cpu_shared):
+            self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, inline)
         else:
             Call(env, overhead_s + duration_s, self._ended, job)
 
@@ -251,7 +253,7 @@ class Model:
     def _cpu_done(self, job: int) -> None:
         now = self.env.now
         self.finished_s[job] = now
-        self.history.record(self.jobs.job_class[job], now - self.started_s[job])
+        self.history.record(self._job_class[job], now - self.started_s[job])
         self.tiers[self.tier[job]].release(job)
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle()

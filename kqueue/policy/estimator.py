@@ -9,9 +9,9 @@ window lets the estimate follow a class whose jobs change. ``docs/DECISIONS.md``
 
 from __future__ import annotations
 
-import bisect
 import enum
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -118,9 +118,9 @@ class DurationHistory:
         ordered = self._sorted[job_class]
         duration_s = float(duration_s)
         window.append(duration_s)
-        bisect.insort(ordered, duration_s)
+        insort(ordered, duration_s)
         if len(window) > self.window:  # the common case once a class has run a while
-            del ordered[bisect.bisect_left(ordered, window.popleft())]
+            del ordered[bisect_left(ordered, window.popleft())]
             if self.window >= self.min_samples:
                 low, high, fraction = self._full_window
                 self._quantile_s[job_class] = (
