@@ -15,13 +15,14 @@ joins or leaves, never on a time step.
 
 Fast path, still exact: while the jobs holding a slot with CPU work left cannot oversubscribe the
 cores however their CPU phases overlap (process jobs + 1 for the worker <= cores), a process job's
-end is fixed when it starts, so it gets a single timeout and never enters the clocks. An inline
-job's end is fixed too when its CPU phase overlaps no other inline job's: it starts after the
-inline work in the clocks (computing, or entering later) is all done, which on the worker's one
-core is a known time whatever the order, and it misses every other fast inline job's phase. The
-moment a new job breaks that bound, the fast jobs it could meet are moved into the clocks (those
-already computing with their remaining work, the others get an entry event), so each job moves
-at most once and the result is the same as without the fast path.
+end is fixed when it starts, so it gets a single timeout and never enters the clocks. The inline
+jobs then share exactly the worker's one core, and ``sim.gil`` works out their ends a busy period
+of that core at a time (one event per job, moved only when a later job joins its busy period),
+as long as the inline work in the clocks (computing, or entering later) is done before the new
+job's CPU phase starts; that is a known time on one core, whatever the order. The moment a new
+job breaks these bounds, the fast jobs it could meet are moved into the clocks (those already
+computing with their remaining work, the others get an entry event), so each job moves at most
+once and the result is the same as without the fast path.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Callable
 import simpy
 
 from sim.clock import Call
+from sim.gil import Gil
 
 #: Jobs whose remaining work is below this many CPU seconds count as done (float round-off).
 EPSILON_S = 1e-9
@@ -80,9 +82,10 @@ class Cpu:
         self.busy_core_s = 0.0
         # jobs holding a slot with CPU work left, per group (fast or not)
         self._procs_held = self._inline_held = 0
-        # fast jobs per group: job -> (CPU entry time, end time, CPU work, end event)
+        # fast process jobs: job -> (CPU entry time, end time, CPU work, end event)
         self._fast_procs: dict[int, tuple[float, float, float, simpy.Event]] = {}
-        self._fast_inline: dict[int, tuple[float, float, float, simpy.Event]] = {}
+        # fast inline jobs: solved a busy period of the worker's core at a time
+        self._gil = Gil(env, self._fast_inline_done)
         # inline jobs in the clocks still off the CPU: job -> (CPU entry time, CPU work)
         self._inline_entering: dict[int, tuple[float, float]] = {}
         self._fast_path = fast_path
@@ -98,26 +101,28 @@ class Cpu:
             self._inline_held += 1
             procs_fit = cores == 0 or self._procs_held + 1 <= cores
             enter_s = now + before_s
-            fast = self._fast_path and procs_fit and self._gil_free(now, enter_s, work_s)
+            fast = (
+                self._fast_path
+                and procs_fit
+                and self._gil_free(now, enter_s)
+                and self._gil.add(job, now, enter_s, work_s)
+            )
             if not fast:
                 if procs_fit:  # only the inline jobs computing from its entry on can meet it
-                    self._leave_fast_path(self._fast_inline, inline=True, after_s=enter_s)
+                    self._leave_fast_inline(now, after_s=enter_s)
                 else:
-                    self._leave_fast_path(self._fast_inline, inline=True)
-                    self._leave_fast_path(self._fast_procs, inline=False)
+                    self._leave_fast_inline(now)
+                    self._leave_fast_procs(now)
         else:
             self._procs_held += 1
             fast = self._fast_path and (cores == 0 or self._procs_held + 1 <= cores)
             if not fast:
-                self._leave_fast_path(self._fast_procs, inline=False)
-                self._leave_fast_path(self._fast_inline, inline=True)
-        if fast:
-            if inline:
-                end = Call(env, before_s + work_s, self._fast_inline_done, job)
-                self._fast_inline[job] = (now + before_s, now + before_s + work_s, work_s, end)
+                self._leave_fast_procs(now)
+                self._leave_fast_inline(now)
             else:
                 end = Call(env, before_s + work_s, self._fast_procs_done, job)
                 self._fast_procs[job] = (now + before_s, now + before_s + work_s, work_s, end)
+        if fast:
             self.busy_core_s += work_s
         elif before_s > 0:
             if inline:
@@ -126,17 +131,12 @@ class Cpu:
         else:
             self.add(job, work_s, inline)
 
-    def _gil_free(self, now: float, enter_s: float, work_s: float) -> bool:
-        """Whether a new inline job's CPU phase, from ``enter_s`` for ``work_s``, overlaps no
-        other inline job's (the cores fit every process and the worker): the inline work in the
-        clocks is done by then, and no fast inline job's phase meets it."""
-        if (self.inline_heap or self._inline_entering) and enter_s < self._inline_drained_s(now):
-            return False
-        end_s = enter_s + work_s
-        for other_enter_s, other_end_s, _work, _event in self._fast_inline.values():
-            if other_end_s > enter_s and end_s > other_enter_s:
-                return False
-        return True
+    def _gil_free(self, now: float, enter_s: float) -> bool:
+        """Whether the inline work in the clocks is done by ``enter_s`` (the cores fitting every
+        process and the worker), so a job's CPU phase from then on can take the fast path."""
+        return not (self.inline_heap or self._inline_entering) or (
+            enter_s >= self._inline_drained_s(now)
+        )
 
     def _inline_drained_s(self, now: float) -> float:
         """When the inline jobs in the clocks will all be done, with the worker's core to
@@ -154,7 +154,7 @@ class Cpu:
         self._release(event._value, False)
 
     def _fast_inline_done(self, event: simpy.Event) -> None:
-        del self._fast_inline[event._value]
+        self._gil.done(event._value)
         self._release(event._value, True)
 
     def _release(self, job: int, inline: bool) -> None:
@@ -170,24 +170,31 @@ class Cpu:
             del self._inline_entering[job]
         self.add(job, work_s, inline)
 
-    def _leave_fast_path(self, fast: dict, inline: bool, after_s: float = -math.inf) -> None:
-        """Move one group's fast jobs that compute after ``after_s`` into its virtual clock (or
-        give them an entry event)."""
-        if not fast:
-            return
-        now = self.env.now
-        moving = [job for job, phase in fast.items() if phase[1] > after_s]
-        for job in moving:
-            enter_s, end_s, work_s, end = fast.pop(job)
+    def _leave_fast_procs(self, now: float) -> None:
+        """Move the fast process jobs into their virtual clock (or give them an entry event)."""
+        for job, (enter_s, end_s, work_s, end) in self._fast_procs.items():
             end.callbacks.clear()
-            if enter_s <= now:
-                self.busy_core_s -= end_s - now
-                self.add(job, end_s - now, inline)
-            else:
-                self.busy_core_s -= work_s
-                if inline:
-                    self._inline_entering[job] = (enter_s, work_s)
-                Call(self.env, enter_s - now, self._enter, (job, work_s, inline))
+            self._move_to_clock(job, now, enter_s, end_s - now if enter_s <= now else work_s, False)
+        self._fast_procs.clear()
+
+    def _leave_fast_inline(self, now: float, after_s: float = -math.inf) -> None:
+        """Move the fast inline jobs of the busy periods still running after ``after_s`` into
+        the inline clock (or give them an entry event)."""
+        if self._gil.jobs:
+            for job, enter_s, work_s in self._gil.leave(now, after_s):
+                self._move_to_clock(job, now, enter_s, work_s, True)
+
+    def _move_to_clock(
+        self, job: int, now: float, enter_s: float, work_s: float, inline: bool
+    ) -> None:
+        """A fast job with ``work_s`` CPU seconds left joins its clock (now or at its entry)."""
+        self.busy_core_s -= work_s
+        if enter_s <= now:
+            self.add(job, work_s, inline)
+        else:
+            if inline:
+                self._inline_entering[job] = (enter_s, work_s)
+            Call(self.env, enter_s - now, self._enter, (job, work_s, inline))
 
     def add(self, job: int, work_s: float, inline: bool) -> None:
         """Put ``job`` with ``work_s`` CPU seconds left into its group's clock now."""

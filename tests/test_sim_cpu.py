@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+import simpy
 
 from kqueue.policy import Config
+from sim.gil import drained_s, share_one_core
 from sim.host import HostProfile
-from sim.replay import simulate
+from sim.model import Model
+from sim.replay import prepare, simulate
+from sim.workload import JobClass, synth
 
 
 def _cpu_host(cores: int) -> HostProfile:
@@ -83,20 +88,50 @@ def test_unlimited_cores_means_no_sharing_between_processes():
 @pytest.mark.parametrize("cores", [2, 8, 24, 48])
 def test_the_fast_path_gives_exactly_the_same_run(cores):
     # Given a busy prototype-mix workload where cores are sometimes oversubscribed
-    import numpy as np
-    import simpy
-
-    from sim.model import Model
-    from sim.replay import prepare
-    from sim.workload import synth
-
     prepared = prepare(synth(4000, 8.0, seed=cores))
     config = Config(pool_max_size=30, max_concurrent_isolated=30)
+    fast, clocks, _tiers = _with_and_without_fast_path(prepared, config, HostProfile(cores=cores))
+    # Then every job ends at the same time with and without the fast path
+    assert np.allclose(fast, clocks, rtol=1e-9, atol=1e-9)
+
+
+def _with_and_without_fast_path(prepared, config: Config, host: HostProfile):
+    """(finish times with the fast path, without it, tier codes) of one trace."""
     finished = {}
     for fast in (True, False):
         env = simpy.Environment()
-        model = Model(env, prepared.jobs, config, HostProfile(cores=cores), cpu_fast_path=fast)
+        model = Model(env, prepared.jobs, config, host, cpu_fast_path=fast)
         env.run()
         finished[fast] = np.array(model.finished_s)
+    return finished[True], finished[False], np.array(model.tier)
+
+
+def test_one_core_shared_by_a_busy_period_worked_by_hand():
+    # Given A (1 CPU s) entering at 0 and B (1 CPU s) at 0.5 on one core
+    jobs = [(0.0, 1.0, 0), (0.5, 1.0, 1)]
+    # Then A runs alone to 0.5 (0.5 s left), both run at half speed until A ends at 1.5,
+    # and B, with 0.5 s done by then, runs alone to 2.0
+    ends, left = share_one_core(jobs)
+    assert ends == pytest.approx({0: 1.5, 1: 2.0}) and left == {}
+    # And at 1.0 A has 0.25 s left and B 0.75 s; a job entering after that is not there yet
+    ends, left = share_one_core([*jobs, (1.2, 1.0, 2)], until_s=1.0)
+    assert ends == {} and left == pytest.approx({0: 0.25, 1: 0.75})
+    # And the core is done with all of them at the sum of their work, whatever the order
+    assert drained_s([*jobs, (1.2, 1.0, 2)]) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(("rate_per_s", "cores"), [(1.5, 64), (3.0, 64), (3.0, 2)])
+def test_busy_periods_give_exactly_the_clocks_run_on_a_crowded_gil(rate_per_s, cores):
+    # Given inline jobs that overlap often on the GIL (GIL load 0.65 and 1.3: busy periods past
+    # sim.gil.MAX_JOBS go to the clocks and later ones come back), with or without room on
+    # the cores for the isolated jobs
+    mix = (
+        JobClass("chatty", 0.8, duration_median_s=0.12, duration_sigma=0.6, cpu_fraction=0.7),
+        JobClass("report", 0.2, duration_median_s=3.0, cpu_fraction=0.6),
+    )
+    prepared = prepare(synth(3000, rate_per_s, mix=mix, seed=int(rate_per_s)))
+    config = Config(inline_max_duration_s=50.0, pooled_max_duration_s=60.0)
+    fast, clocks, tiers = _with_and_without_fast_path(prepared, config, HostProfile(cores=cores))
+    assert (tiers == 0).sum() > 2500  # mostly inline
     # Then every job ends at the same time with and without the fast path
-    assert np.allclose(finished[True], finished[False], rtol=1e-9, atol=1e-9)
+    assert np.allclose(fast, clocks, rtol=1e-9, atol=1e-9)
