@@ -154,8 +154,8 @@ class Cpu:
         self._release(event._value, False)
 
     def _fast_inline_done(self, event: simpy.Event) -> None:
-        self._gil.done(event._value)
-        self._release(event._value, True)
+        if self._gil.done(event._value, self.env.now):
+            self._release(event._value, True)
 
     def _release(self, job: int, inline: bool) -> None:
         if inline:

@@ -24,6 +24,9 @@ import simpy
 
 from sim.clock import Call
 
+#: Ends closer than this (relative) to an event's time are at that time (float round-off).
+ROUND_OFF_S = 1e-12
+
 #: Jobs a busy period may hold before it is handed to the clocks: solving it again costs its
 #: size, and on a saturated GIL a busy period never ends.
 MAX_JOBS = 8
@@ -96,8 +99,10 @@ class Gil:
         self.env = env
         self.on_done = on_done
         self.periods: list[BusyPeriod] = []  # disjoint, in time order
-        #: Unfinished jobs: job -> (its busy period, its end, its end event).
-        self.jobs: dict[int, tuple[BusyPeriod, float, Call]] = {}
+        #: Unfinished jobs: job -> [its end, its end event, when that event fires]. A job that
+        #: joins a busy period only delays the others, so an event that would now fire early is
+        #: kept and re-armed when it fires (``done``): one event however often the end moves.
+        self.jobs: dict[int, list] = {}
 
     def add(self, job: int, now: float, enter_s: float, work_s: float) -> bool:
         """Schedule ``job``'s CPU phase (from ``enter_s``, ``work_s`` CPU seconds); False when it
@@ -118,30 +123,35 @@ class Gil:
                 return False
             joined.sort()
             end_s = drained_s(joined)
+        env, on_done, held = self.env, self.on_done, self.jobs
         if last == first:  # alone on the core: it ends after its own work
-            period = BusyPeriod(joined, end_s)
-            periods.insert(first, period)
-            self.jobs[job] = (period, end_s, Call(self.env, end_s - now, self.on_done, job))
+            periods.insert(first, BusyPeriod(joined, end_s))
+            held[job] = [end_s, Call(env, end_s - now, on_done, job), end_s]
             return True
         ends, _left = share_one_core(joined)
-        period = BusyPeriod(joined, end_s)
-        periods[first:last] = [period]
-        env, on_done, held = self.env, self.on_done, self.jobs
-        held[job] = (period, ends[job], Call(env, ends[job] - now, on_done, job))
+        periods[first:last] = [BusyPeriod(joined, end_s)]
+        held[job] = [ends[job], Call(env, ends[job] - now, on_done, job), ends[job]]
         for _enter, _work, member in joined:
-            if member == job or member not in held:
-                continue  # the new job, or one that has ended
-            _old, old_end_s, event = held[member]
-            member_end_s = ends[member]
-            if member_end_s != old_end_s:  # the new job slows it down: a new end event
-                event.callbacks.clear()
-                event = Call(env, max(0.0, member_end_s - now), on_done, member)
-            held[member] = (period, member_end_s, event)
+            entry = held.get(member)
+            if entry is None or member == job:
+                continue  # one that has ended, or the new job
+            member_end_s = entry[0] = ends[member]
+            if member_end_s < entry[2]:  # earlier than its event (round-off): a new one
+                entry[1].callbacks.clear()
+                entry[2] = max(now, member_end_s)
+                entry[1] = Call(env, entry[2] - now, on_done, member)
         return True
 
-    def done(self, job: int) -> None:
-        """``job``'s end event fired."""
+    def done(self, job: int, now: float) -> bool:
+        """``job``'s end event fired: True if the job is done, False if a later job delayed it
+        (its event is re-armed for its end)."""
+        entry = self.jobs[job]
+        if entry[0] > now + ROUND_OFF_S * max(1.0, now):
+            entry[2] = entry[0]
+            entry[1] = Call(self.env, entry[0] - now, self.on_done, job)
+            return False
         del self.jobs[job]
+        return True
 
     def leave(self, now: float, after_s: float = -math.inf) -> list[tuple[int, float, float]]:
         """Hand over the busy periods still running after ``after_s``: their end events are
@@ -157,7 +167,7 @@ class Gil:
             for enter_s, work_s, job in period.jobs:
                 if job in ends or job not in self.jobs:
                     continue  # done (its end event, due now, still fires)
-                self.jobs.pop(job)[2].callbacks.clear()
+                self.jobs.pop(job)[1].callbacks.clear()
                 handed.append((job, enter_s, left.get(job, work_s)))
         self.periods = keep
         return handed

@@ -162,16 +162,15 @@ class Model:
             self._fetch()
         elif self.host.polls:
             self._idle_for_s = arrival_s
-            self._fetch_at_s = self._next_fetch_s(arrival_s)
+            self._fetch_at_s = self._next_fetch_s(arrival_s, now)
             self._arm_fetch_timer()
         else:
             Call(self.env, arrival_s - now, self._fetch)
 
-    def _next_fetch_s(self, arrival_s: float) -> float:
-        """When the worker, finding the backend empty now, next sees a job arriving then."""
-        if not self.host.polls:
-            return arrival_s
-        now, interval = self.env.now, self.config.poll_interval_s
+    def _next_fetch_s(self, arrival_s: float, now: float) -> float:
+        """When the polling worker, finding the backend empty ``now``, next sees a job arriving
+        at ``arrival_s``."""
+        interval = self.config.poll_interval_s
         # the tolerance keeps round-off in ``now`` (a job's end) from skipping a whole interval
         return now + math.ceil((arrival_s - now) / interval - TIME_TOLERANCE) * interval
 
@@ -203,14 +202,13 @@ class Model:
         self._fetch_at_s = math.inf
         self._fetch()
 
-    def _job_ended_idle(self) -> None:
+    def _job_ended_idle(self, now: float) -> None:
         """A job ended while the fetcher sleeps: it fetches now, and polls on from now."""
-        now = self.env.now
         arrival_s = self._idle_for_s
         if arrival_s <= now + TIME_TOLERANCE:
             self._wake_fetcher()
             return
-        fetch_at_s = self._next_fetch_s(arrival_s)
+        fetch_at_s = self._next_fetch_s(arrival_s, now)
         if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
             self._fetch_at_s = fetch_at_s
             self._arm_fetch_timer()
@@ -256,4 +254,4 @@ class Model:
         self.history.record(self._job_class[job], now - self.started_s[job])
         self.tiers[self.tier[job]].release(job)
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
-            self._job_ended_idle()
+            self._job_ended_idle(now)

@@ -111,11 +111,11 @@ class DurationHistory:
 
     def record(self, job_class: str, duration_s: float) -> None:
         """Remember one finished job's duration."""
-        window = self._durations.get(job_class)
-        if window is None:
-            window = self._durations[job_class] = deque()
-            self._sorted[job_class] = []
-        ordered = self._sorted[job_class]
+        ordered = self._sorted.get(job_class)
+        if ordered is None:
+            self._durations[job_class] = deque()
+            ordered = self._sorted[job_class] = []
+        window = self._durations[job_class]
         duration_s = float(duration_s)
         window.append(duration_s)
         insort(ordered, duration_s)
