@@ -13,10 +13,11 @@ when the clock reads ``v`` is done when the clock reads ``v + w``, so the next c
 head of a heap and only one wake-up event is pending at a time. Events happen only when a job
 joins or leaves, never on a time step.
 
-Fast path, still exact: while the jobs holding a slot with CPU work left cannot oversubscribe the
-cores however their CPU phases overlap (process jobs + 1 for the worker <= cores), a process job's
-end is fixed when it starts, so it gets a single timeout and never enters the clocks. The inline
-jobs then share exactly the worker's one core, and ``sim.gil`` works out their ends a busy period
+Fast path, still exact: a process job whose CPU phase (fixed when it starts) has a core of its own
+all along, one left for the worker, counting every process job in the clocks and every fast one
+whose phase meets its own, gets a single timeout and never enters the clocks; admitted that way,
+the fast jobs never oversubscribe the cores at any instant. The inline jobs then share exactly the
+worker's one core, and ``sim.gil`` works out their ends a busy period
 of that core at a time (one event per job, moved only when a later job joins its busy period),
 as long as the inline work in the clocks (computing, or entering later) is done before the new
 job's CPU phase starts; that is a known time on one core, whatever the order. The moment a new
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
 
 import simpy
@@ -84,6 +86,9 @@ class Cpu:
         self._procs_held = self._inline_held = 0
         # fast process jobs: job -> (CPU entry time, end time, CPU work, end event)
         self._fast_procs: dict[int, tuple[float, float, float, simpy.Event]] = {}
+        # the fast process jobs' CPU entry and end times, each sorted
+        self._fast_enters: list[float] = []
+        self._fast_ends: list[float] = []
         # fast inline jobs: solved a busy period of the worker's core at a time
         self._gil = Gil(env, self._fast_inline_done)
         # inline jobs in the clocks still off the CPU: job -> (CPU entry time, CPU work)
@@ -99,7 +104,12 @@ class Cpu:
         now = env.now
         if inline:
             self._inline_held += 1
-            procs_fit = cores == 0 or self._procs_held + 1 <= cores
+            # every fast process job left the worker a core; process jobs in the clocks may not
+            procs_fit = (
+                cores == 0
+                or self._procs_held == len(self._fast_procs)
+                or self._procs_held + 1 <= cores
+            )
             enter_s = now + before_s
             fast = (
                 self._fast_path
@@ -115,13 +125,16 @@ class Cpu:
                     self._leave_fast_procs(now)
         else:
             self._procs_held += 1
-            fast = self._fast_path and (cores == 0 or self._procs_held + 1 <= cores)
+            enter_s, end_s = now + before_s, now + before_s + work_s
+            fast = self._fast_path and (cores == 0 or self._room_for_process(enter_s, end_s))
             if not fast:
                 self._leave_fast_procs(now)
                 self._leave_fast_inline(now)
             else:
                 end = Call(env, before_s + work_s, self._fast_procs_done, job)
-                self._fast_procs[job] = (now + before_s, now + before_s + work_s, work_s, end)
+                self._fast_procs[job] = (enter_s, end_s, work_s, end)
+                insort(self._fast_enters, enter_s)
+                insort(self._fast_ends, end_s)
         if fast:
             self.busy_core_s += work_s
         elif before_s > 0:
@@ -149,8 +162,23 @@ class Cpu:
             drained_s = max(drained_s, enter_s) + work_s
         return drained_s
 
+    def _room_for_process(self, enter_s: float, end_s: float) -> bool:
+        """Whether a new process job computing from ``enter_s`` to ``end_s`` has a core of its
+        own all along, with one left for the worker: counting every process job in the clocks
+        (its times are not fixed) and every fast one whose CPU phase meets that span. If every
+        fast job was let in by this rule, no instant ever has more threads than cores: of the
+        fast jobs computing at any instant, the last one let in counted all the others."""
+        enters, ends = self._fast_enters, self._fast_ends
+        meeting = (
+            len(ends) - bisect_right(ends, enter_s) - (len(enters) - bisect_left(enters, end_s))
+        )
+        in_clocks = self._procs_held - 1 - len(self._fast_procs)
+        return in_clocks + meeting + 2 <= self.cores
+
     def _fast_procs_done(self, event: simpy.Event) -> None:
-        del self._fast_procs[event._value]
+        enter_s, end_s, _work_s, _end = self._fast_procs.pop(event._value)
+        del self._fast_enters[bisect_left(self._fast_enters, enter_s)]
+        del self._fast_ends[bisect_left(self._fast_ends, end_s)]
         self._release(event._value, False)
 
     def _fast_inline_done(self, event: simpy.Event) -> None:
@@ -176,6 +204,8 @@ class Cpu:
             end.callbacks.clear()
             self._move_to_clock(job, now, enter_s, end_s - now if enter_s <= now else work_s, False)
         self._fast_procs.clear()
+        self._fast_enters.clear()
+        self._fast_ends.clear()
 
     def _leave_fast_inline(self, now: float, after_s: float = -math.inf) -> None:
         """Move the fast inline jobs of the busy periods still running after ``after_s`` into
