@@ -110,13 +110,17 @@ class Gil:
         periods = self.periods
         while periods and periods[0].end_s <= now:
             del periods[0]  # over: nothing can share with it any more
-        first = 0
-        while first < len(periods) and periods[first].end_s <= enter_s:
+        first, count = 0, len(periods)
+        while first < count and periods[first].end_s <= enter_s:
             first += 1
         joined = [(enter_s, work_s, job)]
         end_s = enter_s + work_s
+        if first == count or periods[first].start_s >= end_s:  # alone: it ends after its work
+            periods.insert(first, BusyPeriod(joined, end_s))
+            self.jobs[job] = [end_s, Call(self.env, end_s - now, self.on_done, job), end_s]
+            return True
         last = first
-        while last < len(periods) and periods[last].start_s < end_s:
+        while last < count and periods[last].start_s < end_s:
             joined += periods[last].jobs
             last += 1
             if len(joined) > MAX_JOBS:
@@ -124,10 +128,6 @@ class Gil:
             joined.sort()
             end_s = drained_s(joined)
         env, on_done, held = self.env, self.on_done, self.jobs
-        if last == first:  # alone on the core: it ends after its own work
-            periods.insert(first, BusyPeriod(joined, end_s))
-            held[job] = [end_s, Call(env, end_s - now, on_done, job), end_s]
-            return True
         ends, _left = share_one_core(joined)
         periods[first:last] = [BusyPeriod(joined, end_s)]
         held[job] = [ends[job], Call(env, ends[job] - now, on_done, job), ends[job]]
