@@ -146,7 +146,7 @@ class Gil:
         """``job``'s end event fired: True if the job is done, False if a later job delayed it
         (its event is re-armed for its end)."""
         entry = self.jobs[job]
-        if entry[0] > now + ROUND_OFF_S * max(1.0, now):
+        if entry[0] > now + ROUND_OFF_S * (now if now > 1.0 else 1.0):
             entry[2] = entry[0]
             entry[1] = Call(self.env, entry[0] - now, self.on_done, job)
             return False

@@ -135,8 +135,9 @@ class Model:
         env, submitted = self.env, self.jobs.submitted_s
         total, batch = len(submitted), self.config.fetch_batch_size
         while True:
-            fetched = self._leased
-            due = max(env.now, submitted[fetched])  # guards float round-off of the timeout
+            fetched, now = self._leased, env.now
+            # every job submitted by now (at least the one due: guards the timeout's round-off)
+            due = now if now > submitted[fetched] else submitted[fetched]
             end = bisect.bisect_right(submitted, due, fetched, min(total, fetched + batch))
             for job in range(fetched, end):
                 self.dispatch(job)
@@ -146,7 +147,7 @@ class Model:
                 self._next_report = end + self._report_every
             if end == total:
                 return
-            if submitted[end] > env.now:
+            if submitted[end] > now:
                 self._fetch_when_due()
                 return
             if self.host.fetch_s:  # a backlog: the next round trip (a loop when it costs nothing)
