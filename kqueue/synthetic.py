@@ -52,6 +52,22 @@ def synthetic(duration_s: float, cpu_s: float = 0.0, memory_mb: float = 0.0) -> 
     return time.perf_counter() - started
 
 
+def app_source(job_classes) -> str:
+    """Python source of an app module whose ``app`` runs ``synthetic`` under each job class.
+
+    ``kqueue replay`` writes it for its ``kqueue run`` worker, which imports it by name as it
+    imports any app (``--app module:app``); the names are written as string literals.
+    """
+    names = sorted({str(name) for name in job_classes})
+    return (
+        '"""Jobs of a replayed trace: kqueue\'s synthetic job under each job class."""\n\n'
+        "from kqueue.job import App\n"
+        "from kqueue.synthetic import register_classes\n\n"
+        "app = App()\n"
+        f"register_classes(app, {names!r})\n"
+    )
+
+
 def register_classes(app, job_classes) -> None:
     """Register ``synthetic`` on ``app`` under each job class name (idempotent)."""
     for name in job_classes:
