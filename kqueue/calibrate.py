@@ -100,6 +100,7 @@ def calibration_app(backend_url: str | None, base: App | None = None) -> App:
     for tier in (Tier.INLINE, Tier.POOL, Tier.ISOLATED):
         app.job(name=f"kqueue.calibrate.noop_{tier.value}", tier=tier, queue=QUEUE)(_noop)
     app.job(name="kqueue.calibrate.hold", tier=Tier.ISOLATED, queue=QUEUE)(_hold)
+    app.job(name="kqueue.calibrate.hold_pool", tier=Tier.POOL, queue=QUEUE)(_hold)
     return app
 
 
@@ -253,6 +254,7 @@ def _family_mb(
     config = Config(pool_size=pool_size, pool_max_size=pool_size, poll_interval_s=0.05)
     with WorkerProcess(spec, app.backend_url, config, folder, queues=(QUEUE,)) as worker:
         worker.start(app.backend)
+        _warm_pool(app, pool_size)
         time.sleep(SETTLE_S)
         at_rest_mb, busy_mb = family_pss_mb(worker.pid), math.nan
         if with_isolated:
@@ -263,6 +265,27 @@ def _family_mb(
             time.sleep(0.5)
             busy_mb = family_pss_mb(worker.pid)
     return at_rest_mb, busy_mb
+
+
+#: Jobs each pool process runs before it is measured; how long each holds its process, seconds.
+WARM_JOBS_PER_PROCESS = 2
+WARM_HOLD_S = 0.3
+
+
+def _warm_pool(app: App, pool_size: int) -> None:
+    """Have every pool process run jobs (all at once, so each gets some), then wait for the end.
+
+    A pool process that has run a job owns private copies of the worker's pages it touched
+    (reference counts, caches); the one that has run nothing yet shares them all.
+    """
+    hold = app.jobs["kqueue.calibrate.hold_pool"]
+    hold.dispatch_many([((WARM_HOLD_S,), {}) for _ in range(pool_size * WARM_JOBS_PER_PROCESS)])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        counts = app.backend.counts().get(QUEUE, {})
+        if not counts.get("ready") and not counts.get("leased"):
+            break
+        time.sleep(0.05)
 
 
 def _children(pid: int) -> int:
@@ -284,8 +307,9 @@ def measure_memory_mb(
     sharers, so no single process's PSS is "its" cost. The simulator's total is
     ``worker_mb + n * pool_process_mb`` (+ isolated ones), so the constants are fitted to that
     line: the whole family's PSS is measured with 1 and 3 pool processes (the slope is one more
-    process, the intercept the worker), and the isolated process is what one running isolated
-    job adds to the family.
+    process, the intercept the worker), each process having run a few jobs that allocate
+    nothing (one that has run nothing yet still shares pages it will own after its first job),
+    and the isolated process is what one running isolated job adds to the family.
     """
     spec = write_app_module(workdir, "kqueue_calibrate_jobs", memory_app_source(app_spec))
     one, _ = _family_mb(app, spec, workdir, 1, with_isolated=False)
