@@ -69,6 +69,15 @@ def _calls(frame, rate_per_s: float | None) -> list[tuple[float, str, tuple]]:
     ]
 
 
+def replay_job_id(position: int) -> str:
+    """A fresh job id that starts with ``r<position>-``: the row's place in arrival order.
+
+    The live trace's ``job_id`` then says which row each live job replayed, so the two traces
+    can be compared job by job (the simulator names its jobs ``j<position>``).
+    """
+    return f"r{position}-{new_job_id()}"
+
+
 def _dispatch(app: App, calls, started: float, running) -> None:
     """Enqueue each call at ``started + offset`` (all calls due together in one batch).
 
@@ -87,7 +96,7 @@ def _dispatch(app: App, calls, started: float, running) -> None:
         batch = []
         while index < len(calls) and started + calls[index][0] <= now_mono:
             _, name, args = calls[index]
-            batch.append((new_job_id(), encode_message(name, args, {}, now)))
+            batch.append((replay_job_id(index), encode_message(name, args, {}, now)))
             index += 1
         app.backend.enqueue_many(app.queue, batch)
 

@@ -37,6 +37,9 @@ def test_replay_runs_and_measures_a_worker_process_of_its_own(tmp_path):
     assert result.summary.done == 4 and result.summary.by_status == {"ok": 4}
     live = read_trace(tmp_path / "live.csv")
     assert sorted(live.job_class) == ["mail", "mail", "mail", "report"]
+    # ... each live job's id names the row it replayed ...
+    positions = dict(zip(live.job_id.str.split("-").str[0], live.job_class, strict=True))
+    assert positions == {"r0": "mail", "r1": "mail", "r2": "report", "r3": "mail"}
     assert {worker.split(":")[1] for worker in live.worker} != {str(os.getpid())}
     # ... and the memory sampled is that worker's family, not this process's
     assert 0 < result.peak_memory_mb < pss_mb(os.getpid())
