@@ -9,6 +9,7 @@ fields; ``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is m
 - ``fetch_s``: one lease round trip to the backend (median).
 - ``<tier>_dispatch_s``: what a one-slot tier spends between one job's end and the next job's
   start (median over consecutive no-op jobs through a real worker): the worker's hand-off cost.
+  The pool's no-op is declared long, so it is not pipelined (``POOL_HANDOFF_ESTIMATE_S``).
   For the isolated tier the fork is measured apart (``spawn_s``) and taken out.
 - ``spawn_s``: forking a process from the worker until it reports ready (median).
 - ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``: PSS of the worker, of an idle pool
@@ -40,11 +41,16 @@ from kqueue.cli import load_app
 from kqueue.job import App, encode_message, new_job_id
 from kqueue.policy.config import Config, Tier
 from kqueue.synthetic import touch_memory
+from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb
 from kqueue.worker import Worker
 from kqueue.worker_process import WorkerProcess, write_app_module
 
 QUEUE = "kqueue-calibrate"
+#: The pool's no-op job is declared this long, so the pool hands each one over after the last
+#: one's result, as it does every job too long to pipeline (the simulator has no pipelining, and
+#: the pool jobs whose waits matter are long: a pipelined hand-off costs ~0.05 ms, this ~0.6 ms).
+POOL_HANDOFF_ESTIMATE_S = 2 * PIPELINE_MAX_ESTIMATE_S
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,13 @@ def calibration_app(backend_url: str | None, base: App | None = None) -> App:
         app = base.with_backend(backend_url) if backend_url is not None else base
     app.queue = QUEUE
     for tier in (Tier.INLINE, Tier.POOL, Tier.ISOLATED):
-        app.job(name=f"kqueue.calibrate.noop_{tier.value}", tier=tier, queue=QUEUE)(_noop)
+        estimate_s = POOL_HANDOFF_ESTIMATE_S if tier is Tier.POOL else None
+        app.job(
+            name=f"kqueue.calibrate.noop_{tier.value}",
+            tier=tier,
+            queue=QUEUE,
+            estimated_duration_s=estimate_s,
+        )(_noop)
     app.job(name="kqueue.calibrate.hold", tier=Tier.ISOLATED, queue=QUEUE)(_hold)
     app.job(name="kqueue.calibrate.hold_pool", tier=Tier.POOL, queue=QUEUE)(_hold)
     return app

@@ -16,6 +16,7 @@ import pytest
 
 from kqueue.calibrate import calibration_app, measure_memory_mb
 from kqueue.policy import Config
+from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import pss_mb
 from sim.host import HostProfile
 from sim.replay import prepare, simulate
@@ -47,6 +48,14 @@ def test_calibrate_against_redis(tmp_path, redis_server):
     profile = HostProfile.load(tmp_path / "h.toml")
     assert profile.fetch_s > 0
     assert profile.polls is False  # an idle worker on Redis is woken by the enqueue, not a poll
+
+
+def test_the_pool_hand_off_is_timed_on_jobs_the_pool_does_not_pipeline():
+    # Given the calibration app (the simulator hands every pool job over after the last result)
+    app = calibration_app("sqlite:///unused.db")
+    # Then the pool's no-op is declared too long to be queued behind a running job
+    job = app.jobs["kqueue.calibrate.noop_pool"]
+    assert job.options.estimated_duration_s > PIPELINE_MAX_ESTIMATE_S
 
 
 BALLAST_APP = """
