@@ -12,8 +12,12 @@ Both sides' numbers come from one function on their traces, so they describe the
 
 - throughput: jobs / (last ``finished_at`` - first ``submitted_at``), per minute;
 - wait: ``started_at - submitted_at``, p50 and p95 per tier (the tier each side routed to);
-- peak memory: the highest total PSS of the worker and its children (sampled every 0.25 s)
-  against the simulator's peak of its memory sum.
+- peak memory: the highest total PSS of the worker process and its children (sampled every
+  0.25 s, less often for a big family: ``kqueue.replay.MemorySampler``) against the
+  simulator's peak of its memory sum. The worker is a ``kqueue run`` process of its own.
+
+The simulated host's ``cpu_share`` is the share measured around the real runs, less the cores
+the replay's memory sampler used during them.
 
 Targets: throughput and peak memory within 10%, p95 wait within 15% (``TARGETS_PCT``). A p95 wait
 shorter than ``WAIT_FLOOR_S`` is compared in absolute terms (within the floor's share of a
@@ -139,6 +143,8 @@ class Observed:
 
     trace: pd.DataFrame
     memory: pd.DataFrame  # time_s, memory_mb
+    #: Cores the replay's memory sampler kept busy on average (it competes with the jobs).
+    sampler_cores: float = 0.0
 
 
 def metrics(observed: Observed) -> dict[str, float]:
@@ -171,7 +177,7 @@ def measure(workload: Workload, frame, config: Config, redis_url: str, folder: P
     for column in ("submitted_at", "started_at", "finished_at"):
         trace[column] = trace[column] - origin
     memory = pd.DataFrame(result.memory, columns=["time_s", "memory_mb"])
-    return Observed(trace, memory)
+    return Observed(trace, memory, result.sampler_cpu_s / result.elapsed_s)
 
 
 def predict(frame, config: Config, host: HostProfile) -> Observed:
@@ -294,7 +300,7 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             if only and workload.name not in only:
                 continue
             frame, config = workload.trace(small, seed), workload.config(small)
-            runs, measured, shares = [], None, []
+            runs, measured, shares, sampled = [], None, [], []
             for _ in range(repeat):
                 url = f"redis://127.0.0.1:{redis.port}/{database}"  # empty: no history
                 database += 1
@@ -303,6 +309,7 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                 measured = measure(workload, frame, config, url, out)
                 shares.append(measure_cpu_share(host.cores, probe_s))
                 runs.append(metrics(measured))
+                sampled.append(measured.sampler_cores)
                 print(
                     f"{workload.name}: real run {len(runs)} done (load {load:.2f}, cpu share "
                     f"before/after {shares[-2]:.2f}/{shares[-1]:.2f}, "
@@ -310,8 +317,10 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                     flush=True,
                 )
             # the host's other load changes by the minute: its CPU share is measured around the
-            # real runs, the way calibrate measures it
-            shared = dataclasses.replace(host, cpu_share=statistics.mean(shares))
+            # real runs, the way calibrate measures it; during a run the replay's memory sampler
+            # takes its own CPU too, which no production worker has next to it
+            share = statistics.mean(shares) - statistics.mean(sampled) / host.cores
+            shared = dataclasses.replace(host, cpu_share=max(0.01, share))
             predicted = predict(frame, config, shared)
             predicted.trace.to_csv(out / f"{workload.name}-predicted.csv", index=False)
             uncalibrated = metrics(predict(frame, config, HostProfile()))

@@ -31,6 +31,10 @@ from kqueue.worker_process import WorkerExit, WorkerProcess, write_app_module
 log = logging.getLogger("kqueue.replay")
 
 MEMORY_SAMPLE_INTERVAL_S = 0.25
+#: The most of one core the memory sampler may use: reading a process's PSS walks its page
+#: tables (about 20 ms of CPU for 740 MB), so a big family is sampled less often than every
+#: ``MEMORY_SAMPLE_INTERVAL_S`` instead of taking CPU from the jobs it measures.
+MEMORY_SAMPLER_CPU_SHARE = 0.04
 #: The module the worker imports its jobs from (written into a temporary folder).
 APP_MODULE = "kqueue_replay_jobs"
 
@@ -44,6 +48,8 @@ class ReplayResult:
     summary: WorkerSummary
     #: ``(seconds since start, PSS of worker + children in MB)`` samples.
     memory: list[tuple[float, float]] = field(default_factory=list)
+    #: CPU time the memory sampler used (it competes with the jobs on the host), seconds.
+    sampler_cpu_s: float = 0.0
 
     @property
     def peak_memory_mb(self) -> float:
@@ -101,10 +107,41 @@ def _dispatch(app: App, calls, started: float, running) -> None:
         app.backend.enqueue_many(app.queue, batch)
 
 
-def _sample(samples: list, pid: int, started: float, stop: threading.Event) -> None:
-    while not stop.is_set():
-        samples.append((time.monotonic() - started, family_pss_mb(pid)))
-        stop.wait(MEMORY_SAMPLE_INTERVAL_S)
+class MemorySampler:
+    """A thread that samples the PSS of ``pid`` and its descendants until stopped.
+
+    Samples every ``MEMORY_SAMPLE_INTERVAL_S``, or less often when sampling that often would
+    use more than ``cpu_share`` of a core; ``cpu_s`` is the CPU time it used.
+
+    Args:
+        pid: the top process of the family.
+        started: ``time.monotonic()`` the samples' times count from.
+        cpu_share: the most of one core it may use (``MEMORY_SAMPLER_CPU_SHARE``).
+    """
+
+    def __init__(self, pid: int, started: float, cpu_share: float = MEMORY_SAMPLER_CPU_SHARE):
+        self.pid, self.started, self.cpu_share = pid, started, cpu_share
+        self.samples: list[tuple[float, float]] = []
+        self.cpu_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kqueue-replay-memory", daemon=True)
+
+    def start(self) -> None:
+        """Start sampling."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling and wait for the thread (at most 5 s)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.thread_time()
+            self.samples.append((time.monotonic() - self.started, family_pss_mb(self.pid)))
+            cost_s = time.thread_time() - began
+            self.cpu_s += cost_s
+            self._stop.wait(max(MEMORY_SAMPLE_INTERVAL_S, cost_s / self.cpu_share))
 
 
 def replay(
@@ -122,7 +159,7 @@ def replay(
     ``app``'s backend and queue, with the synthetic job registered under each job class in an
     app module written for it. This process waits until it is ready, dispatches the rows at
     their times, then asks it to drain and waits for it to exit. Memory is the PSS of the
-    worker and its children, sampled every ``MEMORY_SAMPLE_INTERVAL_S``.
+    worker and its children (``MemorySampler``).
 
     Args:
         frame: a trace as read by ``kqueue.policy.trace.read_trace``.
@@ -138,7 +175,6 @@ def replay(
     if app.backend_url is None:
         raise KQueueError("replay needs a backend URL: the worker runs in its own process")
     calls = _calls(frame, rate_per_s)
-    stop, samples = threading.Event(), []
     with tempfile.TemporaryDirectory(prefix="kqueue-replay-") as folder:
         spec = write_app_module(Path(folder), APP_MODULE, app_source(c for _, c, _ in calls))
         with WorkerProcess(
@@ -152,23 +188,18 @@ def replay(
         ) as worker:
             worker.start(app.backend)
             started = time.monotonic()
-            sampler = threading.Thread(
-                target=_sample,
-                name="kqueue-replay-memory",
-                args=(samples, worker.pid, started, stop),
-                daemon=True,
-            )
+            sampler = MemorySampler(worker.pid, started)
             sampler.start()
             try:
                 _dispatch(app, calls, started, worker.running)
                 worker.drain()
                 finished = worker.wait()
             finally:
-                stop.set()
-                sampler.join(timeout=5)
+                sampler.stop()
     if finished.returncode != 0:
         raise KQueueError(f"the replay's worker exited with code {finished.returncode}")
-    return ReplayResult(len(calls), time.monotonic() - started, _summary(finished), samples)
+    elapsed_s = time.monotonic() - started
+    return ReplayResult(len(calls), elapsed_s, _summary(finished), sampler.samples, sampler.cpu_s)
 
 
 def _summary(finished: WorkerExit) -> WorkerSummary:

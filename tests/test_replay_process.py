@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pandas as pd  # the measuring process is big on purpose: the worker must not be
@@ -13,7 +15,7 @@ import pytest
 from kqueue.job import App
 from kqueue.policy.config import Config
 from kqueue.policy.trace import read_trace
-from kqueue.replay import replay
+from kqueue.replay import MemorySampler, replay
 from kqueue.tiers.procs import pss_mb
 from tests.conftest import start_kqueue
 
@@ -78,3 +80,39 @@ def test_a_killed_replay_leaves_no_worker_behind(tmp_path, sig):
     # Then its worker exits too
     gone, alive = psutil.wait_procs([worker], timeout=30)
     assert not alive, f"worker {worker.pid} outlived its replay"
+
+
+def test_the_memory_sampler_keeps_to_its_cpu_budget_on_a_big_family(tmp_path):
+    # Given a process holding 300 MB (reading its PSS walks ~77k pages each time)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_300_MB], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        assert holder.stdout.readline() == b"ready\n"
+        # When it is sampled for 2 s with a budget of 1% of a core (a sample every 0.25 s would
+        # take about 3%)
+        sampler = MemorySampler(holder.pid, time.monotonic(), cpu_share=BUDGET)
+        began = time.monotonic()
+        sampler.start()
+        time.sleep(2.0)
+        sampler.stop()
+        elapsed_s = time.monotonic() - began
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    # Then it saw the memory, and used at most its share of a core (plus the first sample)
+    assert max(mb for _, mb in sampler.samples) > 290
+    first_s = sampler.cpu_s / len(sampler.samples) * 2  # a generous bound on one sample
+    assert sampler.cpu_s <= BUDGET * elapsed_s + first_s
+
+
+BUDGET = 0.01
+HOLD_300_MB = """
+import sys, time
+block = bytearray(300 * 1024 * 1024)
+for offset in range(0, len(block), 4096):
+    block[offset] = 1
+print("ready", flush=True)
+time.sleep(60)
+"""
