@@ -34,6 +34,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import statistics
@@ -45,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 
 from kqueue.calibrate import calibrate, measure_cpu_share
 from kqueue.job import App
@@ -146,6 +148,8 @@ class Observed:
     memory: pd.DataFrame  # time_s, memory_mb
     #: Cores the replay's memory sampler kept busy on average (it competes with the jobs).
     sampler_cores: float = 0.0
+    #: Cores other processes on the host kept busy on average during the real run.
+    other_cores: float = 0.0
 
 
 def metrics(observed: Observed) -> dict[str, float]:
@@ -172,16 +176,42 @@ def measure(workload: Workload, frame, config: Config, redis_url: str, folder: P
     live = folder / f"{workload.name}-live.csv"
     live.unlink(missing_ok=True)
     app = App(redis_url)
+    host_before_s, own_before_s, began = host_busy_s(), own_cpu_s(), time.monotonic()
     try:
         result = replay(frame, app, config, trace_out=str(live))
     finally:
         app.close()
+    others_s = (host_busy_s() - host_before_s) - (own_cpu_s() - own_before_s)
+    other_cores = max(0.0, others_s / (time.monotonic() - began))
     trace = read_trace(live)
     origin = float(trace["submitted_at"].min())
     for column in ("submitted_at", "started_at", "finished_at"):
         trace[column] = trace[column] - origin
     memory = pd.DataFrame(result.memory, columns=["time_s", "memory_mb"])
-    return Observed(trace, memory, result.sampler_cpu_s / result.elapsed_s)
+    return Observed(trace, memory, result.sampler_cpu_s / result.elapsed_s, other_cores)
+
+
+def host_busy_s() -> float:
+    """CPU seconds every process on this host has used since boot (``/proc/stat``, Linux)."""
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and every process it started (ended ones once reaped).
+
+    The worker, its pool processes and the private redis-server are all descendants, so the
+    host's busy time minus this is what other sessions took during a real run.
+    """
+    total = 0.0
+    me = psutil.Process()
+    for process in (me, *me.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def predict(frame, config: Config, host: HostProfile) -> Observed:
@@ -222,12 +252,12 @@ def compare(name: str, predicted: dict, measured: dict) -> list[dict]:
     return rows
 
 
-def _share_row(name: str, share: float) -> dict:
+def _info_row(name: str, metric: str, value: float) -> dict:
     return {
         "workload": name,
-        "metric": "cpu_share",
-        "predicted": share,
-        "measured": share,
+        "metric": metric,
+        "predicted": value,
+        "measured": value,
         "error_pct": 0.0,
         "target_pct": None,
         "verdict": "",
@@ -305,7 +335,7 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             if only and workload.name not in only:
                 continue
             frame, config = workload.trace(small, seed), workload.config(small)
-            runs, measured, shares, sampled = [], None, [], []
+            runs, measured, shares, sampled, others = [], None, [], [], []
             for _ in range(repeat):
                 url = f"redis://127.0.0.1:{redis.port}/{database}"  # empty: no history
                 database += 1
@@ -315,9 +345,11 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                 shares.append(measure_cpu_share(host.cores, probe_s))
                 runs.append(metrics(measured))
                 sampled.append(measured.sampler_cores)
+                others.append(measured.other_cores)
                 print(
                     f"{workload.name}: real run {len(runs)} done (load {load:.2f}, cpu share "
-                    f"before/after {shares[-2]:.2f}/{shares[-1]:.2f}, "
+                    f"before/after {shares[-2]:.2f}/{shares[-1]:.2f}, other sessions "
+                    f"{others[-1]:.2f} cores during it, "
                     f"{runs[-1]['throughput_per_min']:.1f} jobs/min)",
                     flush=True,
                 )
@@ -333,7 +365,10 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             for row in compared:
                 row["uncalibrated"] = uncalibrated.get(row["metric"], float("nan"))
             rows += compared
-            rows.append(_share_row(workload.name, shared.cpu_share))
+            rows.append(_info_row(workload.name, "cpu_share", shared.cpu_share))
+            # other sessions' CPU during the real runs: a share probed before and after a run
+            # cannot see load that came and went while it ran
+            rows.append(_info_row(workload.name, "other_load_cores", statistics.median(others)))
             plot(workload.name, predicted, measured, out)
     return rows
 

@@ -34,7 +34,7 @@ MEMORY_SAMPLE_INTERVAL_S = 0.25
 #: The most of one core the memory sampler may use: reading a process's PSS walks its page
 #: tables (about 20 ms of CPU for 740 MB), so a big family is sampled less often than every
 #: ``MEMORY_SAMPLE_INTERVAL_S`` instead of taking CPU from the jobs it measures.
-MEMORY_SAMPLER_CPU_SHARE = 0.04
+MEMORY_SAMPLER_CPU_SHARE = 0.1
 #: The module the worker imports its jobs from (written into a temporary folder).
 APP_MODULE = "kqueue_replay_jobs"
 
