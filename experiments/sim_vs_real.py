@@ -17,8 +17,11 @@ Both sides' numbers come from one function on their traces, so they describe the
   0.25 s, less often for a big family: ``kqueue.replay.MemorySampler``) against the
   simulator's peak of its memory sum. The worker is a ``kqueue run`` process of its own.
 
-The simulated host's ``cpu_share`` is the share measured around the real runs, less the cores
-the replay's memory sampler used during them.
+The simulated host's ``cpu_share`` is what the real runs had: the host's cores less what other
+sessions (``/proc/stat`` busy time minus this experiment's process tree) and the replay's memory
+sampler used while they ran, on average. The share probed before and after each run (the way
+``kqueue calibrate`` measures it) is printed beside it: it cannot see load that came and went
+during a run.
 
 Targets: throughput and peak memory within 10%, p95 wait within 15% (``TARGETS_PCT``). A p95 wait
 shorter than ``WAIT_FLOOR_S`` is compared in absolute terms (within the floor's share of a
@@ -353,11 +356,12 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                     f"{runs[-1]['throughput_per_min']:.1f} jobs/min)",
                     flush=True,
                 )
-            # the host's other load changes by the minute: its CPU share is measured around the
-            # real runs, the way calibrate measures it; during a run the replay's memory sampler
-            # takes its own CPU too, which no production worker has next to it
-            share = statistics.mean(shares) - statistics.mean(sampled) / host.cores
-            shared = dataclasses.replace(host, cpu_share=max(0.01, share))
+            # the host's other load changes by the minute: the share the jobs had is what other
+            # sessions and the replay's memory sampler (which no production worker has next to
+            # it) left of the cores while the real runs ran; the probe before and after each run
+            # (calibrate's way) is reported beside it
+            left = [1.0 - (o + m) / host.cores for o, m in zip(others, sampled, strict=True)]
+            shared = dataclasses.replace(host, cpu_share=min(1.0, max(0.01, statistics.mean(left))))
             predicted = predict(frame, config, shared)
             predicted.trace.to_csv(out / f"{workload.name}-predicted.csv", index=False)
             uncalibrated = metrics(predict(frame, config, HostProfile()))
@@ -366,9 +370,8 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                 row["uncalibrated"] = uncalibrated.get(row["metric"], float("nan"))
             rows += compared
             rows.append(_info_row(workload.name, "cpu_share", shared.cpu_share))
-            # other sessions' CPU during the real runs: a share probed before and after a run
-            # cannot see load that came and went while it ran
-            rows.append(_info_row(workload.name, "other_load_cores", statistics.median(others)))
+            rows.append(_info_row(workload.name, "cpu_share_probed", statistics.mean(shares)))
+            rows.append(_info_row(workload.name, "other_load_cores", statistics.mean(others)))
             plot(workload.name, predicted, measured, out)
     return rows
 
