@@ -12,8 +12,16 @@ Both sides' numbers come from one function on their traces, so they describe the
 
 - throughput: jobs / (last ``finished_at`` - first ``submitted_at``), per minute;
 - wait: ``started_at - submitted_at``, p50 and p95 per tier (the tier each side routed to);
-- peak memory: the highest total PSS of the worker and its children (sampled every 0.25 s)
-  against the simulator's peak of its memory sum.
+- mean job duration per tier (no target: it tells a wait miss from jobs that ran longer);
+- peak memory: the highest total PSS of the worker process and its children (sampled every
+  0.25 s, less often for a big family: ``kqueue.replay.MemorySampler``) against the
+  simulator's peak of its memory sum. The worker is a ``kqueue run`` process of its own.
+
+The simulated host's ``cpu_share`` is what the real runs had: the host's cores less what other
+sessions (``/proc/stat`` busy time minus this experiment's process tree) and the replay's memory
+sampler used while they ran, on average. The share probed before and after each run (the way
+``kqueue calibrate`` measures it) is printed beside it: it cannot see load that came and went
+during a run.
 
 Targets: throughput and peak memory within 10%, p95 wait within 15% (``TARGETS_PCT``). A p95 wait
 shorter than ``WAIT_FLOOR_S`` is compared in absolute terms (within the floor's share of a
@@ -29,6 +37,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import statistics
@@ -40,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 
 from kqueue.calibrate import calibrate, measure_cpu_share
 from kqueue.job import App
@@ -139,6 +149,10 @@ class Observed:
 
     trace: pd.DataFrame
     memory: pd.DataFrame  # time_s, memory_mb
+    #: Cores the replay's memory sampler kept busy on average (it competes with the jobs).
+    sampler_cores: float = 0.0
+    #: Cores other processes on the host kept busy on average during the real run.
+    other_cores: float = 0.0
 
 
 def metrics(observed: Observed) -> dict[str, float]:
@@ -153,6 +167,9 @@ def metrics(observed: Observed) -> dict[str, float]:
         if len(waits):
             out[f"{tier}_p50_wait_s"] = float(np.quantile(waits, 0.5))
             out[f"{tier}_p95_wait_s"] = float(np.quantile(waits, 0.95))
+            # not a target: when waits differ, tells whether the jobs ran longer, or started later
+            durations = trace["duration_s"][trace["tier"] == tier]
+            out[f"{tier}_mean_duration_s"] = float(durations.mean())
     out["peak_memory_mb"] = float(observed.memory["memory_mb"].max())
     return out
 
@@ -162,16 +179,42 @@ def measure(workload: Workload, frame, config: Config, redis_url: str, folder: P
     live = folder / f"{workload.name}-live.csv"
     live.unlink(missing_ok=True)
     app = App(redis_url)
+    host_before_s, own_before_s, began = host_busy_s(), own_cpu_s(), time.monotonic()
     try:
         result = replay(frame, app, config, trace_out=str(live))
     finally:
         app.close()
+    others_s = (host_busy_s() - host_before_s) - (own_cpu_s() - own_before_s)
+    other_cores = max(0.0, others_s / (time.monotonic() - began))
     trace = read_trace(live)
     origin = float(trace["submitted_at"].min())
     for column in ("submitted_at", "started_at", "finished_at"):
         trace[column] = trace[column] - origin
     memory = pd.DataFrame(result.memory, columns=["time_s", "memory_mb"])
-    return Observed(trace, memory)
+    return Observed(trace, memory, result.sampler_cpu_s / result.elapsed_s, other_cores)
+
+
+def host_busy_s() -> float:
+    """CPU seconds every process on this host has used since boot (``/proc/stat``, Linux)."""
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and every process it started (ended ones once reaped).
+
+    The worker, its pool processes and the private redis-server are all descendants, so the
+    host's busy time minus this is what other sessions took during a real run.
+    """
+    total = 0.0
+    me = psutil.Process()
+    for process in (me, *me.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def predict(frame, config: Config, host: HostProfile) -> Observed:
@@ -184,7 +227,8 @@ def compare(name: str, predicted: dict, measured: dict) -> list[dict]:
     """Rows of the table: metric, predicted, measured, error %, target, PASS/MISS."""
     rows = []
     keys = ["throughput_per_min", "peak_memory_mb"]
-    keys += [f"{t}_{m}" for t in TIERS for m in ("jobs", "p50_wait_s", "p95_wait_s")]
+    measures = ("jobs", "p50_wait_s", "p95_wait_s", "mean_duration_s")
+    keys += [f"{t}_{m}" for t in TIERS for m in measures]
     for key in keys:
         if key not in predicted and key not in measured:
             continue
@@ -211,12 +255,12 @@ def compare(name: str, predicted: dict, measured: dict) -> list[dict]:
     return rows
 
 
-def _share_row(name: str, share: float) -> dict:
+def _info_row(name: str, metric: str, value: float) -> dict:
     return {
         "workload": name,
-        "metric": "cpu_share",
-        "predicted": share,
-        "measured": share,
+        "metric": metric,
+        "predicted": value,
+        "measured": value,
         "error_pct": 0.0,
         "target_pct": None,
         "verdict": "",
@@ -294,7 +338,7 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             if only and workload.name not in only:
                 continue
             frame, config = workload.trace(small, seed), workload.config(small)
-            runs, measured, shares = [], None, []
+            runs, measured, shares, sampled, others = [], None, [], [], []
             for _ in range(repeat):
                 url = f"redis://127.0.0.1:{redis.port}/{database}"  # empty: no history
                 database += 1
@@ -303,15 +347,21 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                 measured = measure(workload, frame, config, url, out)
                 shares.append(measure_cpu_share(host.cores, probe_s))
                 runs.append(metrics(measured))
+                sampled.append(measured.sampler_cores)
+                others.append(measured.other_cores)
                 print(
                     f"{workload.name}: real run {len(runs)} done (load {load:.2f}, cpu share "
-                    f"before/after {shares[-2]:.2f}/{shares[-1]:.2f}, "
+                    f"before/after {shares[-2]:.2f}/{shares[-1]:.2f}, other sessions "
+                    f"{others[-1]:.2f} cores during it, "
                     f"{runs[-1]['throughput_per_min']:.1f} jobs/min)",
                     flush=True,
                 )
-            # the host's other load changes by the minute: its CPU share is measured around the
-            # real runs, the way calibrate measures it
-            shared = dataclasses.replace(host, cpu_share=statistics.mean(shares))
+            # the host's other load changes by the minute: the share the jobs had is what other
+            # sessions and the replay's memory sampler (which no production worker has next to
+            # it) left of the cores while the real runs ran; the probe before and after each run
+            # (calibrate's way) is reported beside it
+            left = [1.0 - (o + m) / host.cores for o, m in zip(others, sampled, strict=True)]
+            shared = dataclasses.replace(host, cpu_share=min(1.0, max(0.01, statistics.mean(left))))
             predicted = predict(frame, config, shared)
             predicted.trace.to_csv(out / f"{workload.name}-predicted.csv", index=False)
             uncalibrated = metrics(predict(frame, config, HostProfile()))
@@ -319,7 +369,9 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             for row in compared:
                 row["uncalibrated"] = uncalibrated.get(row["metric"], float("nan"))
             rows += compared
-            rows.append(_share_row(workload.name, shared.cpu_share))
+            rows.append(_info_row(workload.name, "cpu_share", shared.cpu_share))
+            rows.append(_info_row(workload.name, "cpu_share_probed", statistics.mean(shares)))
+            rows.append(_info_row(workload.name, "other_load_cores", statistics.mean(others)))
             plot(workload.name, predicted, measured, out)
     return rows
 

@@ -9,10 +9,12 @@ fields; ``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is m
 - ``fetch_s``: one lease round trip to the backend (median).
 - ``<tier>_dispatch_s``: what a one-slot tier spends between one job's end and the next job's
   start (median over consecutive no-op jobs through a real worker): the worker's hand-off cost.
+  The pool's no-op is declared long, so it is not pipelined (``POOL_HANDOFF_ESTIMATE_S``).
   For the isolated tier the fork is measured apart (``spawn_s``) and taken out.
 - ``spawn_s``: forking a process from the worker until it reports ready (median).
 - ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``: PSS of the worker, of an idle pool
-  process, and of an isolated process running a job, with the app imported.
+  process, and of an isolated process running a job, with the app imported: measured on a
+  ``kqueue run`` process of its own, as ``kqueue replay`` and production run one.
 - ``retained_job_mb``: the largest block a process keeps after freeing it (the allocator's heap),
   so the simulator knows which jobs leave their memory with their process.
 
@@ -33,14 +35,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import multiprocess
+import psutil
 
+from kqueue.cli import load_app
 from kqueue.job import App, encode_message, new_job_id
 from kqueue.policy.config import Config, Tier
 from kqueue.synthetic import touch_memory
+from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb
 from kqueue.worker import Worker
+from kqueue.worker_process import WorkerProcess, write_app_module
 
 QUEUE = "kqueue-calibrate"
+#: The pool's no-op job is declared this long, so the pool hands each one over after the last
+#: one's result, as it does every job too long to pipeline (the simulator has no pipelining, and
+#: the pool jobs whose waits matter are long: a pipelined hand-off costs ~0.05 ms, this ~0.6 ms).
+POOL_HANDOFF_ESTIMATE_S = 2 * PIPELINE_MAX_ESTIMATE_S
 
 
 @dataclass(frozen=True)
@@ -82,13 +92,27 @@ def _hold(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def calibration_app(backend_url: str, base: App | None = None) -> App:
-    """An app with the calibration jobs (one per tier), on top of the user's app if given."""
-    app = base.with_backend(backend_url) if base is not None else App(backend_url)
+def calibration_app(backend_url: str | None, base: App | None = None) -> App:
+    """An app with the calibration jobs (one per tier), on top of the user's app if given.
+
+    ``backend_url`` ``None`` keeps ``base``'s backend (or the default one): the memory worker
+    gets its backend on the command line.
+    """
+    if base is None:
+        app = App(backend_url)
+    else:
+        app = base.with_backend(backend_url) if backend_url is not None else base
     app.queue = QUEUE
     for tier in (Tier.INLINE, Tier.POOL, Tier.ISOLATED):
-        app.job(name=f"kqueue.calibrate.noop_{tier.value}", tier=tier, queue=QUEUE)(_noop)
+        estimate_s = POOL_HANDOFF_ESTIMATE_S if tier is Tier.POOL else None
+        app.job(
+            name=f"kqueue.calibrate.noop_{tier.value}",
+            tier=tier,
+            queue=QUEUE,
+            estimated_duration_s=estimate_s,
+        )(_noop)
     app.job(name="kqueue.calibrate.hold", tier=Tier.ISOLATED, queue=QUEUE)(_hold)
+    app.job(name="kqueue.calibrate.hold_pool", tier=Tier.POOL, queue=QUEUE)(_hold)
     return app
 
 
@@ -218,60 +242,118 @@ def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
     return max(0.0, statistics.median(gaps)) if gaps else 0.0
 
 
-async def _family_mb(app: App, pool_size: int, *, with_isolated: bool) -> tuple[float, float]:
-    """Total PSS of a worker and its children at rest, and while one isolated job runs."""
+#: How long a started worker settles before its memory is read, seconds.
+SETTLE_S = 1.0
+
+
+def memory_app_source(app_spec: str | None) -> str:
+    """Source of the app module the memory worker imports: calibration jobs on the user's app."""
+    lines = ['"""The app kqueue calibrate measures: calibration jobs on the user\'s app."""', ""]
+    lines.append("from kqueue.calibrate import calibration_app")
+    base = "None"
+    if app_spec is not None:
+        module, _, attribute = app_spec.partition(":")
+        lines.append(f"from {module} import {attribute} as base")
+        base = "base"
+    lines += ["", f"app = calibration_app(None, {base})", ""]
+    return "\n".join(lines)
+
+
+def _family_mb(
+    app: App, spec: str, folder: Path, pool_size: int, *, with_isolated: bool
+) -> tuple[float, float]:
+    """Total PSS of a ``kqueue run`` worker and its children at rest, and with one isolated job."""
     config = Config(pool_size=pool_size, pool_max_size=pool_size, poll_interval_s=0.05)
-    worker = Worker(app, config, queues=(QUEUE,))
-    running = asyncio.ensure_future(worker.run())
-    await asyncio.sleep(1.0)
-    at_rest_mb, busy_mb = family_pss_mb(os.getpid()), math.nan
-    if with_isolated:
-        app.jobs["kqueue.calibrate.hold"].dispatch(2.0)
-        isolated = worker.runners[Tier.ISOLATED]
-        deadline = time.monotonic() + 10
-        while not isolated.pids() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        busy_mb = family_pss_mb(os.getpid())
-    worker.drain()
-    await running
+    with WorkerProcess(spec, app.backend_url, config, folder, queues=(QUEUE,)) as worker:
+        worker.start(app.backend)
+        _warm_pool(app, pool_size)
+        time.sleep(SETTLE_S)
+        at_rest_mb, busy_mb = family_pss_mb(worker.pid), math.nan
+        if with_isolated:
+            app.jobs["kqueue.calibrate.hold"].dispatch(2.0)
+            deadline = time.monotonic() + 10
+            while _children(worker.pid) <= pool_size and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            busy_mb = family_pss_mb(worker.pid)
     return at_rest_mb, busy_mb
 
 
-def measure_memory_mb(app: App) -> tuple[float, float, float]:
+#: Jobs each pool process runs before it is measured; how long each holds its process, seconds.
+WARM_JOBS_PER_PROCESS = 2
+WARM_HOLD_S = 0.3
+
+
+def _warm_pool(app: App, pool_size: int) -> None:
+    """Have every pool process run jobs (all at once, so each gets some), then wait for the end.
+
+    A pool process that has run a job owns private copies of the worker's pages it touched
+    (reference counts, caches); the one that has run nothing yet shares them all.
+    """
+    hold = app.jobs["kqueue.calibrate.hold_pool"]
+    hold.dispatch_many([((WARM_HOLD_S,), {}) for _ in range(pool_size * WARM_JOBS_PER_PROCESS)])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        counts = app.backend.counts().get(QUEUE, {})
+        if not counts.get("ready") and not counts.get("leased"):
+            break
+        time.sleep(0.05)
+
+
+def _children(pid: int) -> int:
+    try:
+        return len(psutil.Process(pid).children())
+    except psutil.Error:
+        return 0
+
+
+def measure_memory_mb(
+    app: App, workdir: Path, app_spec: str | None = None
+) -> tuple[float, float, float]:
     """``(worker_mb, pool_process_mb, isolated_process_mb)`` as the simulator adds them up.
 
-    PSS splits pages shared after fork between the sharers, so no single process's PSS is
-    "its" cost. The simulator's total is ``worker_mb + n * pool_process_mb`` (+ isolated ones),
-    so the constants are fitted to that line: the whole family's PSS is measured with 1 and 3
-    pool processes (the slope is one more process, the intercept the worker), and the isolated
-    process is what one running isolated job adds to the family.
+    Measured on ``kqueue run`` processes started as an operator starts them (with the app
+    ``app_spec`` imported, on ``app``'s backend), not on this process: a worker hosted in a
+    bigger process (an experiment with pandas loaded) has a bigger base, and its forked
+    children end up owning copies of its pages. PSS splits pages shared after fork between the
+    sharers, so no single process's PSS is "its" cost. The simulator's total is
+    ``worker_mb + n * pool_process_mb`` (+ isolated ones), so the constants are fitted to that
+    line: the whole family's PSS is measured with 1 and 3 pool processes (the slope is one more
+    process, the intercept the worker), each process having run a few jobs that allocate
+    nothing (one that has run nothing yet still shares pages it will own after its first job),
+    and the isolated process is what one running isolated job adds to the family.
     """
-    one, _ = asyncio.run(_family_mb(app, 1, with_isolated=False))
-    three, busy = asyncio.run(_family_mb(app, 3, with_isolated=True))
+    spec = write_app_module(workdir, "kqueue_calibrate_jobs", memory_app_source(app_spec))
+    one, _ = _family_mb(app, spec, workdir, 1, with_isolated=False)
+    three, busy = _family_mb(app, spec, workdir, 3, with_isolated=True)
     pool_mb = max(0.0, (three - one) / 2)
     return max(0.0, one - pool_mb), pool_mb, max(0.0, busy - three)
 
 
 def calibrate(
-    backend_url: str | None = None, base: App | None = None, jobs_per_tier: int = 200
+    backend_url: str | None = None, app_spec: str | None = None, jobs_per_tier: int = 200
 ) -> HostMeasurements:
     """Measure every host constant; takes well under a minute.
 
     Args:
         backend_url: the backend to measure against (default: a temporary SQLite file).
-        base: the user's app, imported first so memory figures include it.
+        app_spec: the user's app (``module:attribute``, importable from the working directory),
+            imported first so memory figures include it.
         jobs_per_tier: no-op jobs per tier for the hand-off medians (isolated uses a quarter).
+
+    Raises:
+        KQueueError: the app does not import, or a measuring worker failed to start.
     """
     with tempfile.TemporaryDirectory(prefix="kqueue-calibrate-") as folder:
         workdir = Path(folder)
+        base = load_app(app_spec) if app_spec is not None else None
         app = calibration_app(backend_url or f"sqlite:///{workdir / 'calibrate.db'}", base)
         spawn_s = measure_spawn_s()
         fetch_s = measure_fetch_s(app)
         inline_s = measure_handoff_s(app, Tier.INLINE, jobs_per_tier, workdir)
         pool_s = measure_handoff_s(app, Tier.POOL, jobs_per_tier, workdir)
         isolated_s = measure_handoff_s(app, Tier.ISOLATED, max(10, jobs_per_tier // 4), workdir)
-        worker_mb, pool_mb, isolated_mb = measure_memory_mb(app)
+        worker_mb, pool_mb, isolated_mb = measure_memory_mb(app, workdir, app_spec)
         retained_mb = measure_retained_mb()
         polls = not app.backend.wakes_on_enqueue
         app.close()

@@ -49,7 +49,12 @@ def load_app(spec: str):
 
 
 def _add_run(subparsers) -> None:
-    run = subparsers.add_parser("run", help="run a worker")
+    run = subparsers.add_parser(
+        "run",
+        help="run a worker",
+        description="Run a worker. SIGTERM or SIGINT stops it gracefully; SIGUSR1 makes it "
+        "finish what is queued and exit, as --burst does.",
+    )
     run.add_argument("--app", required=True, help="module:attribute of your kqueue.App")
     run.add_argument("--backend", help="backend URL; overrides the app's")
     run.add_argument("--config", help="kqueue.toml with settings")

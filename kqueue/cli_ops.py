@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from pathlib import Path
 
-from kqueue.cli import backend_from, load_app
+from kqueue.cli import backend_from
 from kqueue.errors import KQueueError
 
 log = logging.getLogger("kqueue.cli")
@@ -157,8 +158,7 @@ def cmd_calibrate(args) -> int:
     from kqueue.calibrate import calibrate
 
     started = time.perf_counter()
-    base = load_app(args.app) if args.app else None
-    measured = calibrate(args.backend, base, jobs_per_tier=args.jobs)
+    measured = calibrate(args.backend, args.app, jobs_per_tier=args.jobs)
     Path(args.out).write_text(measured.to_toml())
     print(measured.to_toml(), end="")
     print(f"# wrote {args.out} in {time.perf_counter() - started:.1f} s")
@@ -188,6 +188,8 @@ def cmd_replay(args) -> int:
     from kqueue.policy.units import parse_rate
     from kqueue.replay import replay
 
+    # a SIGTERM ends this process through its finally blocks, which stop the worker process
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     frame = read_trace(args.trace)
     rate = _parsed(parse_rate, args.rate, "--rate")
     config = Config.load(args.config)
@@ -217,6 +219,10 @@ def cmd_replay(args) -> int:
         )
     )
     return 0
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _parsed(parse, text: str | None, option: str):

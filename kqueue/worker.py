@@ -43,6 +43,8 @@ BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
 #: After the tiers stop, how long their runs get to return ``interrupted`` outcomes, seconds.
 STOPPED_RUNS_WAIT_S = 1.0
+#: Sent to a running worker, makes it finish what is queued and exit (as ``--burst``).
+DRAIN_SIGNAL = signal.SIGUSR1
 
 
 class Worker:
@@ -427,8 +429,14 @@ class Worker:
             self.summary.abandoned += 1
 
     def _install_signal_handlers(self) -> None:
+        """SIGTERM / SIGINT stop gracefully; SIGUSR1 drains (exit once the queues are empty)."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        handlers = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+            DRAIN_SIGNAL: self._drain_now,
+        }
+        for signum, handler in handlers.items():
             # not possible off the main thread (tests): those stop with request_stop()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self.request_stop)
+                loop.add_signal_handler(signum, handler)

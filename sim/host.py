@@ -50,7 +50,8 @@ class HostProfile:
     spawn_s: float = 0.05
     #: Resident memory of the worker process itself, before any inline job.
     worker_mb: float = 80.0
-    #: Resident memory of an idle pool process that has run nothing yet.
+    #: Resident memory (PSS) of an idle pool process that has run a few jobs but holds none of
+    #: their memory: its share of the worker plus the pages it has written since the fork.
     pool_process_mb: float = 60.0
     #: Resident memory of an isolated process before its job allocates anything.
     isolated_process_mb: float = 60.0

@@ -8,11 +8,16 @@ predict longer waits, more memory, or less throughput, never the reverse.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 
+import pandas  # noqa: F401 (the calibrating process is big on purpose: the worker must not be)
 import pytest
 
+from kqueue.calibrate import calibration_app, measure_memory_mb
 from kqueue.policy import Config
+from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
+from kqueue.tiers.procs import pss_mb
 from sim.host import HostProfile
 from sim.replay import prepare, simulate
 from sim.workload import JobClass, synth
@@ -43,6 +48,40 @@ def test_calibrate_against_redis(tmp_path, redis_server):
     profile = HostProfile.load(tmp_path / "h.toml")
     assert profile.fetch_s > 0
     assert profile.polls is False  # an idle worker on Redis is woken by the enqueue, not a poll
+
+
+def test_the_pool_hand_off_is_timed_on_jobs_the_pool_does_not_pipeline():
+    # Given the calibration app (the simulator hands every pool job over after the last result)
+    app = calibration_app("sqlite:///unused.db")
+    # Then the pool's no-op is declared too long to be queued behind a running job
+    job = app.jobs["kqueue.calibrate.noop_pool"]
+    assert job.options.estimated_duration_s > PIPELINE_MAX_ESTIMATE_S
+
+
+BALLAST_APP = """
+from kqueue import App
+
+BALLAST = bytearray(40 * 1024 * 1024)
+for offset in range(0, len(BALLAST), 4096):
+    BALLAST[offset] = 1
+
+app = App()
+"""
+
+
+def test_memory_is_measured_on_a_kqueue_run_worker_with_the_app_imported(tmp_path, monkeypatch):
+    # Given a big calibrating process (pytest, pandas) and an app that holds 40 MB once imported
+    (tmp_path / "ballast.py").write_text(BALLAST_APP)
+    monkeypatch.chdir(tmp_path)
+    app = calibration_app(f"sqlite:///{tmp_path / 'c.db'}")
+    # When the worker's memory is measured without and with that app
+    plain_mb, pool_mb, _ = measure_memory_mb(app, tmp_path)
+    with_app_mb, _, _ = measure_memory_mb(app, tmp_path, "ballast:app")
+    app.close()
+    # Then the worker measured is a plain worker process, not this one, and it imported the app
+    assert 0 < plain_mb < pss_mb(os.getpid())
+    assert 0 < pool_mb < plain_mb
+    assert 30 < with_app_mb - plain_mb < 50
 
 
 MIX = (

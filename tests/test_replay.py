@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -76,6 +77,16 @@ def test_replay_of_a_malformed_trace_names_the_line_and_column(tmp_path):
 def test_synthetic_job_takes_its_duration_when_the_cpu_part_is_smaller():
     took_s = synthetic(0.2, cpu_s=0.05, memory_mb=5)
     assert 0.19 <= took_s < 1.0
+
+
+def test_synthetic_job_counts_the_release_of_its_memory_in_its_cpu_budget():
+    # Given a row whose memory is big enough to be a mapping of its own (freeing 100 MB costs
+    # about 6 ms of CPU, which used to come on top of the row's cpu_s)
+    thread_cpu_s = time.thread_time()
+    # When the synthetic job reproduces it
+    synthetic(0.3, cpu_s=0.2, memory_mb=100)
+    # Then the CPU it used, release included, is the row's (thread CPU: no other load counts)
+    assert time.thread_time() - thread_cpu_s == pytest.approx(0.2, abs=0.003)
 
 
 @pytest.mark.parametrize(

@@ -244,6 +244,20 @@ def test_sigterm_lets_running_jobs_finish_and_returns_the_rest(project):
     assert len(read_trace(project / "t.csv")) == len(done)
 
 
+def test_sigusr1_drains_the_queue_then_exits(project):
+    # Given a worker (not --burst) limited to 2 concurrent inline jobs with 6 jobs queued
+    (project / "kqueue.toml").write_text("max_concurrent_inline = 2\n")
+    dispatch(project, "nap", [(f"d{i}", 0.3) for i in range(6)])
+    worker = start_kqueue(project, "run", "--app", "tasks:app", "--config", "kqueue.toml")
+    _wait_for(lambda: remaining(project)["leased"] >= 2, timeout_s=20)
+    # When it gets SIGUSR1 while the first jobs run
+    worker.send_signal(signal.SIGUSR1)
+    # Then it runs every queued job, not only the running ones, and exits by itself
+    assert worker.wait(timeout=30) == 0
+    assert sorted(runs(project)) == [f"d{i}" for i in range(6)]
+    assert remaining(project) == {"ready": 0, "scheduled": 0, "leased": 0, "dead": 0}
+
+
 def test_max_jobs_stops_after_that_many(project):
     dispatch(project, "noop", [(f"m{i}",) for i in range(10)])
     result = run_kqueue(project, "run", "--app", "tasks:app", "--max-jobs", "4")
