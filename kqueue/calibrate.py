@@ -40,7 +40,7 @@ import psutil
 from kqueue.cli import load_app
 from kqueue.job import App, encode_message, new_job_id
 from kqueue.policy.config import Config, Tier
-from kqueue.synthetic import touch_memory
+from kqueue.synthetic import burn_cpu, touch_memory
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb
 from kqueue.worker import Worker
@@ -62,6 +62,7 @@ class HostMeasurements:
     fetch_s: float
     polls: bool
     inline_dispatch_s: float
+    gil_handoff_s: float
     pool_dispatch_s: float
     isolated_dispatch_s: float
     spawn_s: float
@@ -113,6 +114,7 @@ def calibration_app(backend_url: str | None, base: App | None = None) -> App:
         )(_noop)
     app.job(name="kqueue.calibrate.hold", tier=Tier.ISOLATED, queue=QUEUE)(_hold)
     app.job(name="kqueue.calibrate.hold_pool", tier=Tier.POOL, queue=QUEUE)(_hold)
+    app.job(name="kqueue.calibrate.burn_inline", tier=Tier.INLINE, queue=QUEUE)(burn_cpu)
     return app
 
 
@@ -242,6 +244,37 @@ def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
     return max(0.0, statistics.median(gaps)) if gaps else 0.0
 
 
+#: CPU seconds the inline job computes while the GIL hand-off is timed; no-op jobs timed then.
+GIL_BURN_S = 1.0
+GIL_NOOPS = 40
+
+
+def measure_gil_handoff_s(app: App, workdir: Path, handoff_s: float) -> float:
+    """What one inline job computing adds to another inline job's hand-over: the median gap
+    between consecutive no-op inline jobs while a CPU-bound inline job runs beside them (two
+    inline slots), less ``handoff_s``, the gap with the GIL free."""
+    now = time.time()
+    burn = (new_job_id(), encode_message("kqueue.calibrate.burn_inline", (GIL_BURN_S,), {}, now))
+    noop = encode_message("kqueue.calibrate.noop_inline", (), {}, now)
+    app.backend.enqueue_many(QUEUE, [burn] + [(new_job_id(), noop) for _ in range(GIL_NOOPS)])
+    trace = workdir / "gil.csv"
+    config = Config(max_concurrent_inline=2, poll_interval_s=0.05)
+    asyncio.run(Worker(app, config, queues=(QUEUE,), burst=True, trace_out=str(trace)).run())
+    with trace.open() as handle:
+        rows = list(csv.DictReader(handle))
+    burning = [r for r in rows if r["job_class"].endswith("burn_inline")]
+    if not burning:
+        return 0.0
+    began, ended = float(burning[0]["started_at"]), float(burning[0]["finished_at"])
+    noops = sorted(
+        (float(r["started_at"]), float(r["finished_at"]))
+        for r in rows
+        if r["job_class"].endswith("noop_inline") and began < float(r["started_at"]) < ended
+    )
+    gaps = [b[0] - a[1] for a, b in zip(noops, noops[1:], strict=False)]
+    return max(0.0, statistics.median(gaps) - handoff_s) if gaps else 0.0
+
+
 #: How long a started worker settles before its memory is read, seconds.
 SETTLE_S = 1.0
 
@@ -351,6 +384,7 @@ def calibrate(
         spawn_s = measure_spawn_s()
         fetch_s = measure_fetch_s(app)
         inline_s = measure_handoff_s(app, Tier.INLINE, jobs_per_tier, workdir)
+        gil_s = measure_gil_handoff_s(app, workdir, inline_s)
         pool_s = measure_handoff_s(app, Tier.POOL, jobs_per_tier, workdir)
         isolated_s = measure_handoff_s(app, Tier.ISOLATED, max(10, jobs_per_tier // 4), workdir)
         worker_mb, pool_mb, isolated_mb = measure_memory_mb(app, workdir, app_spec)
@@ -364,6 +398,7 @@ def calibrate(
         fetch_s=fetch_s,
         polls=polls,
         inline_dispatch_s=inline_s,
+        gil_handoff_s=gil_s,
         pool_dispatch_s=pool_s,
         isolated_dispatch_s=max(0.0, isolated_s - spawn_s),
         spawn_s=spawn_s,

@@ -144,6 +144,10 @@ class Cpu:
         else:
             self.add(job, work_s, inline)
 
+    def inline_computing(self) -> int:
+        """How many inline jobs are in their CPU phase now."""
+        return self.inline_count + self._gil.computing(self.env.now)
+
     def _gil_free(self, now: float, enter_s: float) -> bool:
         """Whether the inline work in the clocks is done by ``enter_s`` (the cores fitting every
         process and the worker), so a job's CPU phase from then on can take the fast path."""

@@ -153,6 +153,18 @@ class Gil:
         del self.jobs[job]
         return True
 
+    def computing(self, now: float) -> int:
+        """How many of its jobs are in their CPU phase at ``now``."""
+        count = 0
+        for period in self.periods:
+            if period.start_s > now:
+                break
+            if period.end_s > now:
+                for enter_s, _work, job in period.jobs:
+                    entry = self.jobs.get(job)
+                    count += enter_s <= now and entry is not None and entry[0] > now
+        return count
+
     def leave(self, now: float, after_s: float = -math.inf) -> list[tuple[int, float, float]]:
         """Hand over the busy periods still running after ``after_s``: their end events are
         disarmed, and each unfinished job comes back as (job, CPU entry time, CPU work left

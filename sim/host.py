@@ -42,6 +42,12 @@ class HostProfile:
     polls: bool = True
     #: Handing one job to the inline tier (thread-pool or event-loop hand-off).
     inline_dispatch_s: float = 0.0002
+    #: What an inline job waits to start for each inline job computing when it is handed over:
+    #: the worker's loop and then the job's thread each wait for the GIL, which a computing
+    #: thread gives up only every switch interval (``sys.getswitchinterval()``, 5 ms). Fitted
+    #: on this project's live traces: 16 ms median with one CPU-bound inline job running,
+    #: 30-40 ms with two or three, about 2 ms with none.
+    gil_handoff_s: float = 0.015
     #: Handing one job to a pool process and getting its result back (pickling, pipes).
     pool_dispatch_s: float = 0.002
     #: Handing one job to a freshly started isolated process, on top of ``spawn_s``.

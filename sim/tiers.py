@@ -56,6 +56,9 @@ class SlotTier:
 class InlineTier(SlotTier):
     """Inside the worker process: ``max_concurrent_inline`` slots, CPU work under one GIL.
 
+    A job's hand-over costs ``inline_dispatch_s`` plus ``gil_handoff_s`` for each inline job
+    computing at that moment (the GIL changes hands only every switch interval).
+
     It also tracks the memory its jobs make the worker hold (``level_mb``: the running jobs',
     or what the allocator kept of past ones, whichever is more), because a process forked now
     shares those pages and ends up with its own copy once the worker reuses them.
@@ -63,6 +66,7 @@ class InlineTier(SlotTier):
 
     def __init__(self, model: Model, limit: int, host: HostProfile):
         super().__init__(model, limit, host.inline_dispatch_s)
+        self.gil_handoff_s = host.gil_handoff_s
         self.retained_mb = host.retained_job_mb
         self.running_mb = self.kept_running_mb = self.kept_mb = 0.0
         self._memory_mb = model.jobs.memory_mb
@@ -78,7 +82,10 @@ class InlineTier(SlotTier):
             self.kept_running_mb += memory_mb
             if self.kept_running_mb > self.kept_mb:
                 self.kept_mb = self.kept_running_mb
-        super()._start(job)
+        overhead_s = self.overhead_s
+        if self.gil_handoff_s:  # the hand-over waits for the GIL behind each computing job
+            overhead_s += self.gil_handoff_s * self.model.cpu.inline_computing()
+        self.model.run(job, overhead_s)
 
     def release(self, job: int) -> None:
         memory_mb = self._memory_mb[job]

@@ -135,3 +135,14 @@ def test_busy_periods_give_exactly_the_clocks_run_on_a_crowded_gil(rate_per_s, c
     assert (tiers == 0).sum() > 2500  # mostly inline
     # Then every job ends at the same time with and without the fast path
     assert np.allclose(fast, clocks, rtol=1e-9, atol=1e-9)
+
+
+def test_an_inline_hand_over_waits_for_the_gil_behind_each_computing_inline_job():
+    # Given an inline job computing from 0 to 1 s, then inline jobs handed over at 0.5 s (one
+    # computing beside it) and at 2 s (none)
+    trace = _trace([0.0, 0.5, 2.0], [1.0, 0.1, 0.1])
+    config = Config(inline_max_duration_s=10.0, pooled_max_duration_s=20.0, default_estimate_s=1)
+    host = HostProfile.load(None, **{**_cpu_host(2).to_dict(), "gil_handoff_s": 0.015})
+    rows = simulate(trace, config, host).trace().sort_values("submitted_at")
+    # Then the one handed over while the first computes starts 15 ms late, the last at once
+    assert rows["started_at"].to_numpy() == pytest.approx([0.0, 0.515, 2.0])
