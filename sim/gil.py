@@ -41,6 +41,8 @@ def share_one_core(
     Returns ``(ends, left)``: when each job that is done by ``until_s`` ends, and the CPU work
     left at ``until_s`` of each job computing then (a job that has not entered is in neither).
     """
+    if len(jobs) == 2 and until_s == math.inf:  # most busy periods: worked out directly
+        return _share_two(jobs), {}
     ends: dict[int, float] = {}
     computing: list[tuple[float, int]] = []  # (clock reading when done, job)
     clock = 0.0  # CPU seconds each computing job has had
@@ -68,6 +70,18 @@ def share_one_core(
         clock += (until_s - now) / len(computing)
         left = {job: done_at - clock for done_at, job in computing}
     return ends, left
+
+
+def _share_two(jobs: list[tuple[float, float, int]]) -> dict[int, float]:
+    """``share_one_core``'s ends for two jobs: alone until the second enters, then at half
+    speed until the one with less work left ends, then alone."""
+    (first_s, first_work_s, first), (second_s, second_work_s, second) = jobs
+    left_s = first_work_s - (second_s - first_s)  # the first's work left at the entry
+    if left_s <= 0:  # done before the second enters: they never share
+        return {first: first_s + first_work_s, second: second_s + second_work_s}
+    if left_s <= second_work_s:
+        return {first: second_s + 2 * left_s, second: second_s + left_s + second_work_s}
+    return {second: second_s + 2 * second_work_s, first: second_s + second_work_s + left_s}
 
 
 def drained_s(jobs: list[tuple[float, float, int]]) -> float:

@@ -146,3 +146,15 @@ def test_an_inline_hand_over_waits_for_the_gil_behind_each_computing_inline_job(
     rows = simulate(trace, config, host).trace().sort_values("submitted_at")
     # Then the one handed over while the first computes starts 15 ms late, the last at once
     assert rows["started_at"].to_numpy() == pytest.approx([0.0, 0.515, 2.0])
+
+
+def test_two_jobs_worked_out_directly_end_as_the_general_solution_says():
+    from sim import gil
+
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        first_s, second_s = np.sort(rng.exponential(1.0, 2))
+        jobs = [(first_s, rng.exponential(1.0), 0), (second_s, rng.exponential(1.0), 1)]
+        ends = gil._share_two(jobs)
+        general, _left = share_one_core(jobs, until_s=1e300)  # a finite end: the general loop
+        assert ends == pytest.approx(general, rel=1e-12, abs=1e-12)
