@@ -221,12 +221,7 @@ def _allocate_twice(sender, size_mb: float) -> None:
 
 def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
     """Median gap between consecutive no-op jobs on a one-slot ``tier`` of a real worker."""
-    name = f"kqueue.calibrate.noop_{tier.value}"
-    now = time.time()
-    app.backend.enqueue_many(
-        QUEUE, [(new_job_id(), encode_message(name, (), {}, now)) for _ in range(jobs)]
-    )
-    trace = workdir / f"{tier.value}.csv"
+    noop = encode_message(f"kqueue.calibrate.noop_{tier.value}", (), {}, time.time())
     config = Config(
         pool_size=1,
         pool_max_size=1,
@@ -234,14 +229,25 @@ def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
         max_concurrent_isolated=1,
         poll_interval_s=0.05,
     )
+    rows = _burst(app, [noop] * jobs, config, workdir / f"{tier.value}.csv")
+    gap_s = _median_gap_s(rows)
+    return max(0.0, gap_s) if gap_s is not None else 0.0
+
+
+def _burst(app: App, messages: list[bytes], config: Config, trace: Path) -> list[dict[str, str]]:
+    """Enqueue ``messages`` (each under a new job id), run a burst worker with ``config`` over
+    them in this process, and return the rows of its trace."""
+    app.backend.enqueue_many(QUEUE, [(new_job_id(), message) for message in messages])
     asyncio.run(Worker(app, config, queues=(QUEUE,), burst=True, trace_out=str(trace)).run())
     with trace.open() as handle:
-        rows = sorted(csv.DictReader(handle), key=lambda row: float(row["started_at"]))
-    gaps = [
-        float(b["started_at"]) - float(a["finished_at"])
-        for a, b in zip(rows, rows[1:], strict=False)
-    ]
-    return max(0.0, statistics.median(gaps)) if gaps else 0.0
+        return list(csv.DictReader(handle))
+
+
+def _median_gap_s(rows: list[dict[str, str]]) -> float | None:
+    """The median time from one job's end to the next one's start (``None`` under two jobs)."""
+    spans = sorted((float(row["started_at"]), float(row["finished_at"])) for row in rows)
+    gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)]
+    return statistics.median(gaps) if gaps else None
 
 
 #: CPU seconds the inline job computes while the GIL hand-off is timed; no-op jobs timed then.
@@ -254,25 +260,21 @@ def measure_gil_handoff_s(app: App, workdir: Path, handoff_s: float) -> float:
     between consecutive no-op inline jobs while a CPU-bound inline job runs beside them (two
     inline slots), less ``handoff_s``, the gap with the GIL free."""
     now = time.time()
-    burn = (new_job_id(), encode_message("kqueue.calibrate.burn_inline", (GIL_BURN_S,), {}, now))
+    burn = encode_message("kqueue.calibrate.burn_inline", (GIL_BURN_S,), {}, now)
     noop = encode_message("kqueue.calibrate.noop_inline", (), {}, now)
-    app.backend.enqueue_many(QUEUE, [burn] + [(new_job_id(), noop) for _ in range(GIL_NOOPS)])
-    trace = workdir / "gil.csv"
     config = Config(max_concurrent_inline=2, poll_interval_s=0.05)
-    asyncio.run(Worker(app, config, queues=(QUEUE,), burst=True, trace_out=str(trace)).run())
-    with trace.open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = _burst(app, [burn] + [noop] * GIL_NOOPS, config, workdir / "gil.csv")
     burning = [r for r in rows if r["job_class"].endswith("burn_inline")]
     if not burning:
         return 0.0
     began, ended = float(burning[0]["started_at"]), float(burning[0]["finished_at"])
-    noops = sorted(
-        (float(r["started_at"]), float(r["finished_at"]))
+    beside = [
+        r
         for r in rows
         if r["job_class"].endswith("noop_inline") and began < float(r["started_at"]) < ended
-    )
-    gaps = [b[0] - a[1] for a, b in zip(noops, noops[1:], strict=False)]
-    return max(0.0, statistics.median(gaps) - handoff_s) if gaps else 0.0
+    ]
+    gap_s = _median_gap_s(beside)
+    return max(0.0, gap_s - handoff_s) if gap_s is not None else 0.0
 
 
 #: How long a started worker settles before its memory is read, seconds.
