@@ -82,8 +82,8 @@ class Cpu:
         self._pending: simpy.Event | None = None
         #: Core-seconds of CPU work done, for utilisation.
         self.busy_core_s = 0.0
-        # jobs holding a slot with CPU work left, per group (fast or not)
-        self._procs_held = self._inline_held = 0
+        # process jobs holding a slot with CPU work left (fast or not)
+        self._procs_held = 0
         # fast process jobs: job -> (CPU entry time, end time, CPU work, end event)
         self._fast_procs: dict[int, tuple[float, float, float, simpy.Event]] = {}
         # the fast process jobs' CPU entry and end times, each sorted
@@ -103,7 +103,6 @@ class Cpu:
         cores, env = self.cores, self.env
         now = env.now
         if inline:
-            self._inline_held += 1
             # every fast process job left the worker a core; process jobs in the clocks may not
             procs_fit = (
                 cores == 0
@@ -137,12 +136,8 @@ class Cpu:
                 insort(self._fast_ends, end_s)
         if fast:
             self.busy_core_s += work_s
-        elif before_s > 0:
-            if inline:
-                self._inline_entering[job] = (now + before_s, work_s)
-            Call(env, before_s, self._enter, (job, work_s, inline))
         else:
-            self.add(job, work_s, inline)
+            self._join_clock(job, now, now + before_s, work_s, inline)
 
     def inline_computing(self) -> int:
         """How many inline jobs are in their CPU phase now."""
@@ -190,9 +185,7 @@ class Cpu:
             self._release(event._value, True)
 
     def _release(self, job: int, inline: bool) -> None:
-        if inline:
-            self._inline_held -= 1
-        else:
+        if not inline:
             self._procs_held -= 1
         self.on_done(job)
 
@@ -223,6 +216,12 @@ class Cpu:
     ) -> None:
         """A fast job with ``work_s`` CPU seconds left joins its clock (now or at its entry)."""
         self.busy_core_s -= work_s
+        self._join_clock(job, now, enter_s, work_s, inline)
+
+    def _join_clock(
+        self, job: int, now: float, enter_s: float, work_s: float, inline: bool
+    ) -> None:
+        """``job`` joins its group's clock with ``work_s`` CPU seconds: now, or at ``enter_s``."""
         if enter_s <= now:
             self.add(job, work_s, inline)
         else:
