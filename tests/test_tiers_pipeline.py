@@ -87,7 +87,8 @@ def test_short_jobs_queue_deeper_and_come_back_in_batches(tmp_path):
     # outcomes came back in one go (fewer worker rounds than jobs)
     assert sorted(job_id for job_id, _ in deliveries) == sorted(f"j{i}" for i in range(40))
     assert max(frees) > 2 * (1 + BACKLOG_PER_PROCESS)
-    assert len({moment for _, moment in deliveries}) < 30
+    # (coarse, as the claim is: a CI run on a busy box once had 30 moments against a bound of 30)
+    assert len({moment for _, moment in deliveries}) < 40
 
 
 def test_a_cancelled_job_frees_its_slot_and_is_not_reported(tmp_path):
