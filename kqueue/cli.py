@@ -99,9 +99,11 @@ _CLI_SETTINGS = (
 
 def cmd_run(args) -> int:
     """``kqueue run``: a worker until stopped, drained (``--burst``) or ``--max-jobs`` done."""
+    from kqueue.allocator import limit_arenas
     from kqueue.policy.config import Config
     from kqueue.worker import Worker
 
+    limit_arenas()  # before the app or the worker starts a thread (see kqueue.allocator)
     app = load_app(args.app)
     if args.backend:
         app = app.with_backend(args.backend)

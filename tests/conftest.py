@@ -92,3 +92,17 @@ def start_kqueue(cwd: Path, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
             kqueue_cmd(*args), cwd=cwd, env=kqueue_env(cwd), stdout=out, stderr=subprocess.STDOUT
         )
+
+
+def run_experiment(script: str, *args: str, timeout: float = 115) -> subprocess.CompletedProcess:
+    """Run ``experiments/<script>`` with ``args`` from the project root; asserts it exited 0."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    return done

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_experiment
 
 
 @pytest.mark.parametrize(
@@ -20,13 +16,4 @@ ROOT = Path(__file__).resolve().parents[1]
     ],
 )
 def test_experiment_runs_small(script, args, expected):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    assert expected in done.stdout
+    assert expected in run_experiment(script, *args, timeout=110).stdout
