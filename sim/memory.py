@@ -1,9 +1,10 @@
 """The memory model: total resident memory of the worker and its processes over time.
 
-Total = the worker process (``HostProfile.worker_mb``) + inline jobs' memory while they run
-(inside the worker) + each pool process (``pool_process_mb`` plus the high-water mark of the jobs
-it has run, until it exits) + each isolated process (``isolated_process_mb`` from its spawn, plus
-its job's memory from the job's start, all released at exit). Every change is a ``(time_s,
+Total = the worker process (``HostProfile.worker_mb``) + inline jobs' memory (while they run, and
+what the worker's heap keeps of them: ``sim.tiers.InlineTier``) + each pool process
+(``pool_process_mb`` plus the high-water mark of the jobs it has run, until it exits) + each
+isolated process (``isolated_process_mb`` from its spawn, plus its job's memory from the job's
+start, all released at exit). Every change is a ``(time_s,
 delta_mb)`` step; the curve is their running sum. At equal times releases come before
 allocations, so a process recycled and replaced at one instant does not count twice.
 """
@@ -79,23 +80,3 @@ def process_steps(spawned_s: np.ndarray, exited_s: np.ndarray, process_mb: float
     """Each process holds ``process_mb`` from its spawn to its exit."""
     held = np.full(len(spawned_s), float(process_mb))
     return job_steps(spawned_s, exited_s, held)
-
-
-def retained_steps(
-    started_s: np.ndarray, finished_s: np.ndarray, memory_mb: np.ndarray, retained_mb: float
-) -> Steps:
-    """Jobs sharing one process: each holds its memory while it runs, and the process keeps the
-    high-water mark of its jobs' memory together (counting only jobs of at most ``retained_mb``).
-
-    The level is ``max(running jobs' memory, highest so far of the capped running sum)``: what
-    glibc's arenas do with freed blocks below the mmap threshold.
-    """
-    steps = job_steps(started_s, finished_s, memory_mb)
-    if len(steps.t_s) == 0:
-        return steps
-    capped = np.where(np.abs(steps.delta_mb) <= retained_mb, steps.delta_mb, 0.0)
-    order = np.lexsort((np.sign(steps.delta_mb), steps.t_s))  # releases first at equal times
-    running = np.cumsum(steps.delta_mb[order])
-    kept = np.maximum.accumulate(np.cumsum(capped[order]))
-    level = np.maximum(running, kept)
-    return Steps(steps.t_s[order], np.diff(level, prepend=0.0))

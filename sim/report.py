@@ -20,7 +20,7 @@ import pandas as pd
 
 from kqueue.policy import COLUMNS, Config, Status
 from sim.host import HostProfile
-from sim.memory import Steps, curve, job_steps, retained_steps
+from sim.memory import Steps, curve, job_steps
 from sim.model import INLINE, ISOLATED, POOL, TIER_NAMES, Model
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class Outcome:
     estimated_s: np.ndarray
     process: np.ndarray
     memory_mb: np.ndarray
+    inline_steps: Steps
     pool_steps: Steps
     pool_alive_process_s: float
     pool_spawns: int
@@ -61,7 +62,7 @@ class Outcome:
     @classmethod
     def from_model(cls, model: Model, prepared: TraceJobs, config, host, wall_s: float) -> Outcome:
         """Collect the arrays and counters of a finished ``Model`` run."""
-        pool = model.tiers[POOL]
+        inline, pool = model.tiers[INLINE], model.tiers[POOL]
         return cls(
             prepared=prepared,
             config=config,
@@ -74,6 +75,9 @@ class Outcome:
             estimated_s=np.asarray(model.estimated_s, float),
             process=np.asarray(model.process, np.int64),
             memory_mb=np.asarray(model.jobs.memory_mb, float),
+            inline_steps=Steps(
+                np.asarray(inline.memory_t_s, float), np.asarray(inline.memory_delta_mb, float)
+            ),
             pool_steps=Steps(
                 np.asarray(pool.memory_t_s, float), np.asarray(pool.memory_delta_mb, float)
             ),
@@ -223,15 +227,9 @@ def _per_job(values: dict[int, float], jobs: int) -> np.ndarray:
 
 def _memory_steps(o: Outcome) -> dict[str, Steps]:
     ran = np.isfinite(o.started_s)
-    inline = ran & (o.tier == INLINE)
     isolated = ran & (o.tier == ISOLATED)
     parts = {
-        "inline": retained_steps(
-            o.started_s[inline],
-            o.finished_s[inline],
-            o.memory_mb[inline],
-            o.host.retained_job_mb,
-        ),
+        "inline": o.inline_steps,
         "pool": o.pool_steps,
         "isolated": Steps.join(
             job_steps(

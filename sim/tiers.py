@@ -59,40 +59,70 @@ class InlineTier(SlotTier):
     A job's hand-over costs ``inline_dispatch_s`` plus ``gil_handoff_s`` for each inline job
     computing at that moment (the GIL changes hands only every switch interval).
 
-    It also tracks the memory its jobs make the worker hold (``level_mb``: the running jobs',
-    or what the allocator kept of past ones, whichever is more), because a process forked now
-    shares those pages and ends up with its own copy once the worker reuses them.
+    It also tracks the memory its jobs make the worker hold (``level_mb``), because a process
+    forked now shares those pages and ends up with its own copy once the worker reuses them.
+    The worker's threads share one malloc heap (``kqueue run`` limits glibc to one arena:
+    ``kqueue.allocator``), with the pool processes' rule for which jobs it serves: a job bigger
+    than the biggest mapped block given back so far (at first 128 KB) is mapped on its own and
+    returned at its end (raising that threshold to its size, up to ``retained_job_mb``); a
+    smaller one comes from the heap, which grows to the heap jobs running together and keeps its
+    free space until that reaches the trim threshold (twice the mmap threshold), when it shrinks
+    to what is in use. Memory changes are recorded as the pool's are (``memory_t_s``,
+    ``memory_delta_mb``).
     """
 
     def __init__(self, model: Model, limit: int, host: HostProfile):
         super().__init__(model, limit, host.inline_dispatch_s)
         self.gil_handoff_s = host.gil_handoff_s
         self.retained_mb = host.retained_job_mb
-        self.running_mb = self.kept_running_mb = self.kept_mb = 0.0
+        self.mmap_threshold_mb = (
+            MMAP_THRESHOLD_START_MB if math.isfinite(self.retained_mb) else math.inf
+        )
+        #: Running jobs' own mappings; running jobs' heap blocks; the heap's size (used + free).
+        self.mapped_mb = self.heap_used_mb = self.heap_mb = 0.0
+        self._mapped: set[int] = set()
+        self.memory_t_s: list[float] = []
+        self.memory_delta_mb: list[float] = []
         self._memory_mb = model.jobs.memory_mb
 
     def level_mb(self) -> float:
         """The worker's memory from inline jobs now, MB."""
-        return max(self.running_mb, self.kept_mb)
+        return self.mapped_mb + self.heap_mb
 
     def _start(self, job: int) -> None:
-        memory_mb = self._memory_mb[job]
-        self.running_mb += memory_mb
-        if memory_mb <= self.retained_mb:
-            self.kept_running_mb += memory_mb
-            if self.kept_running_mb > self.kept_mb:
-                self.kept_mb = self.kept_running_mb
         overhead_s = self.overhead_s
         if self.gil_handoff_s:  # the hand-over waits for the GIL behind each computing job
             overhead_s += self.gil_handoff_s * self.model.cpu.inline_computing()
+        memory_mb = self._memory_mb[job]
+        if memory_mb > self.mmap_threshold_mb:
+            self.mapped_mb += memory_mb
+            self._mapped.add(job)
+            self._memory(overhead_s, memory_mb)
+        elif memory_mb:
+            self.heap_used_mb += memory_mb
+            if self.heap_used_mb > self.heap_mb:
+                self._memory(overhead_s, self.heap_used_mb - self.heap_mb)
+                self.heap_mb = self.heap_used_mb
         self.model.run(job, overhead_s)
 
     def release(self, job: int) -> None:
         memory_mb = self._memory_mb[job]
-        self.running_mb -= memory_mb
-        if memory_mb <= self.retained_mb:
-            self.kept_running_mb -= memory_mb
+        if job in self._mapped:
+            self._mapped.remove(job)
+            self.mapped_mb -= memory_mb
+            self._memory(0.0, -memory_mb)
+            if memory_mb <= self.retained_mb:  # giving a mapping back raises the threshold
+                self.mmap_threshold_mb = max(self.mmap_threshold_mb, memory_mb)
+        elif memory_mb:
+            self.heap_used_mb -= memory_mb
+            if self.heap_mb - self.heap_used_mb >= 2.0 * self.mmap_threshold_mb:  # trimmed
+                self._memory(0.0, self.heap_used_mb - self.heap_mb)
+                self.heap_mb = self.heap_used_mb
         super().release(job)
+
+    def _memory(self, after_s: float, delta_mb: float) -> None:
+        self.memory_t_s.append(self.model.env.now + after_s)
+        self.memory_delta_mb.append(delta_mb)
 
 
 class IsolatedTier(SlotTier):

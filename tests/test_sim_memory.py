@@ -88,24 +88,47 @@ def test_inline_jobs_add_their_memory_to_the_worker_while_they_run():
     assert _level_at(result, 1.0) == pytest.approx(WORKER_MB)
 
 
-def test_the_worker_keeps_the_high_water_of_its_inline_jobs_below_the_retained_size():
-    # Given two inline jobs of 10 and 20 MB together, then one of 5 MB
+def _inline_jobs(submitted_at: list[float], memory_mb: list[float], retained_job_mb: float):
+    """0.5 s inline jobs (no pool), on a host whose allocator maps blocks up to the given size."""
     trace = pd.DataFrame(
         {
-            "submitted_at": [0.0, 0.0, 5.0],
+            "submitted_at": submitted_at,
             "job_class": "fast",
-            "duration_s": [0.5, 0.5, 0.5],
-            "memory_mb": [10.0, 20.0, 5.0],
+            "duration_s": 0.5,
+            "memory_mb": memory_mb,
             "cpu_s": 0.0,
         }
     )
     config = Config(pool_size=0, pool_max_size=0, default_estimate_s=0.1)
-    # When the allocator keeps freed blocks up to 15 MB (glibc's arenas below its mmap threshold)
-    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=15.0))
-    # Then the worker holds both jobs while they run, and keeps only the 10 MB job's after them
+    return simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=retained_job_mb))
+
+
+def test_the_worker_heap_keeps_inline_jobs_memory_below_the_mmap_threshold():
+    # Given inline jobs of 10 and 20 MB together, then one of 5 MB, then two of 8 MB together
+    result = _inline_jobs([0.0, 0.0, 5.0, 10.0, 10.0], [10.0, 20.0, 5.0, 8.0, 8.0], 15.0)
+    # Then the first two are mapped (glibc's threshold starts at 128 KB) and given back; the 10 MB
+    # one raises the threshold to 10 MB (the 20 MB one is past the 15 MB cap and does not)
     assert result.peak_memory_mb == pytest.approx(WORKER_MB + 30.0)
-    assert _level_at(result, 1.0) == pytest.approx(WORKER_MB + 10.0)
-    assert _level_at(result, 5.2) == pytest.approx(WORKER_MB + 10.0)
+    assert _level_at(result, 1.0) == pytest.approx(WORKER_MB)
+    # so the 5 MB job comes from the heap, which keeps it (5 MB free < the 20 MB trim threshold)
+    assert _level_at(result, 5.2) == pytest.approx(WORKER_MB + 5.0)
+    assert _level_at(result, 6.0) == pytest.approx(WORKER_MB + 5.0)
+    # and the two 8 MB jobs grow the heap to 16 MB, all of it kept after them
+    assert _level_at(result, 10.2) == pytest.approx(WORKER_MB + 16.0)
+    assert _level_at(result, 11.0) == pytest.approx(WORKER_MB + 16.0)
+
+
+def test_the_worker_heap_gives_back_its_free_space_past_the_trim_threshold():
+    # Given a 4 MB inline job (mapped: the threshold becomes 4 MB, the trim threshold 8 MB),
+    # then three 4 MB jobs together in the heap (12 MB), ending one after another
+    result = _inline_jobs([0.0, 5.0, 5.1, 5.2], [4.0, 4.0, 4.0, 4.0], 32.0)
+    assert _level_at(result, 1.0) == pytest.approx(WORKER_MB)
+    assert _level_at(result, 5.45) == pytest.approx(WORKER_MB + 12.0)
+    # Then the heap keeps the first freed 4 MB, and trims to 4 MB in use when 8 MB are free,
+    assert _level_at(result, 5.55) == pytest.approx(WORKER_MB + 12.0)
+    assert _level_at(result, 5.65) == pytest.approx(WORKER_MB + 4.0)
+    # then keeps that last job's 4 MB (below the trim threshold)
+    assert _level_at(result, 6.5) == pytest.approx(WORKER_MB + 4.0)
 
 
 def _one_pool_process(memory_mb: list[float]):
@@ -182,13 +205,14 @@ def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
 
 
 def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
-    # Given a worker whose inline jobs left 30 MB with it (kept by the allocator)
+    # Given a worker whose inline jobs left 30 MB in its heap (a 20 MB job mapped, given back,
+    # raising the threshold to 20 MB; then 10 and 20 MB from the heap, below the 40 MB trim)
     trace = pd.DataFrame(
         {
-            "submitted_at": [0.0, 0.0, 2.0],
-            "job_class": ["fast", "fast", "slow"],
-            "duration_s": [0.5, 0.5, 1.0],
-            "memory_mb": [10.0, 20.0, 0.0],
+            "submitted_at": [0.0, 1.0, 1.0, 3.0],
+            "job_class": ["fast", "fast", "fast", "slow"],
+            "duration_s": [0.5, 0.5, 0.5, 1.0],
+            "memory_mb": [20.0, 10.0, 20.0, 0.0],
             "cpu_s": 0.0,
         }
     )
@@ -204,5 +228,5 @@ def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
     result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
     # Then it holds its own size plus the worker's 30 MB (shared at fork, its own once the
     # worker reuses them), on top of the worker's 30 MB
-    assert _level_at(result, 2.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB + 30.0)
-    assert _level_at(result, 4.0) == pytest.approx(WORKER_MB + 30.0)
+    assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB + 30.0)
+    assert _level_at(result, 5.0) == pytest.approx(WORKER_MB + 30.0)
