@@ -25,8 +25,8 @@ from experiments.sim_vs_real import WORKLOADS, measure, metrics
 from kqueue.allocator import ARENA_MAX_ENV
 from kqueue.testing import RedisServer
 
-#: glibc's default arena limit on 64-bit: eight per core.
-GLIBC_DEFAULT_ARENAS = 8 * (os.cpu_count() or 1)
+#: glibc's default arena limit on 64-bit: eight per core this process may run on.
+GLIBC_DEFAULT_ARENAS = 8 * len(os.sched_getaffinity(0))
 SHOWN = ("peak_memory_mb", "throughput_per_min", "inline_p95_wait_s", "pool_p95_wait_s")
 
 

@@ -1,16 +1,18 @@
 """The worker process's malloc: one heap for all its threads, so freed memory is given back.
 
-glibc gives each thread that allocates while another holds the heap an arena of its own (up to
-eight per core). Each arena keeps up to its trim threshold of freed memory (twice the mmap
-threshold, which rises to the biggest block freed, up to 32 MB), so a worker whose inline
-threads take turns with 2-5 MB jobs ends up holding several arenas' worth of free memory, and
-every pool or isolated process forked from it later comes to own a copy of those pages as the
-worker reuses them. Measured on the I/O mix of ``experiments/sim_vs_real.py`` (see
-``docs/DECISIONS.md``): peak PSS 402 MB with glibc's default, 255 MB with one arena. Python
-threads allocate under the GIL, so one arena costs them no parallelism.
+glibc gives each new thread an arena of its own at its first allocation, up to eight per core.
+Each arena keeps up to its trim threshold of freed memory (twice the mmap threshold, which
+rises to the biggest mapped block freed, up to 32 MB), so a worker whose inline threads take
+turns with 2-5 MB jobs ends up holding several arenas' worth of free memory, and every pool or
+isolated process forked from it later comes to own a copy of those pages as the worker reuses
+them. Measured side by side on the I/O mix (``experiments/malloc_arenas.py --rounds 3``, see
+``docs/DECISIONS.md``): peak PSS 407 MB with glibc's default, 261 MB with one arena, the same
+throughput and waits. Python threads allocate under the GIL, so one arena costs them no
+parallelism.
 
 ``kqueue run`` calls ``limit_arenas()`` before it starts any thread. An operator who wants
-glibc's choice sets ``MALLOC_ARENA_MAX`` (glibc reads it at start, and it wins).
+another limit sets ``MALLOC_ARENA_MAX`` or glibc's ``arena_max`` tunable (``GLIBC_TUNABLES``),
+and it stands.
 """
 
 from __future__ import annotations
@@ -28,18 +30,31 @@ log = logging.getLogger("kqueue.allocator")
 M_ARENA_MAX = -8
 #: The environment variable glibc reads for the same setting.
 ARENA_MAX_ENV = "MALLOC_ARENA_MAX"
+#: glibc's tunables variable, which may set it as ``glibc.malloc.arena_max=N``.
+TUNABLES_ENV = "GLIBC_TUNABLES"
 
 
 def limit_arenas(arenas: int = 1) -> bool:
     """Make glibc's malloc use at most ``arenas`` heaps in this process (and in its forks).
 
-    Call it before the process starts threads: a thread keeps the arena it was given.
+    Call it before the process starts threads. glibc fixes its arena limit the first time it
+    needs one (a second thread's first allocation), so a call after that changes nothing, and
+    arenas that already exist stay in use either way.
+
+    Args:
+        arenas: the most arenas, at least 1.
 
     Returns:
-        True when the limit was set; False on a C library other than glibc, or when
-        ``MALLOC_ARENA_MAX`` is set in the environment (the operator's choice stands).
+        True when the limit was set; False on a C library other than glibc, or when the
+        environment sets the limit (``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES``' ``arena_max``:
+        the operator's choice stands).
+
+    Raises:
+        ValueError: ``arenas`` below 1 (glibc would accept it and do nothing).
     """
-    if os.environ.get(ARENA_MAX_ENV):
+    if arenas < 1:
+        raise ValueError(f"arenas must be at least 1, not {arenas}")
+    if os.environ.get(ARENA_MAX_ENV) or "arena_max" in os.environ.get(TUNABLES_ENV, ""):
         return False
     if platform.libc_ver()[0] != "glibc":
         return False

@@ -67,8 +67,11 @@ class InlineTier(SlotTier):
     returned at its end (raising that threshold to its size, up to ``retained_job_mb``); a
     smaller one comes from the heap, which grows to the heap jobs running together and keeps its
     free space until that reaches the trim threshold (twice the mmap threshold), when it shrinks
-    to what is in use. Memory changes are recorded as the pool's are (``memory_t_s``,
-    ``memory_delta_mb``).
+    to what is in use (glibc's first trim threshold is 128 KB, not twice the first mmap
+    threshold; the model ignores that difference). Memory changes are recorded as the pool's are
+    (``memory_t_s``, ``memory_delta_mb``), at the job's start, while the heap's state changes at
+    its hand-over, its dispatch time earlier: a process forked in between inherits the job's
+    memory a few milliseconds early.
     """
 
     def __init__(self, model: Model, limit: int, host: HostProfile):
