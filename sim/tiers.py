@@ -15,6 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from kqueue.policy import Config, target_size
+from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
 from sim.clock import Call
 from sim.host import HostProfile
 
@@ -54,10 +55,16 @@ class SlotTier:
 
 
 class InlineTier(SlotTier):
-    """Inside the worker process: ``max_concurrent_inline`` slots, CPU work under one GIL.
+    """Inside the worker process: threads under one GIL, at most ``max_concurrent_inline``.
 
-    A job's hand-over costs ``inline_dispatch_s`` plus ``gil_handoff_s`` for each inline job
-    computing at that moment (the GIL changes hands only every switch interval).
+    Jobs run on threads started by the runtime's rule (``kqueue.policy.threads``): the first
+    ``EAGER_THREADS`` on demand, more only while jobs wait, checked every ``BLOCKED_S``, one per
+    thread whose job has run that long, and only while no inline job is computing (the worker
+    then uses a core: its CPU share is above ``CPU_BOUND_SHARE``) and half the threads look
+    blocked. Every inline job is taken to be a sync function (an async job runs on the loop, not
+    on a thread; a trace does not say which). A job's hand-over costs ``inline_dispatch_s``
+    plus ``gil_handoff_s`` for each inline job computing at that moment (the GIL changes hands
+    only every switch interval).
 
     It also tracks the memory its jobs make the worker hold (``level_mb``), because a process
     forked now shares those pages and ends up with its own copy once the worker reuses them.
@@ -75,7 +82,11 @@ class InlineTier(SlotTier):
     """
 
     def __init__(self, model: Model, limit: int, host: HostProfile):
-        super().__init__(model, limit, host.inline_dispatch_s)
+        super().__init__(model, 0, host.inline_dispatch_s)  # ``free``: idle threads
+        self.limit, self.threads = limit, 0
+        self._eager = min(EAGER_THREADS, limit)
+        self._running: set[int] = set()
+        self._growth_pending = False
         self.gil_handoff_s = host.gil_handoff_s
         self.retained_mb = host.retained_job_mb
         self.mmap_threshold_mb = (
@@ -92,6 +103,37 @@ class InlineTier(SlotTier):
         """The worker's memory from inline jobs now, MB."""
         return self.mapped_mb + self.heap_mb
 
+    def submit(self, job: int) -> None:
+        """Run ``job`` on an idle thread, or a new one while there are fewer than the eager
+        ones; else queue it and look again in ``BLOCKED_S`` whether to start threads."""
+        if self.free > 0:
+            self.free -= 1
+            self._start(job)
+        elif self.threads < self._eager:
+            self.threads += 1
+            self._start(job)
+        else:
+            self.queue.append(job)
+            if not self._growth_pending and self.threads < self.limit:
+                self._growth_pending = True
+                Call(self.model.env, BLOCKED_S, self._grow)
+
+    def _grow(self, _event) -> None:
+        self._growth_pending = False
+        waiting = len(self.queue)
+        if not waiting or self.threads >= self.limit:
+            return
+        since_s = self.model.env.now - BLOCKED_S
+        slot_s = self.model.slot_s
+        blocked = sum(1 for job in self._running if slot_s[job] <= since_s)
+        cpu_share = 1.0 if self.model.cpu.inline_computing() else 0.0
+        for _ in range(threads_to_add(self.threads, waiting, blocked, cpu_share, self.limit)):
+            self.threads += 1
+            self._start(self.queue.popleft())
+        if self.queue and self.threads < self.limit:
+            self._growth_pending = True
+            Call(self.model.env, BLOCKED_S, self._grow)
+
     def _start(self, job: int) -> None:
         overhead_s = self.overhead_s
         if self.gil_handoff_s:  # the hand-over waits for the GIL behind each computing job
@@ -106,9 +148,11 @@ class InlineTier(SlotTier):
             if self.heap_used_mb > self.heap_mb:
                 self._memory(overhead_s, self.heap_used_mb - self.heap_mb)
                 self.heap_mb = self.heap_used_mb
+        self._running.add(job)
         self.model.run(job, overhead_s)
 
     def release(self, job: int) -> None:
+        self._running.discard(job)
         memory_mb = self._memory_mb[job]
         if job in self._mapped:
             self._mapped.remove(job)

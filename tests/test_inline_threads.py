@@ -7,9 +7,10 @@ import time
 
 from kqueue.job import App
 from kqueue.policy.config import Config, JobSettings, Tier
+from kqueue.policy.threads import EAGER_THREADS
 from kqueue.policy.trace import Status
 from kqueue.tiers.base import Invocation
-from kqueue.tiers.inline import EAGER_THREADS, InlineRunner
+from kqueue.tiers.inline import InlineRunner
 
 SETTINGS = JobSettings(Tier.INLINE, None, 60.0, 1024.0, 1)
 

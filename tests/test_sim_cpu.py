@@ -158,3 +158,28 @@ def test_two_jobs_worked_out_directly_end_as_the_general_solution_says():
         ends = gil._share_two(jobs)
         general, _left = share_one_core(jobs, until_s=1e300)  # a finite end: the general loop
         assert ends == pytest.approx(general, rel=1e-12, abs=1e-12)
+
+
+def _inline_config() -> Config:
+    return Config(inline_max_duration_s=10.0, pooled_max_duration_s=20.0, default_estimate_s=1)
+
+
+def test_cpu_bound_inline_jobs_beyond_the_eager_threads_wait_for_one():
+    # Given 6 CPU-bound inline jobs of 0.5 s at t=0 (the runtime starts 4 threads at once, and
+    # more only while the process is not computing)
+    rows = simulate(_trace([0.0] * 6, [0.5] * 6), _inline_config(), _cpu_host(16)).trace()
+    # Then 4 start at once and share the GIL (all end at 2 s); the other 2 start on their
+    # threads then and end 1 s later
+    started = np.sort(rows["started_at"].to_numpy())
+    finished = np.sort(rows["finished_at"].to_numpy())
+    assert started == pytest.approx([0.0] * 4 + [2.0] * 2)
+    assert finished == pytest.approx([2.0] * 4 + [3.0] * 2)
+
+
+def test_blocked_inline_jobs_make_room_for_more_threads():
+    # Given 10 inline jobs at t=0 that sleep 1 s (no CPU)
+    rows = simulate(_trace([0.0] * 10, [0.0] * 10, [1.0] * 10), _inline_config(), _cpu_host(2))
+    started = np.sort(rows.trace()["started_at"].to_numpy())
+    # Then 4 start at once; at the first check (10 ms) the 4 look blocked: 4 more threads; at
+    # the next (20 ms) 8 are blocked, and the 2 still waiting get threads
+    assert started == pytest.approx([0.0] * 4 + [0.01] * 4 + [0.02] * 2)

@@ -20,20 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from kqueue.policy.config import Tier
+from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
 from kqueue.policy.trace import Status
 from kqueue.tiers.base import Invocation, Outcome, TierRunner, format_error
 from kqueue.tiers.procs import peak_rss_mb
 
 #: What a ``_SyncThreads`` job reports its outcome to.
 OnDone = Callable[[Outcome], None]
-#: Sync threads started on demand before the pool grows only for jobs that block.
-EAGER_THREADS = 4
-#: A thread whose job has run this long may be blocked (sleep, I/O), seconds; also how often
-#: the pool checks whether to grow.
-BLOCKED_S = 0.01
-#: Below this share of one core of CPU used by the process, the GIL is not the bottleneck and
-#: threads that look blocked are blocked (rather than waiting for the GIL or a busy host's CPU).
-CPU_BOUND_SHARE = 0.5
 
 log = logging.getLogger("kqueue.inline")
 
@@ -86,9 +79,8 @@ class _SyncThreads:
     """Long-lived threads running sync jobs from one queue, at most ``limit`` of them.
 
     Up to ``EAGER_THREADS`` start as soon as a job finds no idle thread (as with
-    ``ThreadPoolExecutor``). Beyond that the pool grows only while jobs wait, by one thread per
-    thread that has been on its job for ``BLOCKED_S``, and only while the process used less
-    than ``CPU_BOUND_SHARE`` of a core since the last check: threads blocked in sleep or I/O
+    ``ThreadPoolExecutor``). Beyond that the pool grows only while jobs wait, by the rule in
+    ``kqueue.policy.threads`` (which the simulator uses too): threads blocked in sleep or I/O
     make room for more, while short jobs keep few threads, because a hundred threads contending
     for the GIL run short jobs at half the speed of four (and slow the loop's round trips). Threads
     live until ``stop``. Outcomes collect in a list and the loop is woken once per batch: a short
@@ -150,9 +142,10 @@ class _SyncThreads:
         blocked = sum(
             1 for since in self._busy_since if since is not None and now - since >= BLOCKED_S
         )
-        if cpu_share < CPU_BOUND_SHARE and 2 * blocked >= len(self._threads):
-            for _ in range(min(blocked, waiting, self._limit - len(self._threads))):
-                self._start_thread()
+        for _ in range(
+            threads_to_add(len(self._threads), waiting, blocked, cpu_share, self._limit)
+        ):
+            self._start_thread()
         if len(self._threads) < self._limit:
             self._schedule_growth()
 
