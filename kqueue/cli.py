@@ -102,7 +102,9 @@ def cmd_run(args) -> int:
     from kqueue.allocator import limit_arenas
     from kqueue.policy.config import Config
     from kqueue.worker import Worker
+    from kqueue.worker_process import term_with_parent_from_env
 
+    term_with_parent_from_env()  # started by replay or calibrate: end with them
     limit_arenas()  # before the app or the worker starts a thread (see kqueue.allocator)
     app = load_app(args.app)
     if args.backend:

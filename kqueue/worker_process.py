@@ -10,12 +10,14 @@ and measure that process and its children.
 The child is always ended: ``stop()`` (also on leaving the ``with`` block) sends SIGTERM, then
 SIGKILL after a grace period; and the kernel sends it SIGTERM if the process that started it
 dies without cleaning up (Linux ``PR_SET_PDEATHSIG``), so a killed replay leaves no worker behind.
+The child asks for that itself, first thing in ``kqueue run`` (``term_with_parent_from_env``),
+rather than in a ``preexec_fn`` between fork and exec, which is unsafe in a process with threads
+(calibrate runs in-process workers first, and their threads may still be alive).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import signal
@@ -38,6 +40,8 @@ READY_POLL_S = 0.05
 #: After SIGTERM, how long ``stop`` waits before SIGKILL, seconds.
 STOP_GRACE_S = 10.0
 _PR_SET_PDEATHSIG = 1
+#: Set for the child to the starting process's pid: ``kqueue run`` then dies with that process.
+PARENT_PID_ENV = "KQUEUE_TERM_WITH_PARENT"
 
 
 @dataclass(frozen=True)
@@ -110,16 +114,10 @@ class WorkerProcess:
         # ``kqueue.cli.load_app``), then the kqueue this process runs (a checkout or an install)
         paths = [str(self.folder), os.getcwd(), str(Path(kqueue.__file__).resolve().parents[1])]
         env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        libc_prctl()  # resolved here: the child only calls it
+        env[PARENT_PID_ENV] = str(os.getpid())
         with self._stdout.open("wb") as out:
-            # preexec_fn runs between fork and exec; the callers start no threads before this
             self._process = subprocess.Popen(
-                self.argv,
-                cwd=self.folder,
-                env=env,
-                stdout=out,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=functools.partial(_term_with_parent, os.getpid()),
+                self.argv, cwd=self.folder, env=env, stdout=out, stdin=subprocess.DEVNULL
             )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while self.pid not in _live_pids(backend):
@@ -185,10 +183,20 @@ def _live_pids(backend) -> set[int]:
     return pids
 
 
-def _term_with_parent(parent_pid: int) -> None:
-    """In the child before exec: SIGTERM when the parent dies (Linux; no-op elsewhere)."""
+def term_with_parent_from_env() -> None:
+    """In ``kqueue run``, first thing: if a ``WorkerProcess`` started this process (its pid in
+    ``PARENT_PID_ENV``), have the kernel send SIGTERM when that process dies (Linux; elsewhere
+    only the check below), and exit at once if it has died already. The variable is removed, so
+    processes this one starts do not inherit it."""
+    value = os.environ.pop(PARENT_PID_ENV, None)
+    if value is None:
+        return
+    try:
+        parent_pid = int(value)
+    except ValueError:
+        raise KQueueError(f"{PARENT_PID_ENV}={value!r} is not a process id") from None
     prctl = libc_prctl()
     if prctl is not None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl
-        os._exit(1)
+        sys.exit(1)

@@ -17,7 +17,8 @@ from kqueue.policy.config import Config
 from kqueue.policy.trace import read_trace
 from kqueue.replay import MemorySampler, replay
 from kqueue.tiers.procs import pss_mb
-from tests.conftest import start_kqueue
+from kqueue.worker_process import PARENT_PID_ENV
+from tests.conftest import run_kqueue, start_kqueue
 
 
 def test_replay_runs_and_measures_a_worker_process_of_its_own(tmp_path):
@@ -116,3 +117,18 @@ for offset in range(0, len(block), 4096):
 print("ready", flush=True)
 time.sleep(60)
 """
+
+
+def test_a_worker_whose_starter_is_gone_exits_at_once(tmp_path, monkeypatch):
+    # Given a worker told it was started by a process that is not its parent (it died first)
+    backend = f"sqlite:///{tmp_path / 'r.db'}"
+    (tmp_path / "noapp.py").write_text("from kqueue.job import App\napp = App()\n")
+    monkeypatch.setenv(PARENT_PID_ENV, str(os.getpid() + 1_000_000))
+    # When it starts, it exits before serving anything
+    done = run_kqueue(tmp_path, "run", "--app", "noapp:app", "--backend", backend, timeout=30)
+    assert done.returncode == 1
+    # and a value that is no process id is named
+    monkeypatch.setenv(PARENT_PID_ENV, "abc")
+    done = run_kqueue(tmp_path, "run", "--app", "noapp:app", "--backend", backend, timeout=30)
+    assert done.returncode != 0
+    assert f"{PARENT_PID_ENV}='abc' is not a process id" in done.stderr
