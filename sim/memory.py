@@ -4,9 +4,10 @@ Total = the worker process (``HostProfile.worker_mb``) + inline jobs' memory (wh
 what the worker's heap keeps of them: ``sim.tiers.InlineTier``) + each pool process
 (``pool_process_mb`` plus the high-water mark of the jobs it has run, until it exits) + each
 isolated process (``isolated_process_mb`` from its spawn, plus its job's memory from the job's
-start, all released at exit). Every change is a ``(time_s,
-delta_mb)`` step; the curve is their running sum. At equal times releases come before
-allocations, so a process recycled and replaced at one instant does not count twice.
+start, all released at exit). Every change is a ``(time_s, delta_mb)`` step (a tier that keeps
+state records them in a ``MemoryLog`` as it runs); the curve is their running sum. At equal
+times releases come before allocations, so a process recycled and replaced at one instant does
+not count twice.
 """
 
 from __future__ import annotations
@@ -33,6 +34,26 @@ class Steps:
         return Steps(
             np.concatenate([p.t_s for p in parts]), np.concatenate([p.delta_mb for p in parts])
         )
+
+
+class MemoryLog:
+    """Memory changes as a tier makes them: ``add(at_s, delta_mb)``, then ``steps()``."""
+
+    __slots__ = ("t_s", "delta_mb")
+
+    def __init__(self) -> None:
+        self.t_s: list[float] = []
+        self.delta_mb: list[float] = []
+
+    def add(self, at_s: float, delta_mb: float) -> None:
+        """``delta_mb`` MB more (or less) from ``at_s`` on; a zero change is not kept."""
+        if delta_mb:
+            self.t_s.append(at_s)
+            self.delta_mb.append(delta_mb)
+
+    def steps(self) -> Steps:
+        """The changes so far."""
+        return Steps(np.asarray(self.t_s, float), np.asarray(self.delta_mb, float))
 
 
 @dataclass(frozen=True)

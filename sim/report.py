@@ -75,12 +75,8 @@ class Outcome:
             estimated_s=np.asarray(model.estimated_s, float),
             process=np.asarray(model.process, np.int64),
             memory_mb=np.asarray(model.jobs.memory_mb, float),
-            inline_steps=Steps(
-                np.asarray(inline.memory_t_s, float), np.asarray(inline.memory_delta_mb, float)
-            ),
-            pool_steps=Steps(
-                np.asarray(pool.memory_t_s, float), np.asarray(pool.memory_delta_mb, float)
-            ),
+            inline_steps=inline.memory.steps(),
+            pool_steps=pool.memory.steps(),
             pool_alive_process_s=pool.alive_process_s,
             pool_spawns=pool.spawns,
             pool_recycles=pool.recycles,

@@ -18,12 +18,19 @@ from kqueue.policy import Config, target_size
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
 from sim.clock import Call
 from sim.host import HostProfile
+from sim.memory import MemoryLog
 
 if TYPE_CHECKING:
     from sim.model import Model
 
 #: glibc's first mmap threshold (128 KiB): bigger blocks get a mapping of their own, in MB.
 MMAP_THRESHOLD_START_MB = 0.125
+
+
+def first_mmap_threshold_mb(retained_mb: float) -> float:
+    """A new heap's mmap threshold; with no allocator limit (``retained_job_mb`` = inf) every
+    job comes from the heap and its memory stays."""
+    return MMAP_THRESHOLD_START_MB if math.isfinite(retained_mb) else math.inf
 
 
 class SlotTier:
@@ -75,8 +82,8 @@ class InlineTier(SlotTier):
     smaller one comes from the heap, which grows to the heap jobs running together and keeps its
     free space until that reaches the trim threshold (twice the mmap threshold), when it shrinks
     to what is in use (glibc's first trim threshold is 128 KB, not twice the first mmap
-    threshold; the model ignores that difference). Memory changes are recorded as the pool's are
-    (``memory_t_s``, ``memory_delta_mb``), at the job's start, while the heap's state changes at
+    threshold; the model ignores that difference). Memory changes are recorded in ``memory`` as
+    the pool's are, at the job's start, while the heap's state changes at
     its hand-over, its dispatch time earlier: a process forked in between inherits the job's
     memory a few milliseconds early.
     """
@@ -89,14 +96,11 @@ class InlineTier(SlotTier):
         self._growth_pending = False
         self.gil_handoff_s = host.gil_handoff_s
         self.retained_mb = host.retained_job_mb
-        self.mmap_threshold_mb = (
-            MMAP_THRESHOLD_START_MB if math.isfinite(self.retained_mb) else math.inf
-        )
+        self.mmap_threshold_mb = first_mmap_threshold_mb(self.retained_mb)
         #: Running jobs' own mappings; running jobs' heap blocks; the heap's size (used + free).
         self.mapped_mb = self.heap_used_mb = self.heap_mb = 0.0
         self._mapped: set[int] = set()
-        self.memory_t_s: list[float] = []
-        self.memory_delta_mb: list[float] = []
+        self.memory = MemoryLog()
         self._memory_mb = model.jobs.memory_mb
 
     def level_mb(self) -> float:
@@ -142,11 +146,11 @@ class InlineTier(SlotTier):
         if memory_mb > self.mmap_threshold_mb:
             self.mapped_mb += memory_mb
             self._mapped.add(job)
-            self._memory(overhead_s, memory_mb)
+            self.memory.add(self.model.env.now + overhead_s, memory_mb)
         elif memory_mb:
             self.heap_used_mb += memory_mb
             if self.heap_used_mb > self.heap_mb:
-                self._memory(overhead_s, self.heap_used_mb - self.heap_mb)
+                self.memory.add(self.model.env.now + overhead_s, self.heap_used_mb - self.heap_mb)
                 self.heap_mb = self.heap_used_mb
         self._running.add(job)
         self.model.run(job, overhead_s)
@@ -157,19 +161,15 @@ class InlineTier(SlotTier):
         if job in self._mapped:
             self._mapped.remove(job)
             self.mapped_mb -= memory_mb
-            self._memory(0.0, -memory_mb)
+            self.memory.add(self.model.env.now, -memory_mb)
             if memory_mb <= self.retained_mb:  # giving a mapping back raises the threshold
                 self.mmap_threshold_mb = max(self.mmap_threshold_mb, memory_mb)
         elif memory_mb:
             self.heap_used_mb -= memory_mb
             if self.heap_mb - self.heap_used_mb >= 2.0 * self.mmap_threshold_mb:  # trimmed
-                self._memory(0.0, self.heap_used_mb - self.heap_mb)
+                self.memory.add(self.model.env.now, self.heap_used_mb - self.heap_mb)
                 self.heap_mb = self.heap_used_mb
         super().release(job)
-
-    def _memory(self, after_s: float, delta_mb: float) -> None:
-        self.memory_t_s.append(self.model.env.now + after_s)
-        self.memory_delta_mb.append(delta_mb)
 
 
 class IsolatedTier(SlotTier):
@@ -199,8 +199,7 @@ class PoolTier:
     keeps, and returns it at its end, which raises the threshold to its size (up to
     ``HostProfile.retained_job_mb``); a job within the threshold comes from the heap, reuses
     what the process keeps and leaves its own size behind.
-    Memory changes are recorded as ``(time_s, delta_mb)`` in ``memory_t_s`` /
-    ``memory_delta_mb``.
+    Memory changes are recorded as ``(time_s, delta_mb)`` steps in ``memory``.
     """
 
     def __init__(self, model: Model, config: Config, host: HostProfile):
@@ -221,8 +220,7 @@ class PoolTier:
         self.jobs_run: dict[int, int] = {}
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
         self.alive_process_s = 0.0
-        self.memory_t_s: list[float] = []
-        self.memory_delta_mb: list[float] = []
+        self.memory = MemoryLog()
         self._size_since_s = self.env.now
         self._last_scaled_s: float | None = None
         self._recheck_pending = False
@@ -252,7 +250,7 @@ class PoolTier:
         else:
             kept_mb = max(self.high_water_mb[pid], job_mb)
         extra_mb = self._job_extra_mb.pop(pid)
-        self._memory(self.env.now, kept_mb - self.high_water_mb[pid] - extra_mb)
+        self.memory.add(self.env.now, kept_mb - self.high_water_mb[pid] - extra_mb)
         self.high_water_mb[pid] = kept_mb
         if (
             self.jobs_run[pid] >= self.config.max_jobs_per_worker
@@ -277,7 +275,7 @@ class PoolTier:
         job_mb = self.model.jobs.memory_mb[job]
         mapped = job_mb > self._mmap_threshold_mb[pid]
         extra_mb = job_mb if mapped else max(0.0, job_mb - self.high_water_mb[pid])
-        self._memory(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
+        self.memory.add(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
         self._job_extra_mb[pid] = extra_mb
         self.model.run(job, self.dispatch_s)
 
@@ -291,15 +289,12 @@ class PoolTier:
         pid = self.spawns
         self.spawns += 1
         self.high_water_mb[pid] = 0.0
-        # no allocator limit (``retained_job_mb`` = inf): every job's memory stays with the process
-        self._mmap_threshold_mb[pid] = (
-            MMAP_THRESHOLD_START_MB if math.isfinite(self.retained_mb) else math.inf
-        )
+        self._mmap_threshold_mb[pid] = first_mmap_threshold_mb(self.retained_mb)
         self.jobs_run[pid] = 0
         self._resize(+1)
         # forked with the worker's inline memory, which becomes its own (see ``InlineTier``)
         self.inherited_mb[pid] = 0.0 if warm else self.model.tiers[0].level_mb()
-        self._memory(self.env.now, self.base_mb + self.inherited_mb[pid])
+        self.memory.add(self.env.now, self.base_mb + self.inherited_mb[pid])
         if warm or self.spawn_s == 0:
             self._ready(pid)
             return
@@ -314,7 +309,7 @@ class PoolTier:
         self._resize(-1)
         held_mb = self.base_mb + self.high_water_mb.pop(pid) + self.inherited_mb.pop(pid)
         del self._mmap_threshold_mb[pid]
-        self._memory(self.env.now, -held_mb)
+        self.memory.add(self.env.now, -held_mb)
         del self.jobs_run[pid]
 
     def _resize(self, delta: int) -> None:
@@ -323,11 +318,6 @@ class PoolTier:
         self._size_since_s = now
         self.size += delta
         self.peak_size = max(self.peak_size, self.size)
-
-    def _memory(self, at_s: float, delta_mb: float) -> None:
-        if delta_mb:
-            self.memory_t_s.append(at_s)
-            self.memory_delta_mb.append(delta_mb)
 
     # --- sizing ---------------------------------------------------------------------------
 
