@@ -37,7 +37,8 @@ print(arenas_in_use())
 
 def _arenas_after_threads(cwd, mode: str) -> int:
     env = kqueue_env(cwd)
-    env.pop(ARENA_MAX_ENV, None)
+    env.pop(ARENA_MAX_ENV, None)  # the operator's settings would make limit_arenas stand back
+    env.pop(TUNABLES_ENV, None)
     done = subprocess.run(
         [sys.executable, "-c", THREADS_SCRIPT, mode],
         env=env,
