@@ -3,8 +3,8 @@
 Scenario: the I/O mix of ``experiments/sim_vs_real.py`` (2 MB and 5 MB jobs, most inline, a pool
 that grows from 6 to 12 processes mid-run) is replayed for real on a private Redis, alternating
 between a worker with glibc's default arenas (``MALLOC_ARENA_MAX`` set to glibc's own default,
-eight per core, which ``kqueue.allocator`` leaves alone) and the default ``kqueue run`` worker
-(one arena). Each round runs both; the table gives the medians and the ratio one / default of
+eight per core, which ``kqueue.worker.allocator`` leaves alone) and the default ``kqueue run``
+worker (one arena). Each round runs both; the table gives the medians and the ratio one / default of
 peak PSS, throughput and p95 waits.
 
 Run::
@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 
 from experiments.sim_vs_real import WORKLOADS, measure, metrics
-from kqueue.allocator import ARENA_MAX_ENV
 from kqueue.testing import RedisServer
+from kqueue.worker.allocator import ARENA_MAX_ENV
 
 #: glibc's default arena limit on 64-bit: eight per core this process may run on.
 GLIBC_DEFAULT_ARENAS = 8 * len(os.sched_getaffinity(0))

@@ -2,11 +2,11 @@
 
 Scenario: for each workload (an I/O-bound mix, a CPU-bound mix that oversubscribes the cores, the
 prototype mix at a rate this host can hold, and a memory-heavy mix whose pool recycles) a seeded
-trace is drawn with ``sim.workload.synth``. The host is calibrated once (``kqueue.calibrate``)
-against a private Redis. Then the trace is replayed for real (``kqueue.replay``: a live worker on
-the Redis backend, each row a synthetic job that holds its memory, waits out its I/O and burns its
-CPU) and simulated (``sim.simulate`` with the calibrated ``HostProfile``) with the same config.
-Both sides start with an empty duration history (each workload gets its own Redis database).
+trace is drawn with ``sim.workload.synth``. The host is calibrated once (``kqueue.ops.calibrate``)
+against a private Redis. Then the trace is replayed for real (``kqueue.ops.replay``: a live
+worker on the Redis backend, each row a synthetic job that holds its memory, waits out its I/O and
+burns its CPU) and simulated (``sim.simulate`` with the calibrated ``HostProfile``) with the same
+config. Both sides start with an empty duration history (each workload gets its own Redis database).
 
 Both sides' numbers come from one function on their traces, so they describe the same thing:
 
@@ -14,7 +14,7 @@ Both sides' numbers come from one function on their traces, so they describe the
 - wait: ``started_at - submitted_at``, p50 and p95 per tier (the tier each side routed to);
 - mean job duration per tier (no target: it tells a wait miss from jobs that ran longer);
 - peak memory: the highest total PSS of the worker process and its children (sampled every
-  0.25 s, less often for a big family: ``kqueue.replay.MemorySampler``) against the
+  0.25 s, less often for a big family: ``kqueue.ops.replay.MemorySampler``) against the
   simulator's peak of its memory sum. The worker is a ``kqueue run`` process of its own.
 
 The simulated host's ``cpu_share`` is what the real runs had: the host's cores less what other
@@ -51,10 +51,10 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from kqueue.calibrate import calibrate, measure_cpu_share
 from kqueue.job import App
+from kqueue.ops.calibrate import calibrate, measure_cpu_share
+from kqueue.ops.replay import replay
 from kqueue.policy import Config, read_trace
-from kqueue.replay import replay
 from kqueue.testing import RedisServer
 from sim import HostProfile, prepare, simulate
 from sim.workload import PROTOTYPE_MIX, JobClass, synth

@@ -8,9 +8,11 @@ unpickles anything a message names.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import json
 import math
+import os
 import sys
 import time
 import uuid
@@ -21,7 +23,7 @@ from typing import Any
 
 from kqueue.backends import open_backend
 from kqueue.backends.base import Backend
-from kqueue.errors import JobError, PayloadError
+from kqueue.errors import JobError, KQueueError, PayloadError
 from kqueue.policy.config import JobOptions, Tier, validate_job_options
 
 MESSAGE_VERSION = 1
@@ -172,6 +174,28 @@ class App:
             self.backend_url = f"sqlite:///{Path.cwd() / 'kqueue.db'}"
         self.queue = queue
         self.jobs: dict[str, Job] = {}
+
+    @classmethod
+    def from_spec(cls, spec: str) -> App:
+        """Import the App named ``module:attribute`` from the working directory (as ``python -m``).
+
+        Raises:
+            KQueueError: the spec is malformed, the module does not import, or the attribute is
+                missing or not a ``kqueue.App``.
+        """
+        module_name, _, attribute = spec.partition(":")
+        if not module_name or not attribute:
+            raise KQueueError(f"--app {spec!r}: expected module:attribute, e.g. tasks:app")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise KQueueError(f"--app {spec!r}: cannot import {module_name!r}: {exc}") from None
+        app = getattr(module, attribute, None)
+        if not isinstance(app, cls):
+            raise KQueueError(f"--app {spec!r}: {module_name}.{attribute} is not a kqueue.App")
+        return app
 
     @property
     def backend(self) -> Backend:

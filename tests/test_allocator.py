@@ -1,4 +1,4 @@
-"""One malloc arena for the worker's threads (``kqueue.allocator``), checked in real processes."""
+"""One malloc arena for the worker's threads (``kqueue.worker.allocator``), checked for real."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from kqueue.allocator import ARENA_MAX_ENV, TUNABLES_ENV, limit_arenas
+from kqueue.worker.allocator import ARENA_MAX_ENV, TUNABLES_ENV, limit_arenas
 from tests.conftest import kqueue_env, run_kqueue
 from tests.tierapp import enqueue, write_app
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
 # allocator); the process then reports how many arenas glibc made.
 THREADS_SCRIPT = """
 import sys, threading
-from kqueue.allocator import arenas_in_use, limit_arenas
+from kqueue.worker.allocator import arenas_in_use, limit_arenas
 if sys.argv[1] == "limit":
     assert limit_arenas()
 barrier = threading.Barrier(8)
@@ -72,7 +72,7 @@ ARENAS_JOB = """
 
 @app.job(name="inline.arenas", tier="inline")
 def inline_arenas():
-    from kqueue.allocator import arenas_in_use
+    from kqueue.worker.allocator import arenas_in_use
     blocks = [bytearray(4096) for _ in range(200)]
     time.sleep(0.2)  # the others run beside it, each on a thread of its own
     with open(HERE / "arenas.txt", "a") as handle:

@@ -14,7 +14,7 @@ import tomllib
 import pandas  # noqa: F401 (the calibrating process is big on purpose: the worker must not be)
 import pytest
 
-from kqueue.calibrate import calibration_app, measure_memory_mb
+from kqueue.ops.calibrate import calibration_app, measure_memory_mb
 from kqueue.policy import Config
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import pss_mb
@@ -56,7 +56,7 @@ def test_the_pool_hand_off_is_timed_on_jobs_the_pool_does_not_pipeline():
     # Given the calibration app (the simulator hands every pool job over after the last result)
     app = calibration_app("sqlite:///unused.db")
     # Then the pool's no-op is declared too long to be queued behind a running job
-    job = app.jobs["kqueue.calibrate.noop_pool"]
+    job = app.jobs["kqueue.ops.calibrate.noop_pool"]
     assert job.options.estimated_duration_s > PIPELINE_MAX_ESTIMATE_S
 
 

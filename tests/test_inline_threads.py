@@ -7,8 +7,8 @@ import time
 
 from kqueue.job import App
 from kqueue.policy.config import Config, JobSettings, Tier
+from kqueue.policy.status import Status
 from kqueue.policy.threads import EAGER_THREADS
-from kqueue.policy.trace import Status
 from kqueue.tiers.base import Invocation
 from kqueue.tiers.inline import InlineRunner
 

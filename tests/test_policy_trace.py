@@ -10,10 +10,10 @@ import pytest
 
 from kqueue.errors import TraceError
 from kqueue.policy.config import Tier
+from kqueue.policy.status import Status
 from kqueue.policy.trace import (
     COLUMNS,
     REQUIRED,
-    Status,
     TraceRow,
     TraceWriter,
     read_trace,

@@ -21,9 +21,9 @@ from kqueue.backends.redis import RedisBackend
 from kqueue.errors import BackendUnavailable
 from kqueue.job import App
 from kqueue.policy.config import Config
-from kqueue.recorder import DURATIONS_FLUSH_S
 from kqueue.testing import RedisServer
 from kqueue.worker import Worker
+from kqueue.worker.recorder import DURATIONS_FLUSH_S
 from tests.conftest import require_redis_server, start_kqueue
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from kqueue.backends.redis import RedisBackend
-from kqueue.rates import RateWindow
 from kqueue.testing import RedisServer
+from kqueue.worker.rates import RateWindow
 from tests.conftest import ROOT, run_kqueue
 from tests.test_redis_faults import RUNS_APP, dispatch, runs, stop, wait_until, worker
 from tests.test_redis_faults import app_dir as app_dir  # the fixture, shared

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from kqueue.ops.synthetic import synthetic
 from kqueue.policy.trace import read_trace
 from kqueue.policy.units import parse_duration, parse_memory, parse_rate, rescale_arrivals
-from kqueue.synthetic import synthetic
 from tests.conftest import run_kqueue
 
 TRACE = """submitted_at,job_class,duration_s,cpu_s,memory_mb

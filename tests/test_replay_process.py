@@ -13,11 +13,11 @@ import psutil
 import pytest
 
 from kqueue.job import App
+from kqueue.ops.replay import MemorySampler, replay
+from kqueue.ops.worker_process import PARENT_PID_ENV
 from kqueue.policy.config import Config
 from kqueue.policy.trace import read_trace
-from kqueue.replay import MemorySampler, replay
 from kqueue.tiers.procs import pss_mb
-from kqueue.worker_process import PARENT_PID_ENV
 from tests.conftest import run_kqueue, start_kqueue
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kqueue.job import App
 from kqueue.policy.config import Config, JobSettings, Tier
-from kqueue.policy.trace import Status
+from kqueue.policy.status import Status
 from kqueue.tiers import handback
 from kqueue.tiers.base import Invocation, Outcome
 from kqueue.tiers.pool import PoolRunner

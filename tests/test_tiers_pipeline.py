@@ -11,7 +11,7 @@ import psutil
 
 from kqueue.job import App
 from kqueue.policy.config import Config, JobSettings, Tier
-from kqueue.policy.trace import Status
+from kqueue.policy.status import Status
 from kqueue.tiers.base import Invocation, Outcome
 from kqueue.tiers.pool import BACKLOG_PER_PROCESS, PoolRunner
 from tests.tierapp import enqueue, left_in_queue, trace, wait_for, worker_running, write_app

@@ -1,7 +1,9 @@
 """The pure policy shared by the runtime and the simulator.
 
 Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file),
-``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool).
+``status`` (how an attempt ended), ``estimator`` (expected duration), ``router`` (which tier),
+``scaler`` (how big the pool), ``fetch`` (how many to lease), ``threads`` (inline threads),
+``units`` (rates and sizes as people write them).
 Nothing here does I/O except reading and writing trace and config files on request.
 """
 
@@ -9,10 +11,10 @@ from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_
 from kqueue.policy.estimator import DurationHistory, Estimate, EstimateSource, estimate_duration
 from kqueue.policy.router import route
 from kqueue.policy.scaler import PoolSnapshot, target_pool_size, target_size
+from kqueue.policy.status import Status
 from kqueue.policy.trace import (
     COLUMNS,
     REQUIRED,
-    Status,
     TraceRow,
     TraceWriter,
     read_trace,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kqueue.errors import TraceError
+from kqueue.policy.status import Status
 
 
 class _LazyPandas:
@@ -36,21 +37,6 @@ class _LazyPandas:
 
 
 pd = _LazyPandas()
-
-
-class Status(enum.StrEnum):
-    """How one attempt of a job ended."""
-
-    #: The job returned.
-    OK = "ok"
-    #: The job raised an exception.
-    FAILED = "failed"
-    #: The job ran past its ``timeout_s`` and was stopped.
-    TIMEOUT = "timeout"
-    #: The process running the job died or was killed from outside.
-    KILLED = "killed"
-    #: The job went past its ``max_memory_mb`` and was stopped.
-    MEMORY = "memory"
 
 
 @dataclass(frozen=True)

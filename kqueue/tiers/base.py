@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kqueue.policy.config import Config, JobSettings, Tier
-from kqueue.policy.trace import Status
+from kqueue.policy.status import Status
 
 if TYPE_CHECKING:
     from kqueue.job import App, Job

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kqueue.policy.config import Tier
+from kqueue.policy.status import Status
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
-from kqueue.policy.trace import Status
 from kqueue.tiers.base import Invocation, Outcome, TierRunner, format_error
 from kqueue.tiers.procs import peak_rss_mb
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kqueue.policy.config import Tier
-from kqueue.policy.trace import Status
+from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result

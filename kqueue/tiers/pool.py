@@ -39,7 +39,7 @@ from typing import Any
 
 from kqueue.policy.config import Tier
 from kqueue.policy.scaler import PoolSnapshot, target_pool_size
-from kqueue.policy.trace import Status
+from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
 from kqueue.tiers.handback import Deliveries, PipeReads

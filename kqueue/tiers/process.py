@@ -21,7 +21,7 @@ from typing import Any
 
 import multiprocess
 
-from kqueue.policy.trace import Status
+from kqueue.policy.status import Status
 from kqueue.tiers.base import Outcome
 from kqueue.tiers.child import MEMORY_EXIT_CODE, decode
 from kqueue.tiers.procs import describe_exit, kill_tree

@@ -12,20 +12,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
 from kqueue.backends.base import Backend, Lease
-from kqueue.errors import BackendUnavailable, PayloadError
+from kqueue.errors import PayloadError
 from kqueue.job import App, decode_message
 from kqueue.policy.config import Config, JobSettings, Tier, resolve_job
 from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
 from kqueue.policy.router import route
 from kqueue.tiers.base import Invocation
-
-if TYPE_CHECKING:
-    from kqueue.recorder import WorkerSummary
+from kqueue.worker.held import Pending, best_effort
 
 log = logging.getLogger("kqueue.worker")
 
@@ -35,17 +33,6 @@ RELEASE_DELAY_S = 1.0
 PROBE_INTERVAL_S = 0.5
 
 
-@dataclass(eq=False)  # identity: a running job's key in ``Worker._running``
-class Pending:
-    """A leased job on its way through this worker."""
-
-    lease: Lease
-    invocation: Invocation
-    tier: Tier
-    estimate_s: float
-    submitted_at: float
-
-
 class Intake:
     """Plans each lease, routes leased jobs into the tiers' waiting queues, gives back overflow.
 
@@ -53,10 +40,10 @@ class Intake:
         app: the jobs this worker can run, and its backend.
         config: the worker's settings.
         runners: the tiers' runners, by tier.
-        waiting: each tier's local queue, filled here and drained by the worker's dispatch.
         history: the estimator's history, for each job's duration estimate.
-        summary: the run's counts; dead letters and released jobs are added here.
         force_inline: route every job to the inline tier.
+
+    ``waiting`` holds each tier's local queue: filled by ``accept``, drained by ``take_ready``.
     """
 
     def __init__(
@@ -64,18 +51,19 @@ class Intake:
         app: App,
         config: Config,
         runners: dict[Tier, Any],
-        waiting: dict[Tier, deque[Pending]],
         history: DurationHistory,
-        summary: WorkerSummary,
         *,
         force_inline: bool = False,
     ):
         self.app, self.config, self.backend = app, config, app.backend
-        self.runners, self.waiting = runners, waiting
-        self.history, self.summary = history, summary
+        self.runners, self.history = runners, history
         self.force_inline = force_inline
+        #: Each tier's local queue of leased jobs waiting for a free slot.
+        self.waiting: dict[Tier, deque[Pending]] = {tier: deque() for tier in runners}
         #: Jobs queued for a tier so far (``max_jobs`` counts these).
         self.accepted = 0
+        #: Jobs given back to the broker, and jobs dead-lettered on arrival, so far.
+        self.released = self.dead_lettered = 0
         #: Resolved settings per job name (the config does not change during a run).
         self._settings: dict[str, JobSettings] = {}
         #: The tier mix of recently fetched jobs, and when the last probe behind full tiers ran.
@@ -124,14 +112,39 @@ class Intake:
 
     def give_back(self, leases: list[Lease]) -> None:
         """Release leases this worker will not run now (their lease expires if this fails)."""
-        try:
-            # a probe's catch goes to the back of the queue at once, other overflow waits a bit
-            delay_s = 0.0 if self._probing else RELEASE_DELAY_S
-            self.summary.released += self.backend.release(leases, delay_s=delay_s)
-        except BackendUnavailable as exc:
-            log.warning(
-                "could not release %d job(s), they come back on expiry: %s", len(leases), exc
-            )
+        # a probe's catch goes to the back of the queue at once, other overflow waits a bit
+        delay_s = 0.0 if self._probing else RELEASE_DELAY_S
+        released = best_effort(
+            f"release {len(leases)} job(s)", self.backend.release, leases, delay_s=delay_s
+        )
+        self.released += released or 0
+
+    def take_ready(self) -> Iterator[Pending]:
+        """The jobs to launch now: each tier's queue from the head, while the tier has a free slot.
+
+        Lazy: launch each job before asking for the next, so the tier's free count is current.
+        """
+        for tier, queue in self.waiting.items():
+            runner = self.runners[tier]
+            while queue and runner.free() > 0:
+                yield queue.popleft()
+
+    def waiting_count(self, tier: Tier | None = None) -> int:
+        """Jobs waiting in one tier's local queue, or in all of them."""
+        if tier is not None:
+            return len(self.waiting[tier])
+        return sum(len(queue) for queue in self.waiting.values())
+
+    def held(self) -> list[Pending]:
+        """Every job waiting in the local queues (their leases are extended while they wait)."""
+        return [pending for queue in self.waiting.values() for pending in queue]
+
+    def take_waiting(self) -> list[Lease]:
+        """Empty the local queues (shutdown); returns the leases to give back."""
+        leases = [pending.lease for queue in self.waiting.values() for pending in queue]
+        for queue in self.waiting.values():
+            queue.clear()
+        return leases
 
     def _prepare(self, lease: Lease) -> Pending | None:
         try:
@@ -166,12 +179,12 @@ class Intake:
 
     def _dead_on_arrival(self, lease: Lease, reason: str) -> None:
         log.error("job %s dead-lettered: %s", lease.job_id, reason)
-        try:
-            self.backend.dead(lease, reason)
-        except BackendUnavailable as exc:  # it comes back on expiry and lands here again
-            log.warning("could not dead-letter job %s: %s", lease.job_id, exc)
-            return None
-        self.summary.dead_lettered += 1
+        # if the backend is down, the job comes back on expiry and lands here again
+        if (
+            best_effort(f"dead-letter job {lease.job_id}", self.backend.dead, lease, reason)
+            is not None
+        ):
+            self.dead_lettered += 1
         return None
 
 

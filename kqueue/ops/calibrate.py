@@ -37,14 +37,13 @@ from pathlib import Path
 import multiprocess
 import psutil
 
-from kqueue.cli import load_app
 from kqueue.job import App, encode_message, new_job_id
+from kqueue.ops.synthetic import burn_cpu, touch_memory
+from kqueue.ops.worker_process import WorkerProcess, write_app_module
 from kqueue.policy.config import Config, Tier
-from kqueue.synthetic import burn_cpu, touch_memory
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb
 from kqueue.worker import Worker
-from kqueue.worker_process import WorkerProcess, write_app_module
 
 QUEUE = "kqueue-calibrate"
 #: The pool's no-op job is declared this long, so the pool hands each one over after the last
@@ -107,21 +106,21 @@ def calibration_app(backend_url: str | None, base: App | None = None) -> App:
     for tier in (Tier.INLINE, Tier.POOL, Tier.ISOLATED):
         estimate_s = POOL_HANDOFF_ESTIMATE_S if tier is Tier.POOL else None
         app.job(
-            name=f"kqueue.calibrate.noop_{tier.value}",
+            name=f"kqueue.ops.calibrate.noop_{tier.value}",
             tier=tier,
             queue=QUEUE,
             estimated_duration_s=estimate_s,
         )(_noop)
-    app.job(name="kqueue.calibrate.hold", tier=Tier.ISOLATED, queue=QUEUE)(_hold)
-    app.job(name="kqueue.calibrate.hold_pool", tier=Tier.POOL, queue=QUEUE)(_hold)
-    app.job(name="kqueue.calibrate.burn_inline", tier=Tier.INLINE, queue=QUEUE)(burn_cpu)
+    app.job(name="kqueue.ops.calibrate.hold", tier=Tier.ISOLATED, queue=QUEUE)(_hold)
+    app.job(name="kqueue.ops.calibrate.hold_pool", tier=Tier.POOL, queue=QUEUE)(_hold)
+    app.job(name="kqueue.ops.calibrate.burn_inline", tier=Tier.INLINE, queue=QUEUE)(burn_cpu)
     return app
 
 
 def measure_fetch_s(app: App, rounds: int = 30) -> float:
     """Median time of one ``lease`` round trip that returns a job."""
     backend, timings = app.backend, []
-    body = encode_message("kqueue.calibrate.noop_inline", (), {}, time.time())
+    body = encode_message("kqueue.ops.calibrate.noop_inline", (), {}, time.time())
     for _ in range(rounds):
         backend.enqueue(QUEUE, new_job_id(), body)
         began = time.perf_counter()
@@ -221,7 +220,7 @@ def _allocate_twice(sender, size_mb: float) -> None:
 
 def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
     """Median gap between consecutive no-op jobs on a one-slot ``tier`` of a real worker."""
-    noop = encode_message(f"kqueue.calibrate.noop_{tier.value}", (), {}, time.time())
+    noop = encode_message(f"kqueue.ops.calibrate.noop_{tier.value}", (), {}, time.time())
     config = Config(
         pool_size=1,
         pool_max_size=1,
@@ -260,8 +259,8 @@ def measure_gil_handoff_s(app: App, workdir: Path, handoff_s: float) -> float:
     between consecutive no-op inline jobs while a CPU-bound inline job runs beside them (two
     inline slots), less ``handoff_s``, the gap with the GIL free."""
     now = time.time()
-    burn = encode_message("kqueue.calibrate.burn_inline", (GIL_BURN_S,), {}, now)
-    noop = encode_message("kqueue.calibrate.noop_inline", (), {}, now)
+    burn = encode_message("kqueue.ops.calibrate.burn_inline", (GIL_BURN_S,), {}, now)
+    noop = encode_message("kqueue.ops.calibrate.noop_inline", (), {}, now)
     config = Config(max_concurrent_inline=2, poll_interval_s=0.05)
     rows = _burst(app, [burn] + [noop] * GIL_NOOPS, config, workdir / "gil.csv")
     burning = [r for r in rows if r["job_class"].endswith("burn_inline")]
@@ -284,7 +283,7 @@ SETTLE_S = 1.0
 def memory_app_source(app_spec: str | None) -> str:
     """Source of the app module the memory worker imports: calibration jobs on the user's app."""
     lines = ['"""The app kqueue calibrate measures: calibration jobs on the user\'s app."""', ""]
-    lines.append("from kqueue.calibrate import calibration_app")
+    lines.append("from kqueue.ops.calibrate import calibration_app")
     base = "None"
     if app_spec is not None:
         module, _, attribute = app_spec.partition(":")
@@ -305,7 +304,7 @@ def _family_mb(
         time.sleep(SETTLE_S)
         at_rest_mb, busy_mb = family_pss_mb(worker.pid), math.nan
         if with_isolated:
-            app.jobs["kqueue.calibrate.hold"].dispatch(2.0)
+            app.jobs["kqueue.ops.calibrate.hold"].dispatch(2.0)
             deadline = time.monotonic() + 10
             while _children(worker.pid) <= pool_size and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -325,7 +324,7 @@ def _warm_pool(app: App, pool_size: int) -> None:
     A pool process that has run a job owns private copies of the worker's pages it touched
     (reference counts, caches); the one that has run nothing yet shares them all.
     """
-    hold = app.jobs["kqueue.calibrate.hold_pool"]
+    hold = app.jobs["kqueue.ops.calibrate.hold_pool"]
     hold.dispatch_many([((WARM_HOLD_S,), {}) for _ in range(pool_size * WARM_JOBS_PER_PROCESS)])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -381,7 +380,7 @@ def calibrate(
     """
     with tempfile.TemporaryDirectory(prefix="kqueue-calibrate-") as folder:
         workdir = Path(folder)
-        base = load_app(app_spec) if app_spec is not None else None
+        base = App.from_spec(app_spec) if app_spec is not None else None
         app = calibration_app(backend_url or f"sqlite:///{workdir / 'calibrate.db'}", base)
         spawn_s = measure_spawn_s()
         fetch_s = measure_fetch_s(app)

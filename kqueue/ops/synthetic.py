@@ -71,7 +71,7 @@ def app_source(job_classes) -> str:
     return (
         '"""Jobs of a replayed trace: kqueue\'s synthetic job under each job class."""\n\n'
         "from kqueue.job import App\n"
-        "from kqueue.synthetic import register_classes\n\n"
+        "from kqueue.ops.synthetic import register_classes\n\n"
         "app = App()\n"
         f"register_classes(app, {names!r})\n"
     )

@@ -24,7 +24,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-log = logging.getLogger("kqueue.allocator")
+log = logging.getLogger("kqueue.worker.allocator")
 
 #: ``mallopt`` parameter number of ``M_ARENA_MAX`` (glibc's malloc.h).
 M_ARENA_MAX = -8

@@ -13,19 +13,19 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kqueue.errors import BackendUnavailable
 from kqueue.policy.config import Config
 from kqueue.policy.estimator import DurationHistory
-from kqueue.policy.trace import Status, TraceRow, TraceWriter
-from kqueue.rates import RateWindow
+from kqueue.policy.status import Status
+from kqueue.policy.trace import TraceRow, TraceWriter
 from kqueue.tiers.base import Outcome
+from kqueue.worker.held import best_effort
+from kqueue.worker.rates import RateWindow
 
 if TYPE_CHECKING:
     from kqueue.backends.base import Backend
-    from kqueue.intake import Pending
+    from kqueue.worker.held import Pending
 
 log = logging.getLogger("kqueue.worker")
 
@@ -37,19 +37,6 @@ DURATIONS_FLUSH_S = 1.0
 _NO_DEPTHS = ("ready", "scheduled", "leased", "dead")
 
 
-@dataclass
-class WorkerSummary:
-    """What one run of the worker did."""
-
-    worker_id: str
-    done: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    dead_lettered: int = 0
-    released: int = 0
-    #: Inline sync jobs still running at exit (threads cannot be stopped).
-    abandoned: int = 0
-
-
 class Recorder:
     """Records finished jobs and publishes the worker's status.
 
@@ -57,7 +44,7 @@ class Recorder:
         backend: where durations and the status document go.
         config: the worker's settings (``history_window``).
         history: the estimator's history, fed with the durations of finished jobs.
-        summary: the run's counts; ``record`` adds to ``done`` and ``by_status``.
+        worker_id: the worker's id, in its trace rows and its status.
         trace_out: CSV path to append a trace row per finished attempt to, or None.
         metrics_port: port to serve Prometheus metrics on from ``start``, or None.
     """
@@ -67,14 +54,16 @@ class Recorder:
         backend: Backend,
         config: Config,
         history: DurationHistory,
-        summary: WorkerSummary,
+        worker_id: str,
         *,
         trace_out: str | None = None,
         metrics_port: int | None = None,
     ):
         self.backend, self.config = backend, config
-        self.history, self.summary = history, summary
-        self.worker_id = summary.worker_id
+        self.history, self.worker_id = history, worker_id
+        #: Attempts recorded so far, in all and by status.
+        self.done = 0
+        self.by_status: dict[str, int] = {}
         self.metrics_port = metrics_port
         self._trace = TraceWriter(trace_out) if trace_out else None
         self._metrics = None
@@ -93,7 +82,7 @@ class Recorder:
     def _start_metrics(self) -> None:
         if self.metrics_port is None:
             return
-        from kqueue.metrics import WorkerMetrics
+        from kqueue.worker.metrics import WorkerMetrics
 
         self._metrics = WorkerMetrics(lambda: self._snapshot)
         port = self._metrics.serve(self.metrics_port)
@@ -105,12 +94,12 @@ class Recorder:
         The history is advice: with the backend down at start, the worker starts without it
         (and its loop backs off until the backend is back) rather than exiting.
         """
-        try:
-            history = self.backend.load_durations(self.config.history_window)
-        except BackendUnavailable as exc:
-            log.warning("no estimator history (backend unavailable: %s); starting without", exc)
-            return
-        for job_class, durations in history.items():
+        history = best_effort(
+            "load the estimator's history (starting without)",
+            self.backend.load_durations,
+            self.config.history_window,
+        )
+        for job_class, durations in (history or {}).items():
             for duration_s in durations:
                 self.history.record(job_class, duration_s)
 
@@ -123,11 +112,9 @@ class Recorder:
             recent.append(outcome.duration_s)
             if len(recent) > 2 * self.config.history_window:  # only the newest are kept
                 del recent[: -self.config.history_window]
-        self.summary.done += 1
+        self.done += 1
         self._rates.add(pending.tier.value, outcome.finished_at)
-        self.summary.by_status[outcome.status.value] = (
-            self.summary.by_status.get(outcome.status.value, 0) + 1
-        )
+        self.by_status[outcome.status.value] = self.by_status.get(outcome.status.value, 0) + 1
         if self._trace is not None:
             self._rows.append(self._row(pending, outcome))
         if self._metrics is not None:
@@ -200,7 +187,7 @@ class Recorder:
             "host": socket.gethostname(),
             "queues": list(queues),
             "published_at": time.time(),
-            "done": self.summary.done,
+            "done": self.done,
             "per_minute": self._rates.per_minute(time.time()),
             "tiers": tiers,
         }

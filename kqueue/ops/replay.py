@@ -1,8 +1,8 @@
 """Re-run a trace for real: dispatch its jobs at their recorded times to a live worker.
 
-Each row becomes a call of the synthetic job (``kqueue.synthetic``) registered under the row's
+Each row becomes a call of the synthetic job (``kqueue.ops.synthetic``) registered under the row's
 job class, with the row's ``duration_s``, ``cpu_s`` and ``memory_mb``. The worker is a separate
-``kqueue run`` process, started as an operator would start one (``kqueue.worker_process``), so
+``kqueue run`` process, started as an operator would start one (``kqueue.ops.worker_process``), so
 what is measured is a worker and not this process: this process dispatches the rows on time
 while a sampler thread records the memory (PSS) of the worker and all its child processes. The
 run ends when every job has finished. The live trace it writes is what
@@ -21,14 +21,14 @@ from pathlib import Path
 
 from kqueue.errors import KQueueError
 from kqueue.job import App, encode_message, new_job_id
+from kqueue.ops.synthetic import app_source
+from kqueue.ops.worker_process import WorkerExit, WorkerProcess, write_app_module
 from kqueue.policy.config import Config
 from kqueue.policy.units import rescale_arrivals
-from kqueue.recorder import WorkerSummary
-from kqueue.synthetic import app_source
 from kqueue.tiers.procs import family_pss_mb
-from kqueue.worker_process import WorkerExit, WorkerProcess, write_app_module
+from kqueue.worker.held import WorkerSummary
 
-log = logging.getLogger("kqueue.replay")
+log = logging.getLogger("kqueue.ops.replay")
 
 MEMORY_SAMPLE_INTERVAL_S = 0.25
 #: The most of one core the memory sampler may use: reading a process's PSS walks its page
@@ -155,7 +155,7 @@ def replay(
 ) -> ReplayResult:
     """Run a trace's jobs for real through one worker; returns when every job has finished.
 
-    The worker is a ``kqueue run`` process of its own (``kqueue.worker_process``) serving
+    The worker is a ``kqueue run`` process of its own (``kqueue.ops.worker_process``) serving
     ``app``'s backend and queue, with the synthetic job registered under each job class in an
     app module written for it. This process waits until it is ready, dispatches the rows at
     their times, then asks it to drain and waits for it to exit. Memory is the PSS of the

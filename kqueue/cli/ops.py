@@ -1,8 +1,8 @@
 """The ``kqueue`` operator commands: inspect live workers and queues, calibrate, replay.
 
 ``pool`` and ``stats`` read what workers publish; ``calibrate`` and ``replay`` run the real runtime
-briefly. Each ``add_x`` registers one subcommand on the parser ``kqueue.cli.build_parser`` builds,
-and its ``cmd_x`` handler takes the parsed arguments and returns an exit code.
+briefly. Each ``add_x`` registers one subcommand on the parser that ``kqueue.cli.main.build_parser``
+builds, and its ``cmd_x`` handler takes the parsed arguments and returns an exit code.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from kqueue.cli import backend_from
+from kqueue.cli.common import backend_from
 from kqueue.errors import KQueueError
 
 log = logging.getLogger("kqueue.cli")
@@ -155,7 +155,7 @@ def add_calibrate(subparsers) -> None:
 
 def cmd_calibrate(args) -> int:
     """``kqueue calibrate``: run the real runtime briefly and write a host profile."""
-    from kqueue.calibrate import calibrate
+    from kqueue.ops.calibrate import calibrate
 
     started = time.perf_counter()
     measured = calibrate(args.backend, args.app, jobs_per_tier=args.jobs)
@@ -183,10 +183,10 @@ def add_replay(subparsers) -> None:
 def cmd_replay(args) -> int:
     """``kqueue replay``: dispatch a trace's jobs on time to a real worker and record it."""
     from kqueue.job import App
+    from kqueue.ops.replay import replay
     from kqueue.policy.config import Config
     from kqueue.policy.trace import read_trace
     from kqueue.policy.units import parse_rate
-    from kqueue.replay import replay
 
     # a SIGTERM ends this process through its finally blocks, which stop the worker process
     signal.signal(signal.SIGTERM, _exit_on_signal)

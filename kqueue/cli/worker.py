@@ -1,17 +1,12 @@
-"""The ``kqueue`` command: run workers, inspect queues, and (through ``sim``) simulate and tune.
+"""The worker's commands: ``kqueue run`` (a worker), ``kqueue dead``, ``kqueue demo``.
 
-Each subcommand is a small function taking the parsed arguments and returning an exit code. The
-planner's subcommands are registered by ``sim.cli`` (imported only to add its parsers; it keeps
-its heavy imports inside its handlers), so the runtime itself never imports the simulator.
-This module holds the worker's commands (``run``, ``dead``, ``demo``); the operator and inspection
-commands (``pool``, ``stats``, ``calibrate``, ``replay``) live in ``kqueue.cli_ops``.
+Each ``add_x`` registers one subcommand on the parser ``kqueue.cli.main.build_parser`` builds, and
+its ``cmd_x`` handler takes the parsed arguments and returns an exit code.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -19,36 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from kqueue.errors import KQueueError
+from kqueue.cli.common import backend_from
+from kqueue.job import App
 
 log = logging.getLogger("kqueue.cli")
 
 
-def load_app(spec: str):
-    """Import ``module:attribute`` from the working directory (as ``python -m`` would).
-
-    Raises:
-        KQueueError: the spec is malformed, the module does not import, or the attribute is
-            missing or not a ``kqueue.App``.
-    """
-    from kqueue.job import App
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise KQueueError(f"--app {spec!r}: expected module:attribute, e.g. tasks:app")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise KQueueError(f"--app {spec!r}: cannot import {module_name!r}: {exc}") from None
-    app = getattr(module, attribute, None)
-    if not isinstance(app, App):
-        raise KQueueError(f"--app {spec!r}: {module_name}.{attribute} is not a kqueue.App")
-    return app
-
-
-def _add_run(subparsers) -> None:
+def add_run(subparsers) -> None:
+    """Register ``kqueue run`` on ``subparsers``."""
     run = subparsers.add_parser(
         "run",
         help="run a worker",
@@ -99,14 +72,14 @@ _CLI_SETTINGS = (
 
 def cmd_run(args) -> int:
     """``kqueue run``: a worker until stopped, drained (``--burst``) or ``--max-jobs`` done."""
-    from kqueue.allocator import limit_arenas
+    from kqueue.ops.worker_process import term_with_parent_from_env
     from kqueue.policy.config import Config
     from kqueue.worker import Worker
-    from kqueue.worker_process import term_with_parent_from_env
+    from kqueue.worker.allocator import limit_arenas
 
     term_with_parent_from_env()  # started by replay or calibrate: end with them
-    limit_arenas()  # before the app or the worker starts a thread (see kqueue.allocator)
-    app = load_app(args.app)
+    limit_arenas()  # before the app or the worker starts a thread (see kqueue.worker.allocator)
+    app = App.from_spec(args.app)
     if args.backend:
         app = app.with_backend(args.backend)
     config = Config.load(args.config, **{k: getattr(args, k) for k in _CLI_SETTINGS})
@@ -140,7 +113,8 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _add_dead(subparsers) -> None:
+def add_dead(subparsers) -> None:
+    """Register ``kqueue dead`` on ``subparsers``."""
     dead = subparsers.add_parser("dead", help="list dead-lettered jobs, or requeue them")
     source = dead.add_mutually_exclusive_group(required=True)
     source.add_argument("--app", help="module:attribute of your kqueue.App (for its backend)")
@@ -174,16 +148,8 @@ def cmd_dead(args) -> int:
     return 0
 
 
-def backend_from(args):
-    """The backend named by ``--backend``, else the one of the ``--app``'s App."""
-    from kqueue.backends import open_backend
-
-    if getattr(args, "backend", None):
-        return open_backend(args.backend)
-    return load_app(args.app).backend
-
-
-def _add_demo(subparsers) -> None:
+def add_demo(subparsers) -> None:
+    """Register ``kqueue demo`` on ``subparsers``."""
     demo = subparsers.add_parser("demo", help="dispatch a small mixed workload and run it")
     demo.add_argument("--backend", default=None, help="backend URL (default: ./kqueue.db)")
     demo.add_argument("--trace-out", default="kqueue-demo-trace.csv", help="trace CSV to write")
@@ -192,53 +158,6 @@ def _add_demo(subparsers) -> None:
 
 def cmd_demo(args) -> int:
     """``kqueue demo``: the prototype's check, 3 jobs of 3 s plus fast ones, on a burst worker."""
-    from kqueue import demo
+    from kqueue.ops import demo
 
     return demo.main(args.backend, Path(args.trace_out))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``kqueue`` argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="kqueue", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    from kqueue import cli_ops  # imports this module: only once it is fully loaded
-
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in (
-        _add_run,
-        _add_dead,
-        cli_ops.add_pool,
-        cli_ops.add_stats,
-        _add_demo,
-        cli_ops.add_replay,
-        cli_ops.add_calibrate,
-    ):
-        add(subparsers)
-    _register_planner(subparsers)
-    return parser
-
-
-def _register_planner(subparsers) -> None:
-    """Add the planner's subcommands (``sim.cli`` imports nothing heavy until they run)."""
-    from sim import cli as planner
-
-    planner.register(subparsers)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``kqueue`` console script."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        return args.func(args)
-    except KQueueError as exc:
-        print(f"kqueue: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

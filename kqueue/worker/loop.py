@@ -19,21 +19,19 @@ import signal
 import socket
 import time
 import uuid
-from collections import deque
 from typing import Any
 
 from kqueue.backends.base import Lease
 from kqueue.errors import BackendUnavailable
-from kqueue.intake import Intake, Pending, extend_leases
 from kqueue.job import App
-from kqueue.policy.config import Config, Tier, retry_delay_s
+from kqueue.policy.config import Config, retry_delay_s
 from kqueue.policy.estimator import DurationHistory
-from kqueue.policy.trace import Status
-from kqueue.recorder import Recorder, WorkerSummary
+from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
-
-__all__ = ["Pending", "Worker", "WorkerSummary"]
+from kqueue.worker.held import Pending, WorkerSummary, best_effort
+from kqueue.worker.intake import Intake, extend_leases
+from kqueue.worker.recorder import Recorder
 
 log = logging.getLogger("kqueue.worker")
 
@@ -69,28 +67,20 @@ class Worker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.history = history or DurationHistory.from_config(config)
         self.runners = build_runners(app, config, force_inline=force_inline)
-        self.summary = WorkerSummary(self.worker_id)
         self.metrics_port = metrics_port
         #: Records finished jobs (history, trace, metrics) and publishes the status.
         self.recorder = Recorder(
             self.backend,
             config,
             self.history,
-            self.summary,
+            self.worker_id,
             trace_out=trace_out,
             metrics_port=metrics_port,
         )
-        self._waiting: dict[Tier, deque[Pending]] = {tier: deque() for tier in self.runners}
-        #: Leases jobs into ``_waiting``, one local queue per tier.
-        self.intake = Intake(
-            app,
-            config,
-            self.runners,
-            self._waiting,
-            self.history,
-            self.summary,
-            force_inline=force_inline,
-        )
+        #: Leases jobs into its ``waiting`` queues, one per tier.
+        self.intake = Intake(app, config, self.runners, self.history, force_inline=force_inline)
+        #: What the loop itself settled: retries' dead letters, releases, abandoned threads.
+        self._dead_lettered = self._released = self._abandoned = 0
         #: Running jobs and their runners' handles (``cancel()`` at shutdown).
         self._running: dict[Pending, Any] = {}
         self._finished: list[tuple[Pending, Outcome]] = []
@@ -141,6 +131,18 @@ class Worker:
         finally:
             await self._shutdown()
         return self.summary
+
+    @property
+    def summary(self) -> WorkerSummary:
+        """What this run did so far, from the counts of the loop, the intake and the recorder."""
+        return WorkerSummary(
+            self.worker_id,
+            done=self.recorder.done,
+            by_status=dict(self.recorder.by_status),
+            dead_lettered=self._dead_lettered + self.intake.dead_lettered,
+            released=self._released + self.intake.released,
+            abandoned=self._abandoned,
+        )
 
     def request_stop(self) -> None:
         """Stop fetching and shut down gracefully; a second request skips the grace period.
@@ -212,13 +214,10 @@ class Worker:
         return self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs).size
 
     def _dispatch(self) -> None:
-        for tier, waiting in self._waiting.items():
-            runner = self.runners[tier]
-            while waiting and runner.free() > 0:
-                pending = waiting.popleft()
-                self._running[pending] = runner.launch(
-                    pending.invocation, functools.partial(self._on_done, pending)
-                )
+        for pending in self.intake.take_ready():
+            self._running[pending] = self.runners[pending.tier].launch(
+                pending.invocation, functools.partial(self._on_done, pending)
+            )
 
     def _on_done(self, pending: Pending, outcome: Outcome) -> None:
         if self._running.pop(pending, None) is None:
@@ -251,7 +250,7 @@ class Worker:
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
         lease, settings = pending.lease, pending.invocation.settings
         if outcome.interrupted:
-            self.summary.released += self.backend.release([lease])
+            self._released += self.backend.release([lease])
             return
         if outcome.status is Status.OK:
             self._acks.append(lease)
@@ -277,13 +276,13 @@ class Worker:
             self.backend.dead(
                 lease, f"{outcome.status.value} after {lease.attempt} attempt(s): {outcome.error}"
             )
-            self.summary.dead_lettered += 1
+            self._dead_lettered += 1
         self.recorder.record(pending, outcome)
 
     def _maintain(self) -> None:
         now = time.time()
         for tier, runner in self.runners.items():
-            runner.maintain(len(self._waiting[tier]), time.monotonic())
+            runner.maintain(self.intake.waiting_count(tier), time.monotonic())
         if now - self._last_extend >= self.config.visibility_timeout_s / 3:
             self._extend_leases()
             self._last_extend = now
@@ -292,12 +291,12 @@ class Worker:
             self._last_status = now
 
     def _extend_leases(self) -> None:
-        pendings = [p for q in self._waiting.values() for p in q] + list(self._running)
+        pendings = [*self.intake.held(), *self._running]
         extend_leases(self.backend, pendings, self.config.visibility_timeout_s)
 
     def _publish_status(self) -> None:
         tiers = {
-            tier.value: {**runner.status(), "waiting": len(self._waiting[tier])}
+            tier.value: {**runner.status(), "waiting": self.intake.waiting_count(tier)}
             for tier, runner in self.runners.items()
         }
         self.recorder.publish_status(self.queues, tiers)
@@ -305,7 +304,7 @@ class Worker:
     def _done(self, fetched: int) -> bool:
         if self._stopping:  # _shutdown releases waiting jobs and gives running ones the grace
             return True
-        busy = self._running or self._waiting_count() or self._finished
+        busy = self._running or self.intake.waiting_count() or self._finished
         if busy:
             return False
         if self.max_jobs is not None and self.intake.accepted >= self.max_jobs:
@@ -347,18 +346,13 @@ class Worker:
             for waiting in waits:
                 waiting.cancel()
 
-    def _waiting_count(self) -> int:
-        return sum(len(q) for q in self._waiting.values())
-
     # --- shutdown -------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
-        waiting = [p.lease for q in self._waiting.values() for p in q]
-        for q in self._waiting.values():
-            q.clear()
+        waiting = self.intake.take_waiting()
         if waiting:
-            self.summary.released += (
-                self._best_effort("release waiting jobs", self.backend.release, waiting) or 0
+            self._released += (
+                best_effort("release waiting jobs", self.backend.release, waiting) or 0
             )
         await self._grace_period()
         for runner in self.runners.values():
@@ -368,8 +362,8 @@ class Worker:
         while self._running and time.monotonic() < deadline:
             await self._wait_finish(deadline)
         self._abandon_unfinished()
-        self._best_effort("settle finished jobs", self._settle_now)
-        self._best_effort("remove this worker's status", self.backend.remove_status, self.worker_id)
+        best_effort("settle finished jobs", self._settle_now)
+        best_effort("remove this worker's status", self.backend.remove_status, self.worker_id)
         self.recorder.close()
         log.info(
             "worker %s stopped: %d done, %s",
@@ -390,7 +384,7 @@ class Worker:
         deadline = time.monotonic() + self.config.shutdown_grace_s
         while self._running and not self._force and time.monotonic() < deadline:
             await self._wait_finish(deadline)
-            self._best_effort("settle finished jobs", self._settle_now)
+            best_effort("settle finished jobs", self._settle_now)
 
     async def _wait_finish(self, deadline: float) -> None:
         """Wait until a job finishes, a stop request, or ``deadline`` (monotonic seconds)."""
@@ -404,29 +398,14 @@ class Worker:
         self._flush_acks()
         self.recorder.flush_durations(now=True)
 
-    def _best_effort(self, what: str, call, *args):
-        """A backend call that must not stop a shutdown or a start; logs when the backend is down.
-
-        Whatever it could not do is safe: leased jobs come back when their leases expire.
-        """
-        try:
-            return call(*args)
-        except BackendUnavailable as exc:
-            log.warning(
-                "could not %s (%s); leased jobs come back when their leases expire", what, exc
-            )
-            return None
-
     def _abandon_unfinished(self) -> None:
         """Release jobs still running after the tiers stopped (inline sync threads)."""
         running, self._running = self._running, {}
         for pending, handle in running.items():
             handle.cancel()  # its outcome, if any, is ignored: the job is no longer running
-            released = self._best_effort(
-                "release a running job", self.backend.release, [pending.lease]
-            )
-            self.summary.released += released or 0
-            self.summary.abandoned += 1
+            released = best_effort("release a running job", self.backend.release, [pending.lease])
+            self._released += released or 0
+            self._abandoned += 1
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM / SIGINT stop gracefully; SIGUSR1 drains (exit once the queues are empty)."""

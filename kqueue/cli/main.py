@@ -1,0 +1,62 @@
+"""The ``kqueue`` command: run workers, inspect queues, and (through ``sim``) simulate and tune.
+
+This is the one place that composes the runtime and the simulator. Each subcommand is a small
+function taking the parsed arguments and returning an exit code: the worker's commands (``run``,
+``dead``, ``demo``) live in ``kqueue.cli.worker``, the operator's (``pool``, ``stats``,
+``calibrate``, ``replay``) in ``kqueue.cli.ops``. The planner's subcommands are registered by
+``sim.cli``, which keeps its heavy imports inside its handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from kqueue.cli import ops, worker
+from kqueue.errors import KQueueError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kqueue`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="kqueue", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        worker.add_run,
+        worker.add_dead,
+        ops.add_pool,
+        ops.add_stats,
+        worker.add_demo,
+        ops.add_replay,
+        ops.add_calibrate,
+    ):
+        add(subparsers)
+    _register_planner(subparsers)
+    return parser
+
+
+def _register_planner(subparsers) -> None:
+    """Add the planner's subcommands (``sim.cli`` imports nothing heavy until they run)."""
+    from sim import cli as planner
+
+    planner.register(subparsers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kqueue`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except KQueueError as exc:
+        print(f"kqueue: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
