@@ -52,10 +52,13 @@ def _short_jobs(job, n: int, estimate_s: float) -> list[Invocation]:
 
 
 def test_short_jobs_queue_deeper_and_come_back_in_batches(tmp_path):
-    # Given a pool of 2 fed 40 jobs of 10 ms, each launched as soon as the pool has a free slot
+    # Given a pool of 2 fed 40 jobs of 10 ms, each launched as soon as the pool has a free slot,
+    # and a worker loop that is sometimes busy elsewhere (here: blocked for 0.3 s at the first
+    # outcome and every tenth after it) while the pool's processes keep running queued jobs
     app = App(f"sqlite:///{tmp_path / 'kqueue.db'}")
     nap = app.job(time.sleep, name="nap")
     runner = PoolRunner(app, Config(pool_size=2, pool_max_size=2))
+    #: (job id, the loop round its outcome arrived in): a round is one refill of the pool
     deliveries: list[tuple[str, int]] = []
 
     async def scenario() -> list[int]:
@@ -64,7 +67,9 @@ def test_short_jobs_queue_deeper_and_come_back_in_batches(tmp_path):
         left, frees, done = _short_jobs(nap, 40, 0.01), [], loop.create_future()
 
         def on_done(invocation: Invocation, outcome: Outcome) -> None:
-            deliveries.append((invocation.job_id, round(loop.time(), 4)))
+            if len(deliveries) % 10 == 0:
+                time.sleep(0.3)  # the loop is busy; outcomes pile up in the pool's pipes
+            deliveries.append((invocation.job_id, len(frees)))
             assert outcome.status is Status.OK, outcome.error
             loop.call_soon(refill)  # like the worker: refill on its next round
 
@@ -83,12 +88,14 @@ def test_short_jobs_queue_deeper_and_come_back_in_batches(tmp_path):
 
     # When they run
     frees = asyncio.run(scenario())
-    # Then each ran once, the pool took more than one queued job per process, and several
-    # outcomes came back in one go (fewer worker rounds than jobs)
+    # Then each ran once, the pool took more than one queued job per process, and the outcomes
+    # that finished while the loop was busy came back together, in one round: each of the four
+    # busy spells leaves at least the other process's finished job for the same round, so there
+    # are at least four fewer rounds than jobs however fast or slow the machine is
     assert sorted(job_id for job_id, _ in deliveries) == sorted(f"j{i}" for i in range(40))
     assert max(frees) > 2 * (1 + BACKLOG_PER_PROCESS)
-    # (coarse, as the claim is: a CI run on a busy box once had 30 moments against a bound of 30)
-    assert len({moment for _, moment in deliveries}) < 40
+    rounds = {round_ for _, round_ in deliveries}
+    assert len(rounds) <= 40 - 4
 
 
 def test_a_cancelled_job_frees_its_slot_and_is_not_reported(tmp_path):
