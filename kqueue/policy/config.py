@@ -34,12 +34,23 @@ class Tier(enum.StrEnum):
     ISOLATED = "isolated"
 
 
-def _positive(value: float) -> bool:
-    return value > 0
+#: What each rule a setting states means, as a check on its value.
+_CHECKS = {
+    ">= 0": lambda value: value >= 0,
+    "> 0": lambda value: value > 0,
+    ">= 1": lambda value: value >= 1,
+    "in (0, 1]": lambda value: 0 < value <= 1,
+}
 
 
-def _non_negative(value: float) -> bool:
-    return value >= 0
+def _setting(default: Any, rule: str, kind: type | None = None) -> Any:
+    """A numeric setting: its default and its rule (a key of ``_CHECKS``), named once.
+
+    ``kind`` (int or float) is the default's type unless given (for ``None`` defaults).
+    """
+    kind = kind or type(default)
+    assert rule in _CHECKS and kind in (int, float), (rule, kind)
+    return field(default=default, metadata={"kind": kind, "rule": rule})
 
 
 @dataclass(frozen=True)
@@ -47,10 +58,10 @@ class JobOptions:
     """Per-job settings; ``None`` means "not set here, ask the next layer"."""
 
     tier: Tier | None = None
-    estimated_duration_s: float | None = None
-    timeout_s: float | None = None
-    max_memory_mb: float | None = None
-    max_attempts: int | None = None
+    estimated_duration_s: float | None = _setting(None, ">= 0", float)
+    timeout_s: float | None = _setting(None, "> 0", float)
+    max_memory_mb: float | None = _setting(None, "> 0", float)
+    max_attempts: int | None = _setting(None, ">= 1", int)
 
 
 @dataclass(frozen=True)
@@ -69,51 +80,51 @@ class Config:
     """Every setting of the runtime and the simulator, with its default. Build with ``load``."""
 
     #: Jobs expected to take at most this long run inline.
-    inline_max_duration_s: float = 1.0
+    inline_max_duration_s: float = _setting(1.0, ">= 0")
     #: Jobs expected to take at most this long (and more than inline) run on the pool.
-    pooled_max_duration_s: float = 30.0
+    pooled_max_duration_s: float = _setting(30.0, ">= 0")
     #: Estimate used for a job class with no explicit estimate and too little history.
-    default_estimate_s: float = 5.0
+    default_estimate_s: float = _setting(5.0, ">= 0")
     #: Pool processes started with the worker (the pool never shrinks below this).
-    pool_size: int = 10
+    pool_size: int = _setting(10, ">= 0")
     #: The pool grows up to this many processes while jobs wait.
-    pool_max_size: int = 20
+    pool_max_size: int = _setting(20, ">= 0")
     #: Processes added or removed per scaling step.
-    pool_scale_step: int = 2
+    pool_scale_step: int = _setting(2, ">= 1")
     #: Seconds between two scaling steps.
-    pool_scale_cooldown_s: float = 3.0
+    pool_scale_cooldown_s: float = _setting(3.0, ">= 0")
     #: Jobs running inline at once (async tasks plus sync threads).
-    max_concurrent_inline: int = 100
+    max_concurrent_inline: int = _setting(100, ">= 1")
     #: Isolated processes running at once.
-    max_concurrent_isolated: int = 5
+    max_concurrent_isolated: int = _setting(5, ">= 0")
     #: A pool process is recycled after this many jobs.
-    max_jobs_per_worker: int = 1000
+    max_jobs_per_worker: int = _setting(1000, ">= 1")
     #: A pool process is recycled when its resident memory passes this.
-    max_worker_memory_mb: float = 512.0
+    max_worker_memory_mb: float = _setting(512.0, "> 0")
     #: Default per-job timeout; the job's process is killed past it.
-    timeout_s: float = 300.0
+    timeout_s: float = _setting(300.0, "> 0")
     #: Default per-job memory limit (hard limit for isolated processes).
-    max_memory_mb: float = 1024.0
+    max_memory_mb: float = _setting(1024.0, "> 0")
     #: Default number of attempts before a job is dead-lettered.
-    max_attempts: int = 3
+    max_attempts: int = _setting(3, ">= 1")
     #: A leased job not acked or extended within this comes back to the queue.
-    visibility_timeout_s: float = 60.0
+    visibility_timeout_s: float = _setting(60.0, "> 0")
     #: First retry delay; doubles each attempt.
-    retry_backoff_s: float = 1.0
+    retry_backoff_s: float = _setting(1.0, ">= 0")
     #: Retry delays never exceed this.
-    retry_backoff_max_s: float = 300.0
+    retry_backoff_max_s: float = _setting(300.0, ">= 0")
     #: On SIGTERM, in-flight jobs get this long to finish before they are stopped and requeued.
-    shutdown_grace_s: float = 30.0
+    shutdown_grace_s: float = _setting(30.0, ">= 0")
     #: Most jobs leased in one round trip to the backend.
-    fetch_batch_size: int = 100
+    fetch_batch_size: int = _setting(100, ">= 1")
     #: Seconds the worker waits before polling an empty queue again.
-    poll_interval_s: float = 0.2
+    poll_interval_s: float = _setting(0.2, "> 0")
     #: Recent durations kept per job class for the estimator.
-    history_window: int = 100
+    history_window: int = _setting(100, ">= 1")
     #: Recorded durations a job class needs before its history is trusted.
-    history_min_samples: int = 3
+    history_min_samples: int = _setting(3, ">= 1")
     #: The quantile of recent durations used as a job class's estimate.
-    estimate_quantile: float = 0.9
+    estimate_quantile: float = _setting(0.9, "in (0, 1]")
     #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
     #: (Left out of the hash, since a mapping proxy is unhashable; still compared for equality.)
     jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}), hash=False)
@@ -233,35 +244,15 @@ def validate_job_options(options: JobOptions, source: str) -> JobOptions:
 
 # --- validation -------------------------------------------------------------------------------
 
-_RULES: dict[str, tuple[Any, Any, str]] = {
-    # name: (type, check, what the check means)
-    "inline_max_duration_s": (float, _non_negative, ">= 0"),
-    "pooled_max_duration_s": (float, _non_negative, ">= 0"),
-    "default_estimate_s": (float, _non_negative, ">= 0"),
-    "pool_size": (int, _non_negative, ">= 0"),
-    "pool_max_size": (int, _non_negative, ">= 0"),
-    "pool_scale_step": (int, _positive, ">= 1"),
-    "pool_scale_cooldown_s": (float, _non_negative, ">= 0"),
-    "max_concurrent_inline": (int, _positive, ">= 1"),
-    "max_concurrent_isolated": (int, _non_negative, ">= 0"),
-    "max_jobs_per_worker": (int, _positive, ">= 1"),
-    "max_worker_memory_mb": (float, _positive, "> 0"),
-    "timeout_s": (float, _positive, "> 0"),
-    "max_memory_mb": (float, _positive, "> 0"),
-    "max_attempts": (int, _positive, ">= 1"),
-    "visibility_timeout_s": (float, _positive, "> 0"),
-    "retry_backoff_s": (float, _non_negative, ">= 0"),
-    "retry_backoff_max_s": (float, _non_negative, ">= 0"),
-    "shutdown_grace_s": (float, _non_negative, ">= 0"),
-    "fetch_batch_size": (int, _positive, ">= 1"),
-    "poll_interval_s": (float, _positive, "> 0"),
-    "history_window": (int, _positive, ">= 1"),
-    "history_min_samples": (int, _positive, ">= 1"),
-    "estimate_quantile": (float, lambda q: 0 < q <= 1, "in (0, 1]"),
-    "estimated_duration_s": (float, _non_negative, ">= 0"),
-}
 
 _JOB_KEYS = tuple(f.name for f in dataclasses.fields(JobOptions))
+#: Each numeric setting's type and rule, from the fields of ``Config`` and ``JobOptions``.
+_RULES: dict[str, tuple[type, str]] = {
+    f.name: (f.metadata["kind"], f.metadata["rule"])
+    for cls in (JobOptions, Config)
+    for f in dataclasses.fields(cls)
+    if "rule" in f.metadata
+}
 
 
 def _setting_names() -> tuple[str, ...]:
@@ -278,11 +269,11 @@ def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], source: str, wh
 
 
 def _coerce(key: str, value: Any, source: str, where: str) -> Any:
-    kind, check, meaning = _RULES[key]
+    kind, meaning = _RULES[key]
     ok_type = isinstance(value, int | float) and not isinstance(value, bool)
     if kind is int:
         ok_type = ok_type and float(value).is_integer()
-    if not ok_type or not check(value):
+    if not ok_type or not _CHECKS[meaning](value):
         expected = "an integer" if kind is int else "a number"
         raise ConfigError(
             f"{source}: {where}{key} = {value!r} is invalid; expected {expected} {meaning}"
@@ -317,9 +308,8 @@ def _parse_job_table(table: Mapping[str, Any], source: str, where: str) -> JobOp
     values = _check_keys(table, _JOB_KEYS, source, where)
     if "tier" in values:
         values["tier"] = _as_tier(values["tier"], source, where)
-    for key in ("estimated_duration_s", "timeout_s", "max_memory_mb", "max_attempts"):
-        if key in values:
-            values[key] = _coerce(key, values[key], source, where)
+    for key in values.keys() & _RULES.keys():
+        values[key] = _coerce(key, values[key], source, where)
     return JobOptions(**values)
 
 
