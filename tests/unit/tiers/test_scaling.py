@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 
-from tests.tierapp import children, enqueue, ok_rows, wait_for, worker_running, write_app
+from tests.support.tierapp import children, enqueue, ok_rows, wait_for, worker_running, write_app
 
 SCALING_TOML = """
 pool_size = 1

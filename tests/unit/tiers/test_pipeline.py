@@ -14,7 +14,7 @@ from kqueue.policy.config import Config, JobSettings, Tier
 from kqueue.policy.status import Status
 from kqueue.tiers.base import Invocation, Outcome
 from kqueue.tiers.pool import BACKLOG_PER_PROCESS, PoolRunner
-from tests.tierapp import enqueue, left_in_queue, trace, wait_for, worker_running, write_app
+from tests.support.tierapp import enqueue, left_in_queue, trace, wait_for, worker_running, write_app
 
 RUN = ("run", "--app", "tierjobs:app", "--trace-out", "trace.csv", "--burst")
 

@@ -12,8 +12,8 @@ from kqueue.backends.redis import RedisBackend
 from kqueue.testing import RedisServer
 from kqueue.worker.rates import RateWindow
 from tests.conftest import ROOT, run_kqueue
-from tests.test_redis_faults import RUNS_APP, dispatch, runs, stop, wait_until, worker
-from tests.test_redis_faults import app_dir as app_dir  # the fixture, shared
+from tests.integration.test_redis_faults import RUNS_APP, dispatch, runs, stop, wait_until, worker
+from tests.integration.test_redis_faults import app_dir as app_dir  # the fixture, shared
 
 pytestmark = pytest.mark.redis
 

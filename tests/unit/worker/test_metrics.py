@@ -7,7 +7,7 @@ import time
 import urllib.request
 
 from tests.conftest import start_kqueue
-from tests.test_worker_sqlite import APP, dispatch, runs
+from tests.unit.worker.test_sqlite_worker import APP, dispatch, runs
 
 
 def free_port() -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from kqueue.policy import read_trace
 from sim.__main__ import main
+from tests.conftest import ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -19,7 +19,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=100,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
     )
 
 

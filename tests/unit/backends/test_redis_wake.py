@@ -11,7 +11,7 @@ import redis
 from kqueue.job import App
 from kqueue.testing import RedisServer
 from tests.conftest import require_redis_server, start_kqueue
-from tests.test_redis_faults import stop, wait_until
+from tests.integration.test_redis_faults import stop, wait_until
 
 pytestmark = pytest.mark.redis
 

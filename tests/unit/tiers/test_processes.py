@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from tests.conftest import run_kqueue
-from tests.tierapp import (
+from tests.support.tierapp import (
     children,
     enqueue,
     gone,

@@ -10,7 +10,7 @@ import pytest
 
 from kqueue.worker.allocator import ARENA_MAX_ENV, TUNABLES_ENV, limit_arenas
 from tests.conftest import kqueue_env, run_kqueue
-from tests.tierapp import enqueue, write_app
+from tests.support.tierapp import enqueue, write_app
 
 pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="arenas are glibc's; other C libraries differ"
