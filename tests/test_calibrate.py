@@ -19,8 +19,8 @@ from kqueue.policy import Config
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import pss_mb
 from sim.host import HostProfile
-from sim.replay import prepare, simulate
-from sim.workload import JobClass, synth
+from sim.model.replay import prepare, simulate
+from sim.model.workload import JobClass, synth
 from tests.conftest import require_redis_server, run_kqueue
 
 

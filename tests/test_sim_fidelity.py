@@ -7,7 +7,7 @@ import pytest
 
 from kqueue.policy import Config
 from sim.host import HostProfile
-from sim.replay import simulate
+from sim.model.replay import simulate
 
 
 def _polling_host() -> HostProfile:

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from sim.host import HostProfile
-from sim.replay import simulate
-from sim.theory import (
+from sim.model.replay import simulate
+from sim.model.theory import (
     erlang_c,
     md1_mean_wait_s,
     mmc_mean_wait_s,

@@ -8,7 +8,7 @@ import pytest
 from kqueue.errors import ConfigError
 from kqueue.policy.units import parse_duration, parse_rate
 from sim.host import HostProfile
-from sim.workload import (
+from sim.model.workload import (
     PROTOTYPE_MIX,
     arrival_rate_per_s,
     fit_to_duration,

@@ -22,8 +22,8 @@ import numpy as np
 from kqueue.errors import ConfigError
 from kqueue.policy import Config, JobOptions, resolve_job, route
 from kqueue.policy.units import parse_duration, parse_rate
-from sim.model import TIER_NAMES
-from sim.report import SimResult
+from sim.model.report import SimResult
+from sim.model.worker import TIER_NAMES
 
 #: Tiers an SLO may name; ``all`` is every job together.
 TIERS = ("inline", "pool", "isolated", "all")

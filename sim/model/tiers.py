@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 from kqueue.policy import Config, target_size
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
-from sim.clock import Call
+from sim.engine.clock import Call
+from sim.engine.memory import MemoryLog
 from sim.host import HostProfile
-from sim.memory import MemoryLog
 
 if TYPE_CHECKING:
-    from sim.model import Model
+    from sim.model.worker import Model
 
 #: glibc's first mmap threshold (128 KiB): bigger blocks get a mapping of their own, in MB.
 MMAP_THRESHOLD_START_MB = 0.125

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from kqueue.policy import Config
-from sim.model import TIER_NAMES
-from sim.report import SimResult
-from sim.slo import DEFAULT_SLOS, group_stats, job_groups
-from sim.tune import TuneResult
-from sim.tune_eval import Evaluation
+from sim.model.report import SimResult
+from sim.model.worker import TIER_NAMES
+from sim.tune.evaluate import Evaluation
+from sim.tune.search import TuneResult
+from sim.tune.slo import DEFAULT_SLOS, group_stats, job_groups
 
 #: Settings the tuner searches, shown side by side in the summary.
 TUNED_KEYS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sim.report import SimResult, TierStats
+    from sim.model.report import SimResult, TierStats
 
 _COLUMNS = (
     ("jobs", "jobs", "{:d}"),

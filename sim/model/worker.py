@@ -8,12 +8,13 @@ settings, estimates its duration and routes it with the same ``kqueue.policy`` f
 runtime, then hands it to the tier's FIFO. A job holds its tier slot (an inline slot, a pool
 process or an isolated process) from the moment it leaves the FIFO until it ends: first the
 tier's dispatch overhead (and, isolated, the process spawn), then its off-CPU time
-(``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.cpu``).
+(``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.engine.cpu``).
 When a job ends its measured duration goes into its class's history, so routing learns.
 
-For speed, nothing is a SimPy process: each job is a couple of timed callbacks (``sim.clock``),
-and so is the worker's fetch loop (a round trip, then the next fetch or the sleep until the next
-arrival). Job data lives in parallel lists indexed by the job's position in the trace (sorted by
+For speed, nothing is a SimPy process: each job is a couple of timed callbacks
+(``sim.engine.clock``), and so is the worker's fetch loop (a round trip, then the next fetch or the
+sleep until the next arrival). Job data lives in parallel lists indexed by the job's position in the
+trace (sorted by
 ``submitted_at``).
 """
 
@@ -27,10 +28,10 @@ from dataclasses import dataclass
 import simpy
 
 from kqueue.policy import Config, DurationHistory, JobOptions, Tier, resolve_job, route
-from sim.clock import Call
-from sim.cpu import Cpu
+from sim.engine.clock import Call
+from sim.engine.cpu import Cpu
 from sim.host import HostProfile
-from sim.tiers import InlineTier, IsolatedTier, PoolTier
+from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
 #: Tier codes stored per job (index into ``TIER_NAMES``); -1 = not dispatched.
 INLINE, POOL, ISOLATED = 0, 1, 2
@@ -73,7 +74,7 @@ class Model:
         host: the host constants.
         force_inline: the worker's ``--inline``: every job inline.
         progress: called now and then with (jobs fetched, jobs total).
-        cpu_fast_path: see ``sim.cpu``; turned off only by the test that proves it exact.
+        cpu_fast_path: see ``sim.engine.cpu``; turned off only by the test that proves it exact.
     """
 
     def __init__(

@@ -17,8 +17,8 @@ import simpy
 
 from kqueue.policy import Config, validate_trace
 from sim.host import HostProfile
-from sim.model import POOL, Jobs, Model, Progress
-from sim.report import Outcome, SimResult, summarize
+from sim.model.report import Outcome, SimResult, summarize
+from sim.model.worker import POOL, Jobs, Model, Progress
 
 #: CPU seconds assumed for a row without ``cpu_s``: this fraction of its ``duration_s``
 #: (half computing, half waiting on I/O: between a pure I/O job and a pure CPU job).

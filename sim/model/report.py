@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from kqueue.policy import COLUMNS, Config, Status
+from sim.engine.memory import Steps, curve, job_steps
 from sim.host import HostProfile
-from sim.memory import Steps, curve, job_steps
-from sim.model import INLINE, ISOLATED, POOL, TIER_NAMES, Model
+from sim.model.worker import INLINE, ISOLATED, POOL, TIER_NAMES, Model
 
 if TYPE_CHECKING:
-    from sim.replay import TraceJobs
+    from sim.model.replay import TraceJobs
 
 #: Backlog growth allowed in a stable run, as a fraction of the second half's arrivals ...
 STABLE_GROWTH_FRACTION = 0.05
@@ -164,7 +164,7 @@ class SimResult:
 
     def table(self) -> str:
         """A short human-readable report."""
-        from sim.text import render
+        from sim.model.text import render
 
         return render(self)
 
