@@ -24,8 +24,7 @@ import argparse
 import dataclasses
 import os
 
-from kqueue.policy import Config
-from sim.host import HostProfile
+from kqueue.policy import Config, HostProfile
 from sim.model.replay import prepare, simulate
 from sim.model.workload import PROTOTYPE_MIX, synth
 from sim.tune.evaluate import Problem

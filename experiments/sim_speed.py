@@ -23,8 +23,7 @@ import time
 import numpy as np
 import simpy
 
-from kqueue.policy import Config
-from sim.host import HostProfile
+from kqueue.policy import Config, HostProfile
 from sim.model.replay import prepare, simulate
 from sim.model.workload import synth
 

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from sim.host import HostProfile
+from kqueue.policy import HostProfile
 from sim.model.replay import simulate
 from sim.model.theory import (
     erlang_c,

@@ -1,10 +1,10 @@
 """The simulator: a SimPy model of the kqueue runtime that replays traces (issue 5).
 
 Layout, one folder per role, imports running down: ``engine/`` (the discrete-event machinery:
-``clock``, ``cpu``, ``gil``, ``memory``), ``model/`` (the twin of the worker: ``worker``,
-``tiers``, ``workload``, ``replay``, ``report``, ``text``, ``theory``), ``tune/`` (the tuner:
-``slo``, ``space``, ``evaluate``, ``search``, ``report``); here: ``host`` (the host profile),
-``cli`` (``simulate``, ``tune``, ``trace synth``) and ``progress`` (its progress line).
+``clock``, ``cpu``, ``gil``, ``memory``), ``model/`` (the twin of the worker: ``worker``, ``tiers``,
+``workload``, ``replay``, ``report``, ``text``, ``theory``), ``tune/`` (the tuner: ``slo``,
+``space``, ``evaluate``, ``search``, ``report``); at the top, the entry points: ``cli``
+(``simulate``, ``tune``, ``trace synth``) and ``progress`` (its progress line).
 
 The names below are imported on first use, so ``import sim.cli`` stays light for ``--help``.
 """
@@ -52,7 +52,7 @@ _HOME = {
     "Slo": "sim.tune.slo",
     "parse_slo": "sim.tune.slo",
     "DEFAULT_SLOS": "sim.tune.slo",
-    "HostProfile": "sim.host",
+    "HostProfile": "kqueue.policy.host",
     "JobClass": "sim.model.workload",
     "PROTOTYPE_MIX": "sim.model.workload",
     "synth": "sim.model.workload",

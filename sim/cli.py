@@ -123,9 +123,8 @@ def _tune_inputs(args: argparse.Namespace):
     """The prepared trace and the ``Problem`` the ``tune`` arguments describe."""
     import math
 
-    from kqueue.policy import Config, read_trace
+    from kqueue.policy import Config, HostProfile, read_trace
     from kqueue.policy.units import parse_memory, parse_rate
-    from sim.host import HostProfile
     from sim.model.replay import prepare
     from sim.model.workload import rescale_to_rate
     from sim.tune.evaluate import Problem
@@ -205,9 +204,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def _inputs(args: argparse.Namespace):
     """The trace (rescaled and fitted), config and host profile the arguments ask for."""
-    from kqueue.policy import Config, read_trace
+    from kqueue.policy import Config, HostProfile, read_trace
     from kqueue.policy.units import parse_duration
-    from sim.host import HostProfile
     from sim.model.workload import fit_to_duration, rescale_to_rate, speed_up
 
     config = Config.load(args.config)

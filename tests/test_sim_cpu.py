@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 import simpy
 
-from kqueue.policy import Config
+from kqueue.policy import Config, HostProfile
 from sim.engine.gil import drained_s, share_one_core
-from sim.host import HostProfile
 from sim.model.replay import prepare, simulate
 from sim.model.worker import Model
 from sim.model.workload import JobClass, synth

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kqueue.policy import Config
-from sim.host import HostProfile
+from kqueue.policy import Config, HostProfile
 from sim.model.replay import simulate
 
 

@@ -7,8 +7,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from kqueue.policy import Config
-from sim.host import HostProfile
+from kqueue.policy import Config, HostProfile
 from sim.model.replay import simulate
 
 WORKER_MB, POOL_PROCESS_MB, ISOLATED_PROCESS_MB = 100.0, 50.0, 40.0

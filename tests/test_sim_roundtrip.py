@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kqueue.policy import COLUMNS, Config, DurationHistory, EstimateSource, read_trace
-from sim.host import HostProfile
+from kqueue.policy import COLUMNS, Config, DurationHistory, EstimateSource, HostProfile, read_trace
 from sim.model.replay import simulate
 from sim.model.workload import synth
 

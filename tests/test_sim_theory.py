@@ -21,7 +21,7 @@ import heapq
 import numpy as np
 import pytest
 
-from sim.host import HostProfile
+from kqueue.policy import HostProfile
 from sim.model.replay import simulate
 from sim.model.theory import (
     erlang_c,

@@ -7,8 +7,7 @@ import math
 import pytest
 
 from kqueue.errors import ConfigError
-from kqueue.policy import Config
-from sim.host import HostProfile
+from kqueue.policy import Config, HostProfile
 from sim.model.replay import prepare, simulate
 from sim.model.theory import erlang_c, poisson_trace
 from sim.tune.evaluate import Evaluation, Problem, evaluate, select

@@ -1,12 +1,14 @@
 """The pure policy shared by the runtime and the simulator.
 
 Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file),
+``host`` (the host profile: measured constants, ``host.toml``),
 ``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool).
-Nothing here does I/O except reading and writing trace and config files on request.
+Nothing here does I/O except reading and writing trace, config and host files on request.
 """
 
 from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory, Estimate, EstimateSource, estimate_duration
+from kqueue.policy.host import HostProfile
 from kqueue.policy.router import route
 from kqueue.policy.scaler import PoolSnapshot, target_pool_size, target_size
 from kqueue.policy.trace import (
@@ -29,6 +31,8 @@ __all__ = [
     "Tier",
     "resolve_job",
     "retry_delay_s",
+    # host
+    "HostProfile",
     # estimator and router
     "DurationHistory",
     "Estimate",

@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from kqueue.policy import Config, validate_trace
-from sim.host import HostProfile
+from kqueue.policy import Config, HostProfile, validate_trace
 from sim.model.report import Outcome, SimResult, summarize
 from sim.model.worker import POOL, Jobs, Model, Progress
 

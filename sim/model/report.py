@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kqueue.policy import COLUMNS, Config, Status
+from kqueue.policy import COLUMNS, Config, HostProfile, Status
 from sim.engine.memory import Steps, curve, job_steps
-from sim.host import HostProfile
 from sim.model.worker import INLINE, ISOLATED, POOL, TIER_NAMES, Model
 
 if TYPE_CHECKING:

@@ -14,11 +14,10 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING
 
-from kqueue.policy import Config, target_size
+from kqueue.policy import Config, HostProfile, target_size
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
 from sim.engine.clock import Call
 from sim.engine.memory import MemoryLog
-from sim.host import HostProfile
 
 if TYPE_CHECKING:
     from sim.model.worker import Model

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import simpy
 
-from kqueue.policy import Config, DurationHistory, JobOptions, Tier, resolve_job, route
+from kqueue.policy import Config, DurationHistory, HostProfile, JobOptions, Tier, resolve_job, route
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
-from sim.host import HostProfile
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
 #: Tier codes stored per job (index into ``TIER_NAMES``); -1 = not dispatched.

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kqueue.policy import Config
-from sim.host import HostProfile
+from kqueue.policy import Config, HostProfile
 from sim.model.replay import TraceJobs, simulate
 from sim.model.report import SimResult
 from sim.model.worker import Jobs

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kqueue.policy import Config
-from sim.host import HostProfile
+from kqueue.policy import Config, HostProfile
 from sim.model.replay import TraceJobs
 from sim.tune.slo import Slo
 
