@@ -112,10 +112,36 @@ class Model:
         self._idle_for_s = math.nan
         self._fetch_at_s = self._fetch_timer_s = math.inf
         self._fetch_timer: Call | None = None
+        # The tiers get the lists they share with the model and the callbacks they need, not the
+        # model: the pool and isolated tiers ask the inline tier's memory, which forks inherit.
+        inline = InlineTier(
+            env,
+            self.run,
+            config.max_concurrent_inline,
+            host,
+            memory_mb=jobs.memory_mb,
+            slot_s=self.slot_s,
+            inline_computing=self.cpu.inline_computing,
+        )
         self.tiers = (
-            InlineTier(self, config.max_concurrent_inline, host),
-            PoolTier(self, config, host),
-            IsolatedTier(self, config.max_concurrent_isolated, host),
+            inline,
+            PoolTier(
+                env,
+                self.run,
+                config,
+                host,
+                memory_mb=jobs.memory_mb,
+                process=self.process,
+                inline_level_mb=inline.level_mb,
+            ),
+            IsolatedTier(
+                env,
+                self.run,
+                config.max_concurrent_isolated,
+                host,
+                process=self.process,
+                inline_level_mb=inline.level_mb,
+            ),
         )
         if n:
             Call(env, 0, self._fetch_when_due)
