@@ -1,9 +1,9 @@
 """The simulator: a SimPy model of the kqueue runtime that replays traces (issue 5).
 
 Layout, one folder per role, imports running down: ``engine/`` (the discrete-event machinery:
-``clock``, ``cpu``, ``gil``, ``memory``), ``model/`` (the twin of the worker: ``worker``, ``tiers``,
-``workload``, ``replay``, ``report``, ``text``, ``theory``), ``tune/`` (the tuner: ``slo``,
-``space``, ``evaluate``, ``search``, ``report``); at the top, the entry points: ``cli``
+``clock``, ``cpu``, ``gil``, ``memory``), ``model/`` (the twin of the worker: ``jobs``, ``tiers``,
+``worker``, ``outcome``, ``report``, ``replay``, ``workload``, ``theory``), ``tune/`` (the tuner:
+``slo``, ``space``, ``evaluate``, ``search``, ``report``); at the top, the entry points: ``cli``
 (``simulate``, ``tune``, ``trace synth``) and ``progress`` (its progress line).
 
 The names below are imported on first use, so ``import sim.cli`` stays light for ``--help``.
@@ -43,7 +43,7 @@ __all__ = [
 _HOME = {
     "simulate": "sim.model.replay",
     "prepare": "sim.model.replay",
-    "TraceJobs": "sim.model.replay",
+    "TraceJobs": "sim.model.jobs",
     "SimResult": "sim.model.report",
     "TierStats": "sim.model.report",
     "tune": "sim.tune.search",

@@ -23,19 +23,14 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import simpy
 
 from kqueue.policy import Config, DurationHistory, HostProfile, JobOptions, Tier, resolve_job, route
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
+from sim.model.jobs import INLINE, TIER_CODE, Jobs
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
-
-#: Tier codes stored per job (index into ``TIER_NAMES``); -1 = not dispatched.
-INLINE, POOL, ISOLATED = 0, 1, 2
-TIER_NAMES = ("inline", "pool", "isolated")
-_TIER_CODE = {Tier.INLINE: INLINE, Tier.POOL: POOL, Tier.ISOLATED: ISOLATED}
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
 #: along different paths differ by round-off, which must not move a poll by a whole interval.
@@ -43,20 +38,6 @@ TIME_TOLERANCE = 1e-9
 
 #: Progress callback: ``progress(jobs_fetched, jobs_total)``.
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Jobs:
-    """The jobs to replay, as parallel lists sorted by ``submitted_s`` (seconds, MB)."""
-
-    submitted_s: list[float]
-    duration_s: list[float]
-    cpu_s: list[float]
-    memory_mb: list[float]
-    job_class: list[str]
-
-    def __len__(self) -> int:
-        return len(self.submitted_s)
 
 
 class Model:
@@ -252,7 +233,7 @@ class Model:
         declared, explicit_s = settings
         config = self.config
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
-        tier = _TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
+        tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
         self.tier[job] = tier
         self.tiers[tier].submit(job)

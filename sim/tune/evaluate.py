@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from kqueue.policy import Config, HostProfile
-from sim.model.replay import TraceJobs, simulate
+from sim.model.jobs import Jobs, TraceJobs
+from sim.model.replay import simulate
 from sim.model.report import SimResult
-from sim.model.worker import Jobs
 from sim.tune.slo import Slo, job_groups, margins
 
 #: Two runs whose peaks differ by at most this fraction tie on memory; lower waits win.

@@ -29,7 +29,7 @@ import numpy as np
 
 from kqueue.errors import ConfigError
 from kqueue.policy import Config
-from sim.model.replay import TraceJobs
+from sim.model.jobs import TraceJobs
 from sim.tune.evaluate import Evaluation, Evaluator, Problem, select, subset
 from sim.tune.space import (
     INLINE_SAFE_MAX_S,

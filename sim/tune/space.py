@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kqueue.policy import Config, HostProfile
-from sim.model.replay import TraceJobs
+from sim.model.jobs import TraceJobs
 from sim.tune.slo import Slo
 
 #: Stability needs utilisation below 1; bounds use this ceiling for the host's cores.
