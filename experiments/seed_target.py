@@ -1,8 +1,8 @@
 """The prototype's question: 1000 jobs/min of the 70/25/5 mix, in under 3 GB?
 
-Scenario: Poisson arrivals at 1000 jobs/min of the prototype's mix (``sim.workload.PROTOTYPE_MIX``,
-lognormal per class, chosen to land in the prototype's tier bounds fast < 1 s, medium 1-30 s,
-heavy > 30 s; fast jobs mostly waiting on I/O):
+Scenario: Poisson arrivals at 1000 jobs/min of the prototype's mix
+(``sim.model.workload.PROTOTYPE_MIX``, lognormal per class, chosen to land in the prototype's tier
+bounds fast < 1 s, medium 1-30 s, heavy > 30 s; fast jobs mostly waiting on I/O):
 
     class   share  duration median (sigma)  CPU share of duration  memory median (sigma)
     fast     70%   0.1 s (0.8)              20%                     10 MB (0.5)
@@ -24,14 +24,13 @@ import argparse
 import dataclasses
 import os
 
-from kqueue.policy import Config
-from sim.host import HostProfile
-from sim.replay import prepare, simulate
-from sim.slo import DEFAULT_SLOS, group_stats, job_groups
-from sim.tune import share, tune
-from sim.tune_eval import Problem
-from sim.tune_report import peak_isolated
-from sim.workload import PROTOTYPE_MIX, synth
+from kqueue.policy import Config, HostProfile
+from sim.model.replay import prepare, simulate
+from sim.model.workload import PROTOTYPE_MIX, synth
+from sim.tune.evaluate import Problem
+from sim.tune.report import peak_isolated
+from sim.tune.search import share, tune
+from sim.tune.slo import DEFAULT_SLOS, group_stats, job_groups
 
 RATE_PER_MIN = 1000.0
 BUDGET_MB = 3 * 1024.0

@@ -1,10 +1,10 @@
 """How fast is the simulator? The full three-tier model against the simplest SimPy M/M/c.
 
-Scenario: a trace of the prototype's mix (70% fast / 25% medium / 5% heavy, Poisson arrivals at
-1000 jobs/min, ``sim.workload.PROTOTYPE_MIX``) replayed on the full model: fetch and poll, routing
-with history, inline (GIL) / pool (scaling, recycling) / isolated (spawns), processor sharing of
-the host's cores, memory. The baseline is the textbook SimPy M/M/c (``simpy.Resource`` of ``c``
-servers, one process per job with ``with res.request()``), the same number of jobs, run in the
+Scenario: a trace of the prototype's mix (70% fast / 25% medium / 5% heavy, Poisson arrivals at 1000
+jobs/min, ``sim.model.workload.PROTOTYPE_MIX``) replayed on the full model: fetch and poll, routing
+with history, inline (GIL) / pool (scaling, recycling) / isolated (spawns), processor sharing of the
+host's cores, memory. The baseline is the textbook SimPy M/M/c (``simpy.Resource`` of ``c`` servers,
+one process per job with ``with res.request()``), the same number of jobs, run in the
 same process, alternating with the model so both see the same machine load. Reports simulated
 jobs per wall second for each, their ratio (model / baseline; >= 1 means the model is at least as
 fast) and the medians over ``--repeat`` rounds. Trace generation and reporting are excluded from
@@ -23,10 +23,9 @@ import time
 import numpy as np
 import simpy
 
-from kqueue.policy import Config
-from sim.host import HostProfile
-from sim.replay import prepare, simulate
-from sim.workload import synth
+from kqueue.policy import Config, HostProfile
+from sim.model.replay import prepare, simulate
+from sim.model.workload import synth
 
 RATE_PER_S = 1000 / 60
 #: Sized so the prototype mix at 1000 jobs/min is stable: what the tuner would have to find.

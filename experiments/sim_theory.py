@@ -1,7 +1,7 @@
 """Does the simulator agree with queueing theory? M/M/c against Erlang C, M/D/1 against P-K.
 
-Scenario: Poisson arrivals, every host constant zero (``HostProfile.ideal()``), every job routed
-to a fixed pool of ``c`` processes (``sim.theory.pool_only_config``). For each ``c`` in 1, 2, 5,
+Scenario: Poisson arrivals, every host constant zero (``HostProfile.ideal()``), every job routed to
+a fixed pool of ``c`` processes (``sim.model.theory.pool_only_config``). For each ``c`` in 1, 2, 5,
 10 and utilisation 0.5, 0.8, 0.9 the simulated mean wait and probability of waiting are compared
 with Erlang C; for M/D/1 (constant service) the mean wait with Pollaczek-Khinchine and the
 probability of waiting with ``rho``. The first 5% of jobs are a warm-up and are not counted.
@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from sim.host import HostProfile
-from sim.replay import simulate
-from sim.theory import (
+from kqueue.policy import HostProfile
+from sim.model.replay import simulate
+from sim.model.theory import (
     erlang_c,
     md1_mean_wait_s,
     mmc_mean_wait_s,

@@ -2,7 +2,7 @@
 
 Scenario: for each workload (an I/O-bound mix, a CPU-bound mix that oversubscribes the cores, the
 prototype mix at a rate this host can hold, and a memory-heavy mix whose pool recycles) a seeded
-trace is drawn with ``sim.workload.synth``. The host is calibrated once (``kqueue.ops.calibrate``)
+trace is drawn with ``sim.model.workload.synth``. The host is calibrated once (``kqueue.ops.calibrate``)
 against a private Redis. Then the trace is replayed for real (``kqueue.ops.replay``: a live
 worker on the Redis backend, each row a synthetic job that holds its memory, waits out its I/O and
 burns its CPU) and simulated (``sim.simulate`` with the calibrated ``HostProfile``) with the same
@@ -57,7 +57,7 @@ from kqueue.ops.replay import replay
 from kqueue.policy import Config, read_trace
 from kqueue.testing import RedisServer
 from sim import HostProfile, prepare, simulate
-from sim.workload import PROTOTYPE_MIX, JobClass, synth
+from sim.model.workload import PROTOTYPE_MIX, JobClass, synth
 
 #: Error allowed per metric, percent of the measured value.
 TARGETS_PCT = {"throughput_per_min": 10.0, "peak_memory_mb": 10.0, "p95_wait_s": 15.0}

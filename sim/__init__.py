@@ -1,11 +1,10 @@
 """The simulator: a SimPy model of the kqueue runtime that replays traces (issue 5).
 
-Layout: ``host`` (the host profile), ``workload`` (synthetic traces, rate and duration helpers),
-``model`` (the worker's SimPy processes) with ``tiers`` and ``cpu`` (processor sharing),
-``replay`` (run a trace -> ``SimResult``), ``report`` / ``memory`` / ``text`` (metrics),
-``theory`` (Erlang C, Pollaczek-Khinchine), ``cli`` (``simulate``, ``tune``, ``trace synth``).
-The tuner: ``slo`` (targets), ``tune_space`` (bounds, splits, Erlang sizing), ``tune_eval``
-(parallel evaluation, selection rule), ``tune`` (the search), ``tune_report`` (Markdown, PNGs).
+Layout, one folder per role, imports running down: ``engine/`` (the discrete-event machinery:
+``clock``, ``cpu``, ``gil``, ``memory``), ``model/`` (the twin of the worker: ``jobs``, ``tiers``,
+``worker``, ``outcome``, ``report``, ``replay``, ``workload``, ``theory``), ``tune/`` (the tuner:
+``slo``, ``space``, ``evaluate``, ``search``, ``report``); at the top, the entry points: ``cli``
+(``simulate``, ``tune``, ``trace synth``) and ``progress`` (its progress line).
 
 The names below are imported on first use, so ``import sim.cli`` stays light for ``--help``.
 """
@@ -42,24 +41,24 @@ __all__ = [
 ]
 
 _HOME = {
-    "simulate": "sim.replay",
-    "prepare": "sim.replay",
-    "TraceJobs": "sim.replay",
-    "SimResult": "sim.report",
-    "TierStats": "sim.report",
-    "tune": "sim.tune",
-    "TuneResult": "sim.tune",
-    "Problem": "sim.tune_eval",
-    "Slo": "sim.slo",
-    "parse_slo": "sim.slo",
-    "DEFAULT_SLOS": "sim.slo",
-    "HostProfile": "sim.host",
-    "JobClass": "sim.workload",
-    "PROTOTYPE_MIX": "sim.workload",
-    "synth": "sim.workload",
-    "rescale_to_rate": "sim.workload",
-    "speed_up": "sim.workload",
-    "fit_to_duration": "sim.workload",
+    "simulate": "sim.model.replay",
+    "prepare": "sim.model.replay",
+    "TraceJobs": "sim.model.jobs",
+    "SimResult": "sim.model.report",
+    "TierStats": "sim.model.report",
+    "tune": "sim.tune.search",
+    "TuneResult": "sim.tune.search",
+    "Problem": "sim.tune.evaluate",
+    "Slo": "sim.tune.slo",
+    "parse_slo": "sim.tune.slo",
+    "DEFAULT_SLOS": "sim.tune.slo",
+    "HostProfile": "kqueue.policy.host",
+    "JobClass": "sim.model.workload",
+    "PROTOTYPE_MIX": "sim.model.workload",
+    "synth": "sim.model.workload",
+    "rescale_to_rate": "sim.model.workload",
+    "speed_up": "sim.model.workload",
+    "fit_to_duration": "sim.model.workload",
     "parse_rate": "kqueue.policy.units",
     "parse_duration": "kqueue.policy.units",
 }

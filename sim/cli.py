@@ -98,7 +98,7 @@ def run_tune(args: argparse.Namespace) -> int:
     try:
         prepared, problem = _tune_inputs(args)
         from sim.progress import ProgressPrinter
-        from sim.tune import tune
+        from sim.tune.search import tune
 
         def progress(label: str):
             return ProgressPrinter(f"tune {label}", unit="configs")
@@ -107,8 +107,8 @@ def run_tune(args: argparse.Namespace) -> int:
                      progress=progress if args.progress else None)  # fmt: skip
         Path(args.out).write_text(found.config.to_toml())
         if args.report:
-            from sim.replay import simulate
-            from sim.tune_report import write_report
+            from sim.model.replay import simulate
+            from sim.tune.report import write_report
 
             chosen = simulate(found.share, found.config, problem.host)
             default = simulate(found.share, problem.base, problem.host)
@@ -123,13 +123,12 @@ def _tune_inputs(args: argparse.Namespace):
     """The prepared trace and the ``Problem`` the ``tune`` arguments describe."""
     import math
 
-    from kqueue.policy import Config, read_trace
+    from kqueue.policy import Config, HostProfile, read_trace
     from kqueue.policy.units import parse_memory, parse_rate
-    from sim.host import HostProfile
-    from sim.replay import prepare
-    from sim.slo import parse_slos
-    from sim.tune_eval import Problem
-    from sim.workload import rescale_to_rate
+    from sim.model.replay import prepare
+    from sim.model.workload import rescale_to_rate
+    from sim.tune.evaluate import Problem
+    from sim.tune.slo import parse_slos
 
     slos = parse_slos(args.slo)
     budget = parse_memory(args.memory_budget) if args.memory_budget else math.inf
@@ -180,8 +179,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     try:
         trace, config, host = _inputs(args)
+        from sim.model.replay import prepare, simulate
         from sim.progress import ProgressPrinter
-        from sim.replay import prepare, simulate
 
         prepared = prepare(trace, source=args.trace or "<synthetic>")
         show = args.progress
@@ -205,10 +204,9 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def _inputs(args: argparse.Namespace):
     """The trace (rescaled and fitted), config and host profile the arguments ask for."""
-    from kqueue.policy import Config, read_trace
+    from kqueue.policy import Config, HostProfile, read_trace
     from kqueue.policy.units import parse_duration
-    from sim.host import HostProfile
-    from sim.workload import fit_to_duration, rescale_to_rate, speed_up
+    from sim.model.workload import fit_to_duration, rescale_to_rate, speed_up
 
     config = Config.load(args.config)
     host = HostProfile.ideal() if args.ideal else HostProfile.load(args.host)
@@ -233,7 +231,7 @@ def _inputs(args: argparse.Namespace):
 def _synthesize(args: argparse.Namespace):
     """A synthetic trace from ``--jobs``/``--duration``, ``--rate``, ``--seed``, ``--classes``."""
     from kqueue.policy.units import parse_duration, parse_rate
-    from sim.workload import PROTOTYPE_MIX, load_mix, synth
+    from sim.model.workload import PROTOTYPE_MIX, load_mix, synth
 
     rate_per_s = parse_rate(args.rate or "1000/min")
     jobs = getattr(args, "jobs", None)

@@ -1,14 +1,16 @@
 """The pure policy shared by the runtime and the simulator.
 
 Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file),
-``status`` (how an attempt ended), ``estimator`` (expected duration), ``router`` (which tier),
-``scaler`` (how big the pool), ``fetch`` (how many to lease), ``threads`` (inline threads),
-``units`` (rates and sizes as people write them).
-Nothing here does I/O except reading and writing trace and config files on request.
+``host`` (the host profile: measured constants, ``host.toml``), ``status`` (how an attempt ended),
+``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool),
+``fetch`` (how many to lease), ``threads`` (inline threads), ``units`` (rates and sizes as people
+write them). Nothing here does I/O except reading and writing trace, config and host files on
+request.
 """
 
 from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory, Estimate, EstimateSource, estimate_duration
+from kqueue.policy.host import HostProfile
 from kqueue.policy.router import route
 from kqueue.policy.scaler import PoolSnapshot, target_pool_size, target_size
 from kqueue.policy.status import Status
@@ -31,6 +33,8 @@ __all__ = [
     "Tier",
     "resolve_job",
     "retry_delay_s",
+    # host
+    "HostProfile",
     # estimator and router
     "DurationHistory",
     "Estimate",

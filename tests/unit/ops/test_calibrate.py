@@ -15,12 +15,11 @@ import pandas  # noqa: F401 (the calibrating process is big on purpose: the work
 import pytest
 
 from kqueue.ops.calibrate import calibration_app, measure_memory_mb
-from kqueue.policy import Config
+from kqueue.policy import Config, HostProfile
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import pss_mb
-from sim.host import HostProfile
-from sim.replay import prepare, simulate
-from sim.workload import JobClass, synth
+from sim.model.replay import prepare, simulate
+from sim.model.workload import JobClass, synth
 from tests.conftest import require_redis_server, run_kqueue
 
 

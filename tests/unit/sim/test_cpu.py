@@ -7,12 +7,11 @@ import pandas as pd
 import pytest
 import simpy
 
-from kqueue.policy import Config
-from sim.gil import drained_s, share_one_core
-from sim.host import HostProfile
-from sim.model import Model
-from sim.replay import prepare, simulate
-from sim.workload import JobClass, synth
+from kqueue.policy import Config, HostProfile
+from sim.engine.gil import drained_s, share_one_core
+from sim.model.replay import prepare, simulate
+from sim.model.worker import Model
+from sim.model.workload import JobClass, synth
 
 
 def _cpu_host(cores: int) -> HostProfile:
@@ -123,7 +122,7 @@ def test_one_core_shared_by_a_busy_period_worked_by_hand():
 @pytest.mark.parametrize(("rate_per_s", "cores"), [(1.5, 64), (3.0, 64), (3.0, 2)])
 def test_busy_periods_give_exactly_the_clocks_run_on_a_crowded_gil(rate_per_s, cores):
     # Given inline jobs that overlap often on the GIL (GIL load 0.65 and 1.3: busy periods past
-    # sim.gil.MAX_JOBS go to the clocks and later ones come back), with or without room on
+    # sim.engine.gil.MAX_JOBS go to the clocks and later ones come back), with or without room on
     # the cores for the isolated jobs
     mix = (
         JobClass("chatty", 0.8, duration_median_s=0.12, duration_sigma=0.6, cpu_fraction=0.7),
@@ -149,7 +148,7 @@ def test_an_inline_hand_over_waits_for_the_gil_behind_each_computing_inline_job(
 
 
 def test_two_jobs_worked_out_directly_end_as_the_general_solution_says():
-    from sim import gil
+    from sim.engine import gil
 
     rng = np.random.default_rng(5)
     for _ in range(2000):

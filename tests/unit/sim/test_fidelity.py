@@ -5,9 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kqueue.policy import Config
-from sim.host import HostProfile
-from sim.replay import simulate
+from kqueue.policy import Config, HostProfile
+from sim.model.replay import simulate
 
 
 def _polling_host() -> HostProfile:

@@ -7,9 +7,8 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from kqueue.policy import Config
-from sim.host import HostProfile
-from sim.replay import simulate
+from kqueue.policy import Config, HostProfile
+from sim.model.replay import simulate
 
 WORKER_MB, POOL_PROCESS_MB, ISOLATED_PROCESS_MB = 100.0, 50.0, 40.0
 
@@ -186,7 +185,7 @@ def test_memory_limit_recycles_a_pool_process_after_a_big_job():
 
 
 def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
-    from sim.replay import DEFAULT_CPU_FRACTION, DEFAULT_MEMORY_MB
+    from sim.model.replay import DEFAULT_CPU_FRACTION, DEFAULT_MEMORY_MB
 
     trace = pd.DataFrame(
         {

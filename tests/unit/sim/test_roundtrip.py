@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kqueue.policy import COLUMNS, Config, DurationHistory, EstimateSource, read_trace
-from sim.host import HostProfile
-from sim.replay import simulate
-from sim.workload import synth
+from kqueue.policy import COLUMNS, Config, DurationHistory, EstimateSource, HostProfile, read_trace
+from sim.model.replay import simulate
+from sim.model.workload import synth
 
 
 def test_simulated_trace_reads_back_and_feeds_the_estimator(tmp_path):

@@ -21,9 +21,9 @@ import heapq
 import numpy as np
 import pytest
 
-from sim.host import HostProfile
-from sim.replay import simulate
-from sim.theory import (
+from kqueue.policy import HostProfile
+from sim.model.replay import simulate
+from sim.model.theory import (
     erlang_c,
     md1_mean_wait_s,
     mmc_mean_wait_s,

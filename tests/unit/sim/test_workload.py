@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from kqueue.errors import ConfigError
+from kqueue.policy import HostProfile
 from kqueue.policy.units import parse_duration, parse_rate
-from sim.host import HostProfile
-from sim.workload import (
+from sim.model.workload import (
     PROTOTYPE_MIX,
     arrival_rate_per_s,
     fit_to_duration,
@@ -100,3 +102,14 @@ def test_host_profile_ideal_is_all_zero_and_loads_toml(tmp_path):
     path.write_text("spawn_ms = 1\n")
     with pytest.raises(ConfigError, match=r"host.toml: unknown key 'spawn_ms'; valid keys"):
         HostProfile.load(path)
+
+
+def test_host_profile_saves_a_file_that_loads_back_the_same(tmp_path):
+    # Given a profile with a bool, an int, floats and an unlimited retained size
+    host = HostProfile(cores=2, polls=False, spawn_s=0.0123, retained_job_mb=math.inf)
+    # When it is saved with a comment and loaded again
+    path = tmp_path / "host.toml"
+    host.save(path, comment="measured on a test host")
+    # Then the file starts with the comment and holds the same profile
+    assert path.read_text().startswith("# measured on a test host\n")
+    assert HostProfile.load(path) == host

@@ -7,14 +7,13 @@ import math
 import pytest
 
 from kqueue.errors import ConfigError
-from kqueue.policy import Config
-from sim.host import HostProfile
-from sim.replay import prepare, simulate
-from sim.slo import DEFAULT_SLOS, Slo, job_groups, margins, parse_slo, parse_slos
-from sim.theory import erlang_c, poisson_trace
-from sim.tune import one_host_bound, tune
-from sim.tune_eval import Evaluation, Problem, evaluate, select
-from sim.tune_space import erlang_c_series, profile, threshold_between
+from kqueue.policy import Config, HostProfile
+from sim.model.replay import prepare, simulate
+from sim.model.theory import erlang_c, poisson_trace
+from sim.tune.evaluate import Evaluation, Problem, evaluate, select
+from sim.tune.search import one_host_bound, tune
+from sim.tune.slo import DEFAULT_SLOS, Slo, job_groups, margins, parse_slo, parse_slos
+from sim.tune.space import erlang_c_series, profile, threshold_between
 
 #: A textbook host, except that an isolated process costs far more memory than a pool process,
 #: so the least-memory answer for one CPU-bound class is a fixed pool.
@@ -59,7 +58,7 @@ def test_known_answer_pool_size_follows_erlang_c():
 
 
 def test_recommendation_simulated_alone_meets_everything_and_is_deterministic():
-    from sim.workload import synth
+    from sim.model.workload import synth
 
     # Given a prototype-mix trace at 120 jobs/min on an 8-core host, 6 GB budget, default SLOs
     prepared = prepare(synth(4_000, 2.0, seed=5))
@@ -90,7 +89,7 @@ def test_selection_prefers_least_memory_then_lower_waits():
 
 
 def test_bounds_name_the_binding_constraint():
-    from sim.workload import synth
+    from sim.model.workload import synth
 
     prepared = prepare(synth(2_000, 1000 / 60, seed=0))
     busy = Problem(DEFAULT_SLOS, 3072.0, HostProfile(cores=2), Config())
@@ -148,7 +147,7 @@ def test_no_slos_given_means_the_stated_defaults():
 
 
 def test_long_classes_are_never_routed_inline():
-    from sim.tune import candidates
+    from sim.tune.search import candidates
 
     # Given hours-long jobs with little CPU (inline would be the least memory, and unsafe)
     trace = poisson_trace(300, 1 / 600, 3600.0, seed=3)

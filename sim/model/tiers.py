@@ -2,26 +2,29 @@
 
 Each tier has the runtime's small interface: ``submit(job)`` when the worker routes a job to it,
 ``release(job)`` when the job ends. Jobs wait in a per-tier FIFO, so a full tier never blocks the
-others. The inline and isolated tiers are a fixed number of slots; the pool is a set of
-long-lived processes sized by ``kqueue.policy.scaler.target_pool_size`` (the runtime's rule),
-each recycled after ``max_jobs_per_worker`` jobs or when its memory passes
-``max_worker_memory_mb``.
+others. A tier does not know the model: it gets what it reads and writes as arguments (the
+environment, ``run(job, overhead_s)`` to start a job on its slot, the per-job lists it shares with
+the model, and callbacks for what another part knows, such as the inline tier's memory now). The
+inline and isolated tiers are a fixed number of slots; the pool is a set of long-lived processes
+sized by ``kqueue.policy.scaler.target_pool_size`` (the runtime's rule), each recycled after
+``max_jobs_per_worker`` jobs or when its memory passes ``max_worker_memory_mb``.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from kqueue.policy import Config, target_size
+import simpy
+
+from kqueue.policy import Config, HostProfile, target_size
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
-from sim.clock import Call
-from sim.host import HostProfile
-from sim.memory import MemoryLog
+from sim.engine.clock import Call
+from sim.engine.memory import MemoryLog
 
-if TYPE_CHECKING:
-    from sim.model import Model
+#: ``run(job, overhead_s)``: start ``job`` on the slot it just got, after ``overhead_s``.
+Run = Callable[[int, float], None]
 
 #: glibc's first mmap threshold (128 KiB): bigger blocks get a mapping of their own, in MB.
 MMAP_THRESHOLD_START_MB = 0.125
@@ -34,10 +37,17 @@ def first_mmap_threshold_mb(retained_mb: float) -> float:
 
 
 class SlotTier:
-    """A tier of ``limit`` identical slots with a FIFO; each job pays ``overhead_s`` first."""
+    """A tier of ``limit`` identical slots with a FIFO; each job pays ``overhead_s`` first.
 
-    def __init__(self, model: Model, limit: int, overhead_s: float):
-        self.model = model
+    Args:
+        env: the environment.
+        run: starts a job on its slot (``Model.run``).
+        limit: the number of slots.
+        overhead_s: what each job pays on its slot before it runs, seconds.
+    """
+
+    def __init__(self, env: simpy.Environment, run: Run, limit: int, overhead_s: float):
+        self.env, self._run = env, run
         self.free = limit
         self.overhead_s = overhead_s
         self.queue: deque[int] = deque()
@@ -58,7 +68,7 @@ class SlotTier:
             self.free += 1
 
     def _start(self, job: int) -> None:
-        self.model.run(job, self.overhead_s)
+        self._run(job, self.overhead_s)
 
 
 class InlineTier(SlotTier):
@@ -76,7 +86,7 @@ class InlineTier(SlotTier):
     It also tracks the memory its jobs make the worker hold (``level_mb``), because a process
     forked now shares those pages and ends up with its own copy once the worker reuses them.
     The worker's threads share one malloc heap (``kqueue run`` limits glibc to one arena:
-    ``kqueue.allocator``), with the pool processes' rule for which jobs it serves: a job bigger
+    ``kqueue.worker.allocator``), with the pool processes' rule for which jobs it serves: a job bigger
     than the biggest mapped block given back so far (at first 128 KB) is mapped on its own and
     returned at its end (raising that threshold to its size, up to ``retained_job_mb``); a
     smaller one comes from the heap, which grows to the heap jobs running together and keeps its
@@ -86,10 +96,28 @@ class InlineTier(SlotTier):
     the pool's are, at the job's start, while the heap's state changes at
     its hand-over, its dispatch time earlier: a process forked in between inherits the job's
     memory a few milliseconds early.
+
+    Args:
+        env, run: as ``SlotTier``.
+        limit: ``max_concurrent_inline``.
+        host: the host constants (dispatch, GIL hand-off, retained memory).
+        memory_mb: per job, its memory (MB).
+        slot_s: per job, when it got its slot (the model fills it in ``run``).
+        inline_computing: how many inline jobs are computing now (``Cpu.inline_computing``).
     """
 
-    def __init__(self, model: Model, limit: int, host: HostProfile):
-        super().__init__(model, 0, host.inline_dispatch_s)  # ``free``: idle threads
+    def __init__(
+        self,
+        env: simpy.Environment,
+        run: Run,
+        limit: int,
+        host: HostProfile,
+        *,
+        memory_mb: list[float],
+        slot_s: list[float],
+        inline_computing: Callable[[], int],
+    ):
+        super().__init__(env, run, 0, host.inline_dispatch_s)  # ``free``: idle threads
         self.limit, self.threads = limit, 0
         self._eager = min(EAGER_THREADS, limit)
         self._running: set[int] = set()
@@ -101,7 +129,8 @@ class InlineTier(SlotTier):
         self.mapped_mb = self.heap_used_mb = self.heap_mb = 0.0
         self._mapped: set[int] = set()
         self.memory = MemoryLog()
-        self._memory_mb = model.jobs.memory_mb
+        self._memory_mb, self._slot_s = memory_mb, slot_s
+        self._inline_computing = inline_computing
 
     def level_mb(self) -> float:
         """The worker's memory from inline jobs now, MB."""
@@ -120,40 +149,40 @@ class InlineTier(SlotTier):
             self.queue.append(job)
             if not self._growth_pending and self.threads < self.limit:
                 self._growth_pending = True
-                Call(self.model.env, BLOCKED_S, self._grow)
+                Call(self.env, BLOCKED_S, self._grow)
 
     def _grow(self, _event) -> None:
         self._growth_pending = False
         waiting = len(self.queue)
         if not waiting or self.threads >= self.limit:
             return
-        since_s = self.model.env.now - BLOCKED_S
-        slot_s = self.model.slot_s
+        since_s = self.env.now - BLOCKED_S
+        slot_s = self._slot_s
         blocked = sum(1 for job in self._running if slot_s[job] <= since_s)
-        cpu_share = 1.0 if self.model.cpu.inline_computing() else 0.0
+        cpu_share = 1.0 if self._inline_computing() else 0.0
         for _ in range(threads_to_add(self.threads, waiting, blocked, cpu_share, self.limit)):
             self.threads += 1
             self._start(self.queue.popleft())
         if self.queue and self.threads < self.limit:
             self._growth_pending = True
-            Call(self.model.env, BLOCKED_S, self._grow)
+            Call(self.env, BLOCKED_S, self._grow)
 
     def _start(self, job: int) -> None:
         overhead_s = self.overhead_s
         if self.gil_handoff_s:  # the hand-over waits for the GIL behind each computing job
-            overhead_s += self.gil_handoff_s * self.model.cpu.inline_computing()
+            overhead_s += self.gil_handoff_s * self._inline_computing()
         memory_mb = self._memory_mb[job]
         if memory_mb > self.mmap_threshold_mb:
             self.mapped_mb += memory_mb
             self._mapped.add(job)
-            self.memory.add(self.model.env.now + overhead_s, memory_mb)
+            self.memory.add(self.env.now + overhead_s, memory_mb)
         elif memory_mb:
             self.heap_used_mb += memory_mb
             if self.heap_used_mb > self.heap_mb:
-                self.memory.add(self.model.env.now + overhead_s, self.heap_used_mb - self.heap_mb)
+                self.memory.add(self.env.now + overhead_s, self.heap_used_mb - self.heap_mb)
                 self.heap_mb = self.heap_used_mb
         self._running.add(job)
-        self.model.run(job, overhead_s)
+        self._run(job, overhead_s)
 
     def release(self, job: int) -> None:
         self._running.discard(job)
@@ -161,31 +190,49 @@ class InlineTier(SlotTier):
         if job in self._mapped:
             self._mapped.remove(job)
             self.mapped_mb -= memory_mb
-            self.memory.add(self.model.env.now, -memory_mb)
+            self.memory.add(self.env.now, -memory_mb)
             if memory_mb <= self.retained_mb:  # giving a mapping back raises the threshold
                 self.mmap_threshold_mb = max(self.mmap_threshold_mb, memory_mb)
         elif memory_mb:
             self.heap_used_mb -= memory_mb
             if self.heap_mb - self.heap_used_mb >= 2.0 * self.mmap_threshold_mb:  # trimmed
-                self.memory.add(self.model.env.now, self.heap_used_mb - self.heap_mb)
+                self.memory.add(self.env.now, self.heap_used_mb - self.heap_mb)
                 self.heap_mb = self.heap_used_mb
         super().release(job)
 
 
 class IsolatedTier(SlotTier):
-    """One fresh process per job, ``max_concurrent_isolated`` at once, each paying a spawn."""
+    """One fresh process per job, ``max_concurrent_isolated`` at once, each paying a spawn.
 
-    def __init__(self, model: Model, limit: int, host: HostProfile):
-        super().__init__(model, limit, host.spawn_s + host.isolated_dispatch_s)
+    Args:
+        env, run: as ``SlotTier``.
+        limit: ``max_concurrent_isolated``.
+        host: the host constants (spawn, dispatch).
+        process: per job, its process number (this tier writes its spawn number).
+        inline_level_mb: the worker's inline memory now (``InlineTier.level_mb``).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        run: Run,
+        limit: int,
+        host: HostProfile,
+        *,
+        process: list[int],
+        inline_level_mb: Callable[[], float],
+    ):
+        super().__init__(env, run, limit, host.spawn_s + host.isolated_dispatch_s)
+        self._process, self._inline_level_mb = process, inline_level_mb
         #: Processes started so far (one per job).
         self.spawns = 0
         #: Per job: the worker's inline memory its process was forked with (see ``InlineTier``).
         self.inherited_mb: dict[int, float] = {}
 
     def _start(self, job: int) -> None:
-        self.model.process[job] = self.spawns
+        self._process[job] = self.spawns
         self.spawns += 1
-        self.inherited_mb[job] = self.model.tiers[0].level_mb()
+        self.inherited_mb[job] = self._inline_level_mb()
         super()._start(job)
 
 
@@ -200,10 +247,29 @@ class PoolTier:
     ``HostProfile.retained_job_mb``); a job within the threshold comes from the heap, reuses
     what the process keeps and leaves its own size behind.
     Memory changes are recorded as ``(time_s, delta_mb)`` steps in ``memory``.
+
+    Args:
+        env, run: as ``SlotTier``.
+        config: the worker's settings (pool sizing, recycling).
+        host: the host constants (dispatch, spawn, process memory, retained memory).
+        memory_mb: per job, its memory (MB).
+        process: per job, its process number (this tier writes the pool process's).
+        inline_level_mb: the worker's inline memory now (``InlineTier.level_mb``).
     """
 
-    def __init__(self, model: Model, config: Config, host: HostProfile):
-        self.model, self.config, self.env = model, config, model.env
+    def __init__(
+        self,
+        env: simpy.Environment,
+        run: Run,
+        config: Config,
+        host: HostProfile,
+        *,
+        memory_mb: list[float],
+        process: list[int],
+        inline_level_mb: Callable[[], float],
+    ):
+        self.config, self.env, self._run = config, env, run
+        self._memory_mb, self._process, self._inline_level_mb = memory_mb, process, inline_level_mb
         self.dispatch_s, self.spawn_s, self.base_mb = (
             host.pool_dispatch_s,
             host.spawn_s,
@@ -239,10 +305,10 @@ class PoolTier:
 
     def release(self, job: int) -> None:
         """``job`` ended: recycle its process if it is due, else give it the next job."""
-        pid = self.model.process[job]
+        pid = self._process[job]
         self.busy -= 1
         self.jobs_run[pid] += 1
-        job_mb = self.model.jobs.memory_mb[job]
+        job_mb = self._memory_mb[job]
         if job_mb > self._mmap_threshold_mb[pid]:  # mapped: given back, and the threshold rises
             kept_mb = self.high_water_mb[pid]
             if job_mb <= self.retained_mb:
@@ -271,13 +337,13 @@ class PoolTier:
 
     def _start(self, job: int, pid: int) -> None:
         self.busy += 1
-        self.model.process[job] = pid
-        job_mb = self.model.jobs.memory_mb[job]
+        self._process[job] = pid
+        job_mb = self._memory_mb[job]
         mapped = job_mb > self._mmap_threshold_mb[pid]
         extra_mb = job_mb if mapped else max(0.0, job_mb - self.high_water_mb[pid])
         self.memory.add(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
         self._job_extra_mb[pid] = extra_mb
-        self.model.run(job, self.dispatch_s)
+        self._run(job, self.dispatch_s)
 
     def _ready(self, pid: int) -> None:
         if self.queue:
@@ -293,7 +359,7 @@ class PoolTier:
         self.jobs_run[pid] = 0
         self._resize(+1)
         # forked with the worker's inline memory, which becomes its own (see ``InlineTier``)
-        self.inherited_mb[pid] = 0.0 if warm else self.model.tiers[0].level_mb()
+        self.inherited_mb[pid] = 0.0 if warm else self._inline_level_mb()
         self.memory.add(self.env.now, self.base_mb + self.inherited_mb[pid])
         if warm or self.spawn_s == 0:
             self._ready(pid)

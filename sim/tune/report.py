@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from kqueue.policy import Config
-from sim.model import TIER_NAMES
-from sim.report import SimResult
-from sim.slo import DEFAULT_SLOS, group_stats, job_groups
-from sim.tune import TuneResult
-from sim.tune_eval import Evaluation
+from sim.model.jobs import ISOLATED, TIER_NAMES
+from sim.model.report import SimResult
+from sim.tune.evaluate import Evaluation
+from sim.tune.search import TuneResult
+from sim.tune.slo import DEFAULT_SLOS, group_stats, job_groups
 
 #: Settings the tuner searches, shown side by side in the summary.
 TUNED_KEYS = (
@@ -48,7 +48,7 @@ def pareto_front(evaluations: list[Evaluation]) -> list[Evaluation]:
 def peak_isolated(result: SimResult) -> int:
     """Most isolated processes alive at once in a run."""
     o = result.outcome
-    ran = (o.tier == TIER_NAMES.index("isolated")) & np.isfinite(o.started_s)
+    ran = (o.tier == ISOLATED) & np.isfinite(o.started_s)
     if not ran.any():
         return 0
     times = np.concatenate([o.slot_s[ran], o.finished_s[ran]])

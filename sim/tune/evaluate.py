@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kqueue.policy import Config
-from sim.host import HostProfile
-from sim.model import Jobs
-from sim.replay import TraceJobs, simulate
-from sim.report import SimResult
-from sim.slo import Slo, job_groups, margins
+from kqueue.policy import Config, HostProfile
+from sim.model.jobs import Jobs, TraceJobs
+from sim.model.replay import simulate
+from sim.model.report import SimResult
+from sim.tune.slo import Slo, job_groups, margins
 
 #: Two runs whose peaks differ by at most this fraction tie on memory; lower waits win.
 MEMORY_TIE_FRACTION = 0.01
@@ -73,7 +72,7 @@ def evaluate(result: SimResult, config: Config, problem: Problem) -> Evaluation:
     """Judge one run against the problem's SLOs, stability and memory budget.
 
     The SLO groups are where the base config routes each class of the run's own jobs
-    (``sim.slo.job_groups``).
+    (``sim.tune.slo.job_groups``).
     """
     jobs = result.outcome.prepared.jobs
     groups = job_groups(jobs.job_class, jobs.duration_s, problem.base)

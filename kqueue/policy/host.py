@@ -1,5 +1,8 @@
 """The host profile: the measured constants that make a real worker differ from a textbook queue.
 
+``kqueue calibrate`` measures them on a host and writes the file; the simulator reads it. One
+record and one file format, here in the pure policy, so neither side owns it.
+
 A ``HostProfile`` says how many CPU cores the jobs share, what each tier costs to hand a job to,
 how long a process takes to start, and how much memory each kind of process holds before it runs
 anything. Every constant may be zero: ``HostProfile.ideal()`` sets them all to zero (and makes the
@@ -121,3 +124,23 @@ class HostProfile:
     def to_dict(self) -> dict[str, Any]:
         """The profile as a plain dict (for reports)."""
         return dataclasses.asdict(self)
+
+    def to_toml(self, comment: str | None = None) -> str:
+        """The profile as a host TOML file that ``load`` reads back (numbers to 6 digits).
+
+        Args:
+            comment: a first line to write as a TOML comment, e.g. where and when it was measured.
+        """
+        lines = [f"# {comment}"] if comment else []
+        for key, value in self.to_dict().items():
+            if isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, int):
+                lines.append(f"{key} = {value}")
+            else:
+                lines.append(f"{key} = {value:.6g}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path, comment: str | None = None) -> None:
+        """Write ``to_toml(comment)`` to ``path`` (replacing the file)."""
+        Path(path).write_text(self.to_toml(comment))

@@ -1,11 +1,11 @@
 """The tuner: from a trace and targets to the least-memory config that meets them (issue 6).
 
-Scenario: an operator has a trace of their jobs, SLOs per tier (``sim.slo``) and a memory budget.
-``tune(prepared, problem)`` searches the routing thresholds, pool size, concurrency limits and
-pool recycling for the config that keeps every tier stable, meets every SLO and fits the budget
+Scenario: an operator has a trace of their jobs, SLOs per tier (``sim.tune.slo``) and a memory
+budget. ``tune(prepared, problem)`` searches the routing thresholds, pool size, concurrency limits
+and pool recycling for the config that keeps every tier stable, meets every SLO and fits the budget
 in the least peak memory (ties within 1% go to lower waits). The search:
 
-1. Bounds, no simulation (``sim.tune_space``): the offered CPU must fit the host's cores, inline
+1. Bounds, no simulation (``sim.tune.space``): the offered CPU must fit the host's cores, inline
    CPU must fit one core (the GIL), a split's mean memory must fit the budget. Splits that pass
    are ranked by a rough memory guess; the best few get Erlang-C-sized capacities.
 2. Successive halving: every candidate runs on the trace's densest window of ``SCREEN_JOBS``
@@ -29,9 +29,9 @@ import numpy as np
 
 from kqueue.errors import ConfigError
 from kqueue.policy import Config
-from sim.replay import TraceJobs
-from sim.tune_eval import Evaluation, Evaluator, Problem, select, subset
-from sim.tune_space import (
+from sim.model.jobs import TraceJobs
+from sim.tune.evaluate import Evaluation, Evaluator, Problem, select, subset
+from sim.tune.space import (
     INLINE_SAFE_MAX_S,
     MAX_CPU_UTILISATION,
     Split,
@@ -98,7 +98,7 @@ def tune(
     """Find the least-memory config meeting ``problem`` on ``prepared``; see the module docstring.
 
     Args:
-        prepared: the trace (``sim.replay.prepare``), already at the rate to plan for.
+        prepared: the trace (``sim.model.replay.prepare``), already at the rate to plan for.
         problem: SLOs, memory budget, host, base config (its other settings are kept), seed.
         processes: simulation processes (default: all usable cores; 1 = in this process).
         progress: ``progress(label)`` returns a ``callable(done, total)`` for each stage.

@@ -8,12 +8,13 @@ settings, estimates its duration and routes it with the same ``kqueue.policy`` f
 runtime, then hands it to the tier's FIFO. A job holds its tier slot (an inline slot, a pool
 process or an isolated process) from the moment it leaves the FIFO until it ends: first the
 tier's dispatch overhead (and, isolated, the process spawn), then its off-CPU time
-(``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.cpu``).
+(``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.engine.cpu``).
 When a job ends its measured duration goes into its class's history, so routing learns.
 
-For speed, nothing is a SimPy process: each job is a couple of timed callbacks (``sim.clock``),
-and so is the worker's fetch loop (a round trip, then the next fetch or the sleep until the next
-arrival). Job data lives in parallel lists indexed by the job's position in the trace (sorted by
+For speed, nothing is a SimPy process: each job is a couple of timed callbacks
+(``sim.engine.clock``), and so is the worker's fetch loop (a round trip, then the next fetch or the
+sleep until the next arrival). Job data lives in parallel lists indexed by the job's position in the
+trace (sorted by
 ``submitted_at``).
 """
 
@@ -22,20 +23,14 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import simpy
 
-from kqueue.policy import Config, DurationHistory, JobOptions, Tier, resolve_job, route
-from sim.clock import Call
-from sim.cpu import Cpu
-from sim.host import HostProfile
-from sim.tiers import InlineTier, IsolatedTier, PoolTier
-
-#: Tier codes stored per job (index into ``TIER_NAMES``); -1 = not dispatched.
-INLINE, POOL, ISOLATED = 0, 1, 2
-TIER_NAMES = ("inline", "pool", "isolated")
-_TIER_CODE = {Tier.INLINE: INLINE, Tier.POOL: POOL, Tier.ISOLATED: ISOLATED}
+from kqueue.policy import Config, DurationHistory, HostProfile, JobOptions, Tier, resolve_job, route
+from sim.engine.clock import Call
+from sim.engine.cpu import Cpu
+from sim.model.jobs import INLINE, TIER_CODE, Jobs
+from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
 #: along different paths differ by round-off, which must not move a poll by a whole interval.
@@ -43,20 +38,6 @@ TIME_TOLERANCE = 1e-9
 
 #: Progress callback: ``progress(jobs_fetched, jobs_total)``.
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Jobs:
-    """The jobs to replay, as parallel lists sorted by ``submitted_s`` (seconds, MB)."""
-
-    submitted_s: list[float]
-    duration_s: list[float]
-    cpu_s: list[float]
-    memory_mb: list[float]
-    job_class: list[str]
-
-    def __len__(self) -> int:
-        return len(self.submitted_s)
 
 
 class Model:
@@ -73,7 +54,7 @@ class Model:
         host: the host constants.
         force_inline: the worker's ``--inline``: every job inline.
         progress: called now and then with (jobs fetched, jobs total).
-        cpu_fast_path: see ``sim.cpu``; turned off only by the test that proves it exact.
+        cpu_fast_path: see ``sim.engine.cpu``; turned off only by the test that proves it exact.
     """
 
     def __init__(
@@ -112,10 +93,36 @@ class Model:
         self._idle_for_s = math.nan
         self._fetch_at_s = self._fetch_timer_s = math.inf
         self._fetch_timer: Call | None = None
+        # The tiers get the lists they share with the model and the callbacks they need, not the
+        # model: the pool and isolated tiers ask the inline tier's memory, which forks inherit.
+        inline = InlineTier(
+            env,
+            self.run,
+            config.max_concurrent_inline,
+            host,
+            memory_mb=jobs.memory_mb,
+            slot_s=self.slot_s,
+            inline_computing=self.cpu.inline_computing,
+        )
         self.tiers = (
-            InlineTier(self, config.max_concurrent_inline, host),
-            PoolTier(self, config, host),
-            IsolatedTier(self, config.max_concurrent_isolated, host),
+            inline,
+            PoolTier(
+                env,
+                self.run,
+                config,
+                host,
+                memory_mb=jobs.memory_mb,
+                process=self.process,
+                inline_level_mb=inline.level_mb,
+            ),
+            IsolatedTier(
+                env,
+                self.run,
+                config.max_concurrent_isolated,
+                host,
+                process=self.process,
+                inline_level_mb=inline.level_mb,
+            ),
         )
         if n:
             Call(env, 0, self._fetch_when_due)
@@ -226,7 +233,7 @@ class Model:
         declared, explicit_s = settings
         config = self.config
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
-        tier = _TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
+        tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
         self.tier[job] = tier
         self.tiers[tier].submit(job)

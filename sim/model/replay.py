@@ -9,37 +9,22 @@ can run finishes) and returns a ``SimResult``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import simpy
 
-from kqueue.policy import Config, validate_trace
-from sim.host import HostProfile
-from sim.model import POOL, Jobs, Model, Progress
-from sim.report import Outcome, SimResult, summarize
+from kqueue.policy import Config, HostProfile, validate_trace
+from sim.model.jobs import POOL, Jobs, TraceJobs
+from sim.model.outcome import Outcome
+from sim.model.report import SimResult, summarize
+from sim.model.worker import Model, Progress
 
 #: CPU seconds assumed for a row without ``cpu_s``: this fraction of its ``duration_s``
 #: (half computing, half waiting on I/O: between a pure I/O job and a pure CPU job).
 DEFAULT_CPU_FRACTION = 0.5
 #: Memory assumed for a row without ``memory_mb``: a modest Python job's working set, MB.
 DEFAULT_MEMORY_MB = 50.0
-
-
-@dataclass(frozen=True)
-class TraceJobs:
-    """A trace made ready to replay: jobs sorted by submission, times relative to ``origin_s``."""
-
-    #: The jobs, time 0 = ``origin_s``.
-    jobs: Jobs
-    #: The trace's first ``submitted_at`` (added back to times in the simulated trace).
-    origin_s: float
-    #: The validated rows in replay order (their ``job_id``, ``queue``, ... are passed through).
-    rows: pd.DataFrame
-    #: How many rows had no ``cpu_s`` / no ``memory_mb`` and got the defaults above.
-    default_cpu_rows: int
-    default_memory_rows: int
 
 
 def prepare(trace: pd.DataFrame, source: str = "<trace>") -> TraceJobs:

@@ -22,11 +22,11 @@ import numpy as np
 from kqueue.errors import ConfigError
 from kqueue.policy import Config, JobOptions, resolve_job, route
 from kqueue.policy.units import parse_duration, parse_rate
-from sim.model import TIER_NAMES
-from sim.report import SimResult
+from sim.model.jobs import TIER_CODE, TIER_NAMES
+from sim.model.report import SimResult
 
 #: Tiers an SLO may name; ``all`` is every job together.
-TIERS = ("inline", "pool", "isolated", "all")
+TIERS = (*TIER_NAMES, "all")
 #: Metric name -> (``TierStats`` field, kind). ``upper`` metrics are durations, at most the
 #: target; ``lower`` ones are rates, at least the target.
 METRICS = {
@@ -128,7 +128,7 @@ def parse_slos(texts: Iterable[str] | None) -> tuple[Slo, ...]:
 
 
 def job_groups(job_class: list[str], duration_s: list[float], base: Config) -> np.ndarray:
-    """Each job's SLO group (index into ``TIER_NAMES``): where ``base`` routes its class.
+    """Each job's SLO group (a tier code, ``jobs.TIERS``): where ``base`` routes its class.
 
     A class's estimate is the ``estimate_quantile`` of its durations, what the runtime's history
     settles on; a class's explicit tier or estimate in ``base``'s job tables wins, as in routing.
@@ -142,7 +142,7 @@ def job_groups(job_class: list[str], duration_s: list[float], base: Config) -> n
         estimate = settings.estimated_duration_s
         if estimate is None:
             estimate = float(np.quantile(duration[mask], base.estimate_quantile))
-        groups[mask] = TIER_NAMES.index(route(settings.tier, estimate, base).value)
+        groups[mask] = TIER_CODE[route(settings.tier, estimate, base)]
     return groups
 
 

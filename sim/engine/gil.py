@@ -1,7 +1,7 @@
 """Inline jobs' CPU work on the worker's one core, solved a busy period at a time.
 
-While the host's cores fit every process job and the worker (``sim.cpu``'s condition for its fast
-path), the inline jobs' CPU phases share exactly one core, the worker's (the GIL), at a rate of
+While the host's cores fit every process job and the worker (``sim.engine.cpu``'s condition for its
+fast path), the inline jobs' CPU phases share exactly one core, the worker's (the GIL), at a rate of
 1 / n each. A *busy period* of that core runs from one CPU phase's start until no inline CPU work
 is left. Its jobs' ends depend on nothing but its own jobs' entries and CPU work, so they are worked
 out when a job joins (``share_one_core``) and each job gets one timed event at its end; a busy
@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import simpy
 
-from sim.clock import Call
+from sim.engine.clock import Call
 
 #: Ends closer than this (relative) to an event's time are at that time (float round-off).
 ROUND_OFF_S = 1e-12

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kqueue.policy import Config
-from sim.host import HostProfile
-from sim.replay import TraceJobs
-from sim.slo import Slo
+from kqueue.policy import Config, HostProfile
+from sim.model.jobs import TraceJobs
+from sim.tune.slo import Slo
 
 #: Stability needs utilisation below 1; bounds use this ceiling for the host's cores.
 MAX_CPU_UTILISATION = 0.95

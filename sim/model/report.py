@@ -1,4 +1,4 @@
-"""What a simulation found: per-tier and overall metrics, the simulated trace, JSON and a table.
+"""What a simulation found: per-tier and overall metrics, JSON and the terminal table.
 
 Stability rule (documented in ``docs/DECISIONS.md``): the backlog (jobs submitted but not yet
 started) is measured at the middle and at the end of the arrival window; the run is stable when
@@ -13,79 +13,19 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kqueue.policy import COLUMNS, Config, Status
-from sim.host import HostProfile
-from sim.memory import Steps, curve, job_steps
-from sim.model import INLINE, ISOLATED, POOL, TIER_NAMES, Model
-
-if TYPE_CHECKING:
-    from sim.replay import TraceJobs
+from sim.engine.memory import Steps, curve, job_steps
+from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_NAMES
+from sim.model.outcome import Outcome, simulated_trace
 
 #: Backlog growth allowed in a stable run, as a fraction of the second half's arrivals ...
 STABLE_GROWTH_FRACTION = 0.05
 #: ... and at least this many jobs (short traces fluctuate).
 STABLE_GROWTH_JOBS = 10
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The raw result of one run: per-job arrays (replay order) and the tiers' counters."""
-
-    prepared: TraceJobs
-    config: Config
-    host: HostProfile
-    submitted_s: np.ndarray
-    started_s: np.ndarray
-    finished_s: np.ndarray
-    slot_s: np.ndarray
-    tier: np.ndarray
-    estimated_s: np.ndarray
-    process: np.ndarray
-    memory_mb: np.ndarray
-    inline_steps: Steps
-    pool_steps: Steps
-    pool_alive_process_s: float
-    pool_spawns: int
-    pool_recycles: int
-    pool_peak_size: int
-    isolated_spawns: int
-    #: Per job: the worker's inline memory its isolated process was forked with (0 otherwise).
-    isolated_inherited_mb: np.ndarray
-    cpu_busy_core_s: float
-    wall_s: float
-
-    @classmethod
-    def from_model(cls, model: Model, prepared: TraceJobs, config, host, wall_s: float) -> Outcome:
-        """Collect the arrays and counters of a finished ``Model`` run."""
-        inline, pool = model.tiers[INLINE], model.tiers[POOL]
-        return cls(
-            prepared=prepared,
-            config=config,
-            host=host,
-            submitted_s=np.asarray(model.jobs.submitted_s, float),
-            started_s=np.asarray(model.started_s, float),
-            finished_s=np.asarray(model.finished_s, float),
-            slot_s=np.asarray(model.slot_s, float),
-            tier=np.asarray(model.tier, np.int8),
-            estimated_s=np.asarray(model.estimated_s, float),
-            process=np.asarray(model.process, np.int64),
-            memory_mb=np.asarray(model.jobs.memory_mb, float),
-            inline_steps=inline.memory.steps(),
-            pool_steps=pool.memory.steps(),
-            pool_alive_process_s=pool.alive_process_s,
-            pool_spawns=pool.spawns,
-            pool_recycles=pool.recycles,
-            pool_peak_size=pool.peak_size,
-            isolated_spawns=model.tiers[ISOLATED].spawns,
-            isolated_inherited_mb=_per_job(model.tiers[ISOLATED].inherited_mb, len(model.tier)),
-            cpu_busy_core_s=model.cpu.busy_core_s,
-            wall_s=wall_s,
-        )
 
 
 @dataclass(frozen=True)
@@ -164,8 +104,6 @@ class SimResult:
 
     def table(self) -> str:
         """A short human-readable report."""
-        from sim.text import render
-
         return render(self)
 
 
@@ -212,13 +150,6 @@ def summarize(outcome: Outcome) -> SimResult:
         memory=total.series(),
         outcome=o,
     )
-
-
-def _per_job(values: dict[int, float], jobs: int) -> np.ndarray:
-    array = np.zeros(jobs)
-    if values:
-        array[list(values)] = list(values.values())
-    return array
 
 
 def _memory_steps(o: Outcome) -> dict[str, Steps]:
@@ -312,35 +243,6 @@ def _stability(o: Outcome) -> tuple[bool, int, int]:
     return stable and bool(np.isfinite(o.started_s).all()), start, end
 
 
-def simulated_trace(o: Outcome) -> pd.DataFrame:
-    """The runtime's trace columns for every finished job (times on the input trace's clock)."""
-    rows, origin = o.prepared.rows, o.prepared.origin_s
-    tier = pd.Series(np.array(TIER_NAMES + ("none",), dtype=object)[o.tier])
-    worker = "sim:" + tier
-    labelled = (o.tier != INLINE) & (o.process >= 0)
-    worker[labelled] = worker[labelled] + "-" + pd.Series(o.process).astype(str)[labelled]
-    frame = pd.DataFrame(
-        {
-            "job_id": rows["job_id"].where(rows["job_id"].notna(), rows.index.astype(str)),
-            "queue": rows["queue"].where(rows["queue"].notna(), "default"),
-            "job_class": rows["job_class"],
-            "tier": tier,
-            "submitted_at": o.submitted_s + origin,
-            "started_at": o.started_s + origin,
-            "finished_at": o.finished_s + origin,
-            "wait_s": o.started_s - o.submitted_s,
-            "duration_s": o.finished_s - o.started_s,
-            "cpu_s": np.asarray(o.prepared.jobs.cpu_s, float),
-            "memory_mb": o.memory_mb,
-            "status": rows["status"].where(rows["status"].notna(), Status.OK.value),
-            "attempt": rows["attempt"].fillna(1).astype(int),
-            "worker": worker,
-            "estimated_s": o.estimated_s,
-        }
-    )
-    return frame.loc[np.isfinite(o.finished_s), list(COLUMNS)].reset_index(drop=True)
-
-
 def _clean(value: Any) -> Any:
     """Make a value JSON-safe: numpy scalars to Python, NaN/inf to ``None``."""
     if isinstance(value, dict):
@@ -352,3 +254,57 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+# --- the terminal table -----------------------------------------------------------------
+
+_COLUMNS = (
+    ("jobs", "jobs", "{:d}"),
+    ("jobs/min", "throughput_per_min", "{:.1f}"),
+    ("wait p50", "p50_wait_s", "{:.3f}"),
+    ("p95", "p95_wait_s", "{:.3f}"),
+    ("p99", "p99_wait_s", "{:.3f}"),
+    ("max", "max_wait_s", "{:.3f}"),
+    ("latency p95", "p95_latency_s", "{:.3f}"),
+    ("util", "utilisation", "{:.0%}"),
+    ("peak MB", "peak_memory_mb", "{:.0f}"),
+    ("spawns", "spawns", "{:d}"),
+    ("recycles", "recycles", "{:d}"),
+)
+
+
+def _cells(stats: TierStats) -> list[str]:
+    cells = []
+    for _, key, fmt in _COLUMNS:
+        value = getattr(stats, key)
+        cells.append("-" if value is None else fmt.format(value))
+    return cells
+
+
+def render(result: SimResult) -> str:
+    """The result as a table of tiers plus a few summary lines (times in s, memory in MB)."""
+    rows = [["tier"] + [title for title, _, _ in _COLUMNS]]
+    for name, stats in result.tiers.items():
+        rows.append([name] + _cells(stats))
+    rows.append(["all"] + _cells(result.overall))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    verdict = "stable" if result.stable else "UNSTABLE"
+    lines += [
+        "",
+        f"jobs {result.jobs}, finished {result.finished}, never started {result.never_started}; "
+        f"arrivals {result.arrival_rate_per_min:.1f}/min, "
+        f"throughput {result.throughput_per_min:.1f}/min",
+        f"{verdict}: backlog {result.backlog_start} at mid-trace, "
+        f"{result.backlog_end} at the last arrival",
+        f"peak memory {result.peak_memory_mb:.0f} MB at t={result.peak_memory_at_s:.1f} s; "
+        f"pool peak {result.pool_peak_processes} processes"
+        + (f"; CPU {result.cpu_utilisation:.0%}" if result.cpu_utilisation is not None else ""),
+        f"defaults used: cpu_s on {result.default_cpu_rows} rows, memory_mb on "
+        f"{result.default_memory_rows} rows",
+        f"simulated in {result.wall_s:.2f} s ({result.jobs_per_wall_s:,.0f} jobs per wall second)",
+    ]
+    return "\n".join(lines)

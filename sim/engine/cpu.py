@@ -17,7 +17,7 @@ Fast path, still exact: a process job whose CPU phase (fixed when it starts) has
 all along, one left for the worker, counting every process job in the clocks and every fast one
 whose phase meets its own, gets a single timeout and never enters the clocks; admitted that way,
 the fast jobs never oversubscribe the cores at any instant. The inline jobs then share exactly the
-worker's one core, and ``sim.gil`` works out their ends a busy period
+worker's one core, and ``sim.engine.gil`` works out their ends a busy period
 of that core at a time (one event per job, moved only when a later job joins its busy period),
 as long as the inline work in the clocks (computing, or entering later) is done before the new
 job's CPU phase starts; that is a known time on one core, whatever the order. The moment a new
@@ -35,8 +35,8 @@ from collections.abc import Callable
 
 import simpy
 
-from sim.clock import Call
-from sim.gil import Gil
+from sim.engine.clock import Call
+from sim.engine.gil import Gil
 
 #: Jobs whose remaining work is below this many CPU seconds count as done (float round-off).
 EPSILON_S = 1e-9
