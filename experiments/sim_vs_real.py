@@ -2,11 +2,12 @@
 
 Scenario: for each workload (an I/O-bound mix, a CPU-bound mix that oversubscribes the cores, the
 prototype mix at a rate this host can hold, and a memory-heavy mix whose pool recycles) a seeded
-trace is drawn with ``sim.model.workload.synth``. The host is calibrated once (``kqueue.ops.calibrate``)
-against a private Redis. Then the trace is replayed for real (``kqueue.ops.replay``: a live
-worker on the Redis backend, each row a synthetic job that holds its memory, waits out its I/O and
-burns its CPU) and simulated (``sim.simulate`` with the calibrated ``HostProfile``) with the same
-config. Both sides start with an empty duration history (each workload gets its own Redis database).
+trace is drawn with ``sim.model.workload.synth``. The host is calibrated once
+(``kqueue.ops.calibrate``) against a private Redis. Then the trace is replayed for real
+(``kqueue.ops.replay``: a live worker on the Redis backend, each row a synthetic job that holds its
+memory, waits out its I/O and burns its CPU) and simulated (``sim.simulate`` with the calibrated
+``HostProfile``) with the same config. Both sides start with an empty duration history (each
+workload gets its own Redis database).
 
 Both sides' numbers come from one function on their traces, so they describe the same thing:
 
@@ -327,12 +328,9 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
         RedisServer(Path(folder) / "redis") as redis,
     ):
         began = time.perf_counter()
-        measured_host = calibrate(redis.url, jobs_per_tier=50 if small else 100)
-        host = HostProfile(**dataclasses.asdict(measured_host))
+        host = calibrate(redis.url, jobs_per_tier=50 if small else 100)
         print(f"calibrated in {time.perf_counter() - began:.1f} s: {host}", flush=True)
-        (out / "host.toml").write_text(
-            "".join(f"{k} = {str(v).lower()}\n" for k, v in dataclasses.asdict(host).items())
-        )
+        (out / "host.toml").write_text(host.to_toml("calibrated by sim_vs_real.py"))
         database, probe_s = 1, 0.5 if small else 1.0
         for workload in WORKLOADS:
             if only and workload.name not in only:

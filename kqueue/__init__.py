@@ -1,9 +1,10 @@
 """kqueue: a job queue that runs each job in the cheapest safe place, and plans its own capacity.
 
-Layout: ``job`` (App, Job, message encoding), ``worker`` (the worker loop, with ``intake`` leasing
-and routing jobs and ``recorder`` recording finished ones), ``tiers`` (inline, pool, isolated),
-``backends`` (sqlite, redis), ``policy`` (pure rules shared with the simulator), ``errors`` (one
-hierarchy), ``cli`` and ``cli_ops`` (the ``kqueue`` command). The simulator lives in ``sim``.
+Layout, imports running down: ``job`` (App, Job, message encoding) and ``errors`` (one hierarchy)
+are the public API with ``testing``; below them ``policy`` (pure rules shared with the simulator),
+``backends`` (sqlite, redis), ``tiers`` (inline, pool, isolated), ``worker`` (the loop and its
+parts), ``ops`` (what drives a real worker to measure it) and ``cli`` (the ``kqueue`` command, the
+one place that composes the runtime and the simulator in ``sim``).
 """
 
 from kqueue.errors import (

@@ -159,8 +159,9 @@ def cmd_calibrate(args) -> int:
 
     started = time.perf_counter()
     measured = calibrate(args.backend, args.app, jobs_per_tier=args.jobs)
-    Path(args.out).write_text(measured.to_toml())
-    print(measured.to_toml(), end="")
+    text = measured.to_toml("measured by kqueue calibrate on " + time.strftime("%Y-%m-%d %H:%M:%S"))
+    Path(args.out).write_text(text)
+    print(text, end="")
     print(f"# wrote {args.out} in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -1,7 +1,7 @@
 """Measure this host's constants for the simulator by running the real runtime briefly.
 
-``kqueue calibrate`` writes a host profile (TOML) whose keys are the simulator's ``HostProfile``
-fields; ``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is measured:
+``kqueue calibrate`` measures a ``kqueue.policy.HostProfile`` and writes it as a host file (TOML);
+``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is measured:
 
 - ``cores``: the CPUs this process may run on.
 - ``cpu_share``: the fraction of those cores the worker's processes get together now (a shared
@@ -18,8 +18,8 @@ fields; ``kqueue simulate --host`` and ``kqueue tune --host`` read it. What is m
 - ``retained_job_mb``: the largest block a process keeps after freeing it (the allocator's heap),
   so the simulator knows which jobs leave their memory with their process.
 
-The runtime never imports the simulator: the keys are written here and a test checks that the
-simulator reads the file.
+The profile is one record of the pure policy, written here and read by the simulator, so the
+runtime never imports the simulator and the two cannot disagree on the file.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import multiprocess
@@ -41,6 +40,7 @@ from kqueue.job import App, encode_message, new_job_id
 from kqueue.ops.synthetic import burn_cpu, touch_memory
 from kqueue.ops.worker_process import WorkerProcess, write_app_module
 from kqueue.policy.config import Config, Tier
+from kqueue.policy.host import HostProfile
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb
 from kqueue.worker import Worker
@@ -50,37 +50,6 @@ QUEUE = "kqueue-calibrate"
 #: one's result, as it does every job too long to pipeline (the simulator has no pipelining, and
 #: the pool jobs whose waits matter are long: a pipelined hand-off costs ~0.05 ms, this ~0.6 ms).
 POOL_HANDOFF_ESTIMATE_S = 2 * PIPELINE_MAX_ESTIMATE_S
-
-
-@dataclass(frozen=True)
-class HostMeasurements:
-    """The measured host constants (names and units as the simulator's ``HostProfile``)."""
-
-    cores: int
-    cpu_share: float
-    fetch_s: float
-    polls: bool
-    inline_dispatch_s: float
-    gil_handoff_s: float
-    pool_dispatch_s: float
-    isolated_dispatch_s: float
-    spawn_s: float
-    worker_mb: float
-    pool_process_mb: float
-    isolated_process_mb: float
-    retained_job_mb: float
-
-    def to_toml(self) -> str:
-        """The measurements as a host TOML file."""
-        lines = ["# measured by kqueue calibrate on " + time.strftime("%Y-%m-%d %H:%M:%S")]
-        for key, value in asdict(self).items():
-            if isinstance(value, bool):
-                lines.append(f"{key} = {'true' if value else 'false'}")
-            elif isinstance(value, int):
-                lines.append(f"{key} = {value}")
-            else:
-                lines.append(f"{key} = {value:.6g}")
-        return "\n".join(lines) + "\n"
 
 
 def _noop() -> None:
@@ -366,7 +335,7 @@ def measure_memory_mb(
 
 def calibrate(
     backend_url: str | None = None, app_spec: str | None = None, jobs_per_tier: int = 200
-) -> HostMeasurements:
+) -> HostProfile:
     """Measure every host constant; takes well under a minute.
 
     Args:
@@ -393,7 +362,7 @@ def calibrate(
         polls = not app.backend.wakes_on_enqueue
         app.close()
     cores = len(os.sched_getaffinity(0))
-    return HostMeasurements(
+    return HostProfile(
         cores=cores,
         cpu_share=measure_cpu_share(cores),
         fetch_s=fetch_s,

@@ -34,7 +34,7 @@ def touch_memory(memory_mb: float) -> bytearray:
 def synthetic(duration_s: float, cpu_s: float = 0.0, memory_mb: float = 0.0) -> float:
     """Hold ``memory_mb`` MB, wait out the off-CPU part of ``duration_s``, then compute ``cpu_s``.
 
-    The job's life matches the simulator's (``sim.model``): its memory is held from start to
+    The job's life matches the simulator's (``sim.model.tiers``): its memory is held from start to
     end, then it spends ``duration_s - cpu_s`` off the CPU (its I/O wait: a fixed time, not
     stretched by a busy host), then ``cpu_s`` seconds of CPU time, of which touching the memory
     is the first part and giving it back the last: the block is freed just before the CPU

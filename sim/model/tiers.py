@@ -86,9 +86,9 @@ class InlineTier(SlotTier):
     It also tracks the memory its jobs make the worker hold (``level_mb``), because a process
     forked now shares those pages and ends up with its own copy once the worker reuses them.
     The worker's threads share one malloc heap (``kqueue run`` limits glibc to one arena:
-    ``kqueue.worker.allocator``), with the pool processes' rule for which jobs it serves: a job bigger
-    than the biggest mapped block given back so far (at first 128 KB) is mapped on its own and
-    returned at its end (raising that threshold to its size, up to ``retained_job_mb``); a
+    ``kqueue.worker.allocator``), with the pool processes' rule for which jobs it serves: a job
+    bigger than the biggest mapped block given back so far (at first 128 KB) is mapped on its own
+    and returned at its end (raising that threshold to its size, up to ``retained_job_mb``); a
     smaller one comes from the heap, which grows to the heap jobs running together and keeps its
     free space until that reaches the trim threshold (twice the mmap threshold), when it shrinks
     to what is in use (glibc's first trim threshold is 128 KB, not twice the first mmap
