@@ -220,9 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_planner(subparsers) -> None:
     """Add the planner's subcommands (``sim.cli`` imports nothing heavy until they run)."""
+    from kqueue.trace_cli import add_trace_parsers
     from sim import cli as planner
 
-    planner.register(subparsers)
+    add_trace_parsers(planner.register(subparsers))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from kqueue.trace_cli import plain_warnings
+
     try:
-        return args.func(args)
+        with plain_warnings():
+            return args.func(args)
     except KQueueError as exc:
         print(f"kqueue: error: {exc}", file=sys.stderr)
         return 2

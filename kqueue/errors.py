@@ -51,8 +51,8 @@ class BackendUnavailable(BackendError):
 
 
 class KQueueWarning(UserWarning):
-    """Raised (as a warning) as the base class of kqueue's warnings; filter it to silence them all."""
+    """Raised (as a warning) as the base of kqueue's warnings; filter it to silence them all."""
 
 
 class TraceWarning(KQueueWarning):
-    """Raised (as a warning) when a trace reads but looks wrong: a likely unit mistake, dropped rows."""
+    """Raised (as a warning) when a trace reads but looks wrong (a unit mistake, dropped rows)."""

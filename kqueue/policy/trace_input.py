@@ -251,8 +251,9 @@ def _parse_datetimes(raw: pd.DataFrame) -> tuple[pd.DataFrame, set[str], list]:
         numeric = pd.to_numeric(text, errors="coerce").notna()
         if not (present & ~numeric).any():
             continue
-        parsed = pd.to_datetime(text.where(present & ~numeric), format="ISO8601", utc=True,
-                                errors="coerce")  # fmt: skip
+        parsed = pd.to_datetime(
+            text.where(present & ~numeric), format="ISO8601", utc=True, errors="coerce"
+        )
         if frame is raw:
             frame = raw.copy()
         if parsed.notna().sum() * 2 > present.sum():
@@ -281,8 +282,10 @@ def _drop_invalid(converted: pd.DataFrame, extra: list, torn: dict[int, str], so
             if index < best[position]:
                 best[position], reasons[position] = index, f"{column} {problem}"
     labels = list(kept.index)
-    found = sorted([(label, reason) for label, reason in torn.items()]
-                   + [(labels[i], r) for i, r in enumerate(reasons) if r is not None])  # fmt: skip
+    found = sorted(
+        [(label, reason) for label, reason in torn.items()]
+        + [(labels[i], r) for i, r in enumerate(reasons) if r is not None]
+    )
     counts = collections.Counter(reason for _, reason in found)
     if found and len(found) == len(kept) + len(torn):
         raise TraceError(f"{source}: every row is invalid: {_summary(found, counts)}")
@@ -299,8 +302,9 @@ def _summary(found: list[tuple[int, str]], counts: collections.Counter) -> str:
     first = {}
     for label, reason in found:
         first.setdefault(reason, label + 2)
-    return "; ".join(f"{n:,} {reason} (first: line {first[reason]})"
-                     for reason, n in counts.most_common())  # fmt: skip
+    return "; ".join(
+        f"{n:,} {reason} (first: line {first[reason]})" for reason, n in counts.most_common()
+    )
 
 
 def _apply_units(frame: pd.DataFrame, options: TraceReadOptions, iso: set, source: str) -> list:
