@@ -7,7 +7,12 @@ datetimes, GiB/MiB, another delimiter) must give a warning or a clear error, nev
 from __future__ import annotations
 
 import gzip
+import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -320,3 +325,65 @@ def test_a_well_formed_trace_reads_as_before_with_default_options(tmp_path):
     pd.testing.assert_frame_equal(before, with_options, check_exact=True)
     assert before["duration_s"].tolist() == [1.5, 30.0, 0.25]
     assert read_trace_report(path).warnings == ()
+
+
+# --- the planner's commands take the same flags ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def kqueue_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "kqueue", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=100)  # fmt: skip
+
+
+def own_log(tmp_path: Path) -> Path:
+    """300 jobs in a log's own form (ISO times, ms, bytes) and one bad row at line 302."""
+    lines = ["enqueued_at,task,runtime_ms,rss_bytes"]
+    for i in range(300):
+        task, runtime_ms = ("pdf", 2000 + i) if i % 3 == 0 else ("mail", 50 + i)
+        lines.append(f"2024-05-01T12:{i // 60:02d}:{i % 60:02d}Z,{task},{runtime_ms},{64 * 2**20}")
+    lines.append("soon,mail,10,10")
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+MAPPING = "submitted_at=enqueued_at,job_class=task,duration_s=runtime_ms,memory_mb=rss_bytes"
+OWN_FLAGS = ("--columns", MAPPING, "--duration-unit", "ms", "--memory-unit", "B", "--drop-invalid")
+
+
+def test_simulate_reads_a_log_in_its_own_form(tmp_path):
+    # Given a log with its own names and units, and one bad row
+    log = own_log(tmp_path)
+    # When simulate reads it with the reading flags
+    done = kqueue_cli("simulate", "--trace", str(log), "--ideal", "--json", *OWN_FLAGS,
+                      cwd=tmp_path)  # fmt: skip
+    # Then the 300 good jobs are simulated in seconds, and the dropped row is counted on stderr
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert sum(report["tiers"][t]["jobs"] for t in ("inline", "pool", "isolated")) == 300
+    assert report["tiers"]["isolated"]["jobs"] == 0  # the pdf jobs take 2 s, not 2000 s
+    dropped = "dropped 1 of 301 rows: 1 submitted_at is not an ISO-8601 datetime like the"
+    assert f"kqueue: warning: {log}: {dropped} column's others (first: line 302)" in done.stderr
+
+
+def test_tune_reads_a_log_in_its_own_form(tmp_path):
+    log = own_log(tmp_path)
+    done = kqueue_cli("tune", "--trace", str(log), "--processes", "1", "--no-progress",
+                      "--out", "kqueue.toml", *OWN_FLAGS, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "kqueue.toml").exists()
+
+
+def test_simulate_shows_a_unit_warning_as_one_line_and_refuses_a_bad_mapping(tmp_path):
+    path = write(tmp_path, "submitted_at,job_class,duration_s\n0,a,45000\n1,a,52000\n")
+    done = kqueue_cli("simulate", "--trace", str(path), "--ideal", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if "warning" in x]
+    assert line.startswith("kqueue: warning: ") and "looks like milliseconds" in line
+    done = kqueue_cli("simulate", "--trace", str(path), "--columns", "start=submitted_at",
+                      cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2
+    assert "'start' is not a trace column" in done.stderr
