@@ -6,6 +6,7 @@ datetimes, GiB/MiB, another delimiter) must give a warning or a clear error, nev
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import os
@@ -387,3 +388,18 @@ def test_simulate_shows_a_unit_warning_as_one_line_and_refuses_a_bad_mapping(tmp
                       cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2
     assert "'start' is not a trace column" in done.stderr
+
+
+def test_the_new_trace_modules_keep_the_walls():
+    # kqueue.policy imports nothing above it; sim imports only kqueue.policy and kqueue.errors
+    allowed = {"kqueue.policy", "kqueue.errors"}
+    for path in ["kqueue/policy/trace_input.py", "kqueue/policy/trace_swf.py",
+                 "kqueue/policy/trace_args.py", "sim/cli.py"]:  # fmt: skip
+        tree = ast.parse((ROOT / path).read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.startswith("kqueue"):
+                    assert any(name == a or name.startswith(a + ".") for a in allowed), (path, name)

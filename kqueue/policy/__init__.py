@@ -1,6 +1,7 @@
 """The pure policy shared by the runtime and the simulator.
 
-Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file),
+Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file;
+``trace_input``, ``trace_swf`` and ``trace_args`` read other forms of it),
 ``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool).
 Nothing here does I/O except reading and writing trace and config files on request.
 """
@@ -20,6 +21,8 @@ from kqueue.policy.trace import (
     validate_trace,
     write_trace,
 )
+from kqueue.policy.trace_input import TraceRead, TraceReadOptions, read_trace_report
+from kqueue.policy.trace_swf import read_swf
 
 __all__ = [
     # config
@@ -49,4 +52,9 @@ __all__ = [
     "rows_to_frame",
     "validate_trace",
     "write_trace",
+    # reading traces as they come
+    "TraceRead",
+    "TraceReadOptions",
+    "read_swf",
+    "read_trace_report",
 ]
