@@ -166,7 +166,7 @@ def test_record_celery_writes_a_row_per_finished_attempt(tmp_path, redis_server)
     worker = start([sys.executable, "-m", "celery", "-A", "celeryapp", "worker", "-E",
                     "--pool=solo", "-n", "kqtest@localhost", "--without-gossip",
                     "--without-mingle", "--loglevel=INFO"], tmp_path, worker_log)  # fmt: skip
-    recorder = None
+    recorder = counted = None
     client = Celery("client", broker=broker, set_as_current=False)
     client.conf.task_send_sent_event = True
     try:
@@ -175,8 +175,13 @@ def test_record_celery_writes_a_row_per_finished_attempt(tmp_path, redis_server)
         recorder = start([sys.executable, "-m", "kqueue", "trace", "record-celery", "--broker",
                           broker, "--out", "jobs.csv", "--duration-s", "120"], tmp_path,
                          recorder_log)  # fmt: skip
-        wait_for(lambda: "recording task events" in recorder_log.read_text(), 30,
-                 "the recorder", recorder_log)  # fmt: skip
+        counted_log = tmp_path / "counted.log"
+        counted = start([sys.executable, "-m", "kqueue", "trace", "record-celery", "--broker",
+                         broker, "--out", "first.csv", "--max-events", "4"], tmp_path,
+                        counted_log)  # fmt: skip
+        for log in (recorder_log, counted_log):
+            wait_for(lambda log=log: "recording task events" in log.read_text(), 30,
+                     "the recorders", log)  # fmt: skip
         for seconds in (0.2, 0.1, 0.3):
             client.send_task("jobs.nap", args=[seconds])
         client.send_task("jobs.fail")
@@ -187,12 +192,16 @@ def test_record_celery_writes_a_row_per_finished_attempt(tmp_path, redis_server)
             return max(0, len(csv.read_text().splitlines()) - 1) if csv.exists() else 0
 
         wait_for(lambda: rows() >= 6, 60, "six rows", recorder_log)
+        # (and a recorder told to stop after 4 task events has stopped by itself)
+        assert counted.wait(timeout=30) == 0, counted_log.read_text()
+        assert "4 task events" in counted_log.read_text()
         # Then Ctrl-C stops it cleanly, with a summary
         assert stop(recorder, signal.SIGINT) == 0, recorder_log.read_text()
     finally:
         client.close()
-        if recorder is not None:
-            stop(recorder)
+        for process in (recorder, counted):
+            if process is not None:
+                stop(process)
         stop(worker)
     assert "6 rows (3 task names) written to jobs.csv" in recorder_log.read_text()
     # And each finished attempt is a trace row with the task's name, status, times and worker
@@ -219,3 +228,12 @@ def test_record_celery_names_an_unreachable_broker(tmp_path):
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "cannot record from the broker redis://127.0.0.1:" in done.stderr
+
+
+def test_without_celery_the_recorder_says_how_to_install_it(tmp_path, monkeypatch):
+    from kqueue.celery_trace import record_celery
+    from kqueue.errors import KQueueError
+
+    monkeypatch.setitem(sys.modules, "celery", None)  # import celery now raises ImportError
+    with pytest.raises(KQueueError, match=r"pip install kqueue\[celery\]"):
+        record_celery("redis://127.0.0.1:1/0", tmp_path / "jobs.csv")
