@@ -244,6 +244,17 @@ def test_mapped_columns_read_as_trace_columns(tmp_path):
     assert "enqueued_at" not in trace.columns and trace["extra"].tolist() == ["q", "r"]
 
 
+def test_a_column_mapped_to_a_text_column_is_read_as_text(tmp_path):
+    path = write(tmp_path, "t,user,runtime\n0,007,1\n1,,1\n")
+    options = TraceReadOptions.from_strings("submitted_at=t,job_class=user,duration_s=runtime")
+    with pytest.raises(TraceError, match=r"line 3, column 2 \(job_class\): value '' is required"):
+        read_trace(path, options)
+    for drop in (False, True):
+        path.write_text("t,user,runtime\n0,007,1\n1,42,1\n")
+        trace = read_quietly(path, TraceReadOptions(options.columns, drop_invalid=drop))
+        assert trace["job_class"].tolist() == ["007", "42"]
+
+
 def test_mapping_a_column_the_file_lacks_names_the_columns_found(tmp_path):
     path = write(tmp_path, "t,job_class,runtime\n0,a,1\n")
     with pytest.raises(

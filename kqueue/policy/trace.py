@@ -173,18 +173,20 @@ def complete_trace(checked: pd.DataFrame) -> pd.DataFrame:
     return checked
 
 
-def read_csv_frame(path: Path, source=None) -> pd.DataFrame:
+def read_csv_frame(path: Path, source=None, text: Iterable[str] = ()) -> pd.DataFrame:
     """The CSV at ``path`` (or the text in ``source``, read as ``path``) as a raw DataFrame.
 
-    Text columns stay text (``None`` when empty); nothing is validated yet.
+    Text columns (and the file columns named in ``text``) stay text, ``None`` when empty;
+    nothing is validated yet.
 
     Raises:
         TraceError: no header, malformed CSV, or a file that cannot be read or decoded.
     """
+    text_columns = (*TEXT_COLUMNS, *text)
     try:
         frame = pd.read_csv(
             path if source is None else source,
-            dtype={c: "string" for c in TEXT_COLUMNS},
+            dtype={c: "string" for c in text_columns},
             skip_blank_lines=False,
             compression="infer" if source is None else None,
         )
@@ -194,19 +196,22 @@ def read_csv_frame(path: Path, source=None) -> pd.DataFrame:
         raise TraceError(f"{path}: malformed CSV: {exc}") from None
     except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
-    for column in TEXT_COLUMNS:
+    for column in text_columns:
         if column in frame.columns:
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """The CSV trace at ``path`` as a raw DataFrame, after checking every line's field count."""
+def read_csv(path: Path, text: Iterable[str] = ()) -> pd.DataFrame:
+    """The CSV trace at ``path`` as a raw DataFrame, after checking every line's field count.
+
+    ``text``: file columns to keep as text besides the trace's text columns.
+    """
     try:
         _check_field_counts(path)
     except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
-    return read_csv_frame(path)
+    return read_csv_frame(path, text=text)
 
 
 def _check_field_counts(path: Path) -> None:

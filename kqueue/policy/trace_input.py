@@ -20,6 +20,7 @@ from kqueue.errors import ConfigError, TraceError
 from kqueue.policy.trace import (
     COLUMNS,
     DURATION_COLUMNS,
+    TEXT_COLUMNS,
     TIME_COLUMNS,
     check_delimiter,
     check_trace,
@@ -161,12 +162,13 @@ def read_trace_report(path: str | Path, options: TraceReadOptions | None = None)
     if not path.exists():
         raise TraceError(f"{path}: trace file not found")
     torn: dict[int, str] = {}
+    text = [s for t, s in options.columns if t in TEXT_COLUMNS]  # mapped to text: keep as read
     if path.suffix == ".parquet":
         raw = read_parquet(path)
     elif options.drop_invalid and path.suffix not in (".zip", ".zst"):
-        raw, torn = _read_csv_keeping_lines(path)
+        raw, torn = _read_csv_keeping_lines(path, text)
     else:
-        raw = read_csv(path)
+        raw = read_csv(path, text)
     source = str(path)
     raw = map_columns(raw, options.columns, source)
     converted, iso, extra = _parse_datetimes(raw)
@@ -204,7 +206,7 @@ def map_columns(frame: pd.DataFrame, pairs, source: str) -> pd.DataFrame:
     return frame.drop(columns=shadowed).rename(columns={s: t for t, s in pairs})
 
 
-def _read_csv_keeping_lines(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
+def _read_csv_keeping_lines(path: Path, text: list[str]) -> tuple[pd.DataFrame, dict[int, str]]:
     """The CSV without its torn lines, indexed by line (label ``i`` = line ``i + 2``).
 
     Returns the frame and ``{label: reason}`` for each line whose field count is wrong.
@@ -230,7 +232,7 @@ def _read_csv_keeping_lines(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
     if header is None:
         raise TraceError(f"{path}: the trace is empty (no header line)")
     kept.seek(0)
-    frame = read_csv_frame(path, kept)
+    frame = read_csv_frame(path, kept, text)
     frame.index = pd.Index(labels[: len(frame)])
     return frame, torn
 
