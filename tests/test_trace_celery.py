@@ -237,3 +237,41 @@ def test_without_celery_the_recorder_says_how_to_install_it(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "celery", None)  # import celery now raises ImportError
     with pytest.raises(KQueueError, match=r"pip install kqueue\[celery\]"):
         record_celery("redis://127.0.0.1:1/0", tmp_path / "jobs.csv")
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(120)
+def test_enable_events_turns_on_a_worker_started_without_them(tmp_path, redis_server):
+    require_celery()
+    from celery import Celery
+
+    # Given a worker started without -E
+    broker = redis_server.url.rsplit("/", 1)[0] + "/4"
+    (tmp_path / "celeryapp.py").write_text(APP.format(broker=broker))
+    worker_log, recorder_log = tmp_path / "worker.log", tmp_path / "recorder.log"
+    worker = start([sys.executable, "-m", "celery", "-A", "celeryapp", "worker", "--pool=solo",
+                    "-n", "quiet@localhost", "--without-gossip", "--without-mingle",
+                    "--loglevel=INFO"], tmp_path, worker_log)  # fmt: skip
+    recorder = None
+    client = Celery("client", broker=broker, set_as_current=False)
+    try:
+        wait_for(lambda: "ready." in worker_log.read_text(), 60, "the worker", worker_log)
+        # When the recorder asks it to send events, then a task runs
+        recorder = start([sys.executable, "-m", "kqueue", "trace", "record-celery", "--broker",
+                          broker, "--out", "jobs.csv", "--enable-events", "--duration-s", "60"],
+                         tmp_path, recorder_log)  # fmt: skip
+        wait_for(lambda: "recording task events" in recorder_log.read_text(), 30,
+                 "the recorder", recorder_log)  # fmt: skip
+        wait_for(lambda: "Events of group {task} enabled by remote" in worker_log.read_text(),
+                 30, "events on", worker_log)  # fmt: skip
+        client.send_task("jobs.nap", args=[0.05])
+        csv = tmp_path / "jobs.csv"
+        wait_for(lambda: csv.exists() and len(csv.read_text().splitlines()) == 2, 60,
+                 "the row", recorder_log)  # fmt: skip
+    finally:
+        client.close()
+        if recorder is not None:
+            stop(recorder, signal.SIGINT)
+        stop(worker)
+    # Then its task is recorded
+    assert read_trace(tmp_path / "jobs.csv")["job_class"].tolist() == ["jobs.nap"]
