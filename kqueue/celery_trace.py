@@ -183,6 +183,8 @@ def _receiver(app, connection, recording, builder, writer, max_events, on_ready)
     def on_event(event: dict) -> None:
         if event.get("type") not in TASK_EVENTS:
             return
+        if max_events and recording.events >= max_events:
+            return  # one drain can hand over several events; the receiver stops after it
         recording.events += 1
         row = builder.add(event)
         if row is not None:
