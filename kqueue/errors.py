@@ -48,3 +48,11 @@ class JobKilled(KQueueError):
 
 class BackendUnavailable(BackendError):
     """Raised when the backend cannot be reached now (connection lost, server restarting)."""
+
+
+class KQueueWarning(UserWarning):
+    """Raised (as a warning) as the base of kqueue's warnings; filter it to silence them all."""
+
+
+class TraceWarning(KQueueWarning):
+    """Raised (as a warning) when a trace reads but looks wrong (a unit mistake, dropped rows)."""

@@ -10,19 +10,22 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kqueue.policy.trace_args import add_trace_read_arguments, trace_read_options
+
 #: Simulations with at least this many jobs show progress on a terminal's standard error.
 PROGRESS_MIN_JOBS = 50_000
 #: Jobs drawn by ``trace synth`` (and by ``simulate`` without a trace) when no size is given.
 DEFAULT_SYNTH_JOBS = 10_000
 
 
-def register(subparsers) -> None:
-    """Add ``simulate``, ``tune`` and ``trace`` (``synth``) to an argparse subparsers object."""
+def register(subparsers):
+    """Add ``simulate``, ``tune`` and ``trace`` (``synth``); return ``trace``'s subparsers."""
     _add_simulate(subparsers)
     _add_tune(subparsers)
     trace = subparsers.add_parser("trace", help="work with trace files")
     commands = trace.add_subparsers(dest="trace_command", required=True, metavar="COMMAND")
     _add_synth(commands)
+    return commands
 
 
 def _add_simulate(subparsers) -> None:
@@ -46,6 +49,7 @@ def _add_simulate(subparsers) -> None:
     p.add_argument("--trace-out", help="write the simulated trace rows here (CSV or Parquet)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr (default: on a terminal, for long runs)")  # fmt: skip
+    add_trace_read_arguments(p)
     p.set_defaults(func=run_simulate)
 
 
@@ -86,6 +90,7 @@ def _add_tune(subparsers) -> None:
     p.add_argument("--processes", type=int, help="simulation processes (default: all cores)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="progress of each search stage on stderr (default: on)")  # fmt: skip
+    add_trace_read_arguments(p)
     p.set_defaults(func=run_tune)
 
 
@@ -133,7 +138,7 @@ def _tune_inputs(args: argparse.Namespace):
     slos = parse_slos(args.slo)
     budget = parse_memory(args.memory_budget) if args.memory_budget else math.inf
     host = HostProfile.load(args.host, cores=args.cores)
-    trace = read_trace(args.trace)
+    trace = read_trace(args.trace, trace_read_options(args))
     if args.rate:
         trace = rescale_to_rate(trace, parse_rate(args.rate))
     if args.processes is not None and args.processes < 1:
@@ -216,7 +221,7 @@ def _inputs(args: argparse.Namespace):
         host = HostProfile.load(None, **{**host.to_dict(), "cores": args.cores})
     if args.trace is None:
         return _synthesize(args), config, host
-    trace = read_trace(args.trace)
+    trace = read_trace(args.trace, trace_read_options(args))
     if args.rate:
         from kqueue.policy.units import parse_rate
 

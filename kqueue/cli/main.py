@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from kqueue.cli import ops, worker
+from kqueue.cli import ops, trace, worker
 from kqueue.errors import KQueueError
 
 
@@ -40,7 +40,7 @@ def _register_planner(subparsers) -> None:
     """Add the planner's subcommands (``sim.cli`` imports nothing heavy until they run)."""
     from sim import cli as planner
 
-    planner.register(subparsers)
+    trace.add_trace_parsers(planner.register(subparsers))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return args.func(args)
+        with trace.plain_warnings():
+            return args.func(args)
     except KQueueError as exc:
         print(f"kqueue: error: {exc}", file=sys.stderr)
         return 2

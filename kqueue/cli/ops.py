@@ -185,8 +185,8 @@ def cmd_replay(args) -> int:
     """``kqueue replay``: dispatch a trace's jobs on time to a real worker and record it."""
     from kqueue.job import App
     from kqueue.ops.replay import replay
+    from kqueue.policy import read_trace
     from kqueue.policy.config import Config
-    from kqueue.policy.trace import read_trace
     from kqueue.policy.units import parse_rate
 
     # a SIGTERM ends this process through its finally blocks, which stop the worker process

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from kqueue.job import App
+from kqueue.policy import read_trace
 from kqueue.policy.config import Config
-from kqueue.policy.trace import read_trace
 
 app = App()
 

@@ -162,7 +162,7 @@ def replay(
     worker and its children (``MemorySampler``).
 
     Args:
-        frame: a trace as read by ``kqueue.policy.trace.read_trace``.
+        frame: a trace as read by ``kqueue.policy.read_trace``.
         app: the app whose backend (given by URL) and queue the jobs go to.
         config: the worker's settings.
         rate_per_s: rescale arrivals to this mean rate (jobs/s); ``None`` keeps recorded times.

@@ -1,11 +1,11 @@
 """The pure policy shared by the runtime and the simulator.
 
-Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file),
-``host`` (the host profile: measured constants, ``host.toml``), ``status`` (how an attempt ended),
-``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool),
-``fetch`` (how many to lease), ``threads`` (inline threads), ``units`` (rates and sizes as people
-write them). Nothing here does I/O except reading and writing trace, config and host files on
-request.
+Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file;
+``trace_input``, ``trace_swf`` and ``trace_args`` read other forms of it), ``host`` (the host
+profile: measured constants, ``host.toml``), ``status`` (how an attempt ended), ``estimator``
+(expected duration), ``router`` (which tier), ``scaler`` (how big the pool), ``fetch`` (how many
+to lease), ``threads`` (inline threads), ``units`` (rates and sizes as people write them).
+Nothing here does I/O except reading and writing trace, config and host files on request.
 """
 
 from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_job, retry_delay_s
@@ -19,11 +19,12 @@ from kqueue.policy.trace import (
     REQUIRED,
     TraceRow,
     TraceWriter,
-    read_trace,
     rows_to_frame,
     validate_trace,
     write_trace,
 )
+from kqueue.policy.trace_input import TraceRead, TraceReadOptions, read_trace, read_trace_report
+from kqueue.policy.trace_swf import read_swf
 
 __all__ = [
     # config
@@ -55,4 +56,9 @@ __all__ = [
     "rows_to_frame",
     "validate_trace",
     "write_trace",
+    # reading traces as they come
+    "TraceRead",
+    "TraceReadOptions",
+    "read_swf",
+    "read_trace_report",
 ]

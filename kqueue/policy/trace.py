@@ -2,7 +2,9 @@
 
 A trace is a CSV file (or Parquet when pyarrow is installed) with the columns of ``TraceRow``. To be
 replayed a row needs only ``submitted_at``, ``job_class`` and ``duration_s``; the runtime always
-writes every column. Times are float seconds; memory is MB.
+writes every column. Times are float seconds; memory is MB. Reading a trace as it comes (other
+column names, units, ISO datetimes, bad rows dropped) is ``trace_input.read_trace``, built on the
+checks here.
 """
 
 from __future__ import annotations
@@ -65,24 +67,12 @@ REQUIRED: tuple[str, ...] = ("submitted_at", "job_class", "duration_s")
 TEXT_COLUMNS: tuple[str, ...] = ("job_id", "queue", "job_class", "tier", "status", "worker")
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in TEXT_COLUMNS)
 NON_NEGATIVE: tuple[str, ...] = ("duration_s", "cpu_s", "memory_mb", "wait_s", "estimated_s")
+#: Points in time: float seconds (epoch or from any origin); ISO-8601 text is read too.
+TIME_COLUMNS: tuple[str, ...] = ("submitted_at", "started_at", "finished_at")
+#: Lengths of time in seconds: ``duration_unit`` scales all of them.
+DURATION_COLUMNS: tuple[str, ...] = ("wait_s", "duration_s", "cpu_s", "estimated_s")
 _TIERS = ("inline", "pool", "isolated")
 _STATUSES = tuple(s.value for s in Status)
-
-
-def read_trace(path: str | Path) -> pd.DataFrame:
-    """Read and validate a trace (CSV, gzip CSV or Parquet) into a DataFrame with every column.
-
-    Optional columns missing from the file are added, empty. Rows keep the file's order.
-
-    Raises:
-        TraceError: missing file, empty trace, missing required column, or the first bad value,
-            naming the file, the line (1 = header) and the column.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise TraceError(f"{path}: trace file not found")
-    frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
-    return validate_trace(frame, source=str(path))
 
 
 def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame:
@@ -91,11 +81,27 @@ def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame
     The error names the first bad value in file order (earliest line, then leftmost column).
     Index label ``i`` is reported as line ``i + 2`` (the header is line 1).
     """
+    frame, checked, problems = check_trace(frame, source)
+    raise_first_problem(frame, problems, source)
+    return complete_trace(checked)
+
+
+def check_trace(
+    frame: pd.DataFrame, source: str = "<trace>"
+) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """The rows kept (blank ones dropped), their numeric conversion, and every problem found.
+
+    Each problem is ``(bad rows as a boolean Series, column, what is wrong)``.
+
+    Raises:
+        TraceError: a required column is missing, or the trace has no rows.
+    """
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise TraceError(
             f"{source}: missing required column(s) {', '.join(missing)}; "
-            f"a trace needs {', '.join(REQUIRED)} (found: {', '.join(map(str, frame.columns))})"
+            f"a trace needs {', '.join(REQUIRED)} (found: {', '.join(map(str, frame.columns))}); "
+            "name yours with --columns, e.g. submitted_at=enqueued_at,duration_s=runtime"
         )
     frame = frame.dropna(how="all")
     if frame.empty:
@@ -114,7 +120,11 @@ def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame
         if column in frame.columns:
             bad = frame[column].notna() & ~frame[column].isin(valid)
             problems.append((bad, column, f"must be one of {', '.join(valid)}"))
-    _raise_first(frame, problems, source)
+    return frame, checked, problems
+
+
+def complete_trace(checked: pd.DataFrame) -> pd.DataFrame:
+    """A checked trace with every column present (missing ones empty) and text job classes."""
     for column in COLUMNS:
         if column not in checked.columns:
             checked[column] = math.nan if column in NUMERIC_COLUMNS else None
@@ -122,14 +132,22 @@ def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame
     return checked
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv_frame(path: Path, source=None, text: Iterable[str] = ()) -> pd.DataFrame:
+    """The CSV at ``path`` (or the text in ``source``, read as ``path``) as a raw DataFrame.
+
+    Text columns (and the file columns named in ``text``) stay text, ``None`` when empty;
+    nothing is validated yet.
+
+    Raises:
+        TraceError: no header, malformed CSV, or a file that cannot be read or decoded.
+    """
+    text_columns = (*TEXT_COLUMNS, *text)
     try:
-        _check_field_counts(path)
         frame = pd.read_csv(
-            path,
-            dtype={c: "string" for c in TEXT_COLUMNS},
+            path if source is None else source,
+            dtype={c: "string" for c in text_columns},
             skip_blank_lines=False,
-            compression="infer",
+            compression="infer" if source is None else None,
         )
     except pd.errors.EmptyDataError:
         raise TraceError(f"{path}: the trace is empty (no header line)") from None
@@ -137,10 +155,22 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise TraceError(f"{path}: malformed CSV: {exc}") from None
     except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
-    for column in TEXT_COLUMNS:
+    for column in text_columns:
         if column in frame.columns:
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def read_csv(path: Path, text: Iterable[str] = ()) -> pd.DataFrame:
+    """The CSV trace at ``path`` as a raw DataFrame, after checking every line's field count.
+
+    ``text``: file columns to keep as text besides the trace's text columns.
+    """
+    try:
+        _check_field_counts(path)
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+        raise TraceError(f"{path}: cannot read the trace: {exc}") from None
+    return read_csv_frame(path, text=text)
 
 
 def _check_field_counts(path: Path) -> None:
@@ -151,10 +181,10 @@ def _check_field_counts(path: Path) -> None:
     """
     if path.suffix in (".zip", ".zst"):
         return  # pandas alone reads these compressions
-    opener = _OPENERS.get(path.suffix, open)
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+    with open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
+        check_delimiter(path, header)
         for fields in reader:
             if header is None or not fields or len(fields) == len(header):
                 continue
@@ -167,9 +197,35 @@ def _check_field_counts(path: Path) -> None:
 
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: Delimiters a trace is likely to use instead of a comma, with the names an error gives them.
+OTHER_DELIMITERS = {";": "semicolon ';'", "\t": "tab", "|": "pipe '|'"}
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def open_text(path: Path):
+    """``path`` opened as UTF-8 text, decompressed by its suffix (.gz, .bz2, .xz)."""
+    opener = _OPENERS.get(path.suffix, open)
+    return opener(path, "rt", encoding="utf-8", newline="")
+
+
+def check_delimiter(path: Path, header: list[str] | None) -> None:
+    """Reject a header that is one field holding another delimiter (``;``, tab, ``|``).
+
+    Raises:
+        TraceError: names the delimiter found and says a trace is comma-separated.
+    """
+    if header is None or len(header) != 1:
+        return
+    counts = {d: header[0].count(d) for d in OTHER_DELIMITERS}
+    found = max(counts, key=counts.get)
+    if counts[found]:
+        raise TraceError(
+            f"{path}: line 1: the header {header[0][:80]!r} is separated by "
+            f"{OTHER_DELIMITERS[found]}, not by commas; a trace is comma-separated CSV "
+            "(convert it, e.g. with pandas: read_csv(sep=...).to_csv())"
+        )
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -185,7 +241,10 @@ def _numeric(values: pd.Series, column: str, problems: list) -> pd.Series:
     else:
         converted = pd.to_numeric(values, errors="coerce").astype(float)
         bad = converted.isna() & values.notna() & (values.astype(str).str.strip() != "")
-        problems.append((bad, column, "is not a number"))
+        what = "is not a number"
+        if column in TIME_COLUMNS:
+            what += " (seconds) or an ISO-8601 datetime such as 2024-05-01T12:00:00Z"
+        problems.append((bad, column, what))
     problems.append((converted.isin([math.inf, -math.inf]), column, "is not finite"))
     return converted
 
@@ -197,8 +256,11 @@ def _empty(values: pd.Series) -> pd.Series:
     return missing
 
 
-def _raise_first(frame: pd.DataFrame, problems: list, source: str) -> None:
-    """Raise for the earliest line with a problem, and on it the leftmost column."""
+def raise_first_problem(frame: pd.DataFrame, problems: list, source: str) -> None:
+    """Raise ``TraceError`` for the earliest line with a problem, and on it the leftmost column.
+
+    ``problems`` is as ``check_trace`` returns; on a tie the problem listed first is named.
+    """
     header = list(frame.columns)
     first = None
     for bad, column, problem in problems:

@@ -23,11 +23,20 @@ _TIME_UNITS_S = {
 }
 #: Plurals too: "secs", "minutes", "hours", "days".
 _TIME_UNITS_S |= {f"{unit}s": s for unit, s in list(_TIME_UNITS_S.items()) if len(unit) > 2}
-_MEMORY_UNITS_MB = {
+#: MB per unit. kqueue's MB is 2**20 bytes (what the runtime records as ``memory_mb``), so KB,
+#: MB, GB and TB are binary here, the same as KiB, MiB, GiB and TiB (see docs/DECISIONS.md).
+MEMORY_UNITS_MB = {
+    "b": 1 / (1024 * 1024),
     "kb": 1 / 1024,
+    "kib": 1 / 1024,
     "mb": 1.0,
+    "mib": 1.0,
     "gb": 1024.0,
+    "gib": 1024.0,
     "tb": 1024.0 * 1024.0,
+    "tib": 1024.0 * 1024.0,
+}
+_MEMORY_UNITS_MB = MEMORY_UNITS_MB | {
     "k": 1 / 1024,
     "m": 1.0,
     "g": 1024.0,
@@ -78,7 +87,9 @@ def parse_duration(text: str) -> float:
 
 
 def parse_memory(text: str) -> float:
-    """A memory size such as ``3GB``, ``512MB``, ``1.5g`` or a bare number (MB) -> MB.
+    """A memory size such as ``3GB``, ``512MiB``, ``1.5g`` or a bare number (MB) -> MB.
+
+    KB/KiB, MB/MiB, GB/GiB and TB/TiB are all binary (1 GB = 1024 MB), as ``memory_mb`` is.
 
     Raises:
         ValueError: not a positive size; says which units are accepted.
@@ -86,7 +97,10 @@ def parse_memory(text: str) -> float:
     match = re.fullmatch(rf"\s*({_NUMBER})\s*([a-z]*)\s*", text.lower())
     unit = (match.group(3) or "mb") if match else None
     if match is None or unit not in _MEMORY_UNITS_MB:
-        raise ValueError(f"memory {text!r} is not a number with a unit of KB, MB, GB or TB")
+        raise ValueError(
+            f"memory {text!r} is not a number with a unit of KB, MB, GB or TB "
+            "(or KiB, MiB, GiB, TiB)"
+        )
     value = float(match.group(1)) * _MEMORY_UNITS_MB[unit]
     if value <= 0:
         raise ValueError(f"memory {text!r} must be positive")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from kqueue.policy.trace import read_trace
+from kqueue.policy import read_trace
 from tests.conftest import ROOT, kqueue_env, run_kqueue
 
 

@@ -17,7 +17,7 @@ import psutil
 from kqueue.backends.sqlite import SQLiteBackend
 from kqueue.errors import TraceError
 from kqueue.job import encode_message, new_job_id
-from kqueue.policy.trace import read_trace
+from kqueue.policy import read_trace
 from tests.conftest import kqueue_cmd, kqueue_env
 
 APP_SOURCE = '''

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from kqueue.ops.synthetic import synthetic
-from kqueue.policy.trace import read_trace
+from kqueue.policy import read_trace
 from kqueue.policy.units import parse_duration, parse_memory, parse_rate, rescale_arrivals
 from tests.conftest import run_kqueue
 

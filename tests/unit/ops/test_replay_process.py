@@ -15,8 +15,8 @@ import pytest
 from kqueue.job import App
 from kqueue.ops.replay import MemorySampler, replay
 from kqueue.ops.worker_process import PARENT_PID_ENV
+from kqueue.policy import read_trace
 from kqueue.policy.config import Config
-from kqueue.policy.trace import read_trace
 from kqueue.tiers.procs import pss_mb
 from tests.conftest import run_kqueue, start_kqueue
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from kqueue.errors import TraceError
+from kqueue.policy import read_trace
 from kqueue.policy.config import Tier
 from kqueue.policy.status import Status
 from kqueue.policy.trace import (
@@ -16,7 +17,6 @@ from kqueue.policy.trace import (
     REQUIRED,
     TraceRow,
     TraceWriter,
-    read_trace,
     rows_to_frame,
     validate_trace,
     write_trace,

@@ -19,7 +19,7 @@ import pytest
 from kqueue.backends.sqlite import SQLiteBackend
 from kqueue.errors import JobError
 from kqueue.job import encode_message
-from kqueue.policy.trace import read_trace
+from kqueue.policy import read_trace
 from tests.conftest import run_kqueue, start_kqueue
 
 APP = """
