@@ -36,8 +36,12 @@ def test_calibrate_writes_every_host_key_in_under_a_minute_and_the_simulator_rea
     assert host.cores >= 1 and 0 < host.cpu_share <= 1
     assert host.spawn_s > 0 and host.worker_mb > 0 and host.pool_process_mb > 0
     assert 0 <= host.retained_job_mb < 1000
-    # a computing inline job makes another one's hand-over wait for the GIL (5 ms switches)
-    assert 0.002 < host.gil_handoff_s < 0.2
+    # a computing inline job makes another one's hand-over wait for the GIL (5 ms switches);
+    # on a host whose other load leaves this session under half its cores (calibrate measures
+    # that as cpu_share) the burning job barely runs and the wait is not there to measure
+    assert 0 <= host.gil_handoff_s < 0.2
+    if host.cpu_share >= 0.5:
+        assert host.gil_handoff_s > 0.002
 
 
 def test_calibrate_against_redis(tmp_path, redis_server):
