@@ -17,7 +17,10 @@ import lzma
 import math
 import numbers
 import os
-from collections.abc import Iterable
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +83,9 @@ TEXT_COLUMNS: tuple[str, ...] = ("job_id", "queue", "job_class", "tier", "status
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in TEXT_COLUMNS)
 NON_NEGATIVE: tuple[str, ...] = ("duration_s", "cpu_s", "memory_mb", "wait_s", "estimated_s")
 _TIERS = ("inline", "pool", "isolated")
+#: Rows end in CRLF (RFC 4180): Python's csv module quotes a value holding "\r" only when "\r" is
+#: part of the line terminator, and an unquoted "\r" would split the row in two.
+LINE_END = "\r\n"
 _STATUSES = tuple(s.value for s in Status)
 
 
@@ -95,15 +101,18 @@ def read_trace(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise TraceError(f"{path}: trace file not found")
-    frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
-    return validate_trace(frame, source=str(path))
+    frame, lines = (_read_parquet(path), None) if path.suffix == ".parquet" else _read_csv(path)
+    return validate_trace(frame, source=str(path), lines=lines)
 
 
-def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame:
+def validate_trace(
+    frame: pd.DataFrame, source: str = "<trace>", lines: Sequence[int] | None = None
+) -> pd.DataFrame:
     """Check a trace DataFrame as ``read_trace`` does; return it with every column present.
 
     The error names the first bad value in file order (earliest line, then leftmost column).
-    Index label ``i`` is reported as line ``i + 2`` (the header is line 1).
+    Index label ``i`` is reported as line ``lines[i]`` when given (a quoted value may hold a line
+    break), else as line ``i + 2`` (the header is line 1).
     """
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -128,7 +137,7 @@ def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame
         if column in frame.columns:
             bad = frame[column].notna() & ~frame[column].isin(valid)
             problems.append((bad, column, f"must be one of {', '.join(valid)}"))
-    _raise_first(frame, problems, source)
+    _raise_first(frame, problems, source, lines)
     for column in COLUMNS:
         if column not in checked.columns:
             checked[column] = math.nan if column in NUMERIC_COLUMNS else None
@@ -136,51 +145,66 @@ def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame
     return checked
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path) -> tuple[pd.DataFrame, list[int] | None]:
+    """The CSV as pandas reads it, and the line each of its rows starts on (when known)."""
     try:
-        _check_field_counts(path)
+        lines = _check_field_counts(path)
         frame = pd.read_csv(
             path,
             dtype={c: "string" for c in TEXT_COLUMNS},
             skip_blank_lines=False,
             compression="infer",
+            keep_default_na=False,  # only an empty field is missing: a queue may be named "NA"
+            na_values=[""],
         )
+    except TraceError:
+        raise
     except pd.errors.EmptyDataError:
         raise TraceError(f"{path}: the trace is empty (no header line)") from None
     except pd.errors.ParserError as exc:
         raise TraceError(f"{path}: malformed CSV: {exc}") from None
-    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+    except ImportError as exc:  # pandas reads .zst only with zstandard installed
+        raise TraceError(f"{path}: cannot decompress the trace: {exc}") from None
+    except (ValueError, OSError, EOFError, csv.Error, *_ARCHIVE_ERRORS) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
     for column in TEXT_COLUMNS:
         if column in frame.columns:
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-    return frame
+    return frame, lines
 
 
-def _check_field_counts(path: Path) -> None:
-    """Reject the first line whose field count differs from the header's (blank lines are fine).
+def _check_field_counts(path: Path) -> list[int] | None:
+    """Reject the first row whose field count differs from the header's (blank lines are fine).
 
     pandas pads a short line with empty values silently and reports a long one without its
-    column, so a torn or shifted line is caught here first.
+    column, so a torn or shifted line is caught here first. Returns the line each row starts
+    on, or None for a compression only pandas reads.
     """
     if path.suffix in (".zip", ".zst"):
-        return  # pandas alone reads these compressions
+        return None  # pandas alone reads these compressions
     opener = _OPENERS.get(path.suffix, open)
+    starts: list[int] = []
     with opener(path, "rt", encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
+        end = reader.line_num  # of the header: a quoted name may hold a line break
         for fields in reader:
+            starts.append(end + 1)
+            end = reader.line_num
             if header is None or not fields or len(fields) == len(header):
                 continue
             number = min(len(fields), len(header)) + 1
             name = f" ({header[number - 1]})" if number <= len(header) else ""
             raise TraceError(
-                f"{path}: line {reader.line_num}, column {number}{name}: the line has "
+                f"{path}: line {starts[-1]}, column {number}{name}: the line has "
                 f"{len(fields)} fields but the header has {len(header)}"
             )
+    return starts
 
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: What a corrupt compressed file raises that is neither an ``OSError`` nor a ``ValueError``.
+_ARCHIVE_ERRORS = (zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -190,18 +214,34 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise TraceError(
             f"{path}: reading Parquet needs pyarrow; run pip install kqueue[parquet]"
         ) from None
-    return pd.read_parquet(path).reset_index(drop=True)
+    try:
+        return pd.read_parquet(path).reset_index(drop=True)
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise TraceError(f"{path}: cannot read the Parquet trace: {exc}") from None
 
 
 def _numeric(values: pd.Series, column: str, problems: list) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         converted = values.astype(float)
     else:
-        converted = pd.to_numeric(values, errors="coerce").astype(float)
+        try:
+            converted = pd.to_numeric(values, errors="coerce").astype(float)
+        except OverflowError:  # pandas raises it even when coercing: an integer past float's range
+            converted = values.map(_to_float).astype(float)
         bad = converted.isna() & values.notna() & (values.astype(str).str.strip() != "")
         problems.append((bad, column, "is not a number"))
     problems.append((converted.isin([math.inf, -math.inf]), column, "is not finite"))
     return converted
+
+
+def _to_float(value) -> float:
+    """One value as ``pd.to_numeric`` reads it, an integer past float's range as infinity."""
+    if pd.isna(value):
+        return math.nan
+    try:
+        return float(pd.to_numeric(value, errors="coerce"))
+    except OverflowError:
+        return math.inf
 
 
 def _empty(values: pd.Series) -> pd.Series:
@@ -211,7 +251,9 @@ def _empty(values: pd.Series) -> pd.Series:
     return missing
 
 
-def _raise_first(frame: pd.DataFrame, problems: list, source: str) -> None:
+def _raise_first(
+    frame: pd.DataFrame, problems: list, source: str, lines: Sequence[int] | None
+) -> None:
     """Raise for the earliest line with a problem, and on it the leftmost column."""
     header = list(frame.columns)
     first = None
@@ -227,7 +269,10 @@ def _raise_first(frame: pd.DataFrame, problems: list, source: str) -> None:
     label = frame.index[position]
     value = frame.at[label, column]
     shown = "''" if pd.isna(value) else repr(value.item() if hasattr(value, "item") else value)
-    line = int(label) + 2 if isinstance(label, numbers.Number) else label
+    if lines is not None and isinstance(label, numbers.Integral) and 0 <= label < len(lines):
+        line = lines[label]
+    else:
+        line = int(label) + 2 if isinstance(label, numbers.Number) else label
     raise TraceError(
         f"{source}: line {line}, column {index + 1} ({column}): value {shown} {problem}"
     )
@@ -255,7 +300,7 @@ class TraceWriter:
     def write_many(self, rows: Iterable[TraceRow]) -> None:
         """Append several rows in one write and flush them."""
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator=LINE_END)
         writer.writerows(_row_values(row) for row in rows)
         if buffer.tell():
             self._file.write(buffer.getvalue())
@@ -273,7 +318,7 @@ class TraceWriter:
 
     def _write_line(self, values: Iterable) -> None:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(values)
+        csv.writer(buffer, lineterminator=LINE_END).writerow(values)
         self._file.write(buffer.getvalue())
         self._file.flush()
 
@@ -293,7 +338,7 @@ def write_trace(frame: pd.DataFrame, path: str | Path) -> None:
             ) from None
         frame[columns].to_parquet(path, index=False)
         return
-    frame[columns].to_csv(path, index=False, float_format="%.6f")
+    frame[columns].to_csv(path, index=False, float_format="%.6f", lineterminator=LINE_END)
 
 
 def rows_to_frame(rows: Iterable[TraceRow]) -> pd.DataFrame:
