@@ -1,4 +1,4 @@
-"""What the fuzz tests share: the Hypothesis budget, nasty input fragments, an import guard.
+"""What the Hypothesis fuzz tests share: the budget and nasty input fragments.
 
 The budget is small enough for CI (``KQUEUE_FUZZ_EXAMPLES``, default 200 examples per test);
 raise it to fuzz for longer on a developer machine, e.g. ``KQUEUE_FUZZ_EXAMPLES=20000``.
@@ -6,9 +6,7 @@ raise it to fuzz for longer on a developer machine, e.g. ``KQUEUE_FUZZ_EXAMPLES=
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -87,15 +85,3 @@ MAGIC_PREFIXES = [
 nasty_bytes = st.builds(
     lambda prefix, rest: prefix + rest, st.sampled_from(MAGIC_PREFIXES), st.binary(max_size=300)
 )
-
-
-@contextlib.contextmanager
-def imports_nothing():
-    """Fail if the body imports a module (a parser must never import what its input names).
-
-    Text codecs (``encodings.*``) are let through: decoding UTF-16 bytes loads its codec.
-    """
-    before = set(sys.modules)
-    yield
-    added = {name for name in set(sys.modules) - before if not name.startswith("encodings.")}
-    assert not added, f"parsing imported {sorted(added)}"

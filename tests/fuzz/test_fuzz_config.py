@@ -6,36 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import string
 
-from fuzz_support import FUZZ, imports_nothing, nasty_bytes, nasty_text
+from contracts import assert_loads_or_rejects
+from fuzz_support import FUZZ, nasty_bytes, nasty_text
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kqueue.errors import ConfigError
 from kqueue.policy.config import _RULES, Config, JobOptions, Tier
 
 SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name != "jobs"]
 JOB_KEYS = [f.name for f in dataclasses.fields(JobOptions)]
-
-
-def assert_loads_or_rejects(path) -> None:
-    """The loader's contract: a ``Config`` whose every rule holds, or a ``ConfigError``."""
-    with imports_nothing():
-        try:
-            config = Config.load(path)
-        except ConfigError as exc:
-            assert str(path) in str(exc)
-            return
-    for key, value in config.to_dict().items():
-        kind, check, _ = _RULES[key]
-        assert type(value) is kind and math.isfinite(value) and check(value), (key, value)
-    for options in config.jobs.values():
-        assert options.tier is None or isinstance(options.tier, Tier)
-        for key in JOB_KEYS[1:]:
-            value = getattr(options, key)
-            assert value is None or (math.isfinite(value) and _RULES[key][1](value)), key
 
 
 @FUZZ

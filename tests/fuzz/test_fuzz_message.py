@@ -7,15 +7,15 @@ decode and goes on, so any other exception (or an import, or an unpickling) is a
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import pickle
 
-from fuzz_support import FUZZ, imports_nothing, nasty_bytes, nasty_text
+from contracts import assert_decodes_or_rejects
+from fuzz_support import FUZZ, nasty_bytes, nasty_text
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kqueue.errors import JobError, PayloadError
+from kqueue.errors import JobError
 from kqueue.job import MESSAGE_VERSION, Message, decode_message, encode_message
 
 #: JSON values as Python data: what a job's arguments may be.
@@ -65,22 +65,6 @@ def near_messages(draw) -> bytes:
     text = "{" + inner + "}"
     encoding = draw(st.sampled_from(["utf-8", "utf-16", "utf-32"]))
     return text.encode(encoding, errors="surrogatepass")
-
-
-def assert_decodes_or_rejects(body: bytes) -> None:
-    """The decoder's contract: a well-formed ``Message`` of plain JSON data, or ``PayloadError``."""
-    with imports_nothing():
-        try:
-            message = decode_message(body)
-        except PayloadError as exc:
-            assert str(exc)
-            return
-    assert isinstance(message, Message)
-    assert isinstance(message.name, str) and message.name
-    assert isinstance(message.args, list) and isinstance(message.kwargs, dict)
-    assert isinstance(message.submitted_at, float) and math.isfinite(message.submitted_at)
-    # only what encode_message could have written: no NaN, no infinity, no oversized integer
-    json.dumps([message.args, message.kwargs], allow_nan=False)
 
 
 @FUZZ

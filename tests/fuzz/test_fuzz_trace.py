@@ -13,6 +13,7 @@ import io
 import math
 
 import pytest
+from contracts import TIERS, assert_reads_or_rejects
 from fuzz_support import FUZZ, nasty_bytes, nasty_text
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,8 +21,6 @@ from hypothesis import strategies as st
 from kqueue.errors import TraceError
 from kqueue.policy.trace import (
     COLUMNS,
-    NON_NEGATIVE,
-    NUMERIC_COLUMNS,
     REQUIRED,
     TEXT_COLUMNS,
     Status,
@@ -33,28 +32,6 @@ from kqueue.policy.trace import (
 )
 
 SUFFIXES = [".csv", ".gz", ".bz2", ".xz", ".zip", ".tar", ".zst", ".parquet", ".txt"]
-TIERS = ("inline", "pool", "isolated")
-
-
-def assert_reads_or_rejects(path) -> None:
-    """The reader's contract: a valid trace frame, or a ``TraceError`` naming the file."""
-    try:
-        frame = read_trace(path)
-    except TraceError as exc:
-        assert str(path) in str(exc)
-        return
-    assert not frame.empty
-    assert set(COLUMNS) <= set(frame.columns)
-    for column in REQUIRED:
-        assert frame[column].notna().all(), column
-    for column in NUMERIC_COLUMNS:
-        values = frame[column].dropna()
-        assert values.map(math.isfinite).all(), column
-        if column in NON_NEGATIVE:
-            assert (values >= 0).all(), column
-    assert frame["tier"].dropna().isin(TIERS).all()
-    assert frame["status"].dropna().isin([s.value for s in Status]).all()
-    assert frame["job_class"].map(lambda v: isinstance(v, str) and v.strip() != "").all()
 
 
 @FUZZ
