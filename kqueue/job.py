@@ -26,6 +26,10 @@ from kqueue.policy.config import JobOptions, Tier, validate_job_options
 
 MESSAGE_VERSION = 1
 DEFAULT_QUEUE = "default"
+#: Deepest nesting of lists and dicts in one argument. Both sides refuse deeper data: a pool or
+#: isolated process decodes the arguments again, deeper in its stack than the worker did, and near
+#: Python's recursion limit the worker's decode succeeds where the child's fails (and kills it).
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def _json_problem(value: Any) -> str | None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         return str(exc)
+    if _nests_deeper(value, MAX_NESTING):
+        return f"lists and dicts nested deeper than {MAX_NESTING} levels"
     stack = [value]
     while stack:  # JSON would silently turn a key 1 into "1"
         item = stack.pop()
@@ -82,6 +88,19 @@ def _json_problem(value: Any) -> str | None:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return None
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """True when ``value`` holds lists or dicts nested more than ``limit`` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if level > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return False
 
 
 def decode_message(body: bytes) -> Message:
@@ -114,6 +133,8 @@ def decode_message(body: bytes) -> Message:
     for bad, problem in problems:
         if bad:
             raise PayloadError(f"payload field {problem}")
+    if _nests_deeper(args, MAX_NESTING + 1) or _nests_deeper(kwargs, MAX_NESTING + 1):
+        raise PayloadError(f"payload arguments nest deeper than {MAX_NESTING} levels")
     return Message(name, args, kwargs, float(submitted_at))
 
 

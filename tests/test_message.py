@@ -6,6 +6,8 @@ the worker would not catch) or accept a message ``encode_message`` can never wri
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from kqueue.errors import JobError, PayloadError
@@ -32,6 +34,10 @@ def test_a_good_body_decodes():
         # accepted before: NaN and Infinity are not JSON, and encode_message never writes them
         (GOOD.replace(b"[]", b"[NaN]"), "NaN is not a JSON number"),
         (GOOD.replace(b"{}", b'{"x":-Infinity}'), "-Infinity is not a JSON number"),
+        # accepted before: at depths 967-974 the worker decoded it, then it killed the pool
+        # process that decoded it again deeper in its stack, three times (dead-lettered "killed")
+        (GOOD.replace(b"[]", b"[" * 500 + b"]" * 500), "nest deeper than 100 levels"),
+        (GOOD.replace(b"{}", b'{"k":' + b"[" * 101 + b"]" * 101 + b"}"), "nest deeper than 100"),
         # accepted before: true == 1 in Python, so a boolean passed as the version
         (GOOD.replace(b'"v":1', b'"v":true'), "version True is not 1"),
         (GOOD.replace(b'"v":1', b'"v":1.0'), "version 1.0 is not 1"),
@@ -48,6 +54,7 @@ def test_a_malformed_body_is_a_payload_error_saying_what_is_wrong(body, words):
         ({1: "a"}, "dict key 1 is not a string"),  # JSON would hand the job {"1": "a"}
         ([{"ok": {None: 0}}], "dict key None is not a string"),
         (float("nan"), "Out of range float"),
+        (functools.reduce(lambda inner, _: [inner], range(101), 0), "deeper than 100 levels"),
     ],
 )
 def test_encode_refuses_arguments_that_would_not_come_back_the_same(value, words):
