@@ -83,10 +83,10 @@ TEXT_COLUMNS: tuple[str, ...] = ("job_id", "queue", "job_class", "tier", "status
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in TEXT_COLUMNS)
 NON_NEGATIVE: tuple[str, ...] = ("duration_s", "cpu_s", "memory_mb", "wait_s", "estimated_s")
 _TIERS = ("inline", "pool", "isolated")
+_STATUSES = tuple(s.value for s in Status)
 #: Rows end in CRLF (RFC 4180): Python's csv module quotes a value holding "\r" only when "\r" is
 #: part of the line terminator, and an unquoted "\r" would split the row in two.
 LINE_END = "\r\n"
-_STATUSES = tuple(s.value for s in Status)
 
 
 def read_trace(path: str | Path) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import math
 import pytest
 from contracts import TIERS, assert_reads_or_rejects
 from fuzz_support import FUZZ, nasty_bytes, nasty_text
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kqueue.errors import TraceError
@@ -31,6 +31,8 @@ from kqueue.policy.trace import (
     write_trace,
 )
 
+#: Each example below writes a file and reads it with pandas (a few ms): half the examples.
+FILES = settings(FUZZ, max_examples=max(10, FUZZ.max_examples // 2))
 SUFFIXES = [".csv", ".gz", ".bz2", ".xz", ".zip", ".tar", ".zst", ".parquet", ".txt"]
 
 
@@ -72,7 +74,7 @@ def near_traces(draw) -> str:
     return ending.join(lines) + draw(st.sampled_from(["", ending]))
 
 
-@FUZZ
+@FILES
 @given(text=near_traces(), compress=st.booleans())
 def test_near_traces_read_or_raise_trace_error(tmp_path, text, compress):
     path = tmp_path / ("trace.csv.gz" if compress else "trace.csv")
@@ -112,7 +114,7 @@ def expected_value(column: str, value):
     return float(f"{value:.6f}")
 
 
-@FUZZ
+@FILES
 @given(rows=st.lists(trace_rows, min_size=1, max_size=5), whole=st.booleans())
 def test_written_rows_read_back_equal(tmp_path, rows, whole):
     path = tmp_path / "trace.csv"
@@ -130,7 +132,7 @@ def test_written_rows_read_back_equal(tmp_path, rows, whole):
             assert read[column] == wrote or math.isclose(read[column], wrote), (column, wrote)
 
 
-@FUZZ
+@FILES
 @given(rows=st.lists(trace_rows, min_size=1, max_size=4))
 def test_a_bad_value_is_reported_on_the_line_its_row_starts(tmp_path, rows):
     path = tmp_path / "trace.csv"
