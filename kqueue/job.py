@@ -28,6 +28,10 @@ from kqueue.policy.config import JobOptions, Tier, validate_job_options
 
 MESSAGE_VERSION = 1
 DEFAULT_QUEUE = "default"
+#: Deepest nesting of lists and dicts in one argument. Both sides refuse deeper data: a pool or
+#: isolated process decodes the arguments again, deeper in its stack than the worker did, and near
+#: Python's recursion limit the worker's decode succeeds where the child's fails (and kills it).
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True)
@@ -50,14 +54,13 @@ def encode_message(name: str, args: tuple, kwargs: dict, submitted_at: float) ->
         *((f"argument {i + 1}", a) for i, a in enumerate(args)),
         *((f"keyword argument {k!r}", v) for k, v in kwargs.items()),
     ]:
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
+        problem = _json_problem(value)
+        if problem is not None:
             raise JobError(
-                f"job {name!r}: {where} ({type(value).__name__}) is not JSON-serialisable: {exc}; "
-                "pass plain data (str, int, float, bool, None, list, dict) "
-                "and load objects inside the job"
-            ) from None
+                f"job {name!r}: {where} ({type(value).__name__}) is not JSON-serialisable: "
+                f"{problem}; pass plain data (str, int, float, bool, None, list, dict with str "
+                "keys) and load objects inside the job"
+            )
     document = {
         "v": MESSAGE_VERSION,
         "name": name,
@@ -68,20 +71,59 @@ def encode_message(name: str, args: tuple, kwargs: dict, submitted_at: float) ->
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
+def _json_problem(value: Any) -> str | None:
+    """Why ``value`` would not come back from JSON as it went in, or None."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return str(exc)
+    if _nests_deeper(value, MAX_NESTING):
+        return f"lists and dicts nested deeper than {MAX_NESTING} levels"
+    stack = [value]
+    while stack:  # JSON would silently turn a key 1 into "1"
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    return f"dict key {key!r} is not a string"
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """True when ``value`` holds lists or dicts nested more than ``limit`` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if level > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return False
+
+
 def decode_message(body: bytes) -> Message:
-    """Decode a message read from the broker.
+    """Decode a message read from the broker: only what ``encode_message`` writes is accepted.
 
     Raises:
         PayloadError: the body is not a JSON job message (says what is wrong with it).
     """
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except PayloadError:
+        raise
+    except ValueError as exc:  # not UTF-8/16/32, not JSON, or an integer past 4300 digits
         raise PayloadError(f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("payload is nested too deeply to decode") from None
     if not isinstance(document, dict):
         raise PayloadError(f"payload is a JSON {type(document).__name__}, expected an object")
-    if document.get("v") != MESSAGE_VERSION:
-        raise PayloadError(f"payload version {document.get('v')!r} is not {MESSAGE_VERSION}")
+    version = document.get("v")
+    if type(version) is not int or version != MESSAGE_VERSION:
+        raise PayloadError(f"payload version {version!r} is not {MESSAGE_VERSION}")
     name, args = document.get("name"), document.get("args", [])
     kwargs, submitted_at = document.get("kwargs", {}), document.get("submitted_at")
     problems = [
@@ -93,11 +135,23 @@ def decode_message(body: bytes) -> Message:
     for bad, problem in problems:
         if bad:
             raise PayloadError(f"payload field {problem}")
+    if _nests_deeper(args, MAX_NESTING + 1) or _nests_deeper(kwargs, MAX_NESTING + 1):
+        raise PayloadError(f"payload arguments nest deeper than {MAX_NESTING} levels")
     return Message(name, args, kwargs, float(submitted_at))
 
 
+def _reject_constant(name: str) -> None:
+    """``NaN`` and ``Infinity`` are not JSON (``encode_message`` never writes them)."""
+    raise PayloadError(f"payload is not JSON: {name} is not a JSON number")
+
+
 def _is_time(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past float's range
+        return False
 
 
 def _module_name(function: Callable) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -271,14 +272,22 @@ def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], source: str, wh
 def _coerce(key: str, value: Any, source: str, where: str) -> Any:
     kind, meaning = _RULES[key]
     ok_type = isinstance(value, int | float) and not isinstance(value, bool)
+    ok_type = ok_type and _finite(value)  # TOML has inf and nan
     if kind is int:
         ok_type = ok_type and float(value).is_integer()
     if not ok_type or not _CHECKS[meaning](value):
-        expected = "an integer" if kind is int else "a number"
+        expected = "an integer" if kind is int else "a finite number"
         raise ConfigError(
             f"{source}: {where}{key} = {value!r} is invalid; expected {expected} {meaning}"
         )
     return kind(value)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past float's range (from the command line or code)
+        return False
 
 
 def _validate(config: Config, source: str) -> None:
@@ -347,8 +356,14 @@ def read_toml(path: Path, kind: str = "config") -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: {kind} file not found") from None
+    except OSError as exc:  # a directory, no permission
+        raise ConfigError(f"{path}: cannot read the {kind} file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text at byte {exc.start}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 def _toml_value(value: Any) -> str:

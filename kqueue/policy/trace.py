@@ -19,6 +19,9 @@ import lzma
 import math
 import numbers
 import os
+import tarfile
+import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +76,9 @@ TIME_COLUMNS: tuple[str, ...] = ("submitted_at", "started_at", "finished_at")
 DURATION_COLUMNS: tuple[str, ...] = ("wait_s", "duration_s", "cpu_s", "estimated_s")
 _TIERS = ("inline", "pool", "isolated")
 _STATUSES = tuple(s.value for s in Status)
+#: Rows end in CRLF (RFC 4180): Python's csv module quotes a value holding "\r" only when "\r" is
+#: part of the line terminator, and an unquoted "\r" would split the row in two.
+LINE_END = "\r\n"
 
 
 def validate_trace(frame: pd.DataFrame, source: str = "<trace>") -> pd.DataFrame:
@@ -148,12 +154,18 @@ def read_csv_frame(path: Path, source=None, text: Iterable[str] = ()) -> pd.Data
             dtype={c: "string" for c in text_columns},
             skip_blank_lines=False,
             compression="infer" if source is None else None,
+            keep_default_na=False,  # only an empty field is missing: a queue may be named "NA"
+            na_values=[""],
         )
+    except TraceError:
+        raise
     except pd.errors.EmptyDataError:
         raise TraceError(f"{path}: the trace is empty (no header line)") from None
     except pd.errors.ParserError as exc:
         raise TraceError(f"{path}: malformed CSV: {exc}") from None
-    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+    except ImportError as exc:  # pandas reads .zst only with zstandard installed
+        raise TraceError(f"{path}: cannot decompress the trace: {exc}") from None
+    except (ValueError, OSError, EOFError, csv.Error, *_ARCHIVE_ERRORS) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
     for column in text_columns:
         if column in frame.columns:
@@ -164,39 +176,52 @@ def read_csv_frame(path: Path, source=None, text: Iterable[str] = ()) -> pd.Data
 def read_csv(path: Path, text: Iterable[str] = ()) -> pd.DataFrame:
     """The CSV trace at ``path`` as a raw DataFrame, after checking every line's field count.
 
-    ``text``: file columns to keep as text besides the trace's text columns.
+    ``text``: file columns to keep as text besides the trace's text columns. The line each row
+    starts on is kept in ``frame.attrs["lines"]`` when it is not simply ``index + 2`` (a quoted
+    value held a line break), so errors still name the right line.
     """
     try:
-        _check_field_counts(path)
-    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+        starts = _check_field_counts(path)
+    except (ValueError, OSError, EOFError, csv.Error, *_ARCHIVE_ERRORS) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
-    return read_csv_frame(path, text=text)
+    frame = read_csv_frame(path, text=text)
+    if starts is not None and len(starts) == len(frame) and starts[-1:] != [len(starts) + 1]:
+        frame.attrs["lines"] = starts
+    return frame
 
 
-def _check_field_counts(path: Path) -> None:
-    """Reject the first line whose field count differs from the header's (blank lines are fine).
+def _check_field_counts(path: Path) -> list[int] | None:
+    """Reject the first row whose field count differs from the header's (blank lines are fine).
 
     pandas pads a short line with empty values silently and reports a long one without its
-    column, so a torn or shifted line is caught here first.
+    column, so a torn or shifted line is caught here first. Returns the line each row starts
+    on, or None for a compression only pandas reads.
     """
     if path.suffix in (".zip", ".zst"):
-        return  # pandas alone reads these compressions
+        return None  # pandas alone reads these compressions
+    starts: list[int] = []
     with open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         check_delimiter(path, header)
+        end = reader.line_num  # of the header: a quoted name may hold a line break
         for fields in reader:
+            starts.append(end + 1)
+            end = reader.line_num
             if header is None or not fields or len(fields) == len(header):
                 continue
             number = min(len(fields), len(header)) + 1
             name = f" ({header[number - 1]})" if number <= len(header) else ""
             raise TraceError(
-                f"{path}: line {reader.line_num}, column {number}{name}: the line has "
+                f"{path}: line {starts[-1]}, column {number}{name}: the line has "
                 f"{len(fields)} fields but the header has {len(header)}"
             )
+    return starts
 
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: What a corrupt compressed file raises that is neither an ``OSError`` nor a ``ValueError``.
+_ARCHIVE_ERRORS = (zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
 #: Delimiters a trace is likely to use instead of a comma, with the names an error gives them.
 OTHER_DELIMITERS = {";": "semicolon ';'", "\t": "tab", "|": "pipe '|'"}
 
@@ -232,14 +257,20 @@ def read_parquet(path: Path) -> pd.DataFrame:
         raise TraceError(
             f"{path}: reading Parquet needs pyarrow; run pip install kqueue[parquet]"
         ) from None
-    return pd.read_parquet(path).reset_index(drop=True)
+    try:
+        return pd.read_parquet(path).reset_index(drop=True)
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise TraceError(f"{path}: cannot read the Parquet trace: {exc}") from None
 
 
 def _numeric(values: pd.Series, column: str, problems: list) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         converted = values.astype(float)
     else:
-        converted = pd.to_numeric(values, errors="coerce").astype(float)
+        try:
+            converted = pd.to_numeric(values, errors="coerce").astype(float)
+        except OverflowError:  # pandas raises it even when coercing: an integer past float's range
+            converted = values.map(_to_float).astype(float)
         bad = converted.isna() & values.notna() & (values.astype(str).str.strip() != "")
         what = "is not a number"
         if column in TIME_COLUMNS:
@@ -247,6 +278,16 @@ def _numeric(values: pd.Series, column: str, problems: list) -> pd.Series:
         problems.append((bad, column, what))
     problems.append((converted.isin([math.inf, -math.inf]), column, "is not finite"))
     return converted
+
+
+def _to_float(value) -> float:
+    """One value as ``pd.to_numeric`` reads it, an integer past float's range as infinity."""
+    if pd.isna(value):
+        return math.nan
+    try:
+        return float(pd.to_numeric(value, errors="coerce"))
+    except OverflowError:
+        return math.inf
 
 
 def _empty(values: pd.Series) -> pd.Series:
@@ -275,7 +316,11 @@ def raise_first_problem(frame: pd.DataFrame, problems: list, source: str) -> Non
     label = frame.index[position]
     value = frame.at[label, column]
     shown = "''" if pd.isna(value) else repr(value.item() if hasattr(value, "item") else value)
-    line = int(label) + 2 if isinstance(label, numbers.Number) else label
+    lines = frame.attrs.get("lines")
+    if lines is not None and isinstance(label, numbers.Integral) and 0 <= label < len(lines):
+        line = lines[label]
+    else:
+        line = int(label) + 2 if isinstance(label, numbers.Number) else label
     raise TraceError(
         f"{source}: line {line}, column {index + 1} ({column}): value {shown} {problem}"
     )
@@ -303,7 +348,7 @@ class TraceWriter:
     def write_many(self, rows: Iterable[TraceRow]) -> None:
         """Append several rows in one write and flush them."""
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator=LINE_END)
         writer.writerows(_row_values(row) for row in rows)
         if buffer.tell():
             self._file.write(buffer.getvalue())
@@ -321,7 +366,7 @@ class TraceWriter:
 
     def _write_line(self, values: Iterable) -> None:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(values)
+        csv.writer(buffer, lineterminator=LINE_END).writerow(values)
         self._file.write(buffer.getvalue())
         self._file.flush()
 
@@ -341,7 +386,7 @@ def write_trace(frame: pd.DataFrame, path: str | Path) -> None:
             ) from None
         frame[columns].to_parquet(path, index=False)
         return
-    frame[columns].to_csv(path, index=False, float_format="%.6f")
+    frame[columns].to_csv(path, index=False, float_format="%.6f", lineterminator=LINE_END)
 
 
 def rows_to_frame(rows: Iterable[TraceRow]) -> pd.DataFrame:

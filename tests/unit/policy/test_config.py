@@ -242,6 +242,41 @@ def test_missing_file_is_rejected(tmp_path):
     assert str(path) in str(caught.value)
 
 
+# --- found by tests/fuzz -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        pytest.param(b"\x80", ["not valid TOML", "not UTF-8", "byte 0"], id="UnicodeDecodeError"),
+        pytest.param(b"a = " + b"[" * 5000, ["nested too deeply"], id="RecursionError"),
+        pytest.param(b"timeout_s = inf\n", ["timeout_s = inf", "finite number > 0"], id="inf"),
+        pytest.param(b"pool_scale_cooldown_s = -inf\n", ["-inf", "finite"], id="-inf"),
+        pytest.param(b'[jobs."a"]\nestimated_duration_s = inf\n', ['[jobs."a"]'], id="job inf"),
+    ],
+)
+def test_a_file_the_fuzzers_broke_is_a_config_error(tmp_path, data, words):
+    path = tmp_path / "kqueue.toml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as caught:
+        Config.load(path)
+    assert str(path) in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_a_directory_is_a_config_error(tmp_path):
+    # IsADirectoryError leaked before
+    with pytest.raises(ConfigError, match="cannot read the config file: Is a directory"):
+        Config.load(tmp_path)
+
+
+def test_an_integer_past_float_range_on_the_command_line_is_a_config_error():
+    # float(value) raised OverflowError before
+    with pytest.raises(ConfigError, match="timeout_s = 1000"):
+        Config().with_cli(timeout_s=10**400)
+
+
 @pytest.mark.parametrize(
     ("cli", "words"),
     [

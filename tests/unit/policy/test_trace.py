@@ -275,3 +275,72 @@ def test_validate_trace_checks_a_frame_in_memory():
 
 def test_trace_error_is_a_value_error():
     assert issubclass(TraceError, ValueError)
+
+
+# --- found by tests/fuzz -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        pytest.param("t.xz", b"garbage", "Input format not supported", id="xz: LZMAError"),
+        pytest.param("t.zip", b"garbage", "not a zip file", id="zip: BadZipFile"),
+        pytest.param("t.tar", b"garbage", "could not be opened", id="tar: ReadError"),
+        pytest.param("t.zst", b"garbage", "zstandard", id="zst: ImportError"),
+        pytest.param(
+            "t.gz", bytes.fromhex("1f8b0800") + bytes(11), "invalid stored block", id="gz: zlib"
+        ),
+    ],
+)
+def test_a_corrupt_compressed_trace_is_a_trace_error(tmp_path, name, data, words):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(TraceError, match=words) as caught:
+        read_trace(path)
+    assert str(path) in str(caught.value)
+
+
+def test_text_that_pandas_calls_missing_reads_as_text(tmp_path):
+    # Given job classes and queues spelled like pandas' default NA markers
+    path = tmp_path / "na.csv"
+    path.write_text("submitted_at,job_class,duration_s,queue\n0,NA,1,None\n1,null,2,nan\n")
+    # When it is read, Then they are text, not missing values ("is required but empty" before)
+    frame = read_trace(path)
+    assert list(frame["job_class"]) == ["NA", "null"]
+    assert list(frame["queue"]) == ["None", "nan"]
+
+
+def test_nan_spelled_out_is_not_a_number(tmp_path):
+    # only an empty field is missing: "nan" in a number column is a typo, not an empty value
+    path = tmp_path / "nan.csv"
+    path.write_text("submitted_at,job_class,duration_s,cpu_s\n0,a,1,nan\n")
+    with pytest.raises(TraceError, match=r"line 2, column 4 \(cpu_s\): value 'nan' is not a n"):
+        read_trace(path)
+
+
+def test_an_integer_past_float_range_is_not_finite(tmp_path):
+    # pd.to_numeric(errors="coerce") raised OverflowError on it
+    path = tmp_path / "huge.csv"
+    path.write_text("submitted_at,job_class,duration_s,cpu_s\n0,a,1," + "9" * 400 + "\n")
+    with pytest.raises(TraceError, match=r"line 2, column 4 \(cpu_s\): value 9+ is not finite"):
+        read_trace(path)
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["TraceWriter", "write_trace"])
+def test_a_value_with_a_line_break_round_trips_and_later_lines_keep_their_number(tmp_path, whole):
+    # Given rows whose worker names hold a bare "\r" (written unquoted before, splitting the row)
+    # and a "\n" (quoted, so the row spans two lines)
+    rows = [row(0, worker="w\r1"), row(1, worker="w\n2")]
+    path = tmp_path / "breaks.csv"
+    if whole:
+        write_trace(rows_to_frame(rows), path)
+    else:
+        with TraceWriter(path) as writer:
+            writer.write_many(rows)
+    # When it is read, Then the rows come back equal
+    assert_same_rows(read_trace(path), rows)
+    # And a bad value after them is reported on the line its row starts on: 1 + 2 + 2 + 1
+    with TraceWriter(path) as writer:
+        writer.write(row(2, duration_s=-1.0))
+    with pytest.raises(TraceError, match=r"line 6, column 9 \(duration_s\)"):
+        read_trace(path)

@@ -180,6 +180,7 @@ def test_unknown_names_and_garbage_payloads_are_dead_lettered_and_the_worker_goe
     backend.enqueue("default", "unknown", encode_message("os.system", ("rm -rf /",), {}, now))
     backend.enqueue("default", "pickle", b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os")
     backend.enqueue("default", "list", b"[1, 2]")
+    backend.enqueue("default", "deep", b"[" * 100_000)  # found by tests/fuzz
     backend.enqueue("default", "good", encode_message("noop", ("ok",), {}, now))
     backend.close()
     result = run_kqueue(project, "run", "--app", "tasks:app", "--burst")
@@ -191,6 +192,7 @@ def test_unknown_names_and_garbage_payloads_are_dead_lettered_and_the_worker_goe
     assert "noop" in reasons["unknown"]  # names what the app does register
     assert "not JSON" in reasons["pickle"]
     assert "expected an object" in reasons["list"]
+    assert "nested too deeply" in reasons["deep"]
 
 
 def test_an_unknown_config_key_is_a_clear_error(project):
