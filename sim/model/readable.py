@@ -67,6 +67,10 @@ def format_rate(per_min: float, unit: tuple[str, float] | None = None) -> str:
 
 def format_duration(seconds: float) -> str:
     """A duration in the unit that fits it: ``"250 ms"``, ``"45 s"``, ``"10 min"``, ``"2.5 d"``."""
+    if seconds == 0:
+        return "0 s"
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
     if seconds < 1:
         return f"{significant(seconds * 1000, 2)} ms"
     name, unit_s = TIME_UNITS[0]

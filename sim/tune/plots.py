@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullLocator,
+    PercentFormatter,
+)
 
 from kqueue.policy import Config
 from sim.model.jobs import TIER_NAMES
@@ -53,10 +59,14 @@ def share_label(hosts: int, seed: int = 0, host: int = 0) -> str:
 
 
 def no_jobs(ax, text: str = NO_JOBS) -> None:
-    """Mark an empty panel: centred text, no ticks."""
+    """Mark an empty panel: centred text, no ticks (but a y axis shared with full panels)."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
-    ax.xaxis.set_major_locator(NullLocator())
-    ax.xaxis.set_minor_locator(NullLocator())
+    axes = [ax.xaxis]
+    if len(ax.get_shared_y_axes().get_siblings(ax)) == 1:
+        axes.append(ax.yaxis)
+    for axis in axes:
+        axis.set_major_locator(NullLocator())
+        axis.set_minor_locator(NullLocator())
 
 
 def memory_figure(runs: Sequence[tuple[str, SimResult]], budget_mb: float, share: str) -> Figure:
@@ -276,8 +286,12 @@ def hosts_figure(per_host: Sequence[SimResult], base: Config, slos: Sequence[Slo
         ax.set(title=slo.describe(), xlabel="host", ylabel=f"{slo.metric} ({unit})")
     peaks = [r.peak_memory_mb for r in per_host]
     _host_bars(axes[-1], hosts, peaks, budget_mb, upper=True)
-    axes[-1].set(title="peak memory", xlabel="host", ylabel=LABEL_MEMORY_AXIS)
-    fig.suptitle(f"Every host's share, seed {seed}: {len(per_host)} hosts, the recommended config")
+    axes[-1].set(title="peak memory", xlabel="host", ylabel="peak memory of the worker\nand "
+                 "its processes (MB)")  # fmt: skip
+    for ax in (ax for ax in axes if ax.patches):  # not the "no jobs" panels
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    count = f"{len(per_host)} host" + ("s" if len(per_host) > 1 else "")
+    fig.suptitle(f"Every host's share, seed {seed}: {count}, the recommended config")
     return fig
 
 

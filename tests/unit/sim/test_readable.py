@@ -53,7 +53,15 @@ def test_rates_side_by_side_can_share_one_unit():
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0.25, "250 ms"), (45.0, "45 s"), (600.0, "10 min"), (216_000.0, "2.5 d")]
+    ("seconds", "text"),
+    [
+        (0.25, "250 ms"),
+        (45.0, "45 s"),
+        (600.0, "10 min"),
+        (216_000.0, "2.5 d"),
+        (0.0, "0 s"),
+        (-90.0, "-1.5 min"),
+    ],
 )
 def test_durations_read_in_their_unit(seconds, text):
     assert format_duration(seconds) == text
