@@ -75,25 +75,7 @@ def summary_markdown(tuned: TuneResult, recommended: SimResult, default: SimResu
                      spread: Mapping[str, Sequence[float]] | None = None) -> str:  # fmt: skip
     """The Markdown summary; ``per_host`` and ``spread`` as in ``write_report``."""
     p = tuned.problem
-    budget = f"{p.memory_budget_mb:,.0f} MB" if math.isfinite(p.memory_budget_mb) else "none"
-    slo_origin = " (the defaults: none given)" if p.slos == DEFAULT_SLOS else ""
-    lines = [
-        "# kqueue tune report",
-        "",
-        f"- Trace: `{source}`; every number below is per host, on {_whose(tuned)}: "
-        f"{recommended.jobs:,} jobs, {_rates(recommended)}",
-        f"- Host: {p.host.cores or 'unlimited'} cores; memory budget per host: {budget}",
-        f"- SLOs{slo_origin}: " + "; ".join(s.describe() for s in p.slos),
-        "  (a group is the jobs whose class the default config routes to that tier, wherever "
-        "the recommended config runs them)",
-        f"- Search: {tuned.candidates} first candidates, {tuned.simulations} simulations, "
-        f"{tuned.wall_s:.1f} s, seed {p.seed}",
-        "",
-        "## Answer",
-        "",
-        _answer(tuned),
-        "",
-    ]
+    lines = _header_lines(tuned, recommended, source)
     if recommended.default_cpu_rows or recommended.default_memory_rows:
         lines += [
             f"Note: {recommended.default_cpu_rows:,} rows had no `cpu_s` (assumed half their "
@@ -113,6 +95,30 @@ def summary_markdown(tuned: TuneResult, recommended: SimResult, default: SimResu
     figures = ["pareto", "memory", "waits"] + (["hosts"] if per_host else [])
     lines += ["", *(f"![{name}]({name}.png)" for name in figures), ""]
     return "\n".join(lines)
+
+
+def _header_lines(tuned: TuneResult, recommended: SimResult, source: str) -> list[str]:
+    """The title, what was asked (trace, host, SLOs, search) and the answer."""
+    p = tuned.problem
+    budget = f"{p.memory_budget_mb:,.0f} MB" if math.isfinite(p.memory_budget_mb) else "none"
+    slo_origin = " (the defaults: none given)" if p.slos == DEFAULT_SLOS else ""
+    return [
+        "# kqueue tune report",
+        "",
+        f"- Trace: `{source}`; every number below is per host, on {_whose(tuned)}: "
+        f"{recommended.jobs:,} jobs, {_rates(recommended)}",
+        f"- Host: {p.host.cores or 'unlimited'} cores; memory budget per host: {budget}",
+        f"- SLOs{slo_origin}: " + "; ".join(s.describe() for s in p.slos),
+        "  (a group is the jobs whose class the default config routes to that tier, wherever "
+        "the recommended config runs them)",
+        f"- Search: {tuned.candidates} first candidates, {tuned.simulations} simulations, "
+        f"{tuned.wall_s:.1f} s, seed {p.seed}",
+        "",
+        "## Answer",
+        "",
+        _answer(tuned),
+        "",
+    ]
 
 
 def _whose(tuned: TuneResult) -> str:
@@ -188,7 +194,7 @@ def _front_lines(tuned: TuneResult) -> list[str]:
     front = pareto_front(tried)
     view = pareto_view(tried, front, tuned.evaluation)
     header = "| peak memory MB | worst SLO margin | pool | isolated | inline max s | pooled max s |"
-    lines = ["", f"## Pareto front ({_whose(tuned)})", "", header, "|" + "---:|" * 6]
+    lines = ["", f"## Pareto front, {_whose(tuned)}", "", header, "|" + "---:|" * 6]
     lines += [
         f"| {e.peak_memory_mb:,.0f} | {e.worst_margin:+.2f} | {e.config.pool_max_size} | "
         f"{e.config.max_concurrent_isolated} | {e.config.inline_max_duration_s:g} | "
