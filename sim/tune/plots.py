@@ -22,22 +22,21 @@ from matplotlib.ticker import (
     FuncFormatter,
     MaxNLocator,
     NullLocator,
-    PercentFormatter,
 )
 
 from kqueue.policy import Config
 from sim.model.jobs import TIER_NAMES
-from sim.model.readable import DURATION_TICKS_S, format_duration, time_unit
+from sim.model.readable import DURATION_TICKS_S, format_duration, significant, time_unit
 from sim.model.report import SimResult
 from sim.tune.evaluate import Evaluation
 from sim.tune.slo import METRICS, Slo, group_stats, job_groups
 
-#: Pareto plot: margins below this (missed by more than 100%) are off-scale ...
-MARGIN_FLOOR = -1.0
-#: ... and so is memory further from the front than this share of its span, or of the chosen
-#: run's peak, whichever is larger.
-MEMORY_REACH_OF_SPAN = 0.5
-MEMORY_REACH_OF_CHOSEN = 0.25
+#: Pareto plot: the margin axis is linear within +-this (missed by up to the target itself) and
+#: logarithmic beyond, so a front falling to -1,000% keeps its shape; it reaches at least here.
+MARGIN_LINEAR = 1.0
+#: Memory shown beyond the front's span, as a share of that span or of the chosen run's peak
+#: (whichever is larger); runs further out, or below the front's worst margin, are off-scale.
+MEMORY_REACH = 0.25
 #: A budget line more than this many times the highest curve is noted, not drawn.
 BUDGET_OFF_SCALE_FACTOR = 3.0
 #: Waits below this are drawn at it (a log axis has no zero).
@@ -201,17 +200,15 @@ class ParetoView:
 
 def pareto_view(tried: Sequence[Evaluation], front: Sequence[Evaluation],
                 chosen: Evaluation) -> ParetoView:  # fmt: skip
-    """The clipping rule: margins from ``MARGIN_FLOOR`` (lower if the chosen run is) to the cap;
-    memory over the front's points in that band and the chosen run, widened by
-    ``MEMORY_REACH_OF_SPAN`` of that span or ``MEMORY_REACH_OF_CHOSEN`` of the chosen peak."""
-    low = min(MARGIN_FLOOR, chosen.worst_margin)
-    margin = (low, 1.0)
-    keys = [e.peak_memory_mb for e in front if e.worst_margin >= low] + [chosen.peak_memory_mb]
-    lo, hi = min(keys), max(keys)
-    reach = max(MEMORY_REACH_OF_SPAN * (hi - lo), MEMORY_REACH_OF_CHOSEN * chosen.peak_memory_mb,
-                1.0)  # fmt: skip
-    view = ParetoView((max(0.0, lo - reach), hi + reach), margin, 0)
-    return ParetoView(view.memory_mb, margin, sum(not view.shows(e) for e in tried))
+    """The clipping rule: margins from the front's (or the chosen run's) worst, at least
+    ``-MARGIN_LINEAR``, to the +100% cap; memory over the front and the chosen run, widened by
+    ``MEMORY_REACH`` of that span or of the chosen peak. Runs outside are counted off-scale."""
+    keys = [*front, chosen]
+    low = min(-MARGIN_LINEAR, *(e.worst_margin for e in keys))
+    lo, hi = min(e.peak_memory_mb for e in keys), max(e.peak_memory_mb for e in keys)
+    reach = max(MEMORY_REACH * (hi - lo), MEMORY_REACH * chosen.peak_memory_mb, 1.0)
+    view = ParetoView((max(0.0, lo - reach), hi + reach), (low, 1.0), 0)
+    return ParetoView(view.memory_mb, view.margin, sum(not view.shows(e) for e in tried))
 
 
 def _padded(limits: tuple[float, float], fraction: float = 0.05) -> tuple[float, float]:
@@ -236,7 +233,7 @@ def pareto_figure(tried: Sequence[Evaluation], front: Sequence[Evaluation], chos
     or the budget; grey: unstable). Off-scale points are counted in the corner.
     """
     view = pareto_view(tried, front, chosen)
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for label, marker, colour, keep in _KINDS:
         points = [e for e in tried if keep(e) and view.shows(e)]
@@ -249,15 +246,17 @@ def pareto_figure(tried: Sequence[Evaluation], front: Sequence[Evaluation], chos
                label="chosen", zorder=3)  # fmt: skip
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlim(*_padded(view.memory_mb))
-    ax.set_ylim(*_padded(view.margin))
+    ax.set_yscale("symlog", linthresh=MARGIN_LINEAR)
+    ax.set_ylim(view.margin[0] * 1.3 if view.margin[0] < -MARGIN_LINEAR else -1.1, 1.1)
     _budget_line(ax, budget_mb, view.memory_mb[1], axis="x")
     if view.off_scale:
         ax.text(0.01, 0.02, f"{view.off_scale} of {len(tried)} points off-scale", fontsize=8,
                 transform=ax.transAxes)  # fmt: skip
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set(xlabel="peak memory per host (MB)", ylabel="worst SLO margin (>= 0 meets all)",
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{significant(value * 100)}%"))
+    ax.set(xlabel="peak memory per host (MB)",
+           ylabel="worst SLO margin (>= 0 meets all;\nlog scale beyond -100%)",
            title=f"Peak memory against the worst SLO margin\nper host ({share})")  # fmt: skip
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

@@ -203,8 +203,8 @@ def _front_lines(tuned: TuneResult) -> list[str]:
     ]
     if view.off_scale:
         lines += ["", f"The figure shows {len(tried) - view.off_scale} of {len(tried)} runs; "
-                  f"{view.off_scale} points off-scale (margins below "
-                  f"{view.margin[0]:+.0%} or memory outside "
+                  f"{view.off_scale} points off-scale (margins below the front's worst, "
+                  f"{view.margin[0]:+.0%}, or memory outside "
                   f"{view.memory_mb[0]:,.0f}-{view.memory_mb[1]:,.0f} MB)."]  # fmt: skip
     return lines
 

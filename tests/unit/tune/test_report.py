@@ -104,25 +104,28 @@ def _evaluation(peak_mb: float, margin: float, stable: bool = True, budget_mb=ma
 
 
 def test_the_pareto_plot_is_clipped_to_the_front_and_counts_what_it_leaves_out():
-    # Given runs near a front from 1,000 to 1,400 MB, one missing its SLO by 6,000%, one with
-    # ten times the memory, and one unstable run
-    near = [_evaluation(1000, -0.6), _evaluation(1200, 0.1), _evaluation(1400, 0.5),
-            _evaluation(1300, 0.05), _evaluation(1100, -0.2, stable=False)]  # fmt: skip
-    outliers = [_evaluation(900, -60.0), _evaluation(14_000, 0.5)]
+    # Given a front from 900 MB (missing its SLO by 6,000%) to 1,400 MB, runs near it, one
+    # unstable run, and two runs no planner would pick: ten times the memory for the same
+    # margin, and a margin worse than the whole front's
+    near = [_evaluation(900, -60.0), _evaluation(1000, -0.6), _evaluation(1200, 0.1),
+            _evaluation(1400, 0.5), _evaluation(1300, 0.05),
+            _evaluation(1100, -0.2, stable=False)]  # fmt: skip
+    outliers = [_evaluation(14_000, 0.5), _evaluation(1300, -80.0)]
     tried = near + outliers
     front = pareto_front(tried)
-    chosen = near[1]
+    chosen = near[2]
     # When the view is chosen
     view = pareto_view(tried, front, chosen)
-    # Then margins run from -100% to the +100% cap, memory around the front, and the two
-    # outliers are off-scale (but still on the front and in the count)
-    assert view.margin == (-1.0, 1.0)
-    assert view.memory_mb[0] <= 1000 and 1400 <= view.memory_mb[1] < 14_000
-    assert view.off_scale == 2 and outliers[0] in front
+    # Then it spans the whole front (its worst margin on a log scale) and the memory around it,
+    # and the two outliers are off-scale and counted
+    assert near[0] in front and view.margin == (-60.0, 1.0)
+    assert view.memory_mb[0] <= 900 and 1400 <= view.memory_mb[1] < 14_000
+    assert all(view.shows(e) for e in near) and view.off_scale == 2
     fig = pareto_figure(tried, front, chosen, 1500.0, share_label(29, seed=2))
     ax = fig.axes[0]
-    assert "2 of 7 points off-scale" in _texts(ax)
-    assert ax.get_ylim()[0] > -2 and ax.get_xlim()[1] < 14_000
+    assert "2 of 8 points off-scale" in _texts(ax)
+    assert ax.get_yscale() == "symlog" and -100 < ax.get_ylim()[0] < -60
+    assert ax.get_xlim()[1] < 14_000
     # And infeasible runs are marked apart from the feasible ones
     labels = [t.get_text() for t in ax.get_legend().texts]
     assert "feasible" in labels and "infeasible: unstable (a backlog grows)" in labels
@@ -130,10 +133,10 @@ def test_the_pareto_plot_is_clipped_to_the_front_and_counts_what_it_leaves_out()
     assert "per host (host 1 of 29's share, seed 2)" in ax.get_title()
 
 
-def test_a_chosen_run_far_below_the_floor_widens_the_view_to_show_it():
-    chosen = _evaluation(500, -3.0)
-    view = pareto_view([chosen, _evaluation(400, -9.0)], [chosen], chosen)
-    assert view.margin == (-3.0, 1.0) and view.off_scale == 1
+def test_the_margin_axis_reaches_minus_100_percent_even_when_the_front_does_not():
+    chosen = _evaluation(500, 0.3)
+    view = pareto_view([chosen, _evaluation(400, -9.0, stable=False)], [chosen], chosen)
+    assert view.margin == (-1.0, 1.0) and view.off_scale == 1
 
 
 def test_the_hosts_figure_draws_every_share_and_empty_groups(no_pool_jobs):
