@@ -149,12 +149,14 @@ def _tune_inputs(args: argparse.Namespace):
 
 def _tune_summary(found, args: argparse.Namespace) -> str:
     """A few lines for the terminal: the answer, the predicted numbers, where things went."""
+    from sim.model.readable import format_rate
+
     e = found.evaluation
     lines = [
         f"hosts: {found.hosts}" + ("" if found.hosts_verified else " (at least; not verified)"),
         f"binding on one host: {found.binding or 'nothing (one host meets every target)'}",
         f"feasible: {e.feasible}  stable: {e.stable}  peak memory: {e.peak_memory_mb:,.0f} MB"
-        f"  throughput: {e.throughput_per_min:,.1f}/min",
+        f"  throughput: {format_rate(e.throughput_per_min)} per host",
         "SLO margins: " + ", ".join(f"{name} {m:+.0%}" for name, m in e.margins),
         f"searched {found.candidates} candidates, {found.simulations} simulations "
         f"in {found.wall_s:.1f} s",

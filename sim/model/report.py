@@ -5,6 +5,11 @@ started) is measured at the middle and at the end of the arrival window; the run
 every job started and, in every tier, the backlog grew between those two instants by at most
 ``max(STABLE_GROWTH_FRACTION x the tier's arrivals in the second half, STABLE_GROWTH_JOBS)``.
 A queue that keeps up fluctuates around a level; one that cannot keeps growing.
+
+Throughput rule (same entry): the jobs finished by the last arrival, per minute of the arrival
+window (first to last submission), so a worker that keeps up shows the offered rate and one
+that falls behind shows less; the drain after the last arrival does not dilute it. When every
+job arrives at one instant (no window), it is the jobs finished per minute of the makespan.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import pandas as pd
 from sim.engine.memory import Steps, curve, job_steps
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_NAMES
 from sim.model.outcome import Outcome, simulated_trace
+from sim.model.readable import format_rate, rate_unit
 
 #: Backlog growth allowed in a stable run, as a fraction of the second half's arrivals ...
 STABLE_GROWTH_FRACTION = 0.05
@@ -60,6 +66,7 @@ class SimResult:
     jobs: int
     finished: int
     never_started: int
+    #: Completed throughput (the throughput rule) and offered rate, over the arrival window.
     throughput_per_min: float
     arrival_rate_per_min: float
     #: First submission to last finish, seconds.
@@ -112,10 +119,9 @@ def summarize(outcome: Outcome) -> SimResult:
     o = outcome
     done = np.isfinite(o.finished_s)
     span_s = float(np.nanmax(o.finished_s) - o.submitted_s[0]) if done.any() else 0.0
-    per_min = 60.0 / span_s if span_s > 0 else 0.0
     steps = _memory_steps(o)
     tiers = {
-        name: _tier_stats(o, o.tier == code, per_min, span_s, curve(steps[name]).peak(), code)
+        name: _tier_stats(o, o.tier == code, span_s, curve(steps[name]).peak(), code)
         for code, name in enumerate(TIER_NAMES)
     }
     total = curve(Steps.join(*steps.values()), o.host.worker_mb)
@@ -127,14 +133,12 @@ def summarize(outcome: Outcome) -> SimResult:
         jobs=len(o.submitted_s),
         finished=int(done.sum()),
         never_started=int((~np.isfinite(o.started_s)).sum()),
-        throughput_per_min=float(done.sum() * per_min),
+        throughput_per_min=throughput_per_min(o, np.ones(len(o.tier), bool)),
         arrival_rate_per_min=(len(o.submitted_s) - 1) * 60.0 / arrivals_span_s
         if arrivals_span_s > 0
         else 0.0,
         makespan_s=span_s,
-        overall=_tier_stats(
-            o, np.ones(len(o.tier), bool), per_min, span_s, (peak_mb, peak_at_s), None
-        ),
+        overall=_tier_stats(o, np.ones(len(o.tier), bool), span_s, (peak_mb, peak_at_s), None),
         tiers=tiers,
         peak_memory_mb=peak_mb,
         peak_memory_at_s=peak_at_s,
@@ -170,7 +174,19 @@ def _memory_steps(o: Outcome) -> dict[str, Steps]:
     return parts
 
 
-def _tier_stats(o: Outcome, mask, per_min: float, span_s: float, peak, code) -> TierStats:
+def throughput_per_min(o: Outcome, mask: np.ndarray) -> float:
+    """Jobs of ``mask`` finished by the last arrival, per minute of the arrival window (the
+    throughput rule in the module docstring; the makespan when all jobs arrive at once)."""
+    first_s, last_s = float(o.submitted_s[0]), float(o.submitted_s[-1])
+    finished = o.finished_s[mask]
+    if last_s > first_s:
+        return float((finished <= last_s).sum()) * 60.0 / (last_s - first_s)
+    done = np.isfinite(o.finished_s)
+    span_s = float(o.finished_s[done].max()) - first_s if done.any() else 0.0
+    return float(np.isfinite(finished).sum()) * 60.0 / span_s if span_s > 0 else 0.0
+
+
+def _tier_stats(o: Outcome, mask, span_s: float, peak, code) -> TierStats:
     """Stats of the jobs in ``mask``; ``peak`` = (MB, at s); ``code`` = tier code or None (all)."""
     done = mask & np.isfinite(o.finished_s)
     wait = o.started_s[done] - o.submitted_s[done]
@@ -179,7 +195,7 @@ def _tier_stats(o: Outcome, mask, per_min: float, span_s: float, peak, code) -> 
     peak_mb, peak_at_s = peak
     return TierStats(
         jobs=int(mask.sum()),
-        throughput_per_min=float(done.sum() * per_min),
+        throughput_per_min=throughput_per_min(o, mask),
         mean_wait_s=float(wait.mean()) if len(wait) else None,
         p50_wait_s=w[0],
         p95_wait_s=w[1],
@@ -260,7 +276,7 @@ def _clean(value: Any) -> Any:
 
 _COLUMNS = (
     ("jobs", "jobs", "{:d}"),
-    ("jobs/min", "throughput_per_min", "{:.1f}"),
+    ("throughput", "throughput_per_min", None),  # in the offered rate's unit (``render``)
     ("wait p50", "p50_wait_s", "{:.3f}"),
     ("p95", "p95_wait_s", "{:.3f}"),
     ("p99", "p99_wait_s", "{:.3f}"),
@@ -273,20 +289,24 @@ _COLUMNS = (
 )
 
 
-def _cells(stats: TierStats) -> list[str]:
+def _cells(stats: TierStats, rate: tuple[str, float]) -> list[str]:
     cells = []
     for _, key, fmt in _COLUMNS:
         value = getattr(stats, key)
-        cells.append("-" if value is None else fmt.format(value))
+        if value is None:
+            cells.append("-")
+        else:
+            cells.append(format_rate(value, rate) if fmt is None else fmt.format(value))
     return cells
 
 
 def render(result: SimResult) -> str:
     """The result as a table of tiers plus a few summary lines (times in s, memory in MB)."""
+    rate = rate_unit(result.arrival_rate_per_min)
     rows = [["tier"] + [title for title, _, _ in _COLUMNS]]
     for name, stats in result.tiers.items():
-        rows.append([name] + _cells(stats))
-    rows.append(["all"] + _cells(result.overall))
+        rows.append([name] + _cells(stats, rate))
+    rows.append(["all"] + _cells(result.overall, rate))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
@@ -296,8 +316,8 @@ def render(result: SimResult) -> str:
     lines += [
         "",
         f"jobs {result.jobs}, finished {result.finished}, never started {result.never_started}; "
-        f"arrivals {result.arrival_rate_per_min:.1f}/min, "
-        f"throughput {result.throughput_per_min:.1f}/min",
+        f"offered {format_rate(result.arrival_rate_per_min, rate)}, completed "
+        f"{format_rate(result.throughput_per_min, rate)} over the arrival window",
         f"{verdict}: backlog {result.backlog_start} at mid-trace, "
         f"{result.backlog_end} at the last arrival",
         f"peak memory {result.peak_memory_mb:.0f} MB at t={result.peak_memory_at_s:.1f} s; "

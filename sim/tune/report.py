@@ -1,24 +1,37 @@
-"""The tuner's evidence: a Markdown summary and three PNGs in a report directory.
+"""The tuner's evidence: a Markdown summary and its figures in a report directory.
 
 ``write_report(directory, tuned, recommended, default, source)`` writes ``summary.md``
 (recommended vs default side by side, the SLOs and where they came from, the host count and
 what binds), ``pareto.png`` (peak memory against the worst SLO margin of every config run on the
-whole trace, the non-dominated ones joined), ``memory.png`` (total memory over time) and
-``waits.png`` (the distribution of waits per SLO group: the jobs the base config routes to
-each tier). Matplotlib uses the Agg backend: no display.
+whole trace or share, clipped to the interesting range), ``memory.png`` (memory over time, as
+steps) and ``waits.png`` (the distribution of waits per SLO group, the SLOs drawn); given every
+host's run, ``hosts.png`` too (each host's value of each SLO). Every number and figure says
+whose jobs it covers: one host on the whole trace, or one host's share (``sim.tune.plots``).
+Rates are the offered rate and the completed throughput over the arrival window
+(``sim.model.report``), at a precision that shows them (``sim.model.readable``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from kqueue.policy import Config
 from sim.model.jobs import ISOLATED, TIER_NAMES
+from sim.model.readable import format_rate, rate_unit, significant
 from sim.model.report import SimResult
 from sim.tune.evaluate import Evaluation
+from sim.tune.plots import (
+    hosts_figure,
+    memory_figure,
+    pareto_figure,
+    pareto_view,
+    share_label,
+    waits_figure,
+)
 from sim.tune.search import TuneResult
 from sim.tune.slo import DEFAULT_SLOS, group_stats, job_groups
 
@@ -58,17 +71,42 @@ def peak_isolated(result: SimResult) -> int:
 
 
 def summary_markdown(tuned: TuneResult, recommended: SimResult, default: SimResult,
-                     source: str) -> str:  # fmt: skip
-    """The Markdown summary (see the module docstring)."""
+                     source: str, per_host: Sequence[SimResult] = (),
+                     spread: Mapping[str, Sequence[float]] | None = None) -> str:  # fmt: skip
+    """The Markdown summary; ``per_host`` and ``spread`` as in ``write_report``."""
+    p = tuned.problem
+    lines = _header_lines(tuned, recommended, source)
+    if recommended.default_cpu_rows or recommended.default_memory_rows:
+        lines += [
+            f"Note: {recommended.default_cpu_rows:,} rows had no `cpu_s` (assumed half their "
+            f"duration) and {recommended.default_memory_rows:,} no `memory_mb` (assumed 50 MB); "
+            "the CPU bound and the memory numbers rest on those assumptions.",
+            "",
+        ]
+    lines += ["## Recommended vs default, per host", "", "| | default | recommended |",
+              "|---|---:|---:|"]  # fmt: skip
+    lines += [f"| {name} | {a} | {b} |" for name, a, b in _rows(p, default, recommended)]
+    lines += ["", "## Settings", "", "| setting | default | recommended |", "|---|---:|---:|"]
+    lines += [
+        f"| `{key}` | {getattr(p.base, key):g} | {getattr(tuned.config, key):g} |"
+        for key in TUNED_KEYS
+    ]
+    lines += _front_lines(tuned) + _hosts_lines(per_host, p) + _spread_lines(spread)
+    figures = ["pareto", "memory", "waits"] + (["hosts"] if per_host else [])
+    lines += ["", *(f"![{name}]({name}.png)" for name in figures), ""]
+    return "\n".join(lines)
+
+
+def _header_lines(tuned: TuneResult, recommended: SimResult, source: str) -> list[str]:
+    """The title, what was asked (trace, host, SLOs, search) and the answer."""
     p = tuned.problem
     budget = f"{p.memory_budget_mb:,.0f} MB" if math.isfinite(p.memory_budget_mb) else "none"
     slo_origin = " (the defaults: none given)" if p.slos == DEFAULT_SLOS else ""
-    lines = [
+    return [
         "# kqueue tune report",
         "",
-        f"- Trace: `{source}`: {recommended.jobs:,} jobs"
-        + (f" (one worker's share of {tuned.hosts})" if tuned.hosts > 1 else "")
-        + f", arrivals {recommended.arrival_rate_per_min:,.2f}/min",
+        f"- Trace: `{source}`; every number below is per host, on {_whose(tuned)}: "
+        f"{recommended.jobs:,} jobs, {_rates(recommended)}",
         f"- Host: {p.host.cores or 'unlimited'} cores; memory budget per host: {budget}",
         f"- SLOs{slo_origin}: " + "; ".join(s.describe() for s in p.slos),
         "  (a group is the jobs whose class the default config routes to that tier, wherever "
@@ -81,31 +119,22 @@ def summary_markdown(tuned: TuneResult, recommended: SimResult, default: SimResu
         _answer(tuned),
         "",
     ]
-    if recommended.default_cpu_rows or recommended.default_memory_rows:
-        lines += [
-            f"Note: {recommended.default_cpu_rows:,} rows had no `cpu_s` (assumed half their "
-            f"duration) and {recommended.default_memory_rows:,} no `memory_mb` (assumed 50 MB); "
-            "the CPU bound and the memory numbers rest on those assumptions.",
-            "",
-        ]
-    lines += ["## Recommended vs default", "", "| | default | recommended |", "|---|---:|---:|"]
-    lines += [f"| {name} | {a} | {b} |" for name, a, b in _rows(p, default, recommended)]
-    lines += ["", "## Settings", "", "| setting | default | recommended |", "|---|---:|---:|"]
-    lines += [
-        f"| `{key}` | {getattr(p.base, key):g} | {getattr(tuned.config, key):g} |"
-        for key in TUNED_KEYS
-    ]
-    front = pareto_front(list(tuned.tried))
-    header = "| peak memory MB | worst SLO margin | pool | isolated | inline max s | pooled max s |"
-    lines += ["", "## Pareto front (whole-trace runs)", "", header, "|" + "---:|" * 6]
-    lines += [
-        f"| {e.peak_memory_mb:,.0f} | {e.worst_margin:+.2f} | {e.config.pool_max_size} | "
-        f"{e.config.max_concurrent_isolated} | {e.config.inline_max_duration_s:g} | "
-        f"{e.config.pooled_max_duration_s:g} |"
-        for e in front
-    ]
-    lines += ["", "![pareto](pareto.png)", "![memory](memory.png)", "![waits](waits.png)", ""]
-    return "\n".join(lines)
+
+
+def _whose(tuned: TuneResult) -> str:
+    """``the whole trace (one host)`` or ``host 1 of 29's share, seed 0``."""
+    if tuned.hosts <= 1:
+        return "the whole trace (one host)"
+    return share_label(tuned.hosts, tuned.problem.seed)
+
+
+def _rates(result: SimResult) -> str:
+    """Offered and completed over the arrival window, in one unit that shows both."""
+    unit = rate_unit(result.arrival_rate_per_min)
+    return (
+        f"offered {format_rate(result.arrival_rate_per_min, unit)}, completed "
+        f"{format_rate(result.throughput_per_min, unit)} over the arrival window"
+    )
 
 
 def _answer(tuned: TuneResult) -> str:
@@ -117,7 +146,7 @@ def _answer(tuned: TuneResult) -> str:
         )
     verdict = (
         f"{tuned.hosts} workers (hosts) against one Redis meet the targets, each with the "
-        "recommended config"
+        f"recommended config (checked on {share_label(tuned.hosts, tuned.problem.seed)})"
         if tuned.hosts_verified and e.feasible
         else f"no tried host count met the targets; at least {tuned.hosts} workers are needed "
         "(bound, or the simulations of smaller counts failed)"
@@ -126,111 +155,136 @@ def _answer(tuned: TuneResult) -> str:
 
 
 def _rows(problem, default: SimResult, recommended: SimResult) -> list[tuple[str, str, str]]:
+    runs = (default, recommended)
+    unit = rate_unit(recommended.arrival_rate_per_min)
+
     def fmt(value, unit=""):
         return "-" if value is None else f"{value:,.2f}{unit}"
 
     rows = [
-        ("throughput (jobs/min)", *(fmt(r.throughput_per_min) for r in (default, recommended))),
-        ("stable", *(str(r.stable) for r in (default, recommended))),
-        ("peak memory (MB)", *(fmt(r.peak_memory_mb) for r in (default, recommended))),
-        ("pool processes (peak)", *(str(r.pool_peak_processes) for r in (default, recommended))),
-        ("isolated processes (peak)", *(str(peak_isolated(r)) for r in (default, recommended))),
-        ("processes spawned", *(str(r.overall.spawns) for r in (default, recommended))),
-    ]
+        ("offered rate", *(format_rate(r.arrival_rate_per_min, unit) for r in runs)),
+        ("completed over the arrival window",
+         *(format_rate(r.throughput_per_min, unit) for r in runs)),
+        ("stable", *(str(r.stable) for r in runs)),
+        ("peak memory (MB)", *(fmt(r.peak_memory_mb) for r in runs)),
+        ("pool processes (peak)", *(str(r.pool_peak_processes) for r in runs)),
+        ("isolated processes (peak)", *(str(peak_isolated(r)) for r in runs)),
+        ("processes spawned", *(str(r.overall.spawns) for r in runs)),
+    ]  # fmt: skip
     jobs = default.outcome.prepared.jobs
     groups = job_groups(jobs.job_class, jobs.duration_s, problem.base)
-    stats = [group_stats(r, groups) for r in (default, recommended)]
-    for tier in TIER_NAMES:
-        rows.append(
-            (f"jobs run {tier}", *(str(r.tiers[tier].jobs) for r in (default, recommended)))
-        )
-    for tier in TIER_NAMES:
-        rows.append((f"p95 wait of the {tier} group (s)",
-                     *(fmt(s[tier]["p95_wait_s"]) for s in stats)))  # fmt: skip
+    stats = [group_stats(r, groups) for r in runs]
+    rows += [(f"jobs run {tier}", *(str(r.tiers[tier].jobs) for r in runs)) for tier in TIER_NAMES]
+    rows += [(f"p95 wait of the {tier} group (s)", *(fmt(s[tier]["p95_wait_s"]) for s in stats))
+             for tier in TIER_NAMES]  # fmt: skip
     for slo in problem.slos:
-        rows.append(
-            (f"margin {slo.describe()}", *(f"{slo.margin(slo.value(s)):+.0%}" for s in stats))
-        )
+        rows.append((f"margin {slo.describe()}", *(_margin(slo, s) for s in stats)))
     return rows
 
 
-def write_report(directory: str | Path, tuned: TuneResult, recommended: SimResult,
-                 default: SimResult, source: str) -> Path:  # fmt: skip
-    """Write ``summary.md`` and the PNGs into ``directory`` (created); returns its path."""
-    import matplotlib
+def _margin(slo, stats) -> str:
+    """The SLO's margin, or "no jobs (not checked)" when its group ran nothing."""
+    value = slo.value(stats)
+    return "no jobs (not checked)" if value is None else f"{slo.margin(value):+.0%}"
 
-    matplotlib.use("Agg")
+
+def _front_lines(tuned: TuneResult) -> list[str]:
+    """The Pareto front as a table, and how many runs the figure leaves off-scale."""
+    tried = list(tuned.tried)
+    front = pareto_front(tried)
+    view = pareto_view(tried, front, tuned.evaluation)
+    header = "| peak memory MB | worst SLO margin | pool | isolated | inline max s | pooled max s |"
+    lines = ["", f"## Pareto front, {_whose(tuned)}", "", header, "|" + "---:|" * 6]
+    lines += [
+        f"| {e.peak_memory_mb:,.0f} | {e.worst_margin:+.2f} | {e.config.pool_max_size} | "
+        f"{e.config.max_concurrent_isolated} | {e.config.inline_max_duration_s:g} | "
+        f"{e.config.pooled_max_duration_s:g} |"
+        for e in front
+    ]
+    if view.off_scale:
+        lines += ["", f"The figure shows {len(tried) - view.off_scale} of {len(tried)} runs; "
+                  f"{view.off_scale} points off-scale (margins below the front's worst, "
+                  f"{view.margin[0]:+.0%}, or memory outside "
+                  f"{view.memory_mb[0]:,.0f}-{view.memory_mb[1]:,.0f} MB)."]  # fmt: skip
+    return lines
+
+
+def _hosts_lines(per_host: Sequence[SimResult], problem) -> list[str]:
+    """One row per host's share: jobs, each SLO's value, peak memory."""
+    if not per_host:
+        return []
+    header = "| host | jobs | " + " | ".join(s.describe() for s in problem.slos) + " | peak MB |"
+    lines = ["", f"## Every host's share, seed {problem.seed}", "", header,
+             "|" + "---:|" * (len(problem.slos) + 3)]  # fmt: skip
+    for host, result in enumerate(per_host, start=1):
+        jobs = result.outcome.prepared.jobs
+        stats = group_stats(result, job_groups(jobs.job_class, jobs.duration_s, problem.base))
+        values = [_host_value(slo, slo.value(stats)) for slo in problem.slos]
+        lines.append(f"| {host} | {result.jobs:,} | " + " | ".join(values)
+                     + f" | {result.peak_memory_mb:,.0f} |")  # fmt: skip
+    return lines
+
+
+def _host_value(slo, value: float | None) -> str:
+    """One host's value of an SLO: the number, "(missed)" after it when it misses."""
+    if value is None:
+        return "no jobs"
+    return significant(value) + (" (missed)" if slo.margin(value) < 0 else "")
+
+
+def _spread_lines(spread: Mapping[str, Sequence[float]] | None) -> list[str]:
+    """Each spread metric's least, median and largest value over seeds and shares."""
+    if not spread:
+        return []
+    lines = ["", "## Spread over seeds and shares", "", "| | least | median | largest | runs |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for name, values in spread.items():
+        v = np.asarray(values, float)
+        lines.append(f"| {name} | {significant(v.min())} | {significant(float(np.median(v)))} | "
+                     f"{significant(v.max())} | {len(v)} |")  # fmt: skip
+    return lines
+
+
+def write_report(directory: str | Path, tuned: TuneResult, recommended: SimResult,
+                 default: SimResult, source: str, *, per_host: Sequence[SimResult] = (),
+                 spread: Mapping[str, Sequence[float]] | None = None) -> Path:  # fmt: skip
+    """Write ``summary.md`` and the PNGs into ``directory`` (created); returns its path.
+
+    Args:
+        tuned: the tuner's answer.
+        recommended, default: the recommended and the base config simulated on the share the
+            tuner judged (``tuned.share``: the whole trace for one host).
+        source: the trace's path, as shown.
+        per_host: optional, the recommended config simulated on every host's share of the
+            tuner's seed, host ``i`` at index ``i``; adds a table and ``hosts.png``.
+        spread: optional, ``{metric: values over seeds and shares}`` (e.g. ``{"hosts needed":
+            [27, 29, 29], "worst p95 wait of the pool group (s)": [...]}``); adds a table.
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(summary_markdown(tuned, recommended, default, source))
-    _plot_pareto(out / "pareto.png", tuned)
-    _plot_memory(out / "memory.png", tuned, recommended, default)
-    _plot_waits(out / "waits.png", recommended, default, tuned.problem.base)
+    text = summary_markdown(tuned, recommended, default, source, per_host, spread)
+    (out / "summary.md").write_text(text)
+    for name, figure in figures(tuned, recommended, default, per_host).items():
+        figure.savefig(out / f"{name}.png", dpi=100)
     return out
 
 
-def _plot_pareto(path: Path, tuned: TuneResult) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def figures(tuned: TuneResult, recommended: SimResult, default: SimResult,
+            per_host: Sequence[SimResult] = ()) -> dict[str, object]:  # fmt: skip
+    """The report's figures by name (``matplotlib.figure.Figure``), for saving or showing."""
+    p = tuned.problem
+    share = share_label(tuned.hosts, p.seed)
+    runs = [("default", default), ("recommended", recommended)]
     tried = list(tuned.tried)
-    ax.scatter([e.peak_memory_mb for e in tried], [e.worst_margin for e in tried],
-               c=["tab:green" if e.feasible else "tab:gray" for e in tried], s=18,
-               label="config run on the whole trace (green: feasible)")  # fmt: skip
-    front = pareto_front(tried)
-    ax.plot([e.peak_memory_mb for e in front], [e.worst_margin for e in front], "b-", lw=1,
-            label="Pareto front")  # fmt: skip
-    e = tuned.evaluation
-    ax.scatter([e.peak_memory_mb], [e.worst_margin], marker="*", s=200, c="red", label="chosen")
-    ax.axhline(0, color="k", lw=0.5)
-    if math.isfinite(tuned.problem.memory_budget_mb):
-        ax.axvline(tuned.problem.memory_budget_mb, color="r", ls="--", lw=0.8, label="budget")
-    ax.set(xlabel="peak memory (MB)", ylabel="worst SLO margin (>= 0 meets all)",
-           title="Peak memory against the worst SLO margin")  # fmt: skip
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_memory(path: Path, tuned: TuneResult, recommended: SimResult, default: SimResult):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for name, result in (("default", default), ("recommended", recommended)):
-        ax.plot(result.memory["time_s"], result.memory["memory_mb"], lw=0.8, label=name)
-    if math.isfinite(tuned.problem.memory_budget_mb):
-        ax.axhline(tuned.problem.memory_budget_mb, color="r", ls="--", lw=0.8, label="budget")
-    ax.set(xlabel="time from trace start (s)", ylabel="worker family memory (MB)",
-           title="Memory over time")  # fmt: skip
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_waits(path: Path, recommended: SimResult, default: SimResult, base: Config) -> None:
-    """Wait distributions per SLO group (the jobs the base config routes to each tier)."""
-    import matplotlib.pyplot as plt
-
-    jobs = default.outcome.prepared.jobs
-    groups = job_groups(jobs.job_class, jobs.duration_s, base)
-    fig, axes = plt.subplots(1, len(TIER_NAMES), figsize=(12, 3.8), sharey=True)
-    for ax, (code, tier) in zip(axes, enumerate(TIER_NAMES), strict=True):
-        for name, result in (("default", default), ("recommended", recommended)):
-            o = result.outcome
-            done = (groups == code) & np.isfinite(o.started_s)
-            waits = np.sort(o.started_s[done] - o.submitted_s[done])
-            if len(waits):
-                ax.step(np.maximum(waits, 1e-3), np.arange(1, len(waits) + 1) / len(waits),
-                        where="post", label=f"{name} ({len(waits):,} jobs)")  # fmt: skip
-        ax.set(xscale="log", title=f"{tier} group waits", xlabel="wait (s, log)")
-        if ax.lines:
-            ax.legend(fontsize=7)
-    axes[0].set_ylabel("fraction of jobs waiting at most")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    made = {
+        "pareto": pareto_figure(tried, pareto_front(tried), tuned.evaluation,
+                                p.memory_budget_mb, share),
+        "memory": memory_figure(runs, p.memory_budget_mb, share),
+        "waits": waits_figure(runs, p.base, p.slos, share),
+    }  # fmt: skip
+    if per_host:
+        made["hosts"] = hosts_figure(per_host, p.base, p.slos, p.memory_budget_mb, p.seed)
+    return made
 
 
 def config_changes(base: Config, tuned: Config) -> dict[str, tuple]:

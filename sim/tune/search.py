@@ -309,10 +309,11 @@ def _recycle_mb(config: Config, trace: TraceProfile, problem: Problem) -> float 
     return limit if limit < config.max_worker_memory_mb else None
 
 
-def share(prepared: TraceJobs, hosts: int, seed: int) -> TraceJobs:
-    """One worker's share when arrivals are spread over ``hosts`` workers (seeded, uniform)."""
+def share(prepared: TraceJobs, hosts: int, seed: int, host: int = 0) -> TraceJobs:
+    """Worker ``host``'s share when arrivals are spread over ``hosts`` workers (seeded, uniform;
+    the tuner judges worker 0's)."""
     owner = np.random.default_rng(seed).integers(hosts, size=len(prepared.jobs))
-    return subset(prepared, np.flatnonzero(owner == 0))
+    return subset(prepared, np.flatnonzero(owner == host))
 
 
 def _hosts(prepared, trace, problem, processes, progress, one_host):

@@ -23,7 +23,7 @@ from kqueue.errors import ConfigError
 from kqueue.policy import Config, JobOptions, resolve_job, route
 from kqueue.policy.units import parse_duration, parse_rate
 from sim.model.jobs import TIER_CODE, TIER_NAMES
-from sim.model.report import SimResult
+from sim.model.report import SimResult, throughput_per_min
 
 #: Tiers an SLO may name; ``all`` is every job together.
 TIERS = (*TIER_NAMES, "all")
@@ -149,14 +149,13 @@ def job_groups(job_class: list[str], duration_s: list[float], base: Config) -> n
 def group_stats(result: SimResult, groups: np.ndarray) -> dict[str, dict[str, float | None]]:
     """Every SLO metric (``TierStats`` field names) of each group of jobs and of ``all``."""
     o = result.outcome
-    per_min = result.throughput_per_min / result.finished if result.finished else 0.0
     stats = {}
     for code, name in enumerate((*TIER_NAMES, "all")):
         mask = groups == code if name != "all" else np.ones(len(groups), bool)
         done = mask & np.isfinite(o.finished_s)
         wait = o.started_s[done] - o.submitted_s[done]
         latency = o.finished_s[done] - o.submitted_s[done]
-        found: dict[str, float | None] = {"throughput_per_min": float(done.sum() * per_min)}
+        found: dict[str, float | None] = {"throughput_per_min": throughput_per_min(o, mask)}
         for label, values in (("wait", wait), ("latency", latency)):
             points = np.percentile(values, [50, 95, 99]) if len(values) else [None] * 3
             for q, point in zip((50, 95, 99), points, strict=True):
