@@ -44,14 +44,15 @@ _CHECKS = {
 }
 
 
-def _setting(default: Any, rule: str, kind: type | None = None) -> Any:
+def _setting(default: Any, rule: str, kind: type | None = None, *, unbounded: bool = False) -> Any:
     """A numeric setting: its default and its rule (a key of ``_CHECKS``), named once.
 
-    ``kind`` (int or float) is the default's type unless given (for ``None`` defaults).
+    ``kind`` (int or float) is the default's type unless given (for ``None`` defaults);
+    ``unbounded``: ``inf`` is a meaning, not a mistake (a routing threshold with no upper end).
     """
     kind = kind or type(default)
     assert rule in _CHECKS and kind in (int, float), (rule, kind)
-    return field(default=default, metadata={"kind": kind, "rule": rule})
+    return field(default=default, metadata={"kind": kind, "rule": rule, "unbounded": unbounded})
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class Config:
     """Every setting of the runtime and the simulator, with its default. Build with ``load``."""
 
     #: Jobs expected to take at most this long run inline.
-    inline_max_duration_s: float = _setting(1.0, ">= 0")
+    inline_max_duration_s: float = _setting(1.0, ">= 0", unbounded=True)
     #: Jobs expected to take at most this long (and more than inline) run on the pool.
-    pooled_max_duration_s: float = _setting(30.0, ">= 0")
+    pooled_max_duration_s: float = _setting(30.0, ">= 0", unbounded=True)
     #: Estimate used for a job class with no explicit estimate and too little history.
     default_estimate_s: float = _setting(5.0, ">= 0")
     #: Pool processes started with the worker (the pool never shrinks below this).
@@ -101,7 +102,7 @@ class Config:
     #: A pool process is recycled after this many jobs.
     max_jobs_per_worker: int = _setting(1000, ">= 1")
     #: A pool process is recycled when its resident memory passes this.
-    max_worker_memory_mb: float = _setting(512.0, "> 0")
+    max_worker_memory_mb: float = _setting(512.0, "> 0", unbounded=True)
     #: Default per-job timeout; the job's process is killed past it.
     timeout_s: float = _setting(300.0, "> 0")
     #: Default per-job memory limit (hard limit for isolated processes).
@@ -254,6 +255,10 @@ _RULES: dict[str, tuple[type, str]] = {
     for f in dataclasses.fields(cls)
     if "rule" in f.metadata
 }
+#: Settings for which ``inf`` means "no upper end" rather than a mistake.
+_UNBOUNDED = frozenset(
+    f.name for f in dataclasses.fields(Config) if f.metadata.get("unbounded", False)
+)
 
 
 def _setting_names() -> tuple[str, ...]:
@@ -272,7 +277,8 @@ def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], source: str, wh
 def _coerce(key: str, value: Any, source: str, where: str) -> Any:
     kind, meaning = _RULES[key]
     ok_type = isinstance(value, int | float) and not isinstance(value, bool)
-    ok_type = ok_type and _finite(value)  # TOML has inf and nan
+    if ok_type and not (key in _UNBOUNDED and value == math.inf):
+        ok_type = _finite(value)  # TOML has inf and nan
     if kind is int:
         ok_type = ok_type and float(value).is_integer()
     if not ok_type or not _CHECKS[meaning](value):

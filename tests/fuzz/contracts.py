@@ -17,7 +17,7 @@ from pathlib import Path
 from kqueue.errors import ConfigError, PayloadError, TraceError
 from kqueue.job import Message, decode_message
 from kqueue.policy import read_trace
-from kqueue.policy.config import _CHECKS, _RULES, Config, JobOptions, Tier
+from kqueue.policy.config import _CHECKS, _RULES, _UNBOUNDED, Config, JobOptions, Tier
 from kqueue.policy.status import Status
 from kqueue.policy.trace import COLUMNS, NON_NEGATIVE, NUMERIC_COLUMNS, REQUIRED
 
@@ -85,7 +85,8 @@ def assert_loads_or_rejects(path: Path) -> None:
     for key, value in config.to_dict().items():
         kind, rule = _RULES[key]
         check = _CHECKS[rule]
-        assert type(value) is kind and math.isfinite(value) and check(value), (key, value)
+        finite = math.isfinite(value) or (key in _UNBOUNDED and value == math.inf)
+        assert type(value) is kind and finite and check(value), (key, value)
     for options in config.jobs.values():
         assert options.tier is None or isinstance(options.tier, Tier)
         for key in JOB_NUMBERS:

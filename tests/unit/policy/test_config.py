@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -374,3 +375,14 @@ def test_config_is_frozen_and_hashable():
 def test_retry_delay_doubles_and_caps(base, cap, attempt, expected):
     config = Config(retry_backoff_s=base, retry_backoff_max_s=cap)
     assert retry_delay_s(config, attempt) == expected
+
+
+def test_a_routing_threshold_may_be_unbounded_but_no_other_setting_may_be_infinite(tmp_path):
+    # Given a file that sends everything up to any length to the pool
+    path = tmp_path / "kqueue.toml"
+    path.write_text("pooled_max_duration_s = inf\n")
+    # Then it loads (inf means "no upper end" there), while an infinite timeout is refused
+    assert Config.load(path).pooled_max_duration_s == math.inf
+    path.write_text("timeout_s = inf\n")
+    with pytest.raises(ConfigError, match="timeout_s = inf is invalid; expected a finite number"):
+        Config.load(path)
