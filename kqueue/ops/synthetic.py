@@ -9,9 +9,12 @@ from __future__ import annotations
 import time
 
 PAGE_BYTES = 4096
-#: Freeing a touched block costs about this share of the CPU time touching it took (glibc
-#: unmapping a block of its own: 9.6 ms against 82 ms for 150 MB, 1.1 against 11.8 ms for 20 MB).
-FREE_PER_TOUCH_CPU = 0.12
+#: The share of the CPU time touching a block took that is kept for freeing it. Freeing costs
+#: about 0.12 of it on an idle host (glibc unmapping a block of its own: 9.6 ms against 82 ms for
+#: 150 MB, 1.1 against 11.8 ms for 20 MB) and up to 0.25 on a busy 2-core one (the page-table
+#: work stretches more than the touching); whatever the free leaves unused is computed after it,
+#: so keeping more than it needs costs only an earlier release, never a longer job.
+FREE_PER_TOUCH_CPU = 0.5
 
 
 def burn_cpu(cpu_s: float) -> None:

@@ -97,6 +97,11 @@ def queue_empty(backend: RedisBackend) -> bool:
         return False
 
 
+def worker_log(app_dir: Path) -> str:
+    """What the one worker started in ``app_dir`` has logged so far."""
+    return "".join(path.read_text() for path in app_dir.glob("worker-*.log"))
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -186,21 +191,24 @@ def test_dropped_connections_mid_run_do_not_stop_the_worker(app_dir):
 
 
 def test_worker_backs_off_while_redis_is_down_and_resumes(app_dir):
-    # Given a worker whose Redis goes away (non-durable, so it comes back empty)
+    # Given a worker, up and serving, whose Redis goes away (non-durable, so it comes back empty)
     with RedisServer(app_dir / "redis") as server:
         process = worker(app_dir, server.url)
-        time.sleep(1.0)
-        server.kill()
-        time.sleep(2.0)
-        # When Redis is back and jobs arrive
-        server.start()
-        dispatch(server.url, 20, 0.0)
-        # Then the same worker runs them, having logged the outage without the traceback spam
         try:
+            status = RedisBackend.from_url(server.url)
+            wait_until(lambda: status.worker_statuses(), 30, "the worker to be up")
+            status.close()
+            server.kill()
+            # (what the test waits for is the worker noticing, not a guess of how long it takes)
+            wait_until(lambda: "backend unavailable" in worker_log(app_dir), 30, "the outage")
+            # When Redis is back and jobs arrive
+            server.start()
+            dispatch(server.url, 20, 0.0)
+            # Then the same worker runs them, having logged the outage without the traceback spam
             wait_until(lambda: len(runs(app_dir)) == 20, 30, "jobs after the restart")
         finally:
             stop([process])
-    log = next(app_dir.glob("worker-*.log")).read_text()
+    log = worker_log(app_dir)
     assert "backend unavailable" in log and "reachable again" in log
     assert "Traceback" not in log
 
@@ -210,7 +218,7 @@ def test_a_worker_started_before_redis_waits_for_it_and_stops_cleanly_while_it_i
     server = RedisServer(app_dir / "redis")
     process = worker(app_dir, server.url)
     try:
-        time.sleep(1.5)
+        wait_until(lambda: "backend unavailable" in worker_log(app_dir), 30, "a first try")
         assert process.poll() is None, "the worker gave up on a Redis that was not up yet"
         # When Redis comes up and jobs arrive, then the worker runs them
         server.start()

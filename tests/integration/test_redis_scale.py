@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import pytest
 
@@ -50,8 +49,9 @@ def test_two_hosts_share_one_redis_and_stats_shows_them(app_dir, tmp_path):
                 by_pid[pids[0]] = by_pid.get(pids[0], 0) + 1
             assert sorted(by_pid) == sorted(w.pid for w in workers)
             assert min(by_pid.values()) >= 40, by_pid
-            # And kqueue stats shows the queue, both workers, and the inline rate
-            time.sleep(2.5)  # one more status publication with the finished jobs
+            # And kqueue stats shows the queue, both workers, and the inline rate, once both
+            # have published a status counting their finished jobs (every 2 s, on a loop round)
+            wait_until(lambda: _published_inline(backend) == 400, 30, "both workers' rates")
             backend.enqueue("default", "later", b"{}", delay_s=60)
             shown = run_kqueue(hosts[0], "stats", "--backend", server.url, "--json")
             assert shown.returncode == 0, shown.stderr
@@ -65,6 +65,12 @@ def test_two_hosts_share_one_redis_and_stats_shows_them(app_dir, tmp_path):
         finally:
             stop(workers)
             backend.close()
+
+
+def _published_inline(backend: RedisBackend) -> int:
+    """Inline jobs per minute, summed over the statuses the workers last published."""
+    bodies = [json.loads(status.body) for status in backend.worker_statuses()]
+    return sum(int((body.get("per_minute") or {}).get("inline", 0)) for body in bodies)
 
 
 @pytest.mark.timeout(120)

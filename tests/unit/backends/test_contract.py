@@ -15,6 +15,9 @@ from kqueue.backends.base import State
 
 Q = "default"
 VT = 30.0
+#: A short delay, TTL or lease: what a test checks "before it is due" must happen within it
+#: (two back-to-back calls; room for a busy machine to stall between them), seconds.
+DELAY_S = 0.6
 
 
 def put(backend, n, queue=Q, prefix="j"):
@@ -94,10 +97,9 @@ def test_expired_lease_comes_back_with_next_attempt_and_old_token_loses_its_righ
 def test_extend_keeps_a_lease_alive_past_its_first_expiry(backend):
     put(backend, 1)
     [lease] = backend.lease(Q, "w1", 1, 0.5)
-    time.sleep(0.2)
-    [renewed] = backend.extend([lease], 1.0)
+    [renewed] = backend.extend([lease], VT)
     assert renewed.expires_at > lease.expires_at
-    time.sleep(0.5)
+    time.sleep(0.6)  # past the first expiry (sleeping longer only makes that surer)
     assert backend.lease(Q, "w2", 1, VT) == []
     assert backend.ack([renewed]) == 1
 
@@ -105,10 +107,10 @@ def test_extend_keeps_a_lease_alive_past_its_first_expiry(backend):
 def test_retry_delays_the_job_and_counts_the_attempt(backend):
     put(backend, 1)
     [lease] = backend.lease(Q, "w", 1, VT)
-    assert backend.retry(lease, 0.3, "boom") is True
+    assert backend.retry(lease, DELAY_S, "boom") is True
     assert backend.lease(Q, "w", 1, VT) == []
     assert backend.counts()[Q][State.SCHEDULED.value] == 1
-    time.sleep(0.4)
+    time.sleep(DELAY_S + 0.2)
     [again] = backend.lease(Q, "w", 1, VT)
     assert again.attempt == 2
 
@@ -124,16 +126,16 @@ def test_release_gives_the_job_back_without_counting_the_attempt(backend):
 def test_release_with_delay_schedules(backend):
     put(backend, 1)
     [lease] = backend.lease(Q, "w", 1, VT)
-    backend.release([lease], delay_s=0.3)
+    backend.release([lease], delay_s=DELAY_S)
     assert backend.lease(Q, "w", 1, VT) == []
-    time.sleep(0.4)
+    time.sleep(DELAY_S + 0.2)
     assert len(backend.lease(Q, "w", 1, VT)) == 1
 
 
 def test_delayed_enqueue_is_scheduled_until_due(backend):
-    backend.enqueue(Q, "later", b"x", delay_s=0.3)
+    backend.enqueue(Q, "later", b"x", delay_s=DELAY_S)
     assert backend.lease(Q, "w", 1, VT) == []
-    time.sleep(0.4)
+    time.sleep(DELAY_S + 0.2)
     assert [x.job_id for x in backend.lease(Q, "w", 1, VT)] == ["later"]
 
 
@@ -166,9 +168,9 @@ def test_counts_per_state(backend):
 
 def test_worker_statuses_expire_and_can_be_removed(backend):
     backend.publish_status("w1", json.dumps({"pid": 1}).encode(), ttl_s=30)
-    backend.publish_status("w2", json.dumps({"pid": 2}).encode(), ttl_s=0.2)
+    backend.publish_status("w2", json.dumps({"pid": 2}).encode(), ttl_s=DELAY_S)
     assert {s.worker_id for s in backend.worker_statuses()} == {"w1", "w2"}
-    time.sleep(0.3)
+    time.sleep(DELAY_S + 0.2)
     [alive] = backend.worker_statuses()
     assert alive.worker_id == "w1" and json.loads(alive.body) == {"pid": 1}
     backend.remove_status("w1")

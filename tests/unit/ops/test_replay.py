@@ -64,7 +64,11 @@ def test_replay_rescales_arrivals_to_a_rate(tmp_path):
         f"sqlite:///{tmp_path / 'r.db'}",
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["elapsed_s"] < 10
+    # the recorded arrivals span 200 s; at 600/min the three come 0.1 s apart: what was
+    # dispatched spans a fraction of the recorded span, whatever the start-up took
+    live = read_trace(tmp_path / "live.csv")
+    assert len(live) == 3
+    assert live.submitted_at.max() - live.submitted_at.min() < 20.0
 
 
 def test_replay_of_a_malformed_trace_names_the_line_and_column(tmp_path):
@@ -85,11 +89,8 @@ def test_synthetic_job_counts_the_release_of_its_memory_in_its_cpu_budget():
     thread_cpu_s = time.thread_time()
     # When the synthetic job reproduces it
     synthetic(0.3, cpu_s=0.2, memory_mb=100)
-    # Then the CPU it used, release included, is the row's (thread CPU: other load does not
-    # count). Coarse: at load 11 on 2 cores the kernel's munmap costs more than the touch-based
-    # estimate allows for (up to 10 ms seen), so a busy box is allowed 7.5% of the budget; on a
-    # quiet one it lands within 3 ms
-    assert time.thread_time() - thread_cpu_s == pytest.approx(0.2, abs=0.015)
+    # Then the CPU it used, release included, is the row's (thread CPU: no other load counts)
+    assert time.thread_time() - thread_cpu_s == pytest.approx(0.2, abs=0.003)
 
 
 @pytest.mark.parametrize(

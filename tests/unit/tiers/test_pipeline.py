@@ -26,7 +26,7 @@ def test_request_queued_behind_a_killed_job_runs_once_elsewhere(tmp_path):
     with worker_running(tmp_path, *RUN, "--pool-size", "1", "--pool-max-size", "1") as worker:
         assert wait_for(lambda: (tmp_path / "first.pid").exists(), 30)
         enqueue(backend, "pool.short", 0.1)
-        assert wait_for(lambda: left_in_queue(backend) == 2 and _leased(backend) == 2, 10)
+        assert wait_for(lambda: left_in_queue(backend) == 2 and _leased(backend) == 2, 30)
         # When the process is killed with the second request still unread in its pipe
         psutil.Process(int((tmp_path / "first.pid").read_text())).send_signal(signal.SIGKILL)
         # Then both jobs finish: the killed one on its retry, the queued one once, first attempt

@@ -40,12 +40,13 @@ def test_three_jobs_of_3_s_finish_together(tmp_path, job, limit):
     # When a burst worker runs them
     options = (limit, "3") if limit else ("--max-concurrent-isolated", "3")
     summary = burst(tmp_path, *options)
-    # Then they ran at once, each once, and left the queue
+    # Then they ran at once (each started before any ended, however slow the processes were to
+    # start), each once, and left the queue
     rows = trace(tmp_path)
     assert summary["by_status"] == {"ok": 3}
     assert sorted(rows.job_id) == sorted(ids)
     assert (rows.attempt == 1).all()
-    assert rows.finished_at.max() - rows.started_at.min() < 5.0
+    assert rows.started_at.max() < rows.finished_at.min(), rows[["started_at", "finished_at"]]
     assert left_in_queue(backend) == 0
 
 
@@ -100,14 +101,15 @@ def test_job_past_its_timeout_is_stopped(tmp_path, job):
     enqueue(backend, job, 30.0)
     enqueue(backend, "pool.sleep", 0.1)
     # When a burst worker runs them
-    started = time.monotonic()
     summary = burst(tmp_path, "--pool-size", "1")
-    # Then the late job is stopped with status timeout, and the worker carries on
+    # Then the late job is stopped with status timeout, long before its 30 s sleep would have
+    # ended (its own row's times, so the worker's start-up on a busy machine does not count),
+    # and the worker carries on
     rows = trace(tmp_path).set_index("job_class")
     assert rows.loc[job, "status"] == "timeout"
+    assert rows.loc[job, "finished_at"] - rows.loc[job, "started_at"] < 15.0
     assert rows.loc["pool.sleep", "status"] == "ok"
     assert summary["dead_lettered"] == 1
-    assert time.monotonic() - started < 25
 
 
 @pytest.mark.parametrize("job", ["pool.hog", "iso.hog"])
@@ -142,10 +144,12 @@ def test_inline_jobs_flow_while_isolated_tier_is_full(tmp_path):
         assert wait_for(lambda: len(children(worker.pid)) >= 3, 30)
         # When 200 inline jobs arrive behind them
         enqueue(backend, "inline.sleep", 0.05, count=200)
-        queued_at = time.monotonic()
-        # Then they all finish promptly
-        assert wait_for(lambda: ok_rows(tmp_path, "inline.sleep") == 200, 30, 0.1)
-        assert time.monotonic() - queued_at < 20
+        # Then they all finish while the isolated tier is still full: none of its 60 s jobs has
+        # ended, so none of its slots was free (what orders the two is the jobs' lengths, not
+        # the machine's speed; 50 s is room for a box many times slower than this one)
+        assert wait_for(lambda: ok_rows(tmp_path, "inline.sleep") == 200, 50, 0.1)
+        assert ok_rows(tmp_path, "iso.sleep") == 0
+        assert len(children(worker.pid)) >= 3
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
 
@@ -165,7 +169,7 @@ def test_sigterm_during_mixed_load_loses_nothing(tmp_path):
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
     # Then no process of its family is left, and every job is done or back in the queue
-    assert wait_for(lambda: gone(family), 5)
+    assert wait_for(lambda: gone(family), 30)
     done = ok_rows(tmp_path, "pool.sleep") + ok_rows(tmp_path, "inline.sleep")
     counts = backend.counts()["default"]
     assert counts.get("leased", 0) == 0
@@ -183,7 +187,7 @@ def test_kqueue_pool_shows_the_tiers(tmp_path):
         tmp_path, *RUN, "--pool-size", "2", "--pool-max-size", "2", *grace
     ) as worker:
         assert wait_for(lambda: backend.worker_statuses(), 30)
-        assert wait_for(lambda: b'"busy"' in backend.worker_statuses()[0].body, 10)
+        assert wait_for(lambda: b'"busy"' in backend.worker_statuses()[0].body, 30)
         pool_pids = children(worker.pid)
         # When kqueue pool reads what the worker published
         shown = run_kqueue(tmp_path, "pool", "--backend", url)

@@ -101,16 +101,15 @@ def test_three_inline_jobs_of_3s_finish_together_once_each_and_leave_nothing(pro
     # Given three 3-second jobs on the queue
     dispatch(project, "sleepy", [(f"s{i}", 3) for i in range(3)])
     # When a burst worker drains it
-    started = time.monotonic()
     result = run_kqueue(project, "run", "--app", "tasks:app", "--burst", "--trace-out", "t.csv")
-    elapsed_s = time.monotonic() - started
-    # Then they ran concurrently, once each, and the queue is empty
+    # Then they ran concurrently (all three were running at one moment: each started before any
+    # ended, which no machine's speed changes), once each, and the queue is empty
     assert result.returncode == 0, result.stderr
-    assert elapsed_s < 5.0, f"took {elapsed_s:.2f} s"
     assert sorted(runs(project)) == ["s0", "s1", "s2"]
     assert remaining(project) == {"ready": 0, "scheduled": 0, "leased": 0, "dead": 0}
     trace = read_trace(project / "t.csv")
     assert len(trace) == 3 and set(trace.tier) == {"inline"} and set(trace.status) == {"ok"}
+    assert trace.started_at.max() < trace.finished_at.min(), trace[["started_at", "finished_at"]]
     assert (trace.duration_s >= 2.9).all() and (trace.cpu_s < 0.5).all()
 
 
