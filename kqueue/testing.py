@@ -290,3 +290,38 @@ class TLSProxy:
             pipe(upstream_reader, client_writer),
             return_exceptions=True,  # either side hanging up ends both
         )
+
+
+def run_until_empty(app, *, config=None, timeout_s: float = 60.0, queues: tuple[str, ...] = ()):
+    """Run every job queued on ``app`` (``memory://`` or any backend) in this process, then return.
+
+    A real worker runs them: inline jobs in this process, pool and isolated jobs in processes it
+    forks (so jobs that need a process run in one). Scheduled jobs run when due: the call returns
+    once nothing is waiting, running or scheduled. Returns the run's ``WorkerSummary``.
+
+    Args:
+        app: the ``kqueue.App`` whose queues to empty.
+        config: the worker's settings (default: a small pool of 1 and fast polling).
+        timeout_s: stop after this long even if jobs remain, seconds.
+        queues: the queues to serve (default: every queue the app's jobs use).
+
+    Raises:
+        TimeoutError: jobs were still queued after ``timeout_s``.
+    """
+    from kqueue.policy.config import Config
+    from kqueue.worker.loop import Worker
+
+    config = config or Config(pool_size=1, pool_max_size=2, poll_interval_s=0.01)
+    served = queues or tuple(sorted({job.queue for job in app.jobs.values()} | {app.queue}))
+    worker = Worker(app, config, queues=served, burst=True)
+
+    async def run():
+        task = asyncio.ensure_future(worker.run())
+        done, _ = await asyncio.wait([task], timeout=timeout_s)
+        if not done:
+            worker.request_stop()
+            await task
+            raise TimeoutError(f"run_until_empty: jobs still queued after {timeout_s} s")
+        return task.result()
+
+    return asyncio.run(run())

@@ -16,17 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import os
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from kqueue.backends import redact_url
 from kqueue.backends import redis_scripts as lua
-from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
+from kqueue.backends.base import (
+    Backend,
+    DeadLetter,
+    JobRecord,
+    Lease,
+    Records,
+    State,
+    WorkerStatus,
+    unknown,
+    waiting_state,
+)
 from kqueue.errors import BackendError, BackendUnavailable
+from kqueue.policy.status import JobState
 
 try:
     import redis
@@ -36,7 +50,7 @@ try:
 except ImportError as exc:  # pragma: no cover - redis is a dependency
     raise ImportError(f"the redis backend needs redis-py ({exc}); run pip install redis") from None
 
-#: Every key starts with this.
+#: Every key starts with this unless the URL names another (``?prefix=myapp``).
 PREFIX = "kqueue"
 #: Most messages per script call (bounds the time one script blocks Redis).
 CHUNK = 500
@@ -69,15 +83,22 @@ class RedisBackend(Backend):
 
     schemes = ("redis", "rediss")
     wakes_on_enqueue = True  # idle workers BLPOP the queues' notify lists
+    wakes_on_finish = True
 
-    def __init__(self, client: redis.Redis, *, safe_url: str = "redis://"):
-        """Args: client: a redis-py client (bytes replies); safe_url: its URL without secrets."""
+    def __init__(self, client: redis.Redis, *, safe_url: str = "redis://", prefix: str = PREFIX):
+        """Args: client: a redis-py client (bytes replies); safe_url: its URL without secrets;
+        prefix: what every key starts with (several apps on one Redis each use their own)."""
         self.client = client
         self.safe_url = safe_url
+        self.prefix = prefix
         self._scripts = {
             name: client.register_script(getattr(lua, name))
             for name in (
                 "ENQUEUE",
+                "SUBMIT",
+                "LOOKUP",
+                "CANCEL",
+                "CANCEL_REQUESTED",
                 "LEASE",
                 "ACK",
                 "EXTEND",
@@ -116,24 +137,24 @@ class RedisBackend(Backend):
         password = os.environ.get(PASSWORD_ENV)
         if password and "@" not in url:
             options["password"] = password
+        url, prefix = _take_prefix(url)
         try:
             client = redis.Redis.from_url(url, **options)
         except (ValueError, TypeError) as exc:
             raise BackendError(f"redis URL {redact_url(url)!r} is malformed: {exc}") from None
-        return cls(client, safe_url=redact_url(url))
+        return cls(client, safe_url=redact_url(url), prefix=prefix)
 
     # --- keys -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _prefix(queue: str) -> str:
-        return f"{PREFIX}:{{{queue}}}:"
+    def _prefix(self, queue: str) -> str:
+        return f"{self.prefix}:{{{queue}}}:"
 
     def _keys(self, queue: str, *states: str) -> list[str]:
         prefix = self._prefix(queue)
         return [prefix + state for state in states]
 
     def _queues(self) -> list[str]:
-        return sorted(q.decode() for q in self.client.smembers(f"{PREFIX}:queues"))
+        return sorted(q.decode() for q in self.client.smembers(f"{self.prefix}:queues"))
 
     def _run(self, name: str, keys: list[str], args: list) -> Any:
         return self._scripts[name](keys=keys, args=args)
@@ -173,13 +194,33 @@ class RedisBackend(Backend):
     def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
         self._enqueue(queue, messages, 0.0)
 
+    @_translated
+    def submit(
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        unique_key: str | None = None,
+        unique_for_s: float = 0.0,
+    ) -> str:
+        if unique_key is None:
+            self._enqueue(queue, [(job_id, body)], delay_s)
+            return job_id
+        keys = self._keys(queue, "pending", "notify", "dead")
+        args = [self._prefix(queue), repr(float(delay_s)), job_id, body, unique_key]
+        call = ("SUBMIT", keys, [*args, repr(float(unique_for_s))])
+        [holder] = self._batch([call], lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
+        return holder.decode()
+
     def _enqueue(self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float) -> None:
         keys, prefix = self._keys(queue, "pending", "notify"), self._prefix(queue)
         calls = [
             ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *_flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)
         ]
-        self._batch(calls, lambda pipe: pipe.sadd(f"{PREFIX}:queues", queue))
+        self._batch(calls, lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
 
     @_translated
     def lease(
@@ -187,7 +228,7 @@ class RedisBackend(Backend):
     ) -> list[Lease]:
         if limit <= 0:
             return []
-        call, token = self._lease_call(queue, limit, visibility_timeout_s)
+        call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
         return _leases(queue, token, self._run(*call))
 
     @_translated
@@ -198,27 +239,43 @@ class RedisBackend(Backend):
         worker_id: str,
         limit: int,
         visibility_timeout_s: float,
+        records: Records | None = None,
     ) -> tuple[int, list[Lease]]:
         """One pipelined round trip: the ACK scripts of ``acks``, then the LEASE script."""
-        calls = self._per_queue_calls("ACK", ("leased",), [], acks)
+        calls = self._ack_calls(acks, records)
         if limit <= 0:
             return (sum(int(n) for n in self._batch(calls)) if calls else 0), []
-        call, token = self._lease_call(queue, limit, visibility_timeout_s)
+        call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
         replies = self._batch([*calls, call])
         return sum(int(n) for n in replies[:-1]), _leases(queue, token, replies[-1])
 
     def _lease_call(
-        self, queue: str, limit: int, visibility_timeout_s: float
+        self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
     ) -> tuple[tuple[str, list, list], str]:
         token = uuid.uuid4().hex
         keys = self._keys(queue, "pending", "leased", "notify")
-        args = [self._prefix(queue), limit, repr(float(visibility_timeout_s)), token]
+        args = [self._prefix(queue), limit, repr(float(visibility_timeout_s)), token, worker_id]
         return ("LEASE", keys, args), token
 
     @_translated
-    def ack(self, leases: Sequence[Lease]) -> int:
-        replies = self._per_queue("ACK", ("leased",), [], leases)
-        return sum(int(n) for n in replies)
+    def ack(self, leases: Sequence[Lease], records: Records | None = None) -> int:
+        calls = self._ack_calls(leases, records)
+        return sum(int(n) for n in self._batch(calls)) if calls else 0
+
+    def _ack_calls(
+        self, leases: Sequence[Lease], records: Records | None
+    ) -> list[tuple[str, list, list]]:
+        """ACK calls per queue and chunk: ``id, token, ttl_ms, record`` per lease."""
+        by_queue: dict[str, list] = defaultdict(list)
+        for lease in leases:
+            record, ttl_s = (records or {}).get(lease.job_id, (b"", 0.0))
+            ttl_ms = max(0, math.ceil(ttl_s * 1000)) if record else 0
+            by_queue[lease.queue].append((lease.job_id, lease.token, ttl_ms, record))
+        return [
+            ("ACK", self._keys(queue, "leased"), [self._prefix(queue), *_flat(held[i : i + CHUNK])])
+            for queue, held in by_queue.items()
+            for i in range(0, len(held), CHUNK)
+        ]
 
     @_translated
     def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:
@@ -316,6 +373,54 @@ class RedisBackend(Backend):
                 result[name] = {state.value: int(n) for state, n in zip(order, reply, strict=True)}
         return result
 
+    # --- handles: lookup, cancel, wait ------------------------------------------------------
+
+    @_translated
+    def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:
+        names = [queue] if queue else self._queues()
+        calls = [
+            ("LOOKUP", self._keys(name, "pending", "leased", "dead"), [self._prefix(name), job_id])
+            for name in names
+        ]
+        now = time.time()
+        for name, reply in zip(names, self._batch(calls) if calls else [], strict=True):
+            record = _job_record(job_id, name, reply, now)
+            if record.state is not JobState.UNKNOWN:
+                return record
+        return unknown(job_id)
+
+    @_translated
+    def cancel(self, job_id: str, queue: str | None, record: bytes, ttl_s: float) -> JobState:
+        names = [queue] if queue else self._queues()
+        for name in names:
+            keys = self._keys(name, "pending", "leased", "dead")
+            args = [self._prefix(name), job_id, record, max(1, math.ceil(ttl_s * 1000))]
+            before = self._run("CANCEL", keys, args).decode()
+            if before == "finished":
+                return self.lookup(job_id, name).state
+            if before != "unknown":
+                return JobState(before)
+        return JobState.UNKNOWN
+
+    @_translated
+    def cancel_requested(self, leases: Sequence[Lease]) -> set[str]:
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for lease in leases:
+            by_queue[lease.queue].append(lease.job_id)
+        calls = [
+            ("CANCEL_REQUESTED", [], [self._prefix(queue), *ids]) for queue, ids in by_queue.items()
+        ]
+        replies = self._batch(calls) if calls else []
+        return {job_id.decode() for reply in replies for job_id in reply}
+
+    def wait_finished(self, job_id: str, queue: str, timeout_s: float) -> None:
+        """``BLMOVE`` the job's ``done`` list onto itself: returns as it ends (every waiter)."""
+        key = self._prefix(queue) + f"done:{job_id}"
+        try:
+            self.client.blmove(key, key, min(WAIT_MAX_S, max(0.001, timeout_s)), "LEFT", "LEFT")
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            time.sleep(min(timeout_s, 0.1))  # the caller's next lookup reports the outage
+
     # --- waking idle workers ---------------------------------------------------------------
 
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> None:
@@ -350,7 +455,11 @@ class RedisBackend(Backend):
     # --- worker statuses --------------------------------------------------------------------
 
     def _status_keys(self) -> list[str]:
-        return [f"{PREFIX}:workers", f"{PREFIX}:worker-bodies", f"{PREFIX}:worker-published"]
+        return [
+            f"{self.prefix}:workers",
+            f"{self.prefix}:worker-bodies",
+            f"{self.prefix}:worker-published",
+        ]
 
     @_translated
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
@@ -379,19 +488,21 @@ class RedisBackend(Backend):
         if not durations:
             return
         pipe = self.client.pipeline(transaction=False)  # history is advice: no atomicity needed
-        pipe.sadd(f"{PREFIX}:duration-classes", *durations)
+        pipe.sadd(f"{self.prefix}:duration-classes", *durations)
         for job_class, values in durations.items():
-            key = f"{PREFIX}:durations:{job_class}"
+            key = f"{self.prefix}:durations:{job_class}"
             pipe.rpush(key, *(repr(float(v)) for v in values))
             pipe.ltrim(key, -keep, -1)
         pipe.execute()
 
     @_translated
     def load_durations(self, keep: int) -> dict[str, list[float]]:
-        classes = sorted(c.decode() for c in self.client.smembers(f"{PREFIX}:duration-classes"))
+        classes = sorted(
+            c.decode() for c in self.client.smembers(f"{self.prefix}:duration-classes")
+        )
         pipe = self.client.pipeline(transaction=False)
         for job_class in classes:
-            pipe.lrange(f"{PREFIX}:durations:{job_class}", -keep, -1)
+            pipe.lrange(f"{self.prefix}:durations:{job_class}", -keep, -1)
         replies = pipe.execute() if classes else []
         return {c: [float(v) for v in r] for c, r in zip(classes, replies, strict=True) if r}
 
@@ -413,6 +524,60 @@ def _leases(queue: str, token: str, reply: list) -> list[Lease]:
         leases.append(Lease(job_id, queue, body, int(attempts), float(enqueued), token, expires_at))
     leases.sort(key=lambda lease: lease.enqueued_at)
     return leases
+
+
+def _job_record(job_id: str, queue: str, reply: list, now: float) -> JobRecord:
+    """A LOOKUP reply as a ``JobRecord`` (see ``redis_scripts.LOOKUP``)."""
+    state, attempts, enqueued, due, at, worker, error, failed, record, body = reply
+    state = state.decode()
+
+    def number(raw: bytes) -> float:
+        return float(raw) if raw else math.nan
+
+    error_text = error.decode(errors="replace")
+    if state == "waiting":
+        job_state = waiting_state(
+            now, number(at), number(due) if due else number(enqueued), error_text
+        )
+    elif state == "finished":
+        job_state = JobState.DONE  # the record says more (a cancelled job's record says so)
+    else:
+        job_state = JobState(state)
+    return JobRecord(
+        job_id,
+        job_state,
+        queue=queue,
+        attempts=int(attempts or 0),
+        enqueued_at=number(enqueued),
+        due_at=number(due) if due else number(enqueued),
+        available_at=number(at),
+        worker=worker.decode(errors="replace"),
+        error=error_text,
+        failed_at=number(failed),
+        record=record,
+        body=body,
+    )
+
+
+def _take_prefix(url: str) -> tuple[str, str]:
+    """The URL without its ``prefix`` option, and the prefix (default ``PREFIX``).
+
+    Raises:
+        BackendError: the prefix is empty or holds ``{``, ``}`` or whitespace.
+    """
+    parts = urlsplit(url)
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in options if name == "prefix"]
+    if not prefixes:
+        return url, PREFIX
+    prefix = prefixes[-1]
+    if not prefix or any(c in prefix for c in "{} \t\n"):
+        raise BackendError(
+            f"redis URL {redact_url(url)!r}: prefix={prefix!r} is invalid; use letters, digits, "
+            "'-', '_', ':' or '.', e.g. ?prefix=myapp"
+        )
+    rest = urlencode([(name, value) for name, value in options if name != "prefix"], safe="/")
+    return urlunsplit(parts._replace(query=rest)), prefix
 
 
 def _flat(pairs: Sequence[tuple]) -> list:

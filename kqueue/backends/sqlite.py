@@ -9,6 +9,7 @@ The file is in WAL mode so readers do not block the writer.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -17,8 +18,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
+from kqueue.backends.base import (
+    Backend,
+    DeadLetter,
+    JobRecord,
+    Lease,
+    Records,
+    State,
+    WorkerStatus,
+    unknown,
+    waiting_state,
+)
 from kqueue.errors import BackendError
+from kqueue.policy.status import JobState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -35,6 +47,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     failed_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (queue, available_at) WHERE state != 'dead';
+CREATE TABLE IF NOT EXISTS results (
+    id TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    record BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
+CREATE TABLE IF NOT EXISTS locks (
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    until REAL NOT NULL,                -- held at least until then, and while its job waits or runs
+    PRIMARY KEY (queue, key)
+);
 CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (failed_at) WHERE state = 'dead';
 CREATE TABLE IF NOT EXISTS durations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -50,15 +76,35 @@ CREATE TABLE IF NOT EXISTS workers (
 );
 """
 
+_INSERT = (
+    "INSERT OR IGNORE INTO jobs (id, queue, body, state, available_at, enqueued_at, due_at) "
+    "VALUES (?, ?, ?, 'ready', ?, ?, ?)"
+)
+
 _LEASE = """
 UPDATE jobs SET state = 'leased', available_at = :expires_at, attempts = attempts + 1,
                 token = :token, worker = :worker
 WHERE id IN (SELECT id FROM jobs WHERE queue = :queue AND state != 'dead' AND available_at <= :now
              ORDER BY available_at LIMIT :limit)
-RETURNING id, body, attempts, enqueued_at
+RETURNING id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s
 """
 
 _HELD = "id = ? AND token = ? AND state = 'leased'"
+
+#: Columns added after the first release: (name, declaration), added to an older file on open.
+_ADDED_COLUMNS = (
+    ("due_at", "REAL"),
+    ("unique_key", "TEXT"),
+    ("cancel_record", "BLOB"),
+    ("cancel_ttl_s", "REAL"),
+)
+#: Least time between two purges of expired results and locks (done by ``lease``), seconds.
+PURGE_INTERVAL_S = 1.0
+
+_LOOKUP = (
+    "SELECT id, queue, state, available_at, attempts, enqueued_at, due_at, worker, error, "
+    "failed_at, body FROM jobs WHERE id = ?"
+)
 
 
 class SQLiteBackend(Backend):
@@ -75,6 +121,15 @@ class SQLiteBackend(Backend):
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db.executescript(_SCHEMA)
+        self._add_columns()
+        self._last_purge = 0.0
+
+    def _add_columns(self) -> None:
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, declaration in _ADDED_COLUMNS:
+            if name not in have:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteBackend:
@@ -105,22 +160,55 @@ class SQLiteBackend(Backend):
         return connection
 
     def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
-        now = time.time()
-        self._db.execute(
-            "INSERT OR IGNORE INTO jobs (id, queue, body, state, available_at, enqueued_at) "
-            "VALUES (?, ?, ?, 'ready', ?, ?)",
-            (job_id, queue, body, now + delay_s, now),
-        )
+        self.submit(queue, job_id, body, delay_s=delay_s)
 
     def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
         now = time.time()
-        rows = [(job_id, queue, body, now, now) for job_id, body in messages]
+        rows = [(job_id, queue, body, now, now, now) for job_id, body in messages]
         with self._transaction() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO jobs (id, queue, body, state, available_at, enqueued_at) "
-                "VALUES (?, ?, ?, 'ready', ?, ?)",
-                rows,
-            )
+            db.executemany(_INSERT, rows)
+
+    def submit(
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        unique_key: str | None = None,
+        unique_for_s: float = 0.0,
+    ) -> str:
+        now = time.time()
+        due = now + max(0.0, delay_s)
+        with self._transaction() as db:
+            if unique_key is not None:
+                holder = self._lock_holder(db, queue, unique_key, now)
+                if holder is not None:
+                    return holder
+                db.execute(
+                    "INSERT OR REPLACE INTO locks (queue, key, job_id, until) VALUES (?, ?, ?, ?)",
+                    (queue, unique_key, job_id, now + unique_for_s),
+                )
+            db.execute(_INSERT, (job_id, queue, body, due, now, due))
+            if unique_key is not None:
+                db.execute("UPDATE jobs SET unique_key = ? WHERE id = ?", (unique_key, job_id))
+        return job_id
+
+    @staticmethod
+    def _lock_holder(db: sqlite3.Connection, queue: str, key: str, now: float) -> str | None:
+        """The job holding ``key``'s lock now, or None (its job ended and its time passed)."""
+        row = db.execute(
+            "SELECT job_id, until FROM locks WHERE queue = ? AND key = ?", (queue, key)
+        ).fetchone()
+        if row is None:
+            return None
+        holder, until = row
+        if until > now:
+            return holder
+        waiting = db.execute(
+            "SELECT 1 FROM jobs WHERE id = ? AND state != 'dead'", (holder,)
+        ).fetchone()
+        return holder if waiting else None
 
     def lease(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
@@ -137,20 +225,67 @@ class SQLiteBackend(Backend):
             "worker": worker_id,
         }
         with self._transaction() as db:
+            self._purge(db, now)
             rows = db.execute(_LEASE, params).fetchall()
-        leases = [
-            Lease(job_id, queue, body, attempts, enqueued_at, token, expires_at)
-            for job_id, body, attempts, enqueued_at in rows
-        ]
+            leases = []
+            for job_id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s in rows:
+                lease = Lease(job_id, queue, body, attempts, enqueued_at, token, expires_at)
+                if cancel_record is None:
+                    leases.append(lease)
+                else:  # cancelled while leased, and its worker died: it ends here
+                    self._finish(db, lease, now, {job_id: (cancel_record, cancel_ttl_s)})
         leases.sort(key=lambda lease: lease.enqueued_at)
         return leases
 
-    def ack(self, leases: Sequence[Lease]) -> int:
-        with self._transaction() as db:
-            return sum(
-                db.execute(f"DELETE FROM jobs WHERE {_HELD}", (x.job_id, x.token)).rowcount
-                for x in leases
+    def _purge(self, db: sqlite3.Connection, now: float) -> None:
+        """Delete expired results and released locks (at most every ``PURGE_INTERVAL_S``)."""
+        if now - self._last_purge < PURGE_INTERVAL_S:
+            return
+        self._last_purge = now
+        db.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
+        db.execute(
+            "DELETE FROM locks WHERE until <= ? AND job_id NOT IN (SELECT id FROM jobs)", (now,)
+        )
+
+    def _finish(
+        self, db: sqlite3.Connection, lease: Lease, now: float, records: Records | None
+    ) -> None:
+        """Delete a held message, keep its record, release its lock once its time passed."""
+        row = db.execute("SELECT unique_key FROM jobs WHERE id = ?", (lease.job_id,)).fetchone()
+        db.execute("DELETE FROM jobs WHERE id = ?", (lease.job_id,))
+        self._keep_record(db, lease.job_id, lease.queue, now, records)
+        if row is not None and row[0] is not None:
+            self._release_lock(db, lease.queue, row[0], lease.job_id, now)
+
+    @staticmethod
+    def _keep_record(
+        db: sqlite3.Connection, job_id: str, queue: str, now: float, records: Records | None
+    ) -> None:
+        record = (records or {}).get(job_id)
+        if record is not None and record[1] > 0:
+            db.execute(
+                "INSERT OR REPLACE INTO results (id, queue, record, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (job_id, queue, record[0], now + record[1]),
             )
+
+    @staticmethod
+    def _release_lock(db: sqlite3.Connection, queue: str, key: str, job_id: str, now: float):
+        db.execute(
+            "DELETE FROM locks WHERE queue = ? AND key = ? AND job_id = ? AND until <= ?",
+            (queue, key, job_id, now),
+        )
+
+    def ack(self, leases: Sequence[Lease], records: Records | None = None) -> int:
+        now, held = time.time(), 0
+        with self._transaction() as db:
+            for lease in leases:
+                if db.execute(
+                    f"SELECT 1 FROM jobs WHERE {_HELD}", (lease.job_id, lease.token)
+                ).fetchone():
+                    self._finish(db, lease, now, records)
+                    held += 1
+        return held
 
     def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:
         expires_at = time.time() + visibility_timeout_s
@@ -166,12 +301,23 @@ class SQLiteBackend(Backend):
         return held
 
     def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
-        cursor = self._db.execute(
-            "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, worker = NULL, "
-            f"error = ? WHERE {_HELD}",
-            (time.time() + delay_s, error, lease.job_id, lease.token),
-        )
-        return cursor.rowcount == 1
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                f"SELECT cancel_record, cancel_ttl_s FROM jobs WHERE {_HELD}",
+                (lease.job_id, lease.token),
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] is not None:  # cancelled while it ran: never retried
+                self._finish(db, lease, now, {lease.job_id: (row[0], row[1])})
+                return True
+            db.execute(
+                "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, worker = NULL, "
+                f"error = ? WHERE {_HELD}",
+                (now + delay_s, error, lease.job_id, lease.token),
+            )
+        return True
 
     def release(self, leases: Sequence[Lease], delay_s: float = 0.0) -> int:
         available_at = time.time() + delay_s
@@ -186,12 +332,56 @@ class SQLiteBackend(Backend):
             )
 
     def dead(self, lease: Lease, reason: str) -> bool:
-        cursor = self._db.execute(
-            "UPDATE jobs SET state = 'dead', error = ?, failed_at = ?, token = NULL, worker = NULL "
-            f"WHERE {_HELD}",
-            (reason, time.time(), lease.job_id, lease.token),
-        )
-        return cursor.rowcount == 1
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                f"UPDATE jobs SET state = 'dead', error = ?, failed_at = ?, token = NULL, "
+                f"worker = NULL WHERE {_HELD} RETURNING unique_key",
+                (reason, now, lease.job_id, lease.token),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                self._release_lock(db, lease.queue, row[0], lease.job_id, now)
+        return row is not None
+
+    def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:
+        now = time.time()
+        row = self._db.execute(_LOOKUP, (job_id,)).fetchone()
+        if row is not None and (queue is None or row[1] == queue):
+            return _record(row, now)
+        found = self._db.execute(
+            "SELECT queue, record FROM results WHERE id = ? AND expires_at > ?", (job_id, now)
+        ).fetchone()
+        if found is None or (queue is not None and found[0] != queue):
+            return unknown(job_id)
+        return JobRecord(job_id, JobState.DONE, queue=found[0], record=found[1])
+
+    def cancel(self, job_id: str, queue: str | None, record: bytes, ttl_s: float) -> JobState:
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(_LOOKUP, (job_id,)).fetchone()
+            if row is None or (queue is not None and row[1] != queue):
+                return self.lookup(job_id, queue).state
+            before = _record(row, now).state
+            if before is JobState.RUNNING:
+                db.execute(
+                    "UPDATE jobs SET cancel_record = ?, cancel_ttl_s = ? WHERE id = ?",
+                    (record, ttl_s, job_id),
+                )
+            elif not before.finished:
+                lease = Lease(job_id, row[1], b"", 0, 0.0, "", 0.0)
+                self._finish(db, lease, now, {job_id: (record, ttl_s)})
+        return before
+
+    def cancel_requested(self, leases: Sequence[Lease]) -> set[str]:
+        if not leases:
+            return set()
+        ids = [lease.job_id for lease in leases]
+        rows = self._db.execute(
+            f"SELECT id FROM jobs WHERE cancel_record IS NOT NULL AND id IN "
+            f"({', '.join('?' * len(ids))})",
+            ids,
+        ).fetchall()
+        return {row[0] for row in rows}
 
     def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         where, params = ("AND queue = ?", (queue,)) if queue else ("", ())
@@ -284,6 +474,31 @@ class SQLiteBackend(Backend):
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def _record(row: tuple, now: float) -> JobRecord:
+    """A ``jobs`` row (``_LOOKUP``'s columns) as a ``JobRecord`` with its state now."""
+    job_id, queue, state, available_at, attempts, enqueued_at, due_at, worker, error = row[:9]
+    due_at = enqueued_at if due_at is None else due_at
+    if state == "dead":
+        job_state = JobState.DEAD
+    elif state == "leased" and available_at > now:
+        job_state = JobState.RUNNING
+    else:
+        job_state = waiting_state(now, available_at, due_at, error or "")
+    return JobRecord(
+        job_id,
+        job_state,
+        queue=queue,
+        attempts=attempts,
+        enqueued_at=enqueued_at,
+        due_at=due_at,
+        available_at=available_at,
+        worker=worker or "",
+        error=error or "",
+        failed_at=row[9] if row[9] is not None else float("nan"),
+        body=row[10],
+    )
 
 
 class _Transaction:

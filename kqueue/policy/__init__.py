@@ -11,9 +11,10 @@ request.
 from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory, Estimate, EstimateSource, estimate_duration
 from kqueue.policy.host import HostProfile
+from kqueue.policy.retry import Failure, RetryPolicy, classify, retry_after_s
 from kqueue.policy.router import route
 from kqueue.policy.scaler import PoolSnapshot, target_pool_size, target_size
-from kqueue.policy.status import Status
+from kqueue.policy.status import JobState, Status
 from kqueue.policy.trace import (
     COLUMNS,
     REQUIRED,
@@ -45,9 +46,15 @@ __all__ = [
     "PoolSnapshot",
     "target_pool_size",
     "target_size",
+    # retry
+    "Failure",
+    "RetryPolicy",
+    "classify",
+    "retry_after_s",
     # trace
     "COLUMNS",
     "REQUIRED",
+    "JobState",
     "Status",
     "TraceRow",
     "TraceWriter",

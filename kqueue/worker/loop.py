@@ -15,18 +15,22 @@ import contextlib
 import functools
 import logging
 import os
+import random
 import signal
 import socket
 import time
 import uuid
 from typing import Any
 
+from kqueue.api.codec import encode_record
+from kqueue.api.handle import CANCEL_RECORD_TTL_S
 from kqueue.backends.base import Lease
 from kqueue.errors import BackendUnavailable
 from kqueue.job import App
-from kqueue.policy.config import Config, retry_delay_s
+from kqueue.policy.config import Config
 from kqueue.policy.estimator import DurationHistory
-from kqueue.policy.status import Status
+from kqueue.policy.retry import retry_after_s
+from kqueue.policy.status import JobState, Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
@@ -36,6 +40,9 @@ from kqueue.worker.recorder import Recorder
 log = logging.getLogger("kqueue.worker")
 
 STATUS_INTERVAL_S = 2.0
+#: How often the worker asks which of its jobs were cancelled, seconds (a cancelled running job
+#: stops within about this plus one loop round).
+CANCEL_POLL_S = 0.2
 #: Waits after a failed backend call: first, doubling up to the cap (seconds).
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
@@ -85,6 +92,13 @@ class Worker:
         self._running: dict[Pending, Any] = {}
         self._finished: list[tuple[Pending, Outcome]] = []
         self._acks: list[Lease] = []
+        #: Finished records to send with the acks: job id -> (record, TTL s).
+        self._records: dict[str, tuple[bytes, float]] = {}
+        #: Jobs this worker was told to cancel (each is aborted once).
+        self._aborted: set[str] = set()
+        self._last_cancel_poll = 0.0
+        #: Draws retry jitter (seeded per worker: no global random state).
+        self._rng = random.Random(self.worker_id)
         self._stopping = False
         self._force = False
         self._wake: asyncio.Event | None = None
@@ -200,9 +214,14 @@ class Worker:
             if fetched >= room:
                 break
             _, leases = self.backend.ack_and_lease(
-                self._acks, queue, self.worker_id, room - fetched, self.config.visibility_timeout_s
+                self._acks,
+                queue,
+                self.worker_id,
+                room - fetched,
+                self.config.visibility_timeout_s,
+                records=self._records,
             )
-            self._acks = []  # kept until a call succeeds: acks retry after a reconnect
+            self._acks, self._records = [], {}  # kept until a call succeeds (after a reconnect)
             overflow = [lease for lease in leases if not self.intake.accept(lease)]
             if overflow:
                 self.intake.give_back(overflow)
@@ -244,43 +263,85 @@ class Worker:
 
     def _flush_acks(self) -> None:
         if self._acks:
-            self.backend.ack(self._acks)  # kept until it succeeds: acks retry after reconnect
-            self._acks = []
+            self.backend.ack(self._acks, self._records)  # kept until it succeeds (reconnect)
+            self._acks, self._records = [], {}
 
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
-        lease, settings = pending.lease, pending.invocation.settings
+        lease = pending.lease
+        self._aborted.discard(lease.job_id)
         if outcome.interrupted:
             self._released += self.backend.release([lease])
             return
-        if outcome.status is Status.OK:
-            self._acks.append(lease)
-        elif lease.attempt < settings.max_attempts:
-            delay_s = retry_delay_s(self.config, lease.attempt)
+        if outcome.status in (Status.OK, Status.CANCELLED):
+            self._finish(pending, outcome)
+        else:
+            self._retry_or_bury(pending, outcome)
+        self.recorder.record(pending, outcome)
+
+    def _finish(self, pending: Pending, outcome: Outcome) -> None:
+        """Ack a job that returned or was cancelled; its record goes with the ack."""
+        self._acks.append(pending.lease)
+        cancelled = outcome.status is Status.CANCELLED
+        ttl_s = pending.result_ttl_s or (CANCEL_RECORD_TTL_S if cancelled else 0.0)
+        if ttl_s > 0:
+            state = JobState.CANCELLED if cancelled else JobState.DONE
+            self._records[pending.lease.job_id] = (self._record(pending, outcome, state), ttl_s)
+
+    def _record(self, pending: Pending, outcome: Outcome, state: JobState) -> bytes:
+        return encode_record(
+            state.value,
+            outcome.result,
+            name=pending.invocation.job.name,
+            tier=pending.tier.value,
+            worker=self.worker_id,
+            attempts=pending.lease.attempt,
+            submitted_at=pending.submitted_at,
+            due_at=pending.due_at,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+        )
+
+    def _retry_or_bury(self, pending: Pending, outcome: Outcome) -> None:
+        """Retry a failed attempt by the job's retry rule, else dead-letter it."""
+        lease, invocation = pending.lease, pending.invocation
+        policy = invocation.job.retry_policy(invocation.settings)
+        delay_s = retry_after_s(policy, lease.attempt, outcome.failure, self._rng)
+        name, status = invocation.job.name, outcome.status.value
+        if delay_s is not None:
             log.warning(
                 "job %s (%s) attempt %d %s; retry in %.1f s",
-                lease.job_id,
-                pending.invocation.job.name,
-                lease.attempt,
-                outcome.status.value,
-                delay_s,
+                *(lease.job_id, name, lease.attempt, status, delay_s),
             )
             self.backend.retry(lease, delay_s, outcome.error)
-        else:
-            log.error(
-                "job %s (%s) %s on its last attempt (%d); dead-lettered",
-                lease.job_id,
-                pending.invocation.job.name,
-                outcome.status.value,
-                lease.attempt,
-            )
-            self.backend.dead(
-                lease, f"{outcome.status.value} after {lease.attempt} attempt(s): {outcome.error}"
-            )
-            self._dead_lettered += 1
-        self.recorder.record(pending, outcome)
+            return
+        why = "on its last attempt" if outcome.failure.retryable else "and cannot succeed"
+        log.error(
+            "job %s (%s) %s %s (%d); dead-lettered", lease.job_id, name, status, why, lease.attempt
+        )
+        self.backend.dead(lease, f"{status} after {lease.attempt} attempt(s): {outcome.error}")
+        self._dead_lettered += 1
+
+    def _abort_cancelled(self) -> None:
+        """Stop the running and waiting jobs whose cancellation was asked (one backend call)."""
+        running = {pending.lease.job_id: pending for pending in self._running}
+        waiting = {pending.lease.job_id: pending for pending in self.intake.held()}
+        leases = [pending.lease for pending in (*running.values(), *waiting.values())]
+        for job_id in self.backend.cancel_requested(leases) - self._aborted:
+            self._aborted.add(job_id)
+            if job_id in running:
+                pending = running[job_id]
+                log.info("job %s (%s) cancelled while running", job_id, pending.invocation.job.name)
+                self.runners[pending.tier].abort(self._running[pending], pending.invocation)
+            elif self.intake.drop(waiting[job_id]):
+                now = time.time()
+                self._finished.append((waiting[job_id], Outcome(Status.CANCELLED, now, now)))
 
     def _maintain(self) -> None:
         now = time.time()
+        busy = self._running or self.intake.waiting_count()
+        if busy and now - self._last_cancel_poll >= CANCEL_POLL_S:
+            self._abort_cancelled()
+            self._last_cancel_poll = now
         for tier, runner in self.runners.items():
             runner.maintain(self.intake.waiting_count(tier), time.monotonic())
         if now - self._last_extend >= self.config.visibility_timeout_s / 3:

@@ -1,0 +1,145 @@
+"""Encoding in one place: job messages, return values and finished records, all JSON.
+
+A message is ``{"v": 1, "name": ..., "args": [...], "kwargs": {...}, "submitted_at": ...}``
+plus, when set, ``"due_at"`` (epoch s) and ``"result_ttl_s"``. A finished record (what a backend
+keeps for ``result_ttl_s``) is ``{"state": "done"|"cancelled", "result": <JSON value>, "tier",
+"worker", "attempts", "started_at", "finished_at"}``. Nothing read back is unpickled or imported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from kqueue.errors import JobError, PayloadError
+
+MESSAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decoded job message."""
+
+    name: str
+    args: list
+    kwargs: dict
+    submitted_at: float
+    #: When it may first run (epoch s): ``submitted_at`` unless it was delayed.
+    due_at: float = math.nan
+    #: The dispatch's own ``result_ttl_s``, or None (the job's setting applies).
+    result_ttl_s: float | None = None
+
+
+def encode_message(
+    name: str,
+    args: tuple,
+    kwargs: dict,
+    submitted_at: float,
+    *,
+    due_at: float | None = None,
+    result_ttl_s: float | None = None,
+) -> bytes:
+    """Encode a job call as JSON bytes.
+
+    Raises:
+        JobError: an argument is not JSON-serialisable (names the argument and its type).
+    """
+    for where, value in [
+        *((f"argument {i + 1}", a) for i, a in enumerate(args)),
+        *((f"keyword argument {k!r}", v) for k, v in kwargs.items()),
+    ]:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise JobError(
+                f"job {name!r}: {where} ({type(value).__name__}) is not JSON-serialisable: {exc}; "
+                "pass plain data (str, int, float, bool, None, list, dict) "
+                "and load objects inside the job"
+            ) from None
+    document: dict[str, Any] = {
+        "v": MESSAGE_VERSION,
+        "name": name,
+        "args": list(args),
+        "kwargs": kwargs,
+        "submitted_at": submitted_at,
+    }
+    if due_at is not None and due_at > submitted_at:
+        document["due_at"] = due_at
+    if result_ttl_s is not None:
+        document["result_ttl_s"] = result_ttl_s
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_message(body: bytes) -> Message:
+    """Decode a message read from the broker.
+
+    Raises:
+        PayloadError: the body is not a JSON job message (says what is wrong with it).
+    """
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"payload is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PayloadError(f"payload is a JSON {type(document).__name__}, expected an object")
+    if document.get("v") != MESSAGE_VERSION:
+        raise PayloadError(f"payload version {document.get('v')!r} is not {MESSAGE_VERSION}")
+    name, args = document.get("name"), document.get("args", [])
+    kwargs, submitted_at = document.get("kwargs", {}), document.get("submitted_at")
+    due_at, ttl_s = document.get("due_at", submitted_at), document.get("result_ttl_s")
+    problems = [
+        (not isinstance(name, str) or not name, "'name' must be a non-empty string"),
+        (not isinstance(args, list), "'args' must be a list"),
+        (not isinstance(kwargs, dict), "'kwargs' must be an object"),
+        (not _is_time(submitted_at), "'submitted_at' must be a finite number"),
+        (not _is_time(due_at), "'due_at' must be a finite number"),
+        (ttl_s is not None and not (_is_time(ttl_s) and ttl_s >= 0), "'result_ttl_s' must be >= 0"),
+    ]
+    for bad, problem in problems:
+        if bad:
+            raise PayloadError(f"payload field {problem}")
+    ttl = None if ttl_s is None else float(ttl_s)
+    return Message(name, args, kwargs, float(submitted_at), float(due_at), ttl)
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def encode_result(name: str, value: Any) -> str:
+    """A job's return value as JSON text.
+
+    Raises:
+        JobError: the value is not JSON-serialisable (names the job and the type): the attempt
+            fails with this error, since nobody could read the result back.
+    """
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise JobError(
+            f"job {name!r} returned a {type(value).__name__}, which is not JSON-serialisable "
+            f"({exc}); return plain data (str, int, float, bool, None, list, dict)"
+        ) from None
+
+
+def encode_record(state: str, result_json: str | None = None, **info: Any) -> bytes:
+    """A finished record: ``state``, the result's JSON text (``null`` if none) and ``info``."""
+    head = json.dumps({"state": state, **info}, separators=(",", ":"), allow_nan=False)
+    return f'{head[:-1]},"result":{result_json or "null"}}}'.encode()
+
+
+def decode_record(record: bytes) -> dict[str, Any]:
+    """A finished record read back from the backend.
+
+    Raises:
+        PayloadError: it is not a JSON object with a ``state``.
+    """
+    try:
+        document = json.loads(record)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"finished record is not JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("state"), str):
+        raise PayloadError("finished record is not an object with a 'state'")
+    return document
