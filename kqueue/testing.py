@@ -325,3 +325,47 @@ def run_until_empty(app, *, config=None, timeout_s: float = 60.0, queues: tuple[
         return task.result()
 
     return asyncio.run(run())
+
+
+class WorkerThread:
+    """A real worker for ``app`` on a thread of this process, for tests (``with`` stops it).
+
+    Jobs that need a process run in ones the worker forks, as under ``kqueue run``. Signals
+    are not installed off the main thread: ``stop`` (or the ``with`` block's end) stops it.
+
+    Args:
+        app: the ``kqueue.App`` to serve.
+        config: the worker's settings (default: a pool of 1 and fast polling).
+    """
+
+    def __init__(self, app, config=None, *, queues: tuple[str, ...] = ()):
+        from kqueue.policy.config import Config
+        from kqueue.worker.loop import Worker
+
+        config = config or Config(pool_size=1, pool_max_size=2, poll_interval_s=0.01)
+        served = queues or tuple(sorted({job.queue for job in app.jobs.values()} | {app.queue}))
+        self.worker = Worker(app, config, queues=served)
+        self.summary = None
+        self._thread = threading.Thread(target=self._run, name="kqueue-test-worker", daemon=True)
+
+    def _run(self) -> None:
+        self.summary = asyncio.run(self.worker.run())
+
+    def start(self) -> WorkerThread:
+        """Start the worker; returns once its loop runs."""
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while self.worker._loop is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop it (running jobs get the config's grace period) and wait for the thread."""
+        self.worker.request_stop()
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> WorkerThread:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

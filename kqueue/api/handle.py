@@ -84,6 +84,9 @@ class JobHandle(Generic[R]):
         return f"JobHandle({self.id!r}, queue={self.queue!r})"
 
     def __eq__(self, other: object) -> bool:
+        """Equal to a handle of the same id, and to the id itself (code that kept ids)."""
+        if isinstance(other, str):
+            return other == self.id
         return isinstance(other, JobHandle) and other.id == self.id
 
     def __hash__(self) -> int:

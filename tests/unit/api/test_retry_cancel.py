@@ -1,0 +1,154 @@
+"""Per-job retry policy and cancellation on real workers (memory and SQLite backends).
+
+Running pool jobs are cancelled by killing their process; inline async jobs by cancelling their
+task; inline sync jobs see ``kqueue.current_job().cancelled`` and return.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+import kqueue
+from kqueue.policy.config import Config
+from kqueue.testing import WorkerThread, run_until_empty
+
+FAST = Config(pool_size=1, pool_max_size=1, poll_interval_s=0.01, retry_backoff_s=0.01)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def app(request, tmp_path):
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'kq.db'}"
+    made = kqueue.App(url)
+    yield made
+    made.close()
+
+
+def wait_for(predicate, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_no_retry_on_and_retry_on_send_errors_that_cannot_succeed_to_the_dead_letters(app):
+    attempts = {"io": 0, "value": 0}
+
+    @app.job(name="io", tier="inline", max_attempts=3, retry_on=(OSError,))
+    def io():
+        attempts["io"] += 1
+        raise ConnectionError("flaky")
+
+    @app.job(name="value", tier="inline", max_attempts=3, no_retry_on=(ValueError,))
+    def value():
+        attempts["value"] += 1
+        raise ValueError("bad input")
+
+    io.dispatch(), value.dispatch()
+    run_until_empty(app, config=FAST)
+    assert attempts == {"io": 3, "value": 1}
+
+
+def test_raise_retry_runs_again_after_the_delay_it_asked_for(app):
+    seen = []
+
+    @app.job(name="poll", tier="inline", max_attempts=3, retry_backoff_s=60)
+    def poll():
+        seen.append(time.time())
+        if len(seen) == 1:
+            raise kqueue.Retry(delay_s=0.3)
+        return kqueue.current_job().attempt
+
+    handle = poll.dispatch()
+    run_until_empty(app, config=FAST)
+    assert handle.result(timeout_s=5) == 2
+    assert 0.3 <= seen[1] - seen[0] < 5  # its own delay, not the 60 s backoff
+
+
+def test_cancel_a_queued_job_and_it_never_runs(app):
+    ran = []
+
+    @app.job(name="touch", tier="inline")
+    def touch():
+        ran.append(1)
+
+    handle = touch.dispatch()
+    assert handle.cancel() is kqueue.JobState.QUEUED
+    assert handle.status() is kqueue.JobState.CANCELLED
+    run_until_empty(app, config=FAST)
+    assert ran == []
+    with pytest.raises(kqueue.JobCancelled):
+        handle.result(timeout_s=1)
+
+
+def test_cancel_a_running_pool_job_kills_its_process_within_a_second_and_no_retry(app, tmp_path):
+    pid_file = tmp_path / "pid"
+
+    @app.job(name="pool.hang", tier="pool", max_attempts=3)
+    def hang():
+        pid_file.write_text(str(__import__("os").getpid()))
+        time.sleep(60)
+
+    with WorkerThread(app, FAST):
+        handle = hang.dispatch()
+        wait_for(pid_file.exists)
+        pid = int(pid_file.read_text())
+        assert handle.cancel() is kqueue.JobState.RUNNING
+        cancelled_at = time.monotonic()
+        wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")
+        gone_s = time.monotonic() - cancelled_at
+        with pytest.raises(kqueue.JobCancelled):
+            handle.result(timeout_s=5)
+    assert gone_s < 1.0
+    assert app.handle(handle.id).info().state is kqueue.JobState.CANCELLED
+
+
+def test_cancel_a_running_async_inline_job_cancels_its_task(app):
+    started, stopped = [], []
+
+    @app.job(name="async.wait", tier="inline")
+    async def wait():
+        import asyncio
+
+        started.append(1)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            stopped.append(1)
+            raise
+
+    with WorkerThread(app, FAST):
+        handle = wait.dispatch()
+        wait_for(lambda: started)
+        handle.cancel()
+        with pytest.raises(kqueue.JobCancelled):
+            handle.result(timeout_s=5)
+    assert stopped == [1]
+
+
+def test_a_running_sync_inline_job_sees_current_job_cancelled_and_stops(app):
+    steps = []
+
+    @app.job(name="sync.loop", tier="inline")
+    def loop():
+        for _ in range(1000):
+            if kqueue.current_job().cancelled:
+                return "stopped"
+            steps.append(1)
+            time.sleep(0.01)
+        return "finished"
+
+    with WorkerThread(app, FAST):
+        handle = loop.dispatch()
+        wait_for(lambda: len(steps) > 3)
+        handle.cancel()
+        with pytest.raises(kqueue.JobCancelled):
+            handle.result(timeout_s=5)
+    assert len(steps) < 500
+
+
+def test_current_job_outside_a_job_is_a_clear_error():
+    with pytest.raises(LookupError, match="only available inside a job"):
+        kqueue.current_job()
