@@ -1,4 +1,4 @@
-"""``kqueue job ID`` and ``kqueue cancel ID`` against a real SQLite file, as an operator runs them."""
+"""``kqueue job ID`` and ``kqueue cancel ID`` on a real SQLite file, as an operator runs them."""
 
 from __future__ import annotations
 
