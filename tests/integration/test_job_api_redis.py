@@ -1,4 +1,4 @@
-"""The job API with two real ``kqueue run`` workers on one private Redis: unique keys, delays, cancel.
+"""The job API on one private Redis with two real ``kqueue run`` workers: unique, delay, cancel.
 
 Jobs write what they did to files (not Redis), so a test counts every run of every job and
 knows which process ran it.
