@@ -203,7 +203,7 @@ class Job(Generic[P, R]):
             unique_key=options.unique_key,
             unique_for_s=options.unique_for_s,
         )
-        return self.app.handle(job_id, queue=self.queue)
+        return self.app.handle(job_id, queue=self.queue, fresh=True)
 
     def dispatch_many(self, calls: list[tuple[tuple, dict]]) -> list[JobHandle[R]]:
         """Enqueue several ``(args, kwargs)`` calls in one batch; returns their handles."""
@@ -342,12 +342,14 @@ class App:
 
         return register(fn) if fn is not None else register
 
-    def handle(self, job_id: str, *, queue: str | None = None) -> JobHandle:
+    def handle(self, job_id: str, *, queue: str | None = None, fresh: bool = False) -> JobHandle:
         """The handle of a job dispatched earlier, from its id (a web app stores ids).
 
         Args:
             job_id: the id (``str(handle)``).
             queue: its queue, if known; else the backend looks in every queue once.
+            fresh: it was just dispatched there (``dispatch`` says so: ``result()`` can wait
+                for it before looking it up).
         """
         job = None
         if queue is not None:
@@ -358,6 +360,7 @@ class App:
             str(job_id),
             queue,
             cancel_ttl_s=CANCEL_RECORD_TTL_S if ttl_s is None else max(ttl_s, 1.0),
+            fresh=fresh,
         )
 
     def with_backend(self, backend: str | Backend) -> App:

@@ -46,6 +46,26 @@ def encode_message(
     Raises:
         JobError: an argument is not JSON-serialisable (names the argument and its type).
     """
+    document: dict[str, Any] = {
+        "v": MESSAGE_VERSION,
+        "name": name,
+        "args": list(args),
+        "kwargs": kwargs,
+        "submitted_at": submitted_at,
+    }
+    if due_at is not None and due_at > submitted_at:
+        document["due_at"] = due_at
+    if result_ttl_s is not None:
+        document["result_ttl_s"] = result_ttl_s
+    try:
+        return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError):
+        _refuse_argument(name, args, kwargs)
+        raise
+
+
+def _refuse_argument(name: str, args: tuple, kwargs: dict) -> None:
+    """Raise a ``JobError`` naming the first argument that is not JSON-serialisable."""
     for where, value in [
         *((f"argument {i + 1}", a) for i, a in enumerate(args)),
         *((f"keyword argument {k!r}", v) for k, v in kwargs.items()),
@@ -58,18 +78,7 @@ def encode_message(
                 "pass plain data (str, int, float, bool, None, list, dict) "
                 "and load objects inside the job"
             ) from None
-    document: dict[str, Any] = {
-        "v": MESSAGE_VERSION,
-        "name": name,
-        "args": list(args),
-        "kwargs": kwargs,
-        "submitted_at": submitted_at,
-    }
-    if due_at is not None and due_at > submitted_at:
-        document["due_at"] = due_at
-    if result_ttl_s is not None:
-        document["result_ttl_s"] = result_ttl_s
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    raise JobError(f"job {name!r}: keyword argument names must be strings: {list(kwargs)!r}")
 
 
 def decode_message(body: bytes) -> Message:

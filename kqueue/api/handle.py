@@ -64,6 +64,7 @@ class JobHandle(Generic[R]):
         job_id: its id.
         queue: its queue, if known (else every queue is searched once).
         cancel_ttl_s: how long its record is kept if it is cancelled, seconds.
+        fresh: it was just dispatched to ``queue`` (``result`` can wait before looking).
     """
 
     def __init__(
@@ -73,9 +74,12 @@ class JobHandle(Generic[R]):
         queue: str | None = None,
         *,
         cancel_ttl_s: float = CANCEL_RECORD_TTL_S,
+        fresh: bool = False,
     ):
         self.backend, self.id, self.queue = backend, job_id, queue
         self.cancel_ttl_s = cancel_ttl_s
+        #: Just dispatched by this process to ``queue``: the backend knows it.
+        self._fresh = fresh and queue is not None
 
     def __str__(self) -> str:
         return self.id
@@ -93,7 +97,9 @@ class JobHandle(Generic[R]):
         return hash(self.id)
 
     def _lookup(self) -> tuple[JobRecord, dict[str, Any] | None]:
-        record = self.backend.lookup(self.id, self.queue)
+        return self._decoded(self.backend.lookup(self.id, self.queue))
+
+    def _decoded(self, record: JobRecord) -> tuple[JobRecord, dict[str, Any] | None]:
         if record.queue:
             self.queue = record.queue
         document = None
@@ -150,8 +156,15 @@ class JobHandle(Generic[R]):
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         sleep_s = FIRST_WAIT_S
-        while True:
+        if self._fresh and self.backend.wakes_on_finish:  # it exists: wait at once
+            first_s = 5.0 if timeout_s is None else max(0.0, min(timeout_s, 5.0))
+            record, document = self._decoded(
+                self.backend.wait_and_lookup(self.id, self.queue, first_s)
+            )
+        else:
             record, document = self._lookup()
+        self._fresh = False
+        while True:
             state = _state(record, document)
             if state.finished or state is JobState.UNKNOWN:
                 return _outcome(self.id, state, record, document)
@@ -161,11 +174,11 @@ class JobHandle(Generic[R]):
                     f"job {self.id} is still {state.value} after {timeout_s} s; "
                     "call result() again to wait longer"
                 )
-            if self.backend.wakes_on_finish:
-                self.backend.wait_finished(self.id, self.queue, min(left_s, 5.0))
-            else:
-                self.backend.wait_finished(self.id, self.queue, min(left_s, sleep_s))
-                sleep_s = min(MAX_WAIT_S, sleep_s * 2)
+            wait_s = min(left_s, 5.0) if self.backend.wakes_on_finish else min(left_s, sleep_s)
+            sleep_s = min(MAX_WAIT_S, sleep_s * 2)
+            record, document = self._decoded(
+                self.backend.wait_and_lookup(self.id, self.queue, wait_s)
+            )
 
     def cancel(self) -> JobState:
         """Cancel the job; returns its state before.

@@ -271,6 +271,11 @@ class Backend(abc.ABC):
         """
         time.sleep(max(0.0, timeout_s))
 
+    def wait_and_lookup(self, job_id: str, queue: str, timeout_s: float) -> JobRecord:
+        """``wait_finished`` then ``lookup``; Redis does both in one round trip."""
+        self.wait_finished(job_id, queue, timeout_s)
+        return self.lookup(job_id, queue)
+
     @abc.abstractmethod
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
         """Record a worker's status (JSON bytes); it is forgotten ``ttl_s`` after publishing."""

@@ -111,6 +111,8 @@ class RedisBackend(Backend):
                 "STATUSES",
             )
         }
+        #: Queues this client added to the ``queues`` set already (each is added once).
+        self._listed: set[str] = set()
         #: The blocking wait of ``wait_for_work`` (its own thread and pooled connection) and the
         #: loop it reports to; a wait outlives a cancelled caller and serves the next call.
         self._waits: ThreadPoolExecutor | None = None
@@ -220,7 +222,11 @@ class RedisBackend(Backend):
             ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *_flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)
         ]
+        if queue in self._listed and len(calls) == 1:
+            self._run(*calls[0])  # one command, no pipeline: the common single dispatch
+            return
         self._batch(calls, lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
+        self._listed.add(queue)
 
     @_translated
     def lease(
@@ -412,6 +418,16 @@ class RedisBackend(Backend):
         ]
         replies = self._batch(calls) if calls else []
         return {job_id.decode() for reply in replies for job_id in reply}
+
+    @_translated
+    def wait_and_lookup(self, job_id: str, queue: str, timeout_s: float) -> JobRecord:
+        """``BLMOVE`` and the LOOKUP script pipelined: the job's end and its record in one trip."""
+        key = self._prefix(queue) + f"done:{job_id}"
+        wait_s = min(WAIT_MAX_S, max(0.001, timeout_s))
+        keys = self._keys(queue, "pending", "leased", "dead")
+        lookup = ("LOOKUP", keys, [self._prefix(queue), job_id])
+        replies = self._batch([lookup], lambda pipe: pipe.blmove(key, key, wait_s, "LEFT", "LEFT"))
+        return _job_record(job_id, queue, replies[0], time.time())
 
     def wait_finished(self, job_id: str, queue: str, timeout_s: float) -> None:
         """``BLMOVE`` the job's ``done`` list onto itself: returns as it ends (every waiter)."""

@@ -66,7 +66,6 @@ local function finish(prefix, id, record, ttl_ms)
     redis.call('SET', prefix .. 'result:' .. id, record, 'PX', ttl_ms)
   end
   local done = prefix .. 'done:' .. id
-  redis.call('DEL', done)
   redis.call('RPUSH', done, '1')
   redis.call('PEXPIRE', done, math.max(ttl_ms, {DONE_MIN_TTL_MS}))
 end
@@ -265,7 +264,6 @@ redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[2])
 release_lock(ARGV[1], key, ARGV[2])
 local done = ARGV[1] .. 'done:' .. ARGV[2]
-redis.call('DEL', done)
 redis.call('RPUSH', done, '1')
 redis.call('PEXPIRE', done, {DONE_MIN_TTL_MS})
 redis.call('HDEL', key, 'token', 'ukey')
