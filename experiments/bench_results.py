@@ -1,8 +1,8 @@
 """Benchmark: what results cost on Redis, against baselines measured in the same run.
 
 Scenario: one private redis-server and one idle ``kqueue run --inline`` worker. First the round
-trip of a result: ``dispatch`` an echo job, wait for ``handle.result()``, one at a time, ``--samples``
-times (median and p99), beside the baseline of the same client's bare Redis ``PING`` round trip.
+trip of a result: ``dispatch`` an echo job, wait for ``handle.result()``, one at a time,
+``--samples`` times (median and p99), beside the same client's bare Redis ``PING`` round trip.
 Then the cost of storing results: ``--jobs`` no-op jobs drained by one burst worker with results
 kept (the default, 1 hour) and with ``result_ttl_s=0`` (nothing kept), alternating ``--repeat``
 times; jobs/s counts from the first finished job to the last (start-up excluded). The machine
