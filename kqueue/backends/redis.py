@@ -15,32 +15,34 @@ so callers can back off and retry without knowing redis-py; the client reconnect
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import os
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from kqueue.backends import redact_url
 from kqueue.backends import redis_scripts as lua
 from kqueue.backends.base import (
     Backend,
     DeadLetter,
-    JobRecord,
     Lease,
     Records,
     State,
     WorkerStatus,
-    unknown,
-    waiting_state,
 )
-from kqueue.errors import BackendError, BackendUnavailable
-from kqueue.policy.status import JobState
+from kqueue.backends.redis_handles import RedisHandles
+from kqueue.backends.redis_replies import (
+    PREFIX,
+    WAIT_MAX_S,
+    flat,
+    parse_leases,
+    take_prefix,
+    translated,
+)
+from kqueue.errors import BackendError
 
 try:
     import redis
@@ -50,35 +52,13 @@ try:
 except ImportError as exc:  # pragma: no cover - redis is a dependency
     raise ImportError(f"the redis backend needs redis-py ({exc}); run pip install redis") from None
 
-#: Every key starts with this unless the URL names another (``?prefix=myapp``).
-PREFIX = "kqueue"
 #: Most messages per script call (bounds the time one script blocks Redis).
 CHUNK = 500
 #: Environment variable with the password when the URL has none (never logged).
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
-#: Longest single ``BLPOP`` of ``wait_for_work``, seconds (below the client's socket timeout).
-WAIT_MAX_S = 5.0
 
 
-def _translated(method: Callable) -> Callable:
-    """Turn redis-py errors into kqueue's: ``BackendUnavailable`` for connection problems."""
-
-    @functools.wraps(method)
-    def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise BackendUnavailable(
-                f"redis at {self.safe_url} is unreachable ({type(exc).__name__}: {exc}); "
-                "retry later"
-            ) from None
-        except redis_errors.RedisError as exc:
-            raise BackendError(f"redis at {self.safe_url}: {type(exc).__name__}: {exc}") from None
-
-    return wrapper
-
-
-class RedisBackend(Backend):
+class RedisBackend(RedisHandles, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
@@ -139,7 +119,7 @@ class RedisBackend(Backend):
         password = os.environ.get(PASSWORD_ENV)
         if password and "@" not in url:
             options["password"] = password
-        url, prefix = _take_prefix(url)
+        url, prefix = take_prefix(url)
         try:
             client = redis.Redis.from_url(url, **options)
         except (ValueError, TypeError) as exc:
@@ -188,38 +168,18 @@ class RedisBackend(Backend):
 
     # --- messages ---------------------------------------------------------------------------
 
-    @_translated
+    @translated
     def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
         self._enqueue(queue, [(job_id, body)], delay_s)
 
-    @_translated
+    @translated
     def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
         self._enqueue(queue, messages, 0.0)
-
-    @_translated
-    def submit(
-        self,
-        queue: str,
-        job_id: str,
-        body: bytes,
-        *,
-        delay_s: float = 0.0,
-        unique_key: str | None = None,
-        unique_for_s: float = 0.0,
-    ) -> str:
-        if unique_key is None:
-            self._enqueue(queue, [(job_id, body)], delay_s)
-            return job_id
-        keys = self._keys(queue, "pending", "notify", "dead")
-        args = [self._prefix(queue), repr(float(delay_s)), job_id, body, unique_key]
-        call = ("SUBMIT", keys, [*args, repr(float(unique_for_s))])
-        [holder] = self._batch([call], lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
-        return holder.decode()
 
     def _enqueue(self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float) -> None:
         keys, prefix = self._keys(queue, "pending", "notify"), self._prefix(queue)
         calls = [
-            ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *_flat(messages[i : i + CHUNK])])
+            ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)
         ]
         if queue in self._listed and len(calls) == 1:
@@ -228,16 +188,16 @@ class RedisBackend(Backend):
         self._batch(calls, lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
         self._listed.add(queue)
 
-    @_translated
+    @translated
     def lease(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
     ) -> list[Lease]:
         if limit <= 0:
             return []
         call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
-        return _leases(queue, token, self._run(*call))
+        return parse_leases(queue, token, self._run(*call))
 
-    @_translated
+    @translated
     def ack_and_lease(
         self,
         acks: Sequence[Lease],
@@ -253,7 +213,7 @@ class RedisBackend(Backend):
             return (sum(int(n) for n in self._batch(calls)) if calls else 0), []
         call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
         replies = self._batch([*calls, call])
-        return sum(int(n) for n in replies[:-1]), _leases(queue, token, replies[-1])
+        return sum(int(n) for n in replies[:-1]), parse_leases(queue, token, replies[-1])
 
     def _lease_call(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
@@ -263,7 +223,7 @@ class RedisBackend(Backend):
         args = [self._prefix(queue), limit, repr(float(visibility_timeout_s)), token, worker_id]
         return ("LEASE", keys, args), token
 
-    @_translated
+    @translated
     def ack(self, leases: Sequence[Lease], records: Records | None = None) -> int:
         calls = self._ack_calls(leases, records)
         return sum(int(n) for n in self._batch(calls)) if calls else 0
@@ -278,12 +238,12 @@ class RedisBackend(Backend):
             ttl_ms = max(0, math.ceil(ttl_s * 1000)) if record else 0
             by_queue[lease.queue].append((lease.job_id, lease.token, ttl_ms, record))
         return [
-            ("ACK", self._keys(queue, "leased"), [self._prefix(queue), *_flat(held[i : i + CHUNK])])
+            ("ACK", self._keys(queue, "leased"), [self._prefix(queue), *flat(held[i : i + CHUNK])])
             for queue, held in by_queue.items()
             for i in range(0, len(held), CHUNK)
         ]
 
-    @_translated
+    @translated
     def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:
         replies = self._per_queue(
             "EXTEND", ("leased",), [repr(float(visibility_timeout_s))], leases
@@ -294,13 +254,13 @@ class RedisBackend(Backend):
             held.update((job_id.decode(), expires_at) for job_id in reply[1:])
         return [lease.with_expiry(held[lease.job_id]) for lease in leases if lease.job_id in held]
 
-    @_translated
+    @translated
     def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
         args = [repr(float(delay_s)), error or " ", "1"]
         states = ("pending", "leased", "notify")
         return sum(self._per_queue("REQUEUE", states, args, [lease])) == 1
 
-    @_translated
+    @translated
     def release(self, leases: Sequence[Lease], delay_s: float = 0.0) -> int:
         args = [repr(float(delay_s)), "", "0"]
         states = ("pending", "leased", "notify")
@@ -323,20 +283,20 @@ class RedisBackend(Backend):
             (
                 script,
                 self._keys(queue, *states),
-                [self._prefix(queue), *args, *_flat(held[i : i + CHUNK])],
+                [self._prefix(queue), *args, *flat(held[i : i + CHUNK])],
             )
             for queue, held in by_queue.items()
             for i in range(0, len(held), CHUNK)
         ]
         return calls
 
-    @_translated
+    @translated
     def dead(self, lease: Lease, reason: str) -> bool:
         keys = self._keys(lease.queue, "leased", "dead")
         args = [self._prefix(lease.queue), lease.job_id, lease.token, reason]
         return int(self._run("DEAD", keys, args)) == 1
 
-    @_translated
+    @translated
     def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         letters = []
         for name in [queue] if queue else self._queues():
@@ -355,7 +315,7 @@ class RedisBackend(Backend):
         letters.sort(key=lambda letter: letter.failed_at, reverse=True)
         return letters[:limit]
 
-    @_translated
+    @translated
     def requeue_dead(self, job_ids: Sequence[str] | None = None, queue: str | None = None) -> int:
         if job_ids is not None and not job_ids:
             return 0
@@ -368,7 +328,7 @@ class RedisBackend(Backend):
             )
         return total
 
-    @_translated
+    @translated
     def counts(self, queue: str | None = None) -> dict[str, dict[str, int]]:
         names = [queue] if queue else self._queues()
         calls = [("COUNTS", self._keys(name, "pending", "leased", "dead"), []) for name in names]
@@ -378,64 +338,6 @@ class RedisBackend(Backend):
             if any(reply):
                 result[name] = {state.value: int(n) for state, n in zip(order, reply, strict=True)}
         return result
-
-    # --- handles: lookup, cancel, wait ------------------------------------------------------
-
-    @_translated
-    def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:
-        names = [queue] if queue else self._queues()
-        calls = [
-            ("LOOKUP", self._keys(name, "pending", "leased", "dead"), [self._prefix(name), job_id])
-            for name in names
-        ]
-        now = time.time()
-        for name, reply in zip(names, self._batch(calls) if calls else [], strict=True):
-            record = _job_record(job_id, name, reply, now)
-            if record.state is not JobState.UNKNOWN:
-                return record
-        return unknown(job_id)
-
-    @_translated
-    def cancel(self, job_id: str, queue: str | None, record: bytes, ttl_s: float) -> JobState:
-        names = [queue] if queue else self._queues()
-        for name in names:
-            keys = self._keys(name, "pending", "leased", "dead")
-            args = [self._prefix(name), job_id, record, max(1, math.ceil(ttl_s * 1000))]
-            before = self._run("CANCEL", keys, args).decode()
-            if before == "finished":
-                return self.lookup(job_id, name).state
-            if before != "unknown":
-                return JobState(before)
-        return JobState.UNKNOWN
-
-    @_translated
-    def cancel_requested(self, leases: Sequence[Lease]) -> set[str]:
-        by_queue: dict[str, list[str]] = defaultdict(list)
-        for lease in leases:
-            by_queue[lease.queue].append(lease.job_id)
-        calls = [
-            ("CANCEL_REQUESTED", [], [self._prefix(queue), *ids]) for queue, ids in by_queue.items()
-        ]
-        replies = self._batch(calls) if calls else []
-        return {job_id.decode() for reply in replies for job_id in reply}
-
-    @_translated
-    def wait_and_lookup(self, job_id: str, queue: str, timeout_s: float) -> JobRecord:
-        """``BLMOVE`` and the LOOKUP script pipelined: the job's end and its record in one trip."""
-        key = self._prefix(queue) + f"done:{job_id}"
-        wait_s = min(WAIT_MAX_S, max(0.001, timeout_s))
-        keys = self._keys(queue, "pending", "leased", "dead")
-        lookup = ("LOOKUP", keys, [self._prefix(queue), job_id])
-        replies = self._batch([lookup], lambda pipe: pipe.blmove(key, key, wait_s, "LEFT", "LEFT"))
-        return _job_record(job_id, queue, replies[0], time.time())
-
-    def wait_finished(self, job_id: str, queue: str, timeout_s: float) -> None:
-        """``BLMOVE`` the job's ``done`` list onto itself: returns as it ends (every waiter)."""
-        key = self._prefix(queue) + f"done:{job_id}"
-        try:
-            self.client.blmove(key, key, min(WAIT_MAX_S, max(0.001, timeout_s)), "LEFT", "LEFT")
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
-            time.sleep(min(timeout_s, 0.1))  # the caller's next lookup reports the outage
 
     # --- waking idle workers ---------------------------------------------------------------
 
@@ -477,11 +379,11 @@ class RedisBackend(Backend):
             f"{self.prefix}:worker-published",
         ]
 
-    @_translated
+    @translated
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
         self._run("PUBLISH", self._status_keys(), [worker_id, body, repr(float(ttl_s))])
 
-    @_translated
+    @translated
     def worker_statuses(self) -> list[WorkerStatus]:
         reply = self._run("STATUSES", self._status_keys(), [])
         statuses = [
@@ -490,7 +392,7 @@ class RedisBackend(Backend):
         ]
         return sorted(statuses, key=lambda status: status.worker_id)
 
-    @_translated
+    @translated
     def remove_status(self, worker_id: str) -> None:
         pipe = self.client.pipeline(transaction=True)
         for key in self._status_keys():
@@ -499,7 +401,7 @@ class RedisBackend(Backend):
 
     # --- estimator history ------------------------------------------------------------------
 
-    @_translated
+    @translated
     def record_durations(self, durations: Mapping[str, Sequence[float]], keep: int) -> None:
         if not durations:
             return
@@ -511,7 +413,7 @@ class RedisBackend(Backend):
             pipe.ltrim(key, -keep, -1)
         pipe.execute()
 
-    @_translated
+    @translated
     def load_durations(self, keep: int) -> dict[str, list[float]]:
         classes = sorted(
             c.decode() for c in self.client.smembers(f"{self.prefix}:duration-classes")
@@ -526,75 +428,3 @@ class RedisBackend(Backend):
         if self._waits is not None:
             self._waits.shutdown(wait=False, cancel_futures=True)
         self.client.close()
-
-
-def _leases(queue: str, token: str, reply: list) -> list[Lease]:
-    """The leases in a LEASE script's reply, oldest first."""
-    expires_at = float(reply[0])
-    leases = []
-    for packed in reply[1:]:  # b"<len(id)>:<id><attempts>:<enqueued_at>:<body>"
-        colon = packed.index(b":")
-        end = colon + 1 + int(packed[:colon])
-        attempts, enqueued, body = packed[end:].split(b":", 2)
-        job_id = packed[colon + 1 : end].decode()
-        leases.append(Lease(job_id, queue, body, int(attempts), float(enqueued), token, expires_at))
-    leases.sort(key=lambda lease: lease.enqueued_at)
-    return leases
-
-
-def _job_record(job_id: str, queue: str, reply: list, now: float) -> JobRecord:
-    """A LOOKUP reply as a ``JobRecord`` (see ``redis_scripts.LOOKUP``)."""
-    state, attempts, enqueued, due, at, worker, error, failed, record, body = reply
-    state = state.decode()
-
-    def number(raw: bytes) -> float:
-        return float(raw) if raw else math.nan
-
-    error_text = error.decode(errors="replace")
-    if state == "waiting":
-        job_state = waiting_state(
-            now, number(at), number(due) if due else number(enqueued), error_text
-        )
-    elif state == "finished":
-        job_state = JobState.DONE  # the record says more (a cancelled job's record says so)
-    else:
-        job_state = JobState(state)
-    return JobRecord(
-        job_id,
-        job_state,
-        queue=queue,
-        attempts=int(attempts or 0),
-        enqueued_at=number(enqueued),
-        due_at=number(due) if due else number(enqueued),
-        available_at=number(at),
-        worker=worker.decode(errors="replace"),
-        error=error_text,
-        failed_at=number(failed),
-        record=record,
-        body=body,
-    )
-
-
-def _take_prefix(url: str) -> tuple[str, str]:
-    """The URL without its ``prefix`` option, and the prefix (default ``PREFIX``).
-
-    Raises:
-        BackendError: the prefix is empty or holds ``{``, ``}`` or whitespace.
-    """
-    parts = urlsplit(url)
-    options = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for name, value in options if name == "prefix"]
-    if not prefixes:
-        return url, PREFIX
-    prefix = prefixes[-1]
-    if not prefix or any(c in prefix for c in "{} \t\n"):
-        raise BackendError(
-            f"redis URL {redact_url(url)!r}: prefix={prefix!r} is invalid; use letters, digits, "
-            "'-', '_', ':' or '.', e.g. ?prefix=myapp"
-        )
-    rest = urlencode([(name, value) for name, value in options if name != "prefix"], safe="/")
-    return urlunsplit(parts._replace(query=rest)), prefix
-
-
-def _flat(pairs: Sequence[tuple]) -> list:
-    return [x for pair in pairs for x in pair]

@@ -27,84 +27,20 @@ from kqueue.backends.base import (
     State,
     WorkerStatus,
     unknown,
-    waiting_state,
+)
+from kqueue.backends.sqlite_schema import (
+    ADDED_COLUMNS,
+    HELD,
+    INSERT,
+    LEASE,
+    LOOKUP,
+    PURGE_INTERVAL_S,
+    SCHEMA,
+    Transaction,
+    job_record,
 )
 from kqueue.errors import BackendError
 from kqueue.policy.status import JobState
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    queue TEXT NOT NULL,
-    body BLOB NOT NULL,
-    state TEXT NOT NULL,                -- 'ready' | 'leased' | 'dead'
-    available_at REAL NOT NULL,         -- due time, or lease expiry when leased
-    attempts INTEGER NOT NULL DEFAULT 0,
-    enqueued_at REAL NOT NULL,
-    token TEXT,
-    worker TEXT,
-    error TEXT,
-    failed_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (queue, available_at) WHERE state != 'dead';
-CREATE TABLE IF NOT EXISTS results (
-    id TEXT PRIMARY KEY,
-    queue TEXT NOT NULL,
-    record BLOB NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
-CREATE TABLE IF NOT EXISTS locks (
-    queue TEXT NOT NULL,
-    key TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    until REAL NOT NULL,                -- held at least until then, and while its job waits or runs
-    PRIMARY KEY (queue, key)
-);
-CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (failed_at) WHERE state = 'dead';
-CREATE TABLE IF NOT EXISTS durations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_class TEXT NOT NULL,
-    duration_s REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS durations_class ON durations (job_class, seq);
-CREATE TABLE IF NOT EXISTS workers (
-    id TEXT PRIMARY KEY,
-    body BLOB NOT NULL,
-    published_at REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
-
-_INSERT = (
-    "INSERT OR IGNORE INTO jobs (id, queue, body, state, available_at, enqueued_at, due_at) "
-    "VALUES (?, ?, ?, 'ready', ?, ?, ?)"
-)
-
-_LEASE = """
-UPDATE jobs SET state = 'leased', available_at = :expires_at, attempts = attempts + 1,
-                token = :token, worker = :worker
-WHERE id IN (SELECT id FROM jobs WHERE queue = :queue AND state != 'dead' AND available_at <= :now
-             ORDER BY available_at LIMIT :limit)
-RETURNING id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s
-"""
-
-_HELD = "id = ? AND token = ? AND state = 'leased'"
-
-#: Columns added after the first release: (name, declaration), added to an older file on open.
-_ADDED_COLUMNS = (
-    ("due_at", "REAL"),
-    ("unique_key", "TEXT"),
-    ("cancel_record", "BLOB"),
-    ("cancel_ttl_s", "REAL"),
-)
-#: Least time between two purges of expired results and locks (done by ``lease``), seconds.
-PURGE_INTERVAL_S = 1.0
-
-_LOOKUP = (
-    "SELECT id, queue, state, available_at, attempts, enqueued_at, due_at, worker, error, "
-    "failed_at, body FROM jobs WHERE id = ?"
-)
 
 
 class SQLiteBackend(Backend):
@@ -120,13 +56,13 @@ class SQLiteBackend(Backend):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         self._add_columns()
         self._last_purge = 0.0
 
     def _add_columns(self) -> None:
         have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
-        for name, declaration in _ADDED_COLUMNS:
+        for name, declaration in ADDED_COLUMNS:
             if name not in have:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process added it
                     self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
@@ -166,7 +102,7 @@ class SQLiteBackend(Backend):
         now = time.time()
         rows = [(job_id, queue, body, now, now, now) for job_id, body in messages]
         with self._transaction() as db:
-            db.executemany(_INSERT, rows)
+            db.executemany(INSERT, rows)
 
     def submit(
         self,
@@ -189,7 +125,7 @@ class SQLiteBackend(Backend):
                     "INSERT OR REPLACE INTO locks (queue, key, job_id, until) VALUES (?, ?, ?, ?)",
                     (queue, unique_key, job_id, now + unique_for_s),
                 )
-            db.execute(_INSERT, (job_id, queue, body, due, now, due))
+            db.execute(INSERT, (job_id, queue, body, due, now, due))
             if unique_key is not None:
                 db.execute("UPDATE jobs SET unique_key = ? WHERE id = ?", (unique_key, job_id))
         return job_id
@@ -226,7 +162,7 @@ class SQLiteBackend(Backend):
         }
         with self._transaction() as db:
             self._purge(db, now)
-            rows = db.execute(_LEASE, params).fetchall()
+            rows = db.execute(LEASE, params).fetchall()
             leases = []
             for job_id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s in rows:
                 lease = Lease(job_id, queue, body, attempts, enqueued_at, token, expires_at)
@@ -281,7 +217,7 @@ class SQLiteBackend(Backend):
         with self._transaction() as db:
             for lease in leases:
                 if db.execute(
-                    f"SELECT 1 FROM jobs WHERE {_HELD}", (lease.job_id, lease.token)
+                    f"SELECT 1 FROM jobs WHERE {HELD}", (lease.job_id, lease.token)
                 ).fetchone():
                     self._finish(db, lease, now, records)
                     held += 1
@@ -293,7 +229,7 @@ class SQLiteBackend(Backend):
         with self._transaction() as db:
             for lease in leases:
                 cursor = db.execute(
-                    f"UPDATE jobs SET available_at = ? WHERE {_HELD}",
+                    f"UPDATE jobs SET available_at = ? WHERE {HELD}",
                     (expires_at, lease.job_id, lease.token),
                 )
                 if cursor.rowcount:
@@ -304,7 +240,7 @@ class SQLiteBackend(Backend):
         now = time.time()
         with self._transaction() as db:
             row = db.execute(
-                f"SELECT cancel_record, cancel_ttl_s FROM jobs WHERE {_HELD}",
+                f"SELECT cancel_record, cancel_ttl_s FROM jobs WHERE {HELD}",
                 (lease.job_id, lease.token),
             ).fetchone()
             if row is None:
@@ -314,7 +250,7 @@ class SQLiteBackend(Backend):
                 return True
             db.execute(
                 "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, worker = NULL, "
-                f"error = ? WHERE {_HELD}",
+                f"error = ? WHERE {HELD}",
                 (now + delay_s, error, lease.job_id, lease.token),
             )
         return True
@@ -325,7 +261,7 @@ class SQLiteBackend(Backend):
             return sum(
                 db.execute(
                     "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, "
-                    f"worker = NULL, attempts = MAX(attempts - 1, 0) WHERE {_HELD}",
+                    f"worker = NULL, attempts = MAX(attempts - 1, 0) WHERE {HELD}",
                     (available_at, lease.job_id, lease.token),
                 ).rowcount
                 for lease in leases
@@ -336,7 +272,7 @@ class SQLiteBackend(Backend):
         with self._transaction() as db:
             row = db.execute(
                 f"UPDATE jobs SET state = 'dead', error = ?, failed_at = ?, token = NULL, "
-                f"worker = NULL WHERE {_HELD} RETURNING unique_key",
+                f"worker = NULL WHERE {HELD} RETURNING unique_key",
                 (reason, now, lease.job_id, lease.token),
             ).fetchone()
             if row is not None and row[0] is not None:
@@ -345,9 +281,9 @@ class SQLiteBackend(Backend):
 
     def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:
         now = time.time()
-        row = self._db.execute(_LOOKUP, (job_id,)).fetchone()
+        row = self._db.execute(LOOKUP, (job_id,)).fetchone()
         if row is not None and (queue is None or row[1] == queue):
-            return _record(row, now)
+            return job_record(row, now)
         found = self._db.execute(
             "SELECT queue, record FROM results WHERE id = ? AND expires_at > ?", (job_id, now)
         ).fetchone()
@@ -358,10 +294,10 @@ class SQLiteBackend(Backend):
     def cancel(self, job_id: str, queue: str | None, record: bytes, ttl_s: float) -> JobState:
         now = time.time()
         with self._transaction() as db:
-            row = db.execute(_LOOKUP, (job_id,)).fetchone()
+            row = db.execute(LOOKUP, (job_id,)).fetchone()
             if row is None or (queue is not None and row[1] != queue):
                 return self.lookup(job_id, queue).state
-            before = _record(row, now).state
+            before = job_record(row, now).state
             if before is JobState.RUNNING:
                 db.execute(
                     "UPDATE jobs SET cancel_record = ?, cancel_ttl_s = ? WHERE id = ?",
@@ -472,44 +408,5 @@ class SQLiteBackend(Backend):
             self._connections.clear()
         self._local = threading.local()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-def _record(row: tuple, now: float) -> JobRecord:
-    """A ``jobs`` row (``_LOOKUP``'s columns) as a ``JobRecord`` with its state now."""
-    job_id, queue, state, available_at, attempts, enqueued_at, due_at, worker, error = row[:9]
-    due_at = enqueued_at if due_at is None else due_at
-    if state == "dead":
-        job_state = JobState.DEAD
-    elif state == "leased" and available_at > now:
-        job_state = JobState.RUNNING
-    else:
-        job_state = waiting_state(now, available_at, due_at, error or "")
-    return JobRecord(
-        job_id,
-        job_state,
-        queue=queue,
-        attempts=attempts,
-        enqueued_at=enqueued_at,
-        due_at=due_at,
-        available_at=available_at,
-        worker=worker or "",
-        error=error or "",
-        failed_at=row[9] if row[9] is not None else float("nan"),
-        body=row[10],
-    )
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on one connection."""
-
-    def __init__(self, connection: sqlite3.Connection):
-        self.connection = connection
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.connection.execute("BEGIN IMMEDIATE")
-        return self.connection
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db)

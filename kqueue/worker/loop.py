@@ -15,27 +15,23 @@ import contextlib
 import functools
 import logging
 import os
-import random
 import signal
 import socket
 import time
 import uuid
 from typing import Any
 
-from kqueue.api.codec import encode_record
-from kqueue.api.handle import CANCEL_RECORD_TTL_S
-from kqueue.backends.base import Lease
 from kqueue.errors import BackendUnavailable
 from kqueue.job import App
 from kqueue.policy.config import Config
 from kqueue.policy.estimator import DurationHistory
-from kqueue.policy.retry import retry_after_s
-from kqueue.policy.status import JobState, Status
+from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
 from kqueue.worker.recorder import Recorder
+from kqueue.worker.settle import Settler
 
 log = logging.getLogger("kqueue.worker")
 
@@ -87,18 +83,15 @@ class Worker:
         #: Leases jobs into its ``waiting`` queues, one per tier.
         self.intake = Intake(app, config, self.runners, self.history, force_inline=force_inline)
         #: What the loop itself settled: retries' dead letters, releases, abandoned threads.
-        self._dead_lettered = self._released = self._abandoned = 0
+        self._released = self._abandoned = 0
         #: Running jobs and their runners' handles (``cancel()`` at shutdown).
         self._running: dict[Pending, Any] = {}
         self._finished: list[tuple[Pending, Outcome]] = []
-        self._acks: list[Lease] = []
-        #: Finished records to send with the acks: job id -> (record, TTL s).
-        self._records: dict[str, tuple[bytes, float]] = {}
+        #: Acks, retries and dead letters of finished jobs (acks go with the next lease).
+        self.settler = Settler(self.backend, self.recorder, self.worker_id)
         #: Jobs this worker was told to cancel (each is aborted once).
         self._aborted: set[str] = set()
         self._last_cancel_poll = 0.0
-        #: Draws retry jitter (seeded per worker: no global random state).
-        self._rng = random.Random(self.worker_id)
         self._stopping = False
         self._force = False
         self._wake: asyncio.Event | None = None
@@ -153,8 +146,8 @@ class Worker:
             self.worker_id,
             done=self.recorder.done,
             by_status=dict(self.recorder.by_status),
-            dead_lettered=self._dead_lettered + self.intake.dead_lettered,
-            released=self._released + self.intake.released,
+            dead_lettered=self.settler.dead_lettered + self.intake.dead_lettered,
+            released=self._released + self.settler.released + self.intake.released,
             abandoned=self._abandoned,
         )
 
@@ -213,15 +206,16 @@ class Worker:
         for queue in self.queues:
             if fetched >= room:
                 break
+            acks, records = self.settler.pending_acks()
             _, leases = self.backend.ack_and_lease(
-                self._acks,
+                acks,
                 queue,
                 self.worker_id,
                 room - fetched,
                 self.config.visibility_timeout_s,
-                records=self._records,
+                records=records,
             )
-            self._acks, self._records = [], {}  # kept until a call succeeds (after a reconnect)
+            self.settler.acked()  # kept until a call succeeds: acks retry after a reconnect
             overflow = [lease for lease in leases if not self.intake.accept(lease)]
             if overflow:
                 self.intake.give_back(overflow)
@@ -262,64 +256,11 @@ class Worker:
             self.recorder.flush()
 
     def _flush_acks(self) -> None:
-        if self._acks:
-            self.backend.ack(self._acks, self._records)  # kept until it succeeds (reconnect)
-            self._acks, self._records = [], {}
+        self.settler.flush()
 
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
-        lease = pending.lease
-        self._aborted.discard(lease.job_id)
-        if outcome.interrupted:
-            self._released += self.backend.release([lease])
-            return
-        if outcome.status in (Status.OK, Status.CANCELLED):
-            self._finish(pending, outcome)
-        else:
-            self._retry_or_bury(pending, outcome)
-        self.recorder.record(pending, outcome)
-
-    def _finish(self, pending: Pending, outcome: Outcome) -> None:
-        """Ack a job that returned or was cancelled; its record goes with the ack."""
-        self._acks.append(pending.lease)
-        cancelled = outcome.status is Status.CANCELLED
-        ttl_s = pending.result_ttl_s or (CANCEL_RECORD_TTL_S if cancelled else 0.0)
-        if ttl_s > 0:
-            state = JobState.CANCELLED if cancelled else JobState.DONE
-            self._records[pending.lease.job_id] = (self._record(pending, outcome, state), ttl_s)
-
-    def _record(self, pending: Pending, outcome: Outcome, state: JobState) -> bytes:
-        return encode_record(
-            state.value,
-            outcome.result,
-            name=pending.invocation.job.name,
-            tier=pending.tier.value,
-            worker=self.worker_id,
-            attempts=pending.lease.attempt,
-            submitted_at=pending.submitted_at,
-            due_at=pending.due_at,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-        )
-
-    def _retry_or_bury(self, pending: Pending, outcome: Outcome) -> None:
-        """Retry a failed attempt by the job's retry rule, else dead-letter it."""
-        lease, invocation = pending.lease, pending.invocation
-        policy = invocation.job.retry_policy(invocation.settings)
-        delay_s = retry_after_s(policy, lease.attempt, outcome.failure, self._rng)
-        name, status = invocation.job.name, outcome.status.value
-        if delay_s is not None:
-            log.warning(
-                "job %s (%s) attempt %d %s; retry in %.1f s",
-                *(lease.job_id, name, lease.attempt, status, delay_s),
-            )
-            self.backend.retry(lease, delay_s, outcome.error)
-            return
-        why = "on its last attempt" if outcome.failure.retryable else "and cannot succeed"
-        log.error(
-            "job %s (%s) %s %s (%d); dead-lettered", lease.job_id, name, status, why, lease.attempt
-        )
-        self.backend.dead(lease, f"{status} after {lease.attempt} attempt(s): {outcome.error}")
-        self._dead_lettered += 1
+        self._aborted.discard(pending.lease.job_id)
+        self.settler.settle(pending, outcome)
 
     def _abort_cancelled(self) -> None:
         """Stop the running and waiting jobs whose cancellation was asked (one backend call)."""
