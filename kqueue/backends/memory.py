@@ -261,6 +261,7 @@ class MemoryBackend(Backend):
                 message.dead_at, message.error, message.attempts = None, "", 0
                 message.available_at = now
                 n += 1
+            self._version += 1
             self._changed.notify_all()
         return n
 
