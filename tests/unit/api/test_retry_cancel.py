@@ -12,18 +12,8 @@ import psutil
 import pytest
 
 import kqueue
-from kqueue.policy.config import Config
 from kqueue.testing import WorkerThread, run_until_empty
-
-FAST = Config(pool_size=1, pool_max_size=1, poll_interval_s=0.01, retry_backoff_s=0.01)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def app(request, tmp_path):
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'kq.db'}"
-    made = kqueue.App(url)
-    yield made
-    made.close()
+from tests.unit.api.conftest import FAST
 
 
 def wait_for(predicate, timeout_s=10.0):
