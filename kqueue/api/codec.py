@@ -139,6 +139,46 @@ def encode_record(state: str, result_json: str | None = None, **info: Any) -> by
     return f'{head[:-1]},"result":{result_json or "null"}}}'.encode()
 
 
+class RecordWriter:
+    """Writes finished records as ``encode_record`` does, fast: one per finished job, so the
+    JSON of the names (job, tier, worker) is made once per job name, and the rest is numbers.
+
+    Args:
+        worker: the worker's id, in every record it writes.
+    """
+
+    def __init__(self, worker: str):
+        self._worker = json.dumps(worker)
+        self._heads: dict[tuple[str, str, str], str] = {}
+
+    def record(
+        self,
+        state: str,
+        name: str,
+        tier: str,
+        attempts: int,
+        times: tuple[float, float, float, float],
+        result_json: str | None,
+    ) -> bytes:
+        """The record of one job; ``times``: submitted_at, due_at, started_at, finished_at."""
+        key = (state, name, tier)
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = (
+                f'{{"state":{json.dumps(state)},"name":{json.dumps(name)},'
+                f'"tier":{json.dumps(tier)},"worker":{self._worker},'
+            )
+        submitted, due, started, finished = (_finite(t) for t in times)
+        return (
+            f'{head}"attempts":{int(attempts)},"submitted_at":{submitted},"due_at":{due},'
+            f'"started_at":{started},"finished_at":{finished},"result":{result_json or "null"}}}'
+        ).encode()
+
+
+def _finite(value: float) -> str:
+    return repr(float(value)) if math.isfinite(value) else "null"
+
+
 def decode_record(record: bytes) -> dict[str, Any]:
     """A finished record read back from the backend.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 
-from kqueue.api.codec import encode_record
+from kqueue.api.codec import RecordWriter
 from kqueue.api.handle import CANCEL_RECORD_TTL_S
 from kqueue.backends.base import Backend, Lease
 from kqueue.policy.retry import retry_after_s
@@ -40,6 +40,7 @@ class Settler:
         self._acks: list[Lease] = []
         #: Finished records to send with the acks: job id -> (record, TTL s).
         self._records: dict[str, tuple[bytes, float]] = {}
+        self._writer = RecordWriter(worker_id)
         #: Draws retry jitter (seeded per worker: no global random state).
         self._rng = random.Random(worker_id)
 
@@ -83,17 +84,14 @@ class Settler:
             self._records[pending.lease.job_id] = (self._record(pending, outcome, state), ttl_s)
 
     def _record(self, pending: Pending, outcome: Outcome, state: JobState) -> bytes:
-        return encode_record(
+        times = (pending.submitted_at, pending.due_at, outcome.started_at, outcome.finished_at)
+        return self._writer.record(
             state.value,
+            pending.invocation.job.name,
+            pending.tier.value,
+            pending.lease.attempt,
+            times,
             outcome.result,
-            name=pending.invocation.job.name,
-            tier=pending.tier.value,
-            worker=self.worker_id,
-            attempts=pending.lease.attempt,
-            submitted_at=pending.submitted_at,
-            due_at=pending.due_at,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
         )
 
     def _retry_or_bury(self, pending: Pending, outcome: Outcome) -> None:
