@@ -276,28 +276,10 @@ class App:
         return self._backend
 
     @overload
-    def job(self, fn: Callable[P, R], /) -> Job[P, R]: ...
+    def job(self, fn: Callable[P, R], /, **options: Any) -> Job[P, R]: ...
 
     @overload
-    def job(
-        self,
-        fn: None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        tier: Tier | str | None = None,
-        estimated_duration_s: float | None = None,
-        timeout_s: float | None = None,
-        max_memory_mb: float | None = None,
-        max_attempts: int | None = None,
-        retry_on: tuple[type[BaseException], ...] = (),
-        no_retry_on: tuple[type[BaseException], ...] = (),
-        retry_backoff_s: float | None = None,
-        retry_backoff_max_s: float | None = None,
-        retry_jitter: bool | None = None,
-        result_ttl_s: float | None = None,
-    ) -> Callable[[Callable[P, R]], Job[P, R]]: ...
+    def job(self, fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Job[P, R]]: ...
 
     def job(
         self,
