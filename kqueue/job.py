@@ -32,7 +32,7 @@ from kqueue.api.options import DispatchOptions, dispatch_options
 from kqueue.backends import open_backend
 from kqueue.backends.base import Backend
 from kqueue.errors import JobError, KQueueError
-from kqueue.policy.config import JobOptions, Tier, validate_job_options
+from kqueue.policy.config import JobOptions, validate_job_options
 from kqueue.policy.retry import RetryPolicy
 
 P = ParamSpec("P")
