@@ -341,7 +341,7 @@ class App:
             self.backend,
             str(job_id),
             queue,
-            cancel_ttl_s=CANCEL_RECORD_TTL_S if ttl_s is None else max(ttl_s, 1.0),
+            cancel_ttl_s=ttl_s or CANCEL_RECORD_TTL_S,
             fresh=fresh,
         )
 

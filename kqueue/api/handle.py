@@ -189,7 +189,9 @@ class JobHandle(Generic[R]):
         not retried. Finished or unknown: nothing changes.
         """
         record = encode_record(JobState.CANCELLED.value, None, finished_at=time.time())
-        return self.backend.cancel(self.id, self.queue, record, self.cancel_ttl_s)
+        before = self.backend.cancel(self.id, self.queue, record, self.cancel_ttl_s)
+        # a backend knows only that a record is there: the record says done or cancelled
+        return self.status() if before is JobState.DONE else before
 
 
 def _state(record: JobRecord, document: dict[str, Any] | None) -> JobState:

@@ -28,4 +28,4 @@ def test_job_and_cancel_commands_show_and_change_a_jobs_state(tmp_path):
     assert "cancelled" in again.stdout and handle.status() is kqueue.JobState.CANCELLED
     assert unknown.returncode == 1 and "unknown" in unknown.stdout
     repeat = run_kqueue(tmp_path, "cancel", handle.id, "--backend", url)
-    assert repeat.returncode == 1 and "nothing to cancel" in repeat.stdout
+    assert repeat.returncode == 1 and "is cancelled: nothing to cancel" in repeat.stdout
