@@ -336,15 +336,17 @@ class WorkerThread:
     Args:
         app: the ``kqueue.App`` to serve.
         config: the worker's settings (default: a pool of 1 and fast polling).
+        queues: the queues to serve (default: every queue the app's jobs use).
+        worker_options: more ``Worker`` arguments (``trace_out=``, ``force_inline=``, ...).
     """
 
-    def __init__(self, app, config=None, *, queues: tuple[str, ...] = ()):
+    def __init__(self, app, config=None, *, queues: tuple[str, ...] = (), **worker_options):
         from kqueue.policy.config import Config
         from kqueue.worker.loop import Worker
 
         config = config or Config(pool_size=1, pool_max_size=2, poll_interval_s=0.01)
         served = queues or tuple(sorted({job.queue for job in app.jobs.values()} | {app.queue}))
-        self.worker = Worker(app, config, queues=served)
+        self.worker = Worker(app, config, queues=served, **worker_options)
         self.summary = None
         self._thread = threading.Thread(target=self._run, name="kqueue-test-worker", daemon=True)
 

@@ -142,3 +142,34 @@ def test_a_running_sync_inline_job_sees_current_job_cancelled_and_stops(app):
 def test_current_job_outside_a_job_is_a_clear_error():
     with pytest.raises(LookupError, match="only available inside a job"):
         kqueue.current_job()
+
+
+def test_the_trace_has_due_at_and_a_cancelled_row(app, tmp_path):
+    # Given a delayed job and a job cancelled while it runs, on a worker writing a trace
+    started = []
+
+    @app.job(name="quick", tier="inline")
+    def quick():
+        return 1
+
+    @app.job(name="async.block", tier="inline")
+    async def block():
+        import asyncio
+
+        started.append(1)
+        await asyncio.sleep(60)
+
+    trace = tmp_path / "trace.csv"
+    with WorkerThread(app, FAST, trace_out=str(trace)):
+        delayed = quick.options(delay_s=0.3).dispatch()
+        blocked = block.dispatch()
+        wait_for(lambda: started)
+        blocked.cancel()
+        delayed.result(timeout_s=5)
+        with pytest.raises(kqueue.JobCancelled):
+            blocked.result(timeout_s=5)
+    rows = {row.job_class: row for row in kqueue.read_trace(trace).itertuples()}
+    # Then the delayed row says when it was due, and its wait counts from then
+    assert rows["quick"].due_at >= rows["quick"].submitted_at + 0.299
+    assert rows["quick"].wait_s < 0.3
+    assert rows["async.block"].status == "cancelled"
