@@ -1,4 +1,8 @@
-"""Real services for tests and benchmarks: a private ``redis-server`` on a free port.
+"""Real parts for tests and benchmarks: a private ``redis-server``, and a real worker in-process.
+
+An application's own tests use ``App("memory://")`` with ``run_until_empty(app)`` (a burst
+worker in the calling process) or ``WorkerThread(app)`` (a worker beside the test); both run the
+production ``Worker``, its tiers and processes, not an eager shortcut.
 
 Tests and experiments never touch a shared Redis: each starts its own server in a scratch folder,
 with no snapshots unless asked, and kills it at the end. ``restart`` keeps the port (and, with
