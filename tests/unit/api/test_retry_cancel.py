@@ -173,3 +173,32 @@ def test_the_trace_has_due_at_and_a_cancelled_row(app, tmp_path):
     assert rows["quick"].due_at >= rows["quick"].submitted_at + 0.299
     assert rows["quick"].wait_s < 0.3
     assert rows["async.block"].status == "cancelled"
+
+
+def test_an_isolated_jobs_result_comes_back_and_cancel_kills_its_process(app, tmp_path):
+    pid_file = tmp_path / "pid"
+
+    @app.job(name="iso.square", tier="isolated")
+    def square(x):
+        return {"x": x, "square": x * x, "attempt": kqueue.current_job().attempt}
+
+    @app.job(name="iso.hang", tier="isolated", max_attempts=3)
+    def hang():
+        pid_file.write_text(str(__import__("os").getpid()))
+        time.sleep(60)
+
+    with WorkerThread(app, FAST):
+        # Given an isolated job's result, back through its process's pipe
+        assert square.dispatch(7).result(timeout_s=10) == {"x": 7, "square": 49, "attempt": 1}
+        # When a running isolated job is cancelled
+        handle = hang.dispatch()
+        wait_for(pid_file.exists)
+        pid = int(pid_file.read_text())
+        handle.cancel()
+        cancelled_at = time.monotonic()
+        wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")
+        # Then its process is gone within a second and it is not retried
+        assert time.monotonic() - cancelled_at < 1.0
+        with pytest.raises(kqueue.JobCancelled):
+            handle.result(timeout_s=5)
+    assert app.handle(handle.id).info().state is kqueue.JobState.CANCELLED
