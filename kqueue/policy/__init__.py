@@ -1,11 +1,11 @@
 """The pure policy shared by the runtime and the simulator.
 
 Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file),
-``host`` (the host profile: measured constants, ``host.toml``), ``status`` (how an attempt ended),
-``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool),
-``fetch`` (how many to lease), ``threads`` (inline threads), ``units`` (rates and sizes as people
-write them). Nothing here does I/O except reading and writing trace, config and host files on
-request.
+``host`` (the host profile: measured constants, ``host.toml``), ``status`` (how an attempt ended,
+where a job is), ``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big
+the pool), ``fetch`` (how many to lease), ``threads`` (inline threads), ``retry`` (whether and
+when a failed attempt runs again), ``units`` (rates and sizes as people write them). Nothing here
+does I/O except reading and writing trace, config and host files on request.
 """
 
 from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_job, retry_delay_s
