@@ -1,29 +1,45 @@
 """kqueue: a job queue that runs each job in the cheapest safe place, and plans its own capacity.
 
-Layout, imports running down: ``job`` (App, Job, message encoding) and ``errors`` (one hierarchy)
-are the public API with ``testing``; below them ``policy`` (pure rules shared with the simulator),
-``backends`` (sqlite, redis), ``tiers`` (inline, pool, isolated), ``worker`` (the loop and its
+Layout, imports running down: ``job`` (App, Job) and ``errors`` (one hierarchy) are the public
+API with ``testing``; below them ``policy`` (pure rules shared with the simulator), ``backends``
+(sqlite, redis, memory), ``api`` (codec, dispatch options, handles, ``current_job``), ``tiers``
+(inline, pool, isolated), ``worker`` (the loop and its
 parts), ``ops`` (what drives a real worker to measure it) and ``cli`` (the ``kqueue`` command, the
 one place that composes the runtime and the simulator in ``sim``).
 """
 
+from kqueue.api.context import CurrentJob, current_job
+from kqueue.api.handle import JobHandle, JobInfo
 from kqueue.errors import (
     BackendError,
     BackendUnavailable,
     ConfigError,
+    JobCancelled,
     JobError,
+    JobFailed,
+    JobNotFound,
     KQueueError,
     PayloadError,
+    ResultTimeout,
+    Retry,
     TraceError,
     UnknownJobError,
 )
-from kqueue.job import App, Job
-from kqueue.policy import Config, Status, Tier, read_trace
+from kqueue.job import App, Job, JobCall
+from kqueue.policy import Config, JobState, Status, Tier, read_trace
 
 __all__ = [
     # jobs
     "App",
     "Job",
+    "JobCall",
+    # handles and the running job
+    "JobHandle",
+    "JobInfo",
+    "JobState",
+    "CurrentJob",
+    "current_job",
+    "Retry",
     # settings and traces
     "Config",
     "Status",
@@ -33,9 +49,13 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "ConfigError",
+    "JobCancelled",
     "JobError",
+    "JobFailed",
+    "JobNotFound",
     "KQueueError",
     "PayloadError",
+    "ResultTimeout",
     "TraceError",
     "UnknownJobError",
 ]

@@ -56,3 +56,45 @@ class KQueueWarning(UserWarning):
 
 class TraceWarning(KQueueWarning):
     """Raised (as a warning) when a trace reads but looks wrong (a unit mistake, dropped rows)."""
+
+
+class JobFailed(KQueueError):
+    """Raised by ``JobHandle.result()`` when the job failed for good (it is dead-lettered).
+
+    ``error`` is the last attempt's error and ``traceback`` its traceback text (both may be
+    empty when the process died without one).
+    """
+
+    def __init__(self, job_id: str, error: str, traceback: str = ""):
+        super().__init__(f"job {job_id} failed: {error}")
+        self.job_id, self.error, self.traceback = job_id, error, traceback
+
+
+class JobCancelled(KQueueError):
+    """Raised by ``JobHandle.result()`` when the job was cancelled before it finished."""
+
+    def __init__(self, job_id: str):
+        super().__init__(f"job {job_id} was cancelled")
+        self.job_id = job_id
+
+
+class ResultTimeout(KQueueError, TimeoutError):
+    """Raised by ``JobHandle.result(timeout_s)`` when the job has not finished in time."""
+
+
+class Retry(KQueueError):
+    """Raised by a job to ask for another attempt after ``delay_s`` seconds (default: backoff).
+
+    ``max_attempts`` still applies: on the last attempt the job is dead-lettered.
+    """
+
+    def __init__(self, delay_s: float | None = None, reason: str = ""):
+        if delay_s is not None and not delay_s >= 0:
+            raise ValueError(f"Retry(delay_s={delay_s!r}): expected a number >= 0 or None")
+        super().__init__(reason or f"retry requested (delay_s={delay_s})")
+        self.delay_s = delay_s
+
+
+class JobNotFound(KQueueError, LookupError):
+    """Raised by ``JobHandle.result()`` for a job id the backend does not know: never
+    dispatched there, or finished longer ago than its ``result_ttl_s`` (0 keeps nothing)."""

@@ -1,17 +1,17 @@
-"""Jobs: the ``App`` that registers them, the ``Job`` handle, and the encoding of messages.
+"""Jobs: the ``App`` that registers them, the ``Job`` it dispatches, the handles it gives back.
 
-A message on the broker is JSON: ``{"v": 1, "name": ..., "args": [...], "kwargs": {...},
-"submitted_at": ...}``. A worker looks ``name`` up in its app's registry; it never imports or
-unpickles anything a message names.
+A message on the broker is JSON (``kqueue.api.codec``). A worker looks its ``name`` up in its
+app's registry; it never imports or unpickles anything a message names. ``dispatch`` returns a
+``JobHandle`` (``kqueue.api.handle``); ``job.options(...)`` sets a delay, a due time, an id, a
+unique key or the result's TTL for one dispatch (``kqueue.api.options``).
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import importlib
 import inspect
-import json
-import math
 import os
 import sys
 import time
@@ -19,139 +19,28 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from kqueue.api.codec import (  # noqa: F401 - the message codec's old home, kept for callers
+    MESSAGE_VERSION,
+    Message,
+    decode_message,
+    encode_message,
+)
+from kqueue.api.handle import CANCEL_RECORD_TTL_S, JobHandle
+from kqueue.api.options import DispatchOptions, dispatch_options
 from kqueue.backends import open_backend
 from kqueue.backends.base import Backend
-from kqueue.errors import JobError, KQueueError, PayloadError
-from kqueue.policy.config import JobOptions, Tier, validate_job_options
+from kqueue.errors import JobError, KQueueError
+from kqueue.policy.config import JobOptions, validate_job_options
+from kqueue.policy.retry import RetryPolicy
 
-MESSAGE_VERSION = 1
+P = ParamSpec("P")
+R = TypeVar("R")
+#: The options of a plain ``dispatch``.
+_NO_OPTIONS = DispatchOptions()
+
 DEFAULT_QUEUE = "default"
-#: Deepest nesting of lists and dicts in one argument. Both sides refuse deeper data: a pool or
-#: isolated process decodes the arguments again, deeper in its stack than the worker did, and near
-#: Python's recursion limit the worker's decode succeeds where the child's fails (and kills it).
-MAX_NESTING = 100
-
-
-@dataclass(frozen=True)
-class Message:
-    """A decoded job message."""
-
-    name: str
-    args: list
-    kwargs: dict
-    submitted_at: float
-
-
-def encode_message(name: str, args: tuple, kwargs: dict, submitted_at: float) -> bytes:
-    """Encode a job call as JSON bytes.
-
-    Raises:
-        JobError: an argument is not JSON-serialisable (names the argument and its type).
-    """
-    for where, value in [
-        *((f"argument {i + 1}", a) for i, a in enumerate(args)),
-        *((f"keyword argument {k!r}", v) for k, v in kwargs.items()),
-    ]:
-        problem = _json_problem(value)
-        if problem is not None:
-            raise JobError(
-                f"job {name!r}: {where} ({type(value).__name__}) is not JSON-serialisable: "
-                f"{problem}; pass plain data (str, int, float, bool, None, list, dict with str "
-                "keys) and load objects inside the job"
-            )
-    document = {
-        "v": MESSAGE_VERSION,
-        "name": name,
-        "args": list(args),
-        "kwargs": kwargs,
-        "submitted_at": submitted_at,
-    }
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _json_problem(value: Any) -> str | None:
-    """Why ``value`` would not come back from JSON as it went in, or None."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        return str(exc)
-    if _nests_deeper(value, MAX_NESTING):
-        return f"lists and dicts nested deeper than {MAX_NESTING} levels"
-    stack = [value]
-    while stack:  # JSON would silently turn a key 1 into "1"
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key in item:
-                if not isinstance(key, str):
-                    return f"dict key {key!r} is not a string"
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return None
-
-
-def _nests_deeper(value: Any, limit: int) -> bool:
-    """True when ``value`` holds lists or dicts nested more than ``limit`` levels deep."""
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list | tuple):
-            if level > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, level + 1) for child in children)
-    return False
-
-
-def decode_message(body: bytes) -> Message:
-    """Decode a message read from the broker: only what ``encode_message`` writes is accepted.
-
-    Raises:
-        PayloadError: the body is not a JSON job message (says what is wrong with it).
-    """
-    try:
-        document = json.loads(body, parse_constant=_reject_constant)
-    except PayloadError:
-        raise
-    except ValueError as exc:  # not UTF-8/16/32, not JSON, or an integer past 4300 digits
-        raise PayloadError(f"payload is not JSON: {exc}") from None
-    except RecursionError:
-        raise PayloadError("payload is nested too deeply to decode") from None
-    if not isinstance(document, dict):
-        raise PayloadError(f"payload is a JSON {type(document).__name__}, expected an object")
-    version = document.get("v")
-    if type(version) is not int or version != MESSAGE_VERSION:
-        raise PayloadError(f"payload version {version!r} is not {MESSAGE_VERSION}")
-    name, args = document.get("name"), document.get("args", [])
-    kwargs, submitted_at = document.get("kwargs", {}), document.get("submitted_at")
-    problems = [
-        (not isinstance(name, str) or not name, "'name' must be a non-empty string"),
-        (not isinstance(args, list), "'args' must be a list"),
-        (not isinstance(kwargs, dict), "'kwargs' must be an object"),
-        (not _is_time(submitted_at), "'submitted_at' must be a finite number"),
-    ]
-    for bad, problem in problems:
-        if bad:
-            raise PayloadError(f"payload field {problem}")
-    if _nests_deeper(args, MAX_NESTING + 1) or _nests_deeper(kwargs, MAX_NESTING + 1):
-        raise PayloadError(f"payload arguments nest deeper than {MAX_NESTING} levels")
-    return Message(name, args, kwargs, float(submitted_at))
-
-
-def _reject_constant(name: str) -> None:
-    """``NaN`` and ``Infinity`` are not JSON (``encode_message`` never writes them)."""
-    raise PayloadError(f"payload is not JSON: {name} is not a JSON number")
-
-
-def _is_time(value: Any) -> bool:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer past float's range
-        return False
 
 
 def _module_name(function: Callable) -> str:
@@ -170,46 +59,174 @@ def _module_name(function: Callable) -> str:
     return Path(getattr(main, "__file__", "__main__")).stem
 
 
+def _job_options(options: dict[str, Any], source: str) -> JobOptions:
+    valid = JobOptions.__dataclass_fields__
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise JobError(
+            f"{source}: unknown option(s) {', '.join(unknown)}; valid: "
+            f"name, queue, retry_on, no_retry_on, {', '.join(valid)}"
+        )
+    return JobOptions(**options)
+
+
+def _exception_classes(value: Any, what: str, source: str) -> tuple[type[BaseException], ...]:
+    if isinstance(value, type):
+        value = (value,)
+    if not isinstance(value, tuple | list) or not all(
+        isinstance(c, type) and issubclass(c, BaseException) for c in value
+    ):
+        raise JobError(f"{source}: {what}={value!r}; expected a tuple of exception classes")
+    return tuple(value)
+
+
 def new_job_id() -> str:
     """A fresh, unique job id."""
     return uuid.uuid4().hex
 
 
 @dataclass(eq=False)
-class Job:
+class Job(Generic[P, R]):
     """A registered job: call it directly, or ``dispatch`` it to the queue."""
 
     app: App
-    fn: Callable[..., Any]
+    fn: Callable[P, R]
     name: str
     queue: str
-    options: JobOptions = field(default_factory=JobOptions)
+    #: What the decorator set (``None``: the config's layers decide).
+    declared: JobOptions = field(default_factory=JobOptions)
+    #: Retry only these exceptions (empty: all), and never these (``kqueue.policy.retry``).
+    retry_on: tuple[type[BaseException], ...] = ()
+    no_retry_on: tuple[type[BaseException], ...] = ()
 
     @functools.cached_property
     def is_async(self) -> bool:
         """True for ``async def`` jobs (run on the worker's event loop when inline)."""
         return inspect.iscoroutinefunction(self.fn)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    @functools.cached_property
+    def signature(self) -> inspect.Signature | None:
+        """The function's signature (None when Python cannot tell it)."""
+        try:
+            return inspect.signature(self.fn)
+        except (TypeError, ValueError):
+            return None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
-    def dispatch(self, *args: Any, **kwargs: Any) -> str:
-        """Enqueue one call of this job; returns its job id.
+    def bind_error(self, args: list | tuple, kwargs: dict) -> str | None:
+        """Why ``args`` and ``kwargs`` cannot call this job, or None when they bind."""
+        if self.signature is None:
+            return None
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            return f"arguments do not match {self.name}{self.signature}: {exc}"
+        return None
+
+    def retry_policy(self, settings: Any) -> RetryPolicy:
+        """This job's retry rule with its resolved ``settings`` (a ``JobSettings``)."""
+        return RetryPolicy(
+            settings.max_attempts,
+            settings.retry_backoff_s,
+            settings.retry_backoff_max_s,
+            settings.retry_jitter,
+            self.retry_on,
+            self.no_retry_on,
+        )
+
+    def options(
+        self,
+        *,
+        delay_s: float | None = None,
+        at: datetime.datetime | float | None = None,
+        job_id: str | None = None,
+        unique_key: str | None = None,
+        unique_for_s: float | None = None,
+        result_ttl_s: float | None = None,
+    ) -> JobCall[P, R]:
+        """This job with options for one dispatch: ``job.options(delay_s=5).dispatch(...)``.
+
+        Args:
+            delay_s: run no earlier than this many seconds from now (>= 0).
+            at: run no earlier than this (datetime, or epoch seconds; a past time runs now).
+            job_id: the id to use (a known id returns that job's handle, nothing is added).
+            unique_key: while a job with this key waits or runs (or within ``unique_for_s``
+                of its dispatch), dispatching again returns that job's handle instead.
+            unique_for_s: how long the key stays taken after dispatch at least, seconds.
+            result_ttl_s: how long to keep this call's result, seconds (0 keeps none).
 
         Raises:
-            JobError: an argument is not JSON-serialisable.
+            JobError: a bad value (names the option).
         """
-        job_id = new_job_id()
-        body = encode_message(self.name, args, kwargs, time.time())
-        self.app.backend.enqueue(self.queue, job_id, body)
-        return job_id
+        checked = dispatch_options(
+            self.name,
+            delay_s=delay_s,
+            at=at,
+            job_id=job_id,
+            unique_key=unique_key,
+            unique_for_s=unique_for_s,
+            result_ttl_s=result_ttl_s,
+        )
+        return JobCall(self, checked)
 
-    def dispatch_many(self, calls: list[tuple[tuple, dict]]) -> list[str]:
-        """Enqueue several ``(args, kwargs)`` calls in one batch; returns their job ids."""
+    def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Enqueue one call of this job; returns its handle (``str(handle)`` is its id).
+
+        Raises:
+            JobError: an argument is not JSON-serialisable, or the arguments do not match the
+                function's signature.
+        """
+        return self.submit(_NO_OPTIONS, args, kwargs)
+
+    def submit(self, options: DispatchOptions, args: tuple, kwargs: dict) -> JobHandle[R]:
+        """Enqueue one call with ``options``; what ``dispatch`` and ``JobCall`` do."""
+        now = time.time()
+        delay_s = options.due_in_s(now)
+        body = encode_message(
+            self.name,
+            args,
+            kwargs,
+            now,
+            due_at=now + delay_s if delay_s > 0 else None,
+            result_ttl_s=options.result_ttl_s,
+        )
+        problem = self.bind_error(args, kwargs)
+        if problem is not None:
+            raise JobError(f"job {self.name!r}: {problem}")
+        job_id = self.app.backend.submit(
+            self.queue,
+            options.job_id or new_job_id(),
+            body,
+            delay_s=delay_s,
+            unique_key=options.unique_key,
+            unique_for_s=options.unique_for_s,
+        )
+        return self.app.handle(job_id, queue=self.queue, fresh=True)
+
+    def dispatch_many(self, calls: list[tuple[tuple, dict]]) -> list[JobHandle[R]]:
+        """Enqueue several ``(args, kwargs)`` calls in one batch; returns their handles."""
+        for args, kwargs in calls:
+            problem = self.bind_error(args, kwargs)
+            if problem is not None:
+                raise JobError(f"job {self.name!r}: {problem}")
         now = time.time()
         messages = [(new_job_id(), encode_message(self.name, a, k, now)) for a, k in calls]
         self.app.backend.enqueue_many(self.queue, messages)
-        return [job_id for job_id, _ in messages]
+        return [self.app.handle(job_id, queue=self.queue) for job_id, _ in messages]
+
+
+@dataclass(frozen=True)
+class JobCall(Generic[P, R]):
+    """A job with the options of one dispatch (``job.options(...)``)."""
+
+    job: Job[P, R]
+    options: DispatchOptions
+
+    def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Enqueue one call with these options; returns its handle (see ``Job.dispatch``)."""
+        return self.job.submit(self.options, args, kwargs)
 
 
 class App:
@@ -258,54 +275,83 @@ class App:
             self._backend = open_backend(self.backend_url)
         return self._backend
 
+    @overload
+    def job(self, fn: Callable[P, R], /, **options: Any) -> Job[P, R]: ...
+
+    @overload
+    def job(self, fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], Job[P, R]]: ...
+
     def job(
         self,
         fn: Callable | None = None,
+        /,
         *,
         name: str | None = None,
         queue: str | None = None,
-        tier: Tier | str | None = None,
-        estimated_duration_s: float | None = None,
-        timeout_s: float | None = None,
-        max_memory_mb: float | None = None,
-        max_attempts: int | None = None,
+        retry_on: tuple[type[BaseException], ...] = (),
+        no_retry_on: tuple[type[BaseException], ...] = (),
+        **options: Any,
     ) -> Any:
         """Register a function as a job; use as ``@app.job`` or ``@app.job(tier="pool", ...)``.
 
         The job's name (its ``job_class`` in traces and the key of its ``[jobs."<name>"]``
-        table) is ``module.function`` unless ``name`` is given.
+        table) is ``module.function`` unless ``name`` is given. ``options`` are the settings of
+        ``JobOptions`` (``tier``, ``estimated_duration_s``, ``timeout_s``, ``max_memory_mb``,
+        ``max_attempts``, ``retry_backoff_s``, ``retry_backoff_max_s``, ``retry_jitter``,
+        ``result_ttl_s``); ``retry_on`` / ``no_retry_on`` are exception classes
+        (``kqueue.policy.retry`` says which wins).
 
         Raises:
-            JobError: the name is taken by another function.
-            ConfigError: an option has a bad value (e.g. an unknown tier).
+            JobError: the name is taken by another function, or ``retry_on`` / ``no_retry_on``
+                is not a tuple of exception classes.
+            ConfigError: an option is unknown or has a bad value (e.g. an unknown tier).
         """
 
         def register(function: Callable) -> Job:
             job_name = name or f"{_module_name(function)}.{function.__name__}"
-            options = validate_job_options(
-                JobOptions(
-                    tier=tier,
-                    estimated_duration_s=estimated_duration_s,
-                    timeout_s=timeout_s,
-                    max_memory_mb=max_memory_mb,
-                    max_attempts=max_attempts,
-                ),
-                source=f"@app.job for {job_name!r}",
-            )
+            source = f"@app.job for {job_name!r}"
+            declared = validate_job_options(_job_options(options, source), source=source)
             existing = self.jobs.get(job_name)
             if existing is not None and existing.fn is not function:
                 raise JobError(f"job name {job_name!r} is already registered to {existing.fn!r}")
-            job = Job(self, function, job_name, queue or self.queue, options)
+            classes = (
+                _exception_classes(retry_on, "retry_on", source),
+                _exception_classes(no_retry_on, "no_retry_on", source),
+            )
+            job = Job(self, function, job_name, queue or self.queue, declared, *classes)
             self.jobs[job_name] = job
             return job
 
         return register(fn) if fn is not None else register
 
+    def handle(self, job_id: str, *, queue: str | None = None, fresh: bool = False) -> JobHandle:
+        """The handle of a job dispatched earlier, from its id (a web app stores ids).
+
+        Args:
+            job_id: the id (``str(handle)``).
+            queue: its queue, if known; else the backend looks in every queue once.
+            fresh: it was just dispatched there (``dispatch`` says so: ``result()`` can wait
+                for it before looking it up).
+        """
+        job = None
+        if queue is not None:
+            job = next((j for j in self.jobs.values() if j.queue == queue), None)
+        ttl_s = job.declared.result_ttl_s if job is not None else None
+        return JobHandle(
+            self.backend,
+            str(job_id),
+            queue,
+            cancel_ttl_s=ttl_s or CANCEL_RECORD_TTL_S,
+            fresh=fresh,
+        )
+
     def with_backend(self, backend: str | Backend) -> App:
         """The same registered jobs dispatched to and served from another backend."""
         other = App(backend, queue=self.queue)
         for name, job in self.jobs.items():
-            other.jobs[name] = Job(other, job.fn, job.name, job.queue, job.options)
+            other.jobs[name] = Job(
+                other, job.fn, job.name, job.queue, job.declared, job.retry_on, job.no_retry_on
+            )
         return other
 
     def close(self) -> None:

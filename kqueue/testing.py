@@ -1,4 +1,8 @@
-"""Real services for tests and benchmarks: a private ``redis-server`` on a free port.
+"""Real parts for tests and benchmarks: a private ``redis-server``, and a real worker in-process.
+
+An application's own tests use ``App("memory://")`` with ``run_until_empty(app)`` (a burst
+worker in the calling process) or ``WorkerThread(app)`` (a worker beside the test); both run the
+production ``Worker``, its tiers and processes, not an eager shortcut.
 
 Tests and experiments never touch a shared Redis: each starts its own server in a scratch folder,
 with no snapshots unless asked, and kills it at the end. ``restart`` keeps the port (and, with
@@ -290,3 +294,84 @@ class TLSProxy:
             pipe(upstream_reader, client_writer),
             return_exceptions=True,  # either side hanging up ends both
         )
+
+
+def run_until_empty(app, *, config=None, timeout_s: float = 60.0, queues: tuple[str, ...] = ()):
+    """Run every job queued on ``app`` (``memory://`` or any backend) in this process, then return.
+
+    A real worker runs them: inline jobs in this process, pool and isolated jobs in processes it
+    forks (so jobs that need a process run in one). Scheduled jobs run when due: the call returns
+    once nothing is waiting, running or scheduled. Returns the run's ``WorkerSummary``.
+
+    Args:
+        app: the ``kqueue.App`` whose queues to empty.
+        config: the worker's settings (default: a small pool of 1 and fast polling).
+        timeout_s: stop after this long even if jobs remain, seconds.
+        queues: the queues to serve (default: every queue the app's jobs use).
+
+    Raises:
+        TimeoutError: jobs were still queued after ``timeout_s``.
+    """
+    from kqueue.policy.config import Config
+    from kqueue.worker.loop import Worker
+
+    config = config or Config(pool_size=1, pool_max_size=2, poll_interval_s=0.01)
+    served = queues or tuple(sorted({job.queue for job in app.jobs.values()} | {app.queue}))
+    worker = Worker(app, config, queues=served, burst=True)
+
+    async def run():
+        task = asyncio.ensure_future(worker.run())
+        done, _ = await asyncio.wait([task], timeout=timeout_s)
+        if not done:
+            worker.request_stop()
+            await task
+            raise TimeoutError(f"run_until_empty: jobs still queued after {timeout_s} s")
+        return task.result()
+
+    return asyncio.run(run())
+
+
+class WorkerThread:
+    """A real worker for ``app`` on a thread of this process, for tests (``with`` stops it).
+
+    Jobs that need a process run in ones the worker forks, as under ``kqueue run``. Signals
+    are not installed off the main thread: ``stop`` (or the ``with`` block's end) stops it.
+
+    Args:
+        app: the ``kqueue.App`` to serve.
+        config: the worker's settings (default: a pool of 1 and fast polling).
+        queues: the queues to serve (default: every queue the app's jobs use).
+        worker_options: more ``Worker`` arguments (``trace_out=``, ``force_inline=``, ...).
+    """
+
+    def __init__(self, app, config=None, *, queues: tuple[str, ...] = (), **worker_options):
+        from kqueue.policy.config import Config
+        from kqueue.worker.loop import Worker
+
+        config = config or Config(pool_size=1, pool_max_size=2, poll_interval_s=0.01)
+        served = queues or tuple(sorted({job.queue for job in app.jobs.values()} | {app.queue}))
+        self.worker = Worker(app, config, queues=served, **worker_options)
+        self.summary = None
+        self._thread = threading.Thread(target=self._run, name="kqueue-test-worker", daemon=True)
+
+    def _run(self) -> None:
+        self.summary = asyncio.run(self.worker.run())
+
+    def start(self) -> WorkerThread:
+        """Start the worker; returns once its loop runs."""
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while self.worker._loop is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop it (running jobs get the config's grace period) and wait for the thread."""
+        self.worker.request_stop()
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> WorkerThread:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -47,9 +47,17 @@ def redis_backend(tmp_path: Path, request):
     return made
 
 
+def memory_backend(tmp_path: Path, request):
+    """A fresh in-process backend."""
+    from kqueue.backends.memory import MemoryBackend
+
+    return MemoryBackend()
+
+
 BACKEND_FACTORIES = {
     "sqlite": lambda tmp_path, request: sqlite_backend(tmp_path),
     "redis": redis_backend,
+    "memory": memory_backend,
 }
 
 

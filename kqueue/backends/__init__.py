@@ -1,6 +1,7 @@
-"""Backends, chosen by URL scheme: ``sqlite:///path`` (default, embedded) and ``redis://``.
+"""Backends, chosen by URL scheme: ``sqlite:///path`` (default), ``redis://``, ``memory://``.
 
-Layout: ``base`` (the interface and its records), ``sqlite`` (embedded), ``redis`` (production).
+Layout: ``base`` (the interface and its records), ``sqlite`` (embedded), ``redis`` (production,
+its Lua in ``redis_scripts``), ``memory`` (in-process, for an app's unit tests).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import enum
 import importlib
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
+from kqueue.backends.base import Backend, DeadLetter, JobRecord, Lease, State, WorkerStatus
 from kqueue.errors import BackendError
 
 
@@ -22,6 +23,8 @@ class BackendKind(enum.StrEnum):
     REDIS = "redis"
     #: Redis over TLS.
     REDISS = "rediss"
+    #: In this process's memory, for an application's unit tests.
+    MEMORY = "memory"
 
 
 #: module and class implementing each kind, imported on demand (redis is only needed for redis).
@@ -29,6 +32,7 @@ _IMPLEMENTATIONS: dict[BackendKind, tuple[str, str]] = {
     BackendKind.SQLITE: ("kqueue.backends.sqlite", "SQLiteBackend"),
     BackendKind.REDIS: ("kqueue.backends.redis", "RedisBackend"),
     BackendKind.REDISS: ("kqueue.backends.redis", "RedisBackend"),
+    BackendKind.MEMORY: ("kqueue.backends.memory", "MemoryBackend"),
 }
 
 
@@ -80,6 +84,7 @@ __all__ = [
     "Backend",
     "BackendKind",
     "DeadLetter",
+    "JobRecord",
     "Lease",
     "State",
     "WorkerStatus",

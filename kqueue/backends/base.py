@@ -8,6 +8,12 @@ change is guarded by the lease's token, so a worker whose lease expired cannot a
 dead-letter a message that somebody else now holds.
 
 Times are wall-clock seconds (``time.time()``): leases are shared across processes and hosts.
+
+Beyond the queue, a backend keeps what a job handle asks about (``lookup``): each finished job's
+record (opaque JSON bytes: its result or why it ended) for the TTL the worker gives with the ack,
+expired by the backend itself; unique-key locks (``submit``), each held while its job is waiting
+or running and until its ``unique_for_s`` has passed; and cancellations (``cancel``): a waiting
+job is removed, a running one is flagged for the worker that holds it (``cancel_requested``).
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ import abc
 import asyncio
 import dataclasses
 import enum
+import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from kqueue.policy.status import JobState
 
 
 class State(enum.StrEnum):
@@ -66,12 +76,56 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class JobRecord:
+    """What a backend knows of one job id (``lookup``)."""
+
+    job_id: str
+    state: JobState
+    queue: str = ""
+    #: Attempts started so far (leases counted).
+    attempts: int = 0
+    #: When it was first enqueued, and when it is (was) due; NaN if unknown.
+    enqueued_at: float = math.nan
+    due_at: float = math.nan
+    #: When it may next be leased (waiting), or when its lease expires (running).
+    available_at: float = math.nan
+    #: The worker holding its lease (running), if the backend records it.
+    worker: str = ""
+    #: The last failed attempt's error (retrying, dead).
+    error: str = ""
+    #: When it failed for good (dead).
+    failed_at: float = math.nan
+    #: The finished job's record (done, cancelled): opaque JSON bytes the worker stored.
+    record: bytes = b""
+    #: The message (waiting, running, dead).
+    body: bytes = b""
+
+
+def unknown(job_id: str) -> JobRecord:
+    """The record of a job id the backend does not know (never seen, or expired)."""
+    return JobRecord(job_id, JobState.UNKNOWN)
+
+
+def waiting_state(now: float, available_at: float, due_at: float, error: str) -> JobState:
+    """The state of a message waiting to be leased: scheduled, retrying, or queued (due)."""
+    if available_at <= now:
+        return JobState.QUEUED
+    if error:
+        return JobState.RETRYING
+    return JobState.SCHEDULED if due_at > now else JobState.QUEUED
+
+
+@dataclass(frozen=True)
 class WorkerStatus:
     """What a live worker last published about itself (an opaque JSON body)."""
 
     worker_id: str
     body: bytes
     published_at: float
+
+
+#: Finished records sent with an ack: job id -> (record bytes, seconds to keep it).
+Records = Mapping[str, tuple[bytes, float]]
 
 
 class Backend(abc.ABC):
@@ -82,6 +136,9 @@ class Backend(abc.ABC):
     #: True when ``wait_for_work`` returns as soon as a job is enqueued (an idle worker does not
     #: wait for its next poll); the simulator's ``HostProfile.polls`` is its opposite.
     wakes_on_enqueue: bool = False
+    #: True when ``wait_finished`` returns as soon as the job ends (else the caller sleeps a
+    #: little longer each time and looks again).
+    wakes_on_finish: bool = False
 
     @abc.abstractmethod
     def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
@@ -93,6 +150,27 @@ class Backend(abc.ABC):
             self.enqueue(queue, job_id, body)
 
     @abc.abstractmethod
+    def submit(
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        unique_key: str | None = None,
+        unique_for_s: float = 0.0,
+    ) -> str:
+        """Add one message (as ``enqueue``), guarded by a unique key; returns the id that runs.
+
+        With ``unique_key``, one atomic step: if the key's lock is held (its job is scheduled,
+        queued, running or retrying, or the lock's ``unique_for_s`` since it was taken has not
+        passed) nothing is added and the holder's id is returned; else the message is added and
+        takes the lock. The lock is released when its job ends (ack, dead letter, cancel) and
+        ``unique_for_s`` has passed, and a lock whose job the backend no longer holds does not
+        count: it cannot outlive a crash. Keys are per queue.
+        """
+
+    @abc.abstractmethod
     def lease(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
     ) -> list[Lease]:
@@ -102,8 +180,13 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def ack(self, leases: Sequence[Lease]) -> int:
-        """Remove finished messages; returns how many were still held (the rest had expired)."""
+    def ack(self, leases: Sequence[Lease], records: Records | None = None) -> int:
+        """Remove finished messages; returns how many were still held (the rest had expired).
+
+        ``records`` maps a job id to its finished record and how long to keep it, seconds
+        (``(b'{...}', 3600.0)``); a held message with a record is ``done`` (or what the record
+        says, for cancelled jobs) until the record expires. A TTL of 0 keeps nothing.
+        """
 
     def ack_and_lease(
         self,
@@ -112,14 +195,15 @@ class Backend(abc.ABC):
         worker_id: str,
         limit: int,
         visibility_timeout_s: float,
+        records: Records | None = None,
     ) -> tuple[int, list[Lease]]:
-        """``ack(acks)`` then ``lease(queue, ...)``; backends may do both in one round trip.
+        """``ack(acks, records)`` then ``lease(queue, ...)``; backends may do both in one trip.
 
         Returns how many acks were still held, and the new leases. If it raises, neither the
         acks nor the lease may be assumed done: the caller keeps its acks and tries again (an
         ack is idempotent, and a lease taken but never seen comes back on expiry).
         """
-        acked = self.ack(acks) if acks else 0
+        acked = self.ack(acks, records) if acks else 0
         return acked, self.lease(queue, worker_id, limit, visibility_timeout_s)
 
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> None:
@@ -158,6 +242,39 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def counts(self, queue: str | None = None) -> dict[str, dict[str, int]]:
         """Messages per queue per ``State`` value, e.g. ``{"default": {"ready": 3, ...}}``."""
+
+    @abc.abstractmethod
+    def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:
+        """What the backend knows of ``job_id`` in ``queue`` (``None``: every known queue)."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str, queue: str | None, record: bytes, ttl_s: float) -> JobState:
+        """Cancel a job; returns its state before (``UNKNOWN`` if the backend does not know it).
+
+        A waiting job (scheduled, queued, retrying) is removed and kept as ``record`` (its
+        ``cancelled`` record) for ``ttl_s``; it never runs. A running job is flagged: its
+        worker sees it in ``cancel_requested`` and stops it, and a lease of a flagged job that
+        expires (its worker died) ends it as cancelled instead of running it again. A finished
+        job is left as it is.
+        """
+
+    @abc.abstractmethod
+    def cancel_requested(self, leases: Sequence[Lease]) -> set[str]:
+        """The ids among ``leases`` whose cancellation was asked (``cancel``) while leased."""
+
+    def wait_finished(self, job_id: str, queue: str, timeout_s: float) -> None:
+        """Block until ``job_id`` may have finished, at the latest after ``timeout_s``.
+
+        A hint, as ``wait_for_work``: the caller looks the job up after it returns. The default
+        sleeps ``timeout_s`` (the caller passes a short, growing one); backends that can be
+        woken (Redis, memory) return when the job finishes.
+        """
+        time.sleep(max(0.0, timeout_s))
+
+    def wait_and_lookup(self, job_id: str, queue: str, timeout_s: float) -> JobRecord:
+        """``wait_finished`` then ``lookup``; Redis does both in one round trip."""
+        self.wait_finished(job_id, queue, timeout_s)
+        return self.lookup(job_id, queue)
 
     @abc.abstractmethod
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:

@@ -15,7 +15,7 @@ so callers can back off and retry without knowing redis-py; the client reconnect
 from __future__ import annotations
 
 import asyncio
-import functools
+import math
 import os
 import uuid
 from collections import defaultdict
@@ -25,8 +25,24 @@ from typing import Any
 
 from kqueue.backends import redact_url
 from kqueue.backends import redis_scripts as lua
-from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
-from kqueue.errors import BackendError, BackendUnavailable
+from kqueue.backends.base import (
+    Backend,
+    DeadLetter,
+    Lease,
+    Records,
+    State,
+    WorkerStatus,
+)
+from kqueue.backends.redis_handles import RedisHandles
+from kqueue.backends.redis_replies import (
+    PREFIX,
+    WAIT_MAX_S,
+    flat,
+    parse_leases,
+    take_prefix,
+    translated,
+)
+from kqueue.errors import BackendError
 
 try:
     import redis
@@ -36,48 +52,33 @@ try:
 except ImportError as exc:  # pragma: no cover - redis is a dependency
     raise ImportError(f"the redis backend needs redis-py ({exc}); run pip install redis") from None
 
-#: Every key starts with this.
-PREFIX = "kqueue"
 #: Most messages per script call (bounds the time one script blocks Redis).
 CHUNK = 500
 #: Environment variable with the password when the URL has none (never logged).
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
-#: Longest single ``BLPOP`` of ``wait_for_work``, seconds (below the client's socket timeout).
-WAIT_MAX_S = 5.0
 
 
-def _translated(method: Callable) -> Callable:
-    """Turn redis-py errors into kqueue's: ``BackendUnavailable`` for connection problems."""
-
-    @functools.wraps(method)
-    def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise BackendUnavailable(
-                f"redis at {self.safe_url} is unreachable ({type(exc).__name__}: {exc}); "
-                "retry later"
-            ) from None
-        except redis_errors.RedisError as exc:
-            raise BackendError(f"redis at {self.safe_url}: {type(exc).__name__}: {exc}") from None
-
-    return wrapper
-
-
-class RedisBackend(Backend):
+class RedisBackend(RedisHandles, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
     wakes_on_enqueue = True  # idle workers BLPOP the queues' notify lists
+    wakes_on_finish = True
 
-    def __init__(self, client: redis.Redis, *, safe_url: str = "redis://"):
-        """Args: client: a redis-py client (bytes replies); safe_url: its URL without secrets."""
+    def __init__(self, client: redis.Redis, *, safe_url: str = "redis://", prefix: str = PREFIX):
+        """Args: client: a redis-py client (bytes replies); safe_url: its URL without secrets;
+        prefix: what every key starts with (several apps on one Redis each use their own)."""
         self.client = client
         self.safe_url = safe_url
+        self.prefix = prefix
         self._scripts = {
             name: client.register_script(getattr(lua, name))
             for name in (
                 "ENQUEUE",
+                "SUBMIT",
+                "LOOKUP",
+                "CANCEL",
+                "CANCEL_REQUESTED",
                 "LEASE",
                 "ACK",
                 "EXTEND",
@@ -90,6 +91,8 @@ class RedisBackend(Backend):
                 "STATUSES",
             )
         }
+        #: Queues this client added to the ``queues`` set already (each is added once).
+        self._listed: set[str] = set()
         #: The blocking wait of ``wait_for_work`` (its own thread and pooled connection) and the
         #: loop it reports to; a wait outlives a cancelled caller and serves the next call.
         self._waits: ThreadPoolExecutor | None = None
@@ -116,24 +119,24 @@ class RedisBackend(Backend):
         password = os.environ.get(PASSWORD_ENV)
         if password and "@" not in url:
             options["password"] = password
+        url, prefix = take_prefix(url)
         try:
             client = redis.Redis.from_url(url, **options)
         except (ValueError, TypeError) as exc:
             raise BackendError(f"redis URL {redact_url(url)!r} is malformed: {exc}") from None
-        return cls(client, safe_url=redact_url(url))
+        return cls(client, safe_url=redact_url(url), prefix=prefix)
 
     # --- keys -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _prefix(queue: str) -> str:
-        return f"{PREFIX}:{{{queue}}}:"
+    def _prefix(self, queue: str) -> str:
+        return f"{self.prefix}:{{{queue}}}:"
 
     def _keys(self, queue: str, *states: str) -> list[str]:
         prefix = self._prefix(queue)
         return [prefix + state for state in states]
 
     def _queues(self) -> list[str]:
-        return sorted(q.decode() for q in self.client.smembers(f"{PREFIX}:queues"))
+        return sorted(q.decode() for q in self.client.smembers(f"{self.prefix}:queues"))
 
     def _run(self, name: str, keys: list[str], args: list) -> Any:
         return self._scripts[name](keys=keys, args=args)
@@ -165,32 +168,36 @@ class RedisBackend(Backend):
 
     # --- messages ---------------------------------------------------------------------------
 
-    @_translated
+    @translated
     def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
         self._enqueue(queue, [(job_id, body)], delay_s)
 
-    @_translated
+    @translated
     def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
         self._enqueue(queue, messages, 0.0)
 
     def _enqueue(self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float) -> None:
         keys, prefix = self._keys(queue, "pending", "notify"), self._prefix(queue)
         calls = [
-            ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *_flat(messages[i : i + CHUNK])])
+            ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)
         ]
-        self._batch(calls, lambda pipe: pipe.sadd(f"{PREFIX}:queues", queue))
+        if queue in self._listed and len(calls) == 1:
+            self._run(*calls[0])  # one command, no pipeline: the common single dispatch
+            return
+        self._batch(calls, lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
+        self._listed.add(queue)
 
-    @_translated
+    @translated
     def lease(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
     ) -> list[Lease]:
         if limit <= 0:
             return []
-        call, token = self._lease_call(queue, limit, visibility_timeout_s)
-        return _leases(queue, token, self._run(*call))
+        call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
+        return parse_leases(queue, token, self._run(*call))
 
-    @_translated
+    @translated
     def ack_and_lease(
         self,
         acks: Sequence[Lease],
@@ -198,29 +205,45 @@ class RedisBackend(Backend):
         worker_id: str,
         limit: int,
         visibility_timeout_s: float,
+        records: Records | None = None,
     ) -> tuple[int, list[Lease]]:
         """One pipelined round trip: the ACK scripts of ``acks``, then the LEASE script."""
-        calls = self._per_queue_calls("ACK", ("leased",), [], acks)
+        calls = self._ack_calls(acks, records)
         if limit <= 0:
             return (sum(int(n) for n in self._batch(calls)) if calls else 0), []
-        call, token = self._lease_call(queue, limit, visibility_timeout_s)
+        call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
         replies = self._batch([*calls, call])
-        return sum(int(n) for n in replies[:-1]), _leases(queue, token, replies[-1])
+        return sum(int(n) for n in replies[:-1]), parse_leases(queue, token, replies[-1])
 
     def _lease_call(
-        self, queue: str, limit: int, visibility_timeout_s: float
+        self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
     ) -> tuple[tuple[str, list, list], str]:
         token = uuid.uuid4().hex
         keys = self._keys(queue, "pending", "leased", "notify")
-        args = [self._prefix(queue), limit, repr(float(visibility_timeout_s)), token]
+        args = [self._prefix(queue), limit, repr(float(visibility_timeout_s)), token, worker_id]
         return ("LEASE", keys, args), token
 
-    @_translated
-    def ack(self, leases: Sequence[Lease]) -> int:
-        replies = self._per_queue("ACK", ("leased",), [], leases)
-        return sum(int(n) for n in replies)
+    @translated
+    def ack(self, leases: Sequence[Lease], records: Records | None = None) -> int:
+        calls = self._ack_calls(leases, records)
+        return sum(int(n) for n in self._batch(calls)) if calls else 0
 
-    @_translated
+    def _ack_calls(
+        self, leases: Sequence[Lease], records: Records | None
+    ) -> list[tuple[str, list, list]]:
+        """ACK calls per queue and chunk: ``id, token, ttl_ms, record`` per lease."""
+        by_queue: dict[str, list] = defaultdict(list)
+        for lease in leases:
+            record, ttl_s = (records or {}).get(lease.job_id, (b"", 0.0))
+            ttl_ms = max(0, math.ceil(ttl_s * 1000)) if record else 0
+            by_queue[lease.queue].append((lease.job_id, lease.token, ttl_ms, record))
+        return [
+            ("ACK", self._keys(queue, "leased"), [self._prefix(queue), *flat(held[i : i + CHUNK])])
+            for queue, held in by_queue.items()
+            for i in range(0, len(held), CHUNK)
+        ]
+
+    @translated
     def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:
         replies = self._per_queue(
             "EXTEND", ("leased",), [repr(float(visibility_timeout_s))], leases
@@ -231,13 +254,13 @@ class RedisBackend(Backend):
             held.update((job_id.decode(), expires_at) for job_id in reply[1:])
         return [lease.with_expiry(held[lease.job_id]) for lease in leases if lease.job_id in held]
 
-    @_translated
+    @translated
     def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
         args = [repr(float(delay_s)), error or " ", "1"]
         states = ("pending", "leased", "notify")
         return sum(self._per_queue("REQUEUE", states, args, [lease])) == 1
 
-    @_translated
+    @translated
     def release(self, leases: Sequence[Lease], delay_s: float = 0.0) -> int:
         args = [repr(float(delay_s)), "", "0"]
         states = ("pending", "leased", "notify")
@@ -260,20 +283,20 @@ class RedisBackend(Backend):
             (
                 script,
                 self._keys(queue, *states),
-                [self._prefix(queue), *args, *_flat(held[i : i + CHUNK])],
+                [self._prefix(queue), *args, *flat(held[i : i + CHUNK])],
             )
             for queue, held in by_queue.items()
             for i in range(0, len(held), CHUNK)
         ]
         return calls
 
-    @_translated
+    @translated
     def dead(self, lease: Lease, reason: str) -> bool:
         keys = self._keys(lease.queue, "leased", "dead")
         args = [self._prefix(lease.queue), lease.job_id, lease.token, reason]
         return int(self._run("DEAD", keys, args)) == 1
 
-    @_translated
+    @translated
     def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         letters = []
         for name in [queue] if queue else self._queues():
@@ -292,7 +315,7 @@ class RedisBackend(Backend):
         letters.sort(key=lambda letter: letter.failed_at, reverse=True)
         return letters[:limit]
 
-    @_translated
+    @translated
     def requeue_dead(self, job_ids: Sequence[str] | None = None, queue: str | None = None) -> int:
         if job_ids is not None and not job_ids:
             return 0
@@ -305,7 +328,7 @@ class RedisBackend(Backend):
             )
         return total
 
-    @_translated
+    @translated
     def counts(self, queue: str | None = None) -> dict[str, dict[str, int]]:
         names = [queue] if queue else self._queues()
         calls = [("COUNTS", self._keys(name, "pending", "leased", "dead"), []) for name in names]
@@ -350,13 +373,17 @@ class RedisBackend(Backend):
     # --- worker statuses --------------------------------------------------------------------
 
     def _status_keys(self) -> list[str]:
-        return [f"{PREFIX}:workers", f"{PREFIX}:worker-bodies", f"{PREFIX}:worker-published"]
+        return [
+            f"{self.prefix}:workers",
+            f"{self.prefix}:worker-bodies",
+            f"{self.prefix}:worker-published",
+        ]
 
-    @_translated
+    @translated
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
         self._run("PUBLISH", self._status_keys(), [worker_id, body, repr(float(ttl_s))])
 
-    @_translated
+    @translated
     def worker_statuses(self) -> list[WorkerStatus]:
         reply = self._run("STATUSES", self._status_keys(), [])
         statuses = [
@@ -365,7 +392,7 @@ class RedisBackend(Backend):
         ]
         return sorted(statuses, key=lambda status: status.worker_id)
 
-    @_translated
+    @translated
     def remove_status(self, worker_id: str) -> None:
         pipe = self.client.pipeline(transaction=True)
         for key in self._status_keys():
@@ -374,24 +401,26 @@ class RedisBackend(Backend):
 
     # --- estimator history ------------------------------------------------------------------
 
-    @_translated
+    @translated
     def record_durations(self, durations: Mapping[str, Sequence[float]], keep: int) -> None:
         if not durations:
             return
         pipe = self.client.pipeline(transaction=False)  # history is advice: no atomicity needed
-        pipe.sadd(f"{PREFIX}:duration-classes", *durations)
+        pipe.sadd(f"{self.prefix}:duration-classes", *durations)
         for job_class, values in durations.items():
-            key = f"{PREFIX}:durations:{job_class}"
+            key = f"{self.prefix}:durations:{job_class}"
             pipe.rpush(key, *(repr(float(v)) for v in values))
             pipe.ltrim(key, -keep, -1)
         pipe.execute()
 
-    @_translated
+    @translated
     def load_durations(self, keep: int) -> dict[str, list[float]]:
-        classes = sorted(c.decode() for c in self.client.smembers(f"{PREFIX}:duration-classes"))
+        classes = sorted(
+            c.decode() for c in self.client.smembers(f"{self.prefix}:duration-classes")
+        )
         pipe = self.client.pipeline(transaction=False)
         for job_class in classes:
-            pipe.lrange(f"{PREFIX}:durations:{job_class}", -keep, -1)
+            pipe.lrange(f"{self.prefix}:durations:{job_class}", -keep, -1)
         replies = pipe.execute() if classes else []
         return {c: [float(v) for v in r] for c, r in zip(classes, replies, strict=True) if r}
 
@@ -399,21 +428,3 @@ class RedisBackend(Backend):
         if self._waits is not None:
             self._waits.shutdown(wait=False, cancel_futures=True)
         self.client.close()
-
-
-def _leases(queue: str, token: str, reply: list) -> list[Lease]:
-    """The leases in a LEASE script's reply, oldest first."""
-    expires_at = float(reply[0])
-    leases = []
-    for packed in reply[1:]:  # b"<len(id)>:<id><attempts>:<enqueued_at>:<body>"
-        colon = packed.index(b":")
-        end = colon + 1 + int(packed[:colon])
-        attempts, enqueued, body = packed[end:].split(b":", 2)
-        job_id = packed[colon + 1 : end].decode()
-        leases.append(Lease(job_id, queue, body, int(attempts), float(enqueued), token, expires_at))
-    leases.sort(key=lambda lease: lease.enqueued_at)
-    return leases
-
-
-def _flat(pairs: Sequence[tuple]) -> list:
-    return [x for pair in pairs for x in pair]

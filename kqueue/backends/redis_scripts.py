@@ -8,8 +8,19 @@ Keys of one queue share the hash tag ``{queue}`` so they land in one Redis Clust
 - ``kqueue:{q}:dead``     sorted set, job id scored by when it failed for good;
 - ``kqueue:{q}:notify``   list of wake-up tokens for idle workers (``BLPOP``; a hint, capped at
   ``NOTIFY_MAX``): pushed when work becomes ready now, never needed for correctness;
-- ``kqueue:{q}:job:<id>`` hash: ``body``, ``attempts``, ``enqueued_at``, ``token`` (only while
-  leased), ``error``, ``failed_at``.
+- ``kqueue:{q}:job:<id>`` hash: ``body``, ``attempts``, ``enqueued_at``, ``due_at``, ``token``
+  and ``worker`` (only while leased), ``error``, ``failed_at``, ``ukey`` (its unique key),
+  ``cancel`` and ``cancel_ttl_ms`` (a cancel asked while it ran: its record and how long to keep);
+- ``kqueue:{q}:result:<id>`` string: the finished job's record, expiring after its TTL (Redis
+  expires it: no janitor);
+- ``kqueue:{q}:done:<id>`` list holding one token once the job ended (same TTL, at least
+  ``DONE_MIN_TTL_MS``): ``result()`` waits on it with ``BLMOVE`` from the list to itself, which
+  wakes every waiter and consumes nothing;
+- ``kqueue:{q}:unique:<key>`` string ``"<until>:<job id>"``: a unique-key lock, held while its job
+  exists (not dead) or until ``until``; it gets a TTL (to ``until``) or is deleted when its job
+  ends, and a lock whose job is gone counts as free, so it cannot outlive a crash.
+
+The leading ``kqueue`` is the backend's key prefix (``?prefix=`` in the URL).
 
 A job id is in exactly one of the three sets while its hash exists. Scripts take the key prefix
 ``kqueue:{q}:`` as ``ARGV[1]`` and build job keys from it (same slot). Times come from the server's
@@ -24,6 +35,40 @@ _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function fmt(x) return string.format('%.6f', x) end
+"""
+
+#: Least time a ``done`` token is kept (a job whose record is not kept still wakes its waiters).
+DONE_MIN_TTL_MS = 10_000
+
+#: Ending a job: delete its message, keep its record, wake waiters, release its unique lock.
+#: Needs ``now`` (``_NOW``).
+_FINISH = f"""
+local function release_lock(prefix, key, id)
+  local ukey = redis.call('HGET', key, 'ukey')
+  if not ukey then return end
+  local lock = prefix .. 'unique:' .. ukey
+  local value = redis.call('GET', lock)
+  if not value then return end
+  local colon = string.find(value, ':', 1, true)
+  if string.sub(value, colon + 1) ~= id then return end
+  local held_until = tonumber(string.sub(value, 1, colon - 1))
+  if held_until > now then
+    redis.call('PEXPIREAT', lock, math.ceil(held_until * 1000))
+  else
+    redis.call('DEL', lock)
+  end
+end
+local function finish(prefix, id, record, ttl_ms)
+  local key = prefix .. 'job:' .. id
+  release_lock(prefix, key, id)
+  redis.call('DEL', key)
+  if record ~= '' and ttl_ms > 0 then
+    redis.call('SET', prefix .. 'result:' .. id, record, 'PX', ttl_ms)
+  end
+  local done = prefix .. 'done:' .. id
+  redis.call('RPUSH', done, '1')
+  redis.call('PEXPIRE', done, math.max(ttl_ms, {DONE_MIN_TTL_MS}))
+end
 """
 
 #: Most wake-up tokens kept in a queue's ``notify`` list (idle workers woken at once).
@@ -46,7 +91,8 @@ local prefix, due, added = ARGV[1], now + tonumber(ARGV[2]), 0
 for i = 3, #ARGV, 2 do
   local key = prefix .. 'job:' .. ARGV[i]
   if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'body', ARGV[i + 1], 'attempts', 0, 'enqueued_at', fmt(now))
+    redis.call('HSET', key, 'body', ARGV[i + 1], 'attempts', 0, 'enqueued_at', fmt(now),
+               'due_at', fmt(due))
     redis.call('ZADD', KEYS[1], due + added / 1000000, ARGV[i])
     added = added + 1
   end
@@ -56,7 +102,37 @@ return added
 """
 )
 
-#: KEYS: pending, leased, notify. ARGV: prefix, limit, visibility_timeout_s, token.
+#: KEYS: pending, notify, dead. ARGV: prefix, delay_s, id, body, unique key, unique_for_s.
+#: Adds the message unless the unique key's lock is held (then returns the holder's id) or the
+#: id is known; returns the id that runs.
+SUBMIT = (
+    _NOW
+    + _NOTIFY
+    + """
+local prefix, delay, id, ukey = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[5]
+local lock = prefix .. 'unique:' .. ukey
+local value = redis.call('GET', lock)
+if value then
+  local colon = string.find(value, ':', 1, true)
+  local holder = string.sub(value, colon + 1)
+  if tonumber(string.sub(value, 1, colon - 1)) > now then return holder end
+  if redis.call('EXISTS', prefix .. 'job:' .. holder) == 1
+     and not redis.call('ZSCORE', KEYS[3], holder) then
+    return holder
+  end
+end
+local key = prefix .. 'job:' .. id
+if redis.call('EXISTS', key) == 1 then return id end
+redis.call('SET', lock, fmt(now + tonumber(ARGV[6])) .. ':' .. id)
+redis.call('HSET', key, 'body', ARGV[4], 'attempts', 0, 'enqueued_at', fmt(now),
+           'due_at', fmt(now + delay), 'ukey', ukey)
+redis.call('ZADD', KEYS[1], now + delay, id)
+if delay <= 0 then notify(KEYS[2]) end
+return id
+"""
+)
+
+#: KEYS: pending, leased, notify. ARGV: prefix, limit, visibility_timeout_s, token, worker.
 #: Takes the oldest due messages, expired leases included, and leases them in one step; a full
 #: batch passes a wake-up token on (more may be waiting for another idle worker).
 #: Returns {expires_at, "<len(id1)>:<id1><attempts1>:<enqueued_at1>:<body1>", ...}: one string per
@@ -65,6 +141,7 @@ return added
 LEASE = (
     _NOW
     + _NOTIFY
+    + _FINISH
     + """
 local prefix, limit, token = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local expires = now + tonumber(ARGV[3])
@@ -82,11 +159,13 @@ for i = 1, math.min(limit, #candidates) do
   local id, from = candidates[i][1], candidates[i][3]
   local key = prefix .. 'job:' .. id
   redis.call('ZREM', from, id)
-  if redis.call('EXISTS', key) == 1 then
+  local fields = redis.call('HMGET', key, 'body', 'enqueued_at', 'cancel', 'cancel_ttl_ms')
+  if fields[3] then  -- cancelled while leased, and its worker died: it ends here
+    finish(prefix, id, fields[3], tonumber(fields[4]))
+  elseif fields[1] then
     redis.call('ZADD', KEYS[2], expires, id)
     local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-    redis.call('HSET', key, 'token', token)
-    local fields = redis.call('HMGET', key, 'body', 'enqueued_at')
+    redis.call('HSET', key, 'token', token, 'worker', ARGV[5])
     out[#out + 1] = #id .. ':' .. id .. attempts .. ':' .. fields[2] .. ':' .. fields[1]
   end
 end
@@ -101,15 +180,18 @@ local function held(key, token)
 end
 """
 
-#: KEYS: leased. ARGV: prefix, id1, token1, ... Deletes held messages; returns how many.
+#: KEYS: leased. ARGV: prefix, id1, token1, ttl_ms1, record1, ... Ends held messages, keeping
+#: each record ('' none) for its TTL; returns how many were held.
 ACK = (
-    _HELD
+    _NOW
+    + _HELD
+    + _FINISH
     + """
 local prefix, n = ARGV[1], 0
-for i = 2, #ARGV, 2 do
+for i = 2, #ARGV, 4 do
   local key = prefix .. 'job:' .. ARGV[i]
   if held(key, ARGV[i + 1]) then
-    redis.call('DEL', key)
+    finish(prefix, ARGV[i], ARGV[i + 3], tonumber(ARGV[i + 2]))
     redis.call('ZREM', KEYS[1], ARGV[i])
     n = n + 1
   end
@@ -143,12 +225,18 @@ REQUEUE = (
     _NOW
     + _HELD
     + _NOTIFY
+    + _FINISH
     + """
 local prefix, due, err, counted = ARGV[1], now + tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
 local n = 0
 for i = 5, #ARGV, 2 do
   local key = prefix .. 'job:' .. ARGV[i]
-  if held(key, ARGV[i + 1]) then
+  local cancel = counted and held(key, ARGV[i + 1]) and redis.call('HGET', key, 'cancel')
+  if cancel then  -- cancelled while it ran: never retried
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    finish(prefix, ARGV[i], cancel, tonumber(redis.call('HGET', key, 'cancel_ttl_ms')))
+    n = n + 1
+  elseif held(key, ARGV[i + 1]) then
     redis.call('ZREM', KEYS[2], ARGV[i])
     redis.call('ZADD', KEYS[1], due, ARGV[i])
     redis.call('HDEL', key, 'token')
@@ -168,12 +256,17 @@ return n
 DEAD = (
     _NOW
     + _HELD
-    + """
+    + _FINISH
+    + f"""
 local key = ARGV[1] .. 'job:' .. ARGV[2]
 if not held(key, ARGV[3]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[2])
-redis.call('HDEL', key, 'token')
+release_lock(ARGV[1], key, ARGV[2])
+local done = ARGV[1] .. 'done:' .. ARGV[2]
+redis.call('RPUSH', done, '1')
+redis.call('PEXPIRE', done, {DONE_MIN_TTL_MS})
+redis.call('HDEL', key, 'token', 'ukey')
 redis.call('HSET', key, 'error', ARGV[4], 'failed_at', fmt(now))
 return 1
 """
@@ -261,3 +354,73 @@ end
 return out
 """
 )
+
+#: KEYS: pending, leased, dead. ARGV: prefix, id. Returns {state, attempts, enqueued_at, due_at,
+#: available_at, worker, error, failed_at, record, body}; state is a ``JobState`` value, or
+#: ``finished`` when only the record is left (its document says how it ended).
+LOOKUP = (
+    _NOW
+    + """
+local prefix, id = ARGV[1], ARGV[2]
+local key = prefix .. 'job:' .. id
+local f = redis.call('HMGET', key, 'attempts', 'enqueued_at', 'due_at', 'worker', 'error',
+                     'failed_at', 'body')
+local function reply(state, at, record)
+  return {state, f[1] or '0', f[2] or '', f[3] or '', at or '', f[4] or '', f[5] or '',
+          f[6] or '', record or '', f[7] or ''}
+end
+if f[7] then
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score then return reply('waiting', score) end
+  score = redis.call('ZSCORE', KEYS[2], id)
+  if score and tonumber(score) > now then return reply('running', score) end
+  if score then return reply('queued', score) end
+  if redis.call('ZSCORE', KEYS[3], id) then return reply('dead', f[6]) end
+end
+local record = redis.call('GET', prefix .. 'result:' .. id)
+if record then return reply('finished', '', record) end
+return reply('unknown')
+"""
+)
+
+#: KEYS: pending, leased, dead. ARGV: prefix, id, record, ttl_ms. Returns the state before:
+#: ``waiting`` (removed, kept as cancelled), ``running`` (flagged), or what LOOKUP would say.
+CANCEL = (
+    _NOW
+    + _FINISH
+    + """
+local prefix, id = ARGV[1], ARGV[2]
+local key = prefix .. 'job:' .. id
+if redis.call('EXISTS', key) == 0 then
+  if redis.call('EXISTS', prefix .. 'result:' .. id) == 1 then return 'finished' end
+  return 'unknown'
+end
+if redis.call('ZSCORE', KEYS[3], id) then return 'dead' end
+local leased = redis.call('ZSCORE', KEYS[2], id)
+if leased and tonumber(leased) > now then
+  redis.call('HSET', key, 'cancel', ARGV[3], 'cancel_ttl_ms', ARGV[4])
+  return 'running'
+end
+local state = 'queued'
+local due = redis.call('ZSCORE', KEYS[1], id)
+if due and tonumber(due) > now then
+  local f = redis.call('HMGET', key, 'error', 'due_at')
+  if f[1] then state = 'retrying' elseif tonumber(f[2] or '0') > now then state = 'scheduled' end
+end
+redis.call('ZREM', KEYS[1], id)
+redis.call('ZREM', KEYS[2], id)
+finish(prefix, id, ARGV[3], tonumber(ARGV[4]))
+return state
+"""
+)
+
+#: KEYS: none. ARGV: prefix, id1, id2, ... Returns the ids whose cancel was asked while leased.
+CANCEL_REQUESTED = """
+local out = {}
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', ARGV[1] .. 'job:' .. ARGV[i], 'cancel') == 1 then
+    out[#out + 1] = ARGV[i]
+  end
+end
+return out
+"""

@@ -9,6 +9,7 @@ The file is in WAL mode so readers do not block the writer.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -17,48 +18,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from kqueue.backends.base import Backend, DeadLetter, Lease, State, WorkerStatus
+from kqueue.backends.base import (
+    Backend,
+    DeadLetter,
+    JobRecord,
+    Lease,
+    Records,
+    State,
+    WorkerStatus,
+    unknown,
+)
+from kqueue.backends.sqlite_schema import (
+    ADDED_COLUMNS,
+    HELD,
+    INSERT,
+    LEASE,
+    LOOKUP,
+    PURGE_INTERVAL_S,
+    SCHEMA,
+    Transaction,
+    job_record,
+)
 from kqueue.errors import BackendError
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    queue TEXT NOT NULL,
-    body BLOB NOT NULL,
-    state TEXT NOT NULL,                -- 'ready' | 'leased' | 'dead'
-    available_at REAL NOT NULL,         -- due time, or lease expiry when leased
-    attempts INTEGER NOT NULL DEFAULT 0,
-    enqueued_at REAL NOT NULL,
-    token TEXT,
-    worker TEXT,
-    error TEXT,
-    failed_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (queue, available_at) WHERE state != 'dead';
-CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (failed_at) WHERE state = 'dead';
-CREATE TABLE IF NOT EXISTS durations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_class TEXT NOT NULL,
-    duration_s REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS durations_class ON durations (job_class, seq);
-CREATE TABLE IF NOT EXISTS workers (
-    id TEXT PRIMARY KEY,
-    body BLOB NOT NULL,
-    published_at REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
-
-_LEASE = """
-UPDATE jobs SET state = 'leased', available_at = :expires_at, attempts = attempts + 1,
-                token = :token, worker = :worker
-WHERE id IN (SELECT id FROM jobs WHERE queue = :queue AND state != 'dead' AND available_at <= :now
-             ORDER BY available_at LIMIT :limit)
-RETURNING id, body, attempts, enqueued_at
-"""
-
-_HELD = "id = ? AND token = ? AND state = 'leased'"
+from kqueue.policy.status import JobState
 
 
 class SQLiteBackend(Backend):
@@ -74,7 +56,16 @@ class SQLiteBackend(Backend):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
+        self._add_columns()
+        self._last_purge = 0.0
+
+    def _add_columns(self) -> None:
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, declaration in ADDED_COLUMNS:
+            if name not in have:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteBackend:
@@ -105,22 +96,55 @@ class SQLiteBackend(Backend):
         return connection
 
     def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
-        now = time.time()
-        self._db.execute(
-            "INSERT OR IGNORE INTO jobs (id, queue, body, state, available_at, enqueued_at) "
-            "VALUES (?, ?, ?, 'ready', ?, ?)",
-            (job_id, queue, body, now + delay_s, now),
-        )
+        self.submit(queue, job_id, body, delay_s=delay_s)
 
     def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
         now = time.time()
-        rows = [(job_id, queue, body, now, now) for job_id, body in messages]
+        rows = [(job_id, queue, body, now, now, now) for job_id, body in messages]
         with self._transaction() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO jobs (id, queue, body, state, available_at, enqueued_at) "
-                "VALUES (?, ?, ?, 'ready', ?, ?)",
-                rows,
-            )
+            db.executemany(INSERT, rows)
+
+    def submit(
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        unique_key: str | None = None,
+        unique_for_s: float = 0.0,
+    ) -> str:
+        now = time.time()
+        due = now + max(0.0, delay_s)
+        with self._transaction() as db:
+            if unique_key is not None:
+                holder = self._lock_holder(db, queue, unique_key, now)
+                if holder is not None:
+                    return holder
+                db.execute(
+                    "INSERT OR REPLACE INTO locks (queue, key, job_id, until) VALUES (?, ?, ?, ?)",
+                    (queue, unique_key, job_id, now + unique_for_s),
+                )
+            db.execute(INSERT, (job_id, queue, body, due, now, due))
+            if unique_key is not None:
+                db.execute("UPDATE jobs SET unique_key = ? WHERE id = ?", (unique_key, job_id))
+        return job_id
+
+    @staticmethod
+    def _lock_holder(db: sqlite3.Connection, queue: str, key: str, now: float) -> str | None:
+        """The job holding ``key``'s lock now, or None (its job ended and its time passed)."""
+        row = db.execute(
+            "SELECT job_id, until FROM locks WHERE queue = ? AND key = ?", (queue, key)
+        ).fetchone()
+        if row is None:
+            return None
+        holder, until = row
+        if until > now:
+            return holder
+        waiting = db.execute(
+            "SELECT 1 FROM jobs WHERE id = ? AND state != 'dead'", (holder,)
+        ).fetchone()
+        return holder if waiting else None
 
     def lease(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
@@ -137,20 +161,67 @@ class SQLiteBackend(Backend):
             "worker": worker_id,
         }
         with self._transaction() as db:
-            rows = db.execute(_LEASE, params).fetchall()
-        leases = [
-            Lease(job_id, queue, body, attempts, enqueued_at, token, expires_at)
-            for job_id, body, attempts, enqueued_at in rows
-        ]
+            self._purge(db, now)
+            rows = db.execute(LEASE, params).fetchall()
+            leases = []
+            for job_id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s in rows:
+                lease = Lease(job_id, queue, body, attempts, enqueued_at, token, expires_at)
+                if cancel_record is None:
+                    leases.append(lease)
+                else:  # cancelled while leased, and its worker died: it ends here
+                    self._finish(db, lease, now, {job_id: (cancel_record, cancel_ttl_s)})
         leases.sort(key=lambda lease: lease.enqueued_at)
         return leases
 
-    def ack(self, leases: Sequence[Lease]) -> int:
-        with self._transaction() as db:
-            return sum(
-                db.execute(f"DELETE FROM jobs WHERE {_HELD}", (x.job_id, x.token)).rowcount
-                for x in leases
+    def _purge(self, db: sqlite3.Connection, now: float) -> None:
+        """Delete expired results and released locks (at most every ``PURGE_INTERVAL_S``)."""
+        if now - self._last_purge < PURGE_INTERVAL_S:
+            return
+        self._last_purge = now
+        db.execute("DELETE FROM results WHERE expires_at <= ?", (now,))
+        db.execute(
+            "DELETE FROM locks WHERE until <= ? AND job_id NOT IN (SELECT id FROM jobs)", (now,)
+        )
+
+    def _finish(
+        self, db: sqlite3.Connection, lease: Lease, now: float, records: Records | None
+    ) -> None:
+        """Delete a held message, keep its record, release its lock once its time passed."""
+        row = db.execute("SELECT unique_key FROM jobs WHERE id = ?", (lease.job_id,)).fetchone()
+        db.execute("DELETE FROM jobs WHERE id = ?", (lease.job_id,))
+        self._keep_record(db, lease.job_id, lease.queue, now, records)
+        if row is not None and row[0] is not None:
+            self._release_lock(db, lease.queue, row[0], lease.job_id, now)
+
+    @staticmethod
+    def _keep_record(
+        db: sqlite3.Connection, job_id: str, queue: str, now: float, records: Records | None
+    ) -> None:
+        record = (records or {}).get(job_id)
+        if record is not None and record[1] > 0:
+            db.execute(
+                "INSERT OR REPLACE INTO results (id, queue, record, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (job_id, queue, record[0], now + record[1]),
             )
+
+    @staticmethod
+    def _release_lock(db: sqlite3.Connection, queue: str, key: str, job_id: str, now: float):
+        db.execute(
+            "DELETE FROM locks WHERE queue = ? AND key = ? AND job_id = ? AND until <= ?",
+            (queue, key, job_id, now),
+        )
+
+    def ack(self, leases: Sequence[Lease], records: Records | None = None) -> int:
+        now, held = time.time(), 0
+        with self._transaction() as db:
+            for lease in leases:
+                if db.execute(
+                    f"SELECT 1 FROM jobs WHERE {HELD}", (lease.job_id, lease.token)
+                ).fetchone():
+                    self._finish(db, lease, now, records)
+                    held += 1
+        return held
 
     def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:
         expires_at = time.time() + visibility_timeout_s
@@ -158,7 +229,7 @@ class SQLiteBackend(Backend):
         with self._transaction() as db:
             for lease in leases:
                 cursor = db.execute(
-                    f"UPDATE jobs SET available_at = ? WHERE {_HELD}",
+                    f"UPDATE jobs SET available_at = ? WHERE {HELD}",
                     (expires_at, lease.job_id, lease.token),
                 )
                 if cursor.rowcount:
@@ -166,12 +237,23 @@ class SQLiteBackend(Backend):
         return held
 
     def retry(self, lease: Lease, delay_s: float, error: str) -> bool:
-        cursor = self._db.execute(
-            "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, worker = NULL, "
-            f"error = ? WHERE {_HELD}",
-            (time.time() + delay_s, error, lease.job_id, lease.token),
-        )
-        return cursor.rowcount == 1
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                f"SELECT cancel_record, cancel_ttl_s FROM jobs WHERE {HELD}",
+                (lease.job_id, lease.token),
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] is not None:  # cancelled while it ran: never retried
+                self._finish(db, lease, now, {lease.job_id: (row[0], row[1])})
+                return True
+            db.execute(
+                "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, worker = NULL, "
+                f"error = ? WHERE {HELD}",
+                (now + delay_s, error, lease.job_id, lease.token),
+            )
+        return True
 
     def release(self, leases: Sequence[Lease], delay_s: float = 0.0) -> int:
         available_at = time.time() + delay_s
@@ -179,19 +261,63 @@ class SQLiteBackend(Backend):
             return sum(
                 db.execute(
                     "UPDATE jobs SET state = 'ready', available_at = ?, token = NULL, "
-                    f"worker = NULL, attempts = MAX(attempts - 1, 0) WHERE {_HELD}",
+                    f"worker = NULL, attempts = MAX(attempts - 1, 0) WHERE {HELD}",
                     (available_at, lease.job_id, lease.token),
                 ).rowcount
                 for lease in leases
             )
 
     def dead(self, lease: Lease, reason: str) -> bool:
-        cursor = self._db.execute(
-            "UPDATE jobs SET state = 'dead', error = ?, failed_at = ?, token = NULL, worker = NULL "
-            f"WHERE {_HELD}",
-            (reason, time.time(), lease.job_id, lease.token),
-        )
-        return cursor.rowcount == 1
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(
+                f"UPDATE jobs SET state = 'dead', error = ?, failed_at = ?, token = NULL, "
+                f"worker = NULL WHERE {HELD} RETURNING unique_key",
+                (reason, now, lease.job_id, lease.token),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                self._release_lock(db, lease.queue, row[0], lease.job_id, now)
+        return row is not None
+
+    def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:
+        now = time.time()
+        row = self._db.execute(LOOKUP, (job_id,)).fetchone()
+        if row is not None and (queue is None or row[1] == queue):
+            return job_record(row, now)
+        found = self._db.execute(
+            "SELECT queue, record FROM results WHERE id = ? AND expires_at > ?", (job_id, now)
+        ).fetchone()
+        if found is None or (queue is not None and found[0] != queue):
+            return unknown(job_id)
+        return JobRecord(job_id, JobState.DONE, queue=found[0], record=found[1])
+
+    def cancel(self, job_id: str, queue: str | None, record: bytes, ttl_s: float) -> JobState:
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute(LOOKUP, (job_id,)).fetchone()
+            if row is None or (queue is not None and row[1] != queue):
+                return self.lookup(job_id, queue).state
+            before = job_record(row, now).state
+            if before is JobState.RUNNING:
+                db.execute(
+                    "UPDATE jobs SET cancel_record = ?, cancel_ttl_s = ? WHERE id = ?",
+                    (record, ttl_s, job_id),
+                )
+            elif not before.finished:
+                lease = Lease(job_id, row[1], b"", 0, 0.0, "", 0.0)
+                self._finish(db, lease, now, {job_id: (record, ttl_s)})
+        return before
+
+    def cancel_requested(self, leases: Sequence[Lease]) -> set[str]:
+        if not leases:
+            return set()
+        ids = [lease.job_id for lease in leases]
+        rows = self._db.execute(
+            f"SELECT id FROM jobs WHERE cancel_record IS NOT NULL AND id IN "
+            f"({', '.join('?' * len(ids))})",
+            ids,
+        ).fetchall()
+        return {row[0] for row in rows}
 
     def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         where, params = ("AND queue = ?", (queue,)) if queue else ("", ())
@@ -282,19 +408,5 @@ class SQLiteBackend(Backend):
             self._connections.clear()
         self._local = threading.local()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on one connection."""
-
-    def __init__(self, connection: sqlite3.Connection):
-        self.connection = connection
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.connection.execute("BEGIN IMMEDIATE")
-        return self.connection
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db)

@@ -2,8 +2,9 @@
 
 This is the one place that composes the runtime and the simulator. Each subcommand is a small
 function taking the parsed arguments and returning an exit code: the worker's commands (``run``,
-``dead``, ``demo``) live in ``kqueue.cli.worker``, the operator's (``pool``, ``stats``,
-``calibrate``, ``replay``) in ``kqueue.cli.ops``. The planner's subcommands are registered by
+``dead``, ``demo``) live in ``kqueue.cli.worker``, the job commands (``job``, ``cancel``) in
+``kqueue.cli.jobs``, the operator's (``pool``, ``stats``, ``calibrate``, ``replay``) in
+``kqueue.cli.ops``. The planner's subcommands are registered by
 ``sim.cli``, which keeps its heavy imports inside its handlers.
 """
 
@@ -13,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from kqueue.cli import ops, trace, worker
+from kqueue.cli import jobs, ops, trace, worker
 from kqueue.errors import KQueueError
 
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         worker.add_run,
         worker.add_dead,
+        jobs.add_job,
+        jobs.add_cancel,
         ops.add_pool,
         ops.add_stats,
         worker.add_demo,

@@ -2,18 +2,20 @@
 
 Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace row and its file;
 ``trace_input``, ``trace_swf`` and ``trace_args`` read other forms of it), ``host`` (the host
-profile: measured constants, ``host.toml``), ``status`` (how an attempt ended), ``estimator``
-(expected duration), ``router`` (which tier), ``scaler`` (how big the pool), ``fetch`` (how many
-to lease), ``threads`` (inline threads), ``units`` (rates and sizes as people write them).
-Nothing here does I/O except reading and writing trace, config and host files on request.
+profile: measured constants, ``host.toml``), ``status`` (how an attempt ended, where a job is),
+``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool),
+``fetch`` (how many to lease), ``threads`` (inline threads), ``retry`` (whether and when a failed
+attempt runs again), ``units`` (rates and sizes as people write them). Nothing here does I/O
+except reading and writing trace, config and host files on request.
 """
 
 from kqueue.policy.config import Config, JobOptions, JobSettings, Tier, resolve_job, retry_delay_s
 from kqueue.policy.estimator import DurationHistory, Estimate, EstimateSource, estimate_duration
 from kqueue.policy.host import HostProfile
+from kqueue.policy.retry import Failure, RetryPolicy, classify, retry_after_s
 from kqueue.policy.router import route
 from kqueue.policy.scaler import PoolSnapshot, target_pool_size, target_size
-from kqueue.policy.status import Status
+from kqueue.policy.status import JobState, Status
 from kqueue.policy.trace import (
     COLUMNS,
     REQUIRED,
@@ -46,9 +48,15 @@ __all__ = [
     "PoolSnapshot",
     "target_pool_size",
     "target_size",
+    # retry
+    "Failure",
+    "RetryPolicy",
+    "classify",
+    "retry_after_s",
     # trace
     "COLUMNS",
     "REQUIRED",
+    "JobState",
     "Status",
     "TraceRow",
     "TraceWriter",

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kqueue.errors import ConfigError
+from kqueue.policy.retry import RetryPolicy, backoff_s
 
 
 class Tier(enum.StrEnum):
@@ -41,6 +42,7 @@ _CHECKS = {
     "> 0": lambda value: value > 0,
     ">= 1": lambda value: value >= 1,
     "in (0, 1]": lambda value: 0 < value <= 1,
+    "bool": lambda value: isinstance(value, bool),
 }
 
 
@@ -55,6 +57,11 @@ def _setting(default: Any, rule: str, kind: type | None = None, *, unbounded: bo
     return field(default=default, metadata={"kind": kind, "rule": rule, "unbounded": unbounded})
 
 
+def _flag(default: bool | None) -> Any:
+    """A true/false setting (``None``: not set at this layer)."""
+    return field(default=default, metadata={"kind": bool, "rule": "bool"})
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """Per-job settings; ``None`` means "not set here, ask the next layer"."""
@@ -64,6 +71,10 @@ class JobOptions:
     timeout_s: float | None = _setting(None, "> 0", float)
     max_memory_mb: float | None = _setting(None, "> 0", float)
     max_attempts: int | None = _setting(None, ">= 1", int)
+    retry_backoff_s: float | None = _setting(None, ">= 0", float)
+    retry_backoff_max_s: float | None = _setting(None, ">= 0", float)
+    retry_jitter: bool | None = _flag(None)
+    result_ttl_s: float | None = _setting(None, ">= 0", float)
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,11 @@ class JobSettings:
     timeout_s: float
     max_memory_mb: float
     max_attempts: int
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 300.0
+    retry_jitter: bool = False
+    #: How long the job's result (or its final state) is kept, seconds; 0 keeps none.
+    result_ttl_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,10 @@ class Config:
     retry_backoff_s: float = _setting(1.0, ">= 0")
     #: Retry delays never exceed this.
     retry_backoff_max_s: float = _setting(300.0, ">= 0")
+    #: Draw each retry delay from the upper half of its backoff (spreads a burst of failures).
+    retry_jitter: bool = _flag(False)
+    #: How long a finished job's result and state are kept, seconds; 0 keeps none.
+    result_ttl_s: float = _setting(3600.0, ">= 0")
     #: On SIGTERM, in-flight jobs get this long to finish before they are stopped and requeued.
     shutdown_grace_s: float = _setting(30.0, ">= 0")
     #: Most jobs leased in one round trip to the backend.
@@ -229,13 +249,36 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
         timeout_s=pick("timeout_s"),
         max_memory_mb=pick("max_memory_mb"),
         max_attempts=pick("max_attempts"),
+        retry_backoff_s=pick("retry_backoff_s"),
+        retry_backoff_max_s=pick("retry_backoff_max_s"),
+        retry_jitter=pick("retry_jitter"),
+        result_ttl_s=pick("result_ttl_s"),
     )
 
 
 def retry_delay_s(config: Config, attempt: int) -> float:
-    """Backoff before the next attempt after ``attempt`` failed: base * 2**(attempt-1), capped."""
-    exponent = min(max(0, attempt - 1), 1023)  # 2.0**1024 overflows; the cap is reached long before
-    return min(config.retry_backoff_max_s, config.retry_backoff_s * 2.0**exponent)
+    """Backoff before the next attempt after ``attempt`` failed: base * 2**(attempt-1), capped.
+
+    The config's defaults without jitter; a job's own rule is ``kqueue.policy.retry``.
+    """
+    policy = RetryPolicy(config.max_attempts, config.retry_backoff_s, config.retry_backoff_max_s)
+    return backoff_s(policy, attempt)
+
+
+def retry_policy(
+    settings: JobSettings,
+    retry_on: tuple[type[BaseException], ...] = (),
+    no_retry_on: tuple[type[BaseException], ...] = (),
+) -> RetryPolicy:
+    """The retry rule of one job: its resolved settings and its decorator's exception classes."""
+    return RetryPolicy(
+        settings.max_attempts,
+        settings.retry_backoff_s,
+        settings.retry_backoff_max_s,
+        settings.retry_jitter,
+        tuple(retry_on),
+        tuple(no_retry_on),
+    )
 
 
 def validate_job_options(options: JobOptions, source: str) -> JobOptions:
@@ -276,6 +319,10 @@ def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], source: str, wh
 
 def _coerce(key: str, value: Any, source: str, where: str) -> Any:
     kind, meaning = _RULES[key]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {where}{key} = {value!r} is invalid; expected true/false")
+        return value
     ok_type = isinstance(value, int | float) and not isinstance(value, bool)
     if ok_type and not (key in _UNBOUNDED and value == math.inf):
         ok_type = _finite(value)  # TOML has inf and nan
@@ -375,6 +422,8 @@ def read_toml(path: Path, kind: str = "config") -> dict[str, Any]:
 def _toml_value(value: Any) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, float) and value.is_integer():

@@ -63,6 +63,9 @@ class TraceRow:
     attempt: int
     worker: str
     estimated_s: float
+    #: When the job was due (its delay or ``at``; ``submitted_at`` if it had none): the
+    #: simulator releases it then, and ``wait_s`` counts from then.
+    due_at: float = math.nan
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TraceRow))

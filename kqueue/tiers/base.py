@@ -12,11 +12,16 @@ import asyncio
 import math
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kqueue.api.codec import encode_result
+from kqueue.api.context import CurrentJob
+from kqueue.errors import JobError
 from kqueue.policy.config import Config, JobSettings, Tier
+from kqueue.policy.retry import Failure, RetryPolicy, classify
 from kqueue.policy.status import Status
 
 if TYPE_CHECKING:
@@ -35,6 +40,8 @@ class Invocation:
     attempt: int
     #: The router's duration estimate, seconds (NaN if unknown); the pool pipelines short jobs.
     estimate_s: float = math.nan
+    #: What ``kqueue.current_job()`` returns inside the job (inline tier).
+    context: CurrentJob | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class Outcome:
     #: True when the worker itself stopped the job at shutdown: the attempt does not count.
     interrupted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The return value as JSON text (``ok`` attempts), or None.
+    result: str | None = None
+    #: What the job's retry rule made of the exception (``kqueue.policy.retry.classify``).
+    failure: Failure = field(default_factory=Failure)
 
     @property
     def duration_s(self) -> float:
@@ -68,14 +79,39 @@ class Outcome:
         return cls(Status.KILLED, now, now, error=error, interrupted=True)
 
 
+#: Tasks cancelled because their job was cancelled (not because the worker stops).
+ABORTED: weakref.WeakSet = weakref.WeakSet()
+
+
 def task_outcome(task: asyncio.Future) -> Outcome:
     """The outcome of a finished ``run`` task: its result, or why it has none."""
     if task.cancelled():
+        if task in ABORTED:
+            now = time.time()
+            return Outcome(Status.CANCELLED, now, now, error="cancelled while it ran")
         return Outcome.interrupted_now("cancelled")
     if task.exception() is not None:
         now = time.time()
         return Outcome(Status.FAILED, now, now, error=f"runtime error: {task.exception()!r}")
     return task.result()
+
+
+def settle_return(job: Job, value: Any) -> tuple[Status, str, str | None]:
+    """(status, error, result JSON) of an attempt that returned ``value``: a value that is not
+    JSON fails the attempt (for good: running it again returns the same kind of value)."""
+    try:
+        return Status.OK, "", encode_result(job.name, value)
+    except JobError as exc:
+        return Status.FAILED, f"kqueue.errors.JobError: {exc}", None
+
+
+def failure_of(job: Job, exc: BaseException) -> Failure:
+    """What the job's ``retry_on`` / ``no_retry_on`` and ``kqueue.Retry`` make of ``exc``."""
+    return classify(RetryPolicy(1, 0.0, 0.0, False, job.retry_on, job.no_retry_on), exc)
+
+
+#: A failure that another attempt cannot fix (a return value that is not JSON).
+FINAL = Failure(retryable=False)
 
 
 def format_error(exc: BaseException) -> str:
@@ -106,6 +142,14 @@ class TierRunner(abc.ABC):
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Start what the tier needs (processes, threads) before the first job."""
+
+    def abort(self, handle: Any, invocation: Invocation) -> None:
+        """Stop ``invocation`` (``launch`` returned ``handle``): it was cancelled while it runs.
+
+        Its outcome is ``cancelled`` (never retried). The default cancels the job's task.
+        """
+        ABORTED.add(handle)
+        handle.cancel()
 
     @abc.abstractmethod
     async def run(self, invocation: Invocation) -> Outcome:

@@ -4,7 +4,9 @@ The parent forks after it imported the app, so a child finds the job in ``app.jo
 registered name; nothing is pickled but plain data. Requests and results are JSON over a pipe::
 
     request: {"name": str, "args": [...], "kwargs": {...}, "max_memory_mb": float}
-    result:  {"status": "ok"|"failed"|"memory", "error": str, "started_at": float,
+    request: {..., "job_id": str, "attempt": int}  (for ``kqueue.current_job()``)
+    result:  {"status": "ok"|"failed"|"memory", "error": str, "result": JSON text | null,
+              "retryable": bool, "retry_delay_s": float | null, "started_at": float,
               "finished_at": float, "cpu_s": float, "memory_mb": float, "rss_mb": float}
 
 ``memory_mb`` is the peak resident memory of the process while the job ran (the peak is reset
@@ -27,6 +29,10 @@ import time
 import traceback
 from typing import Any
 
+from kqueue.api.context import CurrentJob, running
+from kqueue.policy.retry import Failure
+from kqueue.policy.status import Status
+from kqueue.tiers.base import FINAL, failure_of, settle_return
 from kqueue.tiers.procs import die_with_parent, own_memory_mb, peak_rss_mb, reset_peak_rss
 
 #: Sent by the parent to ask a pool process to exit after its current job.
@@ -47,7 +53,14 @@ def decode(data: bytes) -> dict[str, Any]:
 
 
 def request_for(
-    name: str, args: list, kwargs: dict, max_memory_mb: float, *, hard: bool = False
+    name: str,
+    args: list,
+    kwargs: dict,
+    max_memory_mb: float,
+    *,
+    hard: bool = False,
+    job_id: str = "",
+    attempt: int = 1,
 ) -> dict[str, Any]:
     """The request that runs job ``name`` with a memory limit in MB (``hard``: for good)."""
     return {
@@ -56,6 +69,8 @@ def request_for(
         "kwargs": kwargs,
         "max_memory_mb": max_memory_mb,
         "hard_limit": hard,
+        "job_id": job_id,
+        "attempt": attempt,
     }
 
 
@@ -109,22 +124,33 @@ def run_job(app: Any, request: dict[str, Any]) -> dict[str, Any]:
     reset_peak_rss()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.time()
-    status, error = "ok", ""
+    status, error, value, failure = Status.OK, "", None, Failure()
+    context = CurrentJob(request.get("job_id", ""), job.name, request.get("attempt", 1))
     try:
-        with memory_limit(request.get("max_memory_mb"), hard=request.get("hard_limit", False)):
+        with (
+            running(context),
+            memory_limit(request.get("max_memory_mb"), hard=request.get("hard_limit", False)),
+        ):
             result = job.fn(*request["args"], **request["kwargs"])
             if inspect.isawaitable(result):
-                asyncio.run(_awaited(result))
+                result = asyncio.run(_awaited(result))
+            status, error, value = settle_return(job, result)
+            failure = FINAL if status is Status.FAILED else failure
     except MemoryError:
-        status, error = "memory", f"MemoryError past max_memory_mb={request.get('max_memory_mb')}"
+        status = Status.MEMORY
+        error = f"MemoryError past max_memory_mb={request.get('max_memory_mb')}"
     except BaseException as exc:  # noqa: BLE001 - a job's SystemExit is its failure too
-        status, error = "failed", "".join(traceback.format_exception(exc)).rstrip()
+        status, error = Status.FAILED, "".join(traceback.format_exception(exc)).rstrip()
+        failure = failure_of(job, exc)
     finished = time.time()
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     return {
-        "status": status,
+        "status": status.value,
         "error": error,
+        "result": value,
+        "retryable": failure.retryable,
+        "retry_delay_s": failure.requested_delay_s,
         "started_at": started,
         "finished_at": finished,
         "cpu_s": cpu_s,

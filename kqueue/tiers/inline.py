@@ -19,10 +19,20 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from kqueue.api.context import CurrentJob, running
 from kqueue.policy.config import Tier
+from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
-from kqueue.tiers.base import Invocation, Outcome, TierRunner, format_error
+from kqueue.tiers.base import (
+    FINAL,
+    Invocation,
+    Outcome,
+    TierRunner,
+    failure_of,
+    format_error,
+    settle_return,
+)
 from kqueue.tiers.procs import peak_rss_mb
 
 #: What a ``_SyncThreads`` job reports its outcome to.
@@ -190,6 +200,13 @@ class _SyncThreads:
             self._jobs.put(None)
 
 
+def _context(invocation: Invocation) -> CurrentJob:
+    """The ``current_job()`` of an invocation (made here for callers that built none)."""
+    if invocation.context is not None:
+        return invocation.context
+    return CurrentJob(invocation.job_id, invocation.job.name, invocation.attempt)
+
+
 class InlineRunner(TierRunner):
     """Runs jobs in the worker process, at most ``max_concurrent_inline`` at once."""
 
@@ -229,18 +246,32 @@ class InlineRunner(TierRunner):
 
         return self._threads.submit(invocation, finished)
 
+    def abort(self, handle: Any, invocation: Invocation) -> None:
+        """Async: cancel its task. Sync: a thread cannot be stopped, so mark it cancelled
+        (``kqueue.current_job().cancelled``) and let the job return; it ends ``cancelled``."""
+        if invocation.job.is_async:
+            super().abort(handle, invocation)
+        elif invocation.context is not None:
+            invocation.context.mark_cancelled()
+
     async def _run_async(self, invocation: Invocation) -> Outcome:
         meter, started, peak_before = _CpuMeter(), time.time(), peak_rss_mb()
-        coro = invocation.job.fn(*invocation.args, **invocation.kwargs)
-        status, error = Status.OK, ""
-        try:
-            await asyncio.wait_for(_drive(coro, meter), invocation.settings.timeout_s)
-        except TimeoutError:
-            status, error = Status.TIMEOUT, f"timed out after {invocation.settings.timeout_s} s"
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            status, error = Status.FAILED, format_error(exc)
+        status, error, value, failure = Status.OK, "", None, Failure()
+        with running(_context(invocation)):
+            coro = invocation.job.fn(*invocation.args, **invocation.kwargs)
+            try:
+                returned = await asyncio.wait_for(
+                    _drive(coro, meter), invocation.settings.timeout_s
+                )
+                status, error, value = settle_return(invocation.job, returned)
+                failure = FINAL if status is Status.FAILED else failure
+            except TimeoutError:
+                status, error = Status.TIMEOUT, f"timed out after {invocation.settings.timeout_s} s"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                status, error = Status.FAILED, format_error(exc)
+                failure = failure_of(invocation.job, exc)
         return Outcome(
             status,
             started,
@@ -249,15 +280,24 @@ class InlineRunner(TierRunner):
             max(0.0, peak_rss_mb() - peak_before),
             error,
             where="event-loop",
+            result=value,
+            failure=failure,
         )
 
     def _run_sync(self, invocation: Invocation) -> Outcome:
         started, cpu_before, peak_before = time.time(), time.thread_time(), peak_rss_mb()
-        status, error = Status.OK, ""
-        try:
-            invocation.job.fn(*invocation.args, **invocation.kwargs)
-        except Exception as exc:
-            status, error = Status.FAILED, format_error(exc)
+        status, error, value, failure = Status.OK, "", None, Failure()
+        context = _context(invocation)
+        with running(context):
+            try:
+                returned = invocation.job.fn(*invocation.args, **invocation.kwargs)
+                status, error, value = settle_return(invocation.job, returned)
+                failure = FINAL if status is Status.FAILED else failure
+            except Exception as exc:
+                status, error = Status.FAILED, format_error(exc)
+                failure = failure_of(invocation.job, exc)
+        if context.cancelled:  # it saw current_job().cancelled (or ended anyway): not retried
+            status, error, value = Status.CANCELLED, "cancelled while it ran", None
         finished = time.time()
         if finished - started > invocation.settings.timeout_s:
             log.warning(
@@ -276,6 +316,8 @@ class InlineRunner(TierRunner):
             max(0.0, peak_rss_mb() - peak_before),
             error,
             where=threading.current_thread().name,
+            result=value,
+            failure=failure,
         )
 
     async def stop(self, grace_s: float) -> None:

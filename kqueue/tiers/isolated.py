@@ -124,6 +124,8 @@ class IsolatedRunner(TierRunner):
             invocation.kwargs,
             invocation.settings.max_memory_mb,
             hard=True,
+            job_id=invocation.job_id,
+            attempt=invocation.attempt,
         )
         job.started_at = time.time()
         process = ChildProcess(
@@ -136,6 +138,17 @@ class IsolatedRunner(TierRunner):
         self._jobs[process.pid] = (process, job)
         loop = asyncio.get_running_loop()
         job.timer = loop.call_later(invocation.settings.timeout_s, process.kill, Status.TIMEOUT)
+
+    def abort(self, handle: Any, invocation: Invocation) -> None:
+        """Cancelled: a queued job ends now; a running one's process is killed."""
+        for process, job in self._jobs.values():
+            if job.invocation is invocation:
+                process.kill(Status.CANCELLED)
+                return
+        for job in self._backlog:
+            if job.invocation is invocation and not job.future.done():
+                now = time.time()
+                job.future.set_result(Outcome(Status.CANCELLED, now, now, error="cancelled"))
 
     def _on_result(self, process: ChildProcess, result: dict[str, Any]) -> None:
         entry = self._jobs.get(process.pid)

@@ -74,6 +74,8 @@ class _Assignment:
     timer: asyncio.TimerHandle | None = None
     outcome: Outcome | None = None
     cancelled: bool = False
+    #: Its job was cancelled while its request sat in a process's pipe: kill it when it starts.
+    aborted: bool = False
 
     @property
     def done(self) -> bool:
@@ -192,6 +194,8 @@ class PoolRunner(TierRunner):
             invocation.args,
             invocation.kwargs,
             invocation.settings.max_memory_mb,
+            job_id=invocation.job_id,
+            attempt=invocation.attempt,
         )
         job = _Assignment(invocation, on_done, child.encode(request))
         self._reserved += 1
@@ -209,6 +213,20 @@ class PoolRunner(TierRunner):
         except asyncio.CancelledError:
             job.cancel()
             raise
+
+    def abort(self, handle: _Assignment, invocation: Invocation) -> None:
+        """Cancelled: a queued job ends now; a running one's process is killed (and replaced)."""
+        for proc in self._procs.values():
+            if handle in proc.jobs:
+                if proc.job is handle:
+                    proc.child.kill(Status.CANCELLED)
+                else:
+                    handle.aborted = True  # in the pipe behind another job: killed as it starts
+                return
+        if handle in self._backlog:
+            self._backlog.remove(handle)
+            now = time.time()
+            self._end(handle, Outcome(Status.CANCELLED, now, now, error="cancelled"))
 
     def _end(self, job: _Assignment, outcome: Outcome) -> None:
         """``job`` is over: free its slot; the worker hears of it with the next delivery."""
@@ -270,6 +288,8 @@ class PoolRunner(TierRunner):
     def _begin(self, proc: PoolProcess, job: _Assignment, started_at: float) -> None:
         """``job`` runs on ``proc`` since ``started_at`` (epoch s): its timeout runs from then."""
         job.sent_at = started_at
+        if job.aborted:
+            proc.child.kill(Status.CANCELLED)
         delay_s = max(0.0, started_at + job.invocation.settings.timeout_s - time.time())
         job.timer = asyncio.get_running_loop().call_later(delay_s, self._on_timeout, proc, job)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import multiprocess
 
+from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
 from kqueue.tiers.base import Outcome
 from kqueue.tiers.child import MEMORY_EXIT_CODE, decode
@@ -143,6 +144,8 @@ class ChildProcess:
             Status.MEMORY: f"went past its memory limit; process {self.pid} {how}",
         }.get(reason, f"process {self.pid} died mid-job ({how})")
         interrupted = self.kill_reason is Status.KILLED  # stopped by the worker at shutdown
+        if reason is Status.CANCELLED:
+            error = f"cancelled while it ran; process {self.pid} {how}"
         return Outcome(
             reason,
             started_at,
@@ -166,6 +169,8 @@ def outcome_from_result(result: dict[str, Any], where: str, **extra: Any) -> Out
         error=result["error"],
         where=where,
         extra=extra,
+        result=result.get("result"),
+        failure=Failure(result.get("retryable", True), result.get("retry_delay_s")),
     )
 
 

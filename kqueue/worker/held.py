@@ -9,10 +9,12 @@ failed backend call is safe to skip: a job this worker leased comes back when it
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from kqueue.api.codec import Message
 from kqueue.backends.base import Lease
 from kqueue.errors import BackendUnavailable
 from kqueue.policy.config import Tier
@@ -32,6 +34,20 @@ class Pending:
     tier: Tier
     estimate_s: float
     submitted_at: float
+    #: The decoded message (its due time and its own ``result_ttl_s``).
+    message: Message | None = None
+
+    @property
+    def due_at(self) -> float:
+        """When the job was due: its ``due_at``, else when it was submitted (epoch s)."""
+        due_at = self.message.due_at if self.message is not None else math.nan
+        return self.submitted_at if math.isnan(due_at) else due_at
+
+    @property
+    def result_ttl_s(self) -> float:
+        """How long its result is kept: the dispatch's own TTL, else the job's setting, s."""
+        own = self.message.result_ttl_s if self.message is not None else None
+        return self.invocation.settings.result_ttl_s if own is None else own
 
 
 @dataclass(frozen=True)

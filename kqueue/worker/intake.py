@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from kqueue.api.context import CurrentJob
 from kqueue.backends.base import Backend, Lease
 from kqueue.errors import PayloadError
 from kqueue.job import App, decode_message
@@ -139,6 +140,14 @@ class Intake:
         """Every job waiting in the local queues (their leases are extended while they wait)."""
         return [pending for queue in self.waiting.values() for pending in queue]
 
+    def drop(self, pending: Pending) -> bool:
+        """Take a waiting job out of its tier's queue (it was cancelled); False if not there."""
+        queue = self.waiting[pending.tier]
+        if pending in queue:
+            queue.remove(pending)
+            return True
+        return False
+
     def take_waiting(self) -> list[Lease]:
         """Empty the local queues (shutdown); returns the leases to give back."""
         leases = [pending.lease for queue in self.waiting.values() for pending in queue]
@@ -157,9 +166,12 @@ class Intake:
             return self._dead_on_arrival(
                 lease, f"unknown job name {message.name!r}; this worker's app registers: {known}"
             )
+        problem = job.bind_error(message.args, message.kwargs)
+        if problem is not None:  # another attempt cannot bind them either
+            return self._dead_on_arrival(lease, f"job {job.name!r}: {problem}")
         settings = self._settings.get(job.name)
         if settings is None:
-            settings = self._settings[job.name] = resolve_job(self.config, job.name, job.options)
+            settings = self._settings[job.name] = resolve_job(self.config, job.name, job.declared)
         estimate = self.history.estimate(
             job.name, settings.estimated_duration_s, self.config.default_estimate_s
         )
@@ -174,8 +186,11 @@ class Intake:
             settings,
             lease.attempt,
             estimate_s=estimate.duration_s,
+            context=CurrentJob(lease.job_id, job.name, lease.attempt),
         )
-        return Pending(lease, invocation, tier, estimate.duration_s, message.submitted_at)
+        return Pending(
+            lease, invocation, tier, estimate.duration_s, message.submitted_at, message=message
+        )
 
     def _dead_on_arrival(self, lease: Lease, reason: str) -> None:
         log.error("job %s dead-lettered: %s", lease.job_id, reason)

@@ -21,10 +21,9 @@ import time
 import uuid
 from typing import Any
 
-from kqueue.backends.base import Lease
 from kqueue.errors import BackendUnavailable
 from kqueue.job import App
-from kqueue.policy.config import Config, retry_delay_s
+from kqueue.policy.config import Config
 from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
@@ -32,10 +31,14 @@ from kqueue.tiers.base import Outcome
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
 from kqueue.worker.recorder import Recorder
+from kqueue.worker.settle import Settler
 
 log = logging.getLogger("kqueue.worker")
 
 STATUS_INTERVAL_S = 2.0
+#: How often the worker asks which of its jobs were cancelled, seconds (a cancelled running job
+#: stops within about this plus one loop round).
+CANCEL_POLL_S = 0.2
 #: Waits after a failed backend call: first, doubling up to the cap (seconds).
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
@@ -80,11 +83,15 @@ class Worker:
         #: Leases jobs into its ``waiting`` queues, one per tier.
         self.intake = Intake(app, config, self.runners, self.history, force_inline=force_inline)
         #: What the loop itself settled: retries' dead letters, releases, abandoned threads.
-        self._dead_lettered = self._released = self._abandoned = 0
+        self._released = self._abandoned = 0
         #: Running jobs and their runners' handles (``cancel()`` at shutdown).
         self._running: dict[Pending, Any] = {}
         self._finished: list[tuple[Pending, Outcome]] = []
-        self._acks: list[Lease] = []
+        #: Acks, retries and dead letters of finished jobs (acks go with the next lease).
+        self.settler = Settler(self.backend, self.recorder, self.worker_id)
+        #: Jobs this worker was told to cancel (each is aborted once).
+        self._aborted: set[str] = set()
+        self._last_cancel_poll = 0.0
         self._stopping = False
         self._force = False
         self._wake: asyncio.Event | None = None
@@ -139,8 +146,8 @@ class Worker:
             self.worker_id,
             done=self.recorder.done,
             by_status=dict(self.recorder.by_status),
-            dead_lettered=self._dead_lettered + self.intake.dead_lettered,
-            released=self._released + self.intake.released,
+            dead_lettered=self.settler.dead_lettered + self.intake.dead_lettered,
+            released=self._released + self.settler.released + self.intake.released,
             abandoned=self._abandoned,
         )
 
@@ -199,10 +206,16 @@ class Worker:
         for queue in self.queues:
             if fetched >= room:
                 break
+            acks, records = self.settler.pending_acks()
             _, leases = self.backend.ack_and_lease(
-                self._acks, queue, self.worker_id, room - fetched, self.config.visibility_timeout_s
+                acks,
+                queue,
+                self.worker_id,
+                room - fetched,
+                self.config.visibility_timeout_s,
+                records=records,
             )
-            self._acks = []  # kept until a call succeeds: acks retry after a reconnect
+            self.settler.acked()  # kept until a call succeeds: acks retry after a reconnect
             overflow = [lease for lease in leases if not self.intake.accept(lease)]
             if overflow:
                 self.intake.give_back(overflow)
@@ -243,44 +256,33 @@ class Worker:
             self.recorder.flush()
 
     def _flush_acks(self) -> None:
-        if self._acks:
-            self.backend.ack(self._acks)  # kept until it succeeds: acks retry after reconnect
-            self._acks = []
+        self.settler.flush()
 
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
-        lease, settings = pending.lease, pending.invocation.settings
-        if outcome.interrupted:
-            self._released += self.backend.release([lease])
-            return
-        if outcome.status is Status.OK:
-            self._acks.append(lease)
-        elif lease.attempt < settings.max_attempts:
-            delay_s = retry_delay_s(self.config, lease.attempt)
-            log.warning(
-                "job %s (%s) attempt %d %s; retry in %.1f s",
-                lease.job_id,
-                pending.invocation.job.name,
-                lease.attempt,
-                outcome.status.value,
-                delay_s,
-            )
-            self.backend.retry(lease, delay_s, outcome.error)
-        else:
-            log.error(
-                "job %s (%s) %s on its last attempt (%d); dead-lettered",
-                lease.job_id,
-                pending.invocation.job.name,
-                outcome.status.value,
-                lease.attempt,
-            )
-            self.backend.dead(
-                lease, f"{outcome.status.value} after {lease.attempt} attempt(s): {outcome.error}"
-            )
-            self._dead_lettered += 1
-        self.recorder.record(pending, outcome)
+        self._aborted.discard(pending.lease.job_id)
+        self.settler.settle(pending, outcome)
+
+    def _abort_cancelled(self) -> None:
+        """Stop the running and waiting jobs whose cancellation was asked (one backend call)."""
+        running = {pending.lease.job_id: pending for pending in self._running}
+        waiting = {pending.lease.job_id: pending for pending in self.intake.held()}
+        leases = [pending.lease for pending in (*running.values(), *waiting.values())]
+        for job_id in self.backend.cancel_requested(leases) - self._aborted:
+            self._aborted.add(job_id)
+            if job_id in running:
+                pending = running[job_id]
+                log.info("job %s (%s) cancelled while running", job_id, pending.invocation.job.name)
+                self.runners[pending.tier].abort(self._running[pending], pending.invocation)
+            elif self.intake.drop(waiting[job_id]):
+                now = time.time()
+                self._finished.append((waiting[job_id], Outcome(Status.CANCELLED, now, now)))
 
     def _maintain(self) -> None:
         now = time.time()
+        busy = self._running or self.intake.waiting_count()
+        if busy and now - self._last_cancel_poll >= CANCEL_POLL_S:
+            self._abort_cancelled()
+            self._last_cancel_poll = now
         for tier, runner in self.runners.items():
             runner.maintain(self.intake.waiting_count(tier), time.monotonic())
         if now - self._last_extend >= self.config.visibility_timeout_s / 3:

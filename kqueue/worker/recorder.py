@@ -118,7 +118,7 @@ class Recorder:
         if self._trace is not None:
             self._rows.append(self._row(pending, outcome))
         if self._metrics is not None:
-            wait_s = max(0.0, outcome.started_at - pending.submitted_at)
+            wait_s = max(0.0, outcome.started_at - pending.due_at)
             self._metrics.observe(
                 pending.tier.value, name, outcome.status.value, outcome.duration_s, wait_s
             )
@@ -132,7 +132,7 @@ class Recorder:
             submitted_at=pending.submitted_at,
             started_at=outcome.started_at,
             finished_at=outcome.finished_at,
-            wait_s=max(0.0, outcome.started_at - pending.submitted_at),
+            wait_s=max(0.0, outcome.started_at - pending.due_at),
             duration_s=outcome.duration_s,
             cpu_s=outcome.cpu_s,
             memory_mb=outcome.memory_mb,
@@ -140,6 +140,7 @@ class Recorder:
             attempt=pending.lease.attempt,
             worker=self.worker_id,
             estimated_s=pending.estimate_s,
+            due_at=pending.due_at,
         )
 
     def flush(self) -> None:

@@ -94,7 +94,7 @@ def simulated_trace(o: Outcome) -> pd.DataFrame:
             "queue": rows["queue"].where(rows["queue"].notna(), "default"),
             "job_class": rows["job_class"],
             "tier": tier,
-            "submitted_at": o.submitted_s + origin,
+            "submitted_at": rows["submitted_at"],
             "started_at": o.started_s + origin,
             "finished_at": o.finished_s + origin,
             "wait_s": o.started_s - o.submitted_s,
@@ -105,6 +105,7 @@ def simulated_trace(o: Outcome) -> pd.DataFrame:
             "attempt": rows["attempt"].fillna(1).astype(int),
             "worker": worker,
             "estimated_s": o.estimated_s,
+            "due_at": o.submitted_s + origin,
         }
     )
     return frame.loc[np.isfinite(o.finished_s), list(COLUMNS)].reset_index(drop=True)

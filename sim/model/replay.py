@@ -34,14 +34,17 @@ def prepare(trace: pd.DataFrame, source: str = "<trace>") -> TraceJobs:
         TraceError: as ``kqueue.policy.validate_trace`` (names the line and column).
     """
     frame = validate_trace(trace.copy(), source=source)
-    frame = frame.sort_values("submitted_at", kind="stable").reset_index(drop=True)
+    # a job is released when it was due (its delay, or when submitted), as the backend does
+    submitted, due = frame["submitted_at"].to_numpy(float), frame["due_at"].to_numpy(float)
+    frame["due_at"] = np.where(np.isnan(due), submitted, np.maximum(due, submitted))
+    frame = frame.sort_values("due_at", kind="stable").reset_index(drop=True)
     duration = frame["duration_s"].to_numpy(float)
     cpu = frame["cpu_s"].to_numpy(float)
     memory = frame["memory_mb"].to_numpy(float)
     no_cpu, no_memory = np.isnan(cpu), np.isnan(memory)
     cpu = np.where(no_cpu, DEFAULT_CPU_FRACTION * duration, cpu)
     memory = np.where(no_memory, DEFAULT_MEMORY_MB, memory)
-    submitted = frame["submitted_at"].to_numpy(float)
+    submitted = frame["due_at"].to_numpy(float)  # the model's arrivals: when each is due
     origin = float(submitted[0])
     jobs = Jobs(
         submitted_s=(submitted - origin).tolist(),

@@ -114,7 +114,9 @@ def test_a_pickle_is_never_unpickled(tmp_path, protocol):
 def test_encode_then_decode_gives_the_same_call(name, args, kwargs, submitted_at):
     message = decode_message(encode_message(name, tuple(args), kwargs, submitted_at))
     # repr compares types too: 1 and 1.0, or 0.0 and -0.0, must not swap
-    assert repr(message) == repr(Message(name, args, kwargs, submitted_at))
+    assert repr(message) == repr(
+        Message(name, args, kwargs, submitted_at, due_at=float(submitted_at))
+    )
 
 
 #: Python data that is not quite JSON: non-string keys, tuples, NaN, sets, huge numbers.

@@ -61,7 +61,7 @@ def test_the_pool_hand_off_is_timed_on_jobs_the_pool_does_not_pipeline():
     app = calibration_app("sqlite:///unused.db")
     # Then the pool's no-op is declared too long to be queued behind a running job
     job = app.jobs["kqueue.ops.calibrate.noop_pool"]
-    assert job.options.estimated_duration_s > PIPELINE_MAX_ESTIMATE_S
+    assert job.declared.estimated_duration_s > PIPELINE_MAX_ESTIMATE_S
 
 
 BALLAST_APP = """
