@@ -207,3 +207,26 @@ def test_an_unreachable_redis_is_backend_unavailable_from_the_async_client():
         run(app, scenario)
     finally:
         app.close()
+
+
+def test_a_redis_backend_built_from_a_client_gets_an_async_client_on_the_same_server(
+    redis_server,
+):
+    import redis
+
+    from kqueue.backends.redis import RedisBackend
+
+    require_redis_server()
+    backend = RedisBackend(redis.Redis(port=redis_server.port), prefix="fromclient")
+    app = kqueue.App(backend)
+    add, _, _, _ = register(app)
+
+    async def scenario():
+        handle = await add.dispatch_async(1, 2)
+        assert type(aio.client_for(backend)).__name__ == "RedisAsyncClient"
+        assert backend.lookup(handle.id).state is kqueue.JobState.QUEUED  # the same keys
+
+    try:
+        run(app, scenario)
+    finally:
+        app.close()
