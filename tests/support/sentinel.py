@@ -3,12 +3,14 @@
 Every process listens on a free port of 127.0.0.1 and keeps its files in the folder given;
 ``stop`` (also on leaving the ``with`` block, whatever happened) kills them all. The sentinels
 are ``redis-server --sentinel`` (what Debian's ``redis-sentinel`` runs), from the same binary the
-other tests use. They declare a master down after ``DOWN_AFTER_MS`` and need two of three to
-agree, so a SIGKILLed primary is replaced within a few seconds.
+other tests use. They declare a master down after ``down_after_ms`` (default ``DOWN_AFTER_MS``)
+and need two of three to agree, so a SIGKILLed primary is replaced within a few seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -28,8 +30,16 @@ SENTINELS, QUORUM = 3, 2
 class SentinelCluster:
     """A primary, ``replicas`` replicas and three sentinels, all private to one test."""
 
-    def __init__(self, folder: Path, *, replicas: int = 1, appendonly: bool = False):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        replicas: int = 1,
+        appendonly: bool = False,
+        down_after_ms: int = DOWN_AFTER_MS,
+    ):
         self.folder = Path(folder)
+        self.down_after_ms = down_after_ms
         self.folder.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
         self.binary = redis_server_path()
@@ -93,7 +103,7 @@ class SentinelCluster:
             f"port {port}\nbind 127.0.0.1\ndir {self.folder}\n"
             f"logfile {self.folder / f'sentinel-{port}.log'}\n"
             f"sentinel monitor {SERVICE} 127.0.0.1 {primary} {QUORUM}\n"
-            f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
+            f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
             f"sentinel failover-timeout {SERVICE} 10000\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
         )
@@ -122,6 +132,25 @@ class SentinelCluster:
             except (redis.RedisError, TypeError):
                 continue
         return None
+
+    @contextlib.contextmanager
+    def replicas_lagging(self, master_port: int):
+        """Inside the block the master's writes reach no replica, as when replicas lag: they are
+        SIGSTOPped and their links cut (``CLIENT KILL TYPE replica``), so they cannot reconnect;
+        on leaving they are resumed (and resync if the master is still there)."""
+        replicas = [p for p in self.data_ports if p != master_port and self._running(p)]
+        for port in replicas:
+            self.processes[port].send_signal(signal.SIGSTOP)
+        try:
+            with redis.Redis(port=master_port, socket_timeout=1) as client:
+                client.client_kill_filter(_type="replica")
+            yield
+        finally:
+            for port in replicas:
+                self.processes[port].send_signal(signal.SIGCONT)
+
+    def _running(self, port: int) -> bool:
+        return port in self.processes and self.processes[port].poll() is None
 
     def kill(self, port: int) -> None:
         """SIGKILL the server on ``port`` (no shutdown, no final write)."""
