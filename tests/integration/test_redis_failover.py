@@ -26,6 +26,7 @@ from kqueue.backends import open_backend
 from tests.conftest import kqueue_env
 from tests.integration.test_redis_faults import (
     RUNS_APP,
+    dispatch,
     queue_empty,
     runs,
     stop,
@@ -162,3 +163,55 @@ def test_workers_and_dispatchers_follow_a_failover(app_dir, wait_replicas, lag_s
         assert result["duplicated"] <= 100, result
     elif lag_s:
         assert result["lost"] > 0, f"a lagging replica should have lost dispatches: {result}"
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("wait_replicas", [0, 1])
+def test_the_chaos_scenario_on_sentinel_with_and_without_wait(app_dir, wait_replicas):
+    # Given the chaos test's scenario (5,000 jobs, three workers with 8 s leases, worker 0
+    # SIGKILLed and restarted every second, the durable primary crashing once for 1 s) on a
+    # primary with a replica behind Sentinel; its sentinels wait 5 s before failing over, so the
+    # crash is a restart from the append-only file, as in the chaos test
+    n, args = 5000, ("--visibility-timeout", "8", "--max-concurrent-inline", "8")
+    with SentinelCluster(app_dir / "redis", appendonly=True, down_after_ms=5000) as cluster:
+        url = cluster.url(wait_replicas=wait_replicas, wait_timeout_ms=1000)
+        dispatch(url, n, 0.02)
+        backend = open_backend(url)
+        workers = [worker(app_dir, url, *args) for _ in range(3)]
+        killed: set[int] = set()
+        try:
+            started, crashed = time.monotonic(), False
+            while len(runs(app_dir)) < n:
+                assert time.monotonic() - started < 150, f"only {len(runs(app_dir))} of {n} ran"
+                time.sleep(1.0)
+                if not crashed and time.monotonic() - started > 2:
+                    primary = cluster.master_port()
+                    cluster.kill(primary)
+                    time.sleep(1.0)
+                    cluster.start_server(primary)
+                    crashed = True
+                if len(runs(app_dir)) < n * 0.9:
+                    workers[0].kill()
+                    workers[0].wait()
+                    killed.add(workers[0].pid)
+                    workers[0] = worker(app_dir, url, *args)
+            wait_until(lambda: queue_empty(backend), 60, "the queue to drain")
+            elapsed_s = time.monotonic() - started
+            assert all(w.poll() is None for w in workers[1:]), "a surviving worker died"
+        finally:
+            stop(workers)
+            backend.close()
+    # Then every job ran; a job ran twice only if a killed worker ran it first
+    by_job = runs(app_dir)
+    assert sorted(by_job) == list(range(n))
+    duplicates = {i: pids for i, pids in by_job.items() if len(pids) > 1}
+    unexplained = {
+        i: pids for i, pids in duplicates.items() if sum(p not in killed for p in pids) > 1
+    }
+    print(
+        f"chaos on sentinel, wait_replicas={wait_replicas}: {n} jobs, "
+        f"{sum(map(len, by_job.values()))} runs, {len(killed)} worker kills, 1 primary crash, "
+        f"{len(duplicates)} duplicated, {len(unexplained)} unexplained, {elapsed_s:.1f} s"
+    )
+    assert crashed and len(killed) >= 2
+    assert unexplained == {}
