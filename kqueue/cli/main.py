@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from kqueue.cli import jobs, ops, trace, worker
+from kqueue.cli import fleet_trace, jobs, ops, trace, worker
 from kqueue.errors import KQueueError
 
 
@@ -43,7 +43,10 @@ def _register_planner(subparsers) -> None:
     """Add the planner's subcommands (``sim.cli`` imports nothing heavy until they run)."""
     from sim import cli as planner
 
-    trace.add_trace_parsers(planner.register(subparsers))
+    commands = planner.register(subparsers)
+    trace.add_trace_parsers(commands)
+    fleet_trace.add_export(commands)
+    fleet_trace.accept_backend_traces(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,6 +147,9 @@ class Config:
     history_min_samples: int = _setting(3, ">= 1")
     #: The quantile of recent durations used as a job class's estimate.
     estimate_quantile: float = _setting(0.9, "in (0, 1]")
+    #: Finished attempts the fleet trace keeps in the backend, all workers together (about a day
+    #: at 1000 jobs/min; see docs/guide/dashboard.md for its memory); 0 appends none.
+    trace_keep_rows: int = _setting(1_440_000, ">= 0")
     #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
     #: (Left out of the hash, since a mapping proxy is unhashable; still compared for equality.)
     jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}), hash=False)

@@ -2,8 +2,9 @@
 
 The worker hands each settled job to ``Recorder.record``, which feeds the estimator's history
 (shared with the other workers through the backend at most every ``DURATIONS_FLUSH_S``), the trace
-CSV, the Prometheus metrics, the per-minute rates and the run's summary counts. ``publish_status``
-writes the status document ``kqueue pool``, ``kqueue stats`` and the metrics' gauges read.
+CSV, the fleet trace in the backend (``trace_shipper``, off the loop), the Prometheus metrics, the
+per-minute rates and the run's summary counts. ``publish_status`` writes the status document
+``kqueue pool``, ``kqueue stats`` and the metrics' gauges read.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kqueue.policy.trace import TraceRow, TraceWriter
 from kqueue.tiers.base import Outcome
 from kqueue.worker.held import best_effort
 from kqueue.worker.rates import RateWindow
+from kqueue.worker.trace_shipper import TraceShipper
 
 if TYPE_CHECKING:
     from kqueue.backends.base import Backend
@@ -66,6 +68,8 @@ class Recorder:
         self.by_status: dict[str, int] = {}
         self.metrics_port = metrics_port
         self._trace = TraceWriter(trace_out) if trace_out else None
+        #: Appends rows to the fleet trace (``trace_keep_rows`` > 0), from ``start`` on.
+        self._shipper: TraceShipper | None = None
         self._metrics = None
         #: The last published status and queue depths, read by the metrics at scrape time.
         self._snapshot: tuple[dict, dict] = ({}, {})
@@ -78,6 +82,8 @@ class Recorder:
         """Serve the metrics (with ``metrics_port``) and load the shared estimator history."""
         self._start_metrics()
         self._load_history()
+        if self.config.trace_keep_rows > 0:
+            self._shipper = TraceShipper(self.backend, self.config.trace_keep_rows)
 
     def _start_metrics(self) -> None:
         if self.metrics_port is None:
@@ -115,7 +121,7 @@ class Recorder:
         self.done += 1
         self._rates.add(pending.tier.value, outcome.finished_at)
         self.by_status[outcome.status.value] = self.by_status.get(outcome.status.value, 0) + 1
-        if self._trace is not None:
+        if self._trace is not None or self._shipper is not None:
             self._rows.append(self._row(pending, outcome))
         if self._metrics is not None:
             wait_s = max(0.0, outcome.started_at - pending.due_at)
@@ -170,6 +176,8 @@ class Recorder:
         if self._rows:
             if self._trace is not None:
                 self._trace.write_many(self._rows)
+            if self._shipper is not None:
+                self._shipper.put(self._rows)
             self._rows = []
 
     def publish_status(self, queues: tuple[str, ...], tiers: dict[str, dict[str, Any]]) -> None:
@@ -199,7 +207,10 @@ class Recorder:
             self._snapshot = (status, depths)
 
     def close(self) -> None:
-        """Close the trace file and stop serving metrics."""
+        """Ship the last trace rows, close the trace file and stop serving metrics."""
+        self._flush_rows()
+        if self._shipper is not None:
+            self._shipper.close()
         if self._trace is not None:
             self._trace.close()
         if self._metrics is not None:
