@@ -3,8 +3,9 @@
 The trace is one stream, ``<prefix>:trace``: each finished attempt is an entry with one field
 (``r``: the row's wire bytes), added with ``XADD ... MAXLEN ~ keep_rows`` so Redis trims it in
 whole blocks as it grows (the cap is approximate by design: exact trimming costs a rewrite of a
-block on every add). Entry ids are the server's milliseconds, so ``read_trace(since=)`` is an
-``XRANGE`` from that time. One pipelined round trip per batch. Mixed into ``RedisBackend``.
+block on every add). A script loops over a batch, so the worker packs one command per 500 rows
+instead of one per row (7 us a row in redis-py). Entry ids are the server's milliseconds, so
+``read_trace(since=)`` is an ``XRANGE`` from that time. Mixed into ``RedisBackend``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ from collections.abc import Sequence
 
 from kqueue.backends.base import TraceBatch
 from kqueue.backends.redis_replies import translated
+
+#: KEYS: trace. ARGV: keep_rows, row1, row2, ... Appends each row as an entry, trimmed ~keep_rows.
+APPEND_TRACE = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'r', ARGV[i])
+end
+return #ARGV - 1
+"""
+#: Most rows per script call (bounds the time one call blocks Redis: about 1 ms).
+APPEND_CHUNK = 500
 
 #: KEYS: dead. ARGV: prefix, id1, id2, ... Removes dead messages (and their hashes); how many.
 DELETE_DEAD = """
@@ -30,6 +41,13 @@ return n
 class RedisTrace:
     """``append_trace``, ``read_trace`` and ``delete_dead`` (needs ``client``, ``_keys``)."""
 
+    def _trace_script(self, source: str):
+        """The registered script of ``source`` (registered once per backend object)."""
+        scripts = self.__dict__.setdefault("_trace_scripts", {})
+        if source not in scripts:
+            scripts[source] = self.client.register_script(source)
+        return scripts[source]
+
     def _trace_key(self) -> str:
         return f"{self.prefix}:trace"
 
@@ -37,11 +55,10 @@ class RedisTrace:
     def append_trace(self, rows: Sequence[bytes], keep_rows: int) -> None:
         if not rows or keep_rows <= 0:
             return
-        pipe = self.client.pipeline(transaction=False)
-        key = self._trace_key()
-        for row in rows:
-            pipe.xadd(key, {"r": row}, maxlen=keep_rows, approximate=True)
-        pipe.execute()
+        script = self._trace_script(APPEND_TRACE)
+        keys = [self._trace_key()]
+        for start in range(0, len(rows), APPEND_CHUNK):
+            script(keys=keys, args=[keep_rows, *rows[start : start + APPEND_CHUNK]])
 
     @translated
     def read_trace(self, after: str = "", since: float = 0.0, limit: int = 10_000) -> TraceBatch:
@@ -56,7 +73,7 @@ class RedisTrace:
     def delete_dead(self, job_ids: Sequence[str], queue: str | None = None) -> int:
         if not job_ids:
             return 0
-        script = self.client.register_script(DELETE_DEAD)
+        script = self._trace_script(DELETE_DEAD)
         total = 0
         for name in [queue] if queue else self._queues():
             keys = self._keys(name, "dead")

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from kqueue.cli import fleet_trace, jobs, ops, trace, worker
+from kqueue.cli import dashboard, fleet_trace, jobs, ops, trace, worker
 from kqueue.errors import KQueueError
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         worker.add_demo,
         ops.add_replay,
         ops.add_calibrate,
+        dashboard.add_dashboard,
     ):
         add(subparsers)
     _register_planner(subparsers)

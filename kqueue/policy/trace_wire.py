@@ -2,10 +2,12 @@
 
 Workers append their rows to the backend (``Backend.append_trace``) so that the planner and the
 dashboard read one trace of the whole fleet. Backends move bytes; the encoding lives here. A row
-is a JSON array of ``COLUMNS`` in order, prefixed with ``WIRE_VERSION``: about half the bytes of
-a JSON object with keys, which is most of what the capped trace costs in Redis memory. NaN
-(unknown, e.g. ``memory_mb`` without psutil) travels as ``null``. JSON, never pickle: the bytes
-come from the broker and anyone who can write to it.
+is a JSON array of ``COLUMNS`` in order, prefixed with ``WIRE_VERSION``, with every time and
+duration in whole microseconds and memory in whole KiB: integers print in a quarter of the time
+floats take (``repr``), and the worker encodes every attempt it finishes; an array is about half
+the bytes of an object with keys, which is most of what the capped trace costs in Redis. Unknown
+(NaN, e.g. ``memory_mb`` without psutil) travels as ``null``. JSON, never pickle: the bytes come
+from the broker and from anyone who can write to it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from kqueue.errors import TraceError
-from kqueue.policy.trace import COLUMNS, TEXT_COLUMNS, TraceRow
+from kqueue.policy.trace import COLUMNS, DURATION_COLUMNS, TEXT_COLUMNS, TIME_COLUMNS, TraceRow
 
 #: The first element of every encoded row; a reader refuses other versions by name.
 WIRE_VERSION = 1
@@ -25,15 +27,27 @@ _INT = frozenset({"attempt"})
 MAX_ROW_BYTES = 64 * 1024
 
 
+#: One encoder, built once: ``json.dumps`` with options builds a new one on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: Each column's scale on the wire (times and durations in us, memory in KiB); 0: as it is.
+SCALES = {name: 1e6 for name in (*TIME_COLUMNS, *DURATION_COLUMNS, "due_at")} | {"memory_mb": 1024}
+
+
+def _scaled(value: float, scale: float) -> int | None:
+    return round(value * scale) if math.isfinite(value) else None
+
+
 def encode_row(row: TraceRow) -> bytes:
-    """The wire bytes of one row."""
-    values: list = [WIRE_VERSION]
-    for name in COLUMNS:
-        value = getattr(row, name)
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        values.append(value)
-    return json.dumps(values, separators=(",", ":"), allow_nan=False).encode()
+    """The wire bytes of one row (about 2 us: the worker encodes every finished attempt)."""
+    us, kib = 1e6, 1024
+    values = [
+        WIRE_VERSION, row.job_id, row.queue, row.job_class, row.tier,
+        _scaled(row.submitted_at, us), _scaled(row.started_at, us), _scaled(row.finished_at, us),
+        _scaled(row.wait_s, us), _scaled(row.duration_s, us), _scaled(row.cpu_s, us),
+        _scaled(row.memory_mb, kib), row.status, row.attempt, row.worker,
+        _scaled(row.estimated_s, us), _scaled(row.due_at, us),
+    ]  # fmt: skip
+    return _ENCODE(values).encode()
 
 
 def encode_rows(rows: Iterable[TraceRow]) -> list[bytes]:
@@ -78,7 +92,7 @@ def _field(name: str, value, where: str):
         if not float(value).is_integer():
             raise TraceError(f"{where}: field {name} must be an integer, got {value!r}")
         return int(value)
-    return float(value)
+    return value / SCALES[name]
 
 
 def decode_rows(

@@ -9,18 +9,23 @@ per-minute rates and the run's summary counts. ``publish_status`` writes the sta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import os
 import socket
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from kqueue.policy.config import Config
+from kqueue.policy.config import Config, JobOptions
 from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.status import Status
 from kqueue.policy.trace import TraceRow, TraceWriter
 from kqueue.tiers.base import Outcome
+from kqueue.tiers.procs import rss_mb
 from kqueue.worker.held import best_effort
 from kqueue.worker.rates import RateWindow
 from kqueue.worker.trace_shipper import TraceShipper
@@ -49,6 +54,8 @@ class Recorder:
         worker_id: the worker's id, in its trace rows and its status.
         trace_out: CSV path to append a trace row per finished attempt to, or None.
         metrics_port: port to serve Prometheus metrics on from ``start``, or None.
+        declared: each registered job's decorator options, published with the settings so
+            that the dashboard's twin routes them as this worker does.
     """
 
     def __init__(
@@ -60,6 +67,7 @@ class Recorder:
         *,
         trace_out: str | None = None,
         metrics_port: int | None = None,
+        declared: Mapping[str, JobOptions] | None = None,
     ):
         self.backend, self.config = backend, config
         self.history, self.worker_id = history, worker_id
@@ -77,6 +85,7 @@ class Recorder:
         self._durations: dict[str, list[float]] = {}
         self._last_durations_flush = time.monotonic()
         self._rates = RateWindow()
+        self._config_toml = twin_config(config, declared or {}).to_toml()
 
     def start(self) -> None:
         """Serve the metrics (with ``metrics_port``) and load the shared estimator history."""
@@ -199,6 +208,9 @@ class Recorder:
             "done": self.done,
             "per_minute": self._rates.per_minute(time.time()),
             "tiers": tiers,
+            # for the dashboard: this process's memory, and the settings the twin should run
+            "memory_mb": _rounded_mb(rss_mb(os.getpid())),
+            "config_toml": self._config_toml,
         }
         self.backend.publish_status(self.worker_id, json.dumps(status).encode(), STATUS_TTL_S)
         if self._metrics is not None:
@@ -215,3 +227,21 @@ class Recorder:
             self._trace.close()
         if self._metrics is not None:
             self._metrics.close()
+
+
+def _rounded_mb(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 1)
+
+
+def twin_config(config: Config, declared: Mapping[str, JobOptions]) -> Config:
+    """``config`` with each job's declared options over its ``[jobs."<name>"]`` table.
+
+    The twin knows a job only by name, so what its decorator says (``tier="inline"``) has to
+    travel as a per-job table; precedence is kept, since a declared option wins anyway.
+    """
+    jobs = dict(config.jobs)
+    for name, options in declared.items():
+        given = {k: v for k, v in dataclasses.asdict(options).items() if v is not None}
+        if given:
+            jobs[name] = dataclasses.replace(config.job_options(name), **given)
+    return dataclasses.replace(config, jobs=MappingProxyType(jobs))
