@@ -28,6 +28,7 @@ from kqueue.backends.base import (
     unknown,
     waiting_state,
 )
+from kqueue.backends.memory_trace import MemoryTrace
 from kqueue.policy.status import JobState
 
 #: How often ``wait_for_work`` looks for a change, seconds.
@@ -52,7 +53,7 @@ class _Message:
     cancel: tuple[bytes, float] | None = None
 
 
-class MemoryBackend(Backend):
+class MemoryBackend(MemoryTrace, Backend):
     """A backend in this process's memory; safe for its threads, invisible to other processes."""
 
     schemes = ("memory",)

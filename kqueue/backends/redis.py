@@ -42,6 +42,7 @@ from kqueue.backends.redis_replies import (
     take_prefix,
     translated,
 )
+from kqueue.backends.redis_trace import RedisTrace
 from kqueue.errors import BackendError
 
 try:
@@ -58,7 +59,7 @@ CHUNK = 500
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
 
 
-class RedisBackend(RedisHandles, Backend):
+class RedisBackend(RedisTrace, RedisHandles, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")

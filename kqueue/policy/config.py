@@ -168,6 +168,10 @@ class Config:
     load_route_enter_wait_s: float = _setting(5.0, ">= 0")
     #: ...and stops once it falls below this (hysteresis), seconds.
     load_route_exit_wait_s: float = _setting(2.0, ">= 0")
+
+    #: Finished attempts the fleet trace keeps in the backend, all workers together (about a day
+    #: at 1000 jobs/min; see docs/guide/dashboard.md for its memory); 0 appends none.
+    trace_keep_rows: int = _setting(1_440_000, ">= 0")
     #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
     #: (Left out of the hash, since a mapping proxy is unhashable; still compared for equality.)
     jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}), hash=False)
