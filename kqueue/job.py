@@ -115,6 +115,11 @@ class Job(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
+    @property
+    def priority(self) -> int:
+        """The priority its dispatches get unless ``options(priority=...)`` says otherwise."""
+        return self.declared.priority or 0
+
     def bind_error(self, args: list | tuple, kwargs: dict) -> str | None:
         """Why ``args`` and ``kwargs`` cannot call this job, or None when they bind."""
         if self.signature is None:
@@ -145,6 +150,7 @@ class Job(Generic[P, R]):
         unique_key: str | None = None,
         unique_for_s: float | None = None,
         result_ttl_s: float | None = None,
+        priority: int | None = None,
     ) -> JobCall[P, R]:
         """This job with options for one dispatch: ``job.options(delay_s=5).dispatch(...)``.
 
@@ -156,6 +162,7 @@ class Job(Generic[P, R]):
                 of its dispatch), dispatching again returns that job's handle instead.
             unique_for_s: how long the key stays taken after dispatch at least, seconds.
             result_ttl_s: how long to keep this call's result, seconds (0 keeps none).
+            priority: within the queue, higher runs first (an integer, default the job's own).
 
         Raises:
             JobError: a bad value (names the option).
@@ -168,6 +175,7 @@ class Job(Generic[P, R]):
             unique_key=unique_key,
             unique_for_s=unique_for_s,
             result_ttl_s=result_ttl_s,
+            priority=priority,
         )
         return JobCall(self, checked)
 
@@ -202,6 +210,7 @@ class Job(Generic[P, R]):
             delay_s=delay_s,
             unique_key=options.unique_key,
             unique_for_s=options.unique_for_s,
+            priority=self.priority if options.priority is None else options.priority,
         )
         return self.app.handle(job_id, queue=self.queue, fresh=True)
 
@@ -213,7 +222,7 @@ class Job(Generic[P, R]):
                 raise JobError(f"job {self.name!r}: {problem}")
         now = time.time()
         messages = [(new_job_id(), encode_message(self.name, a, k, now)) for a, k in calls]
-        self.app.backend.enqueue_many(self.queue, messages)
+        self.app.backend.enqueue_many(self.queue, messages, priority=self.priority)
         return [self.app.handle(job_id, queue=self.queue) for job_id, _ in messages]
 
 
@@ -298,7 +307,7 @@ class App:
         table) is ``module.function`` unless ``name`` is given. ``options`` are the settings of
         ``JobOptions`` (``tier``, ``estimated_duration_s``, ``timeout_s``, ``max_memory_mb``,
         ``max_attempts``, ``retry_backoff_s``, ``retry_backoff_max_s``, ``retry_jitter``,
-        ``result_ttl_s``); ``retry_on`` / ``no_retry_on`` are exception classes
+        ``result_ttl_s``, ``priority``); ``retry_on`` / ``no_retry_on`` are exception classes
         (``kqueue.policy.retry`` says which wins).
 
         Raises:

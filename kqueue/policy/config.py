@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kqueue.errors import ConfigError
+from kqueue.policy.ordering import PRIORITY_MAX
 from kqueue.policy.retry import RetryPolicy, backoff_s
 
 
@@ -43,6 +44,7 @@ _CHECKS = {
     ">= 1": lambda value: value >= 1,
     "in (0, 1]": lambda value: 0 < value <= 1,
     "bool": lambda value: isinstance(value, bool),
+    f"in -{PRIORITY_MAX}..{PRIORITY_MAX}": lambda value: abs(value) <= PRIORITY_MAX,
 }
 
 
@@ -75,6 +77,8 @@ class JobOptions:
     retry_backoff_max_s: float | None = _setting(None, ">= 0", float)
     retry_jitter: bool | None = _flag(None)
     result_ttl_s: float | None = _setting(None, ">= 0", float)
+    #: Within its queue, higher runs first (``kqueue.policy.ordering``); set at dispatch.
+    priority: int | None = _setting(None, f"in -{PRIORITY_MAX}..{PRIORITY_MAX}", int)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from kqueue.errors import BackendUnavailable
 from kqueue.job import App
 from kqueue.policy.config import Config
 from kqueue.policy.estimator import DurationHistory
+from kqueue.policy.ordering import QueueOrder
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
@@ -63,8 +64,12 @@ class Worker:
         trace_out: str | None = None,
         history: DurationHistory | None = None,
         metrics_port: int | None = None,
+        queue_order: QueueOrder | None = None,
     ):
         self.app, self.config, self.queues = app, config, queues
+        #: The order to try the queues in, per fetch round (``kqueue.policy.ordering``).
+        self._turns = (queue_order or QueueOrder()).turns(queues)
+        self._turn = 0
         self.backend = app.backend
         self.force_inline, self.max_jobs, self.burst = force_inline, max_jobs, burst
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -203,7 +208,9 @@ class Worker:
         self.intake.begin_round(plan)
         room = plan.size
         fetched = 0
-        for queue in self.queues:
+        order = self._turns[self._turn % len(self._turns)]
+        self._turn += 1
+        for queue in order:
             if fetched >= room:
                 break
             acks, records = self.settler.pending_acks()
