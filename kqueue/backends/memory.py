@@ -28,6 +28,7 @@ from kqueue.backends.base import (
     unknown,
     waiting_state,
 )
+from kqueue.backends.memory_limits import MemoryLimits
 from kqueue.policy.ordering import backlog_key
 from kqueue.policy.status import JobState
 
@@ -54,7 +55,7 @@ class _Message:
     priority: int = 0
 
 
-class MemoryBackend(Backend):
+class MemoryBackend(MemoryLimits, Backend):
     """A backend in this process's memory; safe for its threads, invisible to other processes."""
 
     schemes = ("memory",)

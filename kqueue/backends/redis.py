@@ -34,6 +34,7 @@ from kqueue.backends.base import (
     WorkerStatus,
 )
 from kqueue.backends.redis_handles import RedisHandles
+from kqueue.backends.redis_limits import RedisLimits
 from kqueue.backends.redis_replies import (
     PREFIX,
     WAIT_MAX_S,
@@ -58,7 +59,7 @@ CHUNK = 500
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
 
 
-class RedisBackend(RedisHandles, Backend):
+class RedisBackend(RedisLimits, RedisHandles, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")

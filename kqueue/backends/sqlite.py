@@ -28,6 +28,7 @@ from kqueue.backends.base import (
     WorkerStatus,
     unknown,
 )
+from kqueue.backends.sqlite_limits import SQLiteLimits
 from kqueue.backends.sqlite_schema import (
     ADDED_COLUMNS,
     HELD,
@@ -45,7 +46,7 @@ from kqueue.errors import BackendError
 from kqueue.policy.status import JobState
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(SQLiteLimits, Backend):
     """A backend in one SQLite file; each thread gets its own connection."""
 
     schemes = ("sqlite",)

@@ -21,6 +21,7 @@ from typing import Any
 
 from kqueue.errors import ConfigError
 from kqueue.policy.ordering import PRIORITY_MAX
+from kqueue.policy.ratelimit import parse_rate_limit
 from kqueue.policy.retry import RetryPolicy, backoff_s
 
 
@@ -79,6 +80,10 @@ class JobOptions:
     result_ttl_s: float | None = _setting(None, ">= 0", float)
     #: Within its queue, higher runs first (``kqueue.policy.ordering``); set at dispatch.
     priority: int | None = _setting(None, f"in -{PRIORITY_MAX}..{PRIORITY_MAX}", int)
+    #: Starts of this job class per unit of time across every worker (``"100/min"``).
+    rate_limit: str | None = None
+    #: Most jobs of this class running at once across every worker.
+    concurrency_limit: int | None = _setting(None, ">= 1", int)
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,9 @@ class JobSettings:
     retry_jitter: bool = False
     #: How long the job's result (or its final state) is kept, seconds; 0 keeps none.
     result_ttl_s: float = 3600.0
+    #: Shared limits of its class (``kqueue.policy.ratelimit``); None: unlimited.
+    rate_limit: str | None = None
+    concurrency_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +265,8 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
         retry_backoff_max_s=pick("retry_backoff_max_s"),
         retry_jitter=pick("retry_jitter"),
         result_ttl_s=pick("result_ttl_s"),
+        rate_limit=pick("rate_limit"),
+        concurrency_limit=pick("concurrency_limit"),
     )
 
 
@@ -374,6 +384,8 @@ def _parse_job_table(table: Mapping[str, Any], source: str, where: str) -> JobOp
     values = _check_keys(table, _JOB_KEYS, source, where)
     if "tier" in values:
         values["tier"] = _as_tier(values["tier"], source, where)
+    if values.get("rate_limit") is not None:
+        parse_rate_limit(values["rate_limit"], f"{source}: {where}".rstrip(": "))
     for key in values.keys() & _RULES.keys():
         values[key] = _coerce(key, values[key], source, where)
     return JobOptions(**values)

@@ -210,6 +210,7 @@ class Worker:
         fetched = 0
         order = self._turns[self._turn % len(self._turns)]
         self._turn += 1
+        held_before = self.intake.limiter.held_back
         for queue in order:
             if fetched >= room:
                 break
@@ -228,7 +229,8 @@ class Worker:
                 self.intake.give_back(overflow)
             fetched += len(leases)
         self._flush_acks()  # when nothing was leased
-        return fetched
+        # jobs held back by a limit or a pause are no reason to fetch again at once
+        return fetched - (self.intake.limiter.held_back - held_before)
 
     def _room(self) -> int:
         return self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs).size
@@ -268,6 +270,7 @@ class Worker:
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
         self._aborted.discard(pending.lease.job_id)
         self.settler.settle(pending, outcome)
+        self.intake.limiter.release(pending.lease.job_id)
 
     def _abort_cancelled(self) -> None:
         """Stop the running and waiting jobs whose cancellation was asked (one backend call)."""
@@ -302,6 +305,7 @@ class Worker:
     def _extend_leases(self) -> None:
         pendings = [*self.intake.held(), *self._running]
         extend_leases(self.backend, pendings, self.config.visibility_timeout_s)
+        self.intake.limiter.renew([pending.lease.job_id for pending in pendings])
 
     def _publish_status(self) -> None:
         tiers = {
