@@ -29,11 +29,13 @@ from kqueue.api.codec import (  # noqa: F401 - the message codec's old home, kep
 )
 from kqueue.api.handle import CANCEL_RECORD_TTL_S, JobHandle
 from kqueue.api.options import DispatchOptions, dispatch_options
+from kqueue.api.periodic import periodic_decorator
 from kqueue.backends import open_backend
 from kqueue.backends.base import Backend
 from kqueue.errors import JobError, KQueueError
 from kqueue.policy.config import JobOptions, validate_job_options
 from kqueue.policy.retry import RetryPolicy
+from kqueue.policy.schedule import Schedule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -254,6 +256,8 @@ class App:
             self.backend_url = f"sqlite:///{Path.cwd() / 'kqueue.db'}"
         self.queue = queue
         self.jobs: dict[str, Job] = {}
+        #: Periodic schedules by name (``periodic``); workers fire them.
+        self.schedules: dict[str, Schedule] = {}
 
     @classmethod
     def from_spec(cls, spec: str) -> App:
@@ -332,6 +336,43 @@ class App:
             return job
 
         return register(fn) if fn is not None else register
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        *,
+        every_s: float | None = None,
+        args: tuple | list = (),
+        kwargs: dict[str, Any] | None = None,
+        timezone: str = "UTC",
+        name: str | None = None,
+        catch_up: str = "none",
+    ) -> Callable[[Any], Any]:
+        """Fire a job periodically: ``@app.periodic("*/5 * * * *")`` above ``@app.job``.
+
+        Args:
+            cron: a five-field cron expression (``kqueue.policy.cron``), or
+            every_s: seconds between ticks (ticks at whole multiples of it since the epoch).
+            args, kwargs: the arguments of every run.
+            timezone: the cron's timezone (an IANA name).
+            name: the schedule's name (default: the job's name).
+            catch_up: ticks missed while no worker ran: ``none`` (skip), ``last``, ``all``.
+
+        Raises:
+            ConfigError: a malformed cron (names the field), an unknown timezone, both or
+                neither of ``cron`` and ``every_s``, an unknown ``catch_up``.
+            JobError: the arguments do not fit the job, or the name is taken.
+        """
+        return periodic_decorator(
+            self,
+            cron,
+            every_s=every_s,
+            args=args,
+            kwargs=kwargs,
+            timezone=timezone,
+            name=name,
+            catch_up=catch_up,
+        )
 
     def handle(self, job_id: str, *, queue: str | None = None, fresh: bool = False) -> JobHandle:
         """The handle of a job dispatched earlier, from its id (a web app stores ids).

@@ -1,4 +1,4 @@
-"""What a backend keeps for limits shared by every worker: token buckets, semaphores, pauses.
+"""What a backend keeps for rules shared by every worker: limits, pauses, the schedules' leader.
 
 A backend that can enforce ``rate_limit`` / ``concurrency_limit`` and pauses across processes
 also implements ``LimitStore``. The rules are ``kqueue.policy.ratelimit``'s; each backend
@@ -6,6 +6,10 @@ applies them atomically (Redis: one Lua script per call, on the server's clock; 
 ``BEGIN IMMEDIATE`` transaction; memory: one lock). Keys are the caller's (the worker uses
 ``rate:<job class>`` and ``concurrency:<job class>``); pause names are ``queue:<name>`` or
 ``job:<job class>``.
+
+``ScheduleStore`` keeps the leader lease of the periodic schedules (``kqueue.policy.leader``:
+Redis ``SET NX PX`` and a renew by its holder in one script; SQLite a row) and each schedule's
+state as the leader last wrote it (opaque JSON bytes: its last tick, next tick, definition).
 """
 
 from __future__ import annotations
@@ -45,3 +49,26 @@ class LimitStore(abc.ABC):
     @abc.abstractmethod
     def paused(self) -> set[str]:
         """The paused names."""
+
+
+class ScheduleStore(abc.ABC):
+    """The schedules' leader lease and their published states."""
+
+    @abc.abstractmethod
+    def lead(self, me: str, lease_s: float) -> bool:
+        """Take the leader lease if it is free or expired, or renew it if ``me`` holds it.
+
+        Returns whether ``me`` leads for the next ``lease_s`` seconds (``leader.apply_step``).
+        """
+
+    @abc.abstractmethod
+    def leader(self) -> tuple[str, float] | None:
+        """The live lease's holder and when it expires (epoch seconds), or None."""
+
+    @abc.abstractmethod
+    def schedule_states(self) -> dict[str, bytes]:
+        """Each schedule's state as last saved: name -> JSON bytes."""
+
+    @abc.abstractmethod
+    def save_schedule_state(self, name: str, body: bytes) -> None:
+        """Keep ``body`` as schedule ``name``'s state."""

@@ -6,7 +6,8 @@ import threading
 import time
 from collections.abc import Sequence
 
-from kqueue.backends.limits import LimitStore
+from kqueue.backends.limits import LimitStore, ScheduleStore
+from kqueue.policy.leader import LeaderLease, apply_step
 from kqueue.policy.ratelimit import (
     Bucket,
     RateLimit,
@@ -17,8 +18,8 @@ from kqueue.policy.ratelimit import (
 )
 
 
-class MemoryLimits(LimitStore):
-    """Token buckets, semaphores and pauses in this process (a mixin of ``MemoryBackend``)."""
+class MemoryLimits(LimitStore, ScheduleStore):
+    """Limits, pauses and the schedules' leader in this process (a mixin of ``MemoryBackend``)."""
 
     _limits_lock = threading.Lock()
 
@@ -27,7 +28,8 @@ class MemoryLimits(LimitStore):
         if state is None:
             with self._limits_lock:
                 state = self.__dict__.setdefault(
-                    "_limit_dicts", {"buckets": {}, "slots": {}, "paused": set()}
+                    "_limit_dicts",
+                    {"buckets": {}, "slots": {}, "paused": set(), "leader": None, "schedules": {}},
                 )
         return state
 
@@ -68,3 +70,27 @@ class MemoryLimits(LimitStore):
         state = self._limit_state()
         with self._limits_lock:
             return set(state["paused"])
+
+    def lead(self, me: str, lease_s: float) -> bool:
+        state = self._limit_state()
+        with self._limits_lock:
+            state["leader"] = apply_step(state["leader"], me, time.time(), lease_s)
+            return state["leader"].holder == me
+
+    def leader(self) -> tuple[str, float] | None:
+        state = self._limit_state()
+        with self._limits_lock:
+            lease: LeaderLease | None = state["leader"]
+        if lease is None or not lease.live(time.time()):
+            return None
+        return lease.holder, lease.expires_at_s
+
+    def schedule_states(self) -> dict[str, bytes]:
+        state = self._limit_state()
+        with self._limits_lock:
+            return dict(state["schedules"])
+
+    def save_schedule_state(self, name: str, body: bytes) -> None:
+        state = self._limit_state()
+        with self._limits_lock:
+            state["schedules"][name] = bytes(body)

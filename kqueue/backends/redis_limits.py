@@ -3,7 +3,9 @@
 Keys (``kqueue`` is the backend's prefix): ``kqueue:limit:{<key>}:bucket`` a hash (``tokens``,
 ``updated``) that expires once it would be full again anyway; ``kqueue:limit:{<key>}:slots`` a
 sorted set of holders scored by lease expiry (a crashed worker's slots lapse: each acquire drops
-the expired ones first); ``kqueue:paused`` the set of paused names. Each script mirrors
+the expired ones first); ``kqueue:paused`` the set of paused names; ``kqueue:leader`` the
+schedules' leader lease (its holder, with a TTL: ``SET NX PX``, renewed only by its holder);
+``kqueue:schedules`` a hash of each schedule's state. Each script mirrors
 ``kqueue.policy.ratelimit`` on the server's clock (workers on several hosts agree on it).
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kqueue.backends.limits import LimitStore
+from kqueue.backends.limits import LimitStore, ScheduleStore
 from kqueue.backends.redis_replies import translated
 from kqueue.backends.redis_scripts import _NOW
 from kqueue.policy.ratelimit import RateLimit
@@ -65,8 +67,20 @@ return redis.call('ZRANGE', KEYS[1], '(' .. fmt(now), '+inf', 'BYSCORE', 'WITHSC
 )
 
 
-class RedisLimits(LimitStore):
-    """Token buckets, semaphores and pauses in Redis (a mixin of ``RedisBackend``)."""
+#: KEYS: leader. ARGV: me, lease_ms. Takes a free lease (``SET NX PX``) or renews its own;
+#: returns 1 if ``me`` leads (``kqueue.policy.leader.apply_step``).
+LEAD = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class RedisLimits(LimitStore, ScheduleStore):
+    """Limits, pauses and the schedules' leader in Redis (a mixin of ``RedisBackend``)."""
 
     def _limit_script(self, name: str):
         scripts = self.__dict__.setdefault("_limit_scripts", {})
@@ -109,3 +123,27 @@ class RedisLimits(LimitStore):
     @translated
     def paused(self) -> set[str]:
         return {name.decode() for name in self.client.smembers(f"{self.prefix}:paused")}
+
+    @translated
+    def lead(self, me: str, lease_s: float) -> bool:
+        script = self._limit_script("LEAD")
+        lease_ms = max(1, round(lease_s * 1000))
+        return bool(script(keys=[f"{self.prefix}:leader"], args=[me, lease_ms]))
+
+    @translated
+    def leader(self) -> tuple[str, float] | None:
+        key = f"{self.prefix}:leader"
+        pipe = self.client.pipeline()
+        pipe.get(key).pttl(key).time()
+        holder, ttl_ms, (seconds, micros) = pipe.execute()
+        if holder is None or ttl_ms < 0:
+            return None
+        return holder.decode(), seconds + micros / 1e6 + ttl_ms / 1000
+
+    @translated
+    def schedule_states(self) -> dict[str, bytes]:
+        return {k.decode(): v for k, v in self.client.hgetall(f"{self.prefix}:schedules").items()}
+
+    @translated
+    def save_schedule_state(self, name: str, body: bytes) -> None:
+        self.client.hset(f"{self.prefix}:schedules", name, body)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from kqueue.backends.limits import LimitStore
+from kqueue.backends.limits import LimitStore, ScheduleStore
+from kqueue.policy.leader import LeaderLease, apply_step
 from kqueue.policy.ratelimit import Bucket, RateLimit, acquire_slots, take_tokens
 
 LIMITS_SCHEMA = """
@@ -25,11 +26,17 @@ CREATE TABLE IF NOT EXISTS limit_slots (
     PRIMARY KEY (key, holder)
 );
 CREATE TABLE IF NOT EXISTS paused (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedule_states (name TEXT PRIMARY KEY, body BLOB NOT NULL);
 """
 
 
-class SQLiteLimits(LimitStore):
-    """Token buckets, semaphores and pauses in the backend's file (a mixin of ``SQLiteBackend``)."""
+class SQLiteLimits(LimitStore, ScheduleStore):
+    """Limits, pauses and the schedules' leader in the backend's file (``SQLiteBackend``'s)."""
 
     def _limits_db(self):
         if not self.__dict__.get("_limits_ready"):
@@ -91,3 +98,31 @@ class SQLiteLimits(LimitStore):
     def paused(self) -> set[str]:
         with self._limits_db() as db:
             return {row[0] for row in db.execute("SELECT name FROM paused")}
+
+    def lead(self, me: str, lease_s: float) -> bool:
+        with self._limits_db() as db:
+            row = db.execute("SELECT holder, expires_at FROM leader WHERE id = 1").fetchone()
+            after = apply_step(LeaderLease(*row) if row else None, me, time.time(), lease_s)
+            db.execute(
+                "INSERT OR REPLACE INTO leader (id, holder, expires_at) VALUES (1, ?, ?)",
+                (after.holder, after.expires_at_s),
+            )
+        return after.holder == me
+
+    def leader(self) -> tuple[str, float] | None:
+        with self._limits_db() as db:
+            row = db.execute(
+                "SELECT holder, expires_at FROM leader WHERE id = 1 AND expires_at > ?",
+                (time.time(),),
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def schedule_states(self) -> dict[str, bytes]:
+        with self._limits_db() as db:
+            return dict(db.execute("SELECT name, body FROM schedule_states"))
+
+    def save_schedule_state(self, name: str, body: bytes) -> None:
+        with self._limits_db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO schedule_states (name, body) VALUES (?, ?)", (name, body)
+            )

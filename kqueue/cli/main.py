@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from kqueue.cli import jobs, ops, trace, worker
+from kqueue.cli import jobs, ops, schedule, trace, worker
 from kqueue.errors import KQueueError
 
 
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         worker.add_demo,
         ops.add_replay,
         ops.add_calibrate,
+        schedule.add_pause,
+        schedule.add_schedules,
     ):
         add(subparsers)
     _register_planner(subparsers)

@@ -81,6 +81,7 @@ def cmd_run(args) -> int:
     from kqueue.ops.worker_process import term_with_parent_from_env
     from kqueue.policy.config import Config
     from kqueue.policy.ordering import parse_queue_order
+    from kqueue.policy.schedule import load_schedules
     from kqueue.worker import Worker
     from kqueue.worker.allocator import limit_arenas
 
@@ -91,6 +92,7 @@ def cmd_run(args) -> int:
         app = app.with_backend(args.backend)
     config = Config.load(args.config, **{k: getattr(args, k) for k in _CLI_SETTINGS})
     queue_order = parse_queue_order(args.queue_order)
+    schedules = {**app.schedules, **load_schedules(args.config)}
     worker = Worker(
         app,
         config,
@@ -101,6 +103,7 @@ def cmd_run(args) -> int:
         trace_out=args.trace_out,
         metrics_port=args.metrics_port,
         queue_order=queue_order,
+        schedules=schedules,
     )
     summary = asyncio.run(worker.run())
     print(

@@ -23,6 +23,7 @@ from kqueue.errors import ConfigError
 from kqueue.policy.ordering import PRIORITY_MAX
 from kqueue.policy.ratelimit import parse_rate_limit
 from kqueue.policy.retry import RetryPolicy, backoff_s
+from kqueue.policy.schedule import parse_schedules
 
 
 class Tier(enum.StrEnum):
@@ -159,6 +160,8 @@ class Config:
     history_min_samples: int = _setting(3, ">= 1")
     #: The quantile of recent durations used as a job class's estimate.
     estimate_quantile: float = _setting(0.9, "in (0, 1]")
+    #: The schedules' leader lease: another worker leads within about this long of a crash.
+    leader_lease_s: float = _setting(10.0, "> 0")
     #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
     #: (Left out of the hash, since a mapping proxy is unhashable; still compared for equality.)
     jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}), hash=False)
@@ -187,6 +190,7 @@ class Config:
         """Build a config from a parsed TOML mapping; ``source`` names it in errors."""
         data = dict(data)
         jobs = _parse_jobs(data.pop("jobs", {}), source)
+        parse_schedules(data.pop("schedules", {}), source)  # checked here, used by the worker
         values = _check_keys(data, _setting_names(), source, where="")
         return _build(cls, values, source, jobs=MappingProxyType(jobs))
 

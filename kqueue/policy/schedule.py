@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import enum
 import math
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kqueue.errors import ConfigError
@@ -164,3 +166,51 @@ def _skipped_before(schedule: Schedule, last_tick_s: float, since_s: float) -> i
 def tick_key(schedule_name: str, tick_s: float) -> str:
     """The unique key of one tick: the same on every worker, so a tick runs once."""
     return f"schedule:{schedule_name}:{tick_s:.3f}"
+
+
+#: The keys of one ``[schedules.<name>]`` table.
+SCHEDULE_KEYS = ("job", "cron", "every_s", "timezone", "args", "kwargs", "catch_up", "grace_s")
+
+
+def parse_schedules(tables: object, source: str) -> dict[str, Schedule]:
+    """The ``[schedules.<name>]`` tables of a ``kqueue.toml`` as checked ``Schedule``s.
+
+    Raises:
+        ConfigError: not tables, an unknown key (lists the valid ones), no ``job``, or a bad
+            value (``make_schedule``); the message names the file and the table.
+    """
+    if not isinstance(tables, Mapping):
+        raise ConfigError(f"{source}: [schedules] must hold [schedules.<name>] tables")
+    parsed = {}
+    for name, table in tables.items():
+        where = f"{source}: [schedules.{name}]"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where} must be a table, got {table!r}")
+        unknown = sorted(set(table) - set(SCHEDULE_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(SCHEDULE_KEYS)}"
+            )
+        if not isinstance(table.get("job"), str):
+            raise ConfigError(f"{where}: job = the registered job's name is required")
+        parsed[name] = make_schedule(
+            name,
+            table["job"],
+            cron=table.get("cron"),
+            every_s=table.get("every_s"),
+            timezone_name=table.get("timezone", "UTC"),
+            args=table.get("args", ()),
+            kwargs=table.get("kwargs"),
+            catch_up=table.get("catch_up", "none"),
+            grace_s=table.get("grace_s", GRACE_S),
+            source=f"{source}: schedule",
+        )
+    return parsed
+
+
+def load_schedules(path: str | Path | None) -> dict[str, Schedule]:
+    """The schedules of a ``kqueue.toml`` (none without a file)."""
+    if path is None:
+        return {}
+    with open(path, "rb") as file:
+        return parse_schedules(tomllib.load(file).get("schedules", {}), str(path))

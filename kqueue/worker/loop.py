@@ -19,6 +19,7 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from kqueue.errors import BackendUnavailable
@@ -26,11 +27,13 @@ from kqueue.job import App
 from kqueue.policy.config import Config
 from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.ordering import QueueOrder
+from kqueue.policy.schedule import Schedule
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
+from kqueue.worker.periodic import Periodic
 from kqueue.worker.recorder import Recorder
 from kqueue.worker.settle import Settler
 
@@ -65,6 +68,7 @@ class Worker:
         history: DurationHistory | None = None,
         metrics_port: int | None = None,
         queue_order: QueueOrder | None = None,
+        schedules: Mapping[str, Schedule] | None = None,
     ):
         self.app, self.config, self.queues = app, config, queues
         #: The order to try the queues in, per fetch round (``kqueue.policy.ordering``).
@@ -76,6 +80,13 @@ class Worker:
         self.history = history or DurationHistory.from_config(config)
         self.runners = build_runners(app, config, force_inline=force_inline)
         self.metrics_port = metrics_port
+        #: Fires the periodic schedules while this worker holds the leader lease.
+        self.periodic = Periodic(
+            app,
+            app.schedules if schedules is None else schedules,
+            self.worker_id,
+            config.leader_lease_s,
+        )
         #: Records finished jobs (history, trace, metrics) and publishes the status.
         self.recorder = Recorder(
             self.backend,
@@ -301,6 +312,8 @@ class Worker:
         if now - self._last_status >= STATUS_INTERVAL_S:
             self._publish_status()
             self._last_status = now
+        if self.periodic.due(now):
+            self.periodic.step(now)
 
     def _extend_leases(self) -> None:
         pendings = [*self.intake.held(), *self._running]

@@ -58,3 +58,23 @@ def test_pauses_are_kept_until_resumed(backend):
     assert backend.paused() == {"queue:default", "job:tasks.mail"}
     backend.set_paused("queue:default", False)
     assert backend.paused() == {"job:tasks.mail"}
+
+
+def test_one_leader_at_a_time_and_a_dead_leaders_lease_passes_on(backend):
+    assert backend.leader() is None
+    assert backend.lead("a", 0.5)
+    assert not backend.lead("b", 0.5)  # a holds it
+    assert backend.lead("a", 0.5)  # a renews
+    assert backend.leader()[0] == "a"
+    time.sleep(0.6)  # a died: nobody renewed
+    assert backend.leader() is None
+    assert backend.lead("b", 5.0)
+    assert not backend.lead("a", 5.0)
+    holder, expires_at = backend.leader()
+    assert holder == "b" and time.time() + 3 < expires_at <= time.time() + 5.5
+
+
+def test_schedule_states_are_kept(backend):
+    backend.save_schedule_state("nightly", b'{"last": 1}')
+    backend.save_schedule_state("nightly", b'{"last": 2}')
+    assert backend.schedule_states() == {"nightly": b'{"last": 2}'}
