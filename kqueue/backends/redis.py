@@ -34,6 +34,7 @@ from kqueue.backends.base import (
     WorkerStatus,
 )
 from kqueue.backends.redis_handles import RedisHandles
+from kqueue.backends.redis_limits import RedisLimits
 from kqueue.backends.redis_replies import (
     PREFIX,
     WAIT_MAX_S,
@@ -59,7 +60,7 @@ CHUNK = 500
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
 
 
-class RedisBackend(RedisTrace, RedisHandles, Backend):
+class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
@@ -188,17 +189,24 @@ class RedisBackend(RedisTrace, RedisHandles, Backend):
     # --- messages ---------------------------------------------------------------------------
 
     @translated
-    def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
-        self._enqueue(queue, [(job_id, body)], delay_s)
+    def enqueue(
+        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+    ) -> None:
+        self._enqueue(queue, [(job_id, body)], delay_s, priority)
 
     @translated
-    def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
-        self._enqueue(queue, messages, 0.0)
+    def enqueue_many(
+        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+    ) -> None:
+        self._enqueue(queue, messages, 0.0, priority)
 
-    def _enqueue(self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float) -> None:
+    def _enqueue(
+        self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float, priority: int = 0
+    ) -> None:
         keys, prefix = self._keys(queue, "pending", "notify"), self._prefix(queue)
+        head = [prefix, repr(float(delay_s)), str(int(priority))]
         calls = [
-            ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *flat(messages[i : i + CHUNK])])
+            ("ENQUEUE", keys, [*head, *flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)
         ]
         if queue in self._listed and len(calls) == 1:
@@ -350,7 +358,10 @@ class RedisBackend(RedisTrace, RedisHandles, Backend):
     @translated
     def counts(self, queue: str | None = None) -> dict[str, dict[str, int]]:
         names = [queue] if queue else self._queues()
-        calls = [("COUNTS", self._keys(name, "pending", "leased", "dead"), []) for name in names]
+        calls = [
+            ("COUNTS", self._keys(name, "pending", "leased", "dead"), [self._prefix(name)])
+            for name in names
+        ]
         result: dict[str, dict[str, int]] = {}
         order = (State.READY, State.SCHEDULED, State.LEASED, State.DEAD)
         for name, reply in zip(names, self._batch(calls) if names else [], strict=True):
