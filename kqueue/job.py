@@ -30,11 +30,13 @@ from kqueue.api.codec import (  # noqa: F401 - the message codec's old home, kep
 )
 from kqueue.api.handle import CANCEL_RECORD_TTL_S, JobHandle
 from kqueue.api.options import DispatchOptions, dispatch_options
+from kqueue.api.periodic import periodic_decorator
 from kqueue.backends import aio, open_backend
 from kqueue.backends.base import Backend
 from kqueue.errors import JobError, KQueueError
 from kqueue.policy.config import JobOptions, validate_job_options
 from kqueue.policy.retry import RetryPolicy
+from kqueue.policy.schedule import Schedule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,6 +118,11 @@ class Job(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
+    @property
+    def priority(self) -> int:
+        """The priority its dispatches get unless ``options(priority=...)`` says otherwise."""
+        return self.declared.priority or 0
+
     def bind_error(self, args: list | tuple, kwargs: dict) -> str | None:
         """Why ``args`` and ``kwargs`` cannot call this job, or None when they bind."""
         if self.signature is None:
@@ -146,6 +153,7 @@ class Job(Generic[P, R]):
         unique_key: str | None = None,
         unique_for_s: float | None = None,
         result_ttl_s: float | None = None,
+        priority: int | None = None,
     ) -> JobCall[P, R]:
         """This job with options for one dispatch: ``job.options(delay_s=5).dispatch(...)``.
 
@@ -157,6 +165,7 @@ class Job(Generic[P, R]):
                 of its dispatch), dispatching again returns that job's handle instead.
             unique_for_s: how long the key stays taken after dispatch at least, seconds.
             result_ttl_s: how long to keep this call's result, seconds (0 keeps none).
+            priority: within the queue, higher runs first (an integer, default the job's own).
 
         Raises:
             JobError: a bad value (names the option).
@@ -169,6 +178,7 @@ class Job(Generic[P, R]):
             unique_key=unique_key,
             unique_for_s=unique_for_s,
             result_ttl_s=result_ttl_s,
+            priority=priority,
         )
         return JobCall(self, checked)
 
@@ -195,6 +205,7 @@ class Job(Generic[P, R]):
             delay_s=delay_s,
             unique_key=options.unique_key,
             unique_for_s=options.unique_for_s,
+            priority=self.priority if options.priority is None else options.priority,
         )
         return self.app.handle(job_id, queue=self.queue, fresh=True)
 
@@ -210,6 +221,7 @@ class Job(Generic[P, R]):
             delay_s=delay_s,
             unique_key=options.unique_key,
             unique_for_s=options.unique_for_s,
+            priority=self.priority if options.priority is None else options.priority,
         )
         return self.app.handle(job_id, queue=self.queue, fresh=True)
 
@@ -276,7 +288,7 @@ class Job(Generic[P, R]):
                 raise JobError(f"job {self.name!r}: {problem}")
         now = time.time()
         messages = [(new_job_id(), encode_message(self.name, a, k, now)) for a, k in calls]
-        self.app.backend.enqueue_many(self.queue, messages)
+        self.app.backend.enqueue_many(self.queue, messages, priority=self.priority)
         return [self.app.handle(job_id, queue=self.queue) for job_id, _ in messages]
 
 
@@ -312,6 +324,8 @@ class App:
             self.backend_url = f"sqlite:///{Path.cwd() / 'kqueue.db'}"
         self.queue = queue
         self.jobs: dict[str, Job] = {}
+        #: Periodic schedules by name (``periodic``); workers fire them.
+        self.schedules: dict[str, Schedule] = {}
 
     @classmethod
     def from_spec(cls, spec: str) -> App:
@@ -365,7 +379,7 @@ class App:
         table) is ``module.function`` unless ``name`` is given. ``options`` are the settings of
         ``JobOptions`` (``tier``, ``estimated_duration_s``, ``timeout_s``, ``max_memory_mb``,
         ``max_attempts``, ``retry_backoff_s``, ``retry_backoff_max_s``, ``retry_jitter``,
-        ``result_ttl_s``); ``retry_on`` / ``no_retry_on`` are exception classes
+        ``result_ttl_s``, ``priority``); ``retry_on`` / ``no_retry_on`` are exception classes
         (``kqueue.policy.retry`` says which wins).
 
         Raises:
@@ -400,6 +414,43 @@ class App:
             JobError: a Celery option kqueue does not support, named with what to use instead.
         """
         return self.job(fn, **celery.job_options(options))
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        *,
+        every_s: float | None = None,
+        args: tuple | list = (),
+        kwargs: dict[str, Any] | None = None,
+        timezone: str = "UTC",
+        name: str | None = None,
+        catch_up: str = "none",
+    ) -> Callable[[Any], Any]:
+        """Fire a job periodically: ``@app.periodic("*/5 * * * *")`` above ``@app.job``.
+
+        Args:
+            cron: a five-field cron expression (``kqueue.policy.cron``), or
+            every_s: seconds between ticks (ticks at whole multiples of it since the epoch).
+            args, kwargs: the arguments of every run.
+            timezone: the cron's timezone (an IANA name).
+            name: the schedule's name (default: the job's name).
+            catch_up: ticks missed while no worker ran: ``none`` (skip), ``last``, ``all``.
+
+        Raises:
+            ConfigError: a malformed cron (names the field), an unknown timezone, both or
+                neither of ``cron`` and ``every_s``, an unknown ``catch_up``.
+            JobError: the arguments do not fit the job, or the name is taken.
+        """
+        return periodic_decorator(
+            self,
+            cron,
+            every_s=every_s,
+            args=args,
+            kwargs=kwargs,
+            timezone=timezone,
+            name=name,
+            catch_up=catch_up,
+        )
 
     def handle(self, job_id: str, *, queue: str | None = None, fresh: bool = False) -> JobHandle:
         """The handle of a job dispatched earlier, from its id (a web app stores ids).

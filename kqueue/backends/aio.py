@@ -42,6 +42,7 @@ class AsyncClient(abc.ABC):
         delay_s: float = 0.0,
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
+        priority: int = 0,
     ) -> str:
         """``Backend.submit``: add one message (guarded by a unique key); the id that runs."""
 
@@ -86,6 +87,7 @@ class ThreadedClient(AsyncClient):
         delay_s: float = 0.0,
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
+        priority: int = 0,
     ) -> str:
         return await self._call(
             self.backend.submit,
@@ -95,6 +97,7 @@ class ThreadedClient(AsyncClient):
             delay_s=delay_s,
             unique_key=unique_key,
             unique_for_s=unique_for_s,
+            priority=priority,
         )
 
     async def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:

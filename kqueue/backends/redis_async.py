@@ -117,13 +117,16 @@ class RedisAsyncClient(AsyncClient):
         delay_s: float = 0.0,
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
+        priority: int = 0,
     ) -> str:
         keys, prefix = self.backend._keys, self.backend._prefix(queue)
         if unique_key is None:
-            call = ("ENQUEUE", keys(queue, "pending", "notify"), [prefix, repr(float(delay_s))])
+            head = [prefix, repr(float(delay_s)), str(int(priority))]
+            call = ("ENQUEUE", keys(queue, "pending", "notify"), head)
             await self._batch([(*call[:2], [*call[2], job_id, body])], self._listed(queue))
             return job_id
-        args = [prefix, repr(float(delay_s)), job_id, body, unique_key, repr(float(unique_for_s))]
+        args = [prefix, repr(float(delay_s)), job_id, body, unique_key]
+        args += [repr(float(unique_for_s)), str(int(priority))]
         call = ("SUBMIT", keys(queue, "pending", "notify", "dead"), args)
         [holder] = await self._batch([call], self._listed(queue))
         return holder.decode()
