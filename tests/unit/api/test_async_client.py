@@ -230,3 +230,19 @@ def test_a_redis_backend_built_from_a_client_gets_an_async_client_on_the_same_se
         run(app, scenario)
     finally:
         app.close()
+
+
+def test_fifty_concurrent_dispatches_and_waits_all_come_back(app):
+    add, _, _, _ = register(app)
+
+    async def scenario():
+        # Given 50 dispatches awaited together (more than the thread pool's 4 threads)
+        handles = await asyncio.gather(*(add.dispatch_async(i, i) for i in range(50)))
+        assert len({h.id for h in handles}) == 50
+        # When a worker runs them while 50 waits are pending at once
+        with WorkerThread(app, FAST):
+            results = await asyncio.gather(*(h.result_async(timeout_s=30) for h in handles))
+        # Then every result came back to its own handle
+        assert results == [2 * i for i in range(50)]
+
+    run(app, scenario)
