@@ -5,9 +5,10 @@ The same work runs through three URLs of that one primary, alternating, ``--repe
 ``redis://`` straight to it (the baseline), ``redis+sentinel://`` (the master found through the
 sentinels), and ``redis+sentinel://...?wait_replicas=1``. Measured for each: single dispatches
 per second from one client (each one round trip, plus ``WAIT``'s replica round trip), and the
-no-op jobs per second one ``kqueue run --inline --burst`` (16 slots) drains (acks go in batches with the
-next lease, so one ``WAIT`` covers a batch), first completion to last. Medians and ratios to
-the baseline are printed side by side (each mode goes first in turn); the machine is shared, compare ratios, not figures.
+no-op jobs per second one ``kqueue run --inline --burst`` with 16 slots drains (acks go in
+batches with the next lease, so one ``WAIT`` covers a batch), first completion to last. Medians
+and ratios to the baseline are printed side by side, each mode going first in turn; the machine
+is shared: compare ratios, not figures.
 
     python experiments/bench_wait.py --jobs 5000 --repeat 3
 """
