@@ -4,7 +4,8 @@ Scenario: one private primary with one replica and three sentinels (``tests.supp
 The same work runs through three URLs of that one primary, alternating, ``--repeat`` times:
 ``redis://`` straight to it (the baseline), ``redis+sentinel://`` (the master found through the
 sentinels), and ``redis+sentinel://...?wait_replicas=1``. Measured for each: single dispatches
-per second from one client (each one round trip, plus ``WAIT``'s replica round trip), and the
+per second from one client (each one round trip, plus ``WAIT``'s replica round trip; timed in
+chunks of 50 with the modes interleaved, median of the chunks), and the
 no-op jobs per second one ``kqueue run --inline --burst`` with 16 slots drains (acks go in
 batches with the next lease, so one ``WAIT`` covers a batch), first completion to last. Medians
 and ratios to the baseline are printed side by side, each mode going first in turn; the machine
@@ -35,6 +36,8 @@ from kqueue.job import App  # noqa: E402
 from tests.support.sentinel import SentinelCluster  # noqa: E402
 
 MODES = ("redis://", "sentinel", "sentinel+wait")
+#: Dispatches timed together, per mode in turn.
+CHUNK = 50
 
 
 def urls(cluster: SentinelCluster) -> dict[str, str]:
@@ -46,18 +49,24 @@ def urls(cluster: SentinelCluster) -> dict[str, str]:
     }
 
 
-def dispatch_rate(url: str, client: redis.Redis, jobs: int) -> float:
-    """Single ``dispatch()`` calls per second from one client."""
+def dispatch_rates(by_mode: dict[str, str], client: redis.Redis, jobs: int) -> dict[str, list]:
+    """Single ``dispatch()`` calls per second from one client per mode, timed in interleaved
+    chunks of ``CHUNK`` (so a burst of load elsewhere on the machine hits every mode alike)."""
     client.flushdb()
-    app = App(url, queue="bench")
-    noop = app.job(lambda: None, name="bench.noop")
-    noop.dispatch()  # warm up: connection, sentinel look-up, script load
-    started = time.perf_counter()
-    for _ in range(jobs):
-        noop.dispatch()
-    rate = jobs / (time.perf_counter() - started)
-    app.close()
-    return rate
+    apps = {mode: App(url, queue="bench") for mode, url in by_mode.items()}
+    jobs_by_mode = {mode: app.job(lambda: None, name="bench.noop") for mode, app in apps.items()}
+    for job in jobs_by_mode.values():
+        job.dispatch()  # warm up: connection, sentinel look-up, script load
+    rates: dict[str, list] = {mode: [] for mode in by_mode}
+    for _ in range(max(1, jobs // CHUNK)):
+        for mode, job in jobs_by_mode.items():
+            started = time.perf_counter()
+            for _ in range(CHUNK):
+                job.dispatch()
+            rates[mode].append(CHUNK / (time.perf_counter() - started))
+    for app in apps.values():
+        app.close()
+    return rates
 
 
 def drain(url: str, client: redis.Redis, folder: Path, jobs: int, counter_url: str) -> float:
@@ -91,11 +100,12 @@ def measure(folder: Path, jobs: int, repeat: int) -> dict[str, dict[str, list[fl
         by_mode = urls(cluster)
         counter_url = by_mode["redis://"]
         client = redis.Redis.from_url(counter_url)
+        for mode, rates in dispatch_rates(by_mode, client, jobs * repeat // 2).items():
+            results[mode]["dispatch"] = rates
         for round_number in range(repeat):
             shift = round_number % len(MODES)  # each mode goes first in turn
             for mode in MODES[shift:] + MODES[:shift]:
                 url = by_mode[mode]
-                results[mode]["dispatch"].append(dispatch_rate(url, client, jobs // 2))
                 results[mode]["drain"].append(drain(url, client, folder, jobs, counter_url))
         client.close()
     return results
