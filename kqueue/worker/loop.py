@@ -175,10 +175,15 @@ class Worker:
 
     def request_stop(self) -> None:
         """Stop fetching and shut down gracefully; a second request skips the grace period.
+        A stop asked during a reload's grace period ends the reload: the worker exits.
 
         Safe to call from any thread.
         """
-        self._on_loop(self._stop_now)
+        self._on_loop(self._stop_for_good)
+
+    def _stop_for_good(self) -> None:
+        self.reload_requested = False
+        self._stop_now()
 
     def drain(self) -> None:
         """Exit once the queues are empty, as with ``--burst``. Safe to call from any thread."""

@@ -9,6 +9,7 @@ the app module and the ``kqueue.toml`` on disk, as a deploy does, then signals t
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -170,3 +171,87 @@ def test_reload_is_documented_in_the_run_help():
 
     [commands] = build_parser()._subparsers._group_actions
     assert "SIGHUP" in commands.choices["run"].format_help()
+
+
+POOL_APP = """
+import os, time
+from kqueue import App
+
+app = App()
+
+
+@app.job(name="slow", tier="pool", max_attempts=10)
+def slow(i, sleep_s):
+    time.sleep(sleep_s)
+    path = os.path.join(os.environ["KQUEUE_TEST_RUNS"], f"{os.getpid()}.runs")
+    with open(path, "a") as out:
+        out.write(f"{i} pool {os.getpid()}\\n")
+"""
+
+
+def _start_pool_worker(app_dir: Path, monkeypatch, n: int, sleep_s: float):
+    (app_dir / "runs").mkdir()
+    monkeypatch.setenv("KQUEUE_TEST_RUNS", str(app_dir / "runs"))
+    (app_dir / "pool_app.py").write_text(POOL_APP)
+    url = f"sqlite:///{app_dir / 'kqueue.db'}"
+    app = App(url)
+    app.job(lambda i, sleep_s: None, name="slow").dispatch_many(
+        [((i, sleep_s), {}) for i in range(n)]
+    )
+    app.close()
+    args = ("run", "--app", "pool_app:app", "--backend", url, "--pool-size", "2")
+    return url, start_kqueue(app_dir, *args, "--pool-max-size", "2")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(120)
+def test_a_reload_with_pool_processes_runs_every_job_once_and_replaces_the_pool(
+    tmp_path, monkeypatch
+):
+    # Given a worker whose two pool processes run 40 jobs of 0.2 s
+    n = 40
+    _, process = _start_pool_worker(tmp_path, monkeypatch, n, 0.2)
+    try:
+        wait_until(lambda: len(runs(tmp_path)) >= 6, 60, "the pool to run some jobs")
+        # When it is HUPed mid-run
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reloading: starting" in log_text(tmp_path), 60, "the exec")
+        old_pool = {pid for job_runs in runs(tmp_path).values() for _, pid in job_runs}
+        # Then the old pool processes are gone, new ones finish the rest, each job once
+        wait_until(lambda: not any(_alive(pid) for pid in old_pool), 30, "the old pool to end")
+        wait_until(lambda: len(runs(tmp_path)) == n, 60, "every job to run")
+        assert process.poll() is None, log_text(tmp_path)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+    by_job = runs(tmp_path)
+    assert sorted(by_job) == list(range(n))
+    assert all(len(job_runs) == 1 for job_runs in by_job.values()), "a job ran twice"
+    new_pool = {pid for job_runs in by_job.values() for _, pid in job_runs} - old_pool
+    assert new_pool and code == 0
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_during_a_reload_stops_the_worker_instead(tmp_path, monkeypatch):
+    # Given a worker busy with jobs of 2 s, HUPed
+    _, process = _start_pool_worker(tmp_path, monkeypatch, 4, 2.0)
+    try:
+        wait_until(lambda: "started on" in log_text(tmp_path), 60, "the worker to start")
+        time.sleep(0.5)
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reloading: finishing" in log_text(tmp_path), 30, "the reload")
+        # When SIGTERM follows while running jobs finish
+        process.send_signal(signal.SIGTERM)
+        # Then it exits (0) rather than starting again
+        assert process.wait(60) == 0, log_text(tmp_path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert log_text(tmp_path).count("started on") == 1, log_text(tmp_path)
