@@ -24,7 +24,10 @@ TASK_UNSUPPORTED = {
     "base": "kqueue jobs are plain functions; drop the custom Task class",
     "default_retry_delay": "use retry_backoff=<seconds> (kqueue backs off from it)",
     "soft_time_limit": "use time_limit (kqueue kills the job at its timeout_s)",
-    "rate_limit": "kqueue has no per-task rate limit here",
+    "rate_limit": (
+        "Celery's limits each worker; kqueue's @app.job(rate_limit='100/min') limits the whole "
+        "fleet, so set that deliberately"
+    ),
     "serializer": "kqueue always sends JSON",
     "acks_late": "kqueue always acknowledges after the job ends (at least once)",
     "track_started": "kqueue always tracks it: handle.status() is 'running'",
