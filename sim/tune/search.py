@@ -382,7 +382,7 @@ def _up_moves(config: Config) -> list[Config]:
     if config.pool_size > 0:
         bigger = pool + max(1, pool // 4)
         grow |= {"pool_size": bigger, "pool_max_size": bigger}
-    moves = [config.replace(**{k: v}) for k, v in grow.items() if not k.startswith("pool_max")]
+    moves = [config.replace(**{k: v}) for k, v in grow.items() if not k.startswith("pool_")]
     if config.pool_size > 0:
         moves.append(config.replace(pool_size=grow["pool_size"], pool_max_size=grow["pool_size"]))
     moves.append(config.replace(**grow))
@@ -390,15 +390,18 @@ def _up_moves(config: Config) -> list[Config]:
 
 
 def _fix(prepared, first: HostCheck, problem, processes, progress) -> HostCheck:
-    """Host 1's config failed another share: grow capacities on the worst share (at most
-    ``SHARE_FIXES`` rounds) and check every share again; returns the last check."""
+    """Host 1's config failed another share: on the worst share, try one step up and one step
+    down in each capacity (at most ``SHARE_FIXES`` rounds), keep the selection rule's pick and
+    check every share again; returns the last check."""
     checked = first
     for round_ in range(1, SHARE_FIXES + 1):
         worst = checked.worst
         part = shares(prepared, checked.hosts, worst.seed)[worst.host]
         label = f"[{checked.hosts} hosts, seed {worst.seed}, host {worst.host + 1}] fix {round_}"
         with Evaluator(part, [len(part.jobs)], problem, processes, progress) as evaluator:
-            evaluator.run(len(part.jobs), _up_moves(checked.config), label)
+            # more capacity for a missed SLO, less (and recycling) for a peak over the budget
+            down = neighbours(checked.config, True, profile(part, problem.base), problem)
+            evaluator.run(len(part.jobs), _up_moves(checked.config) + down, label)
             tried = evaluator.on_full_trace()
         if not any(e.feasible for e in tried):
             return checked
