@@ -73,6 +73,10 @@ def _add_simulate(subparsers) -> None:
                    help="split the trace over this many workers with the tuner's seeded split "
                    "(--seed) and simulate every share (default 1)")  # fmt: skip
     add_target_arguments(p)
+    p.add_argument("--slo-groups-config", metavar="TOML",
+                   help="the config whose routing of each class makes the SLO groups, as "
+                   "tune's --config does (default: the built-in thresholds, as tune without "
+                   "--config)")  # fmt: skip
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--rate", help="rescale arrivals to this rate, e.g. 1000/min or 20/s")
     rate.add_argument("--speed", type=float, help="compress arrival times by this factor")
@@ -365,13 +369,15 @@ def _simulate_problem(args: argparse.Namespace, config, host):
     """The targets ``simulate`` judges the run against: SLOs (the default rule), the budget."""
     import math
 
+    from kqueue.policy import Config
     from kqueue.policy.units import parse_memory
     from sim.tune.evaluate import Problem
     from sim.tune.slo import parse_slos
 
     slos = parse_slos(args.slo, defaults=not args.no_default_slos)
     budget = parse_memory(args.memory_budget) if args.memory_budget else math.inf
-    return Problem(slos, budget, host, config, args.seed, 1, False)
+    groups = Config.load(args.slo_groups_config) if args.slo_groups_config else Config()
+    return Problem(slos, budget, host, groups, args.seed, 1, False)
 
 
 def _simulate_output(args, results, config, problem, host) -> str:
