@@ -75,8 +75,8 @@ def _add_simulate(subparsers) -> None:
     add_target_arguments(p)
     p.add_argument("--slo-groups-config", metavar="TOML",
                    help="the config whose routing of each class makes the SLO groups, as "
-                   "tune's --config does (default: the built-in thresholds, as tune without "
-                   "--config)")  # fmt: skip
+                   "tune's --config does (default: the built-in thresholds, as tune "
+                   "without --config)")  # fmt: skip
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--rate", help="rescale arrivals to this rate, e.g. 1000/min or 20/s")
     rate.add_argument("--speed", type=float, help="compress arrival times by this factor")

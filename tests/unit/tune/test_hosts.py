@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 
-from kqueue.policy import Config, HostProfile
 from sim.cli import register, run_simulate
 from sim.model.replay import prepare
 from sim.model.workload import synth
