@@ -157,14 +157,14 @@ def run_tune(args: argparse.Namespace) -> int:
             found = tune(prepared, problem, processes=args.processes, progress=progress)
         Path(args.out).write_text(found.config.to_toml())
         if args.report:
-            _write_tune_report(args, prepared, found)
+            _write_tune_report(args, prepared, found, notes)
     except (KQueueError, ValueError, OSError) as exc:
         return _fail("tune", exc)
     print(_tune_summary(found, args, notes))
     return 0
 
 
-def _write_tune_report(args, prepared, found) -> None:
+def _write_tune_report(args, prepared, found, notes=()) -> None:
     from sim.model.replay import simulate
     from sim.tune.hosts import simulate_hosts
     from sim.tune.report import write_report
@@ -176,7 +176,7 @@ def _write_tune_report(args, prepared, found) -> None:
         simulate_hosts(prepared, found.config, problem, found.hosts) if found.hosts > 1 else ()
     )
     write_report(args.report, found, chosen, default, args.trace, per_host=per_host,
-                 spread=tune_spread(found))  # fmt: skip
+                 spread=tune_spread(found), notes=notes)  # fmt: skip
 
 
 def tune_spread(found) -> dict[str, list[float]]:
