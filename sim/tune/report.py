@@ -258,6 +258,9 @@ def _spread_lines(spread: Mapping[str, Sequence[float]] | None) -> list[str]:
              "|---|---:|---:|---:|---:|"]  # fmt: skip
     for name, values in spread.items():
         v = np.asarray(values, float)
+        if not len(v):
+            lines.append(f"| {name} | no jobs (not checked) | | | 0 |")
+            continue
         lines.append(f"| {name} | {significant(v.min())} | {significant(float(np.median(v)))} | "
                      f"{significant(v.max())} | {len(v)} |")  # fmt: skip
     return lines

@@ -65,6 +65,8 @@ MAX_SLOTS = 100_000
 MIN_SHARE_JOBS = 50
 #: Host counts tried when finding the number of hosts (doubling, bisection, the count below).
 HOST_SEARCHES = 8
+#: Host counts below the answer checked beyond ``HOST_SEARCHES`` (at least the count below).
+BELOW_SEARCHES = 2
 #: Rounds of growing capacities on a failing share before a host count is given up.
 SHARE_FIXES = 2
 
@@ -446,6 +448,16 @@ def host_bounds(trace: TraceProfile, problem: Problem) -> dict[str, int]:
     return found
 
 
+def _step_down(high: int, works, tried: dict) -> int:
+    """Check the count below the answer (always: a search is kept for it) and step down while
+    it passes (the answer is then lower than the bisection said)."""
+    while high - 1 >= 2 and works(high - 1, len(tried) + 1):
+        high -= 1
+        if len(tried) >= HOST_SEARCHES + BELOW_SEARCHES:
+            break
+    return high
+
+
 def _hosts(prepared, trace, problem, processes, progress, one_host):
     """The least host count at which every share of every seed meets the targets.
 
@@ -458,10 +470,10 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
     k = max(2, *host_bounds(trace, problem).values())
     tried: dict[int, tuple] = {}
 
-    def works(hosts: int) -> bool | None:
+    def works(hosts: int, allowed: int = HOST_SEARCHES) -> bool | None:
         if hosts in tried:
             return tried[hosts][0].feasible
-        if len(tried) >= HOST_SEARCHES:
+        if len(tried) >= allowed:
             return None
         found = _try_hosts(prepared, hosts, problem, processes, progress)
         if found is None:
@@ -482,8 +494,8 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
         if ok is None:
             break
         low, high = (low, middle) if ok else (middle, high)
-    while high is not None and high - 1 >= 2 and works(high - 1):
-        high -= 1  # the count below passed too: the answer is lower than the bisection said
+    if high is not None:
+        high = _step_down(high, works, tried)
     checks = {hosts: found[0] for hosts, found in tried.items()}
     if high is not None:
         return high, True, tried[high][1], checks
