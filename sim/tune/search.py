@@ -500,6 +500,14 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
     if high is not None:
         return high, True, tried[high][1], checks
     last = tried[max(tried)][1] if tried else one_host
-    if last is None:  # not even one share could be simulated: report the one-host search
-        last = _search(prepared, trace, problem, processes, progress)
+    if last is None:
+        last = _smallest_share_search(prepared, trace, problem, processes, progress)
     return low + 1, False, last, checks
+
+
+def _smallest_share_search(prepared, trace, problem, processes, progress):
+    """No share could be simulated: the search on the smallest share that can be (a config to
+    start from; the count stays a bound, unverified), or on the whole trace when it is small."""
+    most = len(prepared.jobs) // MIN_SHARE_JOBS
+    found = _share_search(prepared, most, problem, processes, progress) if most > 1 else None
+    return found or _search(prepared, trace, problem, processes, progress)
