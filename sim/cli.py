@@ -73,6 +73,9 @@ def _add_simulate(subparsers) -> None:
                    help="split the trace over this many workers with the tuner's seeded split "
                    "(--seed) and simulate every share (default 1)")  # fmt: skip
     add_target_arguments(p)
+    p.add_argument("--drop-impossible", action="store_true",
+                   help="leave out the jobs no host of --memory-budget can run, as tune "
+                   "does")  # fmt: skip
     p.add_argument("--slo-groups-config", metavar="TOML",
                    help="the config whose routing of each class makes the SLO groups, as "
                    "tune's --config does (default: the built-in thresholds, as tune "
@@ -346,6 +349,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
         prepared = prepare(trace, source=args.trace or "<synthetic>")
         problem = _simulate_problem(args, config, host)
+        if args.drop_impossible:
+            prepared = _drop_impossible(prepared, problem)
         if args.hosts > 1:
             results = simulate_hosts(prepared, config, problem, args.hosts)
         else:
@@ -363,6 +368,17 @@ def run_simulate(args: argparse.Namespace) -> int:
         return _fail("simulate", exc)
     print(_simulate_output(args, results, config, problem, host))
     return 0
+
+
+def _drop_impossible(prepared, problem):
+    """``prepared`` without the jobs no host of the budget can run, as ``tune`` drops them."""
+    from sim.tune.impossible import impossible_jobs, without
+
+    found = impossible_jobs(prepared, problem.host, problem.memory_budget_mb)
+    if found.count:
+        print(f"kqueue simulate: dropped (--drop-impossible): {found.describe()}", file=sys.stderr)
+        return without(prepared, found)
+    return prepared
 
 
 def _simulate_problem(args: argparse.Namespace, config, host):

@@ -81,7 +81,7 @@ def miss(e: Evaluation, budget_mb: float) -> str:
         return f"{e.binding_slo} missed by {-e.worst_margin:.0%}"
     if e.peak_memory_mb > budget_mb:
         return (f"peak memory {e.peak_memory_mb:,.0f} MB over the {budget_mb:,.0f} MB budget "
-                f"by {e.peak_memory_mb / budget_mb - 1:.0%}")  # fmt: skip
+                f"by {e.peak_memory_mb / budget_mb - 1:.1%}")  # fmt: skip
     if not e.checked:
         return "no SLO had jobs to check"
     return ""
