@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,14 @@ def test_tune_refuses_impossible_jobs_or_drops_them_when_asked(tmp_path):
     planned = run_kqueue(tmp_path, *args, "--drop-impossible", timeout=120)
     assert planned.returncode == 0, planned.stderr
     assert "note: dropped (--drop-impossible): 2 jobs" in planned.stdout
+    # and simulate leaves out the same jobs, so nothing is killed for memory
+    replayed = run_kqueue(tmp_path, "simulate", "--trace", str(path), "--config", "kqueue.toml",
+                          "--cores", "8", "--memory-budget", "4GB", "--drop-impossible",
+                          "--json")  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    assert "dropped (--drop-impossible): 2 jobs" in replayed.stderr
+    data = json.loads(replayed.stdout)
+    assert data["jobs"] == 598 and data["killed_memory"] == 0 and data["dead"] == 0
 
 
 @pytest.mark.skipif(not HPC2N.exists(), reason="the shared HPC2N trace is not on this machine")
