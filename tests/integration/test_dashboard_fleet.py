@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import pytest
 
+from kqueue.policy import read_trace
 from tests.conftest import run_kqueue
 from tests.support.dashfleet import Fleet, http
 
@@ -93,3 +95,38 @@ def test_with_a_token_requests_without_it_get_401_and_posts_without_csrf_403(fle
     assert http("GET", fleet.base + "/api/overview", headers=bearer)[0] == 200
     form = {**bearer, "Content-Type": "application/x-www-form-urlencoded"}
     assert http("POST", fleet.base + "/dead/retry", b"all=1", headers=form)[0] == 403
+
+
+def pool_p95_wait_s(rows) -> float:
+    return float(rows[rows.tier == "pool"].wait_s.quantile(0.95))
+
+
+def test_a_smaller_pool_in_the_what_if_form_moves_waits_as_a_live_run_at_that_size_does(fleet):
+    # Given a live run of 16 pool jobs of 0.3 s at once on a pool of 2
+    worker = fleet.start_worker("--trace-out", "two.csv")
+    fleet.start_dashboard()
+    fleet.dispatch("report.slow", 16)
+    drained(fleet)
+    # When the what-if form asks for a pool of 1
+    page = http("GET", fleet.base + "/plan")[1].decode()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    form = f"csrf={csrf}&pool_size=1&pool_max_size=1".encode()
+    status, answer = http("POST", fleet.base + "/plan", form,
+                          {"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert status == 200, answer[-2000:]
+    cells = dict(re.findall(r'class="(predicted|what-if)" data-f="p95_wait_pool">([0-9.,]+) s',
+                            answer.decode()))  # fmt: skip
+    predicted_two, predicted_one = float(cells["predicted"]), float(cells["what-if"])
+    # And the same jobs run live on a pool of 1
+    fleet.stop(worker)
+    (fleet.folder / "one.toml").write_text("pool_size = 1\npool_max_size = 1\n")
+    fleet.start_worker("--trace-out", "one.csv", config="one.toml")
+    fleet.dispatch("report.slow", 16)
+    drained(fleet)
+    live_two = pool_p95_wait_s(read_trace(fleet.folder / "two.csv"))
+    live_one = pool_p95_wait_s(read_trace(fleet.folder / "one.csv"))
+    # Then the twin and the live runs agree in direction: a smaller pool, longer waits
+    print(f"p95 pool wait: twin {predicted_two} -> {predicted_one} s, live {live_two:.2f} -> "
+          f"{live_one:.2f} s")  # fmt: skip
+    assert predicted_one > predicted_two
+    assert live_one > live_two

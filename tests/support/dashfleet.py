@@ -38,6 +38,10 @@ def send(i):
 def build(i):
     time.sleep(0.05)
 
+@app.job(name="report.slow", tier="pool")
+def slow(i):
+    time.sleep(0.3)
+
 @app.job(name="<b>evil</b>", tier="inline", max_attempts=1)
 def evil(i):
     raise ValueError("<script>alert(1)</script>")
@@ -83,9 +87,16 @@ class Fleet:
         self.processes.append(process)
         return process
 
-    def start_worker(self) -> subprocess.Popen:
-        """A real worker on the default queue (pool of 2)."""
-        return self._start("run", "--app", "fleetapp:app", "--config", "kqueue.toml")
+    def start_worker(self, *extra: str, config: str = "kqueue.toml") -> subprocess.Popen:
+        """A real worker on the default queue (``kqueue.toml``: a pool of 2); waits until it
+        has published its status."""
+        process = self._start("run", "--app", "fleetapp:app", "--config", config, *extra)
+        deadline = time.monotonic() + 60
+        while not self.backend.worker_statuses():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start: {self.log(process)}")
+            time.sleep(0.1)
+        return process
 
     def start_dashboard(self, *extra: str, port: int | None = None) -> subprocess.Popen:
         """A real dashboard on a free port (kept across restarts); waits until it answers."""
