@@ -57,6 +57,8 @@ class Lease:
     #: Proves this worker still holds the message; state changes check it.
     token: str
     expires_at: float
+    #: Its priority (``kqueue.policy.ordering``): a batch comes highest first, then oldest.
+    priority: int = 0
 
     def with_expiry(self, expires_at: float) -> Lease:
         """The same lease with a new expiry (after an extension)."""
@@ -151,13 +153,21 @@ class Backend(abc.ABC):
     wakes_on_finish: bool = False
 
     @abc.abstractmethod
-    def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
-        """Add one message, available after ``delay_s`` seconds; a known ``job_id`` is ignored."""
+    def enqueue(
+        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+    ) -> None:
+        """Add one message, available after ``delay_s`` seconds; a known ``job_id`` is ignored.
 
-    def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        Within a queue a higher ``priority`` is leased first; equal priorities keep due order
+        (``kqueue.policy.ordering.backlog_key``).
+        """
+
+    def enqueue_many(
+        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+    ) -> None:
         """Add several ``(job_id, body)`` messages, available now. Backends may batch this."""
         for job_id, body in messages:
-            self.enqueue(queue, job_id, body)
+            self.enqueue(queue, job_id, body, priority=priority)
 
     @abc.abstractmethod
     def submit(
@@ -169,6 +179,7 @@ class Backend(abc.ABC):
         delay_s: float = 0.0,
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
+        priority: int = 0,
     ) -> str:
         """Add one message (as ``enqueue``), guarded by a unique key; returns the id that runs.
 
@@ -184,9 +195,11 @@ class Backend(abc.ABC):
     def lease(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
     ) -> list[Lease]:
-        """Lease up to ``limit`` available messages, oldest first, for ``visibility_timeout_s``.
+        """Lease up to ``limit`` available messages, for ``visibility_timeout_s``.
 
-        Available means ready now, scheduled and due, or leased with an expired lease.
+        Available means ready now, scheduled and due, or leased with an expired lease. The
+        highest priority goes first, then the earliest due (``kqueue.policy.ordering``); the
+        batch comes highest priority first, oldest first within a priority.
         """
 
     @abc.abstractmethod

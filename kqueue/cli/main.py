@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from kqueue.cli import dashboard, fleet_trace, jobs, ops, trace, worker
+from kqueue.cli import dashboard, fleet_trace, jobs, ops, schedule, trace, worker
 from kqueue.errors import KQueueError
 
 
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         ops.add_replay,
         ops.add_calibrate,
         dashboard.add_dashboard,
+        schedule.add_pause,
+        schedule.add_schedules,
     ):
         add(subparsers)
     _register_planner(subparsers)

@@ -19,17 +19,21 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from kqueue.errors import BackendUnavailable
 from kqueue.job import App
 from kqueue.policy.config import Config
 from kqueue.policy.estimator import DurationHistory
+from kqueue.policy.ordering import QueueOrder
+from kqueue.policy.schedule import Schedule
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
+from kqueue.worker.periodic import Periodic
 from kqueue.worker.recorder import Recorder
 from kqueue.worker.settle import Settler
 
@@ -46,6 +50,9 @@ BACKOFF_MAX_S = 5.0
 STOPPED_RUNS_WAIT_S = 1.0
 #: Sent to a running worker, makes it finish what is queued and exit (as ``--burst``).
 DRAIN_SIGNAL = signal.SIGUSR1
+#: Sent to a running worker, makes it stop as for SIGTERM and mark the stop as a reload
+#: (``kqueue run`` then starts the new code and config in a fresh process: ``ops.reload``).
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 class Worker:
@@ -63,14 +70,26 @@ class Worker:
         trace_out: str | None = None,
         history: DurationHistory | None = None,
         metrics_port: int | None = None,
+        queue_order: QueueOrder | None = None,
+        schedules: Mapping[str, Schedule] | None = None,
     ):
         self.app, self.config, self.queues = app, config, queues
+        #: The order to try the queues in, per fetch round (``kqueue.policy.ordering``).
+        self._turns = (queue_order or QueueOrder()).turns(queues)
+        self._turn = 0
         self.backend = app.backend
         self.force_inline, self.max_jobs, self.burst = force_inline, max_jobs, burst
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.history = history or DurationHistory.from_config(config)
         self.runners = build_runners(app, config, force_inline=force_inline)
         self.metrics_port = metrics_port
+        #: Fires the periodic schedules while this worker holds the leader lease.
+        self.periodic = Periodic(
+            app,
+            app.schedules if schedules is None else schedules,
+            self.worker_id,
+            config.leader_lease_s,
+        )
         #: Records finished jobs (history, trace, metrics) and publishes the status.
         self.recorder = Recorder(
             self.backend,
@@ -95,6 +114,8 @@ class Worker:
         self._last_cancel_poll = 0.0
         self._stopping = False
         self._force = False
+        #: The stop was asked by ``request_reload`` (SIGHUP): the caller starts the new code.
+        self.reload_requested = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_extend = self._last_status = 0.0
@@ -154,14 +175,33 @@ class Worker:
 
     def request_stop(self) -> None:
         """Stop fetching and shut down gracefully; a second request skips the grace period.
+        A stop asked during a reload's grace period ends the reload: the worker exits.
 
         Safe to call from any thread.
         """
-        self._on_loop(self._stop_now)
+        self._on_loop(self._stop_for_good)
+
+    def _stop_for_good(self) -> None:
+        self.reload_requested = False
+        self._stop_now()
 
     def drain(self) -> None:
         """Exit once the queues are empty, as with ``--burst``. Safe to call from any thread."""
         self._on_loop(self._drain_now)
+
+    def request_reload(self) -> None:
+        """Stop as ``request_stop`` does (finish running jobs, hand waiting ones back) and mark
+        the stop as a reload. A repeated request does not cut the grace period short.
+
+        Safe to call from any thread.
+        """
+        self._on_loop(self._reload_now)
+
+    def _reload_now(self) -> None:
+        if not self._stopping:
+            log.info("worker %s reloading: finishing running jobs first", self.worker_id)
+            self.reload_requested = True
+            self._stop_now()
 
     def _stop_now(self) -> None:
         self._force = self._stopping
@@ -204,7 +244,10 @@ class Worker:
         self.intake.begin_round(plan)
         room = plan.size
         fetched = 0
-        for queue in self.queues:
+        order = self._turns[self._turn % len(self._turns)]
+        self._turn += 1
+        held_before = self.intake.limiter.held_back
+        for queue in order:
             if fetched >= room:
                 break
             acks, records = self.settler.pending_acks()
@@ -222,7 +265,8 @@ class Worker:
                 self.intake.give_back(overflow)
             fetched += len(leases)
         self._flush_acks()  # when nothing was leased
-        return fetched
+        # jobs held back by a limit or a pause are no reason to fetch again at once
+        return fetched - (self.intake.limiter.held_back - held_before)
 
     def _room(self) -> int:
         return self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs).size
@@ -262,6 +306,7 @@ class Worker:
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
         self._aborted.discard(pending.lease.job_id)
         self.settler.settle(pending, outcome)
+        self.intake.limiter.release(pending.lease.job_id)
 
     def _abort_cancelled(self) -> None:
         """Stop the running and waiting jobs whose cancellation was asked (one backend call)."""
@@ -292,10 +337,13 @@ class Worker:
         if now - self._last_status >= STATUS_INTERVAL_S:
             self._publish_status()
             self._last_status = now
+        if self.periodic.due(now):
+            self.periodic.step(now)
 
     def _extend_leases(self) -> None:
         pendings = [*self.intake.held(), *self._running]
         extend_leases(self.backend, pendings, self.config.visibility_timeout_s)
+        self.intake.limiter.renew([pending.lease.job_id for pending in pendings])
 
     def _publish_status(self) -> None:
         tiers = {
@@ -411,12 +459,14 @@ class Worker:
             self._abandoned += 1
 
     def _install_signal_handlers(self) -> None:
-        """SIGTERM / SIGINT stop gracefully; SIGUSR1 drains (exit once the queues are empty)."""
+        """SIGTERM / SIGINT stop gracefully; SIGUSR1 drains (exit once the queues are empty);
+        SIGHUP stops gracefully for a reload."""
         loop = asyncio.get_running_loop()
         handlers = {
             signal.SIGTERM: self.request_stop,
             signal.SIGINT: self.request_stop,
             DRAIN_SIGNAL: self._drain_now,
+            RELOAD_SIGNAL: self._reload_now,
         }
         for signum, handler in handlers.items():
             # not possible off the main thread (tests): those stop with request_stop()
