@@ -10,11 +10,14 @@ submission), from the workers' own trace CSVs (``--trace-out``), per minute.
 
 The simulator's prediction is its multi-host split (``sim.tune.search.share``: arrivals spread
 uniformly at random over k workers, each simulated on its own; the fleet's throughput is all
-jobs over the longest share's makespan), in two host profiles: ``own CPU`` (each host has this
-machine's cores to itself, at the CPU share measured now, which is what the tuner assumes of
-separate hosts) and ``shared CPU`` (the k namespaces share one machine, so each gets 1/k of it:
-what this lab really is). Both use the Redis round trip measured from a host over its veth as
-``fetch_s``. Printed: real and both predictions per k, and real / prediction.
+jobs over the longest share's makespan) on a host profile calibrated in the same run against
+the lab's Redis (``kqueue.ops.calibrate``: CPU share, lease round trip, process start and
+hand-off costs), in two forms: ``calib.`` (the CPU share ``calibrate`` probed, once, before the
+runs) and ``got`` (the share of the cores each host's worker tree actually used while it served,
+from its processes' CPU times: the CPU it got, which on this shared machine moves with other
+sessions' load, and which a probe in the experiment's own session does not see, since the
+scheduler's autogroup gives every session, so every ``kqueue run``, a share of its own).
+Printed: real and both predictions per k, and real / prediction.
 
     sudo python experiments/hosts.py [--jobs 600] [--repeat 1]
     python experiments/hosts.py --jobs 120          # CI
@@ -34,6 +37,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,7 +47,7 @@ from scale_mix import prototype_rows  # noqa: E402
 from kqueue.job import App  # noqa: E402
 from kqueue.ops import netns  # noqa: E402
 from kqueue.ops.attempts import dispatch_paced, finished_count, tally, write_app  # noqa: E402
-from kqueue.ops.calibrate import measure_cpu_share  # noqa: E402
+from kqueue.ops.calibrate import calibrate  # noqa: E402
 from kqueue.policy import Config, HostProfile, read_trace  # noqa: E402
 from sim.model.replay import prepare, simulate  # noqa: E402
 from sim.tune.search import share  # noqa: E402
@@ -108,8 +112,27 @@ def throughput_per_min(trace: pd.DataFrame) -> float:
     return 60.0 * len(trace) / span_s
 
 
-def real_run(lab, k: int, rows, folder: Path, run: str, drain_s: float) -> float:
-    """Serve ``rows`` on the first ``k`` hosts; their throughput per minute.
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU seconds used so far by the processes rooted at ``pids`` (and their reaped children)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            family = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in family:
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def real_run(lab, k: int, rows, folder: Path, run: str, drain_s: float) -> tuple[float, float]:
+    """Serve ``rows`` on the first ``k`` hosts: their throughput per minute, and the share of
+    this machine's cores each host's worker tree got on average while they served.
 
     Raises:
         RuntimeError: a job was lost or run twice (no faults here, so neither may happen).
@@ -123,10 +146,14 @@ def real_run(lab, k: int, rows, folder: Path, run: str, drain_s: float) -> float
     app = App(lab.redis_url)
     try:
         time.sleep(3.0)  # the workers import and start their pools
+        pids = [w.pid for w in workers]
+        cpu_before_s, began = tree_cpu_s(pids), time.monotonic()
         dispatch_paced(app, rows, tick_s=0.05)
         deadline = time.monotonic() + drain_s
         while finished_count(attempts) < len(rows) and time.monotonic() < deadline:
             time.sleep(0.2)
+        used_s = tree_cpu_s(pids) - cpu_before_s
+        got_share = used_s / ((time.monotonic() - began) * k * (os.cpu_count() or 1))
     finally:
         app.close()
         stop(workers)
@@ -134,7 +161,7 @@ def real_run(lab, k: int, rows, folder: Path, run: str, drain_s: float) -> float
     if counts.lost or counts.duplicated:
         raise RuntimeError(f"{k} host(s): {counts.line()}")
     traces = [read_trace(path) for path in sorted(folder.glob(f"{run}-*.csv"))]
-    return throughput_per_min(pd.concat(traces, ignore_index=True))
+    return throughput_per_min(pd.concat(traces, ignore_index=True)), got_share
 
 
 def predicted_per_min(rows, k: int, config: Config, host: HostProfile, seed: int) -> float:
@@ -165,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-scale", type=float, default=0.2, help="on top of --time-scale")
     parser.add_argument("--repeat", type=int, default=1, help="runs per host count (medians)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--calibrate-jobs", type=int, default=40, help="no-op jobs per tier")
     args = parser.parse_args(argv)
     reason = netns.available()
     if reason:
@@ -176,19 +204,17 @@ def main(argv: list[str] | None = None) -> int:
                                 memory_scale=0.05, seed=args.seed)
     ]  # fmt: skip
     config = Config.from_mapping(CONFIG, source="experiments/hosts.py CONFIG")
-    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as scratch, netns.Lab(HOSTS, Path(scratch)) as lab:
         folder = Path(scratch)
         write_app(folder)
         (folder / "kqueue.toml").write_text("".join(f"{k} = {v}\n" for k, v in CONFIG.items()))
         fetch_s = rtt_s(lab, "A")
-        cpu_share = measure_cpu_share(cores)
-        real: dict[int, list[float]] = {k: [] for k in (1, 2, 3)}
+        own = calibrate(lab.redis_url, jobs_per_tier=args.calibrate_jobs)
+        real: dict[int, list[tuple[float, float]]] = {k: [] for k in (1, 2, 3)}
         for repeat in range(args.repeat):
             for k in real:
                 run = f"r{repeat}k{k}"
                 real[k].append(real_run(lab, k, rows, folder, run, 60 + args.jobs / 5))
-    own = HostProfile(cores=cores, cpu_share=cpu_share, fetch_s=fetch_s)
     report(args, rows, real, config, own, fetch_s)
     return 0
 
@@ -198,19 +224,24 @@ def report(args, rows, real, config: Config, own: HostProfile, fetch_s: float) -
     print(
         f"{args.jobs} jobs of the prototype mix (x{args.time_scale:g} time, CPU x"
         f"{args.time_scale * args.cpu_scale:g}) offered at {args.rate_per_s:g}/s; "
-        f"Redis RTT over veth {fetch_s * 1000:.2f} ms; CPU share now {own.cpu_share:.2f} "
-        f"of {own.cores} cores"
+        f"Redis PING over veth {fetch_s * 1000:.2f} ms"
     )
-    head = f"{'hosts':>5}{'real/min':>10}{'sim own CPU':>13}{'sim shared':>12}"
-    print(head + f"{'real/own':>10}{'real/shared':>13}")
+    print(
+        f"calibrated (kqueue.ops.calibrate, against the lab's Redis): CPU share "
+        f"{own.cpu_share:.2f} of {own.cores} cores, fetch {own.fetch_s * 1000:.2f} ms, spawn "
+        f"{own.spawn_s * 1000:.0f} ms, isolated hand-off {own.isolated_dispatch_s * 1000:.0f} ms"
+    )
+    head = f"{'hosts':>5}{'real/min':>10}{'sim calib.':>12}{'CPU got':>9}{'sim got':>9}"
+    print(head + f"{'real/calib.':>13}{'real/got':>10}")
     for k, values in real.items():
-        measured = statistics.median(values)
-        shared = dataclasses.replace(own, cpu_share=own.cpu_share / k)
-        sim_own = predicted_per_min(rows, k, config, own, args.seed)
-        sim_shared = predicted_per_min(rows, k, config, shared, args.seed)
+        measured = statistics.median(v[0] for v in values)
+        got_share = statistics.median(v[1] for v in values)
+        got = dataclasses.replace(own, cpu_share=min(1.0, max(got_share, 0.01)))
+        sim_calibrated = predicted_per_min(rows, k, config, own, args.seed)
+        sim_got = predicted_per_min(rows, k, config, got, args.seed)
         print(
-            f"{k:>5}{measured:>10,.0f}{sim_own:>13,.0f}{sim_shared:>12,.0f}"
-            f"{measured / sim_own:>10.2f}{measured / sim_shared:>13.2f}"
+            f"{k:>5}{measured:>10,.0f}{sim_calibrated:>12,.0f}{got_share:>9.2f}{sim_got:>9,.0f}"
+            f"{measured / sim_calibrated:>13.2f}{measured / sim_got:>10.2f}"
         )
 
 

@@ -142,9 +142,13 @@ class Lab:
         folder.mkdir(parents=True, exist_ok=True)
         args = ["--bind", "0.0.0.0", "--port", str(REDIS_PORT), "--protected-mode", "no"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(folder)]
-        server = shutil.which("redis-server") or "redis-server"
-        self.start("redis", [server, *args], log=folder / "redis.log")
         import redis  # lazy: a dependency of the Redis backend only
+
+        from kqueue.testing import redis_server_path  # redis-server, else the bundled Valkey
+
+        self.start(
+            "redis", [redis_server_path() or "redis-server", *args], log=folder / "redis.log"
+        )
 
         client = redis.Redis(host=self.address("redis"), port=REDIS_PORT, socket_timeout=2)
         deadline = time.monotonic() + 15

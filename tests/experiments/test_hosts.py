@@ -17,11 +17,11 @@ def test_hosts_prints_real_and_simulated_throughput_per_host_count():
     require_netns()
     require_redis_server()
     done = run_experiment("hosts.py", "--jobs", "150", timeout=280)
-    rows = re.findall(r"^\s+([123])\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)$",
-                      done.stdout, re.M)  # fmt: skip
+    number = r"\s+([\d,.]+)"
+    rows = re.findall(r"^\s+([123])" + number * 6 + "$", done.stdout, re.M)
     assert [r[0] for r in rows] == ["1", "2", "3"], done.stdout
-    for _, real, sim_own, sim_shared, *_ in rows:
-        real, sim_own, sim_shared = (float(v.replace(",", "")) for v in (real, sim_own, sim_shared))
+    for _, *values in rows:
+        real, _, got_share, sim_got, _, _ = (float(v.replace(",", "")) for v in values)
         # coarse: the same order of magnitude (a busy 2-core box moves the real side a lot)
-        assert real > 0 and sim_shared <= sim_own * 1.01, done.stdout
-        assert 0.1 < real / sim_own < 10, done.stdout
+        assert real > 0 and 0 < got_share <= 1, done.stdout
+        assert 0.1 < real / sim_got < 10, done.stdout
