@@ -81,6 +81,10 @@ class IsolatedRunner(TierRunner):
         """Pids of the isolated processes running now."""
         return list(self._jobs)
 
+    def job_pids(self) -> dict[str, int]:
+        """The pid running each running job, by job id."""
+        return {job.invocation.job_id: pid for pid, (_, job) in self._jobs.items()}
+
     async def start(self) -> None:
         self._exited = asyncio.Event()
         libc_prctl()  # resolved here once, inherited by every child

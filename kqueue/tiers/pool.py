@@ -10,8 +10,10 @@ arguments), runs it, sends back the measured result, and waits for the next. The
 - kills a process whose job passes its ``timeout_s`` (status ``timeout``) and replaces it;
 - recycles a process after ``max_jobs_per_worker`` jobs, when its resident memory after a job
   passes ``max_worker_memory_mb``, or after a job hit its memory limit (status ``memory``);
-- grows and shrinks the pool with ``kqueue.policy.scaler.target_pool_size`` (bounded steps with
-  a cooldown), applied in ``maintain``.
+- grows and shrinks the pool with ``kqueue.policy.scaler.target_size_with_backlog`` (bounded
+  steps with a cooldown, counting the backend's backlog for the pool, never past what the memory
+  budget allows), applied in ``maintain``; recycles a process whose retained memory pushes the
+  worker over its budget.
 
 Dispatch never waits for the worker loop: the pool accepts jobs per process beyond those running
 (``free()`` counts them: one, or for short jobs as many as fit in ``BACKLOG_MAX_WAIT_S`` of their
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kqueue.policy.config import Tier
-from kqueue.policy.scaler import PoolSnapshot, target_pool_size
+from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
@@ -131,6 +133,12 @@ class PoolRunner(TierRunner):
         self._recent_estimate_s = math.nan
         #: Processes replaced after they died, and recycled after limits.
         self.replaced = self.recycled = 0
+        #: Set by the worker's memory budget (``kqueue.worker.budget``): processes the budget
+        #: allows beyond the current size (None: no budget), jobs waiting in the backend that
+        #: route to the pool, and whether a process (pid, resident MB) should be recycled.
+        self.room: Callable[[], int | None] = lambda: None
+        self.backlog: Callable[[], int] = lambda: 0
+        self.over_budget: Callable[[int, float], bool] = lambda pid, rss_mb: False
 
     def capacity(self) -> int:
         return sum(1 for p in self._procs.values() if not p.retiring)
@@ -161,6 +169,10 @@ class PoolRunner(TierRunner):
     def pids(self) -> list[int]:
         """Pids of the pool's live processes that take jobs."""
         return [pid for pid, p in self._procs.items() if not p.retiring]
+
+    def job_pids(self) -> dict[str, int]:
+        """The pid running each running job, by job id."""
+        return {p.job.invocation.job_id: pid for pid, p in self._procs.items() if p.job}
 
     async def start(self) -> None:
         self._changed = asyncio.Event()
@@ -315,6 +327,7 @@ class PoolRunner(TierRunner):
             proc.jobs_done >= self.config.max_jobs_per_worker
             or proc.rss_mb > self.config.max_worker_memory_mb
             or outcome.status is Status.MEMORY
+            or self.over_budget(proc.child.pid, proc.rss_mb)
         )
 
     def _retire(self, proc: PoolProcess, *, replace: bool) -> None:
@@ -372,8 +385,16 @@ class PoolRunner(TierRunner):
     def _scale(self, waiting: int, now_s: float) -> None:
         size = self.capacity()
         busy = sum(1 for p in self._procs.values() if p.job is not None)
-        snapshot = PoolSnapshot(size, busy, waiting, now_s, self._last_scaled_at)
-        target = target_pool_size(snapshot, self.config)
+        target = target_size_with_backlog(
+            size,
+            busy,
+            waiting,
+            self.backlog(),
+            now_s,
+            self._last_scaled_at,
+            self.config,
+            room=self.room(),
+        )
         if target > size:
             for _ in range(target - size):
                 self._spawn()

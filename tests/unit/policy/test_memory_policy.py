@@ -17,7 +17,7 @@ from kqueue.policy.admission import (
     recycle_for_budget,
 )
 from kqueue.policy.config import Config
-from kqueue.policy.memory import MemoryHistory, predict_memory_mb
+from kqueue.policy.memory import MemoryHistory, cold_start_mb, predict_memory_mb
 from kqueue.policy.quarantine import ClassHealth, Quarantine, limit_mb, step
 from kqueue.policy.status import Status
 
@@ -35,6 +35,11 @@ from kqueue.policy.status import Status
 )
 def test_predict_memory(history, expected):
     assert predict_memory_mb(history, 64.0) == pytest.approx(expected)
+
+
+def test_cold_start_is_never_above_the_limit():
+    assert cold_start_mb(math.inf, 512.0) == 512.0
+    assert cold_start_mb(64.0, 512.0) == 64.0
 
 
 def test_history_matches_the_pure_rule_and_forgets_old_peaks():
