@@ -22,7 +22,15 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from kqueue.policy.admission import Candidate, Holding, admit, check_budget, expected_mb, pool_room
+from kqueue.policy.admission import (
+    Candidate,
+    Holding,
+    admit,
+    check_budget,
+    expected_mb,
+    pool_room,
+    recycle_for_budget,
+)
 from kqueue.policy.config import Config, JobSettings, Tier
 from kqueue.policy.memory import MemoryHistory, cold_start_mb
 from kqueue.policy.quarantine import Quarantine, limit_mb
@@ -90,6 +98,8 @@ class MemoryBudget:
         self._measured_mb = 0.0
         self._sampled_at = -math.inf
         self._spilling = False
+        #: The oldest job that waits for memory after the last admission (None: none waits).
+        self._head: Pending | None = None
         #: Highest expected memory seen, and rounds in which a job waited for memory.
         self.peak_mb = 0.0
         self.held_back = 0
@@ -177,6 +187,7 @@ class MemoryBudget:
         chosen = admit(candidates, self.used_mb(), self.budget_mb, running, now_s)
         if len(chosen) < len(offered):
             self.held_back += 1
+        self._head = next((p for i, p in enumerate(offered) if i not in set(chosen)), None)
         for index in chosen:
             pending = offered[index]
             waiting[pending.tier].remove(pending)
@@ -196,8 +207,9 @@ class MemoryBudget:
         and it holds more than a fresh process."""
         if not self.enabled:
             return False
-        retained = self._pss.get(pid, math.nan) - self.process_mb()
-        return self.used_mb() > self.budget_mb and retained > 0
+        retained_mb = self._pss.get(pid, math.nan) - self.process_mb()
+        head_mb = self.need_mb(self._head) if self._head is not None else 0.0
+        return recycle_for_budget(self.used_mb(), self.budget_mb, retained_mb, head_mb)
 
     # --- after a job -----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import simpy
 from kqueue.policy import Config, DurationHistory, HostProfile, JobOptions, Tier, resolve_job, route
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
+from sim.model.budget import BudgetGate, route_by_load_code
 from sim.model.jobs import INLINE, TIER_CODE, Jobs
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
@@ -104,6 +105,17 @@ class Model:
             slot_s=self.slot_s,
             inline_computing=self.cpu.inline_computing,
         )
+        #: The memory budget (``sim.model.budget``): holds pool and isolated jobs until they fit.
+        self.gate = BudgetGate(
+            env,
+            config,
+            host,
+            memory_mb=jobs.memory_mb,
+            estimated_s=self.estimated_s,
+            job_class=jobs.job_class,
+            started_s=self.started_s,
+        )
+        self._spilling = False
         self.tiers = (
             inline,
             PoolTier(
@@ -114,6 +126,9 @@ class Model:
                 memory_mb=jobs.memory_mb,
                 process=self.process,
                 inline_level_mb=inline.level_mb,
+                held_waiting=self.gate.held_pool,
+                room=self.gate.room,
+                over_budget=self.gate.over_budget,
             ),
             IsolatedTier(
                 env,
@@ -124,6 +139,7 @@ class Model:
                 inline_level_mb=inline.level_mb,
             ),
         )
+        self.gate.tiers = self.tiers
         if n:
             Call(env, 0, self._fetch_when_due)
 
@@ -235,8 +251,22 @@ class Model:
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
         tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
+        if config.load_routing and not self.force_inline and declared is Tier.AUTO:
+            _, pool, isolated = self.tiers
+            tier, self._spilling = route_by_load_code(
+                config,
+                tier,
+                pool,
+                isolated,
+                self.gate.held_pool(),
+                self.estimated_s,
+                self._spilling,
+            )
         self.tier[job] = tier
-        self.tiers[tier].submit(job)
+        if self.gate.enabled and tier != INLINE:
+            self.gate.submit(job, tier)
+        else:
+            self.tiers[tier].submit(job)
 
     # --- one job's life on its slot ------------------------------------------------------
 
@@ -261,5 +291,7 @@ class Model:
         self.finished_s[job] = now
         self.history.record(self._job_class[job], now - self.started_s[job])
         self.tiers[self.tier[job]].release(job)
+        if self.gate.enabled:
+            self.gate.finished(job)
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle(now)

@@ -75,6 +75,8 @@ ADMISSION = [
     # a job bigger than the whole budget runs alone once only the floor remains
     pytest.param(100, 1000, [(5000, 5)], [], [0], id="too big, nothing running -> alone"),
     pytest.param(600, 1000, [(5000, 5), (10, 99)], [(10, 500)], [], id="too big waits for all"),
+    pytest.param(600, 1000, [(5000, 5), (10, 5)], [(10, 500)], [1], id="too big: backfill short"),
+    pytest.param(100, 1000, [(300, 5), (5000, 5)], [], [0], id="too big waits behind a start"),
 ]
 
 
@@ -112,6 +114,7 @@ def test_pool_room_and_recycle():
     assert recycle_for_budget(1100.0, 1000.0, retained_mb=40.0)
     assert not recycle_for_budget(900.0, 1000.0, retained_mb=40.0)
     assert not recycle_for_budget(1100.0, 1000.0, retained_mb=0.0)
+    assert recycle_for_budget(900.0, 1000.0, retained_mb=40.0, waiting_need_mb=200.0)
     assert expected_mb(500.0, -20.0) == 500.0 and expected_mb(500.0, 20.0) == 520.0
 
 
