@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from kqueue.errors import JobError
+from kqueue.errors import ConfigError, JobError
+from kqueue.policy.ordering import check_priority
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class DispatchOptions:
     unique_key: str | None = None
     unique_for_s: float = 0.0
     result_ttl_s: float | None = None
+    #: Its priority within the queue (None: the job's own, else 0).
+    priority: int | None = None
 
     def due_in_s(self, now_s: float) -> float:
         """Seconds from ``now_s`` until the job is due (0 for at-in-the-past)."""
@@ -44,6 +47,7 @@ def dispatch_options(
     unique_key: str | None = None,
     unique_for_s: float | None = None,
     result_ttl_s: float | None = None,
+    priority: int | None = None,
 ) -> DispatchOptions:
     """Check the options of a dispatch of ``job_name``.
 
@@ -63,7 +67,17 @@ def dispatch_options(
         unique_key=unique_key,
         unique_for_s=_seconds(where, "unique_for_s", unique_for_s, 0.0),
         result_ttl_s=_seconds(where, "result_ttl_s", result_ttl_s, None),
+        priority=_priority(where, priority),
     )
+
+
+def _priority(where: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        return check_priority(value, where)
+    except ConfigError as exc:
+        raise JobError(str(exc)) from None
 
 
 def _seconds(where: str, name: str, value: Any, default: float | None = 0.0) -> float | None:

@@ -57,6 +57,8 @@ class Lease:
     #: Proves this worker still holds the message; state changes check it.
     token: str
     expires_at: float
+    #: Its priority (``kqueue.policy.ordering``): a batch comes highest first, then oldest.
+    priority: int = 0
 
     def with_expiry(self, expires_at: float) -> Lease:
         """The same lease with a new expiry (after an extension)."""
@@ -124,6 +126,16 @@ class WorkerStatus:
     published_at: float
 
 
+@dataclass(frozen=True)
+class TraceBatch:
+    """Fleet-trace rows read from a backend (``read_trace``), oldest first, and where to go on."""
+
+    #: Each row's wire bytes (``kqueue.policy.trace_wire``), oldest first.
+    rows: list[bytes]
+    #: Pass as ``after`` to read only rows appended since (opaque; "" = from the oldest kept).
+    cursor: str
+
+
 #: Finished records sent with an ack: job id -> (record bytes, seconds to keep it).
 Records = Mapping[str, tuple[bytes, float]]
 
@@ -141,13 +153,21 @@ class Backend(abc.ABC):
     wakes_on_finish: bool = False
 
     @abc.abstractmethod
-    def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
-        """Add one message, available after ``delay_s`` seconds; a known ``job_id`` is ignored."""
+    def enqueue(
+        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+    ) -> None:
+        """Add one message, available after ``delay_s`` seconds; a known ``job_id`` is ignored.
 
-    def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        Within a queue a higher ``priority`` is leased first; equal priorities keep due order
+        (``kqueue.policy.ordering.backlog_key``).
+        """
+
+    def enqueue_many(
+        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+    ) -> None:
         """Add several ``(job_id, body)`` messages, available now. Backends may batch this."""
         for job_id, body in messages:
-            self.enqueue(queue, job_id, body)
+            self.enqueue(queue, job_id, body, priority=priority)
 
     @abc.abstractmethod
     def submit(
@@ -159,6 +179,7 @@ class Backend(abc.ABC):
         delay_s: float = 0.0,
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
+        priority: int = 0,
     ) -> str:
         """Add one message (as ``enqueue``), guarded by a unique key; returns the id that runs.
 
@@ -174,9 +195,11 @@ class Backend(abc.ABC):
     def lease(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
     ) -> list[Lease]:
-        """Lease up to ``limit`` available messages, oldest first, for ``visibility_timeout_s``.
+        """Lease up to ``limit`` available messages, for ``visibility_timeout_s``.
 
-        Available means ready now, scheduled and due, or leased with an expired lease.
+        Available means ready now, scheduled and due, or leased with an expired lease. The
+        highest priority goes first, then the earliest due (``kqueue.policy.ordering``); the
+        batch comes highest priority first, oldest first within a priority.
         """
 
     @abc.abstractmethod
@@ -299,6 +322,26 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load_durations(self, keep: int) -> dict[str, list[float]]:
         """The newest ``keep`` recorded durations of every job class, oldest first."""
+
+    @abc.abstractmethod
+    def append_trace(self, rows: Sequence[bytes], keep_rows: int) -> None:
+        """Append finished attempts' trace rows (opaque bytes) to the fleet trace.
+
+        The trace keeps about the newest ``keep_rows`` rows of every worker together (Redis
+        trims approximately, in whole blocks); ``keep_rows = 0`` appends nothing.
+        """
+
+    @abc.abstractmethod
+    def read_trace(self, after: str = "", since: float = 0.0, limit: int = 10_000) -> TraceBatch:
+        """Up to ``limit`` fleet-trace rows, oldest first, appended after cursor ``after``.
+
+        Without a cursor, from the oldest row appended at or after ``since`` (wall clock,
+        seconds; the backend's clock for Redis). Read again with the batch's cursor to go on.
+        """
+
+    @abc.abstractmethod
+    def delete_dead(self, job_ids: Sequence[str], queue: str | None = None) -> int:
+        """Remove dead-lettered messages for good; returns how many were dead and are gone."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""

@@ -28,6 +28,9 @@ from kqueue.backends.base import (
     unknown,
     waiting_state,
 )
+from kqueue.backends.memory_limits import MemoryLimits
+from kqueue.backends.memory_trace import MemoryTrace
+from kqueue.policy.ordering import backlog_key
 from kqueue.policy.status import JobState
 
 #: How often ``wait_for_work`` looks for a change, seconds.
@@ -50,9 +53,10 @@ class _Message:
     dead_at: float | None = None
     unique_key: str | None = None
     cancel: tuple[bytes, float] | None = None
+    priority: int = 0
 
 
-class MemoryBackend(Backend):
+class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
     """A backend in this process's memory; safe for its threads, invisible to other processes."""
 
     schemes = ("memory",)
@@ -77,8 +81,10 @@ class MemoryBackend(Backend):
 
     # --- messages ---------------------------------------------------------------------------
 
-    def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
-        self.submit(queue, job_id, body, delay_s=delay_s)
+    def enqueue(
+        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+    ) -> None:
+        self.submit(queue, job_id, body, delay_s=delay_s, priority=priority)
 
     def submit(
         self,
@@ -89,6 +95,7 @@ class MemoryBackend(Backend):
         delay_s: float = 0.0,
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
+        priority: int = 0,
     ) -> str:
         now = time.time()
         with self._changed:
@@ -103,8 +110,9 @@ class MemoryBackend(Backend):
             due = now + max(0.0, delay_s)
             self._seq += 1
             self._messages[job_id] = _Message(
-                job_id, queue, body, now, due, due, self._seq, unique_key=unique_key
-            )
+                job_id, queue, body, now, due, due, self._seq, unique_key=unique_key,
+                priority=priority,
+            )  # fmt: skip
             self._version += 1
             self._changed.notify_all()
         return job_id
@@ -128,7 +136,7 @@ class MemoryBackend(Backend):
             self._purge(now)
             due = sorted(
                 (m for m in self._messages.values() if self._leasable(m, queue, now)),
-                key=lambda m: (m.available_at, m.seq),
+                key=lambda m: backlog_key(m.priority, m.available_at, m.seq),
             )
             leases = []
             for message in due[: max(0, limit)]:
@@ -147,9 +155,10 @@ class MemoryBackend(Backend):
                         message.enqueued_at,
                         token,
                         expires_at,
+                        message.priority,
                     )
                 )
-        leases.sort(key=lambda lease: lease.enqueued_at)
+        leases.sort(key=lambda lease: (-lease.priority, lease.enqueued_at))
         return leases
 
     @staticmethod

@@ -34,6 +34,7 @@ from kqueue.backends.base import (
     WorkerStatus,
 )
 from kqueue.backends.redis_handles import RedisHandles
+from kqueue.backends.redis_limits import RedisLimits
 from kqueue.backends.redis_replies import (
     PREFIX,
     WAIT_MAX_S,
@@ -42,6 +43,7 @@ from kqueue.backends.redis_replies import (
     take_prefix,
     translated,
 )
+from kqueue.backends.redis_trace import RedisTrace
 from kqueue.errors import BackendError
 
 try:
@@ -58,7 +60,7 @@ CHUNK = 500
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
 
 
-class RedisBackend(RedisHandles, Backend):
+class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
@@ -97,6 +99,8 @@ class RedisBackend(RedisHandles, Backend):
         #: loop it reports to; a wait outlives a cancelled caller and serves the next call.
         self._waits: ThreadPoolExecutor | None = None
         self._waiter: asyncio.Future | None = None
+        #: The URL (no prefix) and client options ``open_async_client`` connects with.
+        self.async_source: tuple[str, dict[str, Any]] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, socket_timeout_s: float = 10.0) -> RedisBackend:
@@ -124,7 +128,9 @@ class RedisBackend(RedisHandles, Backend):
             client = redis.Redis.from_url(url, **options)
         except (ValueError, TypeError) as exc:
             raise BackendError(f"redis URL {redact_url(url)!r} is malformed: {exc}") from None
-        return cls(client, safe_url=redact_url(url), prefix=prefix)
+        made = cls(client, safe_url=redact_url(url), prefix=prefix)
+        made.async_source = (url, {k: v for k, v in options.items() if k != "retry"})
+        return made
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -155,6 +161,7 @@ class RedisBackend(RedisHandles, Backend):
                 prelude(pipe)
             for name, keys, args in calls:
                 pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+            extra = self._after_calls(pipe, calls)
             try:
                 replies = pipe.execute()
             except redis_errors.NoScriptError:
@@ -163,23 +170,43 @@ class RedisBackend(RedisHandles, Backend):
                 for script in self._scripts.values():
                     self.client.script_load(script.script)
                 continue
+            if extra:
+                self._check_after(replies[-extra:])
+                replies = replies[:-extra]
             return replies[1:] if prelude is not None else replies
         raise AssertionError("unreachable")
+
+    def _after_calls(self, pipe: Any, calls: list[tuple[str, list, list]]) -> int:
+        """Commands a subclass sends after a batch's scripts (``WAIT``); returns how many.
+
+        Their replies go to ``_check_after`` and are not returned. The plain backend adds none.
+        """
+        return 0
+
+    def _check_after(self, replies: list) -> None:
+        """Check the replies of the commands ``_after_calls`` added (raise to fail the call)."""
 
     # --- messages ---------------------------------------------------------------------------
 
     @translated
-    def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
-        self._enqueue(queue, [(job_id, body)], delay_s)
+    def enqueue(
+        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+    ) -> None:
+        self._enqueue(queue, [(job_id, body)], delay_s, priority)
 
     @translated
-    def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
-        self._enqueue(queue, messages, 0.0)
+    def enqueue_many(
+        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+    ) -> None:
+        self._enqueue(queue, messages, 0.0, priority)
 
-    def _enqueue(self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float) -> None:
+    def _enqueue(
+        self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float, priority: int = 0
+    ) -> None:
         keys, prefix = self._keys(queue, "pending", "notify"), self._prefix(queue)
+        head = [prefix, repr(float(delay_s)), str(int(priority))]
         calls = [
-            ("ENQUEUE", keys, [prefix, repr(float(delay_s)), *flat(messages[i : i + CHUNK])])
+            ("ENQUEUE", keys, [*head, *flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)
         ]
         if queue in self._listed and len(calls) == 1:
@@ -331,7 +358,10 @@ class RedisBackend(RedisHandles, Backend):
     @translated
     def counts(self, queue: str | None = None) -> dict[str, dict[str, int]]:
         names = [queue] if queue else self._queues()
-        calls = [("COUNTS", self._keys(name, "pending", "leased", "dead"), []) for name in names]
+        calls = [
+            ("COUNTS", self._keys(name, "pending", "leased", "dead"), [self._prefix(name)])
+            for name in names
+        ]
         result: dict[str, dict[str, int]] = {}
         order = (State.READY, State.SCHEDULED, State.LEASED, State.DEAD)
         for name, reply in zip(names, self._batch(calls) if names else [], strict=True):
@@ -423,6 +453,12 @@ class RedisBackend(RedisHandles, Backend):
             pipe.lrange(f"{self.prefix}:durations:{job_class}", -keep, -1)
         replies = pipe.execute() if classes else []
         return {c: [float(v) for v in r] for c, r in zip(classes, replies, strict=True) if r}
+
+    def open_async_client(self) -> Any:
+        """A redis.asyncio client on the same server and prefix (``redis_async``)."""
+        from kqueue.backends.redis_async import RedisAsyncClient
+
+        return RedisAsyncClient.for_backend(self)
 
     def close(self) -> None:
         if self._waits is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -46,13 +47,14 @@ def parse_leases(queue: str, token: str, reply: list) -> list[Lease]:
     """The leases in a LEASE script's reply, oldest first."""
     expires_at = float(reply[0])
     leases = []
-    for packed in reply[1:]:  # b"<len(id)>:<id><attempts>:<enqueued_at>:<body>"
+    for packed in reply[1:]:  # b"<len(id)>:<id><attempts>:<enqueued_at>:<priority>:<body>"
         colon = packed.index(b":")
         end = colon + 1 + int(packed[:colon])
-        attempts, enqueued, body = packed[end:].split(b":", 2)
+        attempts, enqueued, priority, body = packed[end:].split(b":", 3)
         job_id = packed[colon + 1 : end].decode()
-        leases.append(Lease(job_id, queue, body, int(attempts), float(enqueued), token, expires_at))
-    leases.sort(key=lambda lease: lease.enqueued_at)
+        lease = Lease(job_id, queue, body, int(attempts), float(enqueued), token, expires_at)
+        leases.append(lease if priority == b"0" else replace(lease, priority=int(priority)))
+    leases.sort(key=lambda lease: (-lease.priority, lease.enqueued_at))
     return leases
 
 

@@ -4,12 +4,16 @@ Keys of one queue share the hash tag ``{queue}`` so they land in one Redis Clust
 
 - ``kqueue:{q}:pending``  sorted set, job id scored by when it may be leased (ready if due, else
   scheduled: new jobs, retries, releases and scheduled jobs all live here);
+- ``kqueue:{q}:pending:<p>`` the same for the jobs of priority ``p`` (not 0), and
+  ``kqueue:{q}:prios`` the sorted set of the priorities in use (scored by priority): one list
+  per priority level, so each stays ordered by due time (``kqueue.policy.ordering``);
 - ``kqueue:{q}:leased``   sorted set, job id scored by its lease expiry;
 - ``kqueue:{q}:dead``     sorted set, job id scored by when it failed for good;
 - ``kqueue:{q}:notify``   list of wake-up tokens for idle workers (``BLPOP``; a hint, capped at
   ``NOTIFY_MAX``): pushed when work becomes ready now, never needed for correctness;
 - ``kqueue:{q}:job:<id>`` hash: ``body``, ``attempts``, ``enqueued_at``, ``due_at``, ``token``
-  and ``worker`` (only while leased), ``error``, ``failed_at``, ``ukey`` (its unique key),
+  and ``worker`` (only while leased), ``prio`` (its priority, when not 0), ``error``,
+  ``failed_at``, ``ukey`` (its unique key),
   ``cancel`` and ``cancel_ttl_ms`` (a cancel asked while it ran: its record and how long to keep);
 - ``kqueue:{q}:result:<id>`` string: the finished job's record, expiring after its TTL (Redis
   expires it: no janitor);
@@ -35,6 +39,24 @@ _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function fmt(x) return string.format('%.6f', x) end
+"""
+
+#: Priority levels: a job's pending set is ``pending`` (priority 0) or ``pending:<p>``.
+_LEVELS = """
+local function level_key(prefix, default, prio)
+  if not prio or prio == '0' then return default end
+  return prefix .. 'pending:' .. prio
+end
+local function pending_of(prefix, default, key)
+  return level_key(prefix, default, redis.call('HGET', key, 'prio'))
+end
+local function levels(prefix, default)
+  local out = {{default, 0}}
+  for _, p in ipairs(redis.call('ZRANGE', prefix .. 'prios', 0, -1)) do
+    out[#out + 1] = {prefix .. 'pending:' .. p, tonumber(p)}
+  end
+  return out
+end
 """
 
 #: Least time a ``done`` token is kept (a job whose record is not kept still wakes its waiters).
@@ -81,33 +103,42 @@ local function notify(key)
 end
 """
 
-#: KEYS: pending, notify. ARGV: prefix, delay_s, id1, body1, id2, body2, ... Returns how many
-#: were new. A known id is ignored. Scores grow by 1 us per message so a batch keeps its order.
+#: KEYS: pending, notify. ARGV: prefix, delay_s, priority, id1, body1, id2, body2, ... Returns
+#: how many were new. A known id is ignored. Scores grow by 1 us per message so a batch keeps
+#: its order.
 ENQUEUE = (
     _NOW
     + _NOTIFY
+    + _LEVELS
     + """
-local prefix, due, added = ARGV[1], now + tonumber(ARGV[2]), 0
-for i = 3, #ARGV, 2 do
+local prefix, due, prio, added = ARGV[1], now + tonumber(ARGV[2]), ARGV[3], 0
+local pending = level_key(prefix, KEYS[1], prio)
+for i = 4, #ARGV, 2 do
   local key = prefix .. 'job:' .. ARGV[i]
   if redis.call('EXISTS', key) == 0 then
     redis.call('HSET', key, 'body', ARGV[i + 1], 'attempts', 0, 'enqueued_at', fmt(now),
                'due_at', fmt(due))
-    redis.call('ZADD', KEYS[1], due + added / 1000000, ARGV[i])
+    if pending ~= KEYS[1] then redis.call('HSET', key, 'prio', prio) end
+    redis.call('ZADD', pending, due + added / 1000000, ARGV[i])
     added = added + 1
   end
+end
+if added > 0 and pending ~= KEYS[1] then
+  redis.call('ZADD', prefix .. 'prios', tonumber(prio), prio)
 end
 if added > 0 and tonumber(ARGV[2]) <= 0 then notify(KEYS[2]) end
 return added
 """
 )
 
-#: KEYS: pending, notify, dead. ARGV: prefix, delay_s, id, body, unique key, unique_for_s.
+#: KEYS: pending, notify, dead. ARGV: prefix, delay_s, id, body, unique key, unique_for_s,
+#: priority.
 #: Adds the message unless the unique key's lock is held (then returns the holder's id) or the
 #: id is known; returns the id that runs.
 SUBMIT = (
     _NOW
     + _NOTIFY
+    + _LEVELS
     + """
 local prefix, delay, id, ukey = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[5]
 local lock = prefix .. 'unique:' .. ukey
@@ -126,34 +157,50 @@ if redis.call('EXISTS', key) == 1 then return id end
 redis.call('SET', lock, fmt(now + tonumber(ARGV[6])) .. ':' .. id)
 redis.call('HSET', key, 'body', ARGV[4], 'attempts', 0, 'enqueued_at', fmt(now),
            'due_at', fmt(now + delay), 'ukey', ukey)
-redis.call('ZADD', KEYS[1], now + delay, id)
+local pending = level_key(prefix, KEYS[1], ARGV[7])
+if pending ~= KEYS[1] then
+  redis.call('HSET', key, 'prio', ARGV[7])
+  redis.call('ZADD', prefix .. 'prios', tonumber(ARGV[7]), ARGV[7])
+end
+redis.call('ZADD', pending, now + delay, id)
 if delay <= 0 then notify(KEYS[2]) end
 return id
 """
 )
 
 #: KEYS: pending, leased, notify. ARGV: prefix, limit, visibility_timeout_s, token, worker.
-#: Takes the oldest due messages, expired leases included, and leases them in one step; a full
+#: Takes the due messages of the highest priority first, oldest first within a priority, expired
+#: leases included (at their job's priority), and leases them in one step; a full
 #: batch passes a wake-up token on (more may be waiting for another idle worker).
-#: Returns {expires_at, "<len(id1)>:<id1><attempts1>:<enqueued_at1>:<body1>", ...}: one string per
-#: message, because parsing a reply costs the client per element (the id's length comes first, so
-#: an id may hold any byte; the body comes last, so it needs no escaping).
+#: Returns {expires_at, "<len(id1)>:<id1><attempts1>:<enqueued_at1>:<prio1>:<body1>", ...}: one
+#: string per message, because parsing a reply costs the client per element (the id's length
+#: comes first, so an id may hold any byte; the body comes last, so it needs no escaping).
 LEASE = (
     _NOW
     + _NOTIFY
     + _FINISH
+    + _LEVELS
     + """
 local prefix, limit, token = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local expires = now + tonumber(ARGV[3])
 local candidates = {}
-for source = 1, 2 do
-  local hits = redis.call('ZRANGE', KEYS[source], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit,
+local sources = levels(prefix, KEYS[1])
+sources[#sources + 1] = {KEYS[2], nil}
+for _, source in ipairs(sources) do
+  local hits = redis.call('ZRANGE', source[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit,
                           'WITHSCORES')
   for i = 1, #hits, 2 do
-    candidates[#candidates + 1] = {hits[i], tonumber(hits[i + 1]), KEYS[source]}
+    local prio = source[2]
+    if not prio then
+      prio = tonumber(redis.call('HGET', prefix .. 'job:' .. hits[i], 'prio') or '0')
+    end
+    candidates[#candidates + 1] = {hits[i], tonumber(hits[i + 1]), source[1], prio}
   end
 end
-table.sort(candidates, function(a, b) return a[2] < b[2] end)
+table.sort(candidates, function(a, b)
+  if a[4] ~= b[4] then return a[4] > b[4] end
+  return a[2] < b[2]
+end)
 local out = {fmt(expires)}
 for i = 1, math.min(limit, #candidates) do
   local id, from = candidates[i][1], candidates[i][3]
@@ -166,7 +213,8 @@ for i = 1, math.min(limit, #candidates) do
     redis.call('ZADD', KEYS[2], expires, id)
     local attempts = redis.call('HINCRBY', key, 'attempts', 1)
     redis.call('HSET', key, 'token', token, 'worker', ARGV[5])
-    out[#out + 1] = #id .. ':' .. id .. attempts .. ':' .. fields[2] .. ':' .. fields[1]
+    out[#out + 1] = #id .. ':' .. id .. attempts .. ':' .. fields[2] .. ':' ..
+                    candidates[i][4] .. ':' .. fields[1]
   end
 end
 if #out - 1 >= limit then notify(KEYS[3]) end
@@ -226,6 +274,7 @@ REQUEUE = (
     + _HELD
     + _NOTIFY
     + _FINISH
+    + _LEVELS
     + """
 local prefix, due, err, counted = ARGV[1], now + tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
 local n = 0
@@ -238,7 +287,7 @@ for i = 5, #ARGV, 2 do
     n = n + 1
   elseif held(key, ARGV[i + 1]) then
     redis.call('ZREM', KEYS[2], ARGV[i])
-    redis.call('ZADD', KEYS[1], due, ARGV[i])
+    redis.call('ZADD', pending_of(prefix, KEYS[1], key), due, ARGV[i])
     redis.call('HDEL', key, 'token')
     if err ~= '' then redis.call('HSET', key, 'error', err) end
     if not counted and tonumber(redis.call('HINCRBY', key, 'attempts', -1)) < 0 then
@@ -277,6 +326,7 @@ return 1
 REQUEUE_DEAD = (
     _NOW
     + _NOTIFY
+    + _LEVELS
     + """
 local prefix, ids = ARGV[1], {}
 if ARGV[2] == '1' then
@@ -290,7 +340,7 @@ for _, id in ipairs(ids) do
     local key = prefix .. 'job:' .. id
     redis.call('HSET', key, 'attempts', 0)
     redis.call('HDEL', key, 'error', 'failed_at')
-    redis.call('ZADD', KEYS[1], now, id)
+    redis.call('ZADD', pending_of(prefix, KEYS[1], key), now, id)
     n = n + 1
   end
 end
@@ -311,13 +361,17 @@ end
 return out
 """
 
-#: KEYS: pending, leased, dead. Returns {ready, scheduled, leased, dead} (an expired lease is
-#: ready again).
+#: KEYS: pending, leased, dead. ARGV: prefix. Returns {ready, scheduled, leased, dead} (an
+#: expired lease is ready again), every priority level counted.
 COUNTS = (
     _NOW
+    + _LEVELS
     + """
-local due = redis.call('ZCOUNT', KEYS[1], '-inf', now)
-local later = redis.call('ZCOUNT', KEYS[1], '(' .. fmt(now), '+inf')
+local due, later = 0, 0
+for _, level in ipairs(levels(ARGV[1], KEYS[1])) do
+  due = due + redis.call('ZCOUNT', level[1], '-inf', now)
+  later = later + redis.call('ZCOUNT', level[1], '(' .. fmt(now), '+inf')
+end
 local lapsed = redis.call('ZCOUNT', KEYS[2], '-inf', now)
 local live = redis.call('ZCOUNT', KEYS[2], '(' .. fmt(now), '+inf')
 return {due + lapsed, later, live, redis.call('ZCARD', KEYS[3])}
@@ -360,6 +414,7 @@ return out
 #: ``finished`` when only the record is left (its document says how it ended).
 LOOKUP = (
     _NOW
+    + _LEVELS
     + """
 local prefix, id = ARGV[1], ARGV[2]
 local key = prefix .. 'job:' .. id
@@ -370,7 +425,7 @@ local function reply(state, at, record)
           f[6] or '', record or '', f[7] or ''}
 end
 if f[7] then
-  local score = redis.call('ZSCORE', KEYS[1], id)
+  local score = redis.call('ZSCORE', pending_of(prefix, KEYS[1], key), id)
   if score then return reply('waiting', score) end
   score = redis.call('ZSCORE', KEYS[2], id)
   if score and tonumber(score) > now then return reply('running', score) end
@@ -388,6 +443,7 @@ return reply('unknown')
 CANCEL = (
     _NOW
     + _FINISH
+    + _LEVELS
     + """
 local prefix, id = ARGV[1], ARGV[2]
 local key = prefix .. 'job:' .. id
@@ -402,12 +458,13 @@ if leased and tonumber(leased) > now then
   return 'running'
 end
 local state = 'queued'
-local due = redis.call('ZSCORE', KEYS[1], id)
+local pending = pending_of(prefix, KEYS[1], key)
+local due = redis.call('ZSCORE', pending, id)
 if due and tonumber(due) > now then
   local f = redis.call('HMGET', key, 'error', 'due_at')
   if f[1] then state = 'retrying' elseif tonumber(f[2] or '0') > now then state = 'scheduled' end
 end
-redis.call('ZREM', KEYS[1], id)
+redis.call('ZREM', pending, id)
 redis.call('ZREM', KEYS[2], id)
 finish(prefix, id, ARGV[3], tonumber(ARGV[4]))
 return state

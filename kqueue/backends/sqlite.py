@@ -28,22 +28,26 @@ from kqueue.backends.base import (
     WorkerStatus,
     unknown,
 )
+from kqueue.backends.sqlite_limits import SQLiteLimits
 from kqueue.backends.sqlite_schema import (
     ADDED_COLUMNS,
     HELD,
     INSERT,
     LEASE,
+    LEASE_LEVEL,
     LOOKUP,
+    PRIORITY_SCHEMA,
     PURGE_INTERVAL_S,
     SCHEMA,
     Transaction,
     job_record,
 )
+from kqueue.backends.sqlite_trace import SQLiteTrace
 from kqueue.errors import BackendError
 from kqueue.policy.status import JobState
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
     """A backend in one SQLite file; each thread gets its own connection."""
 
     schemes = ("sqlite",)
@@ -58,6 +62,7 @@ class SQLiteBackend(Backend):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db.executescript(SCHEMA)
         self._add_columns()
+        self._db.executescript(PRIORITY_SCHEMA)
         self._last_purge = 0.0
 
     def _add_columns(self) -> None:
@@ -95,14 +100,31 @@ class SQLiteBackend(Backend):
                 self._connections.append(connection)
         return connection
 
-    def enqueue(self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0) -> None:
-        self.submit(queue, job_id, body, delay_s=delay_s)
+    def enqueue(
+        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+    ) -> None:
+        self.submit(queue, job_id, body, delay_s=delay_s, priority=priority)
 
-    def enqueue_many(self, queue: str, messages: Sequence[tuple[str, bytes]]) -> None:
+    def enqueue_many(
+        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+    ) -> None:
         now = time.time()
         rows = [(job_id, queue, body, now, now, now) for job_id, body in messages]
         with self._transaction() as db:
             db.executemany(INSERT, rows)
+            if priority:
+                self._set_priority(db, queue, [job_id for job_id, _ in messages], priority)
+
+    @staticmethod
+    def _set_priority(db: sqlite3.Connection, queue: str, ids: list[str], priority: int) -> None:
+        """Give new rows their priority and list the level (``PRIORITY_SCHEMA``)."""
+        db.execute(
+            "INSERT OR IGNORE INTO priorities (queue, priority) VALUES (?, ?)", (queue, priority)
+        )
+        db.executemany(
+            "UPDATE jobs SET priority = ? WHERE id = ? AND attempts = 0 AND state = 'ready'",
+            [(priority, job_id) for job_id in ids],
+        )
 
     def submit(
         self,
@@ -113,6 +135,7 @@ class SQLiteBackend(Backend):
         delay_s: float = 0.0,
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
+        priority: int = 0,
     ) -> str:
         now = time.time()
         due = now + max(0.0, delay_s)
@@ -125,7 +148,9 @@ class SQLiteBackend(Backend):
                     "INSERT OR REPLACE INTO locks (queue, key, job_id, until) VALUES (?, ?, ?, ?)",
                     (queue, unique_key, job_id, now + unique_for_s),
                 )
-            db.execute(INSERT, (job_id, queue, body, due, now, due))
+            added = db.execute(INSERT, (job_id, queue, body, due, now, due)).rowcount
+            if priority and added:
+                self._set_priority(db, queue, [job_id], priority)
             if unique_key is not None:
                 db.execute("UPDATE jobs SET unique_key = ? WHERE id = ?", (unique_key, job_id))
         return job_id
@@ -162,16 +187,38 @@ class SQLiteBackend(Backend):
         }
         with self._transaction() as db:
             self._purge(db, now)
-            rows = db.execute(LEASE, params).fetchall()
+            rows = self._lease_rows(db, params)
             leases = []
-            for job_id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s in rows:
-                lease = Lease(job_id, queue, body, attempts, enqueued_at, token, expires_at)
+            for job_id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s, prio in rows:
+                lease = Lease(job_id, queue, body, attempts, enqueued_at, token, expires_at, prio)
                 if cancel_record is None:
                     leases.append(lease)
                 else:  # cancelled while leased, and its worker died: it ends here
                     self._finish(db, lease, now, {job_id: (cancel_record, cancel_ttl_s)})
-        leases.sort(key=lambda lease: lease.enqueued_at)
+        leases.sort(key=lambda lease: (-lease.priority, lease.enqueued_at))
         return leases
+
+    @staticmethod
+    def _lease_rows(db: sqlite3.Connection, params: dict) -> list[tuple]:
+        """Lease by ``LEASE`` when the queue has only priority 0, else level by level, highest
+        first: each level is one index range in due order (``PRIORITY_SCHEMA``)."""
+        levels = [
+            row[0]
+            for row in db.execute(
+                "SELECT priority FROM priorities WHERE queue = ? ORDER BY priority DESC",
+                (params["queue"],),
+            )
+        ]
+        if not levels:
+            return db.execute(LEASE, params).fetchall()
+        rows: list[tuple] = []
+        for priority in sorted({*levels, 0}, reverse=True):
+            wanted = params["limit"] - len(rows)
+            if wanted <= 0:
+                break
+            level = {**params, "priority": priority, "limit": wanted}
+            rows.extend(db.execute(LEASE_LEVEL, level).fetchall())
+        return rows
 
     def _purge(self, db: sqlite3.Connection, now: float) -> None:
         """Delete expired results and released locks (at most every ``PURGE_INTERVAL_S``)."""

@@ -67,7 +67,7 @@ UPDATE jobs SET state = 'leased', available_at = :expires_at, attempts = attempt
                 token = :token, worker = :worker
 WHERE id IN (SELECT id FROM jobs WHERE queue = :queue AND state != 'dead' AND available_at <= :now
              ORDER BY available_at LIMIT :limit)
-RETURNING id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s
+RETURNING id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s, priority
 """
 
 HELD = "id = ? AND token = ? AND state = 'leased'"
@@ -78,7 +78,27 @@ ADDED_COLUMNS = (
     ("unique_key", "TEXT"),
     ("cancel_record", "BLOB"),
     ("cancel_ttl_s", "REAL"),
+    ("priority", "INTEGER NOT NULL DEFAULT 0"),
 )
+#: Made after ``ADDED_COLUMNS`` (they name its columns): the priority levels a queue uses, and
+#: the index that leases one level in due order.
+PRIORITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS priorities (
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    PRIMARY KEY (queue, priority)
+);
+CREATE INDEX IF NOT EXISTS jobs_level ON jobs (queue, priority, available_at)
+    WHERE state != 'dead';
+"""
+#: ``LEASE`` for one priority level (a queue with priorities other than 0 leases level by level).
+LEASE_LEVEL = """
+UPDATE jobs SET state = 'leased', available_at = :expires_at, attempts = attempts + 1,
+                token = :token, worker = :worker
+WHERE id IN (SELECT id FROM jobs WHERE queue = :queue AND priority = :priority
+             AND state != 'dead' AND available_at <= :now ORDER BY available_at LIMIT :limit)
+RETURNING id, body, attempts, enqueued_at, cancel_record, cancel_ttl_s, priority
+"""
 #: Least time between two purges of expired results and locks (done by ``lease``), seconds.
 PURGE_INTERVAL_S = 1.0
 

@@ -37,6 +37,12 @@ def add_run(subparsers) -> None:
     run.add_argument("--inline", action="store_true", help="run every job inline (no processes)")
     run.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     run.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    run.add_argument(
+        "--queue-order",
+        default="strict",
+        help="strict (the order of --queue) or weighted:QUEUE=W,... (turns by weight, e.g. "
+        "weighted:high=3,default=1)",
+    )
     run.add_argument("--trace-out", help="append a trace row per finished attempt to this CSV")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     run.add_argument("--pool-size", type=int, help="pool processes at start (config pool_size)")
@@ -84,6 +90,8 @@ def cmd_run(args) -> int:
     """``kqueue run``: a worker until stopped, drained (``--burst``) or ``--max-jobs`` done."""
     from kqueue.ops.worker_process import term_with_parent_from_env
     from kqueue.policy.config import Config
+    from kqueue.policy.ordering import parse_queue_order
+    from kqueue.policy.schedule import load_schedules
     from kqueue.worker import Worker
     from kqueue.worker.allocator import limit_arenas
 
@@ -93,6 +101,8 @@ def cmd_run(args) -> int:
     if args.backend:
         app = app.with_backend(args.backend)
     config = Config.load(args.config, **{k: getattr(args, k) for k in _CLI_SETTINGS})
+    queue_order = parse_queue_order(args.queue_order)
+    schedules = {**app.schedules, **load_schedules(args.config)}
     worker = Worker(
         app,
         config,
@@ -102,6 +112,8 @@ def cmd_run(args) -> int:
         burst=args.burst,
         trace_out=args.trace_out,
         metrics_port=args.metrics_port,
+        queue_order=queue_order,
+        schedules=schedules,
     )
     summary = asyncio.run(worker.run())
     print(

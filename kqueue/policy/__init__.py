@@ -5,7 +5,9 @@ Layout: ``config`` (settings, precedence, ``kqueue.toml``), ``trace`` (the trace
 profile: measured constants, ``host.toml``), ``status`` (how an attempt ended, where a job is),
 ``estimator`` (expected duration), ``router`` (which tier), ``scaler`` (how big the pool),
 ``fetch`` (how many to lease), ``threads`` (inline threads), ``retry`` (whether and when a failed
-attempt runs again), ``units`` (rates and sizes as people write them). Nothing here does I/O
+attempt runs again), ``units`` (rates and sizes as people write them), ``cron``,
+``schedule`` and ``leader`` (periodic jobs), ``ordering`` (priorities, queue order),
+``ratelimit`` (shared rate and concurrency limits). Nothing here does I/O
 except reading and writing trace, config and host files on request.
 """
 

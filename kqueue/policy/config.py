@@ -20,7 +20,10 @@ from types import MappingProxyType
 from typing import Any
 
 from kqueue.errors import ConfigError
+from kqueue.policy.ordering import PRIORITY_MAX
+from kqueue.policy.ratelimit import parse_rate_limit
 from kqueue.policy.retry import RetryPolicy, backoff_s
+from kqueue.policy.schedule import parse_schedules
 
 
 class Tier(enum.StrEnum):
@@ -43,6 +46,7 @@ _CHECKS = {
     ">= 1": lambda value: value >= 1,
     "in (0, 1]": lambda value: 0 < value <= 1,
     "bool": lambda value: isinstance(value, bool),
+    f"in -{PRIORITY_MAX}..{PRIORITY_MAX}": lambda value: abs(value) <= PRIORITY_MAX,
 }
 
 
@@ -75,6 +79,12 @@ class JobOptions:
     retry_backoff_max_s: float | None = _setting(None, ">= 0", float)
     retry_jitter: bool | None = _flag(None)
     result_ttl_s: float | None = _setting(None, ">= 0", float)
+    #: Within its queue, higher runs first (``kqueue.policy.ordering``); set at dispatch.
+    priority: int | None = _setting(None, f"in -{PRIORITY_MAX}..{PRIORITY_MAX}", int)
+    #: Starts of this job class per unit of time across every worker (``"100/min"``).
+    rate_limit: str | None = None
+    #: Most jobs of this class running at once across every worker.
+    concurrency_limit: int | None = _setting(None, ">= 1", int)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,9 @@ class JobSettings:
     retry_jitter: bool = False
     #: How long the job's result (or its final state) is kept, seconds; 0 keeps none.
     result_ttl_s: float = 3600.0
+    #: Shared limits of its class (``kqueue.policy.ratelimit``); None: unlimited.
+    rate_limit: str | None = None
+    concurrency_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,11 @@ class Config:
     load_route_enter_wait_s: float = _setting(5.0, ">= 0")
     #: ...and stops once it falls below this (hysteresis), seconds.
     load_route_exit_wait_s: float = _setting(2.0, ">= 0")
+    #: Finished attempts the fleet trace keeps in the backend, all workers together (about a day
+    #: at 1000 jobs/min; see docs/guide/dashboard.md for its memory); 0 appends none.
+    trace_keep_rows: int = _setting(1_440_000, ">= 0")
+    #: The schedules' leader lease: another worker leads within about this long of a crash.
+    leader_lease_s: float = _setting(10.0, "> 0")
     #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
     #: (Left out of the hash, since a mapping proxy is unhashable; still compared for equality.)
     jobs: Mapping[str, JobOptions] = field(default_factory=lambda: MappingProxyType({}), hash=False)
@@ -197,6 +215,7 @@ class Config:
         """Build a config from a parsed TOML mapping; ``source`` names it in errors."""
         data = dict(data)
         jobs = _parse_jobs(data.pop("jobs", {}), source)
+        parse_schedules(data.pop("schedules", {}), source)  # checked here, used by the worker
         values = _check_keys(data, _setting_names(), source, where="")
         return _build(cls, values, source, jobs=MappingProxyType(jobs))
 
@@ -275,6 +294,8 @@ def resolve_job(config: Config, name: str, declared: JobOptions) -> JobSettings:
         retry_backoff_max_s=pick("retry_backoff_max_s"),
         retry_jitter=pick("retry_jitter"),
         result_ttl_s=pick("result_ttl_s"),
+        rate_limit=pick("rate_limit"),
+        concurrency_limit=pick("concurrency_limit"),
     )
 
 
@@ -414,6 +435,8 @@ def _parse_job_table(table: Mapping[str, Any], source: str, where: str) -> JobOp
     values = _check_keys(table, _JOB_KEYS, source, where)
     if "tier" in values:
         values["tier"] = _as_tier(values["tier"], source, where)
+    if values.get("rate_limit") is not None:
+        parse_rate_limit(values["rate_limit"], f"{source}: {where}".rstrip(": "))
     for key in values.keys() & _RULES.keys():
         values[key] = _coerce(key, values[key], source, where)
     return JobOptions(**values)

@@ -26,6 +26,7 @@ from kqueue.policy.router import route
 from kqueue.tiers.base import Invocation
 from kqueue.worker.budget import GATED
 from kqueue.worker.held import Pending, best_effort
+from kqueue.worker.limits import Limiter
 
 log = logging.getLogger("kqueue.worker")
 
@@ -75,6 +76,8 @@ class Intake:
         #: The worker's memory budget (``kqueue.worker.budget``): admits pool and isolated jobs
         #: and reroutes quarantined classes; None runs them as their tiers free.
         self.budget = None
+        #: Shared limits and pauses (``kqueue.worker.limits``).
+        self.limiter = Limiter(app.backend, config.visibility_timeout_s, config.poll_interval_s)
 
     def plan(self, *, stopping: bool, max_jobs: int | None) -> FetchPlan:
         """Lease only what the tiers that recent jobs went to can take (``policy.fetch``).
@@ -98,6 +101,7 @@ class Intake:
     def begin_round(self, plan: FetchPlan) -> None:
         """Note that a fetch with ``plan`` starts (a probe's overflow goes back without delay)."""
         self._probing = plan.probe
+        self.limiter.begin_round()
         if plan.probe:
             self._last_probe_s = time.monotonic()
 
@@ -111,6 +115,10 @@ class Intake:
         runner = self.runners[pending.tier]
         if len(waiting) >= max(1, runner.free() + runner.capacity()):
             return False  # do not hoard a full tier
+        wait_s = self.limiter.admit(pending)
+        if wait_s is not None:  # paused or limited: back in the backend, not an attempt
+            best_effort(f"hold back job {lease.job_id}", self.backend.release, [lease], wait_s)
+            return True
         self.accepted += 1
         waiting.append(pending)
         return True
@@ -174,6 +182,8 @@ class Intake:
         leases = [pending.lease for queue in self.waiting.values() for pending in queue]
         for queue in self.waiting.values():
             queue.clear()
+        for lease in leases:
+            self.limiter.release(lease.job_id)
         return leases
 
     def _prepare(self, lease: Lease) -> Pending | None:

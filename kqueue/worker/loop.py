@@ -19,18 +19,22 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from kqueue.errors import BackendUnavailable
 from kqueue.job import App
 from kqueue.policy.config import Config
 from kqueue.policy.estimator import DurationHistory
+from kqueue.policy.ordering import QueueOrder
+from kqueue.policy.schedule import Schedule
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
 from kqueue.worker.budget import MemoryBudget, PoolBacklog, add_budget_status, connect_pool
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
+from kqueue.worker.periodic import Periodic
 from kqueue.worker.recorder import Recorder
 from kqueue.worker.settle import Settler
 
@@ -64,14 +68,26 @@ class Worker:
         trace_out: str | None = None,
         history: DurationHistory | None = None,
         metrics_port: int | None = None,
+        queue_order: QueueOrder | None = None,
+        schedules: Mapping[str, Schedule] | None = None,
     ):
         self.app, self.config, self.queues = app, config, queues
+        #: The order to try the queues in, per fetch round (``kqueue.policy.ordering``).
+        self._turns = (queue_order or QueueOrder()).turns(queues)
+        self._turn = 0
         self.backend = app.backend
         self.force_inline, self.max_jobs, self.burst = force_inline, max_jobs, burst
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.history = history or DurationHistory.from_config(config)
         self.runners = build_runners(app, config, force_inline=force_inline)
         self.metrics_port = metrics_port
+        #: Fires the periodic schedules while this worker holds the leader lease.
+        self.periodic = Periodic(
+            app,
+            app.schedules if schedules is None else schedules,
+            self.worker_id,
+            config.leader_lease_s,
+        )
         #: Records finished jobs (history, trace, metrics) and publishes the status.
         self.recorder = Recorder(
             self.backend,
@@ -80,6 +96,7 @@ class Worker:
             self.worker_id,
             trace_out=trace_out,
             metrics_port=metrics_port,
+            declared={name: job.declared for name, job in app.jobs.items()},
         )
         #: Leases jobs into its ``waiting`` queues, one per tier.
         self.intake = Intake(app, config, self.runners, self.history, force_inline=force_inline)
@@ -210,7 +227,10 @@ class Worker:
         self.intake.begin_round(plan)
         room = plan.size
         fetched = 0
-        for queue in self.queues:
+        order = self._turns[self._turn % len(self._turns)]
+        self._turn += 1
+        held_before = self.intake.limiter.held_back
+        for queue in order:
             if fetched >= room:
                 break
             acks, records = self.settler.pending_acks()
@@ -228,7 +248,8 @@ class Worker:
                 self.intake.give_back(overflow)
             fetched += len(leases)
         self._flush_acks()  # when nothing was leased
-        return fetched
+        # jobs held back by a limit or a pause are no reason to fetch again at once
+        return fetched - (self.intake.limiter.held_back - held_before)
 
     def _room(self) -> int:
         return self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs).size
@@ -270,6 +291,7 @@ class Worker:
         if not outcome.interrupted:
             self.budget.finished(pending, outcome.status, outcome.memory_mb)
         self.settler.settle(pending, outcome)
+        self.intake.limiter.release(pending.lease.job_id)
 
     def _abort_cancelled(self) -> None:
         """Stop the running and waiting jobs whose cancellation was asked (one backend call)."""
@@ -300,10 +322,13 @@ class Worker:
         if now - self._last_status >= STATUS_INTERVAL_S:
             self._publish_status()
             self._last_status = now
+        if self.periodic.due(now):
+            self.periodic.step(now)
 
     def _extend_leases(self) -> None:
         pendings = [*self.intake.held(), *self._running]
         extend_leases(self.backend, pendings, self.config.visibility_timeout_s)
+        self.intake.limiter.renew([pending.lease.job_id for pending in pendings])
 
     def _publish_status(self) -> None:
         tiers = {

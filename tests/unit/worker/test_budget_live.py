@@ -103,13 +103,18 @@ def test_bad_budgets_are_clear_errors_at_start(tmp_path):
     from tests.conftest import run_kqueue
 
     (tmp_path / "budgetjobs.py").write_text(APP)
+    (tmp_path / "plainjobs.py").write_text(APP.split("app.job(hog")[0] + "app.job(hog)\n")
+    plain = run_kqueue(
+        tmp_path, "run", "--app", "plainjobs:app", "--burst", "--memory-budget-mb", "5",
+        "--max-memory-mb", "1",
+    )  # fmt: skip
+    assert plain.returncode != 0 and "is not above this worker's own" in plain.stderr, plain.stderr
     run = ("run", "--app", "budgetjobs:app", "--burst")
     cases = {
         ("--memory-budget-mb", "lots"): "argument --memory-budget-mb: invalid float value: 'lots'",
-        ("--memory-budget-mb", "5", "--max-memory-mb", "1"): "is not above this worker's own",
         ("--memory-budget-mb", "200"): "max_memory_mb (1024) is above memory_budget_mb (200)",
         # the decorator's own limit (250) above the budget
-        ("--memory-budget-mb", "200", "--max-memory-mb", "100"): "job 'iso.hog' has max_memory_mb",
+        ("--memory-budget-mb", "200", "--max-memory-mb", "100"): "max_memory_mb (250) is above",
     }
     for options, message in cases.items():
         result = run_kqueue(tmp_path, *run, *options)

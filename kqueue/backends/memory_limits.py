@@ -1,0 +1,96 @@
+"""``LimitStore`` for the in-process backend: the policy's rules on dicts under one lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from kqueue.backends.limits import LimitStore, ScheduleStore
+from kqueue.policy.leader import LeaderLease, apply_step
+from kqueue.policy.ratelimit import (
+    Bucket,
+    RateLimit,
+    acquire_slots,
+    live_slots,
+    release_slots,
+    take_tokens,
+)
+
+
+class MemoryLimits(LimitStore, ScheduleStore):
+    """Limits, pauses and the schedules' leader in this process (a mixin of ``MemoryBackend``)."""
+
+    _limits_lock = threading.Lock()
+
+    def _limit_state(self) -> dict:
+        state = self.__dict__.get("_limit_dicts")
+        if state is None:
+            with self._limits_lock:
+                state = self.__dict__.setdefault(
+                    "_limit_dicts",
+                    {"buckets": {}, "slots": {}, "paused": set(), "leader": None, "schedules": {}},
+                )
+        return state
+
+    def take_tokens(self, key: str, limit: RateLimit, wanted: int) -> int:
+        state = self._limit_state()
+        with self._limits_lock:
+            buckets: dict[str, Bucket] = state["buckets"]
+            granted, buckets[key] = take_tokens(limit, buckets.get(key), time.time(), wanted)
+        return granted
+
+    def acquire_slots(
+        self, key: str, limit: int, holders: Sequence[str], lease_s: float
+    ) -> list[str]:
+        state = self._limit_state()
+        with self._limits_lock:
+            slots = state["slots"]
+            granted, slots[key] = acquire_slots(
+                limit, slots.get(key, {}), list(holders), time.time(), lease_s
+            )
+        return granted
+
+    def release_slots(self, key: str, holders: Sequence[str]) -> None:
+        state = self._limit_state()
+        with self._limits_lock:
+            state["slots"][key] = release_slots(state["slots"].get(key, {}), list(holders))
+
+    def slot_holders(self, key: str) -> dict[str, float]:
+        state = self._limit_state()
+        with self._limits_lock:
+            return live_slots(state["slots"].get(key, {}), time.time())
+
+    def set_paused(self, name: str, paused: bool) -> None:
+        state = self._limit_state()
+        with self._limits_lock:
+            (state["paused"].add if paused else state["paused"].discard)(name)
+
+    def paused(self) -> set[str]:
+        state = self._limit_state()
+        with self._limits_lock:
+            return set(state["paused"])
+
+    def lead(self, me: str, lease_s: float) -> bool:
+        state = self._limit_state()
+        with self._limits_lock:
+            state["leader"] = apply_step(state["leader"], me, time.time(), lease_s)
+            return state["leader"].holder == me
+
+    def leader(self) -> tuple[str, float] | None:
+        state = self._limit_state()
+        with self._limits_lock:
+            lease: LeaderLease | None = state["leader"]
+        if lease is None or not lease.live(time.time()):
+            return None
+        return lease.holder, lease.expires_at_s
+
+    def schedule_states(self) -> dict[str, bytes]:
+        state = self._limit_state()
+        with self._limits_lock:
+            return dict(state["schedules"])
+
+    def save_schedule_state(self, name: str, body: bytes) -> None:
+        state = self._limit_state()
+        with self._limits_lock:
+            state["schedules"][name] = bytes(body)

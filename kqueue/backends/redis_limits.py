@@ -1,0 +1,149 @@
+"""``LimitStore`` for Redis: a Lua token bucket and a counted semaphore with leases.
+
+Keys (``kqueue`` is the backend's prefix): ``kqueue:limit:{<key>}:bucket`` a hash (``tokens``,
+``updated``) that expires once it would be full again anyway; ``kqueue:limit:{<key>}:slots`` a
+sorted set of holders scored by lease expiry (a crashed worker's slots lapse: each acquire drops
+the expired ones first); ``kqueue:paused`` the set of paused names; ``kqueue:leader`` the
+schedules' leader lease (its holder, with a TTL: ``SET NX PX``, renewed only by its holder);
+``kqueue:schedules`` a hash of each schedule's state. Each script mirrors
+``kqueue.policy.ratelimit`` on the server's clock (workers on several hosts agree on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kqueue.backends.limits import LimitStore, ScheduleStore
+from kqueue.backends.redis_replies import translated
+from kqueue.backends.redis_scripts import _NOW
+from kqueue.policy.ratelimit import RateLimit
+
+#: KEYS: bucket. ARGV: rate_per_s, capacity, wanted. Returns the tokens granted (``take_tokens``).
+TAKE_TOKENS = (
+    _NOW
+    + """
+local rate, capacity, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local f = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens, updated = tonumber(f[1]), tonumber(f[2])
+if not tokens then tokens, updated = capacity, now end
+tokens = math.min(capacity, tokens + math.max(0, now - updated) * rate)
+updated = math.max(now, updated)
+local granted = math.max(0, math.min(wanted, math.floor(tokens + 1e-9)))
+redis.call('HSET', KEYS[1], 'tokens', fmt(tokens - granted), 'updated', fmt(updated))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return granted
+"""
+)
+
+#: KEYS: slots. ARGV: limit, lease_s, holder1, ... Returns the holders granted
+#: (``acquire_slots``).
+ACQUIRE_SLOTS = (
+    _NOW
+    + """
+local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local n = redis.call('ZCARD', KEYS[1])
+local out = {}
+for i = 3, #ARGV do
+  local holder = ARGV[i]
+  local has = redis.call('ZSCORE', KEYS[1], holder)
+  if has or n < limit then
+    redis.call('ZADD', KEYS[1], now + lease, holder)
+    if not has then n = n + 1 end
+    out[#out + 1] = holder
+  end
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000) + 1000)
+return out
+"""
+)
+
+#: KEYS: slots. Returns {holder, expires_at, ...} of the live slots.
+SLOT_HOLDERS = (
+    _NOW
+    + """
+return redis.call('ZRANGE', KEYS[1], '(' .. fmt(now), '+inf', 'BYSCORE', 'WITHSCORES')
+"""
+)
+
+
+#: KEYS: leader. ARGV: me, lease_ms. Takes a free lease (``SET NX PX``) or renews its own;
+#: returns 1 if ``me`` leads (``kqueue.policy.leader.apply_step``).
+LEAD = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class RedisLimits(LimitStore, ScheduleStore):
+    """Limits, pauses and the schedules' leader in Redis (a mixin of ``RedisBackend``)."""
+
+    def _limit_script(self, name: str):
+        scripts = self.__dict__.setdefault("_limit_scripts", {})
+        if name not in scripts:
+            scripts[name] = self.client.register_script(globals()[name])
+        return scripts[name]
+
+    def _limit_key(self, key: str, kind: str) -> str:
+        return f"{self.prefix}:limit:{{{key}}}:{kind}"
+
+    @translated
+    def take_tokens(self, key: str, limit: RateLimit, wanted: int) -> int:
+        script = self._limit_script("TAKE_TOKENS")
+        args = [repr(limit.rate_per_s), repr(limit.capacity), int(wanted)]
+        return int(script(keys=[self._limit_key(key, "bucket")], args=args))
+
+    @translated
+    def acquire_slots(
+        self, key: str, limit: int, holders: Sequence[str], lease_s: float
+    ) -> list[str]:
+        script = self._limit_script("ACQUIRE_SLOTS")
+        args = [int(limit), repr(float(lease_s)), *holders]
+        return [h.decode() for h in script(keys=[self._limit_key(key, "slots")], args=args)]
+
+    @translated
+    def release_slots(self, key: str, holders: Sequence[str]) -> None:
+        if holders:
+            self.client.zrem(self._limit_key(key, "slots"), *holders)
+
+    @translated
+    def slot_holders(self, key: str) -> dict[str, float]:
+        reply = self._limit_script("SLOT_HOLDERS")(keys=[self._limit_key(key, "slots")])
+        return {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
+
+    @translated
+    def set_paused(self, name: str, paused: bool) -> None:
+        key = f"{self.prefix}:paused"
+        (self.client.sadd if paused else self.client.srem)(key, name)
+
+    @translated
+    def paused(self) -> set[str]:
+        return {name.decode() for name in self.client.smembers(f"{self.prefix}:paused")}
+
+    @translated
+    def lead(self, me: str, lease_s: float) -> bool:
+        script = self._limit_script("LEAD")
+        lease_ms = max(1, round(lease_s * 1000))
+        return bool(script(keys=[f"{self.prefix}:leader"], args=[me, lease_ms]))
+
+    @translated
+    def leader(self) -> tuple[str, float] | None:
+        key = f"{self.prefix}:leader"
+        pipe = self.client.pipeline()
+        pipe.get(key).pttl(key).time()
+        holder, ttl_ms, (seconds, micros) = pipe.execute()
+        if holder is None or ttl_ms < 0:
+            return None
+        return holder.decode(), seconds + micros / 1e6 + ttl_ms / 1000
+
+    @translated
+    def schedule_states(self) -> dict[str, bytes]:
+        return {k.decode(): v for k, v in self.client.hgetall(f"{self.prefix}:schedules").items()}
+
+    @translated
+    def save_schedule_state(self, name: str, body: bytes) -> None:
+        self.client.hset(f"{self.prefix}:schedules", name, body)

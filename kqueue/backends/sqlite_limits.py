@@ -1,0 +1,128 @@
+"""``LimitStore`` for SQLite: the policy's rules on rows, each call one write transaction.
+
+``BEGIN IMMEDIATE`` takes the file's write lock first, so two workers reading a bucket or a
+semaphore cannot both act on what they read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from kqueue.backends.limits import LimitStore, ScheduleStore
+from kqueue.policy.leader import LeaderLease, apply_step
+from kqueue.policy.ratelimit import Bucket, RateLimit, acquire_slots, take_tokens
+
+LIMITS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS limit_buckets (
+    key TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    updated_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS limit_slots (
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (key, holder)
+);
+CREATE TABLE IF NOT EXISTS paused (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedule_states (name TEXT PRIMARY KEY, body BLOB NOT NULL);
+"""
+
+
+class SQLiteLimits(LimitStore, ScheduleStore):
+    """Limits, pauses and the schedules' leader in the backend's file (``SQLiteBackend``'s)."""
+
+    def _limits_db(self):
+        if not self.__dict__.get("_limits_ready"):
+            self._db.executescript(LIMITS_SCHEMA)
+            self._limits_ready = True
+        return self._transaction()
+
+    def take_tokens(self, key: str, limit: RateLimit, wanted: int) -> int:
+        with self._limits_db() as db:
+            row = db.execute(
+                "SELECT tokens, updated_s FROM limit_buckets WHERE key = ?", (key,)
+            ).fetchone()
+            bucket = Bucket(*row) if row else None
+            granted, after = take_tokens(limit, bucket, time.time(), wanted)
+            db.execute(
+                "INSERT OR REPLACE INTO limit_buckets (key, tokens, updated_s) VALUES (?, ?, ?)",
+                (key, after.tokens, after.updated_s),
+            )
+        return granted
+
+    def acquire_slots(
+        self, key: str, limit: int, holders: Sequence[str], lease_s: float
+    ) -> list[str]:
+        now = time.time()
+        with self._limits_db() as db:
+            db.execute("DELETE FROM limit_slots WHERE key = ? AND expires_at <= ?", (key, now))
+            slots = dict(
+                db.execute("SELECT holder, expires_at FROM limit_slots WHERE key = ?", (key,))
+            )
+            granted, after = acquire_slots(limit, slots, list(holders), now, lease_s)
+            db.executemany(
+                "INSERT OR REPLACE INTO limit_slots (key, holder, expires_at) VALUES (?, ?, ?)",
+                [(key, holder, after[holder]) for holder in granted],
+            )
+        return granted
+
+    def release_slots(self, key: str, holders: Sequence[str]) -> None:
+        with self._limits_db() as db:
+            db.executemany(
+                "DELETE FROM limit_slots WHERE key = ? AND holder = ?",
+                [(key, holder) for holder in holders],
+            )
+
+    def slot_holders(self, key: str) -> dict[str, float]:
+        with self._limits_db() as db:
+            rows = db.execute(
+                "SELECT holder, expires_at FROM limit_slots WHERE key = ? AND expires_at > ?",
+                (key, time.time()),
+            )
+            return dict(rows)
+
+    def set_paused(self, name: str, paused: bool) -> None:
+        with self._limits_db() as db:
+            if paused:
+                db.execute("INSERT OR IGNORE INTO paused (name) VALUES (?)", (name,))
+            else:
+                db.execute("DELETE FROM paused WHERE name = ?", (name,))
+
+    def paused(self) -> set[str]:
+        with self._limits_db() as db:
+            return {row[0] for row in db.execute("SELECT name FROM paused")}
+
+    def lead(self, me: str, lease_s: float) -> bool:
+        with self._limits_db() as db:
+            row = db.execute("SELECT holder, expires_at FROM leader WHERE id = 1").fetchone()
+            after = apply_step(LeaderLease(*row) if row else None, me, time.time(), lease_s)
+            db.execute(
+                "INSERT OR REPLACE INTO leader (id, holder, expires_at) VALUES (1, ?, ?)",
+                (after.holder, after.expires_at_s),
+            )
+        return after.holder == me
+
+    def leader(self) -> tuple[str, float] | None:
+        with self._limits_db() as db:
+            row = db.execute(
+                "SELECT holder, expires_at FROM leader WHERE id = 1 AND expires_at > ?",
+                (time.time(),),
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def schedule_states(self) -> dict[str, bytes]:
+        with self._limits_db() as db:
+            return dict(db.execute("SELECT name, body FROM schedule_states"))
+
+    def save_schedule_state(self, name: str, body: bytes) -> None:
+        with self._limits_db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO schedule_states (name, body) VALUES (?, ?)", (name, body)
+            )

@@ -1,0 +1,85 @@
+"""Pauses and shared limits in one worker: a paused class waits, others run; slots hold."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from kqueue import App
+from kqueue.policy.config import Config
+from kqueue.testing import WorkerThread
+from tests.conftest import run_kqueue
+
+CONFIG = Config(max_concurrent_inline=8, poll_interval_s=0.02, pool_size=0, pool_max_size=0)
+
+
+def _app(url="memory://"):
+    app = App(url)
+    ran: list[str] = []
+    running = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    @app.job(name="mail")
+    def mail(i: int) -> None:
+        ran.append(f"mail{i}")
+
+    @app.job(name="report")
+    def report(i: int) -> None:
+        ran.append(f"report{i}")
+
+    @app.job(name="api", concurrency_limit=2)
+    def api(i: int) -> None:
+        with lock:
+            running["now"] += 1
+            running["peak"] = max(running["peak"], running["now"])
+        time.sleep(0.05)
+        with lock:
+            running["now"] -= 1
+        ran.append(f"api{i}")
+
+    return app, ran, running
+
+
+def _wait(predicate, timeout_s=20.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_a_paused_class_stays_queued_while_others_run_then_resumes():
+    # Given the "mail" class paused, and mail and report jobs queued
+    app, ran, _ = _app()
+    app.backend.set_paused("job:mail", True)
+    app.jobs["mail"].dispatch_many([((i,), {}) for i in range(5)])
+    app.jobs["report"].dispatch_many([((i,), {}) for i in range(5)])
+    with WorkerThread(app, CONFIG, force_inline=True):
+        # Then the reports run and the mail waits, its attempts not counted
+        assert _wait(lambda: sum(r.startswith("report") for r in ran) == 5)
+        time.sleep(0.5)
+        assert not [r for r in ran if r.startswith("mail")]
+        leftover = app.backend.counts()["default"]
+        assert leftover["ready"] + leftover["scheduled"] == 5
+        # When resumed, the mail runs
+        app.backend.set_paused("job:mail", False)
+        assert _wait(lambda: sum(r.startswith("mail") for r in ran) == 5)
+    assert not app.backend.dead_letters()
+
+
+def test_concurrency_limit_holds_in_one_worker_with_room_for_more():
+    app, ran, running = _app()
+    app.jobs["api"].dispatch_many([((i,), {}) for i in range(12)])
+    with WorkerThread(app, CONFIG, force_inline=True):
+        assert _wait(lambda: len(ran) == 12)
+    assert running["peak"] == 2
+    assert app.backend.slot_holders("concurrency:api") == {}
+
+
+def test_kqueue_pause_and_resume_keep_the_pause_in_the_backend(tmp_path):
+    url = f"sqlite:///{tmp_path / 'kqueue.db'}"
+    done = run_kqueue(tmp_path, "pause", "--backend", url, "--queue", "emails", "--job", "t.x")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "paused: job:t.x, queue:emails"
+    done = run_kqueue(tmp_path, "resume", "--backend", url, "--queue", "emails")
+    assert done.stdout.strip() == "paused: job:t.x"
+    assert App(url).backend.paused() == {"job:t.x"}
