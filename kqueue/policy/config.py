@@ -175,6 +175,9 @@ class Config:
     quarantine_release_after: int = _setting(5, ">= 1")
     #: A quarantined class's memory limit: its recorded peak times this.
     quarantine_memory_headroom: float = _setting(1.5, "> 0")
+    #: Give each pool and isolated process a memory cgroup with its job's limit where the host
+    #: allows it (``kqueue.tiers.cgroup``); else, or when false, ``RLIMIT_AS``.
+    memory_cgroups: bool = _flag(True)
     #: Let a pool job take a free isolated slot while the pool's wait is long
     #: (``kqueue.policy.router.route_by_load``).
     load_routing: bool = _flag(False)

@@ -45,6 +45,7 @@ from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
+from kqueue.tiers.cgroup import CgroupMode, MemoryCgroups, detect_cgroups, note_cgroup_death
 from kqueue.tiers.handback import Deliveries, PipeReads
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import libc_prctl, rss_mb
@@ -134,6 +135,8 @@ class PoolRunner(TierRunner):
         self._recent_estimate_s = math.nan
         #: Processes replaced after they died, and recycled after limits.
         self.replaced = self.recycled = 0
+        #: Per-process memory cgroups (``kqueue.tiers.cgroup``), found in ``start``.
+        self.cgroups = MemoryCgroups(CgroupMode.NONE, None)
         #: Set by the worker's memory budget (``kqueue.worker.budget``): processes the budget
         #: allows beyond the current size (None: no budget), jobs waiting in the backend that
         #: route to the pool, and whether a process (pid, resident MB) should be recycled.
@@ -178,6 +181,7 @@ class PoolRunner(TierRunner):
     async def start(self) -> None:
         self._changed = asyncio.Event()
         libc_prctl()  # resolved here once, inherited by every child
+        self.cgroups = detect_cgroups(self.config, "pool")
         for _ in range(self.config.pool_size):
             self._spawn()
 
@@ -190,6 +194,7 @@ class PoolRunner(TierRunner):
             name="kqueue-pool",
         )
         proc = self._procs[process.pid] = PoolProcess(process)
+        self.cgroups.attach(process.pid, None)  # its limit is set as each job starts
         self._changed.set()
         self._feed()
         return proc
@@ -206,7 +211,7 @@ class PoolRunner(TierRunner):
             invocation.job.name,
             invocation.args,
             invocation.kwargs,
-            invocation.settings.max_memory_mb,
+            None if self.cgroups.active else invocation.settings.max_memory_mb,
             job_id=invocation.job_id,
             attempt=invocation.attempt,
         )
@@ -301,6 +306,12 @@ class PoolRunner(TierRunner):
     def _begin(self, proc: PoolProcess, job: _Assignment, started_at: float) -> None:
         """``job`` runs on ``proc`` since ``started_at`` (epoch s): its timeout runs from then."""
         job.sent_at = started_at
+        if self.cgroups.active:  # what the process holds now plus the job's limit
+            held_mb = self.cgroups.usage_mb(proc.child.pid)
+            limit_mb = job.invocation.settings.max_memory_mb
+            self.cgroups.set_limit(
+                proc.child.pid, (0.0 if held_mb != held_mb else held_mb) + limit_mb
+            )
         if job.aborted:
             proc.child.kill(Status.CANCELLED)
         delay_s = timeout_left_s(started_at, job.invocation.settings.timeout_s, time.time())
@@ -351,6 +362,7 @@ class PoolRunner(TierRunner):
 
     def _on_exit(self, process: ChildProcess) -> None:
         proc = self._procs.pop(process.pid)
+        note_cgroup_death(self.cgroups, process)
         self.reads.forget(process)
         job = proc.jobs.popleft() if proc.jobs else None
         self._requeue_pipelined(proc)
@@ -434,6 +446,7 @@ class PoolRunner(TierRunner):
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), REAP_TIMEOUT_S)
+        self.cgroups.close()
 
     def status(self) -> dict[str, Any]:
         now = time.time()
