@@ -157,10 +157,13 @@ class MemoryCgroups:
             (group / "memory.max").write_text(limit)
             with contextlib.suppress(OSError):  # absent without swap accounting
                 (group / "memory.swap.max").write_text("0")
-        else:
+        else:  # v1 keeps memsw >= the limit: raise memsw first, lower it after
+            memsw = group / "memory.memsw.limit_in_bytes"
+            with contextlib.suppress(OSError):  # absent without swap accounting
+                memsw.write_text(limit)
             (group / "memory.limit_in_bytes").write_text(limit)
             with contextlib.suppress(OSError):
-                (group / "memory.memsw.limit_in_bytes").write_text(limit)
+                memsw.write_text(limit)
 
 
 def detect_cgroups(config, tier: str) -> MemoryCgroups:

@@ -55,11 +55,13 @@ def test_a_process_past_its_limit_is_oom_killed_and_its_group_removed():
     assert not cgroups.parent.exists()
 
 
-def test_a_process_within_its_limit_is_not_flagged():
+def test_a_process_within_its_limit_is_not_flagged_and_its_limit_moves_both_ways():
     cgroups = _cgroups_or_skip()
     try:
-        child = subprocess.Popen([sys.executable, "-c", "b = bytearray(10 << 20)"])
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
         cgroups.attach(child.pid, 256.0)
+        assert cgroups.set_limit(child.pid, 1024.0)  # up (v1: memsw first)
+        assert cgroups.set_limit(child.pid, 128.0)  # and down
         assert child.wait(timeout=30) == 0
         assert not cgroups.oom_killed(child.pid)
     finally:
