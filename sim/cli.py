@@ -110,12 +110,15 @@ def run_tune(args: argparse.Namespace) -> int:
 
         found = tune(prepared, problem, processes=args.processes,
                      progress=progress if args.progress else None)  # fmt: skip
-        Path(args.out).write_text(found.config.to_toml())
+        from sim.tune.budget import with_budget
+
+        kept = with_budget(found.config, problem.memory_budget_mb, found.share.jobs.memory_mb)
+        Path(args.out).write_text(kept.to_toml())
         if args.report:
             from sim.model.replay import simulate
             from sim.tune.report import write_report
 
-            chosen = simulate(found.share, found.config, problem.host)
+            chosen = simulate(found.share, kept, problem.host)
             default = simulate(found.share, problem.base, problem.host)
             write_report(args.report, found, chosen, default, args.trace)
     except (KQueueError, ValueError, OSError) as exc:
