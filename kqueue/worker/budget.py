@@ -231,14 +231,16 @@ class MemoryBudget:
     def reroute(
         self, name: str, tier: Tier, settings: JobSettings, held: dict[Tier, deque]
     ) -> tuple[Tier, JobSettings]:
-        """Quarantine, then load-aware routing, on the router's choice (``force_inline`` and
-        explicit tiers are the caller's: it calls this only for routed jobs)."""
+        """Quarantine (a pool or routed job of a quarantined class goes isolated, with its limit
+        from history), then load-aware routing (routed jobs only: an explicit tier stands)."""
         if Tier.ISOLATED not in self.runners:
             return tier, settings
         if self.quarantine.is_quarantined(name):
             limit = limit_mb(self.memory.peak_mb(name), settings.max_memory_mb, self.config)
             return Tier.ISOLATED, dataclasses.replace(settings, max_memory_mb=limit)
         if not self.config.load_routing or Tier.POOL not in self.runners:
+            return tier, settings
+        if settings.tier is not Tier.AUTO:
             return tier, settings
         pool, isolated = self.runners[Tier.POOL], self.runners[Tier.ISOLATED]
         ahead = len(held.get(Tier.POOL, ())) + pool.running() - pool.capacity()

@@ -209,7 +209,7 @@ class Intake:
         tier = route(
             settings.tier, estimate.duration_s, self.config, force_inline=self.force_inline
         )
-        if self.budget is not None and not self.force_inline and settings.tier is Tier.AUTO:
+        if self.budget is not None and not self.force_inline and tier is not Tier.INLINE:
             tier, settings = self.budget.reroute(job.name, tier, settings, self.waiting)
         invocation = Invocation(
             lease.job_id,

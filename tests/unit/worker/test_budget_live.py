@@ -119,3 +119,65 @@ def test_bad_budgets_are_clear_errors_at_start(tmp_path):
     for options, message in cases.items():
         result = run_kqueue(tmp_path, *run, *options)
         assert result.returncode != 0 and message in result.stderr, (options, result.stderr)
+
+
+QUARANTINE_APP = """
+from pathlib import Path
+from kqueue.job import App
+
+HERE = Path(__file__).parent
+app = App("sqlite:///" + str(HERE / "kq.db"))
+
+
+@app.job(name="pool.greedy", tier="pool", max_memory_mb=80, max_attempts=1)
+def greedy(megabytes):
+    block = bytearray(int(megabytes) << 20)
+    block[::4096] = b"x" * (len(block) // 4096)
+    return len(block) >> 20
+"""
+
+
+def test_a_class_that_keeps_dying_for_memory_is_quarantined_to_the_isolated_tier(tmp_path):
+    import json
+
+    from kqueue.policy import read_trace
+
+    # Given a pool job class whose jobs go past their limit, quarantined after 2 such deaths
+    (tmp_path / "greedy.py").write_text(QUARANTINE_APP)
+    (tmp_path / "kqueue.toml").write_text(
+        "pool_size = 1\npool_max_size = 1\nquarantine_after_failures = 2\nquarantine_window = 4\n"
+    )
+    backend = SQLiteBackend(tmp_path / "kq.db")
+    run = ("run", "--app", "greedy:app", "--config", "kqueue.toml", "--trace-out", "trace.csv")
+    with open(tmp_path / "worker.log", "w") as log:
+        worker = subprocess.Popen(
+            kqueue_cmd(*run), cwd=tmp_path, env=kqueue_env(tmp_path), stdout=log, stderr=log
+        )
+    trace = tmp_path / "trace.csv"
+    rows = lambda: len(read_trace(trace)) if trace.exists() else 0  # noqa: E731
+    try:
+        # When two of its jobs die for memory on the pool
+        enqueue(backend, "pool.greedy", 300, count=2)
+        assert wait_for(lambda: rows() == 2, 60, 0.2), (tmp_path / "worker.log").read_text()
+        # Then the next one runs isolated, and the worker's status lists the class
+        enqueue(backend, "pool.greedy", 10)
+        assert wait_for(lambda: rows() == 3, 60, 0.2), (tmp_path / "worker.log").read_text()
+        status = json.loads(backend.worker_statuses()[0].body)
+        assert wait_for(
+            lambda: (
+                "pool.greedy"
+                in json.loads(backend.worker_statuses()[0].body)["tiers"]["isolated"]["quarantined"]
+            ),
+            10,
+            0.2,
+        ), status
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    table = read_trace(trace)
+    assert list(table.status) == ["memory", "memory", "ok"]
+    assert list(table.tier) == ["pool", "pool", "isolated"]
+    assert "quarantined" in (tmp_path / "worker.log").read_text()
