@@ -38,10 +38,11 @@ from kqueue.policy import (
     route,
 )
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
+from kqueue.policy.quarantine import HARMFUL, Quarantine
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
 from sim.model.budget import BudgetGate, route_by_load_code
-from sim.model.jobs import INLINE, POOL, TIER_CODE, TIERS, Jobs
+from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
@@ -137,6 +138,10 @@ class Model:
             started_s=self.started_s,
         )
         self._spilling = False
+        #: Classes moved to the isolated tier (``kqueue.policy.quarantine``, the runtime's rule);
+        #: only classes that ever died for memory are followed (the others cannot be moved).
+        self.quarantine = Quarantine(config)
+        self._harmed: set[str] = set()
         self.tiers = (
             inline,
             PoolTier(
@@ -273,6 +278,9 @@ class Model:
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
         tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
+        harmed = tier != INLINE and job_class in self._harmed
+        if harmed and self.quarantine.is_quarantined(job_class) and not self.force_inline:
+            tier = ISOLATED
         if config.load_routing and not self.force_inline and declared is Tier.AUTO:
             _, pool, isolated = self.tiers
             tier, self._spilling = route_by_load_code(
@@ -346,8 +354,14 @@ class Model:
             self._killed(job, tier, status, settings, now)
         if self.gate.enabled:
             self.gate.finished(job)
+        if tier != INLINE and (status in HARMFUL or self._job_class[job] in self._harmed):
+            self._note_health(self._job_class[job], status or Status.OK)
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle(now)
+
+    def _note_health(self, job_class: str, status: Status) -> None:
+        self._harmed.add(job_class)
+        self.quarantine.record(job_class, status)
 
     def _killed(self, job: int, tier: int, status: Status, settings: JobSettings, now: float):
         """A limit ended this attempt: free its slot, then retry it after the backoff (routed

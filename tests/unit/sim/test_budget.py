@@ -101,3 +101,22 @@ def test_load_routing_does_not_trigger_on_a_light_load(load_routing):
 
 def test_host_is_frozen():
     assert dataclasses.is_dataclass(HOST)
+
+
+def test_the_twin_quarantines_a_class_that_keeps_dying_for_memory():
+    # Given a pool class whose jobs hold 300 MB against a 100 MB limit, one a second
+    trace = pd.DataFrame(
+        {
+            "submitted_at": np.arange(0.0, 12.0, 1.0),
+            "job_class": ["greedy"] * 12,
+            "duration_s": [0.5] * 12,
+            "memory_mb": [300.0] * 12,
+        }
+    )
+    config = Config.from_mapping(
+        {"max_memory_mb": 100, "max_attempts": 1, "jobs": {"greedy": {"tier": "pool"}}}
+    )
+    result = simulate(trace, config, HOST)
+    tiers = list(result.outcome.tier)
+    # Then after quarantine_after_failures (3) deaths on the pool the rest run isolated
+    assert tiers[:3] == [1, 1, 1] and set(tiers[3:]) == {2}, tiers
