@@ -25,7 +25,7 @@ from kqueue.errors import (
     TraceError,
     UnknownJobError,
 )
-from kqueue.job import App, Job, JobCall
+from kqueue.job import App, Celery, Job, JobCall
 from kqueue.policy import Config, JobState, Status, Tier, read_trace
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "App",
     "Job",
     "JobCall",
+    "Celery",
     # handles and the running job
     "JobHandle",
     "JobInfo",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from kqueue.api import celery
 from kqueue.api.codec import (  # noqa: F401 - the message codec's old home, kept for callers
     MESSAGE_VERSION,
     Message,
@@ -30,7 +31,7 @@ from kqueue.api.codec import (  # noqa: F401 - the message codec's old home, kep
 from kqueue.api.handle import CANCEL_RECORD_TTL_S, JobHandle
 from kqueue.api.options import DispatchOptions, dispatch_options
 from kqueue.api.periodic import periodic_decorator
-from kqueue.backends import open_backend
+from kqueue.backends import aio, open_backend
 from kqueue.backends.base import Backend
 from kqueue.errors import JobError, KQueueError
 from kqueue.policy.config import JobOptions, validate_job_options
@@ -190,8 +191,42 @@ class Job(Generic[P, R]):
         """
         return self.submit(_NO_OPTIONS, args, kwargs)
 
+    async def dispatch_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """``dispatch``, awaited: on Redis a redis.asyncio call, elsewhere off the event loop."""
+        return await self.submit_async(_NO_OPTIONS, args, kwargs)
+
     def submit(self, options: DispatchOptions, args: tuple, kwargs: dict) -> JobHandle[R]:
         """Enqueue one call with ``options``; what ``dispatch`` and ``JobCall`` do."""
+        job_id, body, delay_s = self._message(options, args, kwargs)
+        job_id = self.app.backend.submit(
+            self.queue,
+            job_id,
+            body,
+            delay_s=delay_s,
+            unique_key=options.unique_key,
+            unique_for_s=options.unique_for_s,
+            priority=self.priority if options.priority is None else options.priority,
+        )
+        return self.app.handle(job_id, queue=self.queue, fresh=True)
+
+    async def submit_async(
+        self, options: DispatchOptions, args: tuple, kwargs: dict
+    ) -> JobHandle[R]:
+        """``submit``, awaited (``dispatch_async`` and ``JobCall.dispatch_async``)."""
+        job_id, body, delay_s = self._message(options, args, kwargs)
+        job_id = await aio.client_for(self.app.backend).submit(
+            self.queue,
+            job_id,
+            body,
+            delay_s=delay_s,
+            unique_key=options.unique_key,
+            unique_for_s=options.unique_for_s,
+            priority=self.priority if options.priority is None else options.priority,
+        )
+        return self.app.handle(job_id, queue=self.queue, fresh=True)
+
+    def _message(self, options: DispatchOptions, args: tuple, kwargs: dict):
+        """The id, body and delay of one call; raises ``JobError`` for bad arguments."""
         now = time.time()
         delay_s = options.due_in_s(now)
         body = encode_message(
@@ -205,16 +240,43 @@ class Job(Generic[P, R]):
         problem = self.bind_error(args, kwargs)
         if problem is not None:
             raise JobError(f"job {self.name!r}: {problem}")
-        job_id = self.app.backend.submit(
+        return options.job_id or new_job_id(), body, delay_s
+
+    # --- Celery's names for the same (kqueue.api.celery) --------------------------------------
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Celery's ``task.delay(*args, **kwargs)``: the same as ``dispatch``."""
+        return self.submit(_NO_OPTIONS, args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple | list | None = None,
+        kwargs: dict[str, Any] | None = None,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        task_id: str | None = None,
+        **options: Any,
+    ) -> JobHandle[R]:
+        """Celery's ``task.apply_async(args, kwargs, countdown=, eta=, task_id=)``.
+
+        ``countdown`` is ``delay_s``, ``eta`` is ``at`` (a naive datetime is UTC, as in
+        Celery), ``task_id`` is ``job_id``; ``unique_key``, ``unique_for_s`` and
+        ``result_ttl_s`` may be given too.
+
+        Raises:
+            JobError: a Celery option kqueue does not support (each named), or a bad value.
+        """
+        call = celery.apply_async_call(
+            self.name,
             self.queue,
-            options.job_id or new_job_id(),
-            body,
-            delay_s=delay_s,
-            unique_key=options.unique_key,
-            unique_for_s=options.unique_for_s,
-            priority=self.priority if options.priority is None else options.priority,
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            task_id=task_id,
+            **options,
         )
-        return self.app.handle(job_id, queue=self.queue, fresh=True)
+        return self.submit(dispatch_options(self.name, **call.options), call.args, call.kwargs)
 
     def dispatch_many(self, calls: list[tuple[tuple, dict]]) -> list[JobHandle[R]]:
         """Enqueue several ``(args, kwargs)`` calls in one batch; returns their handles."""
@@ -238,6 +300,10 @@ class JobCall(Generic[P, R]):
     def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Enqueue one call with these options; returns its handle (see ``Job.dispatch``)."""
         return self.job.submit(self.options, args, kwargs)
+
+    async def dispatch_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """``dispatch`` with these options, awaited (see ``Job.dispatch_async``)."""
+        return await self.job.submit_async(self.options, args, kwargs)
 
 
 class App:
@@ -374,6 +440,16 @@ class App:
             catch_up=catch_up,
         )
 
+    def task(self, fn: Callable | None = None, /, **options: Any) -> Any:
+        """Celery's ``@app.task``: ``@app.job`` taking Celery's task options where kqueue has
+        them (``max_retries``, ``autoretry_for``, ``retry_backoff``, ``time_limit``,
+        ``ignore_result``, ...; ``kqueue.api.celery``).
+
+        Raises:
+            JobError: a Celery option kqueue does not support, named with what to use instead.
+        """
+        return self.job(fn, **celery.job_options(options))
+
     def handle(self, job_id: str, *, queue: str | None = None, fresh: bool = False) -> JobHandle:
         """The handle of a job dispatched earlier, from its id (a web app stores ids).
 
@@ -408,3 +484,42 @@ class App:
         """Close the backend if it was opened."""
         if self._backend is not None:
             self._backend.close()
+
+    async def aclose(self) -> None:
+        """Close the async client of the running event loop (its Redis connections), if any."""
+        if self._backend is not None:
+            await aio.close_clients(self._backend)
+
+
+class Celery(App):
+    """Celery's ``Celery("proj", broker=URL)``: an ``App`` on ``broker``.
+
+    An app written for Celery runs on kqueue after ``from celery import Celery`` becomes
+    ``from kqueue import Celery``: ``@app.task``, ``task.delay``, ``task.apply_async`` and
+    ``result.get(timeout=...)`` keep working (docs/guide/jobs.md, "Moving from Celery").
+
+    Args:
+        main: the app's name (Celery's; unused: job names are ``module.function`` as Celery's).
+        broker: the backend URL (``redis://...``, ``sqlite:///...``, ``memory://``).
+        backend: Celery's result backend; kqueue keeps results in ``broker``, so it is unused.
+
+    Raises:
+        JobError: other Celery settings (each named): kqueue has no equivalent of them here.
+    """
+
+    def __init__(
+        self,
+        main: str | None = None,
+        *,
+        broker: str | Backend | None = None,
+        backend: str | None = None,
+        **settings: Any,
+    ):
+        if settings:
+            raise JobError(
+                f"Celery({main!r}): setting(s) {', '.join(sorted(settings))} not supported by "
+                "kqueue; give broker= (results are kept there), and configure workers with "
+                "kqueue.toml"
+            )
+        super().__init__(broker)
+        self.main = main

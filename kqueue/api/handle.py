@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kqueue.api.codec import decode_message, decode_record, encode_record
+from kqueue.backends import aio
 from kqueue.backends.base import JobRecord
 from kqueue.errors import JobCancelled, JobFailed, JobNotFound, PayloadError, ResultTimeout
 from kqueue.policy.status import JobState
@@ -118,7 +119,9 @@ class JobHandle(Generic[R]):
 
     def info(self) -> JobInfo:
         """Its state, attempts, tier, worker, timestamps and last error."""
-        record, document = self._lookup()
+        return self._info(*self._lookup())
+
+    def _info(self, record: JobRecord, document: dict[str, Any] | None) -> JobInfo:
         state = _state(record, document)
         document = document or {}
         name = document.get("name", "")
@@ -170,10 +173,7 @@ class JobHandle(Generic[R]):
                 return _outcome(self.id, state, record, document)
             left_s = math.inf if deadline is None else deadline - time.monotonic()
             if left_s <= 0:
-                raise ResultTimeout(
-                    f"job {self.id} is still {state.value} after {timeout_s} s; "
-                    "call result() again to wait longer"
-                )
+                raise _timeout(self.id, state, timeout_s)
             wait_s = min(left_s, 5.0) if self.backend.wakes_on_finish else min(left_s, sleep_s)
             sleep_s = min(MAX_WAIT_S, sleep_s * 2)
             record, document = self._decoded(
@@ -188,10 +188,78 @@ class JobHandle(Generic[R]):
         inline task is cancelled, a sync inline job sees ``current_job().cancelled``) and it is
         not retried. Finished or unknown: nothing changes.
         """
-        record = encode_record(JobState.CANCELLED.value, None, finished_at=time.time())
-        before = self.backend.cancel(self.id, self.queue, record, self.cancel_ttl_s)
+        before = self.backend.cancel(self.id, self.queue, _cancelled(), self.cancel_ttl_s)
         # a backend knows only that a record is there: the record says done or cancelled
         return self.status() if before is JobState.DONE else before
+
+    # --- Celery's AsyncResult names ---------------------------------------------------------
+
+    def get(self, timeout: float | None = None) -> R:
+        """Celery's ``AsyncResult.get(timeout=...)``: ``result(timeout_s=timeout)``."""
+        return self.result(timeout_s=timeout)
+
+    def ready(self) -> bool:
+        """Celery's ``AsyncResult.ready()``: the job has ended (done, dead or cancelled)."""
+        return self.status().finished
+
+    # --- the same, awaited (asyncio web apps): nothing here blocks the event loop -----------
+
+    async def status_async(self) -> JobState:
+        """``status()``, awaited: on Redis a redis.asyncio call, elsewhere off the loop."""
+        return _state(*await self._lookup_async())
+
+    async def info_async(self) -> JobInfo:
+        """``info()``, awaited."""
+        return self._info(*await self._lookup_async())
+
+    async def result_async(self, timeout_s: float | None = None) -> R:
+        """``result()``, awaited: the task waits, the event loop runs on.
+
+        Raises what ``result()`` raises. Cancelling the awaiting task stops the wait (the job
+        itself runs on; ``cancel_async()`` cancels it).
+        """
+        client = aio.client_for(self.backend)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        sleep_s = FIRST_WAIT_S
+        if self._fresh and client.wakes_on_finish:  # it exists: wait at once
+            first_s = 5.0 if timeout_s is None else max(0.0, min(timeout_s, 5.0))
+            found = await client.wait_and_lookup(self.id, self.queue, first_s)
+            record, document = self._decoded(found)
+        else:
+            record, document = await self._lookup_async()
+        self._fresh = False
+        while True:
+            state = _state(record, document)
+            if state.finished or state is JobState.UNKNOWN:
+                return _outcome(self.id, state, record, document)
+            left_s = math.inf if deadline is None else deadline - time.monotonic()
+            if left_s <= 0:
+                raise _timeout(self.id, state, timeout_s)
+            wait_s = min(left_s, 5.0) if client.wakes_on_finish else min(left_s, sleep_s)
+            sleep_s = min(MAX_WAIT_S, sleep_s * 2)
+            found = await client.wait_and_lookup(self.id, self.queue or "", wait_s)
+            record, document = self._decoded(found)
+
+    async def cancel_async(self) -> JobState:
+        """``cancel()``, awaited; returns the job's state before."""
+        client = aio.client_for(self.backend)
+        before = await client.cancel(self.id, self.queue, _cancelled(), self.cancel_ttl_s)
+        return await self.status_async() if before is JobState.DONE else before
+
+    async def _lookup_async(self) -> tuple[JobRecord, dict[str, Any] | None]:
+        return self._decoded(await aio.client_for(self.backend).lookup(self.id, self.queue))
+
+
+def _cancelled() -> bytes:
+    """The record a cancelled job keeps."""
+    return encode_record(JobState.CANCELLED.value, None, finished_at=time.time())
+
+
+def _timeout(job_id: str, state: JobState, timeout_s: float | None) -> ResultTimeout:
+    return ResultTimeout(
+        f"job {job_id} is still {state.value} after {timeout_s} s; "
+        "call result() again to wait longer"
+    )
 
 
 def _state(record: JobRecord, document: dict[str, Any] | None) -> JobState:

@@ -98,6 +98,8 @@ class RedisBackend(RedisLimits, RedisHandles, Backend):
         #: loop it reports to; a wait outlives a cancelled caller and serves the next call.
         self._waits: ThreadPoolExecutor | None = None
         self._waiter: asyncio.Future | None = None
+        #: The URL (no prefix) and client options ``open_async_client`` connects with.
+        self.async_source: tuple[str, dict[str, Any]] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, socket_timeout_s: float = 10.0) -> RedisBackend:
@@ -125,7 +127,9 @@ class RedisBackend(RedisLimits, RedisHandles, Backend):
             client = redis.Redis.from_url(url, **options)
         except (ValueError, TypeError) as exc:
             raise BackendError(f"redis URL {redact_url(url)!r} is malformed: {exc}") from None
-        return cls(client, safe_url=redact_url(url), prefix=prefix)
+        made = cls(client, safe_url=redact_url(url), prefix=prefix)
+        made.async_source = (url, {k: v for k, v in options.items() if k != "retry"})
+        return made
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -434,6 +438,12 @@ class RedisBackend(RedisLimits, RedisHandles, Backend):
             pipe.lrange(f"{self.prefix}:durations:{job_class}", -keep, -1)
         replies = pipe.execute() if classes else []
         return {c: [float(v) for v in r] for c, r in zip(classes, replies, strict=True) if r}
+
+    def open_async_client(self) -> Any:
+        """A redis.asyncio client on the same server and prefix (``redis_async``)."""
+        from kqueue.backends.redis_async import RedisAsyncClient
+
+        return RedisAsyncClient.for_backend(self)
 
     def close(self) -> None:
         if self._waits is not None:

@@ -62,3 +62,13 @@ def test_the_example_dispatches_runs_and_lists_no_dead_letters(tmp_path):
     }
     assert set(trace.status) == {"ok"}
     assert "no dead-lettered jobs" in outputs[-1]
+
+
+def test_the_set_up_is_two_commands_and_the_second_is_what_ci_runs():
+    [setup] = [b for b in readme_blocks("bash") if b.startswith("python3 -m venv")]
+    commands = [line.split("#")[0].strip() for line in setup.strip().splitlines()]
+    assert len(commands) == 2, commands
+    install, tests = commands
+    assert "pip install -e '.[dev]'" in install and install.endswith("kqueue demo")
+    ci_script = (ROOT / ".ci" / "run").read_text()
+    assert f"\n{tests}\n" in ci_script, (tests, "is not the command .ci/run runs")
