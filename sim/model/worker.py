@@ -30,6 +30,7 @@ from kqueue.policy import Config, DurationHistory, HostProfile, JobOptions, Tier
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
 from sim.model.jobs import INLINE, TIER_CODE, Jobs
+from sim.model.rules import BacklogQueue, ClassRules, Gate, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
@@ -67,6 +68,7 @@ class Model:
         force_inline: bool = False,
         progress: Progress | None = None,
         cpu_fast_path: bool = True,
+        rules: ClassRules | None = None,
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self.force_inline = force_inline
@@ -124,8 +126,20 @@ class Model:
                 inline_level_mb=inline.level_mb,
             ),
         )
+        self._install_rules(rules if rules is not None else class_rules(jobs, config))
         if n:
             Call(env, 0, self._fetch_when_due)
+
+    def _install_rules(self, rules: ClassRules) -> None:
+        """Priorities order the tiers' waiting jobs; limits and pauses gate the classes
+        (``sim.model.rules``, the runtime's rules from ``kqueue.policy``)."""
+        if rules.prioritised:
+            for tier in self.tiers:
+                tier.queue = BacklogQueue(rules.priority)
+        self.gate = Gate(self.env, rules, self._job_class, self._to_tier) if rules.gated else None
+
+    def _to_tier(self, job: int) -> None:
+        self.tiers[self.tier[job]].submit(job)
 
     # --- the worker loop ------------------------------------------------------------------
 
@@ -236,7 +250,10 @@ class Model:
         tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
         self.tier[job] = tier
-        self.tiers[tier].submit(job)
+        if self.gate is None:
+            self.tiers[tier].submit(job)
+        else:
+            self.gate.offer(job)
 
     # --- one job's life on its slot ------------------------------------------------------
 
@@ -261,5 +278,7 @@ class Model:
         self.finished_s[job] = now
         self.history.record(self._job_class[job], now - self.started_s[job])
         self.tiers[self.tier[job]].release(job)
+        if self.gate is not None:
+            self.gate.ended(job)
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle(now)
