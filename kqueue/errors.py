@@ -98,3 +98,8 @@ class Retry(KQueueError):
 class JobNotFound(KQueueError, LookupError):
     """Raised by ``JobHandle.result()`` for a job id the backend does not know: never
     dispatched there, or finished longer ago than its ``result_ttl_s`` (0 keeps nothing)."""
+
+
+class ReplicationTimeout(BackendUnavailable):
+    """Raised when a Redis write was not confirmed by ``wait_replicas`` replicas within
+    ``wait_timeout_ms`` (the write may survive or not: retry it, dispatches are idempotent)."""

@@ -403,6 +403,16 @@ class App:
 
         return register(fn) if fn is not None else register
 
+    def task(self, fn: Callable | None = None, /, **options: Any) -> Any:
+        """Celery's ``@app.task``: ``@app.job`` taking Celery's task options where kqueue has
+        them (``max_retries``, ``autoretry_for``, ``retry_backoff``, ``time_limit``,
+        ``ignore_result``, ...; ``kqueue.api.celery``).
+
+        Raises:
+            JobError: a Celery option kqueue does not support, named with what to use instead.
+        """
+        return self.job(fn, **celery.job_options(options))
+
     def periodic(
         self,
         cron: str | None = None,
@@ -439,16 +449,6 @@ class App:
             name=name,
             catch_up=catch_up,
         )
-
-    def task(self, fn: Callable | None = None, /, **options: Any) -> Any:
-        """Celery's ``@app.task``: ``@app.job`` taking Celery's task options where kqueue has
-        them (``max_retries``, ``autoretry_for``, ``retry_backoff``, ``time_limit``,
-        ``ignore_result``, ...; ``kqueue.api.celery``).
-
-        Raises:
-            JobError: a Celery option kqueue does not support, named with what to use instead.
-        """
-        return self.job(fn, **celery.job_options(options))
 
     def handle(self, job_id: str, *, queue: str | None = None, fresh: bool = False) -> JobHandle:
         """The handle of a job dispatched earlier, from its id (a web app stores ids).

@@ -23,6 +23,8 @@ class BackendKind(enum.StrEnum):
     REDIS = "redis"
     #: Redis over TLS.
     REDISS = "rediss"
+    #: Redis whose master Sentinel finds (failover); see ``redis_connect`` for the URL.
+    REDIS_SENTINEL = "redis+sentinel"
     #: In this process's memory, for an application's unit tests.
     MEMORY = "memory"
 
@@ -32,6 +34,7 @@ _IMPLEMENTATIONS: dict[BackendKind, tuple[str, str]] = {
     BackendKind.SQLITE: ("kqueue.backends.sqlite", "SQLiteBackend"),
     BackendKind.REDIS: ("kqueue.backends.redis", "RedisBackend"),
     BackendKind.REDISS: ("kqueue.backends.redis", "RedisBackend"),
+    BackendKind.REDIS_SENTINEL: ("kqueue.backends.redis_sentinel", "SentinelBackend"),
     BackendKind.MEMORY: ("kqueue.backends.memory", "MemoryBackend"),
 }
 

@@ -126,6 +126,16 @@ class WorkerStatus:
     published_at: float
 
 
+@dataclass(frozen=True)
+class TraceBatch:
+    """Fleet-trace rows read from a backend (``read_trace``), oldest first, and where to go on."""
+
+    #: Each row's wire bytes (``kqueue.policy.trace_wire``), oldest first.
+    rows: list[bytes]
+    #: Pass as ``after`` to read only rows appended since (opaque; "" = from the oldest kept).
+    cursor: str
+
+
 #: Finished records sent with an ack: job id -> (record bytes, seconds to keep it).
 Records = Mapping[str, tuple[bytes, float]]
 
@@ -312,6 +322,26 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load_durations(self, keep: int) -> dict[str, list[float]]:
         """The newest ``keep`` recorded durations of every job class, oldest first."""
+
+    @abc.abstractmethod
+    def append_trace(self, rows: Sequence[bytes], keep_rows: int) -> None:
+        """Append finished attempts' trace rows (opaque bytes) to the fleet trace.
+
+        The trace keeps about the newest ``keep_rows`` rows of every worker together (Redis
+        trims approximately, in whole blocks); ``keep_rows = 0`` appends nothing.
+        """
+
+    @abc.abstractmethod
+    def read_trace(self, after: str = "", since: float = 0.0, limit: int = 10_000) -> TraceBatch:
+        """Up to ``limit`` fleet-trace rows, oldest first, appended after cursor ``after``.
+
+        Without a cursor, from the oldest row appended at or after ``since`` (wall clock,
+        seconds; the backend's clock for Redis). Read again with the batch's cursor to go on.
+        """
+
+    @abc.abstractmethod
+    def delete_dead(self, job_ids: Sequence[str], queue: str | None = None) -> int:
+        """Remove dead-lettered messages for good; returns how many were dead and are gone."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""

@@ -29,6 +29,7 @@ from kqueue.backends.base import (
     waiting_state,
 )
 from kqueue.backends.memory_limits import MemoryLimits
+from kqueue.backends.memory_trace import MemoryTrace
 from kqueue.policy.ordering import backlog_key
 from kqueue.policy.status import JobState
 
@@ -55,7 +56,7 @@ class _Message:
     priority: int = 0
 
 
-class MemoryBackend(MemoryLimits, Backend):
+class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
     """A backend in this process's memory; safe for its threads, invisible to other processes."""
 
     schemes = ("memory",)

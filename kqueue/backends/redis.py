@@ -43,6 +43,7 @@ from kqueue.backends.redis_replies import (
     take_prefix,
     translated,
 )
+from kqueue.backends.redis_trace import RedisTrace
 from kqueue.errors import BackendError
 
 try:
@@ -59,7 +60,7 @@ CHUNK = 500
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
 
 
-class RedisBackend(RedisLimits, RedisHandles, Backend):
+class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
@@ -160,6 +161,7 @@ class RedisBackend(RedisLimits, RedisHandles, Backend):
                 prelude(pipe)
             for name, keys, args in calls:
                 pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+            extra = self._after_calls(pipe, calls)
             try:
                 replies = pipe.execute()
             except redis_errors.NoScriptError:
@@ -168,8 +170,21 @@ class RedisBackend(RedisLimits, RedisHandles, Backend):
                 for script in self._scripts.values():
                     self.client.script_load(script.script)
                 continue
+            if extra:
+                self._check_after(replies[-extra:])
+                replies = replies[:-extra]
             return replies[1:] if prelude is not None else replies
         raise AssertionError("unreachable")
+
+    def _after_calls(self, pipe: Any, calls: list[tuple[str, list, list]]) -> int:
+        """Commands a subclass sends after a batch's scripts (``WAIT``); returns how many.
+
+        Their replies go to ``_check_after`` and are not returned. The plain backend adds none.
+        """
+        return 0
+
+    def _check_after(self, replies: list) -> None:
+        """Check the replies of the commands ``_after_calls`` added (raise to fail the call)."""
 
     # --- messages ---------------------------------------------------------------------------
 

@@ -120,8 +120,8 @@ class RedisAsyncClient(AsyncClient):
             call = ("ENQUEUE", keys(queue, "pending", "notify"), head)
             await self._batch([(*call[:2], [*call[2], job_id, body])], self._listed(queue))
             return job_id
-        args = [prefix, repr(float(delay_s)), job_id, body, unique_key, repr(float(unique_for_s))]
-        args.append(str(int(priority)))
+        args = [prefix, repr(float(delay_s)), job_id, body, unique_key]
+        args += [repr(float(unique_for_s)), str(int(priority))]
         call = ("SUBMIT", keys(queue, "pending", "notify", "dead"), args)
         [holder] = await self._batch([call], self._listed(queue))
         return holder.decode()

@@ -42,11 +42,12 @@ from kqueue.backends.sqlite_schema import (
     Transaction,
     job_record,
 )
+from kqueue.backends.sqlite_trace import SQLiteTrace
 from kqueue.errors import BackendError
 from kqueue.policy.status import JobState
 
 
-class SQLiteBackend(SQLiteLimits, Backend):
+class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
     """A backend in one SQLite file; each thread gets its own connection."""
 
     schemes = ("sqlite",)

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from kqueue.cli import jobs, ops, schedule, trace, worker
+from kqueue.cli import dashboard, fleet_trace, jobs, ops, schedule, trace, worker
 from kqueue.errors import KQueueError
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         worker.add_demo,
         ops.add_replay,
         ops.add_calibrate,
+        dashboard.add_dashboard,
         schedule.add_pause,
         schedule.add_schedules,
     ):
@@ -45,7 +46,10 @@ def _register_planner(subparsers) -> None:
     """Add the planner's subcommands (``sim.cli`` imports nothing heavy until they run)."""
     from sim import cli as planner
 
-    trace.add_trace_parsers(planner.register(subparsers))
+    commands = planner.register(subparsers)
+    trace.add_trace_parsers(commands)
+    fleet_trace.add_export(commands)
+    fleet_trace.accept_backend_traces(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:

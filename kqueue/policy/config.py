@@ -160,6 +160,30 @@ class Config:
     history_min_samples: int = _setting(3, ">= 1")
     #: The quantile of recent durations used as a job class's estimate.
     estimate_quantile: float = _setting(0.9, "in (0, 1]")
+    #: Memory the worker keeps its whole tree within (itself, inline jobs, pool and isolated
+    #: processes), MB; ``inf`` keeps none. See ``kqueue.policy.admission``.
+    memory_budget_mb: float = _setting(math.inf, "> 0", unbounded=True)
+    #: Predicted memory of a job class before it has history, MB (``kqueue.policy.memory``).
+    default_job_memory_mb: float = _setting(64.0, "> 0")
+    #: A job class with this many memory or signal deaths among its last ``quarantine_window``
+    #: attempts runs isolated until it behaves (``kqueue.policy.quarantine``); 0 turns it off.
+    quarantine_after_failures: int = _setting(3, ">= 0")
+    #: Recent attempts per job class that ``quarantine_after_failures`` counts in.
+    quarantine_window: int = _setting(10, ">= 1")
+    #: Consecutive clean attempts that bring a quarantined class back to its own tier.
+    quarantine_release_after: int = _setting(5, ">= 1")
+    #: A quarantined class's memory limit: its recorded peak times this.
+    quarantine_memory_headroom: float = _setting(1.5, "> 0")
+    #: Let a pool job take a free isolated slot while the pool's wait is long
+    #: (``kqueue.policy.router.route_by_load``).
+    load_routing: bool = _flag(False)
+    #: Load routing starts once the pool's expected wait passes this, seconds...
+    load_route_enter_wait_s: float = _setting(5.0, ">= 0")
+    #: ...and stops once it falls below this (hysteresis), seconds.
+    load_route_exit_wait_s: float = _setting(2.0, ">= 0")
+    #: Finished attempts the fleet trace keeps in the backend, all workers together (about a day
+    #: at 1000 jobs/min; see docs/guide/dashboard.md for its memory); 0 appends none.
+    trace_keep_rows: int = _setting(1_440_000, ">= 0")
     #: The schedules' leader lease: another worker leads within about this long of a crash.
     leader_lease_s: float = _setting(10.0, "> 0")
     #: Per-job overrides from the file's ``[jobs."<name>"]`` tables.
@@ -373,6 +397,28 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: pool_max_size ({config.pool_max_size}) must be >= "
             f"pool_size ({config.pool_size})"
+        )
+    _validate_memory(config, source)
+
+
+def _validate_memory(config: Config, source: str) -> None:
+    """A job memory limit above the budget could never be kept; hysteresis needs exit <= enter."""
+    budget_mb = config.memory_budget_mb
+    limits = {"max_memory_mb": config.max_memory_mb}
+    for name, options in config.jobs.items():
+        if options.max_memory_mb is not None:
+            limits[f'[jobs."{name}"] max_memory_mb'] = options.max_memory_mb
+    for where, limit_mb in limits.items():
+        if limit_mb > budget_mb:
+            raise ConfigError(
+                f"{source}: {where} ({limit_mb:g}) is above memory_budget_mb ({budget_mb:g}); "
+                "a job allowed that much could never run within the budget: lower the limit "
+                "or raise the budget"
+            )
+    if config.load_route_exit_wait_s > config.load_route_enter_wait_s:
+        raise ConfigError(
+            f"{source}: load_route_exit_wait_s ({config.load_route_exit_wait_s}) must be <= "
+            f"load_route_enter_wait_s ({config.load_route_enter_wait_s})"
         )
 
 

@@ -8,6 +8,7 @@ simulator's pool both call ``target_pool_size`` and apply its answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from kqueue.policy.config import Config
@@ -68,3 +69,37 @@ def target_size(
     if waiting == 0 and size > floor and idle > 0:
         return max(floor, busy, size - step)
     return size
+
+
+def pool_backlog(pending_by_class: Mapping[str, int], routes_to_pool: Callable[[str], bool]) -> int:
+    """Jobs waiting in the backend whose class routes to the pool (the per-class pending counts
+    the backends keep; a class never seen routes by the default estimate, as the router does)."""
+    return sum(
+        count for name, count in pending_by_class.items() if count > 0 and routes_to_pool(name)
+    )
+
+
+def target_size_with_backlog(
+    size: int,
+    busy: int,
+    waiting: int,
+    backlog: int,
+    now_s: float,
+    last_scaled_at_s: float | None,
+    config: Config,
+    *,
+    room: int | None = None,
+) -> int:
+    """``target_size`` counting the backend's backlog for the pool as waiting, capped by the
+    memory budget.
+
+    Args:
+        waiting: jobs the worker holds for the pool.
+        backlog: jobs in the backend that route to the pool (``pool_backlog``), not yet leased.
+        room: pool processes the memory budget allows beyond ``size`` now
+            (``kqueue.policy.admission.pool_room``), or None for no budget.
+    """
+    target = target_size(size, busy, waiting + max(0, backlog), now_s, last_scaled_at_s, config)
+    if room is not None and target > size:
+        target = size + min(target - size, max(0, room))
+    return target

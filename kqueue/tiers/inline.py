@@ -21,6 +21,7 @@ from typing import Any
 
 from kqueue.api.context import CurrentJob, running
 from kqueue.policy.config import Tier
+from kqueue.policy.limits import over_timeout
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
@@ -299,7 +300,7 @@ class InlineRunner(TierRunner):
         if context.cancelled:  # it saw current_job().cancelled (or ended anyway): not retried
             status, error, value = Status.CANCELLED, "cancelled while it ran", None
         finished = time.time()
-        if finished - started > invocation.settings.timeout_s:
+        if over_timeout(finished - started, invocation.settings.timeout_s):
             log.warning(
                 "inline job %s (%s) ran %.1f s, past its timeout_s %.1f s; inline sync "
                 "jobs cannot be stopped, route it to the pool to enforce timeouts",

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kqueue.policy.config import Tier
+from kqueue.policy.limits import timeout_left_s
 from kqueue.policy.scaler import PoolSnapshot, target_pool_size
 from kqueue.policy.status import Status
 from kqueue.tiers import child
@@ -290,7 +291,7 @@ class PoolRunner(TierRunner):
         job.sent_at = started_at
         if job.aborted:
             proc.child.kill(Status.CANCELLED)
-        delay_s = max(0.0, started_at + job.invocation.settings.timeout_s - time.time())
+        delay_s = timeout_left_s(started_at, job.invocation.settings.timeout_s, time.time())
         job.timer = asyncio.get_running_loop().call_later(delay_s, self._on_timeout, proc, job)
 
     def _on_result(self, process: ChildProcess, result: dict[str, Any]) -> None:

@@ -95,6 +95,7 @@ class Worker:
             self.worker_id,
             trace_out=trace_out,
             metrics_port=metrics_port,
+            declared={name: job.declared for name, job in app.jobs.items()},
         )
         #: Leases jobs into its ``waiting`` queues, one per tier.
         self.intake = Intake(app, config, self.runners, self.history, force_inline=force_inline)

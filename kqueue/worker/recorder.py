@@ -2,26 +2,33 @@
 
 The worker hands each settled job to ``Recorder.record``, which feeds the estimator's history
 (shared with the other workers through the backend at most every ``DURATIONS_FLUSH_S``), the trace
-CSV, the Prometheus metrics, the per-minute rates and the run's summary counts. ``publish_status``
-writes the status document ``kqueue pool``, ``kqueue stats`` and the metrics' gauges read.
+CSV, the fleet trace in the backend (``trace_shipper``, off the loop), the Prometheus metrics, the
+per-minute rates and the run's summary counts. ``publish_status`` writes the status document
+``kqueue pool``, ``kqueue stats`` and the metrics' gauges read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import os
 import socket
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from kqueue.policy.config import Config
+from kqueue.policy.config import Config, JobOptions
 from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.status import Status
 from kqueue.policy.trace import TraceRow, TraceWriter
 from kqueue.tiers.base import Outcome
+from kqueue.tiers.procs import rss_mb
 from kqueue.worker.held import best_effort
 from kqueue.worker.rates import RateWindow
+from kqueue.worker.trace_shipper import TraceShipper
 
 if TYPE_CHECKING:
     from kqueue.backends.base import Backend
@@ -47,6 +54,8 @@ class Recorder:
         worker_id: the worker's id, in its trace rows and its status.
         trace_out: CSV path to append a trace row per finished attempt to, or None.
         metrics_port: port to serve Prometheus metrics on from ``start``, or None.
+        declared: each registered job's decorator options, published with the settings so
+            that the dashboard's twin routes them as this worker does.
     """
 
     def __init__(
@@ -58,6 +67,7 @@ class Recorder:
         *,
         trace_out: str | None = None,
         metrics_port: int | None = None,
+        declared: Mapping[str, JobOptions] | None = None,
     ):
         self.backend, self.config = backend, config
         self.history, self.worker_id = history, worker_id
@@ -66,6 +76,8 @@ class Recorder:
         self.by_status: dict[str, int] = {}
         self.metrics_port = metrics_port
         self._trace = TraceWriter(trace_out) if trace_out else None
+        #: Appends rows to the fleet trace (``trace_keep_rows`` > 0), from ``start`` on.
+        self._shipper: TraceShipper | None = None
         self._metrics = None
         #: The last published status and queue depths, read by the metrics at scrape time.
         self._snapshot: tuple[dict, dict] = ({}, {})
@@ -73,11 +85,14 @@ class Recorder:
         self._durations: dict[str, list[float]] = {}
         self._last_durations_flush = time.monotonic()
         self._rates = RateWindow()
+        self._config_toml = twin_config(config, declared or {}).to_toml()
 
     def start(self) -> None:
         """Serve the metrics (with ``metrics_port``) and load the shared estimator history."""
         self._start_metrics()
         self._load_history()
+        if self.config.trace_keep_rows > 0:
+            self._shipper = TraceShipper(self.backend, self.config.trace_keep_rows)
 
     def _start_metrics(self) -> None:
         if self.metrics_port is None:
@@ -115,7 +130,7 @@ class Recorder:
         self.done += 1
         self._rates.add(pending.tier.value, outcome.finished_at)
         self.by_status[outcome.status.value] = self.by_status.get(outcome.status.value, 0) + 1
-        if self._trace is not None:
+        if self._trace is not None or self._shipper is not None:
             self._rows.append(self._row(pending, outcome))
         if self._metrics is not None:
             wait_s = max(0.0, outcome.started_at - pending.due_at)
@@ -170,6 +185,8 @@ class Recorder:
         if self._rows:
             if self._trace is not None:
                 self._trace.write_many(self._rows)
+            if self._shipper is not None:
+                self._shipper.put(self._rows)
             self._rows = []
 
     def publish_status(self, queues: tuple[str, ...], tiers: dict[str, dict[str, Any]]) -> None:
@@ -191,6 +208,9 @@ class Recorder:
             "done": self.done,
             "per_minute": self._rates.per_minute(time.time()),
             "tiers": tiers,
+            # for the dashboard: this process's memory, and the settings the twin should run
+            "memory_mb": _rounded_mb(rss_mb(os.getpid())),
+            "config_toml": self._config_toml,
         }
         self.backend.publish_status(self.worker_id, json.dumps(status).encode(), STATUS_TTL_S)
         if self._metrics is not None:
@@ -199,8 +219,29 @@ class Recorder:
             self._snapshot = (status, depths)
 
     def close(self) -> None:
-        """Close the trace file and stop serving metrics."""
+        """Ship the last trace rows, close the trace file and stop serving metrics."""
+        self._flush_rows()
+        if self._shipper is not None:
+            self._shipper.close()
         if self._trace is not None:
             self._trace.close()
         if self._metrics is not None:
             self._metrics.close()
+
+
+def _rounded_mb(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 1)
+
+
+def twin_config(config: Config, declared: Mapping[str, JobOptions]) -> Config:
+    """``config`` with each job's declared options over its ``[jobs."<name>"]`` table.
+
+    The twin knows a job only by name, so what its decorator says (``tier="inline"``) has to
+    travel as a per-job table; precedence is kept, since a declared option wins anyway.
+    """
+    jobs = dict(config.jobs)
+    for name, options in declared.items():
+        given = {k: v for k, v in dataclasses.asdict(options).items() if v is not None}
+        if given:
+            jobs[name] = dataclasses.replace(config.job_options(name), **given)
+    return dataclasses.replace(config, jobs=MappingProxyType(jobs))

@@ -7,6 +7,7 @@ into the runtime's trace rows.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,12 @@ class Outcome:
     isolated_inherited_mb: np.ndarray
     cpu_busy_core_s: float
     wall_s: float
+    #: Attempts a limit killed, by tier name then status (``timeout`` / ``memory``), and the
+    #: jobs dead-lettered after their last attempt was killed, likewise.
+    kills: dict = dataclasses.field(default_factory=dict)
+    dead: dict = dataclasses.field(default_factory=dict)
+    #: Per job: True when it was dead-lettered (its last attempt killed by a limit).
+    dead_mask: np.ndarray | None = None
 
     @classmethod
     def from_model(cls, model: Model, prepared: TraceJobs, config, host, wall_s: float) -> Outcome:
@@ -60,7 +67,7 @@ class Outcome:
             tier=np.asarray(model.tier, np.int8),
             estimated_s=np.asarray(model.estimated_s, float),
             process=np.asarray(model.process, np.int64),
-            memory_mb=np.asarray(model.jobs.memory_mb, float),
+            memory_mb=np.asarray(model.memory_mb, float),
             inline_steps=inline.memory.steps(),
             pool_steps=pool.memory.steps(),
             pool_alive_process_s=pool.alive_process_s,
@@ -71,7 +78,19 @@ class Outcome:
             isolated_inherited_mb=_per_job(model.tiers[ISOLATED].inherited_mb, len(model.tier)),
             cpu_busy_core_s=model.cpu.busy_core_s,
             wall_s=wall_s,
+            kills=_by_tier(model.kills.items()),
+            dead=_by_tier(((model.tier[j], s), 1) for j, s in model.dead.items()),
+            dead_mask=_per_job(dict.fromkeys(model.dead, 1.0), len(model.tier)) > 0,
         )
+
+
+def _by_tier(counts) -> dict[str, dict[str, int]]:
+    """``{tier name: {status: count}}`` from ``((tier code, Status), count)`` pairs."""
+    out: dict[str, dict[str, int]] = {}
+    for (code, status), count in counts:
+        tier = out.setdefault(TIER_NAMES[code], {})
+        tier[str(status)] = tier.get(str(status), 0) + count
+    return out
 
 
 def _per_job(values: dict[int, float], jobs: int) -> np.ndarray:

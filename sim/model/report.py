@@ -90,6 +90,13 @@ class SimResult:
     #: Total memory over time: columns ``time_s`` (from trace start), ``memory_mb``.
     memory: pd.DataFrame = dataclasses.field(repr=False, compare=False)
     outcome: Outcome = dataclasses.field(repr=False, compare=False)
+    #: Attempts killed by the runtime's limits (``kqueue.policy.limits``), jobs dead-lettered
+    #: after them, and both per tier and reason: ``{"pool": {"timeout": 3}}``.
+    killed_timeout: int = 0
+    killed_memory: int = 0
+    dead: int = 0
+    kills: dict = dataclasses.field(default_factory=dict)
+    dead_by_tier: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The numbers as plain JSON-ready values (no trace, no memory series)."""
@@ -153,7 +160,16 @@ def summarize(outcome: Outcome) -> SimResult:
         jobs_per_wall_s=len(o.submitted_s) / o.wall_s if o.wall_s > 0 else math.inf,
         memory=total.series(),
         outcome=o,
+        killed_timeout=_count(o.kills, "timeout"),
+        killed_memory=_count(o.kills, "memory"),
+        dead=_count(o.dead, None),
+        kills=o.kills,
+        dead_by_tier=o.dead,
     )
+
+
+def _count(by_tier: dict[str, dict[str, int]], status: str | None) -> int:
+    return sum(n for tier in by_tier.values() for s, n in tier.items() if status in (None, s))
 
 
 def _memory_steps(o: Outcome) -> dict[str, Steps]:
@@ -323,8 +339,24 @@ def render(result: SimResult) -> str:
         f"peak memory {result.peak_memory_mb:.0f} MB at t={result.peak_memory_at_s:.1f} s; "
         f"pool peak {result.pool_peak_processes} processes"
         + (f"; CPU {result.cpu_utilisation:.0%}" if result.cpu_utilisation is not None else ""),
+        _kills_line(result),
         f"defaults used: cpu_s on {result.default_cpu_rows} rows, memory_mb on "
         f"{result.default_memory_rows} rows",
         f"simulated in {result.wall_s:.2f} s ({result.jobs_per_wall_s:,.0f} jobs per wall second)",
     ]
     return "\n".join(lines)
+
+
+def _kills_line(result: SimResult) -> str:
+    """What the runtime's limits did: killed attempts and dead letters per tier and reason."""
+    if not (result.killed_timeout or result.killed_memory):
+        return "limits killed no job (timeout_s, max_memory_mb)"
+    parts = [
+        f"{tier} {status} {n}"
+        for tier, counts in result.kills.items()
+        for status, n in counts.items()
+    ]
+    return (
+        f"KILLED by limits: {result.killed_timeout} attempts for time, {result.killed_memory} for "
+        f"memory ({', '.join(parts)}); {result.dead} jobs dead-lettered"
+    )

@@ -284,6 +284,8 @@ class PoolTier:
         self._job_extra_mb: dict[int, float] = {}
         self.inherited_mb: dict[int, float] = {}
         self.jobs_run: dict[int, int] = {}
+        #: Jobs whose attempt a limit is ending (the model adds them before ``release``).
+        self.killed: set[int] = set()
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
         self.alive_process_s = 0.0
         self.memory = MemoryLog()
@@ -318,8 +320,12 @@ class PoolTier:
         extra_mb = self._job_extra_mb.pop(pid)
         self.memory.add(self.env.now, kept_mb - self.high_water_mb[pid] - extra_mb)
         self.high_water_mb[pid] = kept_mb
+        killed = job in self.killed  # a limit killed it: the runtime replaces the process
+        if killed:
+            self.killed.discard(job)
         if (
-            self.jobs_run[pid] >= self.config.max_jobs_per_worker
+            killed
+            or self.jobs_run[pid] >= self.config.max_jobs_per_worker
             or self.base_mb + self.high_water_mb[pid] > self.config.max_worker_memory_mb
         ):
             self.recycles += 1

@@ -26,10 +26,21 @@ from collections.abc import Callable
 
 import simpy
 
-from kqueue.policy import Config, DurationHistory, HostProfile, JobOptions, Tier, resolve_job, route
+from kqueue.policy import (
+    Config,
+    DurationHistory,
+    HostProfile,
+    JobOptions,
+    JobSettings,
+    Status,
+    Tier,
+    resolve_job,
+    route,
+)
+from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
-from sim.model.jobs import INLINE, TIER_CODE, Jobs
+from sim.model.jobs import INLINE, POOL, TIER_CODE, TIERS, Jobs
 from sim.model.rules import BacklogQueue, ClassRules, Gate, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
@@ -86,7 +97,17 @@ class Model:
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
         self._duration_s, self._job_class = jobs.duration_s, jobs.job_class
-        self._settings: dict[str, tuple[Tier, float | None]] = {}
+        self._settings: dict[str, tuple[Tier, float | None, JobSettings]] = {}
+        #: The runtime's limits (``kqueue.policy.limits``): memory as each attempt holds it (a
+        #: job over its ``max_memory_mb`` on a limited tier holds at most that), the kill due
+        #: at the end of a running attempt, when it started, the attempt number of retried jobs,
+        #: attempts killed per (tier code, status) and each dead-lettered job's last status.
+        self.memory_mb = list(jobs.memory_mb)
+        self._kill: dict[int, Status] = {}
+        self._attempt_start_s: dict[int, float] = {}
+        self.attempts: dict[int, int] = {}
+        self.kills: dict[tuple[int, Status], int] = {}
+        self.dead: dict[int, Status] = {}
         #: Jobs leased so far (the next one to lease is this index), and when to report progress.
         self._leased = self._next_report = 0
         self._report_every = max(1, n // 100)
@@ -102,7 +123,7 @@ class Model:
             self.run,
             config.max_concurrent_inline,
             host,
-            memory_mb=jobs.memory_mb,
+            memory_mb=self.memory_mb,
             slot_s=self.slot_s,
             inline_computing=self.cpu.inline_computing,
         )
@@ -113,7 +134,7 @@ class Model:
                 self.run,
                 config,
                 host,
-                memory_mb=jobs.memory_mb,
+                memory_mb=self.memory_mb,
                 process=self.process,
                 inline_level_mb=inline.level_mb,
             ),
@@ -243,13 +264,18 @@ class Model:
         settings = self._settings.get(job_class)
         if settings is None:
             resolved = resolve_job(self.config, job_class, JobOptions())
-            settings = self._settings[job_class] = (resolved.tier, resolved.estimated_duration_s)
-        declared, explicit_s = settings
+            settings = (resolved.tier, resolved.estimated_duration_s, resolved)
+            self._settings[job_class] = settings
+        declared, explicit_s, resolved = settings
         config = self.config
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
         tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
         self.tier[job] = tier
+        memory_mb = self.jobs.memory_mb[job]
+        if tier != INLINE and memory_mb > resolved.max_memory_mb:
+            memory_mb = resolved.max_memory_mb  # the limit stops it there
+        self.memory_mb[job] = memory_mb
         if self.gate is None:
             self.tiers[tier].submit(job)
         else:
@@ -262,9 +288,12 @@ class Model:
         env = self.env
         now = env.now
         self.slot_s[job] = now
-        self.started_s[job] = now + overhead_s
+        if self.started_s[job] != self.started_s[job]:  # NaN: the first attempt (waits count it)
+            self.started_s[job] = now + overhead_s
         duration_s, cpu_s = self._duration_s[job], self._cpu_s[job]
         inline = self.tier[job] == INLINE
+        if not inline:
+            duration_s, cpu_s = self._limit(job, now + overhead_s, duration_s, cpu_s)
         if cpu_s > 0 and (inline or self._cpu_shared):
             self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, inline)
         else:
@@ -273,12 +302,56 @@ class Model:
     def _ended(self, event: simpy.Event) -> None:
         self._cpu_done(event._value)
 
+    def _limit(self, job: int, start_s: float, duration_s: float, cpu_s: float):
+        """The (duration, CPU) this attempt runs under its limits; notes a kill due at its end."""
+        settings = self._settings[self._job_class[job]][2]
+        self._attempt_start_s[job] = start_s
+        status = kill_status(TIERS[self.tier[job]], duration_s, self.jobs.memory_mb[job], settings)
+        if status is None:
+            return duration_s, cpu_s
+        self._kill[job] = status
+        if duration_s > settings.timeout_s:  # stopped at the timeout, its CPU work pro rata
+            cpu_s *= settings.timeout_s / duration_s
+            duration_s = settings.timeout_s
+        return duration_s, cpu_s
+
     def _cpu_done(self, job: int) -> None:
         now = self.env.now
-        self.finished_s[job] = now
-        self.history.record(self._job_class[job], now - self.started_s[job])
-        self.tiers[self.tier[job]].release(job)
+        tier = self.tier[job]
+        status = None
+        if tier != INLINE:
+            status = self._kill.pop(job, None)
+            settings = self._settings[self._job_class[job]][2]
+            start_s = self._attempt_start_s.pop(job)
+            if status is None and over_timeout(now - start_s, settings.timeout_s):
+                status = Status.TIMEOUT  # CPU sharing stretched it past its timeout
+        if status is None:
+            self.finished_s[job] = now
+            self.history.record(self._job_class[job], now - self.started_s[job])
+            self.tiers[tier].release(job)
+        else:
+            self._killed(job, tier, status, settings, now)
         if self.gate is not None:
             self.gate.ended(job)
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle(now)
+
+    def _killed(self, job: int, tier: int, status: Status, settings: JobSettings, now: float):
+        """A limit ended this attempt: free its slot, then retry it after the backoff (routed
+        again, as the runtime's fetch does) or dead-letter it."""
+        key = (tier, status)
+        self.kills[key] = self.kills.get(key, 0) + 1
+        if tier == POOL:
+            self.tiers[POOL].killed.add(job)
+        self.tiers[tier].release(job)
+        attempt = self.attempts.get(job, 1)
+        delay_s = after_kill_s(settings, attempt)
+        if delay_s is None:
+            self.finished_s[job] = now
+            self.dead[job] = status
+            return
+        self.attempts[job] = attempt + 1
+        Call(self.env, delay_s, self._retry, job)
+
+    def _retry(self, event: simpy.Event) -> None:
+        self.dispatch(event._value)

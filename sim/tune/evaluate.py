@@ -35,6 +35,11 @@ class Problem:
     host: HostProfile
     base: Config
     seed: int = 0
+    #: Seeds of the split over hosts every share of which must meet the targets.
+    seeds: int = 3
+    #: True when the user asked for the base config's limits (``--keep-limits``): kills are then
+    #: counted, not disqualifying.
+    keep_limits: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,19 +51,28 @@ class Evaluation:
     stable: bool
     peak_memory_mb: float
     throughput_per_min: float
-    #: (SLO name, margin) in the problem's SLO order; negative = missed.
-    margins: tuple[tuple[str, float], ...]
+    #: (SLO name, margin) in the problem's SLO order; negative = missed, None = no jobs.
+    margins: tuple[tuple[str, float | None], ...]
     feasible: bool
+    #: Attempts the runtime's limits killed (timeout, memory) and jobs dead-lettered.
+    killed: int = 0
+    dead: int = 0
 
     @property
     def worst_margin(self) -> float:
-        """The smallest SLO margin (the binding SLO's)."""
-        return min((m for _, m in self.margins), default=1.0)
+        """The smallest margin of the SLOs that checked something (the binding SLO's)."""
+        return min((m for _, m in self.margins if m is not None), default=1.0)
 
     @property
     def binding_slo(self) -> str:
-        """The name of the SLO with the smallest margin."""
-        return min(self.margins, key=lambda item: item[1])[0] if self.margins else ""
+        """The name of the checked SLO with the smallest margin."""
+        checked = [item for item in self.margins if item[1] is not None]
+        return min(checked, key=lambda item: item[1])[0] if checked else ""
+
+    @property
+    def checked(self) -> bool:
+        """True when some SLO had jobs to check (or there is no SLO at all)."""
+        return not self.margins or any(m is not None for _, m in self.margins)
 
     def rank(self, budget_mb: float) -> tuple:
         """Sort key: feasible first by memory then waits; infeasible by how far off they are."""
@@ -77,7 +91,16 @@ def evaluate(result: SimResult, config: Config, problem: Problem) -> Evaluation:
     jobs = result.outcome.prepared.jobs
     groups = job_groups(jobs.job_class, jobs.duration_s, problem.base)
     found = margins(result, problem.slos, groups)
-    ok = result.stable and all(m >= 0 for m in found.values())
+    checked = [m for m in found.values() if m is not None]
+    # never feasible on SLOs that checked nothing, nor with a job killed by limits the user
+    # did not ask for (``Problem.keep_limits``)
+    killed = result.killed_timeout + result.killed_memory
+    ok = (
+        result.stable
+        and all(m >= 0 for m in checked)
+        and (bool(checked) or not found)
+        and (killed == 0 or problem.keep_limits)
+    )
     return Evaluation(
         config=config,
         jobs=result.jobs,
@@ -86,6 +109,8 @@ def evaluate(result: SimResult, config: Config, problem: Problem) -> Evaluation:
         throughput_per_min=result.throughput_per_min,
         margins=tuple(found.items()),
         feasible=ok and result.peak_memory_mb <= problem.memory_budget_mb,
+        killed=killed,
+        dead=result.dead,
     )
 
 

@@ -20,17 +20,18 @@ Every final number comes from a simulation of the whole trace (or share) with th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from kqueue.errors import ConfigError
 from kqueue.policy import Config
 from sim.model.jobs import TraceJobs
-from sim.tune.evaluate import Evaluation, Evaluator, Problem, select, subset
+from sim.tune.evaluate import Evaluation, Evaluator, Problem, select
+from sim.tune.hosts import HostCheck, ShareRun, check
+from sim.tune.hosts import seeds_of as hosts_seeds
 from sim.tune.space import (
     INLINE_SAFE_MAX_S,
     MAX_CPU_UTILISATION,
@@ -45,6 +46,7 @@ from sim.tune.space import (
     splits,
     wait_target,
 )
+from sim.tune.split import share, shares
 
 #: Jobs in the first screening window, and in the second (successive halving).
 SCREEN_JOBS = (5_000, 20_000)
@@ -61,8 +63,10 @@ REFINE_ROUNDS = 5
 MAX_SLOTS = 100_000
 #: A worker's share smaller than this is not simulated (the host count is then a bound).
 MIN_SHARE_JOBS = 50
-#: Searches spent on finding the number of hosts (doubling, then bisection).
+#: Host counts tried when finding the number of hosts (doubling, bisection, the count below).
 HOST_SEARCHES = 8
+#: Rounds of growing capacities on a failing share before a host count is given up.
+SHARE_FIXES = 2
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,35 @@ class TuneResult:
     candidates: int
     simulations: int
     wall_s: float
+    #: Every host count checked on every share of every seed (``sim.tune.hosts``), by count.
+    checks: dict = dataclasses.field(default_factory=dict)
+    #: Hosts each bound alone asks for (``host_bounds``).
+    bounds: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def check(self) -> HostCheck | None:
+        """The check at the answer's host count."""
+        return self.checks.get(self.hosts)
+
+    @property
+    def below(self) -> HostCheck | None:
+        """The check one host fewer than the answer (None when not run)."""
+        return self.checks.get(self.hosts - 1)
+
+    def what_sets_count(self) -> str:
+        """What sets the host count: what fails one host fewer, and what the bounds alone ask."""
+        bounds = ", ".join(f"{name} alone needs {k}" for name, k in self.bounds.items())
+        bounds = f" (bounds: {bounds})" if bounds else ""
+        if self.hosts == 1:
+            return "one host meets every target" + bounds
+        below = self.below
+        if below is not None and not below.feasible:
+            return f"at {self.hosts - 1} hosts {below.failures()}" + bounds
+        lowest = max(self.bounds.values(), default=1)
+        if self.hosts - 1 < lowest:
+            name = max(self.bounds, key=self.bounds.get)
+            return f"{self.hosts - 1} hosts are below the {name} bound{bounds}"
+        return f"{self.hosts - 1} hosts were not checked{bounds}"
 
 
 def tune(
@@ -119,12 +152,26 @@ def tune(
     if not binding:
         run = _search(prepared, trace, problem, processes, progress)
         binding = "" if run[0].feasible else describe_miss(run[0], problem)
-    hosts, verified = 1, True
+    hosts, verified, checks = 1, True, {}
     if binding:
-        hosts, verified, run = _hosts(prepared, trace, problem, processes, progress, run)
-    best, tried, share, counts = run
-    return TuneResult(best.config, best, hosts, verified, binding, tried, share, problem,
-                      counts[0], counts[1], time.perf_counter() - began)  # fmt: skip
+        hosts, verified, run, checks = _hosts(prepared, trace, problem, processes, progress, run)
+    best, tried, part, counts = run
+    if hosts in checks and checks[hosts].feasible:
+        best = _on_host_one(checks[hosts], best)
+    else:
+        checks[hosts] = HostCheck(hosts, best.config, (ShareRun(problem.seed, 0, best),),
+                                  problem.memory_budget_mb)  # fmt: skip
+    return TuneResult(best.config, best, hosts, verified, binding, tried, part, problem,
+                      counts[0], counts[1], time.perf_counter() - began, checks,
+                      host_bounds(trace, problem))  # fmt: skip
+
+
+def _on_host_one(checked: HostCheck, best: Evaluation) -> Evaluation:
+    """The checked config's evaluation on host 1 of the first seed (what the report shows)."""
+    for r in checked.runs:
+        if r.host == 0 and r.evaluation.config == checked.config:
+            return r.evaluation
+    return best
 
 
 def one_host_bound(trace: TraceProfile, problem: Problem) -> str:
@@ -309,34 +356,115 @@ def _recycle_mb(config: Config, trace: TraceProfile, problem: Problem) -> float 
     return limit if limit < config.max_worker_memory_mb else None
 
 
-def share(prepared: TraceJobs, hosts: int, seed: int, host: int = 0) -> TraceJobs:
-    """Worker ``host``'s share when arrivals are spread over ``hosts`` workers (seeded, uniform;
-    the tuner judges worker 0's)."""
-    owner = np.random.default_rng(seed).integers(hosts, size=len(prepared.jobs))
-    return subset(prepared, np.flatnonzero(owner == host))
+def _share_search(prepared, hosts, problem, processes, progress):
+    """The search on host 1's share of ``problem.seed``'s split at ``hosts`` hosts, or None when
+    that share is too small to simulate."""
+    part = share(prepared, hosts, problem.seed)
+    if len(part.jobs) < MIN_SHARE_JOBS:
+        return None
+    return _search(part, profile(part, problem.base), problem, processes,
+                   _labelled(progress, f"{hosts} hosts, seed {problem.seed}, host 1"))  # fmt: skip
+
+
+def _labelled(progress, prefix: str):
+    """``progress`` with every stage's label prefixed by the host count and seed being tried."""
+    if progress is None:
+        return None
+    return lambda label: progress(f"[{prefix}] {label}")
+
+
+def _up_moves(config: Config) -> list[Config]:
+    """Configs with more capacity only: for a share that fails where host 1's passed."""
+    pool, isolated, inline = (config.pool_max_size, config.max_concurrent_isolated,
+                              config.max_concurrent_inline)  # fmt: skip
+    grow = {"max_concurrent_isolated": isolated + max(1, isolated // 4),
+            "max_concurrent_inline": inline * 2}  # fmt: skip
+    if config.pool_size > 0:
+        bigger = pool + max(1, pool // 4)
+        grow |= {"pool_size": bigger, "pool_max_size": bigger}
+    moves = [config.replace(**{k: v}) for k, v in grow.items() if not k.startswith("pool_max")]
+    if config.pool_size > 0:
+        moves.append(config.replace(pool_size=grow["pool_size"], pool_max_size=grow["pool_size"]))
+    moves.append(config.replace(**grow))
+    return list(dict.fromkeys(moves))
+
+
+def _fix(prepared, first: HostCheck, problem, processes, progress) -> HostCheck:
+    """Host 1's config failed another share: grow capacities on the worst share (at most
+    ``SHARE_FIXES`` rounds) and check every share again; returns the last check."""
+    checked = first
+    for round_ in range(1, SHARE_FIXES + 1):
+        worst = checked.worst
+        part = shares(prepared, checked.hosts, worst.seed)[worst.host]
+        label = f"[{checked.hosts} hosts, seed {worst.seed}, host {worst.host + 1}] fix {round_}"
+        with Evaluator(part, [len(part.jobs)], problem, processes, progress) as evaluator:
+            evaluator.run(len(part.jobs), _up_moves(checked.config), label)
+            tried = evaluator.on_full_trace()
+        if not any(e.feasible for e in tried):
+            return checked
+        pick = select(tried, problem.memory_budget_mb)
+        checked = _check(prepared, pick.config, problem, checked.hosts, processes, progress)
+        if checked.feasible:
+            return checked
+    return checked
+
+
+def _check(prepared, config, problem, hosts, processes, progress) -> HostCheck:
+    seeds = hosts_seeds(problem)
+    report = progress(f"[{hosts} hosts, seeds {seeds[0]}-{seeds[-1]}] every share") \
+        if progress else None  # fmt: skip
+    return check(prepared, config, problem, hosts, processes=processes, progress=report)
+
+
+def _try_hosts(prepared, hosts, problem, processes, progress):
+    """(HostCheck at ``hosts``, the search run on host 1's share) or None (share too small)."""
+    run = _share_search(prepared, hosts, problem, processes, progress)
+    if run is None:
+        return None
+    best = run[0]
+    if not best.feasible:
+        return HostCheck(hosts, best.config, (ShareRun(problem.seed, 0, best),),
+                         problem.memory_budget_mb), run  # fmt: skip
+    checked = _check(prepared, best.config, problem, hosts, processes, progress)
+    if not checked.feasible:
+        checked = _fix(prepared, checked, problem, processes, progress)
+    return checked, run
+
+
+def host_bounds(trace: TraceProfile, problem: Problem) -> dict[str, int]:
+    """Hosts each bound alone asks for: ``{"CPU": k, "memory": k}`` (those that bind)."""
+    host, budget = problem.host, problem.memory_budget_mb
+    found = {}
+    if host.cores:
+        found["CPU"] = max(1, math.ceil(trace.cpu_load_cores / (host.cores * MAX_CPU_UTILISATION)))
+    floor = min_memory_floor(trace, problem)
+    if math.isfinite(budget) and budget > host.worker_mb:
+        found["memory"] = max(1, math.ceil((floor - host.worker_mb) / (budget - host.worker_mb)))
+    return found
 
 
 def _hosts(prepared, trace, problem, processes, progress, one_host):
-    """The least number of workers whose share meets the targets: (k, verified, search run).
+    """The least host count at which every share of every seed meets the targets.
 
-    Starts at the bounds' count, doubles until a share's search is feasible, then bisects
-    between the last failing and the first working count (at most ``HOST_SEARCHES`` searches).
+    Returns ``(k, verified, search run at k, {k: HostCheck})``. From the bounds' count it doubles
+    until a count passes every share, bisects between the last failing and the first passing
+    count, then checks the count below the answer and keeps stepping down while that passes
+    (feasibility need not grow with the count: a split's shares are random), all within
+    ``HOST_SEARCHES`` counts. The check at ``k - 1`` says what fails there.
     """
-    host, budget = problem.host, problem.memory_budget_mb
-    k = 2
-    if host.cores:
-        k = max(k, math.ceil(trace.cpu_load_cores / (host.cores * MAX_CPU_UTILISATION)))
-    floor = min_memory_floor(trace, problem)
-    if math.isfinite(budget) and floor > budget:
-        k = max(k, math.ceil((floor - host.worker_mb) / (budget - host.worker_mb)))
-    runs: dict[int, tuple] = {}
+    k = max(2, *host_bounds(trace, problem).values())
+    tried: dict[int, tuple] = {}
 
     def works(hosts: int) -> bool | None:
-        part = share(prepared, hosts, problem.seed)
-        if len(part.jobs) < MIN_SHARE_JOBS or len(runs) >= HOST_SEARCHES:
+        if hosts in tried:
+            return tried[hosts][0].feasible
+        if len(tried) >= HOST_SEARCHES:
             return None
-        runs[hosts] = _search(part, profile(part, problem.base), problem, processes, progress)
-        return runs[hosts][0].feasible
+        found = _try_hosts(prepared, hosts, problem, processes, progress)
+        if found is None:
+            return None
+        tried[hosts] = found
+        return found[0].feasible
 
     low, high = k - 1, None
     while high is None:
@@ -351,9 +479,12 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
         if ok is None:
             break
         low, high = (low, middle) if ok else (middle, high)
+    while high is not None and high - 1 >= 2 and works(high - 1):
+        high -= 1  # the count below passed too: the answer is lower than the bisection said
+    checks = {hosts: found[0] for hosts, found in tried.items()}
     if high is not None:
-        return high, True, runs[high]
-    last = runs[max(runs)] if runs else one_host
+        return high, True, tried[high][1], checks
+    last = tried[max(tried)][1] if tried else one_host
     if last is None:  # not even one share could be simulated: report the one-host search
         last = _search(prepared, trace, problem, processes, progress)
-    return low + 1, False, last
+    return low + 1, False, last, checks

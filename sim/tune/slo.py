@@ -9,7 +9,12 @@ they are held to the isolated tier's minute).
 
 The *margin* of an SLO in a run is the room left relative to the target: ``(target - value) /
 target`` for upper bounds (waits, latencies), ``(value - target) / target`` for lower bounds
-(throughput), capped at 1. Negative means missed. A group with no jobs meets every SLO (margin 1).
+(throughput), capped at 1. Negative means missed. An SLO on a group with no jobs checked
+nothing: its margin is ``None`` ("no jobs (not checked)"), never a met target.
+
+The default rule (``parse_slos``): the defaults (``DEFAULT_SLOS``) always bind; an ``--slo`` adds
+an objective or replaces the default of the same ``tier.metric``; ``--no-default-slos`` keeps
+only the named ones.
 """
 
 from __future__ import annotations
@@ -75,10 +80,11 @@ class Slo:
         """This metric of ``group_stats`` (``None`` when the group ran no job)."""
         return stats[self.tier][METRICS[self.metric][0]]
 
-    def margin(self, value: float | None) -> float:
-        """Room left relative to the target (negative = missed), at most ``MAX_MARGIN``."""
+    def margin(self, value: float | None) -> float | None:
+        """Room left relative to the target (negative = missed), at most ``MAX_MARGIN``;
+        ``None`` when the group ran no job (nothing was checked)."""
         if value is None:
-            return MAX_MARGIN
+            return None
         if self.target == 0:
             return MAX_MARGIN if value <= 0 else -1.0
         room = (self.target - value) if self.upper else (value - self.target)
@@ -121,10 +127,27 @@ def parse_slo(text: str) -> Slo:
     return Slo(tier, metric, target)
 
 
-def parse_slos(texts: Iterable[str] | None) -> tuple[Slo, ...]:
-    """Parse every ``--slo``; none given means ``DEFAULT_SLOS``. A repeated name: the last wins."""
-    given = {slo.name: slo for slo in map(parse_slo, texts or ())}
-    return tuple(given.values()) or DEFAULT_SLOS
+#: The default rule, as ``--help`` and the report state it.
+DEFAULT_RULE = (
+    "the defaults (inline 1 s, pool 10 s, isolated 60 s p95 waits) always bind; an --slo adds an "
+    "objective or replaces the default of the same tier.metric; --no-default-slos keeps only "
+    "the named ones"
+)
+
+
+def parse_slos(texts: Iterable[str] | None, *, defaults: bool = True) -> tuple[Slo, ...]:
+    """Parse every ``--slo`` over the defaults (unless ``defaults`` is false): a named
+    ``tier.metric`` replaces its default, the other defaults still bind; a repeated name: the
+    last wins."""
+    given = {slo.name: slo for slo in (DEFAULT_SLOS if defaults else ())}
+    given.update({slo.name: slo for slo in map(parse_slo, texts or ())})
+    return tuple(given.values())
+
+
+def empty_groups(slos: Iterable[Slo], groups: np.ndarray) -> list[str]:
+    """The SLO groups (tier names) that some SLO names but that hold no job."""
+    present = {TIER_NAMES[code] for code in np.unique(groups)} | {"all"} if len(groups) else set()
+    return sorted({slo.tier for slo in slos} - present)
 
 
 def job_groups(job_class: list[str], duration_s: list[float], base: Config) -> np.ndarray:
@@ -168,7 +191,8 @@ def group_stats(result: SimResult, groups: np.ndarray) -> dict[str, dict[str, fl
     return stats
 
 
-def margins(result: SimResult, slos: Iterable[Slo], groups: np.ndarray) -> dict[str, float]:
-    """Each SLO's margin in ``result``, by name (``groups`` from ``job_groups``)."""
+def margins(result: SimResult, slos: Iterable[Slo], groups: np.ndarray) -> dict[str, float | None]:
+    """Each SLO's margin in ``result``, by name (``groups`` from ``job_groups``; ``None`` for
+    an SLO whose group ran no job)."""
     stats = group_stats(result, groups)
     return {slo.name: slo.margin(slo.value(stats)) for slo in slos}

@@ -70,8 +70,8 @@ def test_durations_read_in_their_unit(seconds, text):
 def test_throughput_counts_the_arrival_window_not_the_drain():
     # Given short jobs every second for a minute and one job of almost three hours in the middle
     rows = [(float(t), "short", 0.01) for t in range(61)] + [(30.0, "long", 10_000.0)]
-    # When they run on an ideal host with room for all of them
-    result = simulate(_trace(rows), Config(), HostProfile.ideal())
+    # When they run on an ideal host with room for all of them (and a timeout the long job fits)
+    result = simulate(_trace(rows), Config(timeout_s=20_000.0), HostProfile.ideal())
     # Then the offered rate is the arrivals over the window, 61/min ...
     assert result.arrival_rate_per_min == pytest.approx(61.0)
     # ... and the completed throughput is the 60 short jobs done by the last arrival, per minute

@@ -143,7 +143,14 @@ def test_slo_errors_say_what_is_valid(text, message):
 
 def test_no_slos_given_means_the_stated_defaults():
     assert parse_slos(None) == DEFAULT_SLOS
-    assert parse_slos(["pool.p95_wait=5s", "pool.p95_wait=3s"]) == (Slo("pool", "p95_wait", 3.0),)
+    # a named SLO replaces its default; the last of a repeated name wins; the others still bind
+    inline, _, isolated = DEFAULT_SLOS
+    assert parse_slos(["pool.p95_wait=5s", "pool.p95_wait=3s"]) == (
+        inline,
+        Slo("pool", "p95_wait", 3.0),
+        isolated,
+    )
+    assert parse_slos(["pool.p95_wait=3s"], defaults=False) == (Slo("pool", "p95_wait", 3.0),)
 
 
 def test_long_classes_are_never_routed_inline():
