@@ -224,3 +224,32 @@ def add_schedule_jobs(
     rows.sort(key=lambda row: row[0])  # stable: the trace's own order stays
     merged = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
     return Jobs(*(list(column) for column in merged))
+
+
+def with_schedule_rows(trace, schedules: Mapping[str, Schedule]):
+    """A trace DataFrame with one row per schedule tick over its span (``[schedules]``).
+
+    Each added row is a job of the schedule's class due at the tick, with that class's median
+    ``duration_s`` (and ``cpu_s`` / ``memory_mb`` when the trace has them) from the trace.
+
+    Raises:
+        ValueError: a schedule's job class has no rows in the trace (its duration is unknown).
+    """
+    import pandas as pd
+
+    start_s, end_s = float(trace["submitted_at"].min()), float(trace["submitted_at"].max())
+    added = []
+    for schedule in schedules.values():
+        rows = trace[trace["job_class"] == schedule.job_name]
+        if rows.empty:
+            raise ValueError(
+                f"schedule {schedule.name!r} fires {schedule.job_name!r}, which the trace has no "
+                "rows of: its duration is unknown"
+            )
+        typical = {c: float(rows[c].median()) for c in ("duration_s", "cpu_s", "memory_mb")
+                   if c in rows}  # fmt: skip
+        for tick in due_ticks(schedule, start_s, end_s, 10**7):
+            added.append({"submitted_at": tick, "job_class": schedule.job_name, **typical})
+    if not added:
+        return trace
+    return pd.concat([trace, pd.DataFrame(added)], ignore_index=True)
