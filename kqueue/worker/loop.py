@@ -50,6 +50,9 @@ BACKOFF_MAX_S = 5.0
 STOPPED_RUNS_WAIT_S = 1.0
 #: Sent to a running worker, makes it finish what is queued and exit (as ``--burst``).
 DRAIN_SIGNAL = signal.SIGUSR1
+#: Sent to a running worker, makes it stop as for SIGTERM and mark the stop as a reload
+#: (``kqueue run`` then starts the new code and config in a fresh process: ``ops.reload``).
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 class Worker:
@@ -111,6 +114,8 @@ class Worker:
         self._last_cancel_poll = 0.0
         self._stopping = False
         self._force = False
+        #: The stop was asked by ``request_reload`` (SIGHUP): the caller starts the new code.
+        self.reload_requested = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_extend = self._last_status = 0.0
@@ -170,14 +175,33 @@ class Worker:
 
     def request_stop(self) -> None:
         """Stop fetching and shut down gracefully; a second request skips the grace period.
+        A stop asked during a reload's grace period ends the reload: the worker exits.
 
         Safe to call from any thread.
         """
-        self._on_loop(self._stop_now)
+        self._on_loop(self._stop_for_good)
+
+    def _stop_for_good(self) -> None:
+        self.reload_requested = False
+        self._stop_now()
 
     def drain(self) -> None:
         """Exit once the queues are empty, as with ``--burst``. Safe to call from any thread."""
         self._on_loop(self._drain_now)
+
+    def request_reload(self) -> None:
+        """Stop as ``request_stop`` does (finish running jobs, hand waiting ones back) and mark
+        the stop as a reload. A repeated request does not cut the grace period short.
+
+        Safe to call from any thread.
+        """
+        self._on_loop(self._reload_now)
+
+    def _reload_now(self) -> None:
+        if not self._stopping:
+            log.info("worker %s reloading: finishing running jobs first", self.worker_id)
+            self.reload_requested = True
+            self._stop_now()
 
     def _stop_now(self) -> None:
         self._force = self._stopping
@@ -435,12 +459,14 @@ class Worker:
             self._abandoned += 1
 
     def _install_signal_handlers(self) -> None:
-        """SIGTERM / SIGINT stop gracefully; SIGUSR1 drains (exit once the queues are empty)."""
+        """SIGTERM / SIGINT stop gracefully; SIGUSR1 drains (exit once the queues are empty);
+        SIGHUP stops gracefully for a reload."""
         loop = asyncio.get_running_loop()
         handlers = {
             signal.SIGTERM: self.request_stop,
             signal.SIGINT: self.request_stop,
             DRAIN_SIGNAL: self._drain_now,
+            RELOAD_SIGNAL: self._reload_now,
         }
         for signum, handler in handlers.items():
             # not possible off the main thread (tests): those stop with request_stop()
