@@ -356,9 +356,13 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     try:
         trace, config, host = _inputs(args)
+        from kqueue.policy.schedule import load_schedules
         from sim.model.replay import prepare, simulate
+        from sim.model.rules import with_schedule_rows
         from sim.progress import ProgressPrinter
         from sim.tune.hosts import simulate_hosts
+
+        trace = with_schedule_rows(trace, load_schedules(args.config))  # [schedules] fire too
 
         prepared = prepare(trace, source=args.trace or "<synthetic>")
         problem = _simulate_problem(args, config, host)
