@@ -7,8 +7,8 @@ memory-heavy mix whose pool recycles, and memory-heavy bursts under a 1.5 GB
 ``memory_budget_mb``) a seeded trace is drawn with ``sim.model.workload.synth``. The host is
 calibrated once (``kqueue.ops.calibrate``) against a private Redis. Then the trace is replayed for
 real (``kqueue.ops.replay``: a live worker on the Redis backend, each row a synthetic job that
-holds its memory, waits out its I/O and burns its CPU) and simulated (``sim.simulate`` with the calibrated
-``HostProfile``) with the same config. Both sides start with an empty duration history (each
+holds its memory, waits out its I/O and burns its CPU) and simulated (``sim.simulate`` with the
+calibrated ``HostProfile``) with the same config. Both sides start with an empty duration history (each
 workload gets its own Redis database).
 
 Both sides' numbers come from one function on their traces, so they describe the same thing:
