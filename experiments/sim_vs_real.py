@@ -3,12 +3,12 @@
 Scenario: for each workload (an I/O-bound mix, a CPU-bound mix that oversubscribes the cores, the
 prototype mix at a rate this host can hold, a mix under issue 16's rules (two priorities, a
 rate-limited class, a concurrency-limited class: its p95 waits are compared per class too), a
-memory-heavy mix whose pool recycles, and memory-heavy bursts under a 1.5 GB
-``memory_budget_mb``) a seeded trace is drawn with ``sim.model.workload.synth``. The host is
-calibrated once (``kqueue.ops.calibrate``) against a private Redis. Then the trace is replayed for
-real (``kqueue.ops.replay``: a live worker on the Redis backend, each row a synthetic job that
-holds its memory, waits out its I/O and burns its CPU) and simulated (``sim.simulate`` with the
-calibrated ``HostProfile``) with the same config. Both sides start with an empty duration history (each
+memory-heavy mix whose pool recycles, and memory-heavy bursts under a 1.5 GB ``memory_budget_mb``) a
+seeded trace is drawn with ``sim.model.workload.synth``. The host is calibrated once
+(``kqueue.ops.calibrate``) against a private Redis. Then the trace is replayed for real
+(``kqueue.ops.replay``: a live worker on the Redis backend, each row a synthetic job that holds its
+memory, waits out its I/O and burns its CPU) and simulated (``sim.simulate`` with the calibrated
+``HostProfile``) with the same config. Both sides start with an empty duration history (each
 workload gets its own Redis database).
 
 Both sides' numbers come from one function on their traces, so they describe the same thing:
