@@ -2,10 +2,10 @@
 
 Scenario: for each workload (an I/O-bound mix, a CPU-bound mix that oversubscribes the cores, the
 prototype mix at a rate this host can hold, a mix under issue 16's rules (two priorities, a
-rate-limited class, a concurrency-limited class: its p95 waits are compared per class too), and
-a memory-heavy mix whose pool recycles) a seeded trace is drawn with
-``sim.model.workload.synth``. The host is calibrated once (``kqueue.ops.calibrate``) against a
-private Redis. Then the trace is replayed for real
+rate-limited class, a concurrency-limited class: its p95 waits are compared per class too), a
+memory-heavy mix whose pool recycles, and memory-heavy bursts under a 1.5 GB ``memory_budget_mb``) a
+seeded trace is drawn with ``sim.model.workload.synth``. The host is calibrated once
+(``kqueue.ops.calibrate``) against a private Redis. Then the trace is replayed for real
 (``kqueue.ops.replay``: a live worker on the Redis backend, each row a synthetic job that holds its
 memory, waits out its I/O and burns its CPU) and simulated (``sim.simulate`` with the calibrated
 ``HostProfile``) with the same config. Both sides start with an empty duration history (each
@@ -169,6 +169,27 @@ WORKLOADS = (
         jobs=120,
         small_jobs=12,
         settings={"pool_size": 3, "pool_max_size": 3, "max_jobs_per_worker": 4},
+    ),
+    # Memory-heavy bursts under a 1.5 GB budget (issue 18): without it the peak is about 3 GB
+    # (``experiments/budget_live.py`` measures both side by side).
+    Workload(
+        "budget",
+        (
+            JobClass("render", 0.75, 2.0, 0.2, cpu_fraction=0.1, memory_median_mb=250.0),
+            JobClass("export", 0.25, 6.0, 0.2, cpu_fraction=0.1, memory_median_mb=350.0),
+        ),
+        rate_per_s=1.2,
+        jobs=150,
+        small_jobs=16,
+        settings={
+            "pool_size": 4,
+            "pool_max_size": 12,
+            "max_concurrent_isolated": 5,
+            "memory_budget_mb": 1500,
+            "max_memory_mb": 1000,
+            "default_job_memory_mb": 400,
+            "jobs": {"export": {"tier": "isolated"}},
+        },
     ),
 )
 
