@@ -75,7 +75,7 @@ def test_a_paused_class_never_starts():
     model = _run(jobs, {"mail": INLINE, "report": INLINE}, paused=["mail"])
     started = [c for i, c in enumerate(jobs.job_class) if not math.isnan(model.started_s[i])]
     assert started == ["report"] * 3
-    assert model.gate.held_back == 3
+    assert model.class_gate.held_back == 3
 
 
 def test_schedules_add_one_job_per_tick_over_the_replay():
