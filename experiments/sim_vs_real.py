@@ -149,7 +149,7 @@ WORKLOADS = (
         ),
         rate_per_s=25.0,
         jobs=750,
-        small_jobs=75,
+        small_jobs=30,
         settings={
             "pool_size": 2,
             "pool_max_size": 2,
