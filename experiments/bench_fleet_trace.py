@@ -136,6 +136,44 @@ def round_side_by_side(server: RedisServer, folder: Path, jobs: int) -> dict[str
     return {drain.name: drain for drain in drains}
 
 
+def trace_cpu_per_row_s(server: RedisServer, rows: int = 20_000) -> float:
+    """CPU seconds of the trace's own work per row, in this process: the row's values, their
+    encoding and the append to Redis (what the worker adds per attempt, without its job)."""
+    from kqueue.backends.redis import RedisBackend
+    from kqueue.policy.trace_wire import encode_values
+
+    backend = RedisBackend.from_url(server.url)
+    now = time.time()
+    started = time.process_time()
+    for begin in range(0, rows, 1000):
+        batch = [
+            (
+                f"{i:032x}",
+                "bench-on",
+                "bench.noop",
+                "inline",
+                now,
+                now + 0.1,
+                now + 0.2,
+                0.1,
+                0.0002,
+                0.0002,
+                0.1,
+                "ok",
+                1,
+                "host:1:abcdef",
+                1.0,
+                now,
+            )  # fmt: skip
+            for i in range(begin, begin + 1000)
+        ]
+        backend.append_trace([encode_values(values) for values in batch], 1_440_000)
+    used = time.process_time() - started
+    backend.client.delete("kqueue:trace")
+    backend.close()
+    return used / rows
+
+
 def trace_memory(server: RedisServer) -> tuple[int, float]:
     """(rows in the fleet trace, bytes of Redis memory per row) after the last round."""
     client = redis.Redis(port=server.port)
@@ -159,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(max(1, args.repeat)):
                 rounds.append(round_side_by_side(server, folder, args.jobs))
             rows, row_bytes = trace_memory(server)
+            per_row_s = trace_cpu_per_row_s(server)
     n = args.jobs
     print(f"{'round':<8}{'jobs/s on':>11}{'jobs/s off':>11}{'on/off':>9}"
           f"{'CPU ms/1000 on':>16}{'off':>8}{'on/off':>9}")  # fmt: skip
@@ -176,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'cost of the fleet trace in throughput':<48}{1 - statistics.median(rates):>10.1%}")
     print(f"{'CPU per job trace on / off, median of rounds':<48}{statistics.median(cpus):>10.1%}"
           f"  {min(cpus):.1%}-{max(cpus):.1%}")  # fmt: skip
+    off_per_job_s = statistics.median(r["off"].cpu_per_1000(n) for r in rounds) / 1000
+    print(f"{'trace CPU per row here (values+encode+append)':<48}{per_row_s * 1e6:>8.1f} us")
+    print(f"{'... as a share of a no-op job (trace-off worker)':<48}"
+          f"{per_row_s / off_per_job_s:>10.1%}")  # fmt: skip
     keep = VARIANTS["on"]
     print(f"{'fleet-trace rows in Redis after the last round':<48}{rows:>10,}")
     print(f"{'Redis bytes per trace row':<48}{row_bytes:>10.0f}")

@@ -15,5 +15,6 @@ def test_bench_fleet_trace_runs_small_and_prints_its_ratios():
         "throughput trace on / off",
         "Redis bytes per trace row",
         "CPU per job trace on / off",
+        "as a share of a no-op job",
     ):
         assert expected in done.stdout, done.stdout
