@@ -2,7 +2,8 @@
 
 Scenario: one private redis-server and one idle ``kqueue run --inline`` worker. First the round
 trip of a result: ``dispatch`` an echo job, wait for ``handle.result()``, one at a time,
-``--samples`` times (median and p99), beside the same client's bare Redis ``PING`` round trip.
+``--samples`` times (median and p99), then the same awaited (``dispatch_async`` and
+``result_async`` on redis.asyncio), beside the same client's bare Redis ``PING`` round trip.
 Then the cost of storing results: ``--jobs`` no-op jobs drained by one burst worker with results
 kept (the default, 1 hour) and with ``result_ttl_s=0`` (nothing kept), alternating ``--repeat``
 times; jobs/s counts from the first finished job to the last (start-up excluded), and each
@@ -15,6 +16,7 @@ machine is shared and noisy: read the ratios printed side by side, not absolute 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import tempfile
@@ -47,8 +49,9 @@ def noop_unkept():
 )
 
 
-def round_trips(server: RedisServer, folder: Path, samples: int) -> tuple[list[float], list[float]]:
-    """Seconds of each dispatch -> run -> result() on an idle worker, and of each bare PING."""
+def round_trips(server: RedisServer, folder: Path, samples: int) -> dict[str, list[float]]:
+    """Seconds of each dispatch -> run -> result() on an idle worker, of the same awaited
+    (``dispatch_async`` -> ``result_async``, redis.asyncio), and of each bare PING."""
     app = App(server.url, queue="results")
     echo = app.job(lambda value: value, name="bench.echo")
     worker = _worker(folder, server.url, "results")
@@ -65,11 +68,27 @@ def round_trips(server: RedisServer, folder: Path, samples: int) -> tuple[list[f
             app.backend.client.ping()
             pings.append(time.perf_counter() - started)
             time.sleep(0.002)  # idle between samples, as a web request would be
+        awaited = asyncio.run(async_round_trips(app, echo, samples))
     finally:
         worker.terminate()
         worker.wait(30)
         app.close()
-    return trips, pings
+    return {"sync": trips, "async": awaited, "ping": pings}
+
+
+async def async_round_trips(app: App, echo, samples: int) -> list[float]:
+    """Seconds of each ``await dispatch_async`` -> ``await result_async`` on the idle worker."""
+    try:
+        await (await echo.dispatch_async("warm-up")).result_async(timeout_s=30)
+        trips = []
+        for i in range(samples):
+            started = time.perf_counter()
+            assert await (await echo.dispatch_async(i)).result_async(timeout_s=10) == i
+            trips.append(time.perf_counter() - started)
+            await asyncio.sleep(0.002)
+        return trips
+    finally:
+        await app.aclose()
 
 
 def drain(server: RedisServer, folder: Path, jobs: int, name: str) -> float:
@@ -105,14 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(scratch)
         (folder / "bench_app.py").write_text(RESULTS_APP)
         with RedisServer(folder / "redis") as server:
-            trips, pings = round_trips(server, folder, args.samples)
+            trips = round_trips(server, folder, args.samples)
             rates: dict[str, list[float]] = {"bench.noop": [], "bench.noop_unkept": []}
             for _ in range(max(1, args.repeat)):
                 for name, runs in rates.items():
                     runs.append(drain(server, folder, args.jobs, name))
-    ping_ms = statistics.median(pings) * 1000
+    ping_ms = statistics.median(trips["ping"]) * 1000
     print(f"{'measure':<46}{'median':>10}{'p99':>10}{'x PING':>9}")
-    for label, values in (("result round trip (ms)", trips), ("bare Redis PING (ms)", pings)):
+    for label, values in (
+        ("result round trip (ms)", trips["sync"]),
+        ("same, async client (ms)", trips["async"]),
+        ("bare Redis PING (ms)", trips["ping"]),
+    ):
         median_ms, p99_ms = statistics.median(values) * 1000, quantile(values, 99) * 1000
         print(f"{label:<46}{median_ms:>10.2f}{p99_ms:>10.2f}{median_ms / ping_ms:>9.1f}")
     kept, unkept = (statistics.median(rates[n]) for n in ("bench.noop", "bench.noop_unkept"))

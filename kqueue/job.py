@@ -225,7 +225,9 @@ class Job(Generic[P, R]):
         )
         return self.app.handle(job_id, queue=self.queue, fresh=True)
 
-    def _message(self, options: DispatchOptions, args: tuple, kwargs: dict):
+    def _message(
+        self, options: DispatchOptions, args: tuple, kwargs: dict
+    ) -> tuple[str, bytes, float]:
         """The id, body and delay of one call; raises ``JobError`` for bad arguments."""
         now = time.time()
         delay_s = options.due_in_s(now)

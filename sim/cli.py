@@ -158,6 +158,7 @@ def run_tune(args: argparse.Namespace) -> int:
         progress = TuneProgress() if args.progress else None
         with progress if progress is not None else contextlib.nullcontext():
             found = tune(prepared, problem, processes=args.processes, progress=progress)
+        found = _with_budget(found)
         Path(args.out).write_text(found.config.to_toml())
         if args.report:
             _write_tune_report(args, prepared, found, notes)
@@ -165,6 +166,18 @@ def run_tune(args: argparse.Namespace) -> int:
         return _fail("tune", exc)
     print(_tune_summary(found, args, notes))
     return 0
+
+
+def _with_budget(found):
+    """The answer with the budget written into its config, for the runtime to keep
+    (``sim.tune.budget``)."""
+    import dataclasses
+
+    from sim.tune.budget import with_budget
+
+    budget_mb = found.problem.memory_budget_mb
+    kept = with_budget(found.config, budget_mb, found.share.jobs.memory_mb)
+    return dataclasses.replace(found, config=kept)
 
 
 def _write_tune_report(args, prepared, found, notes=()) -> None:
@@ -346,9 +359,13 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     try:
         trace, config, host = _inputs(args)
+        from kqueue.policy.schedule import load_schedules
         from sim.model.replay import prepare, simulate
+        from sim.model.rules import with_schedule_rows
         from sim.progress import ProgressPrinter
         from sim.tune.hosts import simulate_hosts
+
+        trace = with_schedule_rows(trace, load_schedules(args.config))  # [schedules] fire too
 
         prepared = prepare(trace, source=args.trace or "<synthetic>")
         problem = _simulate_problem(args, config, host)

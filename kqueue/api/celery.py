@@ -24,12 +24,26 @@ TASK_UNSUPPORTED = {
     "base": "kqueue jobs are plain functions; drop the custom Task class",
     "default_retry_delay": "use retry_backoff=<seconds> (kqueue backs off from it)",
     "soft_time_limit": "use time_limit (kqueue kills the job at its timeout_s)",
-    "rate_limit": "kqueue has no per-task rate limit here",
+    "rate_limit": (
+        "Celery's limits each worker; kqueue's @app.job(rate_limit='100/min') limits the whole "
+        "fleet, so set that deliberately"
+    ),
     "serializer": "kqueue always sends JSON",
     "acks_late": "kqueue always acknowledges after the job ends (at least once)",
     "track_started": "kqueue always tracks it: handle.status() is 'running'",
     "expires": "kqueue does not expire queued jobs; cancel them with handle.cancel()",
-    "priority": "kqueue has no priorities here; use a separate queue",
+    "priority": (
+        "Celery's order depends on its broker (Redis: 0 first, RabbitMQ: 9 first); say "
+        "kqueue's own priority=<int>, higher runs first"
+    ),
+}
+
+#: ``apply_async`` options Celery has and kqueue does not, with what to do instead.
+APPLY_UNSUPPORTED = {
+    "priority": "use job.options(priority=<int>).dispatch(...): higher runs first in kqueue",
+    "expires": "kqueue does not expire queued jobs; cancel them with handle.cancel()",
+    "link": "dispatch the next job at the end of this one",
+    "link_error": "catch the error in the job, or read handle.result() raising JobFailed",
 }
 
 
@@ -67,9 +81,14 @@ def apply_async_call(
     where = f"job {job_name!r}: apply_async"
     unsupported = sorted(set(extras) - set(APPLY_EXTRAS))
     if unsupported:
+        hints = "".join(
+            f"; {name}: {APPLY_UNSUPPORTED[name]}"
+            for name in unsupported
+            if name in APPLY_UNSUPPORTED
+        )
         raise JobError(
             f"{where}: Celery option(s) {', '.join(unsupported)} not supported by kqueue; "
-            f"supported: args, kwargs, countdown, eta, task_id, {', '.join(APPLY_EXTRAS)}"
+            f"supported: args, kwargs, countdown, eta, task_id, {', '.join(APPLY_EXTRAS)}{hints}"
         )
     if countdown is not None and eta is not None:
         raise JobError(f"{where}: give countdown or eta, not both")

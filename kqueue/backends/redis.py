@@ -455,10 +455,13 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
         return {c: [float(v) for v in r] for c, r in zip(classes, replies, strict=True) if r}
 
     def open_async_client(self) -> Any:
-        """A redis.asyncio client on the same server and prefix (``redis_async``)."""
+        """A redis.asyncio client on the same server and prefix (``redis_async``), or this
+        backend's methods on a thread pool when its connections are not a plain pool."""
+        from kqueue.backends.aio import ThreadedClient
         from kqueue.backends.redis_async import RedisAsyncClient
 
-        return RedisAsyncClient.for_backend(self)
+        made = RedisAsyncClient.for_backend(self)
+        return made if made is not None else ThreadedClient(self)
 
     def close(self) -> None:
         if self._waits is not None:

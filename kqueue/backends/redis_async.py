@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
@@ -67,13 +68,17 @@ class RedisAsyncClient(AsyncClient):
         self.backend, self.client = backend, client
 
     @classmethod
-    def for_backend(cls, backend: RedisBackend) -> RedisAsyncClient:
-        """A client connecting as ``backend`` does (its URL and options, or its pool's)."""
+    def for_backend(cls, backend: RedisBackend) -> RedisAsyncClient | None:
+        """A client connecting as ``backend`` does (its URL and options, or its pool's); None
+        when its pool is not a plain one (e.g. Sentinel's) that can be copied."""
         retry = Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 1)
         if backend.async_source is not None:
             url, options = backend.async_source
             return cls(backend, aioredis.Redis.from_url(url, retry=retry, **options))
-        settings = backend.client.connection_pool.connection_kwargs
+        pool = backend.client.connection_pool
+        if type(pool) is not redis.ConnectionPool:
+            return None
+        settings = pool.connection_kwargs
         copied = {k: settings[k] for k in _COPIED if settings.get(k) is not None}
         if "path" in copied:
             copied["unix_socket_path"] = copied.pop("path")

@@ -69,6 +69,17 @@ class SentinelBackend(RedisBackend):
             prefix=prefix,
         )
 
+    def open_async_client(self) -> Any:
+        """The async API's client: this backend's own methods on a thread pool (``aio``).
+
+        They find the master through the sentinels and ``WAIT`` as configured; a redis.asyncio
+        client copied from this one would know neither (the master's address is not in the
+        pool's settings, it is asked for on each connection).
+        """
+        from kqueue.backends.aio import ThreadedClient
+
+        return ThreadedClient(self)
+
     def _run(self, name: str, keys: list, args: list) -> Any:
         if self.wait_replicas and name in WAITED_SCRIPTS:
             return self._batch([(name, keys, args)])[0]  # WAIT needs the same connection

@@ -6,7 +6,6 @@ its ``cmd_x`` handler takes the parsed arguments and returns an exit code.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -26,7 +25,8 @@ def add_run(subparsers) -> None:
         "run",
         help="run a worker",
         description="Run a worker. SIGTERM or SIGINT stops it gracefully; SIGUSR1 makes it "
-        "finish what is queued and exit, as --burst does.",
+        "finish what is queued and exit, as --burst does; SIGHUP makes it finish its running "
+        "jobs and restart with the app and config as they are now (reload on deploy).",
     )
     run.add_argument("--app", required=True, help="module:attribute of your kqueue.App")
     run.add_argument("--backend", help="backend URL; overrides the app's")
@@ -51,6 +51,14 @@ def add_run(subparsers) -> None:
     run.add_argument("--max-concurrent-isolated", type=int, help="config max_concurrent_isolated")
     run.add_argument("--timeout", type=float, dest="timeout_s", help="default job timeout_s")
     run.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        help="keep the worker's whole tree within this many MB (config memory_budget_mb)",
+    )
+    run.add_argument(
+        "--max-memory-mb", type=float, help="default per-job memory limit (config max_memory_mb)"
+    )
+    run.add_argument(
         "--visibility-timeout",
         type=float,
         dest="visibility_timeout_s",
@@ -71,6 +79,8 @@ _CLI_SETTINGS = (
     "max_concurrent_inline",
     "max_concurrent_isolated",
     "timeout_s",
+    "memory_budget_mb",
+    "max_memory_mb",
     "visibility_timeout_s",
     "shutdown_grace_s",
 )
@@ -78,6 +88,7 @@ _CLI_SETTINGS = (
 
 def cmd_run(args) -> int:
     """``kqueue run``: a worker until stopped, drained (``--burst``) or ``--max-jobs`` done."""
+    from kqueue.ops import reload
     from kqueue.ops.worker_process import term_with_parent_from_env
     from kqueue.policy.config import Config
     from kqueue.policy.ordering import parse_queue_order
@@ -85,27 +96,42 @@ def cmd_run(args) -> int:
     from kqueue.worker import Worker
     from kqueue.worker.allocator import limit_arenas
 
+    hangups = reload.note_hangups()  # a SIGHUP from now on reloads (see kqueue.ops.reload)
     term_with_parent_from_env()  # started by replay or calibrate: end with them
     limit_arenas()  # before the app or the worker starts a thread (see kqueue.worker.allocator)
     app = App.from_spec(args.app)
     if args.backend:
         app = app.with_backend(args.backend)
     config = Config.load(args.config, **{k: getattr(args, k) for k in _CLI_SETTINGS})
+
     queue_order = parse_queue_order(args.queue_order)
     schedules = {**app.schedules, **load_schedules(args.config)}
-    worker = Worker(
-        app,
-        config,
-        queues=tuple(args.queue or [app.queue]),
-        force_inline=args.inline,
-        max_jobs=args.max_jobs,
-        burst=args.burst,
-        trace_out=args.trace_out,
-        metrics_port=args.metrics_port,
-        queue_order=queue_order,
-        schedules=schedules,
-    )
-    summary = asyncio.run(worker.run())
+
+    def make_worker() -> Worker:
+        return Worker(
+            app,
+            config,
+            queues=tuple(args.queue or [app.queue]),
+            force_inline=args.inline,
+            max_jobs=args.max_jobs,
+            burst=args.burst,
+            trace_out=args.trace_out,
+            metrics_port=args.metrics_port,
+            queue_order=queue_order,
+            schedules=schedules,
+        )
+
+    summary = reload.serve(make_worker, args.app, args.config, _print_summary, hangups)
+    if summary.abandoned:
+        log.warning(
+            "%d inline job(s) still running at exit were returned to the queue", summary.abandoned
+        )
+        sys.stdout.flush()
+        os._exit(0)  # their threads cannot be joined
+    return 0
+
+
+def _print_summary(summary) -> None:
     print(
         json.dumps(
             {
@@ -114,15 +140,9 @@ def cmd_run(args) -> int:
                 "by_status": summary.by_status,
                 "dead_lettered": summary.dead_lettered,
             }
-        )
+        ),
+        flush=True,
     )
-    if summary.abandoned:
-        log.warning(
-            "%d inline job(s) still running at exit were returned to the queue", summary.abandoned
-        )
-        sys.stdout.flush()
-        os._exit(0)  # their threads cannot be joined
-    return 0
 
 
 def add_dead(subparsers) -> None:

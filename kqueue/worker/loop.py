@@ -31,6 +31,7 @@ from kqueue.policy.schedule import Schedule
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
+from kqueue.worker.budget import MemoryBudget, PoolBacklog, add_budget_status, connect_pool
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
 from kqueue.worker.periodic import Periodic
@@ -50,6 +51,9 @@ BACKOFF_MAX_S = 5.0
 STOPPED_RUNS_WAIT_S = 1.0
 #: Sent to a running worker, makes it finish what is queued and exit (as ``--burst``).
 DRAIN_SIGNAL = signal.SIGUSR1
+#: Sent to a running worker, makes it stop as for SIGTERM and mark the stop as a reload
+#: (``kqueue run`` then starts the new code and config in a fresh process: ``ops.reload``).
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 class Worker:
@@ -99,6 +103,11 @@ class Worker:
         )
         #: Leases jobs into its ``waiting`` queues, one per tier.
         self.intake = Intake(app, config, self.runners, self.history, force_inline=force_inline)
+        #: Keeps the memory budget, the per-class memory history and the quarantine.
+        self.budget = MemoryBudget(config, self.runners)
+        self.intake.budget = self.budget
+        self._backlog = PoolBacklog(self.backend, self.queues, self.intake)
+        connect_pool(self.runners, self.budget, self._backlog)
         #: What the loop itself settled: retries' dead letters, releases, abandoned threads.
         self._released = self._abandoned = 0
         #: Running jobs and their runners' handles (``cancel()`` at shutdown).
@@ -111,6 +120,8 @@ class Worker:
         self._last_cancel_poll = 0.0
         self._stopping = False
         self._force = False
+        #: The stop was asked by ``request_reload`` (SIGHUP): the caller starts the new code.
+        self.reload_requested = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_extend = self._last_status = 0.0
@@ -123,6 +134,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
+        self.budget.check(self.intake.all_settings())
         self.recorder.start()
         for runner in self.runners.values():
             await runner.start()
@@ -170,14 +182,33 @@ class Worker:
 
     def request_stop(self) -> None:
         """Stop fetching and shut down gracefully; a second request skips the grace period.
+        A stop asked during a reload's grace period ends the reload: the worker exits.
 
         Safe to call from any thread.
         """
-        self._on_loop(self._stop_now)
+        self._on_loop(self._stop_for_good)
+
+    def _stop_for_good(self) -> None:
+        self.reload_requested = False
+        self._stop_now()
 
     def drain(self) -> None:
         """Exit once the queues are empty, as with ``--burst``. Safe to call from any thread."""
         self._on_loop(self._drain_now)
+
+    def request_reload(self) -> None:
+        """Stop as ``request_stop`` does (finish running jobs, hand waiting ones back) and mark
+        the stop as a reload. A repeated request does not cut the grace period short.
+
+        Safe to call from any thread.
+        """
+        self._on_loop(self._reload_now)
+
+    def _reload_now(self) -> None:
+        if not self._stopping:
+            log.info("worker %s reloading: finishing running jobs first", self.worker_id)
+            self.reload_requested = True
+            self._stop_now()
 
     def _stop_now(self) -> None:
         self._force = self._stopping
@@ -281,6 +312,8 @@ class Worker:
 
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
         self._aborted.discard(pending.lease.job_id)
+        if not outcome.interrupted:
+            self.budget.finished(pending, outcome.status, outcome.memory_mb)
         self.settler.settle(pending, outcome)
         self.intake.limiter.release(pending.lease.job_id)
 
@@ -326,6 +359,7 @@ class Worker:
             tier.value: {**runner.status(), "waiting": self.intake.waiting_count(tier)}
             for tier, runner in self.runners.items()
         }
+        add_budget_status(tiers, self.budget)
         self.recorder.publish_status(self.queues, tiers)
 
     def _done(self, fetched: int) -> bool:
@@ -435,12 +469,14 @@ class Worker:
             self._abandoned += 1
 
     def _install_signal_handlers(self) -> None:
-        """SIGTERM / SIGINT stop gracefully; SIGUSR1 drains (exit once the queues are empty)."""
+        """SIGTERM / SIGINT stop gracefully; SIGUSR1 drains (exit once the queues are empty);
+        SIGHUP stops gracefully for a reload."""
         loop = asyncio.get_running_loop()
         handlers = {
             signal.SIGTERM: self.request_stop,
             signal.SIGINT: self.request_stop,
             DRAIN_SIGNAL: self._drain_now,
+            RELOAD_SIGNAL: self._reload_now,
         }
         for signum, handler in handlers.items():
             # not possible off the main thread (tests): those stop with request_stop()

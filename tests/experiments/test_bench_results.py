@@ -11,5 +11,10 @@ from tests.conftest import require_redis_server, run_experiment
 def test_bench_results_runs_small_and_prints_its_ratios():
     require_redis_server()
     done = run_experiment("bench_results.py", "--samples", "30", "--jobs", "1000", "--repeat", "1")
-    for expected in ("result round trip (ms)", "bare Redis PING", "storing results (pairs)"):
+    for expected in (
+        "result round trip (ms)",
+        "same, async client (ms)",
+        "bare Redis PING",
+        "storing results (pairs)",
+    ):
         assert expected in done.stdout, done.stdout

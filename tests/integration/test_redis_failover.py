@@ -14,6 +14,7 @@ replica has it, so none may be lost.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
@@ -21,9 +22,12 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from kqueue.backends import open_backend
-from tests.conftest import kqueue_env
+from kqueue.job import App
+from kqueue.testing import WorkerThread
+from tests.conftest import kqueue_env, require_redis_server
 from tests.integration.test_redis_faults import (
     RUNS_APP,
     dispatch,
@@ -67,8 +71,6 @@ print(f"retries={retries}")
 @pytest.fixture
 def app_dir(tmp_path, monkeypatch):
     """A folder with the runs app, the dispatcher, and a ``runs`` folder."""
-    from tests.conftest import require_redis_server
-
     require_redis_server()
     (tmp_path / "runs_app.py").write_text(RUNS_APP)
     (tmp_path / "dispatcher.py").write_text(DISPATCHER)
@@ -215,3 +217,26 @@ def test_the_chaos_scenario_on_sentinel_with_and_without_wait(app_dir, wait_repl
     )
     assert crashed and len(killed) >= 2
     assert unexplained == {}
+
+
+@pytest.mark.timeout(90)
+def test_async_dispatch_and_result_go_through_the_sentinels_and_wait(tmp_path):
+    # Given an app on a Sentinel URL with wait_replicas=1, and a worker beside the test
+    require_redis_server()
+    with SentinelCluster(tmp_path / "redis") as cluster:
+        app = App(cluster.url(wait_replicas=1))
+        double = app.job(lambda x: 2 * x, name="double", tier="inline")
+        primary = redis.Redis(port=cluster.master_port())
+        try:
+            with WorkerThread(app):
+                # When a job is dispatched and awaited from asyncio
+                async def roundtrip() -> int:
+                    handle = await double.dispatch_async(21)
+                    return await handle.result_async(timeout_s=30)
+
+                # Then it ran through the current master, with WAIT after dispatch and ack
+                assert asyncio.run(roundtrip()) == 42
+            assert int(primary.info("commandstats")["cmdstat_wait"]["calls"]) >= 2
+        finally:
+            primary.close()
+            app.close()

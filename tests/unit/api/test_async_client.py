@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 
 import pytest
 
@@ -20,21 +19,6 @@ from kqueue.backends import aio
 from kqueue.testing import WorkerThread, free_port
 from tests.conftest import require_redis_server
 from tests.unit.api.conftest import FAST
-
-
-@pytest.fixture(params=["memory", "redis", "sqlite"])
-def any_app(request, tmp_path):
-    """An App on memory://, on the session's private Redis (own prefix), and on SQLite."""
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'kq.db'}"
-    else:
-        require_redis_server()
-        url = request.getfixturevalue("redis_server").url + f"?prefix=t{uuid.uuid4().hex[:8]}"
-    made = kqueue.App(url)
-    yield made
-    made.close()
 
 
 def register(app):
@@ -70,8 +54,8 @@ def run(app, coroutine_function):
     return asyncio.run(main())
 
 
-def test_dispatch_async_and_every_awaited_call_of_a_handle(any_app):
-    add, _, _, _ = register(any_app)
+def test_dispatch_async_and_every_awaited_call_of_a_handle(app):
+    add, _, _, _ = register(app)
 
     async def scenario():
         # Given a job dispatched from a coroutine
@@ -79,19 +63,19 @@ def test_dispatch_async_and_every_awaited_call_of_a_handle(any_app):
         assert isinstance(handle, kqueue.JobHandle) and len(handle.id) == 32
         assert await handle.status_async() is kqueue.JobState.QUEUED
         # When a worker runs it, the awaited result, status and info come back
-        with WorkerThread(any_app, FAST):
+        with WorkerThread(app, FAST):
             assert await handle.result_async(timeout_s=10) == 5
         assert await handle.status_async() is kqueue.JobState.DONE
-        info = await any_app.handle(handle.id).info_async()
+        info = await app.handle(handle.id).info_async()
         assert (info.state, info.name, info.attempts) == ("done", "add", 1)
         # And the same id seen by the blocking API agrees
         assert handle.result(timeout_s=1) == 5
 
-    run(any_app, scenario)
+    run(app, scenario)
 
 
-def test_options_dispatch_async_delay_unique_and_cancel_async(any_app):
-    add, _, _, _ = register(any_app)
+def test_options_dispatch_async_delay_unique_and_cancel_async(app):
+    add, _, _, _ = register(app)
 
     async def scenario():
         # Given a delayed job and a unique one dispatched twice
@@ -103,39 +87,39 @@ def test_options_dispatch_async_delay_unique_and_cancel_async(any_app):
         # When the delayed one is cancelled, it is cancelled and never runs
         assert await later.cancel_async() is kqueue.JobState.SCHEDULED
         assert await later.status_async() is kqueue.JobState.CANCELLED
-        with WorkerThread(any_app, FAST):
+        with WorkerThread(app, FAST):
             assert await first.result_async(timeout_s=10) == 3
         with pytest.raises(kqueue.JobCancelled):
             await later.result_async(timeout_s=1)
         # And cancelling a finished job changes nothing
         assert await first.cancel_async() is kqueue.JobState.DONE
 
-    run(any_app, scenario)
+    run(app, scenario)
 
 
-def test_result_async_raises_as_result_does(any_app):
-    _, slow, fails, _ = register(any_app)
+def test_result_async_raises_as_result_does(app):
+    _, slow, fails, _ = register(app)
 
     async def scenario():
         with pytest.raises(kqueue.JobNotFound, match="unknown"):
-            await any_app.handle("never-dispatched").result_async(timeout_s=1)
+            await app.handle("never-dispatched").result_async(timeout_s=1)
         waiting = await slow.dispatch_async(0.0)
         with pytest.raises(TimeoutError, match="still queued"):
             await waiting.result_async(timeout_s=0.2)
         dead = await fails.dispatch_async()
-        with WorkerThread(any_app, FAST):
+        with WorkerThread(app, FAST):
             with pytest.raises(kqueue.JobFailed, match="broken on purpose"):
                 await dead.result_async(timeout_s=10)
             assert await waiting.result_async(timeout_s=10) == "slept"
 
-    run(any_app, scenario)
+    run(app, scenario)
 
 
-def test_cancel_async_stops_a_running_async_inline_job(any_app):
-    _, _, _, wait = register(any_app)
+def test_cancel_async_stops_a_running_async_inline_job(app):
+    _, _, _, wait = register(app)
 
     async def scenario():
-        with WorkerThread(any_app, FAST):
+        with WorkerThread(app, FAST):
             handle = await wait.dispatch_async()
             deadline = time.monotonic() + 10
             while await handle.status_async() is not kqueue.JobState.RUNNING:
@@ -145,11 +129,11 @@ def test_cancel_async_stops_a_running_async_inline_job(any_app):
             with pytest.raises(kqueue.JobCancelled):
                 await handle.result_async(timeout_s=10)
 
-    run(any_app, scenario)
+    run(app, scenario)
 
 
-def test_the_event_loop_keeps_running_while_a_result_is_awaited(any_app):
-    _, slow, _, _ = register(any_app)
+def test_the_event_loop_keeps_running_while_a_result_is_awaited(app):
+    _, slow, _, _ = register(app)
     gaps_s: list[float] = []
 
     async def ticker(stop: asyncio.Event):
@@ -165,13 +149,13 @@ def test_the_event_loop_keeps_running_while_a_result_is_awaited(any_app):
         handle = await slow.dispatch_async(1.0)
         stop = asyncio.Event()
         ticks = asyncio.create_task(ticker(stop))
-        with WorkerThread(any_app, FAST):
+        with WorkerThread(app, FAST):
             # When the result is awaited
             assert await handle.result_async(timeout_s=20) == "slept"
         stop.set()
         await ticks
 
-    run(any_app, scenario)
+    run(app, scenario)
     # Then the ticker ticked all along: no stall near the job's second (coarse, busy box)
     assert len(gaps_s) >= 20 and max(gaps_s) < 0.5, (len(gaps_s), max(gaps_s))
 
@@ -194,8 +178,8 @@ def test_redis_uses_redis_asyncio_and_no_thread(redis_server):
         app.close()
 
 
-def test_cancelling_the_awaiting_task_stops_the_wait_and_the_client_still_works(any_app):
-    add, _, _, _ = register(any_app)
+def test_cancelling_the_awaiting_task_stops_the_wait_and_the_client_still_works(app):
+    add, _, _, _ = register(app)
 
     async def scenario():
         handle = await add.dispatch_async(4, 4)
@@ -208,7 +192,7 @@ def test_cancelling_the_awaiting_task_stops_the_wait_and_the_client_still_works(
         assert time.monotonic() - started < 1.0
         assert await handle.status_async() is kqueue.JobState.QUEUED
 
-    run(any_app, scenario)
+    run(app, scenario)
 
 
 def test_an_unreachable_redis_is_backend_unavailable_from_the_async_client():
@@ -223,3 +207,42 @@ def test_an_unreachable_redis_is_backend_unavailable_from_the_async_client():
         run(app, scenario)
     finally:
         app.close()
+
+
+def test_a_redis_backend_built_from_a_client_gets_an_async_client_on_the_same_server(
+    redis_server,
+):
+    import redis
+
+    from kqueue.backends.redis import RedisBackend
+
+    require_redis_server()
+    backend = RedisBackend(redis.Redis(port=redis_server.port), prefix="fromclient")
+    app = kqueue.App(backend)
+    add, _, _, _ = register(app)
+
+    async def scenario():
+        handle = await add.dispatch_async(1, 2)
+        assert type(aio.client_for(backend)).__name__ == "RedisAsyncClient"
+        assert backend.lookup(handle.id).state is kqueue.JobState.QUEUED  # the same keys
+
+    try:
+        run(app, scenario)
+    finally:
+        app.close()
+
+
+def test_fifty_concurrent_dispatches_and_waits_all_come_back(app):
+    add, _, _, _ = register(app)
+
+    async def scenario():
+        # Given 50 dispatches awaited together (more than the thread pool's 4 threads)
+        handles = await asyncio.gather(*(add.dispatch_async(i, i) for i in range(50)))
+        assert len({h.id for h in handles}) == 50
+        # When a worker runs them while 50 waits are pending at once
+        with WorkerThread(app, FAST):
+            results = await asyncio.gather(*(h.result_async(timeout_s=30) for h in handles))
+        # Then every result came back to its own handle
+        assert results == [2 * i for i in range(50)]
+
+    run(app, scenario)

@@ -54,6 +54,7 @@ def test_apply_async_maps_countdown_eta_and_task_id_onto_options(app):
     ("call", "match"),
     [
         ({"expires": 60, "priority": 3}, "option\\(s\\) expires, priority not supported"),
+        ({"priority": 3}, "priority: use job.options\\(priority=<int>\\)"),
         ({"countdown": 5, "eta": datetime.datetime.now()}, "countdown or eta, not both"),
         ({"countdown": -1}, "delay_s=-1"),
         ({"queue": "other"}, "this job's queue is 'default'"),

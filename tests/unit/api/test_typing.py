@@ -21,3 +21,10 @@ def test_dispatch_and_options_dispatch_take_the_jobs_parameters():
     assert "P.args" in str(hints["args"]) and "P.kwargs" in str(hints["kwargs"])
     hints = typing.get_type_hints(kqueue.JobCall.dispatch)
     assert "P.args" in str(hints["args"]) and str(hints["return"]).endswith("JobHandle[~R]")
+
+
+def test_the_async_and_celery_dispatches_take_the_jobs_parameters_too():
+    for method in (kqueue.Job.dispatch_async, kqueue.JobCall.dispatch_async, kqueue.Job.delay):
+        hints = typing.get_type_hints(method)
+        assert "P.args" in str(hints["args"]) and "P.kwargs" in str(hints["kwargs"]), method
+        assert str(hints["return"]).endswith("JobHandle[~R]"), method
