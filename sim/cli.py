@@ -285,6 +285,9 @@ def _tune_summary(found, args: argparse.Namespace, notes=()) -> str:
     runs = len(checked.runs) if checked is not None else 1
     verified = (f" (every share of {p.seeds} seeds: {runs} runs)" if found.hosts_verified
                 else " (at least; not verified)")  # fmt: skip
+    if found.hosts == 1:
+        verified = " (the whole trace)"
+
     lines = [
         f"hosts: {found.hosts}{verified}",
         f"what sets it: {found.what_sets_count()}",

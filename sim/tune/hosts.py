@@ -115,8 +115,13 @@ def check(
     *,
     processes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fail_fast: bool = False,
 ) -> HostCheck:
-    """Simulate ``config`` on every share of every seed at ``hosts`` hosts (see the module)."""
+    """Simulate ``config`` on every share of every seed at ``hosts`` hosts (see the module).
+
+    With ``fail_fast`` it stops at the first share that fails (the count fails whatever the
+    others do): the check then holds the shares run so far.
+    """
     parts = {seed: shares(prepared, hosts, seed) for seed in seeds_of(problem)}
     tasks = [(seed, host, config) for seed in parts for host in range(hosts)]
     processes = min(processes or len(os.sched_getaffinity(0)), len(tasks))
@@ -132,11 +137,15 @@ def check(
                 runs.append(run)
                 if progress is not None:
                     progress(done, len(tasks))
+                if fail_fast and not run.evaluation.feasible:
+                    break  # leaving the pool's block terminates the rest
     else:
         for done, task in enumerate(tasks, start=1):
             runs.append(_run(task))
             if progress is not None:
                 progress(done, len(tasks))
+            if fail_fast and not runs[-1].evaluation.feasible:
+                break
     _STATE.clear()
     return HostCheck(hosts, config, tuple(runs), problem.memory_budget_mb)
 

@@ -418,7 +418,8 @@ def _check(prepared, config, problem, hosts, processes, progress) -> HostCheck:
     seeds = hosts_seeds(problem)
     report = progress(f"[{hosts} hosts, seeds {seeds[0]}-{seeds[-1]}] every share") \
         if progress else None  # fmt: skip
-    return check(prepared, config, problem, hosts, processes=processes, progress=report)
+    return check(prepared, config, problem, hosts, processes=processes, progress=report,
+                 fail_fast=True)  # fmt: skip
 
 
 def _try_hosts(prepared, hosts, problem, processes, progress):
