@@ -27,6 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REDIS_PORT = 6379
+#: Where iproute2 lives when ``PATH`` lacks the sbin folders (a minimal environment).
+SBIN = ("/usr/sbin", "/sbin")
+
+
+def tool(name: str) -> str | None:
+    """The full path of ``ip`` or ``tc``: on ``PATH``, else in ``SBIN``; None if neither."""
+    return shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN))
 
 
 def available() -> str | None:
@@ -35,7 +42,7 @@ def available() -> str | None:
         return "network namespaces need Linux"
     if os.geteuid() != 0:
         return "network namespaces need root"
-    if shutil.which("ip") is None or shutil.which("tc") is None:
+    if tool("ip") is None or tool("tc") is None:
         return "iproute2 (ip, tc) is not installed"
     return None
 
@@ -46,7 +53,7 @@ def run_ip(*args: str) -> str:
     Raises:
         RuntimeError: the command failed (its stderr in the message).
     """
-    command = list(args) if args[0] == "tc" else ["ip", *args]
+    command = [tool("tc"), *args[1:]] if args[0] == "tc" else [tool("ip"), *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}: {done.stderr.strip()}")
@@ -125,7 +132,7 @@ class Lab:
         self.made.append(("link", veth))
         run_ip("link", "set", veth, "master", self.bridge)
         run_ip("link", "set", veth, "up")
-        inside = ("netns", "exec", namespace, "ip")
+        inside = ("netns", "exec", namespace, tool("ip"))
         run_ip(*inside, "addr", "add", f"{self.address(host)}/24", "dev", "eth0")
         run_ip(*inside, "link", "set", "eth0", "up")
         run_ip(*inside, "link", "set", "lo", "up")
@@ -135,8 +142,13 @@ class Lab:
         folder.mkdir(parents=True, exist_ok=True)
         args = ["--bind", "0.0.0.0", "--port", str(REDIS_PORT), "--protected-mode", "no"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(folder)]
-        self.start("redis", ["redis-server", *args], log=folder / "redis.log")
         import redis  # lazy: a dependency of the Redis backend only
+
+        from kqueue.testing import redis_server_path  # redis-server, else the bundled Valkey
+
+        self.start(
+            "redis", [redis_server_path() or "redis-server", *args], log=folder / "redis.log"
+        )
 
         client = redis.Redis(host=self.address("redis"), port=REDIS_PORT, socket_timeout=2)
         deadline = time.monotonic() + 15
@@ -159,7 +171,7 @@ class Lab:
         """Start ``command`` inside ``host``'s namespace (in ``cwd``), its output to ``log``."""
         with open(log, "w") as out:
             process = subprocess.Popen(
-                ["ip", "netns", "exec", self.namespace(host), *command],
+                [tool("ip"), "netns", "exec", self.namespace(host), *command],
                 cwd=cwd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -181,14 +193,14 @@ class Lab:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(10)
         for kind, name in reversed(self.made):  # veths, then namespaces, then the bridge
-            subprocess.run(["ip", kind, "del", name], capture_output=True, timeout=30)
+            subprocess.run([tool("ip"), kind, "del", name], capture_output=True, timeout=30)
         atexit.unregister(self.close)
 
     # faults
     def pids(self, host: str) -> list[int]:
         """Every process running in ``host``'s namespace."""
         out = subprocess.run(
-            ["ip", "netns", "pids", self.namespace(host)], capture_output=True, text=True
+            [tool("ip"), "netns", "pids", self.namespace(host)], capture_output=True, text=True
         ).stdout
         return [int(pid) for pid in out.split()]
 
@@ -197,7 +209,9 @@ class Lab:
         return self._kill_all(self.namespace(host))
 
     def _kill_all(self, namespace: str) -> list[int]:
-        out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
+        out = subprocess.run(
+            [tool("ip"), "netns", "pids", namespace], capture_output=True, text=True
+        )
         killed = []
         for pid in map(int, out.stdout.split()):
             try:

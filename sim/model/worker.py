@@ -43,6 +43,7 @@ from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
 from sim.model.budget import BudgetGate, route_by_load_code
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
+from sim.model.rules import BacklogQueue, ClassRules, Gate, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
@@ -80,6 +81,7 @@ class Model:
         force_inline: bool = False,
         progress: Progress | None = None,
         cpu_fast_path: bool = True,
+        rules: ClassRules | None = None,
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self.force_inline = force_inline
@@ -166,8 +168,27 @@ class Model:
             ),
         )
         self.gate.tiers = self.tiers
+        self._install_rules(rules if rules is not None else class_rules(jobs, config))
         if n:
             Call(env, 0, self._fetch_when_due)
+
+    def _install_rules(self, rules: ClassRules) -> None:
+        """Priorities order the tiers' waiting jobs; limits and pauses gate the classes
+        (``sim.model.rules``, the runtime's rules from ``kqueue.policy``)."""
+        if rules.prioritised:
+            for tier in self.tiers:
+                tier.queue = BacklogQueue(rules.priority)
+        gated = rules.gated
+        self.class_gate = Gate(self.env, rules, self._job_class, self._to_tier) if gated else None
+
+    def _to_tier(self, job: int) -> None:
+        """Hand a job its class's rules let go on to its tier, through the memory budget's
+        admission for a pool or isolated job."""
+        tier = self.tier[job]
+        if self.gate.enabled and tier != INLINE:
+            self.gate.submit(job, tier)
+        else:
+            self.tiers[tier].submit(job)
 
     # --- the worker loop ------------------------------------------------------------------
 
@@ -297,10 +318,10 @@ class Model:
         if tier != INLINE and memory_mb > resolved.max_memory_mb:
             memory_mb = resolved.max_memory_mb  # the limit stops it there
         self.memory_mb[job] = memory_mb
-        if self.gate.enabled and tier != INLINE:
-            self.gate.submit(job, tier)
+        if self.class_gate is None:
+            self._to_tier(job)
         else:
-            self.tiers[tier].submit(job)
+            self.class_gate.offer(job)
 
     # --- one job's life on its slot ------------------------------------------------------
 
@@ -356,6 +377,8 @@ class Model:
             self.gate.finished(job)
         if tier != INLINE and (status in HARMFUL or self._job_class[job] in self._harmed):
             self._note_health(self._job_class[job], status or Status.OK)
+        if self.class_gate is not None:
+            self.class_gate.ended(job)
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle(now)
 

@@ -34,7 +34,10 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 JOBS, RATE_PER_S = 3000, 40.0
 LINK_DOWN_AT_S, LINK_DOWN_FOR_S, KILL_AT_S = 15.0, 20.0, 45.0
 WORKER_ARGS = ("--visibility-timeout", "5", "--pool-size", "2", "--pool-max-size", "4")
-WORKER_ARGS += ("--max-concurrent-isolated", "3")
+#: The drain ends when every job finished, or nothing finished for STALL_S, or after DRAIN_S: on
+#: a machine loaded by other sessions (load average 30 seen) an isolated job's process takes
+#: seconds to start, and the isolated backlog drains at about a job a second.
+STALL_S, DRAIN_S = 30.0, 150.0
 SLOW_PORT = 6380
 
 
@@ -71,7 +74,21 @@ def log_of(folder) -> str:
     return "".join(p.read_text()[-3000:] for p in sorted(folder.glob("worker-*.log")))
 
 
-@pytest.mark.timeout(240)
+def drain(attempts, began: float) -> list[str]:
+    """Wait for the jobs to finish (see ``STALL_S``); progress as ``"<s>:<finished>"`` marks."""
+    progress, last_done, last_change = [], -1, time.monotonic()
+    deadline = time.monotonic() + DRAIN_S
+    while (done := finished_count(attempts)) < JOBS and time.monotonic() < deadline:
+        if done != last_done:
+            last_done, last_change = done, time.monotonic()
+        elif time.monotonic() - last_change > STALL_S:
+            break
+        progress.append(f"{time.monotonic() - began:.0f}s:{done}")
+        time.sleep(5.0)
+    return progress
+
+
+@pytest.mark.timeout(360)
 def test_three_hosts_survive_a_cut_link_a_dead_host_and_a_lossy_one(tmp_path):
     require_netns()
     require_redis_server()
@@ -93,9 +110,7 @@ def test_three_hosts_survive_a_cut_link_a_dead_host_and_a_lossy_one(tmp_path):
             time.sleep(max(0.0, at_s - (time.monotonic() - began)))
             act(host)
         sender.join(timeout=150)
-        deadline = time.monotonic() + 90
-        while finished_count(attempts) < JOBS and time.monotonic() < deadline:
-            time.sleep(1.0)
+        progress = drain(attempts, began)
         time.sleep(2.0)  # time for a straggling duplicate to show
         alive = {h: workers[h].poll() is None for h in "AC"}
         app.close()
@@ -108,6 +123,7 @@ def test_three_hosts_survive_a_cut_link_a_dead_host_and_a_lossy_one(tmp_path):
     rejoined = [r.no for r in rows if r.arrival_s > LINK_DOWN_AT_S + LINK_DOWN_FOR_S + 5
                 and any(a.finished and a.host == "A" for a in by_job.get(r.no, []))]  # fmt: skip
     print(f"netns: {counts.line()}; finished on A/B/C: {finished_on}; wall {wall_s:.0f} s")
+    print(f"finished after the dispatch: {' '.join(progress)}")
     assert not sender.is_alive(), "the dispatcher did not finish"
     assert counts.lost == (), f"lost {len(counts.lost)}: {counts.lost[:20]}\n{log_of(tmp_path)}"
     assert counts.unexplained == (), f"duplicated, never on A or B: {counts.unexplained[:20]}"
