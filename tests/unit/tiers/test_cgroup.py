@@ -13,7 +13,7 @@ import pytest
 from kqueue.backends.sqlite import SQLiteBackend
 from kqueue.policy import read_trace
 from kqueue.policy.status import Status
-from kqueue.tiers.cgroup import MemoryCgroups, own_cgroup_v2
+from kqueue.tiers.cgroup import CgroupMode, MemoryCgroups, own_cgroup_v2
 from tests.conftest import kqueue_cmd, kqueue_env
 from tests.support.tierapp import enqueue, wait_for
 
@@ -53,6 +53,21 @@ def test_a_process_past_its_limit_is_oom_killed_and_its_group_removed():
     finally:
         cgroups.close()
     assert not cgroups.parent.exists()
+
+
+def test_a_dead_workers_groups_are_swept_by_the_next_one():
+    cgroups = _cgroups_or_skip()
+    cgroups.close()
+    if cgroups.mode is not CgroupMode.V1:
+        pytest.skip("the sweep runs on v1's shared kqueue/ parent")
+    # Given the groups of a worker that was killed (a pid that no longer exists)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    stale = cgroups.parent.parent / f"worker-{child.pid}-pool"
+    (stale / "proc-1").mkdir(parents=True)
+    # When the next worker looks for its cgroups, they are gone
+    MemoryCgroups.detect(name="test").close()
+    assert not stale.exists()
 
 
 def test_a_process_within_its_limit_is_not_flagged_and_its_limit_moves_both_ways():
