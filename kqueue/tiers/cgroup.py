@@ -19,7 +19,8 @@ A pool process's limit is set before each job to what it holds then plus the job
 ``max_memory_mb``; an isolated process's to its job's limit. When the kernel's OOM killer ends a
 process inside its group (``oom_kill`` in ``memory.events`` / ``memory.oom_control``), the job's
 status is ``memory``, as a ``MemoryError`` under ``RLIMIT_AS`` is. Groups are removed when their
-process exits, the parent when the worker stops. ``docs/guide/memory.md`` says how an operator
+process exits, the parent when the worker stops (and a dead worker's empty groups by the next
+worker that starts: ``sweep_stale``). ``docs/guide/memory.md`` says how an operator
 delegates a v2 cgroup (systemd ``Delegate=yes``).
 """
 
@@ -182,6 +183,35 @@ def note_cgroup_death(cgroups: MemoryCgroups, process) -> None:
     cgroups.release(process.pid)
 
 
+def sweep_stale(kqueue_root: Path) -> int:
+    """Remove the empty groups of workers that died without cleaning up (SIGKILL, a crash):
+    ``worker-<pid>-<tier>`` whose pid is gone, with their empty ``proc-*`` children. Returns how
+    many worker groups it removed."""
+    removed = 0
+    for group in kqueue_root.glob("worker-*-*"):
+        try:
+            pid = int(group.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if _alive(pid):
+            continue
+        for child in group.glob("proc-*"):
+            _rmdir(child)
+        _rmdir(group)
+        removed += not group.exists()
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _rmdir(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.rmdir()
@@ -222,6 +252,7 @@ def _setup_v1(root: Path, worker_pid: int, name: str) -> MemoryCgroups | None:
         return None
     if not os.access(memory, os.W_OK):
         return None
+    sweep_stale(memory / "kqueue")
     parent = memory / "kqueue" / f"worker-{worker_pid}-{name}"
     parent.mkdir(parents=True, exist_ok=True)
     return MemoryCgroups(CgroupMode.V1, parent)
