@@ -17,6 +17,10 @@ from tests.fuzz.fuzz_support import FUZZ, nasty_bytes, nasty_text
 
 SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name != "jobs"]
 JOB_KEYS = [f.name for f in dataclasses.fields(JobOptions)]
+#: Job keys whose values a rule checks (``setting`` draws them); ``tier`` and ``rate_limit``
+#: are drawn on their own.
+RULED_JOB_KEYS = [key for key in JOB_KEYS[1:] if key in _RULES]
+RATE_UNITS = ("s", "min", "h")
 
 
 @FUZZ
@@ -91,15 +95,25 @@ def valid_configs(draw) -> Config:
     for low, high in [
         ("inline_max_duration_s", "pooled_max_duration_s"),
         ("pool_size", "pool_max_size"),
+        ("load_route_exit_wait_s", "load_route_enter_wait_s"),
     ]:
         a, b = values.get(low, getattr(Config, low)), values.get(high, getattr(Config, high))
         values[low], values[high] = min(a, b), max(a, b)
     jobs = {}
     for name in draw(st.lists(nasty_text | st.text(), max_size=3, unique=True)):
-        table = {key: draw(setting(key)) for key in draw(st.sets(st.sampled_from(JOB_KEYS[1:])))}
+        table = {key: draw(setting(key)) for key in draw(st.sets(st.sampled_from(RULED_JOB_KEYS)))}
+        if draw(st.booleans()):
+            table["rate_limit"] = (
+                f"{draw(st.integers(1, 10**6))}/{draw(st.sampled_from(RATE_UNITS))}"
+            )
         if draw(st.booleans()):
             table["tier"] = draw(st.sampled_from(Tier)).value
         jobs[name] = table
+    # every memory limit must fit the budget (a rule across settings): raise the budget to it
+    limits_mb = [values.get("max_memory_mb", Config.max_memory_mb)]
+    limits_mb += [t["max_memory_mb"] for t in jobs.values() if "max_memory_mb" in t]
+    if "memory_budget_mb" in values:
+        values["memory_budget_mb"] = max(values["memory_budget_mb"], *limits_mb)
     return Config.from_mapping({**values, "jobs": jobs})
 
 

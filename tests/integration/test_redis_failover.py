@@ -163,8 +163,10 @@ def test_workers_and_dispatchers_follow_a_failover(app_dir, wait_replicas, lag_s
         # a rerun only for jobs whose lease or ack was in flight at the crash (16 slots, acks
         # sent with the next lease)
         assert result["duplicated"] <= 100, result
-    elif lag_s:
-        assert result["lost"] > 0, f"a lagging replica should have lost dispatches: {result}"
+    # Without WAIT a lagging replica may lose dispatches the old primary acknowledged (209 and
+    # 241 of 3,000 in two loaded runs, none in a quiet one, where the replica had caught up
+    # before the crash): the count is printed above, not asserted, since it depends on how far
+    # behind the replica was; losing none is what WAIT guarantees, asserted above.
 
 
 @pytest.mark.timeout(240)
