@@ -1,8 +1,10 @@
 """Does the simulator predict the runtime? The same trace, run for real and simulated, compared.
 
 Scenario: for each workload (an I/O-bound mix, a CPU-bound mix that oversubscribes the cores, the
-prototype mix at a rate this host can hold, and a memory-heavy mix whose pool recycles) a seeded
-trace is drawn with ``sim.model.workload.synth``. The host is calibrated once
+prototype mix at a rate this host can hold, a mix under issue 16's rules (two priorities, a
+rate-limited class, a concurrency-limited class: its p95 waits are compared per class too), a
+memory-heavy mix whose pool recycles, and memory-heavy bursts under a 1.5 GB ``memory_budget_mb``) a
+seeded trace is drawn with ``sim.model.workload.synth``. The host is calibrated once
 (``kqueue.ops.calibrate``) against a private Redis. Then the trace is replayed for real
 (``kqueue.ops.replay``: a live worker on the Redis backend, each row a synthetic job that holds its
 memory, waits out its I/O and burns its CPU) and simulated (``sim.simulate`` with the calibrated
@@ -79,6 +81,8 @@ class Workload:
     settings: dict = field(default_factory=dict)
     #: Multiplies every duration and routing threshold (the small run compresses time).
     small_time_scale: float = 1.0
+    #: Also compare p95 waits per job class (priorities and limits act per class).
+    per_class: bool = False
 
     def trace(self, small: bool, seed: int) -> pd.DataFrame:
         """The seeded trace of this workload (compressed in time when ``small``)."""
@@ -133,6 +137,31 @@ WORKLOADS = (
         settings={"pool_size": 4, "pool_max_size": 8},
         small_time_scale=0.1,
     ),
+    # issue 16's rules: two priorities, a rate-limited class, a concurrency-limited class, and a
+    # job every second (the rows a cron job makes; the schedule's firing is tested on its own)
+    Workload(
+        "scheduling",
+        (
+            JobClass("urgent", 0.25, 0.05, 0.3, cpu_fraction=0.05, memory_median_mb=1.0),
+            JobClass("bulk", 0.45, 0.05, 0.3, cpu_fraction=0.05, memory_median_mb=1.0),
+            JobClass("partner_api", 0.2, 0.03, 0.3, cpu_fraction=0.05, memory_median_mb=1.0),
+            JobClass("report", 0.1, 0.4, 0.3, cpu_fraction=0.2, memory_median_mb=5.0),
+        ),
+        rate_per_s=25.0,
+        jobs=750,
+        small_jobs=30,
+        settings={
+            "pool_size": 2,
+            "pool_max_size": 2,
+            "max_concurrent_inline": 2,
+            "jobs": {
+                "urgent": {"priority": 10},
+                "partner_api": {"rate_limit": "4/s"},
+                "report": {"concurrency_limit": 1},
+            },
+        },
+        per_class=True,
+    ),
     Workload(
         "memory",
         (JobClass("blob", 1.0, 1.0, 0.3, cpu_fraction=0.3, memory_median_mb=150.0),),
@@ -140,6 +169,27 @@ WORKLOADS = (
         jobs=120,
         small_jobs=12,
         settings={"pool_size": 3, "pool_max_size": 3, "max_jobs_per_worker": 4},
+    ),
+    # Memory-heavy bursts under a 1.5 GB budget (issue 18): without it the peak is about 3 GB
+    # (``experiments/budget_live.py`` measures both side by side).
+    Workload(
+        "budget",
+        (
+            JobClass("render", 0.75, 2.0, 0.2, cpu_fraction=0.1, memory_median_mb=250.0),
+            JobClass("export", 0.25, 6.0, 0.2, cpu_fraction=0.1, memory_median_mb=350.0),
+        ),
+        rate_per_s=1.2,
+        jobs=150,
+        small_jobs=16,
+        settings={
+            "pool_size": 4,
+            "pool_max_size": 12,
+            "max_concurrent_isolated": 5,
+            "memory_budget_mb": 1500,
+            "max_memory_mb": 1000,
+            "default_job_memory_mb": 400,
+            "jobs": {"export": {"tier": "isolated"}},
+        },
     ),
 )
 
@@ -156,8 +206,9 @@ class Observed:
     other_cores: float = 0.0
 
 
-def metrics(observed: Observed) -> dict[str, float]:
-    """The compared numbers, computed the same way for both sides (see the module docstring)."""
+def metrics(observed: Observed, per_class: bool = False) -> dict[str, float]:
+    """The compared numbers, computed the same way for both sides (see the module docstring);
+    ``per_class`` adds each job class's p95 wait."""
     trace = observed.trace
     span_s = float(trace["finished_at"].max() - trace["submitted_at"].min())
     out = {"throughput_per_min": 60.0 * len(trace) / span_s if span_s > 0 else float("nan")}
@@ -172,6 +223,9 @@ def metrics(observed: Observed) -> dict[str, float]:
             durations = trace["duration_s"][trace["tier"] == tier]
             out[f"{tier}_mean_duration_s"] = float(durations.mean())
     out["peak_memory_mb"] = float(observed.memory["memory_mb"].max())
+    for job_class in sorted(set(trace["job_class"])) if per_class else ():
+        waits = wait[trace["job_class"] == job_class].to_numpy(float)
+        out[f"class:{job_class}_p95_wait_s"] = float(np.quantile(waits, 0.95))
     return out
 
 
@@ -230,6 +284,7 @@ def compare(name: str, predicted: dict, measured: dict) -> list[dict]:
     keys = ["throughput_per_min", "peak_memory_mb"]
     measures = ("jobs", "p50_wait_s", "p95_wait_s", "mean_duration_s")
     keys += [f"{t}_{m}" for t in TIERS for m in measures]
+    keys += sorted(k for k in predicted if k.startswith("class:"))
     for key in keys:
         if key not in predicted and key not in measured:
             continue
@@ -344,7 +399,7 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
                 shares.append(measure_cpu_share(host.cores, probe_s))
                 measured = measure(workload, frame, config, url, out)
                 shares.append(measure_cpu_share(host.cores, probe_s))
-                runs.append(metrics(measured))
+                runs.append(metrics(measured, workload.per_class))
                 sampled.append(measured.sampler_cores)
                 others.append(measured.other_cores)
                 print(
@@ -363,7 +418,9 @@ def run(small: bool, out: Path, repeat: int, only: list[str] | None, seed: int) 
             predicted = predict(frame, config, shared)
             predicted.trace.to_csv(out / f"{workload.name}-predicted.csv", index=False)
             uncalibrated = metrics(predict(frame, config, HostProfile()))
-            compared = compare(workload.name, metrics(predicted), median_metrics(runs))
+            compared = compare(
+                workload.name, metrics(predicted, workload.per_class), median_metrics(runs)
+            )
             for row in compared:
                 row["uncalibrated"] = uncalibrated.get(row["metric"], float("nan"))
             rows += compared

@@ -18,6 +18,35 @@ PROGRESS_MIN_JOBS = 50_000
 DEFAULT_SYNTH_JOBS = 10_000
 
 
+#: The host a run assumes without --host: the stated default ``HostProfile``.
+HOST_HELP = (
+    "host profile TOML from kqueue calibrate (default: 4 cores, worker 80 MB, 60 MB per pool or "
+    "isolated process, the built-in dispatch and spawn costs)"
+)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--cores 0`` is not "unlimited")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_target_arguments(p) -> None:
+    """``--slo``, ``--no-default-slos`` and ``--memory-budget`` (tune and simulate)."""
+    from sim.tune.slo_rule import DEFAULT_RULE
+
+    p.add_argument("--slo", action="append", metavar="TIER.METRIC=VALUE",
+                   help=f"e.g. pool.p95_wait=10s (repeatable); {DEFAULT_RULE}")  # fmt: skip
+    p.add_argument("--no-default-slos", action="store_true",
+                   help="only the --slo given bind (no default SLOs)")  # fmt: skip
+    p.add_argument("--memory-budget", help="peak memory per host, e.g. 3GB (default: none)")
+
+
 def register(subparsers):
     """Add ``simulate``, ``tune`` and ``trace`` (``synth``); return ``trace``'s subparsers."""
     _add_simulate(subparsers)
@@ -36,13 +65,27 @@ def _add_simulate(subparsers) -> None:
     )
     p.add_argument("--trace", help="trace CSV/Parquet (default: synthesize the prototype mix)")
     p.add_argument("--config", help="kqueue.toml with the worker settings to simulate")
-    p.add_argument("--host", help="host profile TOML (cores, dispatch, spawn, memory constants)")
-    p.add_argument("--cores", type=int, help="CPU cores of the host (overrides --host/--ideal)")
+    p.add_argument("--host", help=HOST_HELP)
+    p.add_argument(
+        "--cores", type=positive_int, help="CPU cores of the host (overrides --host/--ideal)"
+    )
+    p.add_argument("--hosts", type=positive_int, default=1,
+                   help="split the trace over this many workers with the tuner's seeded split "
+                   "(--seed) and simulate every share (default 1)")  # fmt: skip
+    add_target_arguments(p)
+    p.add_argument("--drop-impossible", action="store_true",
+                   help="leave out the jobs no host of --memory-budget can run, as tune "
+                   "does")  # fmt: skip
+    p.add_argument("--slo-groups-config", metavar="TOML",
+                   help="the config whose routing of each class makes the SLO groups, as "
+                   "tune's --config does (default: the built-in thresholds, as tune "
+                   "without --config)")  # fmt: skip
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--rate", help="rescale arrivals to this rate, e.g. 1000/min or 20/s")
     rate.add_argument("--speed", type=float, help="compress arrival times by this factor")
     p.add_argument("--duration", help="simulate this long, e.g. 1h (cuts or repeats the trace)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic workload")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the synthetic workload and of the split over --hosts")  # fmt: skip
     p.add_argument("--ideal", action="store_true", help="every host constant zero")
     p.add_argument("--inline", action="store_true", help="model the worker's --inline")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -77,14 +120,20 @@ def _add_tune(subparsers) -> None:
     )
     p.add_argument("--trace", required=True, help="trace CSV/Parquet of your jobs")
     p.add_argument("--rate", help="plan for this arrival rate, e.g. 1000/min (rescales arrivals)")
-    p.add_argument("--memory-budget", help="peak memory per host, e.g. 3GB (default: none)")
-    p.add_argument("--cores", type=int, help="CPU cores of the host (overrides --host)")
-    p.add_argument("--host", help="host profile TOML from kqueue calibrate")
+    p.add_argument("--cores", type=positive_int, help="CPU cores of the host (overrides --host)")
+    p.add_argument("--host", help=HOST_HELP)
     p.add_argument("--config", help="base kqueue.toml: settings the tuner does not search")
-    p.add_argument("--slo", action="append", metavar="TIER.METRIC=VALUE",
-                   help="e.g. inline.p95_wait=1s (repeatable; default: inline 1 s, pool 10 s, "
-                   "isolated 60 s p95 waits)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seeds the split of jobs over hosts")
+    add_target_arguments(p)
+    p.add_argument("--seed", type=int, default=0, help="first seed of the split of jobs over hosts")
+    p.add_argument("--seeds", type=positive_int, default=3,
+                   help="splits (seeds --seed, --seed+1, ...) every share of which must meet the "
+                   "targets (default 3)")  # fmt: skip
+    p.add_argument("--drop-impossible", action="store_true",
+                   help="plan without the jobs no host can run (too big for the budget); "
+                   "default: refuse and name them")  # fmt: skip
+    p.add_argument("--keep-limits", action="store_true",
+                   help="keep the base config's timeout_s / max_memory_mb and count what they "
+                   "kill (default: set per-class limits above each class's tail)")  # fmt: skip
     p.add_argument("--out", default="kqueue.toml", help="config file to write (kqueue.toml)")
     p.add_argument("--report", help="directory for summary.md and the PNGs")
     p.add_argument("--processes", type=int, help="simulation processes (default: all cores)")
@@ -96,73 +145,193 @@ def _add_tune(subparsers) -> None:
 
 def run_tune(args: argparse.Namespace) -> int:
     """``tune``: search, write the config (and the report); returns the exit code."""
+    import contextlib
     from pathlib import Path
 
     from kqueue.errors import KQueueError
 
     try:
-        prepared, problem = _tune_inputs(args)
-        from sim.progress import ProgressPrinter
+        prepared, problem, notes = _tune_inputs(args)
+        from sim.progress import TuneProgress
         from sim.tune.search import tune
 
-        def progress(label: str):
-            return ProgressPrinter(f"tune {label}", unit="configs")
-
-        found = tune(prepared, problem, processes=args.processes,
-                     progress=progress if args.progress else None)  # fmt: skip
+        progress = TuneProgress() if args.progress else None
+        with progress if progress is not None else contextlib.nullcontext():
+            found = tune(prepared, problem, processes=args.processes, progress=progress)
+        found = _with_budget(found)
         Path(args.out).write_text(found.config.to_toml())
         if args.report:
-            from sim.model.replay import simulate
-            from sim.tune.report import write_report
-
-            chosen = simulate(found.share, found.config, problem.host)
-            default = simulate(found.share, problem.base, problem.host)
-            write_report(args.report, found, chosen, default, args.trace)
+            _write_tune_report(args, prepared, found, notes)
     except (KQueueError, ValueError, OSError) as exc:
         return _fail("tune", exc)
-    print(_tune_summary(found, args))
+    print(_tune_summary(found, args, notes))
     return 0
 
 
+def _with_budget(found):
+    """The answer with the budget written into its config, for the runtime to keep
+    (``sim.tune.budget``)."""
+    import dataclasses
+
+    from sim.tune.budget import with_budget
+
+    budget_mb = found.problem.memory_budget_mb
+    kept = with_budget(found.config, budget_mb, found.share.jobs.memory_mb)
+    return dataclasses.replace(found, config=kept)
+
+
+def _write_tune_report(args, prepared, found, notes=()) -> None:
+    from sim.model.replay import simulate
+    from sim.tune.hosts import simulate_hosts
+    from sim.tune.report import write_report
+
+    problem = found.problem
+    chosen = simulate(found.share, found.config, problem.host)
+    default = simulate(found.share, problem.base, problem.host)
+    per_host = (
+        simulate_hosts(prepared, found.config, problem, found.hosts) if found.hosts > 1 else ()
+    )
+    write_report(args.report, found, chosen, default, args.trace, per_host=per_host,
+                 spread=tune_spread(found), notes=notes)  # fmt: skip
+
+
+def tune_spread(found) -> dict[str, list[float]]:
+    """The spread over seeds and shares at the answer's host count (for the report)."""
+    checked = found.check
+    if checked is None or len(checked.runs) <= 1:
+        return {}
+    spread = {
+        "peak memory per host (MB)": checked.spread("peak", lambda e: e.peak_memory_mb),
+        "worst SLO margin per host": checked.spread("margin", lambda e: e.worst_margin),
+    }
+    for name, _ in checked.runs[0].evaluation.margins:
+        spread[f"{name} margin"] = checked.spread(name, lambda e, n=name: dict(e.margins)[n])
+    return spread
+
+
 def _tune_inputs(args: argparse.Namespace):
-    """The prepared trace and the ``Problem`` the ``tune`` arguments describe."""
+    """The prepared trace, the ``Problem`` the ``tune`` arguments describe, and notes to print
+    (jobs dropped, empty SLO groups, the limits)."""
+    from kqueue.errors import ConfigError
+    from kqueue.policy import Config
+    from sim.tune.class_limits import with_class_limits
+    from sim.tune.evaluate import Problem
+    from sim.tune.impossible import impossible_jobs, without
+
+    if args.processes is not None and args.processes < 1:
+        raise ValueError(f"--processes must be at least 1, got {args.processes}")
+    prepared, slos, budget, host = _targets_and_trace(args)
+    notes = []
+    impossible = impossible_jobs(prepared, host, budget)
+    if impossible.count and budget >= host.worker_mb:  # else ``tune`` says the budget is too low
+        if not args.drop_impossible:
+            raise ConfigError(
+                f"{impossible.describe()}; no host count can work. Plan without them with "
+                "--drop-impossible, or raise --memory-budget"
+            )
+        prepared = without(prepared, impossible)
+        notes.append(f"dropped (--drop-impossible): {impossible.describe()}")
+    base = Config.load(args.config)
+    notes += _empty_group_notes(prepared, slos, base)
+    if not args.keep_limits:
+        base = with_class_limits(prepared, base)
+    problem = Problem(slos, budget, host, base, args.seed, args.seeds, args.keep_limits)
+    return prepared, problem, notes
+
+
+def _targets_and_trace(args: argparse.Namespace):
+    """(prepared trace at the asked rate, SLOs, budget MB, host) from tune's arguments."""
     import math
 
-    from kqueue.policy import Config, HostProfile, read_trace
+    from kqueue.policy import HostProfile, read_trace
     from kqueue.policy.units import parse_memory, parse_rate
     from sim.model.replay import prepare
     from sim.model.workload import rescale_to_rate
-    from sim.tune.evaluate import Problem
     from sim.tune.slo import parse_slos
 
-    slos = parse_slos(args.slo)
+    slos = parse_slos(args.slo, defaults=not args.no_default_slos)
     budget = parse_memory(args.memory_budget) if args.memory_budget else math.inf
-    host = HostProfile.load(args.host, cores=args.cores)
+    host = (
+        HostProfile.load(args.host, cores=args.cores) if args.cores else HostProfile.load(args.host)
+    )
     trace = read_trace(args.trace, trace_read_options(args))
     if args.rate:
         trace = rescale_to_rate(trace, parse_rate(args.rate))
-    if args.processes is not None and args.processes < 1:
-        raise ValueError(f"--processes must be at least 1, got {args.processes}")
-    prepared = prepare(trace, source=args.trace)
-    return prepared, Problem(slos, budget, host, Config.load(args.config), args.seed)
+    return prepare(trace, source=args.trace), slos, budget, host
 
 
-def _tune_summary(found, args: argparse.Namespace) -> str:
+def _empty_group_notes(prepared, slos, base) -> list[str]:
+    """A warning on standard error (and a note) naming the SLO groups with no jobs."""
+    from sim.tune.slo import empty_groups, job_groups
+
+    jobs = prepared.jobs
+    empty = empty_groups(slos, job_groups(jobs.job_class, jobs.duration_s, base))
+    if not empty:
+        return []
+    named = ", ".join(s.name for s in slos if s.tier in empty)
+    text = (f"no jobs in the {', '.join(empty)} group{'s' if len(empty) > 1 else ''}: "
+            f"{named} not checked (the other SLOs still bind)")  # fmt: skip
+    print(f"kqueue: warning: {text}", file=sys.stderr)
+    return [text]
+
+
+def _tune_summary(found, args: argparse.Namespace, notes=()) -> str:
     """A few lines for the terminal: the answer, the predicted numbers, where things went."""
     from sim.model.readable import format_rate
 
     e = found.evaluation
+    p = found.problem
+    checked = found.check
+    runs = len(checked.runs) if checked is not None else 1
+    verified = (f" (every share of {p.seeds} seeds: {runs} runs)" if found.hosts_verified
+                else " (at least; not verified)")  # fmt: skip
     lines = [
-        f"hosts: {found.hosts}" + ("" if found.hosts_verified else " (at least; not verified)"),
+        f"hosts: {found.hosts}{verified}",
+        f"what sets it: {found.what_sets_count()}",
         f"binding on one host: {found.binding or 'nothing (one host meets every target)'}",
         f"feasible: {e.feasible}  stable: {e.stable}  peak memory: {e.peak_memory_mb:,.0f} MB"
-        f"  throughput: {format_rate(e.throughput_per_min)} per host",
-        "SLO margins: " + ", ".join(f"{name} {m:+.0%}" for name, m in e.margins),
+        f"  throughput: {format_rate(e.throughput_per_min)} per host (host 1, seed {p.seed})",
+        "SLO margins: " + ", ".join(_margin_text(name, m) for name, m in e.margins),
+    ]
+    if checked is not None and len(checked.runs) > 1:
+        peaks = [r.evaluation.peak_memory_mb for r in checked.runs]
+        margins = [r.evaluation.worst_margin for r in checked.runs]
+        lines.append(f"spread over seeds and shares: peak memory {min(peaks):,.0f}-"
+                     f"{max(peaks):,.0f} MB per host, worst SLO margin {min(margins):+.0%} to "
+                     f"{max(margins):+.0%}")  # fmt: skip
+        for seed in sorted({r.seed for r in checked.runs}):
+            w = checked.worst_of_seed(seed)
+            we = w.evaluation
+            lines.append(f"  seed {seed}: worst host {w.host + 1}, peak "
+                         f"{we.peak_memory_mb:,.0f} MB, worst margin {we.worst_margin:+.0%}, "
+                         f"killed {we.killed}")  # fmt: skip
+    lines.append(_limits_text(found, args))
+    lines += [f"note: {note}" for note in notes]
+    lines += [
         f"searched {found.candidates} candidates, {found.simulations} simulations "
         f"in {found.wall_s:.1f} s",
         f"wrote {args.out}" + (f" and {args.report}/summary.md" if args.report else ""),
     ]
     return "\n".join(lines)
+
+
+def _margin_text(name: str, margin: float | None) -> str:
+    return f"{name} no jobs (not checked)" if margin is None else f"{name} {margin:+.0%}"
+
+
+def _limits_text(found, args) -> str:
+    """Which limits the plan runs under, and what they kill."""
+    e = found.evaluation
+    if args.keep_limits:
+        return (f"limits: the base config's (--keep-limits); they kill {e.killed} attempts, "
+                f"{e.dead} jobs dead-lettered (host 1)")  # fmt: skip
+    jobs = found.config.jobs
+    timeouts = [o.timeout_s for o in jobs.values() if o.timeout_s is not None]
+    memory = [o.max_memory_mb for o in jobs.values() if o.max_memory_mb is not None]
+    if not timeouts:
+        return "limits: the base config's"
+    return (f"limits set for {len(jobs)} classes: timeout_s {min(timeouts):g}-{max(timeouts):g}, "
+            f"max_memory_mb {min(memory):g}-{max(memory):g}; killed {e.killed}")  # fmt: skip
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -181,32 +350,117 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    """``simulate``: load everything, run one simulation, report; returns the exit code."""
+    """``simulate``: load everything, run one simulation per host's share, report; returns the
+    exit code."""
     from kqueue.errors import KQueueError
 
     try:
         trace, config, host = _inputs(args)
+        from kqueue.policy.schedule import load_schedules
         from sim.model.replay import prepare, simulate
+        from sim.model.rules import with_schedule_rows
         from sim.progress import ProgressPrinter
+        from sim.tune.hosts import simulate_hosts
+
+        trace = with_schedule_rows(trace, load_schedules(args.config))  # [schedules] fire too
 
         prepared = prepare(trace, source=args.trace or "<synthetic>")
-        show = args.progress
-        if show is None:
-            show = sys.stderr.isatty() and len(prepared.jobs) >= PROGRESS_MIN_JOBS
-        progress = ProgressPrinter() if show else None
-        result = simulate(prepared, config, host, force_inline=args.inline, progress=progress)
+        problem = _simulate_problem(args, config, host)
+        if args.drop_impossible:
+            prepared = _drop_impossible(prepared, problem)
+        if args.hosts > 1:
+            results = simulate_hosts(prepared, config, problem, args.hosts)
+        else:
+            show = args.progress
+            if show is None:
+                show = sys.stderr.isatty() and len(prepared.jobs) >= PROGRESS_MIN_JOBS
+            progress = ProgressPrinter() if show else None
+            results = [simulate(prepared, config, host, force_inline=args.inline,
+                                progress=progress)]  # fmt: skip
         if args.trace_out:
             from kqueue.policy import write_trace
 
-            write_trace(result.trace(), args.trace_out)
+            write_trace(results[0].trace(), args.trace_out)
     except (KQueueError, ValueError, OSError) as exc:
         return _fail("simulate", exc)
-    if args.json:
-        extra = {"seed": args.seed, "trace": args.trace, "host": host.to_dict()}
-        print(result.to_json(**extra))
-    else:
-        print(result.table())
+    print(_simulate_output(args, results, config, problem, host))
     return 0
+
+
+def _drop_impossible(prepared, problem):
+    """``prepared`` without the jobs no host of the budget can run, as ``tune`` drops them."""
+    from sim.tune.impossible import impossible_jobs, without
+
+    found = impossible_jobs(prepared, problem.host, problem.memory_budget_mb)
+    if found.count:
+        print(f"kqueue simulate: dropped (--drop-impossible): {found.describe()}", file=sys.stderr)
+        return without(prepared, found)
+    return prepared
+
+
+def _simulate_problem(args: argparse.Namespace, config, host):
+    """The targets ``simulate`` judges the run against: SLOs (the default rule), the budget."""
+    import math
+
+    from kqueue.policy import Config
+    from kqueue.policy.units import parse_memory
+    from sim.tune.evaluate import Problem
+    from sim.tune.slo import parse_slos
+
+    slos = parse_slos(args.slo, defaults=not args.no_default_slos)
+    budget = parse_memory(args.memory_budget) if args.memory_budget else math.inf
+    groups = Config.load(args.slo_groups_config) if args.slo_groups_config else Config()
+    return Problem(slos, budget, host, groups, args.seed, 1, False)
+
+
+def _simulate_output(args, results, config, problem, host) -> str:
+    """The JSON (``hosts``, ``worst``, ``meets_targets``, kill counts) or the tables."""
+    import json
+
+    from sim.tune.hosts import judge, meets, worst_index
+
+    evaluations = judge(results, config, problem)
+    worst = worst_index(evaluations, problem.memory_budget_mb)
+    ok = meets(evaluations)
+    if args.json:
+        if len(results) == 1:
+            extra = {"seed": args.seed, "trace": args.trace, "host": host.to_dict()}
+            data = json.loads(results[0].to_json(**extra))
+        else:
+            data = {"seed": args.seed, "trace": args.trace, "host": host.to_dict(),
+                    "hosts": [json.loads(r.to_json()) for r in results]}  # fmt: skip
+            data["worst"] = {"host": worst + 1, **data["hosts"][worst]}
+            for key in ("killed_timeout", "killed_memory", "dead"):
+                data[key] = sum(getattr(r, key) for r in results)
+        data["meets_targets"] = ok
+        data["slo_margins"] = [
+            {"host": i + 1, **dict(e.margins)} for i, e in enumerate(evaluations)
+        ]
+        return json.dumps(data, indent=2)
+    parts = []
+    for i, result in enumerate(results):
+        if len(results) > 1:
+            parts.append(f"== host {i + 1} of {len(results)}'s share, seed {args.seed} ==")
+        parts.append(result.table())
+    parts.append(_verdict(evaluations, worst, ok, problem))
+    return "\n".join(parts)
+
+
+def _verdict(evaluations, worst: int, ok: bool, problem) -> str:
+    """Whether the config meets the SLOs and the budget on every host, and the worst host."""
+    import math
+
+    from sim.tune.hosts import miss
+
+    e = evaluations[worst]
+    budget = problem.memory_budget_mb
+    margins = ", ".join(_margin_text(name, m) for name, m in e.margins)
+    head = ("meets every target on every host" if ok
+            else f"does NOT meet the targets: {miss(e, budget) or 'a job was killed'}")  # fmt: skip
+    budget_text = f"{budget:,.0f} MB" if math.isfinite(budget) else "none"
+    return (f"targets (SLOs: {'; '.join(s.describe() for s in problem.slos)}; budget "
+            f"{budget_text}): {head}; worst host {worst + 1}: peak {e.peak_memory_mb:,.0f} MB, "
+            f"{margins}")  # fmt: skip
 
 
 def _inputs(args: argparse.Namespace):
@@ -221,6 +475,8 @@ def _inputs(args: argparse.Namespace):
         raise ValueError("--ideal and --host contradict each other; give one of them")
     if args.cores is not None:
         host = HostProfile.load(None, **{**host.to_dict(), "cores": args.cores})
+    if args.inline and args.hosts > 1:
+        raise ValueError("--inline models one worker; give it without --hosts")
     if args.trace is None:
         return _synthesize(args), config, host
     trace = read_trace(args.trace, trace_read_options(args))

@@ -51,6 +51,14 @@ def add_run(subparsers) -> None:
     run.add_argument("--max-concurrent-isolated", type=int, help="config max_concurrent_isolated")
     run.add_argument("--timeout", type=float, dest="timeout_s", help="default job timeout_s")
     run.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        help="keep the worker's whole tree within this many MB (config memory_budget_mb)",
+    )
+    run.add_argument(
+        "--max-memory-mb", type=float, help="default per-job memory limit (config max_memory_mb)"
+    )
+    run.add_argument(
         "--visibility-timeout",
         type=float,
         dest="visibility_timeout_s",
@@ -71,6 +79,8 @@ _CLI_SETTINGS = (
     "max_concurrent_inline",
     "max_concurrent_isolated",
     "timeout_s",
+    "memory_budget_mb",
+    "max_memory_mb",
     "visibility_timeout_s",
     "shutdown_grace_s",
 )

@@ -288,6 +288,25 @@ async def api_job(request: Request) -> Response:
     return JSONResponse(_json_safe(found), status_code=404 if found["state"] == "unknown" else 200)
 
 
+async def api_plan(request: Request) -> Response:
+    """The twin's prediction for the running fleet, with the settings and rows it ran on."""
+    dash = request.app.state.dash
+    try:
+        prediction = await dash.fleet_prediction()
+    except KQueueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503)
+    await run_in_threadpool(dash.fleet.snapshot)
+    live = planner.live_figures(dash.fleet.window, dash.fleet.peak_memory_mb)
+    body = {
+        "predicted": prediction.result,
+        "live": live,
+        "rows": prediction.rows,
+        "window_s": prediction.window_s,
+        "config_toml": prediction.config.to_toml(),
+    }
+    return JSONResponse(_json_safe(body))
+
+
 def job_info(backend, job_id: str) -> dict:
     """What a job handle says of ``job_id``: state, attempts, times, result or error."""
     handle = JobHandle(backend, job_id)
@@ -305,7 +324,7 @@ def _json_safe(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items() if k != "config_toml"}
+        return {str(k): _json_safe(v) for k, v in value.items() if k != "worker_config_toml"}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
@@ -349,6 +368,7 @@ def create_app(settings: Settings, backend=None) -> Starlette:
         Route("/api/classes", api_classes),
         Route("/api/dead", api_dead),
         Route("/api/jobs/{job_id:path}", api_job),
+        Route("/api/plan", api_plan),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -154,7 +154,7 @@ def parse_statuses(statuses) -> list[dict]:
                 "memory_mb": _number(body.get("memory_mb")),
                 "age_s": round(now - status.published_at, 1),
                 "tiers": {str(name): _tier(info) for name, info in tiers.items()},
-                "config_toml": str(body.get("config_toml") or ""),
+                "worker_config_toml": str(body.get("config_toml") or ""),
             }
         )
     workers.sort(key=lambda w: (w["host"], w["worker"]))
@@ -198,7 +198,7 @@ def hosts(workers: list[dict]) -> list[dict]:
         host["memory_mb"] += worker["memory_mb"] + sum(
             p["memory_mb"] for tier in worker["tiers"].values() for p in tier["processes"]
         )
-        host["budget_mb"] = _budget_mb(worker["config_toml"])
+        host["budget_mb"] = _budget_mb(worker["worker_config_toml"])
     return [by_host[name] for name in sorted(by_host)]
 
 

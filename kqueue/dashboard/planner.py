@@ -63,9 +63,10 @@ def fleet_config(workers: list[dict], given: Config | None = None) -> Config:
     import tomllib
 
     for worker in workers:
-        if worker.get("config_toml"):
+        if worker.get("worker_config_toml"):
             try:
-                return Config.from_mapping(tomllib.loads(worker["config_toml"]), "worker status")
+                text = worker["worker_config_toml"]
+                return Config.from_mapping(tomllib.loads(text), "worker status")
             except (tomllib.TOMLDecodeError, ConfigError):
                 continue
     return Config()

@@ -84,8 +84,9 @@ def replay_job_id(position: int) -> str:
     return f"r{position}-{new_job_id()}"
 
 
-def _dispatch(app: App, calls, started: float, running) -> None:
-    """Enqueue each call at ``started + offset`` (all calls due together in one batch).
+def _dispatch(app: App, calls, started: float, running, priority=None) -> None:
+    """Enqueue each call at ``started + offset`` (all calls due together in one batch, one
+    per priority: ``priority`` maps a job class to its ``[jobs]`` table's priority).
 
     Raises:
         KQueueError: the worker exited (``running()`` turned false) before the last call.
@@ -99,12 +100,16 @@ def _dispatch(app: App, calls, started: float, running) -> None:
             time.sleep(min(delay_s, 0.5))
             continue
         now_mono, now = time.monotonic(), time.time()
-        batch = []
+        batches: dict[int, list] = {}
         while index < len(calls) and started + calls[index][0] <= now_mono:
             _, name, args = calls[index]
-            batch.append((replay_job_id(index), encode_message(name, args, {}, now)))
+            level = (priority or {}).get(name, 0)
+            batches.setdefault(level, []).append(
+                (replay_job_id(index), encode_message(name, args, {}, now))
+            )
             index += 1
-        app.backend.enqueue_many(app.queue, batch)
+        for level, batch in batches.items():
+            app.backend.enqueue_many(app.queue, batch, priority=level)
 
 
 class MemorySampler:
@@ -191,7 +196,8 @@ def replay(
             sampler = MemorySampler(worker.pid, started)
             sampler.start()
             try:
-                _dispatch(app, calls, started, worker.running)
+                priority = {name: t.priority for name, t in config.jobs.items() if t.priority}
+                _dispatch(app, calls, started, worker.running, priority)
                 worker.drain()
                 finished = worker.wait()
             finally:

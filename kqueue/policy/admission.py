@@ -12,9 +12,9 @@ head, and from the predicted ends of the running jobs the rule works out when it
 *shadow time*) and how much memory will be left beside it then. A job behind the head may still
 start now only if it fits now and either is predicted to end before the shadow time or fits in
 what is left beside the head: so smaller jobs use the gaps, never the memory the head waits for.
-A head that could never fit (predicted above the whole budget) is admitted alone, once only the
-worker's floor remains. Everything here is pure: the runtime and the twin call it with their own
-measurements.
+A head that could never fit beside the worker's floor (predicted above what the budget leaves)
+waits for every running job, with nothing spare, and then runs alone. Everything here is pure:
+the runtime and the twin call it with their own measurements.
 """
 
 from __future__ import annotations
@@ -82,38 +82,42 @@ def admit(
     admitted: list[int] = []
     shadow = None  # (shadow time, memory left beside the head then)
     for index, job in enumerate(candidates):
-        need_mb = min(job.need_mb, max(0.0, budget_mb - floor_mb))  # too big: admitted alone
         if shadow is None:
-            if fits(used_mb, need_mb, budget_mb):
+            if fits(used_mb, job.need_mb, budget_mb):
                 admitted.append(index)
-                used_mb += need_mb
-                holding.append(Holding(now_s + job.estimate_s, need_mb))
+                used_mb += job.need_mb
+                holding.append(Holding(now_s + job.estimate_s, job.need_mb))
                 continue
-            shadow = _shadow(holding, used_mb, need_mb, budget_mb, now_s)
+            if not fits(floor_mb, job.need_mb, budget_mb) and len(holding) == 0:
+                return [index]  # it can never fit: it runs alone, once nothing else does
+            shadow = _shadow(holding, used_mb, job.need_mb, budget_mb, now_s)
             continue
         shadow_s, spare_mb = shadow
-        if not fits(used_mb, need_mb, budget_mb):
+        if not fits(used_mb, job.need_mb, budget_mb):
             continue
         if now_s + job.estimate_s <= shadow_s:
             admitted.append(index)
-            used_mb += need_mb
-        elif need_mb <= spare_mb:
+            used_mb += job.need_mb
+        elif job.need_mb <= spare_mb:
             admitted.append(index)
-            used_mb += need_mb
-            shadow = (shadow_s, spare_mb - need_mb)
+            used_mb += job.need_mb
+            shadow = (shadow_s, spare_mb - job.need_mb)
     return admitted
 
 
 def _shadow(
     holding: list[Holding], used_mb: float, need_mb: float, budget_mb: float, now_s: float
 ) -> tuple[float, float]:
-    """When the head (``need_mb``) fits as running jobs end, and the memory left beside it then."""
+    """When the head (``need_mb``) fits as running jobs end, and the memory left beside it then;
+    a head that never fits beside the floor waits for every running job (nothing spare)."""
     free_mb = budget_mb - used_mb
+    last_s = now_s
     for job in sorted(holding, key=lambda h: h.ends_at_s):
         free_mb += job.memory_mb
+        last_s = max(now_s, job.ends_at_s)
         if free_mb >= need_mb:
-            return max(now_s, job.ends_at_s), free_mb - need_mb
-    return math.inf, 0.0
+            return last_s, free_mb - need_mb
+    return last_s, 0.0
 
 
 def pool_room(used_mb: float, budget_mb: float, process_mb: float) -> int:
@@ -126,10 +130,13 @@ def pool_room(used_mb: float, budget_mb: float, process_mb: float) -> int:
     return max(0, math.floor((budget_mb - used_mb) / process_mb))
 
 
-def recycle_for_budget(used_mb: float, budget_mb: float, retained_mb: float) -> bool:
-    """True when an idle pool process should be recycled: the total is over the budget and the
-    process holds memory its past jobs left behind (``retained_mb`` above its fresh size)."""
-    return used_mb > budget_mb and retained_mb > 0
+def recycle_for_budget(
+    used_mb: float, budget_mb: float, retained_mb: float, waiting_need_mb: float = 0.0
+) -> bool:
+    """True when a pool process that just finished a job should be recycled: it holds memory its
+    past jobs left behind (``retained_mb`` above its fresh size) and the total, with the need of
+    the job waiting first for memory (``waiting_need_mb``, 0 if none), is over the budget."""
+    return retained_mb > 0 and used_mb + waiting_need_mb > budget_mb
 
 
 def check_budget(

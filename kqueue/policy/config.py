@@ -163,8 +163,9 @@ class Config:
     #: Memory the worker keeps its whole tree within (itself, inline jobs, pool and isolated
     #: processes), MB; ``inf`` keeps none. See ``kqueue.policy.admission``.
     memory_budget_mb: float = _setting(math.inf, "> 0", unbounded=True)
-    #: Predicted memory of a job class before it has history, MB (``kqueue.policy.memory``).
-    default_job_memory_mb: float = _setting(64.0, "> 0")
+    #: Predicted memory of a job class before it has history, MB (``kqueue.policy.memory``);
+    #: never above the job's own ``max_memory_mb``, which it is by default (``inf``): safe.
+    default_job_memory_mb: float = _setting(math.inf, "> 0", unbounded=True)
     #: A job class with this many memory or signal deaths among its last ``quarantine_window``
     #: attempts runs isolated until it behaves (``kqueue.policy.quarantine``); 0 turns it off.
     quarantine_after_failures: int = _setting(3, ">= 0")
@@ -174,6 +175,9 @@ class Config:
     quarantine_release_after: int = _setting(5, ">= 1")
     #: A quarantined class's memory limit: its recorded peak times this.
     quarantine_memory_headroom: float = _setting(1.5, "> 0")
+    #: Give each pool and isolated process a memory cgroup with its job's limit where the host
+    #: allows it (``kqueue.tiers.cgroup``); else, or when false, ``RLIMIT_AS``.
+    memory_cgroups: bool = _flag(True)
     #: Let a pool job take a free isolated slot while the pool's wait is long
     #: (``kqueue.policy.router.route_by_load``).
     load_routing: bool = _flag(False)

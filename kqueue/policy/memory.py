@@ -3,9 +3,11 @@
 Kept like the duration history (``kqueue.policy.estimator``): the same window and the same high
 quantile of the last ``history_window`` recorded peaks of the class (``memory_mb`` of its trace
 rows: the peak of its process, or the growth it caused inside the worker), trusted once there are
-``history_min_samples`` of them, and ``Config.default_job_memory_mb`` before that. A high quantile
-is what admission needs: a class that is small half the time and large the other half is admitted
-for its large runs.
+``history_min_samples`` of them, and before that ``cold_start_mb``: ``Config.default_job_memory_mb``
+capped by the job's own ``max_memory_mb`` (by default the limit itself: a job cannot pass it, so a
+budget holds from the first job, at the price of admitting few unknown jobs at once). A high
+quantile is what admission needs: a class that is small half the time and large the other half is
+admitted for its large runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import math
 from collections.abc import Iterable
 
 from kqueue.policy.estimator import DurationHistory, quantile
+
+
+def cold_start_mb(default_mb: float, limit_mb: float) -> float:
+    """The prediction for a class with no history: the default, never above the job's limit, MB."""
+    return min(default_mb, limit_mb)
 
 
 def predict_memory_mb(

@@ -19,8 +19,9 @@ from kqueue.errors import ConfigError
 from kqueue.policy.units import parse_rate
 
 #: A bucket holds this many seconds' worth of tokens (at least one): small, so a burst after a
-#: quiet spell stays small, yet several workers polling a little late still find a token.
-BURST_S = 0.2
+#: quiet spell stays small, yet longer than a worker's poll (0.2 s and its round trip), so
+#: tokens that come while no held-back job is due yet are not lost (0.2 s lost about 10%).
+BURST_S = 0.5
 #: Default semaphore slot lease, seconds; a running job's worker renews it.
 SLOT_LEASE_S = 30.0
 

@@ -30,6 +30,7 @@ from kqueue.policy.config import Tier
 from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
+from kqueue.tiers.cgroup import CgroupMode, MemoryCgroups, detect_cgroups, note_cgroup_death
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import describe_exit, libc_prctl, rss_mb
 
@@ -37,6 +38,9 @@ log = logging.getLogger("kqueue.isolated")
 
 MEMORY_POLL_S = 1.0
 REAP_TIMEOUT_S = 5.0
+#: Room in an isolated process's cgroup beyond its job's limit, for the interpreter's own pages
+#: that the child copies from the worker as it runs (MB).
+CHILD_SLACK_MB = 32.0
 #: Jobs the tier holds per slot beyond the running ones, forked the moment a slot frees.
 BACKLOG_PER_SLOT = 1
 
@@ -65,6 +69,8 @@ class IsolatedRunner(TierRunner):
         self._stopping = False
         self._last_poll_s = 0.0
         self._exited: asyncio.Event | None = None
+        #: Per-process memory cgroups (``kqueue.tiers.cgroup``), found in ``start``.
+        self.cgroups = MemoryCgroups(CgroupMode.NONE, None)
         self._reserved = 0
 
     def capacity(self) -> int:
@@ -81,9 +87,14 @@ class IsolatedRunner(TierRunner):
         """Pids of the isolated processes running now."""
         return list(self._jobs)
 
+    def job_pids(self) -> dict[str, int]:
+        """The pid running each running job, by job id."""
+        return {job.invocation.job_id: pid for pid, (_, job) in self._jobs.items()}
+
     async def start(self) -> None:
         self._exited = asyncio.Event()
         libc_prctl()  # resolved here once, inherited by every child
+        self.cgroups = detect_cgroups(self.config, "isolated")
 
     def run(self, invocation: Invocation) -> Awaitable[Outcome]:
         """Reserve a slot now (so ``free()`` is right before the task starts), then run."""
@@ -122,7 +133,7 @@ class IsolatedRunner(TierRunner):
             invocation.job.name,
             invocation.args,
             invocation.kwargs,
-            invocation.settings.max_memory_mb,
+            None if self.cgroups.active else invocation.settings.max_memory_mb,
             hard=True,
             job_id=invocation.job_id,
             attempt=invocation.attempt,
@@ -136,6 +147,12 @@ class IsolatedRunner(TierRunner):
             name="kqueue-isolated",
         )
         self._jobs[process.pid] = (process, job)
+        if self.cgroups.attach(process.pid, None) is not None:
+            held_mb = self.cgroups.usage_mb(process.pid)  # what it copied since the fork
+            held_mb = 0.0 if held_mb != held_mb else held_mb
+            self.cgroups.set_limit(
+                process.pid, held_mb + CHILD_SLACK_MB + invocation.settings.max_memory_mb
+            )
         loop = asyncio.get_running_loop()
         job.timer = loop.call_later(invocation.settings.timeout_s, process.kill, Status.TIMEOUT)
 
@@ -157,6 +174,7 @@ class IsolatedRunner(TierRunner):
 
     def _on_exit(self, process: ChildProcess) -> None:
         _, job = self._jobs.pop(process.pid)
+        note_cgroup_death(self.cgroups, process)
         extra = {"exitcode": process.exitcode, "spawn_s": process.spawn_s}
         if job.result is not None:
             outcome = outcome_from_result(job.result, f"pid {process.pid}", **extra)
@@ -196,6 +214,7 @@ class IsolatedRunner(TierRunner):
             self._exited.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited.wait(), REAP_TIMEOUT_S)
+        self.cgroups.close()
 
     def status(self) -> dict[str, Any]:
         now = time.time()

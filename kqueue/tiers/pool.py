@@ -10,8 +10,10 @@ arguments), runs it, sends back the measured result, and waits for the next. The
 - kills a process whose job passes its ``timeout_s`` (status ``timeout``) and replaces it;
 - recycles a process after ``max_jobs_per_worker`` jobs, when its resident memory after a job
   passes ``max_worker_memory_mb``, or after a job hit its memory limit (status ``memory``);
-- grows and shrinks the pool with ``kqueue.policy.scaler.target_pool_size`` (bounded steps with
-  a cooldown), applied in ``maintain``.
+- grows and shrinks the pool with ``kqueue.policy.scaler.target_size_with_backlog`` (bounded
+  steps with a cooldown, counting the backend's backlog for the pool, never past what the memory
+  budget allows), applied in ``maintain``; recycles a process whose retained memory pushes the
+  worker over its budget.
 
 Dispatch never waits for the worker loop: the pool accepts jobs per process beyond those running
 (``free()`` counts them: one, or for short jobs as many as fit in ``BACKLOG_MAX_WAIT_S`` of their
@@ -39,10 +41,11 @@ from typing import Any
 
 from kqueue.policy.config import Tier
 from kqueue.policy.limits import timeout_left_s
-from kqueue.policy.scaler import PoolSnapshot, target_pool_size
+from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
+from kqueue.tiers.cgroup import CgroupMode, MemoryCgroups, detect_cgroups, note_cgroup_death
 from kqueue.tiers.handback import Deliveries, PipeReads
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import libc_prctl, rss_mb
@@ -132,6 +135,14 @@ class PoolRunner(TierRunner):
         self._recent_estimate_s = math.nan
         #: Processes replaced after they died, and recycled after limits.
         self.replaced = self.recycled = 0
+        #: Per-process memory cgroups (``kqueue.tiers.cgroup``), found in ``start``.
+        self.cgroups = MemoryCgroups(CgroupMode.NONE, None)
+        #: Set by the worker's memory budget (``kqueue.worker.budget``): processes the budget
+        #: allows beyond the current size (None: no budget), jobs waiting in the backend that
+        #: route to the pool, and whether a process (pid, resident MB) should be recycled.
+        self.room: Callable[[], int | None] = lambda: None
+        self.backlog: Callable[[], int] = lambda: 0
+        self.over_budget: Callable[[int, float], bool] = lambda pid, rss_mb: False
 
     def capacity(self) -> int:
         return sum(1 for p in self._procs.values() if not p.retiring)
@@ -163,9 +174,14 @@ class PoolRunner(TierRunner):
         """Pids of the pool's live processes that take jobs."""
         return [pid for pid, p in self._procs.items() if not p.retiring]
 
+    def job_pids(self) -> dict[str, int]:
+        """The pid running each running job, by job id."""
+        return {p.job.invocation.job_id: pid for pid, p in self._procs.items() if p.job}
+
     async def start(self) -> None:
         self._changed = asyncio.Event()
         libc_prctl()  # resolved here once, inherited by every child
+        self.cgroups = detect_cgroups(self.config, "pool")
         for _ in range(self.config.pool_size):
             self._spawn()
 
@@ -178,6 +194,7 @@ class PoolRunner(TierRunner):
             name="kqueue-pool",
         )
         proc = self._procs[process.pid] = PoolProcess(process)
+        self.cgroups.attach(process.pid, None)  # its limit is set as each job starts
         self._changed.set()
         self._feed()
         return proc
@@ -194,7 +211,7 @@ class PoolRunner(TierRunner):
             invocation.job.name,
             invocation.args,
             invocation.kwargs,
-            invocation.settings.max_memory_mb,
+            None if self.cgroups.active else invocation.settings.max_memory_mb,
             job_id=invocation.job_id,
             attempt=invocation.attempt,
         )
@@ -289,6 +306,12 @@ class PoolRunner(TierRunner):
     def _begin(self, proc: PoolProcess, job: _Assignment, started_at: float) -> None:
         """``job`` runs on ``proc`` since ``started_at`` (epoch s): its timeout runs from then."""
         job.sent_at = started_at
+        if self.cgroups.active:  # what the process holds now plus the job's limit
+            held_mb = self.cgroups.usage_mb(proc.child.pid)
+            limit_mb = job.invocation.settings.max_memory_mb
+            self.cgroups.set_limit(
+                proc.child.pid, (0.0 if held_mb != held_mb else held_mb) + limit_mb
+            )
         if job.aborted:
             proc.child.kill(Status.CANCELLED)
         delay_s = timeout_left_s(started_at, job.invocation.settings.timeout_s, time.time())
@@ -316,6 +339,7 @@ class PoolRunner(TierRunner):
             proc.jobs_done >= self.config.max_jobs_per_worker
             or proc.rss_mb > self.config.max_worker_memory_mb
             or outcome.status is Status.MEMORY
+            or self.over_budget(proc.child.pid, proc.rss_mb)
         )
 
     def _retire(self, proc: PoolProcess, *, replace: bool) -> None:
@@ -338,6 +362,7 @@ class PoolRunner(TierRunner):
 
     def _on_exit(self, process: ChildProcess) -> None:
         proc = self._procs.pop(process.pid)
+        note_cgroup_death(self.cgroups, process)
         self.reads.forget(process)
         job = proc.jobs.popleft() if proc.jobs else None
         self._requeue_pipelined(proc)
@@ -373,8 +398,16 @@ class PoolRunner(TierRunner):
     def _scale(self, waiting: int, now_s: float) -> None:
         size = self.capacity()
         busy = sum(1 for p in self._procs.values() if p.job is not None)
-        snapshot = PoolSnapshot(size, busy, waiting, now_s, self._last_scaled_at)
-        target = target_pool_size(snapshot, self.config)
+        target = target_size_with_backlog(
+            size,
+            busy,
+            waiting,
+            self.backlog(),
+            now_s,
+            self._last_scaled_at,
+            self.config,
+            room=self.room(),
+        )
         if target > size:
             for _ in range(target - size):
                 self._spawn()
@@ -413,6 +446,7 @@ class PoolRunner(TierRunner):
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), REAP_TIMEOUT_S)
+        self.cgroups.close()
 
     def status(self) -> dict[str, Any]:
         now = time.time()

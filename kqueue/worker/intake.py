@@ -24,6 +24,7 @@ from kqueue.policy.estimator import DurationHistory
 from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
 from kqueue.policy.router import route
 from kqueue.tiers.base import Invocation
+from kqueue.worker.budget import GATED
 from kqueue.worker.held import Pending, best_effort
 from kqueue.worker.limits import Limiter
 
@@ -72,6 +73,9 @@ class Intake:
         self._shares: dict[str, float] = {}
         self._last_probe_s = 0.0
         self._probing = False
+        #: The worker's memory budget (``kqueue.worker.budget``): admits pool and isolated jobs
+        #: and reroutes quarantined classes; None runs them as their tiers free.
+        self.budget = None
         #: Shared limits and pauses (``kqueue.worker.limits``).
         self.limiter = Limiter(app.backend, config.visibility_timeout_s, config.poll_interval_s)
 
@@ -129,14 +133,31 @@ class Intake:
         self.released += released or 0
 
     def take_ready(self) -> Iterator[Pending]:
-        """The jobs to launch now: each tier's queue from the head, while the tier has a free slot.
+        """The jobs to launch now: each tier's queue from the head, while the tier has a free slot;
+        with a memory budget, pool and isolated jobs as ``MemoryBudget.select`` admits them.
 
         Lazy: launch each job before asking for the next, so the tier's free count is current.
         """
+        gated = self.budget is not None and self.budget.enabled
         for tier, queue in self.waiting.items():
+            if gated and tier in GATED:
+                continue
             runner = self.runners[tier]
             while queue and runner.free() > 0:
                 yield queue.popleft()
+        if gated:
+            yield from self.budget.select(self.waiting)
+
+    def all_settings(self) -> dict[str, JobSettings]:
+        """The resolved settings of every job the app registers, by name."""
+        for name, job in self.app.jobs.items():
+            if name not in self._settings:
+                self._settings[name] = resolve_job(self.config, name, job.declared)
+        return dict(self._settings)
+
+    def pool_share(self) -> float:
+        """The share of recently fetched jobs that went to the pool (0 before any)."""
+        return self._shares.get(Tier.POOL.value, 0.0)
 
     def waiting_count(self, tier: Tier | None = None) -> int:
         """Jobs waiting in one tier's local queue, or in all of them."""
@@ -188,6 +209,8 @@ class Intake:
         tier = route(
             settings.tier, estimate.duration_s, self.config, force_inline=self.force_inline
         )
+        if self.budget is not None and not self.force_inline and tier is not Tier.INLINE:
+            tier, settings = self.budget.reroute(job.name, tier, settings, self.waiting)
         invocation = Invocation(
             lease.job_id,
             job,

@@ -12,7 +12,6 @@ slots of a worker that dies lapse after one ``visibility_timeout_s``.
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 from kqueue.backends.base import Backend
 from kqueue.backends.limits import LimitStore
@@ -48,14 +47,14 @@ class Limiter:
         self._rates: dict[str, RateLimit] = {}
         self._paused: set[str] = set()
         self._paused_read_s = -PAUSE_REFRESH_S
-        #: Jobs of each class held back by its rate this round (spreads their next looks).
-        self._held_this_round: Counter[str] = Counter()
+        #: Per rate-limited class, when the token after the last held-back job's comes (each
+        #: job held back waits for its own turn, so the backlog is not re-leased every round).
+        self._next_token_s: dict[str, float] = {}
         #: Jobs held back so far.
         self.held_back = 0
 
     def begin_round(self) -> None:
         """A fetch round starts."""
-        self._held_this_round.clear()
 
     def admit(self, pending: Pending) -> float | None:
         """None when the job may run now; else how long to hold it back, seconds."""
@@ -91,8 +90,10 @@ class Limiter:
             limit = self._rates[job_name] = parse_rate_limit(settings.rate_limit, job_name)
         if self.store.take_tokens(f"rate:{job_name}", limit, 1):
             return None
-        self._held_this_round[job_name] += 1
-        return held_back_wait_s(self._held_this_round[job_name] / limit.rate_per_s, False, 0.0)
+        now = time.monotonic()
+        turn_s = max(now, self._next_token_s.get(job_name, now)) + 1.0 / limit.rate_per_s
+        self._next_token_s[job_name] = turn_s
+        return held_back_wait_s(turn_s - now, False, 0.0)
 
     def _is_paused(self, queue: str, job_name: str) -> bool:
         now = time.monotonic()

@@ -31,6 +31,7 @@ from kqueue.policy.schedule import Schedule
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
+from kqueue.worker.budget import MemoryBudget, PoolBacklog, add_budget_status, connect_pool
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
 from kqueue.worker.periodic import Periodic
@@ -102,6 +103,11 @@ class Worker:
         )
         #: Leases jobs into its ``waiting`` queues, one per tier.
         self.intake = Intake(app, config, self.runners, self.history, force_inline=force_inline)
+        #: Keeps the memory budget, the per-class memory history and the quarantine.
+        self.budget = MemoryBudget(config, self.runners)
+        self.intake.budget = self.budget
+        self._backlog = PoolBacklog(self.backend, self.queues, self.intake)
+        connect_pool(self.runners, self.budget, self._backlog)
         #: What the loop itself settled: retries' dead letters, releases, abandoned threads.
         self._released = self._abandoned = 0
         #: Running jobs and their runners' handles (``cancel()`` at shutdown).
@@ -128,6 +134,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
+        self.budget.check(self.intake.all_settings())
         self.recorder.start()
         for runner in self.runners.values():
             await runner.start()
@@ -305,6 +312,8 @@ class Worker:
 
     def _settle_one(self, pending: Pending, outcome: Outcome) -> None:
         self._aborted.discard(pending.lease.job_id)
+        if not outcome.interrupted:
+            self.budget.finished(pending, outcome.status, outcome.memory_mb)
         self.settler.settle(pending, outcome)
         self.intake.limiter.release(pending.lease.job_id)
 
@@ -350,6 +359,7 @@ class Worker:
             tier.value: {**runner.status(), "waiting": self.intake.waiting_count(tier)}
             for tier, runner in self.runners.items()
         }
+        add_budget_status(tiers, self.budget)
         self.recorder.publish_status(self.queues, tiers)
 
     def _done(self, fetched: int) -> bool:

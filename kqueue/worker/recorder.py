@@ -81,7 +81,8 @@ class Recorder:
         self._metrics = None
         #: The last published status and queue depths, read by the metrics at scrape time.
         self._snapshot: tuple[dict, dict] = ({}, {})
-        self._rows: list[TraceRow] = []
+        #: Trace rows of settled attempts not yet written, as values in ``COLUMNS`` order.
+        self._rows: list[tuple] = []
         self._durations: dict[str, list[float]] = {}
         self._last_durations_flush = time.monotonic()
         self._rates = RateWindow()
@@ -138,25 +139,17 @@ class Recorder:
                 pending.tier.value, name, outcome.status.value, outcome.duration_s, wait_s
             )
 
-    def _row(self, pending: Pending, outcome: Outcome) -> TraceRow:
-        return TraceRow(
-            job_id=pending.lease.job_id,
-            queue=pending.lease.queue,
-            job_class=pending.invocation.job.name,
-            tier=pending.tier.value,
-            submitted_at=pending.submitted_at,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-            wait_s=max(0.0, outcome.started_at - pending.due_at),
-            duration_s=outcome.duration_s,
-            cpu_s=outcome.cpu_s,
-            memory_mb=outcome.memory_mb,
-            status=outcome.status.value,
-            attempt=pending.lease.attempt,
-            worker=self.worker_id,
-            estimated_s=pending.estimate_s,
-            due_at=pending.due_at,
-        )
+    def _row(self, pending: Pending, outcome: Outcome) -> tuple:
+        """The attempt's trace row as its values in ``COLUMNS`` order: a tuple costs a quarter
+        of a frozen ``TraceRow`` (the file writer builds those; the fleet trace needs none)."""
+        lease = pending.lease
+        return (
+            lease.job_id, lease.queue, pending.invocation.job.name, pending.tier.value,
+            pending.submitted_at, outcome.started_at, outcome.finished_at,
+            max(0.0, outcome.started_at - pending.due_at), outcome.duration_s, outcome.cpu_s,
+            outcome.memory_mb, outcome.status.value, lease.attempt, self.worker_id,
+            pending.estimate_s, pending.due_at,
+        )  # fmt: skip
 
     def flush(self) -> None:
         """Share new durations (when ``DURATIONS_FLUSH_S`` has passed), then write trace rows.
@@ -184,7 +177,7 @@ class Recorder:
     def _flush_rows(self) -> None:
         if self._rows:
             if self._trace is not None:
-                self._trace.write_many(self._rows)
+                self._trace.write_many(TraceRow(*values) for values in self._rows)
             if self._shipper is not None:
                 self._shipper.put(self._rows)
             self._rows = []

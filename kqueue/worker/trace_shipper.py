@@ -40,14 +40,14 @@ class TraceShipper:
         self.backend, self.keep_rows, self.interval_s = backend, keep_rows, interval_s
         #: Rows appended to the backend so far, and rows dropped while it was unreachable.
         self.shipped = self.dropped = 0
-        self._rows: list[TraceRow] = []
+        self._rows: list[TraceRow | tuple] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kqueue-trace", daemon=True)
         self._thread.start()
 
-    def put(self, rows: Sequence[TraceRow]) -> None:
-        """Queue rows for the next append (cheap: called on the worker's loop)."""
+    def put(self, rows: Sequence[TraceRow | tuple]) -> None:
+        """Queue rows (``TraceRow`` or its values in ``COLUMNS`` order) for the next append."""
         with self._lock:
             self._rows.extend(rows)
             self._trim()
@@ -71,7 +71,7 @@ class TraceShipper:
         self.shipped += len(rows)
         return True
 
-    def put_back(self, rows: list[TraceRow]) -> None:
+    def put_back(self, rows: list[TraceRow | tuple]) -> None:
         """Return rows that were not appended to the front of the queue (oldest first)."""
         with self._lock:
             self._rows[:0] = rows

@@ -39,17 +39,20 @@ class Steps:
 class MemoryLog:
     """Memory changes as a tier makes them: ``add(at_s, delta_mb)``, then ``steps()``."""
 
-    __slots__ = ("t_s", "delta_mb")
+    __slots__ = ("t_s", "delta_mb", "level_mb")
 
     def __init__(self) -> None:
         self.t_s: list[float] = []
         self.delta_mb: list[float] = []
+        #: The sum of the changes so far (what the tier holds, counting those about to apply).
+        self.level_mb = 0.0
 
     def add(self, at_s: float, delta_mb: float) -> None:
         """``delta_mb`` MB more (or less) from ``at_s`` on; a zero change is not kept."""
         if delta_mb:
             self.t_s.append(at_s)
             self.delta_mb.append(delta_mb)
+            self.level_mb += delta_mb
 
     def steps(self) -> Steps:
         """The changes so far."""

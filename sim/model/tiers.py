@@ -6,8 +6,10 @@ others. A tier does not know the model: it gets what it reads and writes as argu
 environment, ``run(job, overhead_s)`` to start a job on its slot, the per-job lists it shares with
 the model, and callbacks for what another part knows, such as the inline tier's memory now). The
 inline and isolated tiers are a fixed number of slots; the pool is a set of long-lived processes
-sized by ``kqueue.policy.scaler.target_pool_size`` (the runtime's rule), each recycled after
-``max_jobs_per_worker`` jobs or when its memory passes ``max_worker_memory_mb``.
+sized by ``kqueue.policy.scaler.target_size_with_backlog`` (the runtime's rule: the model leases
+every job on arrival, so its backlog is already in the queue, plus the jobs the memory budget
+holds back, never past what the budget allows), each recycled after ``max_jobs_per_worker``
+jobs, when its memory passes ``max_worker_memory_mb``, or when it pushes the worker over budget.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 import simpy
 
 from kqueue.policy import Config, HostProfile, target_size
+from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
 from sim.engine.clock import Call
 from sim.engine.memory import MemoryLog
@@ -267,8 +270,14 @@ class PoolTier:
         memory_mb: list[float],
         process: list[int],
         inline_level_mb: Callable[[], float],
+        held_waiting: Callable[[], int] = lambda: 0,
+        room: Callable[[], int | None] = lambda: None,
+        over_budget: Callable[[int], bool] = lambda pid: False,
     ):
         self.config, self.env, self._run = config, env, run
+        #: The memory budget's part (``sim.model.budget``): pool jobs it holds back, processes
+        #: it allows beyond the size (None: no budget), whether a process should be recycled.
+        self._held_waiting, self._room, self._over_budget = held_waiting, room, over_budget
         self._memory_mb, self._process, self._inline_level_mb = memory_mb, process, inline_level_mb
         self.dispatch_s, self.spawn_s, self.base_mb = (
             host.pool_dispatch_s,
@@ -327,6 +336,7 @@ class PoolTier:
             killed
             or self.jobs_run[pid] >= self.config.max_jobs_per_worker
             or self.base_mb + self.high_water_mb[pid] > self.config.max_worker_memory_mb
+            or self._over_budget(pid)
         ):
             self.recycles += 1
             self._exit(pid)
@@ -398,8 +408,16 @@ class PoolTier:
         if self._fixed:
             return
         now = self.env.now
-        target = target_size(
-            self.size, self.busy, len(self.queue), now, self._last_scaled_s, self.config
+        waiting = len(self.queue) + self._held_waiting()
+        target = target_size_with_backlog(
+            self.size,
+            self.busy,
+            waiting,
+            0,
+            now,
+            self._last_scaled_s,
+            self.config,
+            room=self._room(),
         )
         if target > self.size:
             for _ in range(target - self.size):
@@ -420,7 +438,12 @@ class PoolTier:
         if ends_s <= now:
             return
         later = target_size(
-            self.size, self.busy, len(self.queue), ends_s, self._last_scaled_s, self.config
+            self.size,
+            self.busy,
+            len(self.queue) + self._held_waiting(),
+            ends_s,
+            self._last_scaled_s,
+            self.config,
         )
         if later == self.size:
             return

@@ -38,9 +38,12 @@ from kqueue.policy import (
     route,
 )
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
+from kqueue.policy.quarantine import HARMFUL, Quarantine
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
-from sim.model.jobs import INLINE, POOL, TIER_CODE, TIERS, Jobs
+from sim.model.budget import BudgetGate, route_by_load_code
+from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
+from sim.model.rules import BacklogQueue, ClassRules, Gate, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
@@ -78,6 +81,7 @@ class Model:
         force_inline: bool = False,
         progress: Progress | None = None,
         cpu_fast_path: bool = True,
+        rules: ClassRules | None = None,
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self.force_inline = force_inline
@@ -125,6 +129,21 @@ class Model:
             slot_s=self.slot_s,
             inline_computing=self.cpu.inline_computing,
         )
+        #: The memory budget (``sim.model.budget``): holds pool and isolated jobs until they fit.
+        self.gate = BudgetGate(
+            env,
+            config,
+            host,
+            memory_mb=self.memory_mb,
+            estimated_s=self.estimated_s,
+            job_class=jobs.job_class,
+            started_s=self.started_s,
+        )
+        self._spilling = False
+        #: Classes moved to the isolated tier (``kqueue.policy.quarantine``, the runtime's rule);
+        #: only classes that ever died for memory are followed (the others cannot be moved).
+        self.quarantine = Quarantine(config)
+        self._harmed: set[str] = set()
         self.tiers = (
             inline,
             PoolTier(
@@ -135,6 +154,9 @@ class Model:
                 memory_mb=self.memory_mb,
                 process=self.process,
                 inline_level_mb=inline.level_mb,
+                held_waiting=self.gate.held_pool,
+                room=self.gate.room,
+                over_budget=self.gate.over_budget,
             ),
             IsolatedTier(
                 env,
@@ -145,8 +167,28 @@ class Model:
                 inline_level_mb=inline.level_mb,
             ),
         )
+        self.gate.tiers = self.tiers
+        self._install_rules(rules if rules is not None else class_rules(jobs, config))
         if n:
             Call(env, 0, self._fetch_when_due)
+
+    def _install_rules(self, rules: ClassRules) -> None:
+        """Priorities order the tiers' waiting jobs; limits and pauses gate the classes
+        (``sim.model.rules``, the runtime's rules from ``kqueue.policy``)."""
+        if rules.prioritised:
+            for tier in self.tiers:
+                tier.queue = BacklogQueue(rules.priority)
+        gated = rules.gated
+        self.class_gate = Gate(self.env, rules, self._job_class, self._to_tier) if gated else None
+
+    def _to_tier(self, job: int) -> None:
+        """Hand a job its class's rules let go on to its tier, through the memory budget's
+        admission for a pool or isolated job."""
+        tier = self.tier[job]
+        if self.gate.enabled and tier != INLINE:
+            self.gate.submit(job, tier)
+        else:
+            self.tiers[tier].submit(job)
 
     # --- the worker loop ------------------------------------------------------------------
 
@@ -257,12 +299,29 @@ class Model:
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
         tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
         self.estimated_s[job] = estimate_s
+        harmed = tier != INLINE and job_class in self._harmed
+        if harmed and self.quarantine.is_quarantined(job_class) and not self.force_inline:
+            tier = ISOLATED
+        if config.load_routing and not self.force_inline and declared is Tier.AUTO:
+            _, pool, isolated = self.tiers
+            tier, self._spilling = route_by_load_code(
+                config,
+                tier,
+                pool,
+                isolated,
+                self.gate.held_pool(),
+                self.estimated_s,
+                self._spilling,
+            )
         self.tier[job] = tier
         memory_mb = self.jobs.memory_mb[job]
         if tier != INLINE and memory_mb > resolved.max_memory_mb:
             memory_mb = resolved.max_memory_mb  # the limit stops it there
         self.memory_mb[job] = memory_mb
-        self.tiers[tier].submit(job)
+        if self.class_gate is None:
+            self._to_tier(job)
+        else:
+            self.class_gate.offer(job)
 
     # --- one job's life on its slot ------------------------------------------------------
 
@@ -314,8 +373,18 @@ class Model:
             self.tiers[tier].release(job)
         else:
             self._killed(job, tier, status, settings, now)
+        if self.gate.enabled:
+            self.gate.finished(job)
+        if tier != INLINE and (status in HARMFUL or self._job_class[job] in self._harmed):
+            self._note_health(self._job_class[job], status or Status.OK)
+        if self.class_gate is not None:
+            self.class_gate.ended(job)
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle(now)
+
+    def _note_health(self, job_class: str, status: Status) -> None:
+        self._harmed.add(job_class)
+        self.quarantine.record(job_class, status)
 
     def _killed(self, job: int, tier: int, status: Status, settings: JobSettings, now: float):
         """A limit ended this attempt: free its slot, then retry it after the backoff (routed

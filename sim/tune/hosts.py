@@ -50,9 +50,7 @@ class HostCheck:
     def worst(self) -> ShareRun:
         """The share furthest from its targets (infeasible first, then the least SLO margin,
         then the highest peak memory)."""
-        return min(self.runs, key=lambda r: (*r.evaluation.rank(self.budget_mb)[:3],
-                                             r.evaluation.worst_margin,
-                                             -r.evaluation.peak_memory_mb))  # fmt: skip
+        return max(self.runs, key=lambda r: badness(r.evaluation, self.budget_mb))
 
     def worst_of_seed(self, seed: int) -> ShareRun:
         """The worst share of one seed's split."""
@@ -83,7 +81,7 @@ def miss(e: Evaluation, budget_mb: float) -> str:
         return f"{e.binding_slo} missed by {-e.worst_margin:.0%}"
     if e.peak_memory_mb > budget_mb:
         return (f"peak memory {e.peak_memory_mb:,.0f} MB over the {budget_mb:,.0f} MB budget "
-                f"by {e.peak_memory_mb / budget_mb - 1:.0%}")  # fmt: skip
+                f"by {e.peak_memory_mb / budget_mb - 1:.1%}")  # fmt: skip
     if not e.checked:
         return "no SLO had jobs to check"
     return ""
@@ -94,28 +92,19 @@ def seeds_of(problem: Problem) -> list[int]:
     return [problem.seed + k for k in range(max(1, problem.seeds))]
 
 
-# One process's view of the work (inherited on fork), and its cache of splits.
+# One process's view of the work (set before the pool forks, inherited).
 _STATE: dict[str, object] = {}
 
 
-def _init(prepared: TraceJobs, problem: Problem) -> None:
-    _STATE.clear()
-    _STATE["prepared"], _STATE["problem"] = prepared, problem
+def _init(parts: dict[int, list[TraceJobs]], problem: Problem) -> None:
+    _STATE["parts"], _STATE["problem"] = parts, problem
 
 
-def _share(hosts: int, seed: int, host: int) -> TraceJobs:
-    key = ("split", hosts, seed)
-    if key not in _STATE:
-        _STATE.pop(next((k for k in _STATE if isinstance(k, tuple)), None), None)
-        _STATE[key] = shares(_STATE["prepared"], hosts, seed)  # type: ignore[arg-type]
-    return _STATE[key][host]  # type: ignore[index]
-
-
-def _run(task: tuple[int, int, int, Config]) -> ShareRun:
-    hosts, seed, host, config = task
+def _run(task: tuple[int, int, Config]) -> ShareRun:
+    seed, host, config = task
     problem: Problem = _STATE["problem"]  # type: ignore[assignment]
-    result = simulate(_share(hosts, seed, host), config, problem.host)
-    return ShareRun(seed, host, evaluate(result, config, problem))
+    part = _STATE["parts"][seed][host]  # type: ignore[index]
+    return ShareRun(seed, host, evaluate(simulate(part, config, problem.host), config, problem))
 
 
 def check(
@@ -128,24 +117,27 @@ def check(
     progress: Callable[[int, int], None] | None = None,
 ) -> HostCheck:
     """Simulate ``config`` on every share of every seed at ``hosts`` hosts (see the module)."""
-    tasks = [(hosts, seed, host, config) for seed in seeds_of(problem) for host in range(hosts)]
+    parts = {seed: shares(prepared, hosts, seed) for seed in seeds_of(problem)}
+    tasks = [(seed, host, config) for seed in parts for host in range(hosts)]
     processes = min(processes or len(os.sched_getaffinity(0)), len(tasks))
+    _init(parts, problem)
     runs: list[ShareRun] = []
     if processes > 1:
         import multiprocess
 
         context = multiprocess.get_context("fork")
-        with context.Pool(processes, _init, (prepared, problem)) as pool:
-            for done, run in enumerate(pool.imap(_run, tasks), start=1):
+        with context.Pool(processes) as pool:  # forked after ``_init``: the shares are there
+            results = pool.imap(_run, tasks, chunksize=max(1, len(tasks) // (4 * processes)))
+            for done, run in enumerate(results, start=1):
                 runs.append(run)
                 if progress is not None:
                     progress(done, len(tasks))
     else:
-        _init(prepared, problem)
         for done, task in enumerate(tasks, start=1):
             runs.append(_run(task))
             if progress is not None:
                 progress(done, len(tasks))
+    _STATE.clear()
     return HostCheck(hosts, config, tuple(runs), problem.memory_budget_mb)
 
 
@@ -164,8 +156,13 @@ def judge(results: Sequence[SimResult], config: Config, problem: Problem) -> lis
 
 def worst_index(evaluations: Sequence[Evaluation], budget_mb: float) -> int:
     """The position of the worst host (as ``HostCheck.worst``)."""
-    return min(range(len(evaluations)), key=lambda i: (*evaluations[i].rank(budget_mb)[:3],
-               evaluations[i].worst_margin, -evaluations[i].peak_memory_mb))  # fmt: skip
+    return max(range(len(evaluations)), key=lambda i: badness(evaluations[i], budget_mb))
+
+
+def badness(e: Evaluation, budget_mb: float) -> tuple:
+    """Sort key, larger = worse: infeasible, unstable, further off, less SLO room, more memory."""
+    infeasible, unstable, violation = e.rank(budget_mb)[:3]
+    return (infeasible, unstable, violation, -e.worst_margin, e.peak_memory_mb)
 
 
 def meets(evaluations: Sequence[Evaluation]) -> bool:

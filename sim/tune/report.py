@@ -34,6 +34,7 @@ from sim.tune.plots import (
 )
 from sim.tune.search import TuneResult
 from sim.tune.slo import DEFAULT_SLOS, group_stats, job_groups
+from sim.tune.slo_rule import DEFAULT_RULE
 
 #: Settings the tuner searches, shown side by side in the summary.
 TUNED_KEYS = (
@@ -72,10 +73,11 @@ def peak_isolated(result: SimResult) -> int:
 
 def summary_markdown(tuned: TuneResult, recommended: SimResult, default: SimResult,
                      source: str, per_host: Sequence[SimResult] = (),
-                     spread: Mapping[str, Sequence[float]] | None = None) -> str:  # fmt: skip
-    """The Markdown summary; ``per_host`` and ``spread`` as in ``write_report``."""
+                     spread: Mapping[str, Sequence[float]] | None = None,
+                     notes: Sequence[str] = ()) -> str:  # fmt: skip
+    """The Markdown summary; ``per_host``, ``spread`` and ``notes`` as in ``write_report``."""
     p = tuned.problem
-    lines = _header_lines(tuned, recommended, source)
+    lines = _header_lines(tuned, recommended, source, notes)
     if recommended.default_cpu_rows or recommended.default_memory_rows:
         lines += [
             f"Note: {recommended.default_cpu_rows:,} rows had no `cpu_s` (assumed half their "
@@ -97,11 +99,18 @@ def summary_markdown(tuned: TuneResult, recommended: SimResult, default: SimResu
     return "\n".join(lines)
 
 
-def _header_lines(tuned: TuneResult, recommended: SimResult, source: str) -> list[str]:
+def _header_lines(tuned: TuneResult, recommended: SimResult, source: str,
+                  notes: Sequence[str] = ()) -> list[str]:  # fmt: skip
     """The title, what was asked (trace, host, SLOs, search) and the answer."""
     p = tuned.problem
     budget = f"{p.memory_budget_mb:,.0f} MB" if math.isfinite(p.memory_budget_mb) else "none"
     slo_origin = " (the defaults: none given)" if p.slos == DEFAULT_SLOS else ""
+    limits = (
+        "the base config's (--keep-limits): what they kill is counted, not disqualifying"
+        if p.keep_limits
+        else 'set per class above its own tail (`[jobs."<class>"]` tables); a plan that '
+        "kills a job is never feasible"
+    )
     return [
         "# kqueue tune report",
         "",
@@ -111,6 +120,12 @@ def _header_lines(tuned: TuneResult, recommended: SimResult, source: str) -> lis
         f"- SLOs{slo_origin}: " + "; ".join(s.describe() for s in p.slos),
         "  (a group is the jobs whose class the default config routes to that tier, wherever "
         "the recommended config runs them)",
+        f"- SLO rule: {DEFAULT_RULE}; an SLO whose group has no jobs is reported as "
+        '"no jobs (not checked)" and never makes a plan feasible',
+        f"- Limits (`timeout_s`, `max_memory_mb`): {limits}; this plan kills "
+        f"{recommended.killed_timeout} attempts for time and {recommended.killed_memory} for "
+        f"memory, {recommended.dead} jobs dead-lettered (host 1)",
+        *(f"- Note: {note}" for note in notes),
         f"- Search: {tuned.candidates} first candidates, {tuned.simulations} simulations, "
         f"{tuned.wall_s:.1f} s, seed {p.seed}",
         "",
@@ -144,9 +159,12 @@ def _answer(tuned: TuneResult) -> str:
             f"One host meets every SLO and the budget: peak {e.peak_memory_mb:,.0f} MB, "
             f"worst SLO margin {e.worst_margin:+.0%} ({e.binding_slo} binds first)."
         )
+    seeds = tuned.problem.seeds
     verdict = (
         f"{tuned.hosts} workers (hosts) against one Redis meet the targets, each with the "
-        f"recommended config (checked on {share_label(tuned.hosts, tuned.problem.seed)})"
+        f"recommended config (checked on every host's share of {seeds} seed"
+        f"{'s' if seeds > 1 else ''} of the split). What sets the count: "
+        f"{tuned.what_sets_count()}"
         if tuned.hosts_verified and e.feasible
         else f"no tried host count met the targets; at least {tuned.hosts} workers are needed "
         "(bound, or the simulations of smaller counts failed)"
@@ -240,6 +258,9 @@ def _spread_lines(spread: Mapping[str, Sequence[float]] | None) -> list[str]:
              "|---|---:|---:|---:|---:|"]  # fmt: skip
     for name, values in spread.items():
         v = np.asarray(values, float)
+        if not len(v):
+            lines.append(f"| {name} | no jobs (not checked) | | | 0 |")
+            continue
         lines.append(f"| {name} | {significant(v.min())} | {significant(float(np.median(v)))} | "
                      f"{significant(v.max())} | {len(v)} |")  # fmt: skip
     return lines
@@ -247,7 +268,8 @@ def _spread_lines(spread: Mapping[str, Sequence[float]] | None) -> list[str]:
 
 def write_report(directory: str | Path, tuned: TuneResult, recommended: SimResult,
                  default: SimResult, source: str, *, per_host: Sequence[SimResult] = (),
-                 spread: Mapping[str, Sequence[float]] | None = None) -> Path:  # fmt: skip
+                 spread: Mapping[str, Sequence[float]] | None = None,
+                 notes: Sequence[str] = ()) -> Path:  # fmt: skip
     """Write ``summary.md`` and the PNGs into ``directory`` (created); returns its path.
 
     Args:
@@ -259,10 +281,11 @@ def write_report(directory: str | Path, tuned: TuneResult, recommended: SimResul
             tuner's seed, host ``i`` at index ``i``; adds a table and ``hosts.png``.
         spread: optional, ``{metric: values over seeds and shares}`` (e.g. ``{"hosts needed":
             [27, 29, 29], "worst p95 wait of the pool group (s)": [...]}``); adds a table.
+        notes: lines to state under the header (jobs dropped, empty SLO groups).
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    text = summary_markdown(tuned, recommended, default, source, per_host, spread)
+    text = summary_markdown(tuned, recommended, default, source, per_host, spread, notes)
     (out / "summary.md").write_text(text)
     for name, figure in figures(tuned, recommended, default, per_host).items():
         figure.savefig(out / f"{name}.png", dpi=100)

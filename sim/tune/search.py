@@ -65,6 +65,8 @@ MAX_SLOTS = 100_000
 MIN_SHARE_JOBS = 50
 #: Host counts tried when finding the number of hosts (doubling, bisection, the count below).
 HOST_SEARCHES = 8
+#: Host counts below the answer checked beyond ``HOST_SEARCHES`` (at least the count below).
+BELOW_SEARCHES = 2
 #: Rounds of growing capacities on a failing share before a host count is given up.
 SHARE_FIXES = 2
 
@@ -382,7 +384,7 @@ def _up_moves(config: Config) -> list[Config]:
     if config.pool_size > 0:
         bigger = pool + max(1, pool // 4)
         grow |= {"pool_size": bigger, "pool_max_size": bigger}
-    moves = [config.replace(**{k: v}) for k, v in grow.items() if not k.startswith("pool_max")]
+    moves = [config.replace(**{k: v}) for k, v in grow.items() if not k.startswith("pool_")]
     if config.pool_size > 0:
         moves.append(config.replace(pool_size=grow["pool_size"], pool_max_size=grow["pool_size"]))
     moves.append(config.replace(**grow))
@@ -390,15 +392,18 @@ def _up_moves(config: Config) -> list[Config]:
 
 
 def _fix(prepared, first: HostCheck, problem, processes, progress) -> HostCheck:
-    """Host 1's config failed another share: grow capacities on the worst share (at most
-    ``SHARE_FIXES`` rounds) and check every share again; returns the last check."""
+    """Host 1's config failed another share: on the worst share, try one step up and one step
+    down in each capacity (at most ``SHARE_FIXES`` rounds), keep the selection rule's pick and
+    check every share again; returns the last check."""
     checked = first
     for round_ in range(1, SHARE_FIXES + 1):
         worst = checked.worst
         part = shares(prepared, checked.hosts, worst.seed)[worst.host]
         label = f"[{checked.hosts} hosts, seed {worst.seed}, host {worst.host + 1}] fix {round_}"
         with Evaluator(part, [len(part.jobs)], problem, processes, progress) as evaluator:
-            evaluator.run(len(part.jobs), _up_moves(checked.config), label)
+            # more capacity for a missed SLO, less (and recycling) for a peak over the budget
+            down = neighbours(checked.config, True, profile(part, problem.base), problem)
+            evaluator.run(len(part.jobs), _up_moves(checked.config) + down, label)
             tried = evaluator.on_full_trace()
         if not any(e.feasible for e in tried):
             return checked
@@ -443,6 +448,16 @@ def host_bounds(trace: TraceProfile, problem: Problem) -> dict[str, int]:
     return found
 
 
+def _step_down(high: int, works, tried: dict) -> int:
+    """Check the count below the answer (always: a search is kept for it) and step down while
+    it passes (the answer is then lower than the bisection said)."""
+    while high - 1 >= 2 and works(high - 1, len(tried) + 1):
+        high -= 1
+        if len(tried) >= HOST_SEARCHES + BELOW_SEARCHES:
+            break
+    return high
+
+
 def _hosts(prepared, trace, problem, processes, progress, one_host):
     """The least host count at which every share of every seed meets the targets.
 
@@ -455,10 +470,10 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
     k = max(2, *host_bounds(trace, problem).values())
     tried: dict[int, tuple] = {}
 
-    def works(hosts: int) -> bool | None:
+    def works(hosts: int, allowed: int = HOST_SEARCHES) -> bool | None:
         if hosts in tried:
             return tried[hosts][0].feasible
-        if len(tried) >= HOST_SEARCHES:
+        if len(tried) >= allowed:
             return None
         found = _try_hosts(prepared, hosts, problem, processes, progress)
         if found is None:
@@ -479,12 +494,20 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
         if ok is None:
             break
         low, high = (low, middle) if ok else (middle, high)
-    while high is not None and high - 1 >= 2 and works(high - 1):
-        high -= 1  # the count below passed too: the answer is lower than the bisection said
+    if high is not None:
+        high = _step_down(high, works, tried)
     checks = {hosts: found[0] for hosts, found in tried.items()}
     if high is not None:
         return high, True, tried[high][1], checks
     last = tried[max(tried)][1] if tried else one_host
-    if last is None:  # not even one share could be simulated: report the one-host search
-        last = _search(prepared, trace, problem, processes, progress)
+    if last is None:
+        last = _smallest_share_search(prepared, trace, problem, processes, progress)
     return low + 1, False, last, checks
+
+
+def _smallest_share_search(prepared, trace, problem, processes, progress):
+    """No share could be simulated: the search on the smallest share that can be (a config to
+    start from; the count stays a bound, unverified), or on the whole trace when it is small."""
+    most = len(prepared.jobs) // MIN_SHARE_JOBS
+    found = _share_search(prepared, most, problem, processes, progress) if most > 1 else None
+    return found or _search(prepared, trace, problem, processes, progress)

@@ -29,6 +29,7 @@ from kqueue.policy import Config, JobOptions, resolve_job, route
 from kqueue.policy.units import parse_duration, parse_rate
 from sim.model.jobs import TIER_CODE, TIER_NAMES
 from sim.model.report import SimResult, throughput_per_min
+from sim.tune.slo_rule import DEFAULT_RULE  # noqa: F401 (stated here and in --help)
 
 #: Tiers an SLO may name; ``all`` is every job together.
 TIERS = (*TIER_NAMES, "all")
@@ -125,14 +126,6 @@ def parse_slo(text: str) -> Slo:
     except ValueError as exc:
         raise ConfigError(f"--slo {text!r}: {exc}") from None
     return Slo(tier, metric, target)
-
-
-#: The default rule, as ``--help`` and the report state it.
-DEFAULT_RULE = (
-    "the defaults (inline 1 s, pool 10 s, isolated 60 s p95 waits) always bind; an --slo adds an "
-    "objective or replaces the default of the same tier.metric; --no-default-slos keeps only "
-    "the named ones"
-)
 
 
 def parse_slos(texts: Iterable[str] | None, *, defaults: bool = True) -> tuple[Slo, ...]:

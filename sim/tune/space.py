@@ -74,6 +74,10 @@ class Band:
     mean_memory_mb: float
     high_memory_mb: float
     longest_estimate_s: float
+    #: Job memory in use on average (Little's law per class: rate x service x memory), MB. Not
+    #: ``slot_load x mean_memory_mb``: that weights memory by arrivals, and the long jobs are
+    #: the big ones.
+    memory_in_use_mb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,7 @@ def make_split(
 def _band(group: list[ClassProfile], overhead_s: float, stretch: float) -> Band:
     rate = sum(c.rate_per_s for c in group)
     if rate == 0:
-        return Band(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return Band(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     stretch = min(stretch, 10.0)
     service = [
         overhead_s + c.mean_duration_s - c.mean_cpu_s + c.mean_cpu_s * stretch for c in group
@@ -237,6 +241,9 @@ def _band(group: list[ClassProfile], overhead_s: float, stretch: float) -> Band:
         mean_memory_mb=sum(c.rate_per_s * c.mean_memory_mb for c in group) / rate,
         high_memory_mb=max(c.high_memory_mb for c in group),
         longest_estimate_s=max(c.estimate_s for c in group),
+        memory_in_use_mb=sum(
+            c.rate_per_s * s * c.mean_memory_mb for c, s in zip(group, service, strict=True)
+        ),
     )
 
 
@@ -245,10 +252,11 @@ def memory_floor_mb(split: Split, host: HostProfile, pool_size: int = 0) -> floa
     pool_processes = max(pool_size, split.pool.slot_load)
     return (
         host.worker_mb
-        + split.inline.slot_load * split.inline.mean_memory_mb
+        + split.inline.memory_in_use_mb
         + pool_processes * host.pool_process_mb
-        + split.pool.slot_load * split.pool.mean_memory_mb
-        + split.isolated.slot_load * (host.isolated_process_mb + split.isolated.mean_memory_mb)
+        + split.pool.memory_in_use_mb
+        + split.isolated.slot_load * host.isolated_process_mb
+        + split.isolated.memory_in_use_mb
     )
 
 
@@ -263,8 +271,13 @@ def memory_guess_mb(split: Split, host: HostProfile, pool: int, isolated: int) -
             if split.pool.rate_per_s
             else 0
         )
-        + busy_isolated * (host.isolated_process_mb + split.isolated.mean_memory_mb)
+        + busy_isolated * (host.isolated_process_mb + _per_busy_slot_mb(split.isolated))
     )
+
+
+def _per_busy_slot_mb(band: Band) -> float:
+    """The job memory of one busy slot of ``band`` on average (load-weighted), MB."""
+    return band.memory_in_use_mb / band.slot_load if band.slot_load else 0.0
 
 
 def wait_target(slos: tuple[Slo, ...], tier: str, band: Band) -> tuple[float, float]:

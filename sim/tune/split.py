@@ -1,38 +1,85 @@
 """The seeded split of a trace over ``N`` workers: one rule for ``simulate --hosts`` and ``tune``.
 
-Each job goes to a worker drawn uniformly with ``numpy.random.default_rng(seed)`` (one draw per
-job, in replay order), which is what N workers leasing from one backend look like when no worker
-is favoured. ``shares`` returns every worker's part; ``share`` one of them.
+Workers sharing one backend pull: a worker leases only what its tiers have room for
+(``kqueue.policy.fetch``), so a job goes to a worker with room, not to a worker drawn at random.
+The ``balanced`` rule (the default) models that: in arrival order, each job goes to the worker
+with the fewest jobs of its class in flight (assigned, and not yet ended if it had started at
+once), then the fewest in flight of any class, ties drawn with ``numpy.random.default_rng(seed)``.
+The ``random`` rule draws every job's worker uniformly (a static hash split; what the tuner did
+before issue 14): each share is then an independent thinning of the arrivals, whose bursts are
+much larger relative to its mean than the whole trace's, and the host count it needs with them.
+``shares`` returns every worker's part; ``share`` one of them.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
 from sim.model.jobs import TraceJobs
 from sim.tune.evaluate import subset
 
+#: The split rules: ``balanced`` (pull: least in flight) and ``random`` (uniform draw).
+RULES = ("balanced", "random")
+DEFAULT_RULE = "balanced"
 
-def owners(jobs: int, hosts: int, seed: int) -> np.ndarray:
+
+def owners(prepared: TraceJobs, hosts: int, seed: int, rule: str = DEFAULT_RULE) -> np.ndarray:
     """Per job (replay order), the worker (0 .. hosts-1) that runs it."""
     if hosts < 1:
         raise ValueError(f"hosts must be at least 1, got {hosts}")
+    if rule not in RULES:
+        raise ValueError(f"unknown split rule {rule!r}; valid rules: {', '.join(RULES)}")
+    n = len(prepared.jobs)
     if hosts == 1:
-        return np.zeros(jobs, np.int64)
-    return np.random.default_rng(seed).integers(hosts, size=jobs)
+        return np.zeros(n, np.int64)
+    rng = np.random.default_rng(seed)
+    if rule == "random":
+        return rng.integers(hosts, size=n)
+    return _balanced(prepared, hosts, rng)
 
 
-def shares(prepared: TraceJobs, hosts: int, seed: int) -> list[TraceJobs]:
+def _balanced(prepared: TraceJobs, hosts: int, rng: np.random.Generator) -> np.ndarray:
+    jobs = prepared.jobs
+    names = sorted(set(jobs.job_class))
+    code = {name: i for i, name in enumerate(names)}
+    # key[c, h]: jobs of class c in flight on host h, scaled to dominate, plus all in flight on h
+    scale = float(len(jobs) + 1)
+    key = np.zeros((len(names), hosts))
+    # ties: host order rotated by a seeded offset per job (row ``offset`` of ``rotations``)
+    rotations = ((np.arange(hosts)[None, :] - np.arange(hosts)[:, None]) % hosts) / hosts
+    offsets = rng.integers(hosts, size=len(jobs)).tolist()
+    classes = [code[name] for name in jobs.job_class]
+    ending: list[tuple[float, int, int]] = []
+    owner = np.empty(len(jobs), np.int64)
+    pop, push, argmin = heapq.heappop, heapq.heappush, np.argmin
+    for j, at_s in enumerate(jobs.submitted_s):
+        while ending and ending[0][0] <= at_s:
+            _, host, c = pop(ending)
+            key[c, host] -= scale
+            key[:, host] -= 1.0
+        c = classes[j]
+        host = int(argmin(key[c] + rotations[offsets[j]]))
+        owner[j] = host
+        key[c, host] += scale
+        key[:, host] += 1.0
+        push(ending, (at_s + jobs.duration_s[j], host, c))
+    return owner
+
+
+def shares(prepared: TraceJobs, hosts: int, seed: int, rule: str = DEFAULT_RULE) -> list[TraceJobs]:
     """Every worker's share of ``prepared`` when arrivals are split over ``hosts`` workers."""
     if hosts == 1:
         return [prepared]
-    owner = owners(len(prepared.jobs), hosts, seed)
+    owner = owners(prepared, hosts, seed, rule)
     return [subset(prepared, np.flatnonzero(owner == host)) for host in range(hosts)]
 
 
-def share(prepared: TraceJobs, hosts: int, seed: int, host: int = 0) -> TraceJobs:
+def share(
+    prepared: TraceJobs, hosts: int, seed: int, host: int = 0, rule: str = DEFAULT_RULE
+) -> TraceJobs:
     """Worker ``host``'s share (see ``shares``)."""
     if hosts == 1:
         return prepared
-    owner = owners(len(prepared.jobs), hosts, seed)
-    return subset(prepared, np.flatnonzero(owner == host))
+    return subset(prepared, np.flatnonzero(owners(prepared, hosts, seed, rule) == host))

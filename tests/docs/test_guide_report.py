@@ -26,6 +26,10 @@ def test_the_guides_commands_and_example_write_the_report_it_describes(tmp_path)
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert "every number below is per host, on host 1 of " in summary
     assert "completed" in summary and "over the arrival window" in summary
+    assert "What sets the count: at " in summary and "- SLO rule: the defaults" in summary
+    assert "- Limits (`timeout_s`, `max_memory_mb`): set per class" in summary
+    assert "## Spread over seeds and shares" in summary
+    assert "targets (SLOs: inline.p95_wait <= 1 s" in done.stdout  # the simulate line's verdict
     for name in ("pareto", "memory", "waits"):
         assert (tmp_path / "report" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     # And the example adds every host's share

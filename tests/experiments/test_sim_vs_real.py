@@ -9,7 +9,7 @@ from tests.conftest import require_redis_server, run_experiment
 def test_sim_vs_real_runs_small_and_prints_its_table(tmp_path):
     require_redis_server()
     done = run_experiment("sim_vs_real.py", "--small", "--out", str(tmp_path))
-    for workload in ("io", "cpu", "prototype", "memory"):
+    for workload in ("io", "cpu", "prototype", "scheduling", "memory"):
         assert f"{workload:<10} throughput_per_min" in done.stdout
         assert (tmp_path / f"sim_vs_real_{workload}.png").exists()
     assert "targeted rows missed" in done.stdout

@@ -14,16 +14,18 @@ def test_every_backend_keeps_shared_limits(backend):
 
 
 def test_the_token_bucket_starts_full_then_refills_at_its_rate(backend):
-    limit = parse_rate_limit("20/s", "test")  # capacity 4
-    assert backend.take_tokens("rate:a", limit, 10) == 4
-    assert backend.take_tokens("rate:a", limit, 10) == 0
-    time.sleep(0.3)  # 6 tokens' worth, capped at 4
-    assert 3 <= backend.take_tokens("rate:a", limit, 10) <= 4
+    limit = parse_rate_limit("20/s", "test")  # capacity 10
+    assert backend.take_tokens("rate:a", limit, 20) == 10
+    assert backend.take_tokens("rate:a", limit, 20) == 0
+    time.sleep(0.3)  # 6 tokens' worth
+    assert 5 <= backend.take_tokens("rate:a", limit, 20) <= 8
+    time.sleep(0.8)  # 16 tokens' worth, capped at 10
+    assert backend.take_tokens("rate:a", limit, 20) == 10
     assert backend.take_tokens("rate:b", limit, 1) == 1  # buckets are separate
 
 
 def test_the_bucket_holds_under_threads_hammering_it(backend):
-    limit = parse_rate_limit("50/s", "test")  # capacity 10
+    limit = parse_rate_limit("50/s", "test")  # capacity 25
     granted = []
 
     def hammer():
@@ -37,7 +39,7 @@ def test_the_bucket_holds_under_threads_hammering_it(backend):
         t.start()
     for t in threads:
         t.join()
-    assert 10 + 40 <= sum(granted) <= 10 + 60  # capacity, then about 50/s over ~1 s
+    assert 25 + 40 <= sum(granted) <= 25 + 60  # capacity, then about 50/s over ~1 s
 
 
 def test_the_semaphore_counts_slots_and_expired_leases_come_back(backend):

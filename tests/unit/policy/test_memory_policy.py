@@ -17,7 +17,7 @@ from kqueue.policy.admission import (
     recycle_for_budget,
 )
 from kqueue.policy.config import Config
-from kqueue.policy.memory import MemoryHistory, predict_memory_mb
+from kqueue.policy.memory import MemoryHistory, cold_start_mb, predict_memory_mb
 from kqueue.policy.quarantine import ClassHealth, Quarantine, limit_mb, step
 from kqueue.policy.status import Status
 
@@ -35,6 +35,11 @@ from kqueue.policy.status import Status
 )
 def test_predict_memory(history, expected):
     assert predict_memory_mb(history, 64.0) == pytest.approx(expected)
+
+
+def test_cold_start_is_never_above_the_limit():
+    assert cold_start_mb(math.inf, 512.0) == 512.0
+    assert cold_start_mb(64.0, 512.0) == 64.0
 
 
 def test_history_matches_the_pure_rule_and_forgets_old_peaks():
@@ -70,6 +75,8 @@ ADMISSION = [
     # a job bigger than the whole budget runs alone once only the floor remains
     pytest.param(100, 1000, [(5000, 5)], [], [0], id="too big, nothing running -> alone"),
     pytest.param(600, 1000, [(5000, 5), (10, 99)], [(10, 500)], [], id="too big waits for all"),
+    pytest.param(600, 1000, [(5000, 5), (10, 5)], [(10, 500)], [1], id="too big: backfill short"),
+    pytest.param(100, 1000, [(300, 5), (5000, 5)], [], [0], id="too big waits behind a start"),
 ]
 
 
@@ -107,6 +114,7 @@ def test_pool_room_and_recycle():
     assert recycle_for_budget(1100.0, 1000.0, retained_mb=40.0)
     assert not recycle_for_budget(900.0, 1000.0, retained_mb=40.0)
     assert not recycle_for_budget(1100.0, 1000.0, retained_mb=0.0)
+    assert recycle_for_budget(900.0, 1000.0, retained_mb=40.0, waiting_need_mb=200.0)
     assert expected_mb(500.0, -20.0) == 500.0 and expected_mb(500.0, 20.0) == 520.0
 
 

@@ -21,7 +21,7 @@ TEN_PER_S = parse_rate_limit("10/s", "test")
 def test_parse_rate_limit():
     limit = parse_rate_limit("100/min", "x")
     assert limit.rate_per_s == pytest.approx(100 / 60) and limit.capacity == 1.0
-    assert TEN_PER_S.capacity == 2.0
+    assert TEN_PER_S.capacity == 5.0
 
 
 @pytest.mark.parametrize("bad", ["10/fortnight", "-3/s", "", 10])
@@ -39,10 +39,10 @@ def test_bad_concurrency_limits_are_refused(bad):
 @pytest.mark.parametrize(
     ("bucket", "now", "wanted", "granted", "left"),
     [
-        (None, 0.0, 5, 2, 0.0),  # a new bucket starts full (2 tokens)
+        (None, 0.0, 7, 5, 0.0),  # a new bucket starts full (5 tokens)
         (Bucket(0.0, 0.0), 0.05, 1, 0, 0.5),  # half a token: nothing yet
         (Bucket(0.0, 0.0), 0.1, 3, 1, 0.0),
-        (Bucket(0.0, 0.0), 10.0, 9, 2, 0.0),  # never more than the capacity
+        (Bucket(0.0, 0.0), 10.0, 9, 5, 0.0),  # never more than the capacity
         (Bucket(1.5, 5.0), 4.0, 1, 1, 0.5),  # a clock behind the state does not refill
     ],
 )
@@ -56,7 +56,7 @@ def test_the_bucket_holds_its_rate_over_time():
     for step in range(1000):  # 100 s of looking every 0.1 s
         got, bucket = take_tokens(TEN_PER_S, bucket, step * 0.1, 100)
         started += got
-    assert 990 <= started <= 1002
+    assert 990 <= started <= 1005
     assert token_wait_s(TEN_PER_S, Bucket(0.25, 0.0), 0.0) == pytest.approx(0.075)
 
 

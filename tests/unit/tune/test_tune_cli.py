@@ -44,6 +44,8 @@ def test_tune_writes_a_config_that_kqueue_run_accepts_and_a_report(tmp_path, sma
     # And the file is exactly the recommended Config's TOML, which a worker runs unchanged
     tuned = Config.load(tmp_path / "tuned.toml")
     assert (tmp_path / "tuned.toml").read_text() == tuned.to_toml()
+    # And it carries the budget as a guarantee the worker keeps (issue 18)
+    assert tuned.memory_budget_mb == 6 * 1024 and tuned.max_memory_mb <= 6 * 1024
     (tmp_path / "app.py").write_text(APP)
     ran = run_kqueue(tmp_path, "run", "--app", "app:app", "--config", "tuned.toml", "--burst")
     assert ran.returncode == 0, ran.stderr
