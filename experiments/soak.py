@@ -70,17 +70,19 @@ class Sample:
     tree_pss_mb: float
     fds: int
     processes: int
-    #: The two ``kqueue run`` processes alone (the roots of the trees).
+    #: The two ``kqueue run`` processes alone (the roots of the trees). Their RSS does not depend
+    #: on how many children share their pages, as their PSS does.
     workers_pss_mb: float
     workers_fds: int
+    workers_rss_mb: float
 
 
-def pss_kb(pid: int) -> int:
-    """The process's proportional set size, kB (0 if it is gone)."""
+def pss_kb(pid: int, field: str = "Pss:") -> int:
+    """The process's proportional set size (or another smaps_rollup ``field``), kB; 0 if gone."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as handle:
             for line in handle:
-                if line.startswith("Pss:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -101,6 +103,7 @@ def read_trees(pids: list[int], now_s: float, standing_age_s: float = STANDING_A
     wall_now = time.time()
     workers_kb = sum(pss_kb(pid) for pid in pids)
     workers_fds = sum(fd_count(pid) for pid in pids)
+    workers_rss_kb = sum(pss_kb(pid, "Rss:") for pid in pids)
     for pid in pids:
         try:
             root = psutil.Process(pid)
@@ -122,7 +125,7 @@ def read_trees(pids: list[int], now_s: float, standing_age_s: float = STANDING_A
                     standing + 1,
                 )
     return Sample(now_s, standing_kb / 1024, standing_fds, standing, tree_kb / 1024, fds, count,
-                  workers_kb / 1024, workers_fds)  # fmt: skip
+                  workers_kb / 1024, workers_fds, workers_rss_kb / 1024)  # fmt: skip
 
 
 class Sampler(threading.Thread):
@@ -223,7 +226,8 @@ def soak(args) -> dict:
 COLUMNS = (("standing_pss_mb", "standing MB", ".1f"), ("standing_fds", "fds", ".0f"),
            ("standing", "procs", ".0f"), ("workers_pss_mb", "workers MB", ".1f"),
            ("workers_fds", "fds", ".0f"), ("tree_pss_mb", "tree MB", ".1f"),
-           ("fds", "fds", ".0f"), ("processes", "procs", ".0f"))  # fmt: skip
+           ("fds", "fds", ".0f"), ("processes", "procs", ".0f"),
+           ("workers_rss_mb", "workers RSS", ".1f"))  # fmt: skip
 
 
 def full(samples: list[Sample]) -> list[Sample]:
@@ -265,13 +269,15 @@ def report(args, figures: dict) -> bool:
     fds = growth(early, late, "standing_fds")
     workers = growth(early, late, "workers_pss_mb")
     worker_fds = growth(early, late, "workers_fds")
+    worker_rss = growth(early, late, "workers_rss_mb")
     growth_pct = 100.0 * (pss[1] - pss[0]) / pss[0]
     settled = [s.standing_fds for s in steady if s.time_s > args.duration_s / 6]
     print(
         f"standing PSS, minute 5 -> last: {pss[0]:.1f} -> {pss[1]:.1f} MB ({growth_pct:+.1f}%); "
         f"standing fds {fds[0]:.0f} -> {fds[1]:.0f} (band after minute 5: "
         f"{min(settled, default=0)}-{max(settled, default=0)}); the two worker processes: "
-        f"{workers[0]:.1f} -> {workers[1]:.1f} MB, fds {worker_fds[0]:.0f} -> {worker_fds[1]:.0f}"
+        f"{workers[0]:.1f} -> {workers[1]:.1f} MB, fds {worker_fds[0]:.0f} -> {worker_fds[1]:.0f},"
+        f" RSS {worker_rss[0]:.1f} -> {worker_rss[1]:.1f} MB"
     )
     ok = (
         not counts.lost

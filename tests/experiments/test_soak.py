@@ -18,9 +18,11 @@ def test_soak_for_a_minute_loses_and_doubles_nothing():
     out = done.stdout
     assert re.search(r"1,000/1,000 finished, 0 lost, 0 duplicated", out), out
     assert "standing PSS, minute 5 -> last:" in out, out
-    rows = re.findall(r"^\s+1" + r"\s+([\d.]+)" * 8 + "$", out, re.M)
+    rows = re.findall(r"^\s+1" + r"\s+([\d.]+)" * 9 + "$", out, re.M)
     assert rows, out
-    standing_mb, standing_fds, standing, workers_mb, _, tree_mb, fds, procs = map(float, rows[0])
+    standing_mb, standing_fds, standing, workers_mb, _, tree_mb, fds, procs, rss_mb = map(
+        float, rows[0]
+    )
     # two workers, each with its pool: tens of MB each, some descriptors each
     assert standing >= 2 and procs >= standing and fds >= standing_fds > 20, out
-    assert 20 < workers_mb <= standing_mb <= tree_mb, out
+    assert 20 < workers_mb <= standing_mb <= tree_mb and rss_mb >= workers_mb, out
