@@ -197,38 +197,25 @@ class Job(Generic[P, R]):
 
     def submit(self, options: DispatchOptions, args: tuple, kwargs: dict) -> JobHandle[R]:
         """Enqueue one call with ``options``; what ``dispatch`` and ``JobCall`` do."""
-        job_id, body, delay_s = self._message(options, args, kwargs)
-        job_id = self.app.backend.submit(
-            self.queue,
-            job_id,
-            body,
-            delay_s=delay_s,
-            unique_key=options.unique_key,
-            unique_for_s=options.unique_for_s,
-            priority=self.priority if options.priority is None else options.priority,
-        )
+        job_id, body, placement = self._message(options, args, kwargs)
+        job_id = self.app.backend.submit(self.queue, job_id, body, **placement)
         return self.app.handle(job_id, queue=self.queue, fresh=True)
 
     async def submit_async(
         self, options: DispatchOptions, args: tuple, kwargs: dict
     ) -> JobHandle[R]:
         """``submit``, awaited (``dispatch_async`` and ``JobCall.dispatch_async``)."""
-        job_id, body, delay_s = self._message(options, args, kwargs)
+        job_id, body, placement = self._message(options, args, kwargs)
         job_id = await aio.client_for(self.app.backend).submit(
-            self.queue,
-            job_id,
-            body,
-            delay_s=delay_s,
-            unique_key=options.unique_key,
-            unique_for_s=options.unique_for_s,
-            priority=self.priority if options.priority is None else options.priority,
+            self.queue, job_id, body, **placement
         )
         return self.app.handle(job_id, queue=self.queue, fresh=True)
 
     def _message(
         self, options: DispatchOptions, args: tuple, kwargs: dict
-    ) -> tuple[str, bytes, float]:
-        """The id, body and delay of one call; raises ``JobError`` for bad arguments."""
+    ) -> tuple[str, bytes, dict[str, Any]]:
+        """The id and body of one call, and where the backend places it (``Backend.submit``'s
+        keywords: delay, unique key, priority); raises ``JobError`` for bad arguments."""
         now = time.time()
         delay_s = options.due_in_s(now)
         body = encode_message(
@@ -242,7 +229,13 @@ class Job(Generic[P, R]):
         problem = self.bind_error(args, kwargs)
         if problem is not None:
             raise JobError(f"job {self.name!r}: {problem}")
-        return options.job_id or new_job_id(), body, delay_s
+        placement = {
+            "delay_s": delay_s,
+            "unique_key": options.unique_key,
+            "unique_for_s": options.unique_for_s,
+            "priority": self.priority if options.priority is None else options.priority,
+        }
+        return options.job_id or new_job_id(), body, placement
 
     # --- Celery's names for the same (kqueue.api.celery) --------------------------------------
 
