@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -157,28 +158,42 @@ class JobHandle(Generic[R]):
             JobNotFound: the backend does not know the id (never dispatched, or expired).
             ResultTimeout: (a ``TimeoutError``) it did not end within ``timeout_s``.
         """
+        steps = self._result_steps(timeout_s, self.backend.wakes_on_finish)
+        wait_s = next(steps)
+        while True:
+            if wait_s is None:
+                found = self._lookup()
+            else:
+                found = self._decoded(self.backend.wait_and_lookup(self.id, self.queue, wait_s))
+            try:
+                wait_s = steps.send(found)
+            except StopIteration as finished:
+                return finished.value
+
+    def _result_steps(self, timeout_s: float | None, wakes_on_finish: bool) -> Generator:
+        """The wait for a result without its I/O, one rule for ``result`` and ``result_async``.
+
+        Yields how long to wait for the job to end before looking it up (None: look now), is
+        sent what the look found (``(record, document)``), and returns the job's result or
+        raises what ``result`` raises.
+        """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         sleep_s = FIRST_WAIT_S
-        if self._fresh and self.backend.wakes_on_finish:  # it exists: wait at once
-            first_s = 5.0 if timeout_s is None else max(0.0, min(timeout_s, 5.0))
-            record, document = self._decoded(
-                self.backend.wait_and_lookup(self.id, self.queue, first_s)
-            )
+        if self._fresh and wakes_on_finish:  # it exists: wait at once
+            found = yield 5.0 if timeout_s is None else max(0.0, min(timeout_s, 5.0))
         else:
-            record, document = self._lookup()
+            found = yield None
         self._fresh = False
         while True:
-            state = _state(record, document)
+            state = _state(*found)
             if state.finished or state is JobState.UNKNOWN:
-                return _outcome(self.id, state, record, document)
+                return _outcome(self.id, state, *found)
             left_s = math.inf if deadline is None else deadline - time.monotonic()
             if left_s <= 0:
                 raise _timeout(self.id, state, timeout_s)
-            wait_s = min(left_s, 5.0) if self.backend.wakes_on_finish else min(left_s, sleep_s)
+            wait_s = min(left_s, 5.0) if wakes_on_finish else min(left_s, sleep_s)
             sleep_s = min(MAX_WAIT_S, sleep_s * 2)
-            record, document = self._decoded(
-                self.backend.wait_and_lookup(self.id, self.queue, wait_s)
-            )
+            found = yield wait_s
 
     def cancel(self) -> JobState:
         """Cancel the job; returns its state before.
@@ -219,26 +234,18 @@ class JobHandle(Generic[R]):
         itself runs on; ``cancel_async()`` cancels it).
         """
         client = aio.client_for(self.backend)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        sleep_s = FIRST_WAIT_S
-        if self._fresh and client.wakes_on_finish:  # it exists: wait at once
-            first_s = 5.0 if timeout_s is None else max(0.0, min(timeout_s, 5.0))
-            found = await client.wait_and_lookup(self.id, self.queue, first_s)
-            record, document = self._decoded(found)
-        else:
-            record, document = await self._lookup_async()
-        self._fresh = False
+        steps = self._result_steps(timeout_s, client.wakes_on_finish)
+        wait_s = next(steps)
         while True:
-            state = _state(record, document)
-            if state.finished or state is JobState.UNKNOWN:
-                return _outcome(self.id, state, record, document)
-            left_s = math.inf if deadline is None else deadline - time.monotonic()
-            if left_s <= 0:
-                raise _timeout(self.id, state, timeout_s)
-            wait_s = min(left_s, 5.0) if client.wakes_on_finish else min(left_s, sleep_s)
-            sleep_s = min(MAX_WAIT_S, sleep_s * 2)
-            found = await client.wait_and_lookup(self.id, self.queue or "", wait_s)
-            record, document = self._decoded(found)
+            if wait_s is None:
+                found = await self._lookup_async()
+            else:
+                waited = await client.wait_and_lookup(self.id, self.queue or "", wait_s)
+                found = self._decoded(waited)
+            try:
+                wait_s = steps.send(found)
+            except StopIteration as finished:
+                return finished.value
 
     async def cancel_async(self) -> JobState:
         """``cancel()``, awaited; returns the job's state before."""
