@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from kqueue.policy.trace import window_throughput_per_min
 from kqueue.policy.trace_wire import decode_rows
 
 #: How much of the trace the dashboard keeps and charts, seconds.
@@ -127,7 +128,7 @@ class TraceWindow:
         return out
 
     def throughput_per_min(self) -> float:
-        """Jobs per minute by the simulator's throughput rule (``sim.model.report``), so the
+        """Jobs per minute by the simulator's throughput rule (``kqueue.policy.trace``), so the
         Plan page compares like with like: those finished by the last arrival, per minute of
         the arrival window (first to last due time); the makespan if all arrived at once."""
         frame = self._frame
@@ -135,10 +136,10 @@ class TraceWindow:
             return 0.0
         due = frame["due_at"].where(frame["due_at"].notna(), frame["finished_at"])
         first_s, last_s = float(due.min()), float(due.max())
-        if last_s > first_s:
-            return float((frame["finished_at"] <= last_s).sum()) * 60.0 / (last_s - first_s)
-        span_s = float(frame["finished_at"].max()) - first_s
-        return len(frame) * 60.0 / span_s if span_s > 0 else 0.0
+        finished_s = frame["finished_at"]
+        by_last = int((finished_s <= last_s).sum())
+        end_s = float(finished_s.max())
+        return window_throughput_per_min(first_s, last_s, by_last, len(frame), end_s)
 
     def classes(self) -> list[dict]:
         """Per job class: jobs, waits, runtimes, failure rate, tier, memory and trend."""

@@ -407,3 +407,18 @@ def _format(value) -> str:
     if isinstance(value, enum.Enum):
         return value.value
     return "" if value is None else str(value)
+
+
+def window_throughput_per_min(
+    first_s: float, last_s: float, finished_by_last: int, finished: int, end_s: float
+) -> float:
+    """Throughput as the simulator and the dashboard both report it, jobs per minute.
+
+    The jobs finished by the last arrival (``finished_by_last``) per minute of the arrival
+    window ``first_s``..``last_s``; when every job arrived at once, the ``finished`` jobs per
+    minute of the makespan (``first_s`` to the last finish, ``end_s``).
+    """
+    if last_s > first_s:
+        return finished_by_last * 60.0 / (last_s - first_s)
+    span_s = end_s - first_s
+    return finished * 60.0 / span_s if span_s > 0 else 0.0

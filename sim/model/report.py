@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kqueue.policy.trace import window_throughput_per_min
 from sim.engine.memory import Steps, curve, job_steps
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_NAMES
 from sim.model.outcome import Outcome, simulated_trace
@@ -195,11 +196,10 @@ def throughput_per_min(o: Outcome, mask: np.ndarray) -> float:
     throughput rule in the module docstring; the makespan when all jobs arrive at once)."""
     first_s, last_s = float(o.submitted_s[0]), float(o.submitted_s[-1])
     finished = o.finished_s[mask]
-    if last_s > first_s:
-        return float((finished <= last_s).sum()) * 60.0 / (last_s - first_s)
     done = np.isfinite(o.finished_s)
-    span_s = float(o.finished_s[done].max()) - first_s if done.any() else 0.0
-    return float(np.isfinite(finished).sum()) * 60.0 / span_s if span_s > 0 else 0.0
+    end_s = float(o.finished_s[done].max()) if done.any() else first_s
+    by_last, count = int((finished <= last_s).sum()), int(np.isfinite(finished).sum())
+    return window_throughput_per_min(first_s, last_s, by_last, count, end_s)
 
 
 def _tier_stats(o: Outcome, mask, span_s: float, peak, code) -> TierStats:
