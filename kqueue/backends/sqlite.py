@@ -36,6 +36,7 @@ from kqueue.backends.sqlite_schema import (
     LEASE,
     LEASE_LEVEL,
     LOOKUP,
+    PENDING_BY_CLASS,
     PRIORITY_SCHEMA,
     PURGE_INTERVAL_S,
     SCHEMA,
@@ -101,15 +102,27 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         return connection
 
     def enqueue(
-        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
-        self.submit(queue, job_id, body, delay_s=delay_s, priority=priority)
+        self.submit(queue, job_id, body, delay_s=delay_s, priority=priority, job_class=job_class)
 
     def enqueue_many(
-        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+        self,
+        queue: str,
+        messages: Sequence[tuple[str, bytes]],
+        *,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
         now = time.time()
-        rows = [(job_id, queue, body, now, now, now) for job_id, body in messages]
+        rows = [(job_id, queue, body, now, now, now, job_class) for job_id, body in messages]
         with self._transaction() as db:
             db.executemany(INSERT, rows)
             if priority:
@@ -136,6 +149,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
         priority: int = 0,
+        job_class: str = "",
     ) -> str:
         now = time.time()
         due = now + max(0.0, delay_s)
@@ -148,7 +162,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
                     "INSERT OR REPLACE INTO locks (queue, key, job_id, until) VALUES (?, ?, ?, ?)",
                     (queue, unique_key, job_id, now + unique_for_s),
                 )
-            added = db.execute(INSERT, (job_id, queue, body, due, now, due)).rowcount
+            added = db.execute(INSERT, (job_id, queue, body, due, now, due, job_class)).rowcount
             if priority and added:
                 self._set_priority(db, queue, [job_id], priority)
             if unique_key is not None:
@@ -404,6 +418,11 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         for name, state, count in rows:
             result.setdefault(name, {s.value: 0 for s in State})[state] = count
         return result
+
+    def pending_by_class(self, queue: str) -> dict[str, int]:
+        """One indexed range over the due rows (``PENDING_BY_CLASS``): a read, no write lock."""
+        rows = self._db.execute(PENDING_BY_CLASS, (queue, time.time())).fetchall()
+        return dict(rows)
 
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
         now = time.time()
