@@ -28,6 +28,7 @@ from kqueue.backends.base import (
     WorkerStatus,
     unknown,
 )
+from kqueue.backends.sqlite_classes import create_class_counts, pending_by_class
 from kqueue.backends.sqlite_limits import SQLiteLimits
 from kqueue.backends.sqlite_schema import (
     ADDED_COLUMNS,
@@ -36,7 +37,6 @@ from kqueue.backends.sqlite_schema import (
     LEASE,
     LEASE_LEVEL,
     LOOKUP,
-    PENDING_BY_CLASS,
     PRIORITY_SCHEMA,
     PURGE_INTERVAL_S,
     SCHEMA,
@@ -64,6 +64,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         self._db.executescript(SCHEMA)
         self._add_columns()
         self._db.executescript(PRIORITY_SCHEMA)
+        create_class_counts(self._db)
         self._last_purge = 0.0
 
     def _add_columns(self) -> None:
@@ -420,9 +421,8 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         return result
 
     def pending_by_class(self, queue: str) -> dict[str, int]:
-        """One indexed range over the due rows (``PENDING_BY_CLASS``): a read, no write lock."""
-        rows = self._db.execute(PENDING_BY_CLASS, (queue, time.time())).fetchall()
-        return dict(rows)
+        """The trigger-kept counter and two short index ranges (``sqlite_classes``)."""
+        return pending_by_class(self._db, queue)
 
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
         now = time.time()

@@ -93,15 +93,7 @@ CREATE TABLE IF NOT EXISTS priorities (
 );
 CREATE INDEX IF NOT EXISTS jobs_level ON jobs (queue, priority, available_at)
     WHERE state != 'dead';
-CREATE INDEX IF NOT EXISTS jobs_class_due ON jobs (queue, available_at, job_class)
-    WHERE state != 'dead';
 """
-#: Pending messages per class (``Backend.pending_by_class``): one range of ``jobs_class_due``
-#: (the due rows, expired leases included), counted from the index alone.
-PENDING_BY_CLASS = (
-    "SELECT job_class, COUNT(*) FROM jobs INDEXED BY jobs_class_due "
-    "WHERE queue = ? AND state != 'dead' AND available_at <= ? GROUP BY job_class"
-)
 #: ``LEASE`` for one priority level (a queue with priorities other than 0 leases level by level).
 LEASE_LEVEL = """
 UPDATE jobs SET state = 'leased', available_at = :expires_at, attempts = attempts + 1,
