@@ -32,7 +32,9 @@ standing fds grew at most ``MAX_FD_GROWTH``.
 from __future__ import annotations
 
 import argparse
-import json
+import csv
+import dataclasses
+import itertools
 import math
 import os
 import signal
@@ -40,21 +42,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale_mix import prototype_rows  # noqa: E402
+from soak_trees import Sample, Sampler  # noqa: E402
 
-from kqueue.backends.redis import RedisBackend  # noqa: E402
 from kqueue.job import App  # noqa: E402
 from kqueue.ops.attempts import dispatch_paced, finished_count, tally, write_app  # noqa: E402
-from kqueue.ops.procmem import anon_unique_mb, read_process  # noqa: E402
 from kqueue.testing import RedisServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,111 +62,6 @@ MAX_FD_GROWTH = 8
 #: Worker settings: a small pool of fixed size (it does not scale, so the standing processes are
 #: the same few the whole run), so two workers fit beside other sessions.
 WORKER_ARGS = ("--pool-size", "3", "--pool-max-size", "3", "--max-concurrent-isolated", "3")
-#: Without a worker status (not yet published), a child this old counts as a pool process.
-STANDING_AGE_S = 60.0
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One reading of both worker trees: per role, the count and the sums (MB, descriptors)."""
-
-    time_s: float
-    workers: int
-    workers_pss_mb: float
-    workers_rss_mb: float
-    workers_fds: int
-    pool: int
-    pool_pss_mb: float
-    pool_uss_mb: float
-    pool_fds: int
-    isolated: int
-    isolated_pss_mb: float
-    isolated_fds: int
-    #: Distinct anonymous pages of the workers and pools together (NaN when not root).
-    standing_anon_mb: float
-
-    @property
-    def standing_pss_mb(self) -> float:
-        """PSS of the workers and their pools."""
-        return self.workers_pss_mb + self.pool_pss_mb
-
-    @property
-    def standing_fds(self) -> int:
-        """Descriptors of the workers and their pools."""
-        return self.workers_fds + self.pool_fds
-
-    @property
-    def tree_pss_mb(self) -> float:
-        """PSS of every process of both trees."""
-        return self.standing_pss_mb + self.isolated_pss_mb
-
-
-def pool_pids(backend) -> dict[int, set[int]]:
-    """Each live worker's pool processes, by worker pid, from the statuses they publish."""
-    pools: dict[int, set[int]] = {}
-    for status in backend.worker_statuses():
-        body = json.loads(status.body)
-        processes = body.get("tiers", {}).get("pool", {}).get("processes", [])
-        pools[body["pid"]] = {p["pid"] for p in processes}
-    return pools
-
-
-def _roles(root: int, pools: dict[int, set[int]]) -> tuple[list[int], list[int]]:
-    """The pool and the isolated pids of the tree at ``root`` now."""
-    try:
-        children = psutil.Process(root).children(recursive=True)
-    except psutil.Error:
-        return [], []
-    listed, pool, isolated = pools.get(root), [], []
-    for child in children:
-        try:
-            standing = (
-                child.pid in listed
-                if listed is not None
-                else time.time() - child.create_time() >= STANDING_AGE_S
-            )
-        except psutil.Error:
-            continue
-        (pool if standing else isolated).append(child.pid)
-    return pool, isolated
-
-
-def read_trees(roots: list[int], pools: dict[int, set[int]], now_s: float) -> Sample:
-    """Read every process of the trees rooted at ``roots`` (see the module docstring)."""
-    pool, isolated = [], []
-    for root in roots:
-        more_pool, more_isolated = _roles(root, pools)
-        pool += more_pool
-        isolated += more_isolated
-    w, p, i = ([r for r in map(read_process, pids) if r.fds] for pids in (roots, pool, isolated))
-    return Sample(
-        now_s,
-        len(w), sum(r.pss_mb for r in w), sum(r.rss_mb for r in w), sum(r.fds for r in w),
-        len(p), sum(r.pss_mb for r in p), sum(r.uss_mb for r in p), sum(r.fds for r in p),
-        len(i), sum(r.pss_mb for r in i), sum(r.fds for r in i),
-        anon_unique_mb([*roots, *pool]),
-    )  # fmt: skip
-
-
-class Sampler(threading.Thread):
-    """Reads the trees every ``sample_s`` until stopped; roles from the workers' statuses."""
-
-    def __init__(self, pids: list[int], sample_s: float, url: str):
-        super().__init__(daemon=True)
-        self.pids, self.sample_s = pids, sample_s
-        self.backend = RedisBackend.from_url(url)
-        self.samples: list[Sample] = []
-        self.halt = threading.Event()
-        self.began = time.monotonic()
-
-    def run(self) -> None:
-        try:
-            while not self.halt.wait(self.sample_s):
-                pools = pool_pids(self.backend)
-                now_s = time.monotonic() - self.began
-                self.samples.append(read_trees(self.pids, pools, now_s))
-        finally:
-            self.backend.close()
 
 
 def start_worker(folder: Path, url: str, attempts: Path, index: int) -> subprocess.Popen:
@@ -229,20 +121,33 @@ def soak(args) -> dict:
                 sampler.start()
                 late_s = dispatch_paced(app, rows)
                 dispatched_s = time.monotonic() - sampler.began
-                deadline = time.monotonic() + args.drain_s
-                while finished_count(attempts) < jobs and time.monotonic() < deadline:
-                    time.sleep(1.0)
+                drain(attempts, jobs, args.drain_s)
                 time.sleep(2.0)  # a straggling duplicate would show in this time
                 sampler.halt.set()
                 sampler.join()
                 alive = [w.poll() is None for w in workers]
+                left = app.backend.counts().get("default", {})
             finally:
                 sampler.halt.set()
                 app.close()
                 stop(workers)
             counts = tally(range(jobs), attempts)
     return {"jobs": jobs, "tally": counts, "samples": sampler.samples, "late_s": late_s,
-            "alive": alive, "dispatched_s": dispatched_s}  # fmt: skip
+            "alive": alive, "dispatched_s": dispatched_s, "left": left}  # fmt: skip
+
+
+def drain(attempts: Path, jobs: int, idle_s: float) -> None:
+    """Wait until every job finished, or until none finished for ``idle_s`` seconds.
+
+    A starved run (other load on the host) can end its dispatch with minutes of backlog; a fixed
+    deadline would count the jobs still queued as lost.
+    """
+    done, last_progress = finished_count(attempts), time.monotonic()
+    while done < jobs and time.monotonic() - last_progress < idle_s:
+        time.sleep(1.0)
+        now_done = finished_count(attempts)
+        if now_done > done:
+            done, last_progress = now_done, time.monotonic()
 
 
 #: The per-minute table: (field, header, format).
@@ -318,7 +223,15 @@ def report(args, figures: dict) -> bool:
         f"soak: {args.duration_s:g} s at {args.rate_per_min:g} jobs/min, prototype mix x"
         f"{args.time_scale:g} time, x{args.memory_scale:g} memory, 2 workers on Redis"
     )
-    print(f"jobs: {counts.line()}; dispatcher at most {figures['late_s']:.2f} s late")
+    print(f"jobs: {counts.line()}; the last batch went out {figures['late_s']:.2f} s late")
+    left = {state: n for state, n in figures["left"].items() if n}
+    if counts.lost:
+        print(f"not finished at the end, in the queue by state: {left or 'none'}")
+    times = [0.0] + [s.time_s for s in samples]
+    gap_s = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+    print(f"samples: {len(samples)}, every {args.sample_s:g} s; longest gap {gap_s:.1f} s"
+          + (" (the sampler was starved or stopped: windows may be empty)"
+             if gap_s > 10 * args.sample_s else ""))  # fmt: skip
     print_minutes(args, samples)
     early, late, early_min, late_min = windows(args, figures)
     print(f"\n| measure (medians, {len(early)} and {len(late)} samples) | minute {early_min:.3g} "
@@ -355,6 +268,15 @@ def report(args, figures: dict) -> bool:
     return ok
 
 
+def write_samples(path: Path, samples: list[Sample]) -> None:
+    """Every sample as a CSV row (its fields, in order)."""
+    names = [f.name for f in dataclasses.fields(Sample)]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        writer.writerows([getattr(s, n) for n in names] for s in samples)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the soak, print it; exit 1 on a missed target with --check."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -363,14 +285,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=0.01)
     parser.add_argument("--memory-scale", type=float, default=0.1)
     parser.add_argument("--sample-s", type=float, default=None, help="default: duration / 360")
-    parser.add_argument("--drain-s", type=float, default=120.0, help="wait for stragglers")
+    parser.add_argument(
+        "--drain-s",
+        type=float,
+        default=120.0,
+        help="end the drain after this long without progress",
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples-out", type=Path, help="write every sample to this CSV")
     parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args(argv)
     if args.sample_s is None:
         args.sample_s = max(0.5, args.duration_s / 360)
     check = args.check if args.check is not None else args.duration_s >= 600
     figures = soak(args)
+    if args.samples_out:
+        write_samples(args.samples_out, figures["samples"])
     ok = report(args, figures)
     counts = figures["tally"]
     if counts.lost or counts.duplicated or not all(figures["alive"]):
