@@ -21,7 +21,7 @@ from kqueue.errors import PayloadError
 from kqueue.job import App, decode_message
 from kqueue.policy.config import Config, JobSettings, Tier, resolve_job
 from kqueue.policy.estimator import DurationHistory
-from kqueue.policy.fetch import FetchPlan, plan_fetch, update_shares
+from kqueue.policy.fetch import FetchPlan, plan_fetch, refill_due, update_shares
 from kqueue.policy.router import route
 from kqueue.tiers.base import Invocation
 from kqueue.worker.budget import GATED
@@ -93,6 +93,9 @@ class Intake:
             for tier, runner in self.runners.items()
         }
         probe_due = time.monotonic() - self._last_probe_s >= PROBE_INTERVAL_S
+        capacities = {tier.value: runner.capacity() for tier, runner in self.runners.items()}
+        if not probe_due and not refill_due(rooms, capacities, self._shares):
+            return FetchPlan(0, deferred=True)
         plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
         if max_jobs is not None:
             plan = FetchPlan(max(0, min(plan.size, max_jobs - self.accepted)), plan.probe)

@@ -271,7 +271,7 @@ class Worker:
             if overflow:
                 self.intake.give_back(overflow)
             fetched += len(leases)
-        self._flush_acks()  # when nothing was leased
+        self.settler.flush(batching=plan.deferred)  # when nothing was leased
         # jobs held back by a limit or a pause are no reason to fetch again at once
         return fetched - (self.intake.limiter.held_back - held_before)
 
@@ -385,24 +385,27 @@ class Worker:
         pop on Redis, a sleep on SQLite) ends the wait as soon as work arrives; in any case
         the wait lasts at most ``poll_interval_s``, which finds scheduled and retried jobs.
         """
-        room = self._room()
+        plan = self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs)
+        room = plan.size
         if fetched and room > 0:
             await asyncio.sleep(0)  # more may be waiting: fetch again at once
             return
         self._wake.clear()
         if self._finished:
             return
+        timeout_s = self.config.poll_interval_s
+        ack_wait_s = self.settler.ack_wait_s()
+        if ack_wait_s is not None:  # batched acks go out by their deadline
+            timeout_s = min(timeout_s, ack_wait_s)
         waits = [asyncio.ensure_future(self._wake.wait())]
-        if room > 0 and not self._stopping:
+        if room > 0 and not self._stopping and not plan.deferred:
             waits.append(
                 asyncio.ensure_future(
                     self.backend.wait_for_work(self.queues, self.config.poll_interval_s)
                 )
             )
         try:
-            await asyncio.wait(
-                waits, timeout=self.config.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiting in waits:
                 waiting.cancel()
