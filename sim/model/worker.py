@@ -38,12 +38,14 @@ from kqueue.policy import (
     route,
 )
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
+from kqueue.policy.ordering import backlog_key
 from kqueue.policy.quarantine import HARMFUL, Quarantine
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
 from sim.model.budget import BudgetGate, route_by_load_code
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
-from sim.model.rules import BacklogQueue, ClassRules, Gate, class_rules
+from sim.model.lease_gate import GivenBack, LeaseGate
+from sim.model.rules import BacklogQueue, ClassRules, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
@@ -175,11 +177,22 @@ class Model:
     def _install_rules(self, rules: ClassRules) -> None:
         """Priorities order the tiers' waiting jobs; limits and pauses gate the classes
         (``sim.model.rules``, the runtime's rules from ``kqueue.policy``)."""
+        #: Per job, the priority its backlog orders it by.
+        self.priority = rules.priority
         if rules.prioritised:
             for tier in self.tiers:
                 tier.queue = BacklogQueue(rules.priority)
-        gated = rules.gated
-        self.class_gate = Gate(self.env, rules, self._job_class, self._to_tier) if gated else None
+        #: Shared limits and pauses, applied as each job is leased (``sim.model.lease_gate``),
+        #: and the jobs they gave back to the backend until their next look.
+        self.class_gate = None
+        self.given_back = GivenBack(rules.priority)
+        if rules.gated:
+            self.class_gate = LeaseGate(rules, self._job_class, self.config.poll_interval_s)
+        #: While a lease round is dispatched: the jobs it admitted, and how many it gave back.
+        self._round: list[int] | None = None
+        self._round_given = 0
+        #: True when the fetcher has nothing left to lease (a later give-back wakes it).
+        self._fetcher_done = False
 
     def _to_tier(self, job: int) -> None:
         """Hand a job its class's rules let go on to its tier, through the memory budget's
@@ -202,6 +215,9 @@ class Model:
     def _fetched(self, _event: simpy.Event | None) -> None:
         """The lease came back: dispatch the jobs due by now (a batch at most), lease again
         while jobs are due, else wait for the next arrival."""
+        if self.class_gate is not None:
+            self._gated_round()
+            return
         env, submitted = self.env, self.jobs.submitted_s
         total, batch = len(submitted), self.config.fetch_batch_size
         while True:
@@ -224,11 +240,90 @@ class Model:
                 Call(env, self.host.fetch_s, self._fetched)
                 return
 
+    # --- lease rounds under shared limits (``sim.model.lease_gate``) -------------------------
+
+    def _gated_round(self) -> None:
+        """Lease the due given-back jobs and arrivals (a batch at most) in the backend's order,
+        admit or give back each, then start the admitted ones after the give-backs' round
+        trips."""
+        env, submitted = self.env, self.jobs.submitted_s
+        now, total, batch = env.now, len(submitted), self.config.fetch_batch_size
+        jobs = self.given_back.take_due(now + TIME_TOLERANCE, batch)
+        fetched = end = self._leased
+        if fetched < total and len(jobs) < batch and submitted[fetched] <= now + TIME_TOLERANCE:
+            due = now if now > submitted[fetched] else submitted[fetched]
+            end = bisect.bisect_right(
+                submitted, due, fetched, min(total, fetched + batch - len(jobs))
+            )
+            jobs += ((submitted[job], job) for job in range(fetched, end))
+            self._leased = end
+        priority = self.priority
+        jobs.sort(key=lambda entry: backlog_key(priority[entry[1]], *entry))
+        self._round, self._round_given = [], 0
+        for _, job in jobs:
+            self.dispatch(job)
+        admitted, self._round = self._round, None
+        if self.progress is not None and end > fetched and end >= self._next_report:
+            self.progress(end, total)
+            self._next_report = end + self._report_every
+        cost_s = self._round_given * self.host.fetch_s  # one release round trip per give-back
+        if cost_s > 0:
+            Call(env, cost_s, self._round_done, admitted)
+        else:
+            self._start_admitted(admitted)
+
+    def _round_done(self, event: simpy.Event) -> None:
+        self._start_admitted(event._value)
+
+    def _start_admitted(self, admitted: list[int]) -> None:
+        for job in admitted:
+            self._to_tier(job)
+        due_s = self._next_due_s()
+        if due_s > self.env.now + TIME_TOLERANCE or due_s == math.inf:
+            self._fetch_when_due()
+        elif self.host.fetch_s:
+            Call(self.env, self.host.fetch_s, self._fetched)
+        else:  # a backlog on a host whose round trip costs nothing: the next round, later now
+            Call(self.env, 0, self._fetched)
+
+    def _next_due_s(self) -> float:
+        """When the next job (an arrival, or a job given back) can be leased."""
+        leased, submitted = self._leased, self.jobs.submitted_s
+        arrival_s = submitted[leased] if leased < len(submitted) else math.inf
+        return min(arrival_s, self.given_back.next_due_s())
+
+    def _give_back(self, job: int, wait_s: float) -> None:
+        """``job`` goes back to the backend for ``wait_s``; the fetcher looks again then."""
+        now = self.env.now
+        due_s = now + wait_s
+        self.given_back.put(job, due_s)
+        if self._round is not None:
+            self._round_given += 1
+            return  # the round plans the next lease
+        if self._fetcher_done:
+            self._fetcher_done = False
+            self._fetch_when_due()
+        elif self._idle_for_s == self._idle_for_s and due_s < self._idle_for_s:
+            self._idle_for_s = due_s
+            fetch_at_s = self._next_fetch_s(due_s, now)
+            if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
+                self._fetch_at_s = fetch_at_s
+                self._arm_fetch_timer()
+
     def _fetch_when_due(self, _event: simpy.Event | None = None) -> None:
         """Fetch the next job now if it is due, else sleep until the fetch that finds it: the
-        next poll, or (a backend that wakes the worker) its arrival."""
-        arrival_s = self.jobs.submitted_s[self._leased]
+        next poll, or (a backend that wakes the worker) its arrival. A job given back wakes
+        no one: a poll or a job's end finds it."""
+        leased, submitted = self._leased, self.jobs.submitted_s
+        arrival_s = submitted[leased] if leased < len(submitted) else math.inf
+        back_s = self.given_back.next_due_s() if len(self.given_back) else math.inf
         now = self.env.now
+        if back_s < arrival_s:
+            self._sleep_until_poll(back_s, arrival_s, now)
+            return
+        if arrival_s == math.inf:
+            self._fetcher_done = True
+            return
         if arrival_s <= now:
             self._fetch()
         elif self.host.polls:
@@ -237,6 +332,19 @@ class Model:
             self._arm_fetch_timer()
         else:
             Call(self.env, arrival_s - now, self._fetch)
+
+    def _sleep_until_poll(self, back_s: float, arrival_s: float, now: float) -> None:
+        """Sleep until the poll that finds a job given back (or the earlier arrival that wakes
+        a backend that notifies)."""
+        if back_s <= now + TIME_TOLERANCE:
+            self._fetch()
+            return
+        fetch_at_s = self._next_fetch_s(back_s, now)
+        if not self.host.polls and arrival_s < fetch_at_s:
+            Call(self.env, arrival_s - now, self._fetch)  # notified: it wakes the worker
+            return
+        self._idle_for_s, self._fetch_at_s = back_s, fetch_at_s
+        self._arm_fetch_timer()
 
     def _next_fetch_s(self, arrival_s: float, now: float) -> float:
         """When the polling worker, finding the backend empty ``now``, next sees a job arriving
@@ -320,8 +428,15 @@ class Model:
         self.memory_mb[job] = memory_mb
         if self.class_gate is None:
             self._to_tier(job)
-        else:
-            self.class_gate.offer(job)
+            return
+        wait_s = self.class_gate.admit(job, self.env.now)
+        if wait_s is None:
+            if self._round is None:
+                self._to_tier(job)  # a retry, leased on its own
+            else:
+                self._round.append(job)
+        elif wait_s != math.inf:  # inf: a paused class, never started
+            self._give_back(job, wait_s)
 
     # --- one job's life on its slot ------------------------------------------------------
 
