@@ -33,8 +33,9 @@ from sim.model.rules import ClassRules
 
 
 class GivenBack:
-    """Jobs given back to the backend, each due again at a time: one heap per priority level,
-    by due time (the backend's own layout), so a lease looks only at due jobs.
+    """The jobs in the backend: arrivals not leased yet and jobs given back, each due at a time;
+    one heap per priority level by due time (the backends' own layout), so a lease looks only
+    at due jobs.
 
     Args:
         priority: per job, its priority.

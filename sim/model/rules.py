@@ -1,9 +1,10 @@
 """The scheduling rules in the simulated worker: priorities, shared limits, pauses, schedules.
 
-The same ``kqueue.policy`` rules as the runtime: a tier's waiting jobs leave highest priority
-first, then in submission order (``ordering.backlog_key``); a job class's ``rate_limit`` is a
-token bucket and its ``concurrency_limit`` a counted semaphore (``ratelimit``); a paused class
-never starts; a schedule's ticks (``schedule.due_ticks``) add jobs to the replay.
+The same ``kqueue.policy`` rules as the runtime: the backend's waiting jobs are leased highest
+priority first, then earliest due (``ordering.backlog_key``, in ``lease_gate.GivenBack``); a
+job class's ``rate_limit`` is a token bucket and its ``concurrency_limit`` a counted semaphore
+(``ratelimit``); a paused class never starts; a schedule's ticks (``schedule.due_ticks``) add
+jobs to the replay.
 
 Scenario: the limits gate a job when the worker leases it, as in the runtime
 (``sim.model.lease_gate``): one that gets no token or no slot goes back to the backend until
@@ -13,45 +14,17 @@ its next look. Other classes are never held behind it. Limits come per class fro
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kqueue.policy import Config
-from kqueue.policy.ordering import backlog_key
 from kqueue.policy.ratelimit import (
     RateLimit,
     parse_rate_limit,
 )
 from kqueue.policy.schedule import Schedule, due_ticks
 from sim.model.jobs import Jobs
-
-
-class BacklogQueue:
-    """A tier's waiting jobs in priority order (``deque``'s ``append`` / ``popleft`` / ``len``).
-
-    Args:
-        priority: per job, its priority.
-    """
-
-    def __init__(self, priority: Sequence[int]):
-        self._priority = priority
-        self._heap: list[tuple[tuple[int, float, int], int]] = []
-
-    def append(self, job: int) -> None:
-        """Queue ``job`` (its index is its submission order)."""
-        heapq.heappush(self._heap, (backlog_key(self._priority[job], 0.0, job), job))
-
-    def popleft(self) -> int:
-        """The next job to start."""
-        return heapq.heappop(self._heap)[1]
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def __bool__(self) -> bool:
-        return bool(self._heap)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ tier's dispatch overhead (and, isolated, the process spawn), then its off-CPU ti
 (``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.engine.cpu``).
 When a job ends its measured duration goes into its class's history, so routing learns.
 
+Under class rules (priorities, limits, pauses) the fetcher leases as the runtime's intake does
+instead (``sim.model.gated_fetch``): only what the tiers have room for, in the backend's priority
+order, with limits applied at lease.
+
 For speed, nothing is a SimPy process: each job is a couple of timed callbacks
 (``sim.engine.clock``), and so is the worker's fetch loop (a round trip, then the next fetch or the
 sleep until the next arrival). Job data lives in parallel lists indexed by the job's position in the
@@ -38,25 +42,22 @@ from kqueue.policy import (
     route,
 )
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
-from kqueue.policy.ordering import backlog_key
 from kqueue.policy.quarantine import HARMFUL, Quarantine
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
 from sim.model.budget import BudgetGate, route_by_load_code
+from sim.model.gated_fetch import TIME_TOLERANCE, RuleFetcher
+from sim.model.intake import LeaseRoom
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
 from sim.model.lease_gate import GivenBack, LeaseGate
-from sim.model.rules import BacklogQueue, ClassRules, class_rules
+from sim.model.rules import ClassRules, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
-
-#: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
-#: along different paths differ by round-off, which must not move a poll by a whole interval.
-TIME_TOLERANCE = 1e-9
 
 #: Progress callback: ``progress(jobs_fetched, jobs_total)``.
 Progress = Callable[[int, int], None]
 
 
-class Model:
+class Model(RuleFetcher):
     """One worker and its three tiers inside a SimPy environment.
 
     Build it, then ``env.run()``; per-job outcomes are in the lists ``started_s``,
@@ -179,18 +180,19 @@ class Model:
         (``sim.model.rules``, the runtime's rules from ``kqueue.policy``)."""
         #: Per job, the priority its backlog orders it by.
         self.priority = rules.priority
-        if rules.prioritised:
-            for tier in self.tiers:
-                tier.queue = BacklogQueue(rules.priority)
-        #: Shared limits and pauses, applied as each job is leased (``sim.model.lease_gate``),
-        #: and the jobs they gave back to the backend until their next look.
-        self.class_gate = None
+        #: Under class rules the model leases as the runtime's intake does (``sim.model.
+        #: intake``): the backend's jobs by priority (``given_back``), only what the tiers
+        #: have room for, limits and pauses applied as each is leased (``lease_gate``).
+        self.class_gate = self.room = None
         self.given_back = GivenBack(rules.priority)
-        if rules.gated:
+        if rules.gated or rules.prioritised:
             self.class_gate = LeaseGate(rules, self._job_class, self.config.poll_interval_s)
-        #: While a lease round is dispatched: the jobs it admitted, and how many it gave back.
+            self.room = LeaseRoom(self.tiers, self.config)
+        #: While a lease round is dispatched: the jobs it admitted, how many a limit gave back,
+        #: and whether a full tier gave any back.
         self._round: list[int] | None = None
         self._round_given = 0
+        self._round_overflow = False
         #: True when the fetcher has nothing left to lease (a later give-back wakes it).
         self._fetcher_done = False
 
@@ -240,76 +242,6 @@ class Model:
                 Call(env, self.host.fetch_s, self._fetched)
                 return
 
-    # --- lease rounds under shared limits (``sim.model.lease_gate``) -------------------------
-
-    def _gated_round(self) -> None:
-        """Lease the due given-back jobs and arrivals (a batch at most) in the backend's order,
-        admit or give back each, then start the admitted ones after the give-backs' round
-        trips."""
-        env, submitted = self.env, self.jobs.submitted_s
-        now, total, batch = env.now, len(submitted), self.config.fetch_batch_size
-        jobs = self.given_back.take_due(now + TIME_TOLERANCE, batch)
-        fetched = end = self._leased
-        if fetched < total and len(jobs) < batch and submitted[fetched] <= now + TIME_TOLERANCE:
-            due = now if now > submitted[fetched] else submitted[fetched]
-            end = bisect.bisect_right(
-                submitted, due, fetched, min(total, fetched + batch - len(jobs))
-            )
-            jobs += ((submitted[job], job) for job in range(fetched, end))
-            self._leased = end
-        priority = self.priority
-        jobs.sort(key=lambda entry: backlog_key(priority[entry[1]], *entry))
-        self._round, self._round_given = [], 0
-        for _, job in jobs:
-            self.dispatch(job)
-        admitted, self._round = self._round, None
-        if self.progress is not None and end > fetched and end >= self._next_report:
-            self.progress(end, total)
-            self._next_report = end + self._report_every
-        cost_s = self._round_given * self.host.fetch_s  # one release round trip per give-back
-        if cost_s > 0:
-            Call(env, cost_s, self._round_done, admitted)
-        else:
-            self._start_admitted(admitted)
-
-    def _round_done(self, event: simpy.Event) -> None:
-        self._start_admitted(event._value)
-
-    def _start_admitted(self, admitted: list[int]) -> None:
-        for job in admitted:
-            self._to_tier(job)
-        due_s = self._next_due_s()
-        if due_s > self.env.now + TIME_TOLERANCE or due_s == math.inf:
-            self._fetch_when_due()
-        elif self.host.fetch_s:
-            Call(self.env, self.host.fetch_s, self._fetched)
-        else:  # a backlog on a host whose round trip costs nothing: the next round, later now
-            Call(self.env, 0, self._fetched)
-
-    def _next_due_s(self) -> float:
-        """When the next job (an arrival, or a job given back) can be leased."""
-        leased, submitted = self._leased, self.jobs.submitted_s
-        arrival_s = submitted[leased] if leased < len(submitted) else math.inf
-        return min(arrival_s, self.given_back.next_due_s())
-
-    def _give_back(self, job: int, wait_s: float) -> None:
-        """``job`` goes back to the backend for ``wait_s``; the fetcher looks again then."""
-        now = self.env.now
-        due_s = now + wait_s
-        self.given_back.put(job, due_s)
-        if self._round is not None:
-            self._round_given += 1
-            return  # the round plans the next lease
-        if self._fetcher_done:
-            self._fetcher_done = False
-            self._fetch_when_due()
-        elif self._idle_for_s == self._idle_for_s and due_s < self._idle_for_s:
-            self._idle_for_s = due_s
-            fetch_at_s = self._next_fetch_s(due_s, now)
-            if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
-                self._fetch_at_s = fetch_at_s
-                self._arm_fetch_timer()
-
     def _fetch_when_due(self, _event: simpy.Event | None = None) -> None:
         """Fetch the next job now if it is due, else sleep until the fetch that finds it: the
         next poll, or (a backend that wakes the worker) its arrival. A job given back wakes
@@ -332,19 +264,6 @@ class Model:
             self._arm_fetch_timer()
         else:
             Call(self.env, arrival_s - now, self._fetch)
-
-    def _sleep_until_poll(self, back_s: float, arrival_s: float, now: float) -> None:
-        """Sleep until the poll that finds a job given back (or the earlier arrival that wakes
-        a backend that notifies)."""
-        if back_s <= now + TIME_TOLERANCE:
-            self._fetch()
-            return
-        fetch_at_s = self._next_fetch_s(back_s, now)
-        if not self.host.polls and arrival_s < fetch_at_s:
-            Call(self.env, arrival_s - now, self._fetch)  # notified: it wakes the worker
-            return
-        self._idle_for_s, self._fetch_at_s = back_s, fetch_at_s
-        self._arm_fetch_timer()
 
     def _next_fetch_s(self, arrival_s: float, now: float) -> float:
         """When the polling worker, finding the backend empty ``now``, next sees a job arriving
@@ -429,12 +348,13 @@ class Model:
         if self.class_gate is None:
             self._to_tier(job)
             return
+        if not self.room.accept(tier):
+            self._give_back(job, self.room.overflow_wait_s(), overflow=True)
+            return
         wait_s = self.class_gate.admit(job, self.env.now)
         if wait_s is None:
-            if self._round is None:
-                self._to_tier(job)  # a retry, leased on its own
-            else:
-                self._round.append(job)
+            self._round.append(job)
+            self.room.pending[tier] += 1
         elif wait_s != math.inf:  # inf: a paused class, never started
             self._give_back(job, wait_s)
 
@@ -519,4 +439,7 @@ class Model:
         Call(self.env, delay_s, self._retry, job)
 
     def _retry(self, event: simpy.Event) -> None:
-        self.dispatch(event._value)
+        if self.class_gate is not None:  # back in the backend, leased in its turn
+            self._give_back(event._value, 0.0)
+        else:
+            self.dispatch(event._value)

