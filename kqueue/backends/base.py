@@ -372,6 +372,13 @@ class Backend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
 
+    def release_after_fork(self) -> None:  # noqa: B027 - optional hook
+        """In a forked child: close this process's copies of the parent's sockets, unused.
+
+        Nothing is sent and no lock is taken (a thread of the parent may have held one at the
+        fork): the parent's connections go on as they were. The backend is not used after.
+        """
+
     def __enter__(self) -> Backend:
         return self
 

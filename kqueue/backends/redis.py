@@ -15,6 +15,7 @@ so callers can back off and retry without knowing redis-py; the client reconnect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import uuid
@@ -59,6 +60,26 @@ except ImportError as exc:  # pragma: no cover - redis is a dependency
 CHUNK = 500
 #: Environment variable with the password when the URL has none (never logged).
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
+
+
+def close_pool_sockets(pool: Any) -> None:
+    """Close this process's copies of the sockets of a redis-py pool's connections.
+
+    Without the pool's lock and without ``disconnect`` (which would reset the pool under its
+    lock in a forked child, leaving the sockets open): each connection's socket object is closed,
+    so nothing closes its descriptor number again. A plain pool keeps idle and in-use lists, a
+    blocking (Sentinel) pool one ``_connections`` list.
+    """
+    connections = [
+        *getattr(pool, "_available_connections", ()),
+        *getattr(pool, "_in_use_connections", ()),
+        *getattr(pool, "_connections", ()),
+    ]
+    for connection in connections:
+        sock = getattr(connection, "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend):
@@ -485,3 +506,6 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend)
         if self._waits is not None:
             self._waits.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+    def release_after_fork(self) -> None:
+        close_pool_sockets(self.client.connection_pool)

@@ -52,9 +52,13 @@ class SlotTier:
 
     def __init__(self, env: simpy.Environment, run: Run, limit: int, overhead_s: float):
         self.env, self._run = env, run
-        self.free = limit
+        self.free = self.limit = limit
         self.overhead_s = overhead_s
         self.queue: deque[int] = deque()
+
+    def occupied(self) -> int:
+        """Jobs handed to this tier and not ended: running, or queued for a slot."""
+        return self.limit - self.free + len(self.queue)
 
     def submit(self, job: int) -> None:
         """Start ``job`` on a free slot, or queue it."""
@@ -135,6 +139,10 @@ class InlineTier(SlotTier):
         self.memory = MemoryLog()
         self._memory_mb, self._slot_s = memory_mb, slot_s
         self._inline_computing = inline_computing
+
+    def occupied(self) -> int:
+        """Jobs handed to this tier and not ended: running, or queued for a thread."""
+        return len(self._running) + len(self.queue)
 
     def level_mb(self) -> float:
         """The worker's memory from inline jobs now, MB."""
@@ -310,6 +318,10 @@ class PoolTier:
         self._fixed = config.pool_size == config.pool_max_size
         for _ in range(config.pool_size):
             self._spawn(warm=True)  # the worker started its pool before the trace begins
+
+    def occupied(self) -> int:
+        """Jobs handed to the pool and not ended: running, or queued for a process."""
+        return self.busy + len(self.queue)
 
     def submit(self, job: int) -> None:
         """Run ``job`` on an idle process, or queue it; then let the pool resize."""
