@@ -40,7 +40,11 @@ class CountSearch:
 
 
 def least_count(
-    works: Callable[[int], bool | None], start: int, searches: int, below: int = 2
+    works: Callable[[int], bool | None],
+    start: int,
+    searches: int,
+    below: int = 2,
+    most: int | None = None,
 ) -> CountSearch:
     """The doubling, bisection and step-down of the module docstring.
 
@@ -49,6 +53,8 @@ def least_count(
         start: the first count (the bounds' count, at least 1).
         searches: counts tried by the doubling and bisection.
         below: counts tried beyond ``searches`` when stepping down (at least the one below).
+        most: the largest count the doubling may try (the tuner's: each host keeps enough jobs
+            to simulate); a doubling past it tries ``most`` itself, then stops.
     """
     results: dict[int, bool] = {}
 
@@ -68,7 +74,9 @@ def least_count(
         if ok is None:
             break
         low, high = (low, k) if ok else (k, None)
-        k *= 2
+        if most is not None and k >= most:
+            break
+        k = k * 2 if most is None else min(k * 2, most)
     while high is not None and high - low > 1:
         middle = (low + high) // 2
         ok = ask(middle, searches)

@@ -61,6 +61,9 @@ INLINE_HEADROOM = 1.5
 #: Candidates kept to the whole trace, and refinement rounds on it.
 FINALISTS = 3
 REFINE_ROUNDS = 5
+#: Refinement rounds while nothing is feasible (each grows or shrinks a capacity one step; on
+#: HPC2N at its own rate, five such rounds on a failing 2-host share took as long as the rest).
+REFINE_ROUNDS_INFEASIBLE = 2
 #: Largest concurrency the sizing considers.
 MAX_SLOTS = 100_000
 #: A worker's share smaller than this is not simulated (the host count is then a bound).
@@ -308,6 +311,8 @@ def _refine(evaluator: Evaluator, trace: TraceProfile, problem: Problem) -> Eval
     budget = problem.memory_budget_mb
     best = select(evaluator.on_full_trace(), budget)
     for round_ in range(1, REFINE_ROUNDS + 1):
+        if not best.feasible and round_ > REFINE_ROUNDS_INFEASIBLE:
+            break  # a count this far off fails whatever a step does; the next count is tried
         moves = neighbours(best.config, best.feasible, trace, problem)
         evaluator.run(evaluator.full, moves, f"refine {round_}/{REFINE_ROUNDS}")
         chosen = select(evaluator.on_full_trace(), budget)
@@ -487,15 +492,16 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
         tried[hosts] = found
         return found[0].feasible
 
-    counted = least_count(works, k, HOST_SEARCHES, BELOW_SEARCHES)
+    most = max(k, len(prepared.jobs) // MIN_SHARE_JOBS)
+    counted = least_count(works, k, HOST_SEARCHES, BELOW_SEARCHES, most)
     checks = {hosts: found[0] for hosts, found in tried.items()}
     if counted.answer is not None:
         return counted.answer, True, tried[counted.answer][1], checks, ""
     why = (f"no count up to {max(tried)} passed within {HOST_SEARCHES} tries" if tried
            else "no count could be tried")  # fmt: skip
-    if tried and len(prepared.jobs) / (2 * max(tried)) < MIN_SHARE_JOBS:
-        why = (f"{max(tried)} hosts fail and at {2 * max(tried)} each host would get fewer "
-               f"than {MIN_SHARE_JOBS} jobs, too few to simulate meaningfully")  # fmt: skip
+    if tried and max(tried) >= most:
+        why = (f"{max(tried)} hosts fail, and with more each host would get fewer than "
+               f"{MIN_SHARE_JOBS} jobs, too few to simulate meaningfully")  # fmt: skip
     last = tried[max(tried)][1] if tried else one_host
     if last is None:
         return _bound_answer(prepared, trace, problem, k, processes, progress)

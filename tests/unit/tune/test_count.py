@@ -73,3 +73,15 @@ def test_whatever_the_oracle_the_answer_passed_and_the_count_below_failed_or_is_
     below = found.results.get(found.answer - 1)
     assert below is False or (below is None and not found.below_checked)
     assert found.low < found.answer
+
+
+def test_the_doubling_tries_the_largest_allowed_count_before_it_gives_up():
+    # Given counts that fail up to 300 and a cap of 364 (shares too small above it)
+    works, asked = _oracle({k: k >= 330 for k in range(1, 1000)})
+    found = least_count(works, 210, searches=8, most=364)
+    # Then 364 is tried instead of 420, passes, and the bisection finds 330
+    assert asked[:2] == [210, 364] and 420 not in asked
+    assert found.answer == 330 and found.below_checked
+    # And at the cap itself a failing count ends the search with no answer
+    works, asked = _oracle({364: False, 210: False})
+    assert least_count(works, 210, searches=8, most=364).answer is None and asked == [210, 364]
