@@ -20,6 +20,13 @@ PROBE_SIZE = 2
 MIN_SHARE = 0.02
 #: Weight of one fetched job in the moving average of the tier mix.
 SHARE_WEIGHT = 0.05
+#: A tier is refilled once its room (free slots plus free local-queue places) reaches this share
+#: of its capacity.
+REFILL_FRACTION = 1.0
+#: How long an overflow job given back waits before it can be leased again, seconds.
+RELEASE_DELAY_S = 1.0
+#: Least time between two probes for jobs behind full tiers, seconds.
+PROBE_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,24 @@ class FetchPlan:
 
     size: int
     probe: bool = False
+    #: Nothing is leased because the local queues still hold enough (``refill_due``): the
+    #: loop waits for a job to finish, not for new work in the backend.
+    deferred: bool = False
+
+
+def refill_due(
+    rooms: Mapping[str, int], capacities: Mapping[str, int], shares: Mapping[str, float]
+) -> bool:
+    """Whether a tier that recent jobs go to runs low: its room has reached
+    ``REFILL_FRACTION`` of its capacity (pure). True with no history of the mix.
+    """
+    if not shares:
+        return True
+    return any(
+        rooms.get(tier, 0) >= max(1.0, capacities.get(tier, 0) * REFILL_FRACTION)
+        for tier, share in shares.items()
+        if share >= MIN_SHARE
+    )
 
 
 def plan_fetch(
@@ -56,6 +81,12 @@ def plan_fetch(
     if probe_due:
         return FetchPlan(min(PROBE_SIZE, open_room, batch_size), probe=True)
     return FetchPlan(0)
+
+
+def overflows(waiting: int, free: int, capacity: int) -> bool:
+    """True when a tier's local queue is full: a job leased for it goes back to the broker
+    (``RELEASE_DELAY_S``, or at once after a probe) instead of being hoarded."""
+    return waiting >= max(1, free + capacity)
 
 
 def update_shares(shares: Mapping[str, float], tier: str) -> dict[str, float]:
