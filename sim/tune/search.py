@@ -68,6 +68,8 @@ REFINE_ROUNDS_INFEASIBLE = 2
 MAX_SLOTS = 100_000
 #: A worker's share smaller than this is not simulated (the host count is then a bound).
 MIN_SHARE_JOBS = 50
+#: The largest host count searched leaves each host this many times ``MIN_SHARE_JOBS`` on average.
+SHARE_ROOM = 1.1
 #: Host counts tried when finding the number of hosts (doubling, bisection, the count below).
 HOST_SEARCHES = 8
 #: Host counts below the answer checked beyond ``HOST_SEARCHES`` (at least the count below).
@@ -483,23 +485,27 @@ def _hosts(prepared, trace, problem, processes, progress, one_host):
     splits = Splits(prepared)
     tried: dict[int, tuple] = {}
 
+    too_small: list[int] = []
+
     def works(hosts: int) -> bool | None:
         if hosts == 1:  # the one-host search already failed (else no count search)
             return False
         found = _try_hosts(splits, hosts, problem, processes, progress)
         if found is None:
+            too_small.append(hosts)
             return None
         tried[hosts] = found
         return found[0].feasible
 
-    most = max(k, len(prepared.jobs) // MIN_SHARE_JOBS)
+    # the balanced split's shares differ by a few jobs: a tenth of room keeps host 1's at 50
+    most = max(k, int(len(prepared.jobs) / (MIN_SHARE_JOBS * SHARE_ROOM)))
     counted = least_count(works, k, HOST_SEARCHES, BELOW_SEARCHES, most)
     checks = {hosts: found[0] for hosts, found in tried.items()}
     if counted.answer is not None:
         return counted.answer, True, tried[counted.answer][1], checks, ""
     why = (f"no count up to {max(tried)} passed within {HOST_SEARCHES} tries" if tried
            else "no count could be tried")  # fmt: skip
-    if tried and max(tried) >= most:
+    if tried and (max(tried) >= most or too_small):
         why = (f"{max(tried)} hosts fail, and with more each host would get fewer than "
                f"{MIN_SHARE_JOBS} jobs, too few to simulate meaningfully")  # fmt: skip
     last = tried[max(tried)][1] if tried else one_host
