@@ -216,7 +216,7 @@ def _tune_inputs(args: argparse.Namespace):
     from kqueue.policy import Config
     from sim.tune.class_limits import with_class_limits
     from sim.tune.evaluate import Problem
-    from sim.tune.impossible import impossible_jobs, without
+    from sim.tune.impossible import impossible_jobs, process_overhead_mb, without
 
     if args.processes is not None and args.processes < 1:
         raise ValueError(f"--processes must be at least 1, got {args.processes}")
@@ -234,7 +234,7 @@ def _tune_inputs(args: argparse.Namespace):
     base = Config.load(args.config)
     notes += _empty_group_notes(prepared, slos, base)
     if not args.keep_limits:
-        base = with_class_limits(prepared, base)
+        base = with_class_limits(prepared, base, budget - process_overhead_mb(host))
     problem = Problem(slos, budget, host, base, args.seed, args.seeds, args.keep_limits)
     return prepared, problem, notes
 
@@ -287,6 +287,8 @@ def _tune_summary(found, args: argparse.Namespace, notes=()) -> str:
                 else " (at least; not verified)")  # fmt: skip
     if found.hosts == 1:
         verified = " (the whole trace)"
+    elif not found.hosts_verified and found.unverified:
+        verified += f": {found.unverified}"
 
     lines = [
         f"hosts: {found.hosts}{verified}",

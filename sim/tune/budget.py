@@ -3,7 +3,9 @@
 The search (``sim.tune.search``) finds the least-memory config whose simulated peak fits the
 budget; the config it writes also sets ``memory_budget_mb`` to that budget, so the runtime keeps
 it when the real load is worse than the trace (``kqueue.policy.admission``), and the twin, which
-runs the same admission, tells what that costs in waits (``budget_waits``). The prediction before
+runs the same admission, tells what that costs in waits (``budget_waits``). Every check of a host
+count (every share of every seed) runs the config as written, admission on, so the numbers of
+``simulate --hosts N`` on the written file are the ones the tuner judged. The prediction before
 a class has history is the trace's 90th percentile of job memory, not the job limit (the default),
 so a fresh worker does not admit its first jobs as if each used its whole limit.
 """
@@ -26,8 +28,8 @@ def with_budget(config: Config, budget_mb: float, memory_mb) -> Config:
         budget_mb: the tuner's budget (MB; ``inf``: none).
         memory_mb: the trace's per-job memory (MB), for ``default_job_memory_mb``.
     """
-    if math.isinf(budget_mb):
-        return config
+    if math.isinf(budget_mb) or config.memory_budget_mb == budget_mb:
+        return config  # none, or already kept (the tuner checks host counts with it)
     values = np.asarray(memory_mb, float)
     values = values[np.isfinite(values)]
     changes = {

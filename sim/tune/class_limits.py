@@ -36,8 +36,14 @@ def round_up(value: float) -> float:
     return float(f"{math.ceil(value / scale - 1e-9) * scale:.3g}")
 
 
-def with_class_limits(prepared: TraceJobs, base: Config) -> Config:
-    """``base`` with a ``[jobs."<class>"]`` table per class of the trace setting its limits."""
+def with_class_limits(prepared: TraceJobs, base: Config, cap_mb: float = math.inf) -> Config:
+    """``base`` with a ``[jobs."<class>"]`` table per class of the trace setting its limits.
+
+    ``cap_mb`` caps the memory limits (the per-host budget less the worker and one process:
+    a larger limit could never be kept, and the config would be refused with the budget); it
+    never goes below a class's largest traced job (those above it are impossible jobs, found
+    before this).
+    """
     jobs = prepared.jobs
     names = np.asarray(jobs.job_class, dtype=object)
     duration = np.asarray(jobs.duration_s, float)
@@ -47,7 +53,9 @@ def with_class_limits(prepared: TraceJobs, base: Config) -> Config:
         mask = names == name
         own = resolve_job(base, name, JobOptions())
         timeout_s = max(round_up(TIMEOUT_MARGIN * float(duration[mask].max())), own.timeout_s)
-        memory_mb = max(round_up(MEMORY_MARGIN * float(memory[mask].max())), own.max_memory_mb)
+        largest_mb = float(memory[mask].max())
+        memory_mb = max(round_up(MEMORY_MARGIN * largest_mb), own.max_memory_mb)
+        memory_mb = max(min(memory_mb, cap_mb), largest_mb)
         table = base.job_options(name)
         tables[name] = dataclasses.replace(table, timeout_s=timeout_s, max_memory_mb=memory_mb)
     return dataclasses.replace(base, jobs=MappingProxyType(tables))

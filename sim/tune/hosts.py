@@ -20,7 +20,7 @@ from sim.model.jobs import TraceJobs
 from sim.model.replay import simulate
 from sim.model.report import SimResult
 from sim.tune.evaluate import Evaluation, Problem, evaluate
-from sim.tune.split import shares
+from sim.tune.split import Splits, shares
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,16 @@ def check(
     processes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     fail_fast: bool = False,
+    splits: Splits | None = None,
 ) -> HostCheck:
     """Simulate ``config`` on every share of every seed at ``hosts`` hosts (see the module).
 
     With ``fail_fast`` it stops at the first share that fails (the count fails whatever the
-    others do): the check then holds the shares run so far.
+    others do): the check then holds the shares run so far. ``splits`` remembers the splits
+    of ``prepared`` across calls (``sim.tune.split.Splits``).
     """
-    parts = {seed: shares(prepared, hosts, seed) for seed in seeds_of(problem)}
+    splits = splits if splits is not None else Splits(prepared)
+    parts = {seed: splits.shares(hosts, seed) for seed in seeds_of(problem)}
     tasks = [(seed, host, config) for seed in parts for host in range(hosts)]
     processes = min(processes or len(os.sched_getaffinity(0)), len(tasks))
     _init(parts, problem)

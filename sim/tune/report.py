@@ -166,8 +166,8 @@ def _answer(tuned: TuneResult) -> str:
         f"{'s' if seeds > 1 else ''} of the split). What sets the count: "
         f"{tuned.what_sets_count()}"
         if tuned.hosts_verified and e.feasible
-        else f"no tried host count met the targets; at least {tuned.hosts} workers are needed "
-        "(bound, or the simulations of smaller counts failed)"
+        else f"at least {tuned.hosts} workers are needed, not verified: "
+        f"{tuned.unverified or 'no tried host count met the targets'}"
     )
     return f"One host cannot: {tuned.binding}. {verdict}."
 

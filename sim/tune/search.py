@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from kqueue.errors import ConfigError
 from kqueue.policy import Config
 from sim.model.jobs import TraceJobs
+from sim.tune.budget import with_budget
+from sim.tune.count import least_count
 from sim.tune.evaluate import Evaluation, Evaluator, Problem, select
 from sim.tune.hosts import HostCheck, ShareRun, check
 from sim.tune.hosts import seeds_of as hosts_seeds
@@ -46,7 +48,7 @@ from sim.tune.space import (
     splits,
     wait_target,
 )
-from sim.tune.split import share, shares
+from sim.tune.split import Splits, share
 
 #: Jobs in the first screening window, and in the second (successive halving).
 SCREEN_JOBS = (5_000, 20_000)
@@ -59,10 +61,15 @@ INLINE_HEADROOM = 1.5
 #: Candidates kept to the whole trace, and refinement rounds on it.
 FINALISTS = 3
 REFINE_ROUNDS = 5
+#: Refinement rounds while nothing is feasible (each grows or shrinks a capacity one step; on
+#: HPC2N at its own rate, five such rounds on a failing 2-host share took as long as the rest).
+REFINE_ROUNDS_INFEASIBLE = 2
 #: Largest concurrency the sizing considers.
 MAX_SLOTS = 100_000
 #: A worker's share smaller than this is not simulated (the host count is then a bound).
 MIN_SHARE_JOBS = 50
+#: The largest host count searched leaves each host this many times ``MIN_SHARE_JOBS`` on average.
+SHARE_ROOM = 1.1
 #: Host counts tried when finding the number of hosts (doubling, bisection, the count below).
 HOST_SEARCHES = 8
 #: Host counts below the answer checked beyond ``HOST_SEARCHES`` (at least the count below).
@@ -96,6 +103,8 @@ class TuneResult:
     checks: dict = dataclasses.field(default_factory=dict)
     #: Hosts each bound alone asks for (``host_bounds``).
     bounds: dict = dataclasses.field(default_factory=dict)
+    #: Why ``hosts`` is a bound and not verified ("" when verified).
+    unverified: str = ""
 
     @property
     def check(self) -> HostCheck | None:
@@ -154,9 +163,10 @@ def tune(
     if not binding:
         run = _search(prepared, trace, problem, processes, progress)
         binding = "" if run[0].feasible else describe_miss(run[0], problem)
-    hosts, verified, checks = 1, True, {}
+    hosts, verified, checks, why = 1, True, {}, ""
     if binding:
-        hosts, verified, run, checks = _hosts(prepared, trace, problem, processes, progress, run)
+        hosts, verified, run, checks, why = _hosts(prepared, trace, problem, processes, progress,
+                                                   run)  # fmt: skip
     best, tried, part, counts = run
     if hosts in checks and checks[hosts].feasible:
         best = _on_host_one(checks[hosts], best)
@@ -165,7 +175,7 @@ def tune(
                                   problem.memory_budget_mb)  # fmt: skip
     return TuneResult(best.config, best, hosts, verified, binding, tried, part, problem,
                       counts[0], counts[1], time.perf_counter() - began, checks,
-                      host_bounds(trace, problem))  # fmt: skip
+                      host_bounds(trace, problem), why)  # fmt: skip
 
 
 def _on_host_one(checked: HostCheck, best: Evaluation) -> Evaluation:
@@ -303,6 +313,8 @@ def _refine(evaluator: Evaluator, trace: TraceProfile, problem: Problem) -> Eval
     budget = problem.memory_budget_mb
     best = select(evaluator.on_full_trace(), budget)
     for round_ in range(1, REFINE_ROUNDS + 1):
+        if not best.feasible and round_ > REFINE_ROUNDS_INFEASIBLE:
+            break  # a count this far off fails whatever a step does; the next count is tried
         moves = neighbours(best.config, best.feasible, trace, problem)
         evaluator.run(evaluator.full, moves, f"refine {round_}/{REFINE_ROUNDS}")
         chosen = select(evaluator.on_full_trace(), budget)
@@ -358,10 +370,10 @@ def _recycle_mb(config: Config, trace: TraceProfile, problem: Problem) -> float 
     return limit if limit < config.max_worker_memory_mb else None
 
 
-def _share_search(prepared, hosts, problem, processes, progress):
+def _share_search(splits, hosts, problem, processes, progress):
     """The search on host 1's share of ``problem.seed``'s split at ``hosts`` hosts, or None when
     that share is too small to simulate."""
-    part = share(prepared, hosts, problem.seed)
+    part = splits.share(hosts, problem.seed)
     if len(part.jobs) < MIN_SHARE_JOBS:
         return None
     return _search(part, profile(part, problem.base), problem, processes,
@@ -391,49 +403,57 @@ def _up_moves(config: Config) -> list[Config]:
     return list(dict.fromkeys(moves))
 
 
-def _fix(prepared, first: HostCheck, problem, processes, progress) -> HostCheck:
+def _fix(splits, first: HostCheck, problem, processes, progress) -> HostCheck:
     """Host 1's config failed another share: on the worst share, try one step up and one step
     down in each capacity (at most ``SHARE_FIXES`` rounds), keep the selection rule's pick and
     check every share again; returns the last check."""
     checked = first
     for round_ in range(1, SHARE_FIXES + 1):
         worst = checked.worst
-        part = shares(prepared, checked.hosts, worst.seed)[worst.host]
+        part = splits.share(checked.hosts, worst.seed, worst.host)
         label = f"[{checked.hosts} hosts, seed {worst.seed}, host {worst.host + 1}] fix {round_}"
         with Evaluator(part, [len(part.jobs)], problem, processes, progress) as evaluator:
             # more capacity for a missed SLO, less (and recycling) for a peak over the budget
             down = neighbours(checked.config, True, profile(part, problem.base), problem)
-            evaluator.run(len(part.jobs), _up_moves(checked.config) + down, label)
+            moves = [_kept(c, problem, splits) for c in _up_moves(checked.config) + down]
+            evaluator.run(len(part.jobs), moves, label)
             tried = evaluator.on_full_trace()
         if not any(e.feasible for e in tried):
             return checked
         pick = select(tried, problem.memory_budget_mb)
-        checked = _check(prepared, pick.config, problem, checked.hosts, processes, progress)
+        checked = _check(splits, pick.config, problem, checked.hosts, processes, progress)
         if checked.feasible:
             return checked
     return checked
 
 
-def _check(prepared, config, problem, hosts, processes, progress) -> HostCheck:
+def _kept(config: Config, problem: Problem, splits: Splits) -> Config:
+    """``config`` as it is written: with the budget the runtime keeps (``sim.tune.budget``)."""
+    return with_budget(config, problem.memory_budget_mb, splits.prepared.jobs.memory_mb)
+
+
+def _check(splits, config, problem, hosts, processes, progress) -> HostCheck:
+    """Every share of every seed, with the config as written (the budget's admission on)."""
+    config = _kept(config, problem, splits)
     seeds = hosts_seeds(problem)
     report = progress(f"[{hosts} hosts, seeds {seeds[0]}-{seeds[-1]}] every share") \
         if progress else None  # fmt: skip
-    return check(prepared, config, problem, hosts, processes=processes, progress=report,
-                 fail_fast=True)  # fmt: skip
+    return check(splits.prepared, config, problem, hosts, processes=processes, progress=report,
+                 fail_fast=True, splits=splits)  # fmt: skip
 
 
-def _try_hosts(prepared, hosts, problem, processes, progress):
+def _try_hosts(splits, hosts, problem, processes, progress):
     """(HostCheck at ``hosts``, the search run on host 1's share) or None (share too small)."""
-    run = _share_search(prepared, hosts, problem, processes, progress)
+    run = _share_search(splits, hosts, problem, processes, progress)
     if run is None:
         return None
     best = run[0]
     if not best.feasible:
         return HostCheck(hosts, best.config, (ShareRun(problem.seed, 0, best),),
                          problem.memory_budget_mb), run  # fmt: skip
-    checked = _check(prepared, best.config, problem, hosts, processes, progress)
+    checked = _check(splits, best.config, problem, hosts, processes, progress)
     if not checked.feasible:
-        checked = _fix(prepared, checked, problem, processes, progress)
+        checked = _fix(splits, checked, problem, processes, progress)
     return checked, run
 
 
@@ -449,66 +469,74 @@ def host_bounds(trace: TraceProfile, problem: Problem) -> dict[str, int]:
     return found
 
 
-def _step_down(high: int, works, tried: dict) -> int:
-    """Check the count below the answer (always: a search is kept for it) and step down while
-    it passes (the answer is then lower than the bisection said)."""
-    while high - 1 >= 2 and works(high - 1, len(tried) + 1):
-        high -= 1
-        if len(tried) >= HOST_SEARCHES + BELOW_SEARCHES:
-            break
-    return high
-
-
 def _hosts(prepared, trace, problem, processes, progress, one_host):
     """The least host count at which every share of every seed meets the targets.
 
-    Returns ``(k, verified, search run at k, {k: HostCheck})``. From the bounds' count it doubles
-    until a count passes every share, bisects between the last failing and the first passing
-    count, then checks the count below the answer and keeps stepping down while that passes
-    (feasibility need not grow with the count: a split's shares are random), all within
-    ``HOST_SEARCHES`` counts. The check at ``k - 1`` says what fails there.
+    Returns ``(k, verified, search run at k, {k: HostCheck}, why unverified)``. The count rule
+    is ``sim.tune.count.least_count`` (doubling from the bounds' count, bisection, then the count
+    below the answer, stepping down while it passes): the answer passed every share of every
+    seed, and the check at ``k - 1`` says what fails there. When the bounds' count already
+    leaves each host fewer than ``MIN_SHARE_JOBS`` jobs, nothing is searched over counts: the
+    answer is that bound, unverified (``_bound_answer``).
     """
     k = max(2, *host_bounds(trace, problem).values())
+    if len(prepared.jobs) / k < MIN_SHARE_JOBS:
+        return _bound_answer(prepared, trace, problem, k, processes, progress)
+    splits = Splits(prepared)
     tried: dict[int, tuple] = {}
 
-    def works(hosts: int, allowed: int = HOST_SEARCHES) -> bool | None:
-        if hosts in tried:
-            return tried[hosts][0].feasible
-        if len(tried) >= allowed:
-            return None
-        found = _try_hosts(prepared, hosts, problem, processes, progress)
+    too_small: list[int] = []
+
+    def works(hosts: int) -> bool | None:
+        if hosts == 1:  # the one-host search already failed (else no count search)
+            return False
+        found = _try_hosts(splits, hosts, problem, processes, progress)
         if found is None:
+            too_small.append(hosts)
             return None
         tried[hosts] = found
         return found[0].feasible
 
-    low, high = k - 1, None
-    while high is None:
-        ok = works(k)
-        if ok is None:
-            break
-        low, high = (low, k) if ok else (k, None)
-        k *= 2
-    while high is not None and high - low > 1:
-        middle = (low + high) // 2
-        ok = works(middle)
-        if ok is None:
-            break
-        low, high = (low, middle) if ok else (middle, high)
-    if high is not None:
-        high = _step_down(high, works, tried)
+    # the balanced split's shares differ by a few jobs: a tenth of room keeps host 1's at 50
+    most = max(k, int(len(prepared.jobs) / (MIN_SHARE_JOBS * SHARE_ROOM)))
+    counted = least_count(works, k, HOST_SEARCHES, BELOW_SEARCHES, most)
     checks = {hosts: found[0] for hosts, found in tried.items()}
-    if high is not None:
-        return high, True, tried[high][1], checks
+    if counted.answer is not None:
+        return counted.answer, True, tried[counted.answer][1], checks, ""
+    why = (f"no count up to {max(tried)} passed within {HOST_SEARCHES} tries" if tried
+           else "no count could be tried")  # fmt: skip
+    if tried and (max(tried) >= most or too_small):
+        why = (f"{max(tried)} hosts fail, and with more each host would get fewer than "
+               f"{MIN_SHARE_JOBS} jobs, too few to simulate meaningfully")  # fmt: skip
     last = tried[max(tried)][1] if tried else one_host
     if last is None:
-        last = _smallest_share_search(prepared, trace, problem, processes, progress)
-    return low + 1, False, last, checks
+        return _bound_answer(prepared, trace, problem, k, processes, progress)
+    return counted.low + 1, False, last, checks, why
 
 
-def _smallest_share_search(prepared, trace, problem, processes, progress):
-    """No share could be simulated: the search on the smallest share that can be (a config to
-    start from; the count stays a bound, unverified), or on the whole trace when it is small."""
-    most = len(prepared.jobs) // MIN_SHARE_JOBS
-    found = _share_search(prepared, most, problem, processes, progress) if most > 1 else None
-    return found or _search(prepared, trace, problem, processes, progress)
+def _bound_answer(prepared, trace, problem, k, processes, progress):
+    """Shares too small to simulate meaningfully at the bounds' count ``k``: the answer is that
+    bound, unverified, with a config searched on host 1's share at ``k`` (a few dozen jobs,
+    so quick; the count's other shares are not checked)."""
+    n = len(prepared.jobs)
+    hosts = min(k, n)
+    part = share(prepared, hosts, problem.seed)
+    label = f"{k} hosts (bound), seed {problem.seed}, host 1"
+    run = _search(part, profile(part, problem.base), problem, processes, _labelled(progress, label))
+    bounds = host_bounds(trace, problem)
+    name = max(bounds, key=bounds.get)
+    why = (f"the {name} bound asks for {k:,} hosts, where each host gets about {n / k:.0f} "
+           f"jobs (fewer than {MIN_SHARE_JOBS}): too few to simulate meaningfully, so the count "
+           "is the bound, not checked by simulation")  # fmt: skip
+    transient = _transient_note(trace)
+    return k, False, run, {}, why + (f"; {transient}" if transient else "")
+
+
+def _transient_note(trace: TraceProfile) -> str:
+    """A warning when the arrivals end before a typical job does (no steady state to check)."""
+    busy = sum(c.jobs * c.mean_duration_s for c in trace.classes) / max(1, trace.jobs)
+    if busy <= trace.span_s:
+        return ""
+    return (f"the arrivals span {trace.span_s:,.0f} s, less than the mean job's "
+            f"{busy:,.0f} s: at this rate the trace never reaches a steady state, and the bound "
+            "assumes its arrivals go on")  # fmt: skip

@@ -17,6 +17,7 @@ processor sharing.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,16 +140,22 @@ def cpu_stretch(trace: TraceProfile, host: HostProfile) -> float:
 
 
 def erlang_c_series(load: float, up_to: int) -> list[float]:
-    """Erlang C ``C(c, load)`` for ``c = 1 .. up_to`` (1.0 where ``c <= load``), in O(up_to).
+    """Erlang C ``C(c, load)`` for ``c = 1 .. up_to`` (1.0 where ``c <= load``), in O(up_to)."""
+    return list(erlang_c_values(load, up_to))
+
+
+def erlang_c_values(load: float, up_to: int) -> Iterator[float]:
+    """``erlang_c_series`` one value at a time, so a search for the least ``c`` stops there
+    (the tuner sizes every band of hundreds of splits; the whole series to ``MAX_SLOTS`` for
+    each was most of its own CPU time on a 31-class trace).
 
     Uses the Erlang B recursion ``B(c) = a B(c-1) / (c + a B(c-1))`` and
     ``C = c B / (c - a (1 - B))``, which stays stable for large ``c``.
     """
-    out, b = [], 1.0
+    b = 1.0
     for c in range(1, up_to + 1):
         b = load * b / (c + load * b)
-        out.append(1.0 if c <= load else c * b / (c - load * (1 - b)))
-    return out
+        yield 1.0 if c <= load else c * b / (c - load * (1 - b))
 
 
 def servers_for(band: Band, wait_target_s: float, quantile: float, limit: int) -> int:
@@ -156,7 +163,7 @@ def servers_for(band: Band, wait_target_s: float, quantile: float, limit: int) -
     if band.rate_per_s == 0:
         return 1
     a, s = band.slot_load, band.mean_service_s
-    for c, erlang in enumerate(erlang_c_series(a, limit), start=1):
+    for c, erlang in enumerate(erlang_c_values(a, limit), start=1):
         if c > a and erlang * math.exp(-(c - a) * wait_target_s / s) <= 1 - quantile:
             return c
     return limit

@@ -47,8 +47,8 @@ def _balanced(prepared: TraceJobs, hosts: int, rng: np.random.Generator) -> np.n
     # key[c, h]: jobs of class c in flight on host h, scaled to dominate, plus all in flight on h
     scale = float(len(jobs) + 1)
     key = np.zeros((len(names), hosts))
-    # ties: host order rotated by a seeded offset per job (row ``offset`` of ``rotations``)
-    rotations = ((np.arange(hosts)[None, :] - np.arange(hosts)[:, None]) % hosts) / hosts
+    # ties: host order rotated by a seeded offset per job (``_rotation``)
+    rotation = _rotation(hosts)
     offsets = rng.integers(hosts, size=len(jobs)).tolist()
     classes = [code[name] for name in jobs.job_class]
     ending: list[tuple[float, int, int]] = []
@@ -60,12 +60,59 @@ def _balanced(prepared: TraceJobs, hosts: int, rng: np.random.Generator) -> np.n
             key[c, host] -= scale
             key[:, host] -= 1.0
         c = classes[j]
-        host = int(argmin(key[c] + rotations[offsets[j]]))
+        host = int(argmin(key[c] + rotation(offsets[j])))
         owner[j] = host
         key[c, host] += scale
         key[:, host] += 1.0
         push(ending, (at_s + jobs.duration_s[j], host, c))
     return owner
+
+
+#: Above this many hosts the tie-break rows are computed per job, not kept as a hosts x hosts
+#: table (at 10,000 hosts the table alone is 800 MB).
+ROTATION_TABLE_MAX_HOSTS = 1_024
+
+
+def _rotation(hosts: int):
+    """``rotation(offset)``: the hosts' tie-break order rotated by ``offset``, as fractions of
+    one (below any difference of whole jobs). The same numbers with or without the table."""
+    order = np.arange(hosts)
+    if hosts > ROTATION_TABLE_MAX_HOSTS:
+        return lambda offset: ((order - offset) % hosts) / hosts
+    table = ((order[None, :] - order[:, None]) % hosts) / hosts
+    return table.__getitem__
+
+
+class Splits:
+    """The splits of one trace asked for during one tune, each computed once.
+
+    ``owners`` costs a pass over every job (about a second for 200,000 on this machine); a
+    host count's search, its check over every seed and its fixes ask for the same splits.
+    """
+
+    def __init__(self, prepared: TraceJobs, rule: str = DEFAULT_RULE):
+        self.prepared = prepared
+        self.rule = rule
+        self._owners: dict[tuple[int, int], np.ndarray] = {}
+
+    def owners(self, hosts: int, seed: int) -> np.ndarray:
+        """``owners(prepared, hosts, seed, rule)``, remembered."""
+        if (hosts, seed) not in self._owners:
+            self._owners[hosts, seed] = owners(self.prepared, hosts, seed, self.rule)
+        return self._owners[hosts, seed]
+
+    def shares(self, hosts: int, seed: int) -> list[TraceJobs]:
+        """Every worker's share (as ``shares``)."""
+        if hosts == 1:
+            return [self.prepared]
+        owner = self.owners(hosts, seed)
+        return [subset(self.prepared, np.flatnonzero(owner == h)) for h in range(hosts)]
+
+    def share(self, hosts: int, seed: int, host: int = 0) -> TraceJobs:
+        """Worker ``host``'s share (as ``share``)."""
+        if hosts == 1:
+            return self.prepared
+        return subset(self.prepared, np.flatnonzero(self.owners(hosts, seed) == host))
 
 
 def shares(prepared: TraceJobs, hosts: int, seed: int, rule: str = DEFAULT_RULE) -> list[TraceJobs]:

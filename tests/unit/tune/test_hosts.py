@@ -54,6 +54,8 @@ def test_simulate_hosts_gives_exactly_the_tuners_numbers_for_the_same_seed(tmp_p
     prepared, problem, _ = _tune_inputs(args)
     found = tune(prepared, problem, processes=1)
     assert found.hosts >= 2 and found.hosts_verified
+    # the count was checked with the config as written: the budget's admission on
+    assert found.config.memory_budget_mb == 4096 and found.check.config == found.config
     config = tmp_path / "tuned.toml"
     config.write_text(found.config.to_toml())
     # When simulate replays that config on the same number of hosts with the same seed

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kqueue.errors import ConfigError
 from kqueue.policy import Config, HostProfile, read_trace
 from sim.model.replay import prepare
 from sim.model.workload import synth
+from sim.tune.budget import with_budget
 from sim.tune.class_limits import MEMORY_MARGIN, TIMEOUT_MARGIN, round_up, with_class_limits
 from sim.tune.impossible import impossible_jobs, without
 from tests.conftest import run_kqueue
@@ -81,6 +83,23 @@ def test_limits_sit_above_each_class_tail_and_round_trip_through_the_toml():
         assert options.max_memory_mb >= max(MEMORY_MARGIN * largest, 1024.0)
     assert Config.from_mapping(__import__("tomllib").loads(config.to_toml())) == config
     assert round_up(1234.5) == 1300.0 and round_up(0.0123) == 0.013
+
+
+def test_memory_limits_are_capped_below_the_budget_but_never_below_the_largest_job():
+    # Given a class whose largest job (5,760 MB) x 1.25 would exceed a 6,400 MB budget
+    trace = synth(300, 2.0, seed=3)
+    trace.loc[trace["job_class"] == "heavy", "memory_mb"] = 5_760.0
+    trace.loc[trace.index[0], "memory_mb"] = 100.0  # a fast job stays small
+    prepared = prepare(trace)
+    budget_mb, overhead_mb = 6_400.0, 140.0
+    config = with_class_limits(prepared, Config(), budget_mb - overhead_mb)
+    # Then its limit is the budget less the worker and one process, still above its jobs
+    assert config.job_options("heavy").max_memory_mb == budget_mb - overhead_mb
+    # And the budget can be written into that config (the runtime refuses a limit above it)
+    kept = with_budget(config, budget_mb, prepared.jobs.memory_mb)
+    assert kept.memory_budget_mb == budget_mb
+    with pytest.raises(ConfigError, match="above memory_budget_mb"):
+        with_budget(with_class_limits(prepared, Config()), budget_mb, prepared.jobs.memory_mb)
 
 
 def test_tune_writes_the_limits_in_job_tables_and_kills_nothing(tmp_path):
