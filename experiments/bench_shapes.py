@@ -18,8 +18,9 @@ each queue's own call before the worker starts. Workloads:
 - ``cpu``: ``--cpu-jobs`` jobs of about 80 ms pure-Python CPU on 2 processes (kqueue's pool, Huey
   2 processes, Dramatiq 2 x 1), against ``multiprocessing.Pool(2).map`` of the same calls from
   the pool's creation to its exit, in the same repeat.
-- ``isolated``: no-op jobs in kqueue's isolated tier (a fresh process per job), against a bare
-  ``os.fork()`` + ``os._exit`` + ``waitpid`` loop run from a process that imported what a worker
+- ``isolated``: the no-op job (its ``INCR`` on a fresh connection, as a fresh process must make)
+  in kqueue's isolated tier, 2 at once, against a bare ``os.fork()`` + the same ``INCR`` +
+  ``os._exit`` + ``waitpid`` loop, one at a time, run from a process that imported what a worker
   imports (so it forks a process of the worker's size).
 - ``dispatch``: ``job.dispatch()`` one by one and ``dispatch_many`` in batches of 1,000, against
   a bare ``LPUSH`` loop of the same count on one client.
@@ -393,7 +394,8 @@ count = int(sys.argv[1])
 started = time.perf_counter()
 for _ in range(count):
     pid = os.fork()
-    if pid == 0:
+    if pid == 0:  # the same job as kqueue's isolated one: connect, INCR, exit
+        kq_app.client().incr("bench:bare")
         os._exit(0)
     os.waitpid(pid, 0)
 print(count / (time.perf_counter() - started))
@@ -537,7 +539,7 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
             fmt=".2f",
         )
         row(f"{queue.label}: cpu, start to first job (ms)", f"{queue.label} cpu first_s", 1000)
-    row("limit: bare fork+_exit+waitpid, worker-sized (forks/s)", "limit isolated")
+    row("limit: bare fork+INCR+_exit+waitpid, worker-sized (/s)", "limit isolated")
     row(f"{ours.label}: isolated no-op jobs/s from start", f"{ours.label} isolated")
     ratio("kqueue isolated / bare fork loop", f"{ours.label} isolated", "limit isolated")
     row("limit: bare LPUSH loop (ops/s)", "limit lpush")

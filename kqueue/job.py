@@ -251,6 +251,7 @@ class Job(Generic[P, R]):
             "unique_key": options.unique_key,
             "unique_for_s": options.unique_for_s,
             "priority": self.priority if options.priority is None else options.priority,
+            "job_class": self.name,
         }
         return options.job_id or new_job_id(), body, placement
 
@@ -298,7 +299,9 @@ class Job(Generic[P, R]):
                 raise JobError(f"job {self.name!r}: {problem}")
         now = time.time()
         messages = [(new_job_id(), encode_message(self.name, a, k, now)) for a, k in calls]
-        self.app.backend.enqueue_many(self.queue, messages, priority=self.priority)
+        self.app.backend.enqueue_many(
+            self.queue, messages, priority=self.priority, job_class=self.name
+        )
         return [self.app.handle(job_id, queue=self.queue) for job_id, _ in messages]
 
 

@@ -34,6 +34,7 @@ from kqueue.backends.base import (
     State,
     WorkerStatus,
 )
+from kqueue.backends.redis_classes import RedisClasses
 from kqueue.backends.redis_handles import RedisHandles
 from kqueue.backends.redis_limits import RedisLimits
 from kqueue.backends.redis_replies import (
@@ -81,7 +82,7 @@ def close_pool_sockets(pool: Any) -> None:
                 sock.close()
 
 
-class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
+class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
@@ -211,21 +212,38 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
 
     @translated
     def enqueue(
-        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
-        self._enqueue(queue, [(job_id, body)], delay_s, priority)
+        self._enqueue(queue, [(job_id, body)], delay_s, priority, job_class)
 
     @translated
     def enqueue_many(
-        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+        self,
+        queue: str,
+        messages: Sequence[tuple[str, bytes]],
+        *,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
-        self._enqueue(queue, messages, 0.0, priority)
+        self._enqueue(queue, messages, 0.0, priority, job_class)
 
     def _enqueue(
-        self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float, priority: int = 0
+        self,
+        queue: str,
+        messages: Sequence[tuple[str, bytes]],
+        delay_s: float,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
         keys, prefix = self._keys(queue, "pending", "notify"), self._prefix(queue)
-        head = [prefix, repr(float(delay_s)), str(int(priority))]
+        head = [prefix, repr(float(delay_s)), str(int(priority)), job_class]
         calls = [
             ("ENQUEUE", keys, [*head, *flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)

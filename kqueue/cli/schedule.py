@@ -63,14 +63,19 @@ def add_schedules(subparsers) -> None:
     parser.set_defaults(func=cmd_schedules)
 
 
-def _when(epoch_s: float | None) -> str:
+def _when(epoch_s: float | None, never: str = "-") -> str:
     if epoch_s is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return never
+    when = datetime.datetime.fromtimestamp(epoch_s, datetime.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def cmd_schedules(args) -> int:
-    """``kqueue schedules``: what the leader last published of each schedule."""
+    """``kqueue schedules``: what the leader last published of each schedule.
+
+    The last run is the last tick dispatched (``last_fired_s``): "never" for a schedule that
+    has not fired yet, whose ``last_tick_s`` is only where its ticks start.
+    """
     backend = backend_from(args)
     if not isinstance(backend, ScheduleStore):
         raise KQueueError(f"this backend ({type(backend).__name__}) keeps no schedules")
@@ -86,6 +91,6 @@ def cmd_schedules(args) -> int:
     for name, state in sorted(states.items()):
         print(
             f"{name}  {state['job']}  {state['spec']}  next {_when(state.get('next_tick_s'))}  "
-            f"last {_when(state.get('last_tick_s'))} UTC"
+            f"last run {_when(state.get('last_fired_s'), 'never')}"
         )
     return 0

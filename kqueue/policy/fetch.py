@@ -23,6 +23,10 @@ SHARE_WEIGHT = 0.05
 #: A tier is refilled once its room (free slots plus free local-queue places) reaches this share
 #: of its capacity.
 REFILL_FRACTION = 1.0
+#: How long an overflow job given back waits before it can be leased again, seconds.
+RELEASE_DELAY_S = 1.0
+#: Least time between two probes for jobs behind full tiers, seconds.
+PROBE_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,12 @@ def plan_fetch(
     if probe_due:
         return FetchPlan(min(PROBE_SIZE, open_room, batch_size), probe=True)
     return FetchPlan(0)
+
+
+def overflows(waiting: int, free: int, capacity: int) -> bool:
+    """True when a tier's local queue is full: a job leased for it goes back to the broker
+    (``RELEASE_DELAY_S``, or at once after a probe) instead of being hoarded."""
+    return waiting >= max(1, free + capacity)
 
 
 def update_shares(shares: Mapping[str, float], tier: str) -> dict[str, float]:

@@ -124,6 +124,14 @@ def release_slots(slots: Slots, holders: list[str]) -> dict[str, float]:
     return {holder: until for holder, until in slots.items() if holder not in gone}
 
 
+def held_turn_s(limit: RateLimit, last_turn_s: float | None, now_s: float) -> float:
+    """When a job a rate limit held back is next looked at: one token after the turn of the
+    last job held back before it (or after ``now_s``), so a backlog of N waits about
+    N / rate instead of coming back every round. Seconds on the caller's clock."""
+    start_s = now_s if last_turn_s is None else max(now_s, last_turn_s)
+    return start_s + 1.0 / limit.rate_per_s
+
+
 def held_back_wait_s(rate_wait_s: float, slots_full: bool, poll_s: float) -> float:
     """How long a held-back job stays untouched before a worker looks at it again, seconds.
 

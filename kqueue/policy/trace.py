@@ -66,6 +66,10 @@ class TraceRow:
     #: When the job was due (its delay or ``at``; ``submitted_at`` if it had none): the
     #: simulator releases it then, and ``wait_s`` counts from then.
     due_at: float = math.nan
+    #: Its priority within the queue (``kqueue.policy.ordering``): the simulator's backlog
+    #: orders by it. A trace without the column reads as priority 0 (or its class's
+    #: ``[jobs]`` priority in the simulator).
+    priority: int = 0
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TraceRow))
@@ -125,6 +129,8 @@ def check_trace(
     for column in NON_NEGATIVE:
         if column in frame.columns:
             problems.append((checked[column] < 0, column, "must be >= 0"))
+    if "priority" in frame.columns:
+        problems.append((_not_whole(checked["priority"]), "priority", "must be a whole number"))
     for column, valid in (("tier", _TIERS), ("status", _STATUSES)):
         if column in frame.columns:
             bad = frame[column].notna() & ~frame[column].isin(valid)
@@ -291,6 +297,10 @@ def _to_float(value) -> float:
         return float(pd.to_numeric(value, errors="coerce"))
     except OverflowError:
         return math.inf
+
+
+def _not_whole(values: pd.Series) -> pd.Series:
+    return values.notna() & (values != values.round())
 
 
 def _empty(values: pd.Series) -> pd.Series:

@@ -21,9 +21,12 @@ from kqueue.errors import TraceError
 from kqueue.policy.trace import COLUMNS, DURATION_COLUMNS, TEXT_COLUMNS, TIME_COLUMNS, TraceRow
 
 #: The first element of every encoded row; a reader refuses other versions by name.
-WIRE_VERSION = 1
+WIRE_VERSION = 2
+#: Older versions still read, with the number of fields they carry: version 1 had no
+#: ``priority`` (read as 0), so a fleet trace written before it stays readable.
+OLD_VERSIONS = {1: len(COLUMNS) - 1}
 _TEXT = frozenset(TEXT_COLUMNS)
-_INT = frozenset({"attempt"})
+_INT = frozenset({"attempt", "priority"})
 #: Longest encoded row read, bytes (a row is about 250; this bounds what a bad writer costs).
 MAX_ROW_BYTES = 64 * 1024
 
@@ -51,7 +54,7 @@ def encode_values(values: Sequence) -> bytes:
         wire = [WIRE_VERSION, v[0], v[1], v[2], v[3], round(v[4] * 1e6), round(v[5] * 1e6),
                 round(v[6] * 1e6), round(v[7] * 1e6), round(v[8] * 1e6), round(v[9] * 1e6),
                 round(v[10] * 1024), v[11], v[12], v[13], round(v[14] * 1e6),
-                round(v[15] * 1e6)]  # fmt: skip
+                round(v[15] * 1e6), v[16]]  # fmt: skip
     except (ValueError, OverflowError):  # NaN or an infinity: unknown, as null
         wire = [WIRE_VERSION] + [
             _scaled(x, scale) if scale else x for x, scale in zip(v, _POSITION_SCALES, strict=True)
@@ -81,14 +84,17 @@ def decode_row(data: bytes, where: str = "fleet trace") -> TraceRow:
         values = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise TraceError(f"{where}: row is not JSON: {exc}") from None
-    if not isinstance(values, list) or not values or values[0] != WIRE_VERSION:
+    version = values[0] if isinstance(values, list) and values else None
+    if version != WIRE_VERSION and (type(version) is not int or version not in OLD_VERSIONS):
         head = values[0] if isinstance(values, list) and values else values
         raise TraceError(
             f"{where}: row is not a version-{WIRE_VERSION} trace row (starts with {head!r:.40})"
         )
-    if len(values) != len(COLUMNS) + 1:
-        raise TraceError(f"{where}: row has {len(values) - 1} fields, expected {len(COLUMNS)}")
-    return TraceRow(**{n: _field(n, v, where) for n, v in zip(COLUMNS, values[1:], strict=True)})
+    fields = OLD_VERSIONS.get(version, len(COLUMNS))
+    if len(values) != fields + 1:
+        raise TraceError(f"{where}: row has {len(values) - 1} fields, expected {fields}")
+    names = COLUMNS[:fields]
+    return TraceRow(**{n: _field(n, v, where) for n, v in zip(names, values[1:], strict=True)})
 
 
 def _field(name: str, value, where: str):

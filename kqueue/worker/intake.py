@@ -21,7 +21,15 @@ from kqueue.errors import PayloadError
 from kqueue.job import App, decode_message
 from kqueue.policy.config import Config, JobSettings, Tier, resolve_job
 from kqueue.policy.estimator import DurationHistory
-from kqueue.policy.fetch import FetchPlan, plan_fetch, refill_due, update_shares
+from kqueue.policy.fetch import (
+    PROBE_INTERVAL_S,
+    RELEASE_DELAY_S,
+    FetchPlan,
+    overflows,
+    plan_fetch,
+    refill_due,
+    update_shares,
+)
 from kqueue.policy.router import route
 from kqueue.tiers.base import Invocation
 from kqueue.worker.budget import GATED
@@ -29,11 +37,6 @@ from kqueue.worker.held import Pending, best_effort
 from kqueue.worker.limits import Limiter
 
 log = logging.getLogger("kqueue.worker")
-
-#: How long an overflow job given back waits before it can be leased again, seconds.
-RELEASE_DELAY_S = 1.0
-#: Least time between two probes for jobs behind full tiers, seconds.
-PROBE_INTERVAL_S = 0.5
 
 
 class Intake:
@@ -116,7 +119,7 @@ class Intake:
         self._shares = update_shares(self._shares, pending.tier.value)
         waiting = self.waiting[pending.tier]
         runner = self.runners[pending.tier]
-        if len(waiting) >= max(1, runner.free() + runner.capacity()):
+        if overflows(len(waiting), runner.free(), runner.capacity()):
             return False  # do not hoard a full tier
         wait_s = self.limiter.admit(pending)
         if wait_s is not None:  # paused or limited: back in the backend, not an attempt
@@ -158,9 +161,24 @@ class Intake:
                 self._settings[name] = resolve_job(self.config, name, job.declared)
         return dict(self._settings)
 
-    def pool_share(self) -> float:
-        """The share of recently fetched jobs that went to the pool (0 before any)."""
-        return self._shares.get(Tier.POOL.value, 0.0)
+    def routes_to_pool(self, name: str) -> bool:
+        """Whether a job of class ``name`` leased now would go to the pool (the router, then
+        the quarantine); False for a name this worker does not register (it never runs it)."""
+        job = self.app.jobs.get(name)
+        if job is None or Tier.POOL not in self.runners:
+            return False
+        settings = self._settings.get(name)
+        if settings is None:
+            settings = self._settings[name] = resolve_job(self.config, name, job.declared)
+        estimate = self.history.estimate(
+            name, settings.estimated_duration_s, self.config.default_estimate_s
+        )
+        tier = route(
+            settings.tier, estimate.duration_s, self.config, force_inline=self.force_inline
+        )
+        if tier is Tier.POOL and self.budget is not None:
+            return not self.budget.quarantine.is_quarantined(name)
+        return tier is Tier.POOL
 
     def waiting_count(self, tier: Tier | None = None) -> int:
         """Jobs waiting in one tier's local queue, or in all of them."""

@@ -16,7 +16,7 @@ import time
 from kqueue.backends.base import Backend
 from kqueue.backends.limits import LimitStore
 from kqueue.policy.config import JobSettings
-from kqueue.policy.ratelimit import RateLimit, held_back_wait_s, parse_rate_limit
+from kqueue.policy.ratelimit import RateLimit, held_back_wait_s, held_turn_s, parse_rate_limit
 from kqueue.worker.held import Pending, best_effort
 
 #: How often the paused names are read from the backend, seconds.
@@ -91,7 +91,7 @@ class Limiter:
         if self.store.take_tokens(f"rate:{job_name}", limit, 1):
             return None
         now = time.monotonic()
-        turn_s = max(now, self._next_token_s.get(job_name, now)) + 1.0 / limit.rate_per_s
+        turn_s = held_turn_s(limit, self._next_token_s.get(job_name), now)
         self._next_token_s[job_name] = turn_s
         return held_back_wait_s(turn_s - now, False, 0.0)
 

@@ -31,7 +31,8 @@ from kqueue.policy.schedule import Schedule
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
-from kqueue.worker.budget import MemoryBudget, PoolBacklog, add_budget_status, connect_pool
+from kqueue.worker.backlog import PoolBacklog
+from kqueue.worker.budget import MemoryBudget, add_budget_status, connect_pool
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
 from kqueue.worker.periodic import Periodic
@@ -106,7 +107,7 @@ class Worker:
         #: Keeps the memory budget, the per-class memory history and the quarantine.
         self.budget = MemoryBudget(config, self.runners)
         self.intake.budget = self.budget
-        self._backlog = PoolBacklog(self.backend, self.queues, self.intake)
+        self._backlog = PoolBacklog(self.backend, self.queues, self.intake.routes_to_pool)
         connect_pool(self.runners, self.budget, self._backlog)
         #: What the loop itself settled: retries' dead letters, releases, abandoned threads.
         self._released = self._abandoned = 0

@@ -31,8 +31,17 @@ def tick_job_id(schedule_name: str, tick_s: float) -> str:
     return "tick-" + hashlib.sha1(tick_key(schedule_name, tick_s).encode()).hexdigest()[:24]
 
 
-def state_body(schedule: Schedule, plan: TickPlan, worker_id: str) -> bytes:
-    """What ``kqueue schedules`` shows of a schedule (and where the next plan starts)."""
+def state_body(
+    schedule: Schedule, plan: TickPlan, worker_id: str, last_fired_s: float | None = None
+) -> bytes:
+    """What ``kqueue schedules`` shows of a schedule (and where the next plan starts).
+
+    ``last_tick_s`` is where the next plan starts (a new schedule's start, or a skipped tick);
+    ``last_fired_s`` is the last tick dispatched: ``plan``'s newest, else ``last_fired_s``
+    (the one recorded before), None until the schedule first fires.
+    """
+    if plan.fire_s:
+        last_fired_s = max(plan.fire_s)
     spec = schedule.cron.text if schedule.cron is not None else f"every {schedule.every_s:g} s"
     return json.dumps(
         {
@@ -41,6 +50,7 @@ def state_body(schedule: Schedule, plan: TickPlan, worker_id: str) -> bytes:
             "timezone": schedule.timezone,
             "catch_up": schedule.catch_up.value,
             "last_tick_s": plan.last_tick_s,
+            "last_fired_s": last_fired_s,
             "next_tick_s": schedule.next_tick_s(plan.last_tick_s),
             "fired": len(plan.fire_s),
             "skipped": plan.skipped,
@@ -94,18 +104,14 @@ class Periodic:
             return
         states = self.store.schedule_states()
         for schedule in self.schedules.values():
-            last = (
-                json.loads(states[schedule.name])["last_tick_s"]
-                if schedule.name in states
-                else None
-            )
+            state = json.loads(states[schedule.name]) if schedule.name in states else {}
+            last = state.get("last_tick_s")
             plan = plan_ticks(schedule, last, now_s)
             for tick_s in plan.fire_s:
                 self._fire(schedule, tick_s)
             if plan.fire_s or last is None or plan.last_tick_s != last:
-                self.store.save_schedule_state(
-                    schedule.name, state_body(schedule, plan, self.worker_id)
-                )
+                body = state_body(schedule, plan, self.worker_id, state.get("last_fired_s"))
+                self.store.save_schedule_state(schedule.name, body)
 
     def _fire(self, schedule: Schedule, tick_s: float) -> None:
         job = self.app.jobs[schedule.job_name]

@@ -148,7 +148,7 @@ class Recorder:
             pending.submitted_at, outcome.started_at, outcome.finished_at,
             max(0.0, outcome.started_at - pending.due_at), outcome.duration_s, outcome.cpu_s,
             outcome.memory_mb, outcome.status.value, lease.attempt, self.worker_id,
-            pending.estimate_s, pending.due_at,
+            pending.estimate_s, pending.due_at, lease.priority,
         )  # fmt: skip
 
     def flush(self) -> None:

@@ -7,6 +7,7 @@ that plus what the report needs to write the simulated trace back (``replay.prep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,9 @@ class Jobs:
     cpu_s: list[float]
     memory_mb: list[float]
     job_class: list[str]
+    #: Per job, the priority its trace row records (NaN: not recorded, so its class's
+    #: ``[jobs]`` priority applies); empty when the trace has none at all.
+    priority: Sequence[float] = ()
 
     def __len__(self) -> int:
         return len(self.submitted_s)

@@ -51,6 +51,8 @@ class Outcome:
     dead: dict = dataclasses.field(default_factory=dict)
     #: Per job: True when it was dead-lettered (its last attempt killed by a limit).
     dead_mask: np.ndarray | None = None
+    #: Per job: the priority it was ordered by (recorded, else its class's).
+    priority: np.ndarray | None = None
 
     @classmethod
     def from_model(cls, model: Model, prepared: TraceJobs, config, host, wall_s: float) -> Outcome:
@@ -81,6 +83,7 @@ class Outcome:
             kills=_by_tier(model.kills.items()),
             dead=_by_tier(((model.tier[j], s), 1) for j, s in model.dead.items()),
             dead_mask=_per_job(dict.fromkeys(model.dead, 1.0), len(model.tier)) > 0,
+            priority=np.asarray(model.priority, np.int64),
         )
 
 
@@ -125,6 +128,7 @@ def simulated_trace(o: Outcome) -> pd.DataFrame:
             "worker": worker,
             "estimated_s": o.estimated_s,
             "due_at": o.submitted_s + origin,
+            "priority": o.priority if o.priority is not None else 0,
         }
     )
     return frame.loc[np.isfinite(o.finished_s), list(COLUMNS)].reset_index(drop=True)

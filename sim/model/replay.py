@@ -52,8 +52,15 @@ def prepare(trace: pd.DataFrame, source: str = "<trace>") -> TraceJobs:
         cpu_s=cpu.tolist(),
         memory_mb=memory.tolist(),
         job_class=frame["job_class"].tolist(),
+        priority=_recorded_priority(frame),
     )
     return TraceJobs(jobs, origin, frame, int(no_cpu.sum()), int(no_memory.sum()))
+
+
+def _recorded_priority(frame: pd.DataFrame) -> list[float]:
+    """Each row's recorded priority (NaN where it has none), or [] when no row has one."""
+    priority = frame["priority"].to_numpy(float)
+    return priority.tolist() if np.isfinite(priority).any() else []
 
 
 def simulate(

@@ -1,67 +1,30 @@
 """The scheduling rules in the simulated worker: priorities, shared limits, pauses, schedules.
 
-The same ``kqueue.policy`` rules as the runtime: a tier's waiting jobs leave highest priority
-first, then in submission order (``ordering.backlog_key``); a job class's ``rate_limit`` is a
-token bucket and its ``concurrency_limit`` a counted semaphore (``ratelimit``); a paused class
-never starts; a schedule's ticks (``schedule.due_ticks``) add jobs to the replay.
+The same ``kqueue.policy`` rules as the runtime: the backend's waiting jobs are leased highest
+priority first, then earliest due (``ordering.backlog_key``, in ``lease_gate.GivenBack``); a
+job class's ``rate_limit`` is a token bucket and its ``concurrency_limit`` a counted semaphore
+(``ratelimit``); a paused class never starts; a schedule's ticks (``schedule.due_ticks``) add
+jobs to the replay.
 
-Scenario: a job whose class is limited waits in its class's own backlog (priority order) when
-its class has no token or no free slot, and goes on to its tier as soon as one comes (the next
-token's time, or the end of a job of its class). The runtime holds it back in the broker and
-looks again after a short wait; the model skips that wait's noise. Other classes are never held
-behind it. Priorities and limits come per class from the config's ``[jobs."<name>"]`` tables
-(the trace says which class each job is).
+Scenario: the limits gate a job when the worker leases it, as in the runtime
+(``sim.model.lease_gate``): one that gets no token or no slot goes back to the backend until
+its next look. Other classes are never held behind it. Limits come per class from the config's
+``[jobs."<name>"]`` tables; a job's priority is what its trace row records, else its class's.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import simpy
-
 from kqueue.policy import Config
-from kqueue.policy.ordering import backlog_key
 from kqueue.policy.ratelimit import (
-    Bucket,
     RateLimit,
-    acquire_slots,
     parse_rate_limit,
-    release_slots,
-    take_tokens,
-    token_wait_s,
 )
 from kqueue.policy.schedule import Schedule, due_ticks
-from sim.engine.clock import Call
 from sim.model.jobs import Jobs
-
-
-class BacklogQueue:
-    """A tier's waiting jobs in priority order (``deque``'s ``append`` / ``popleft`` / ``len``).
-
-    Args:
-        priority: per job, its priority.
-    """
-
-    def __init__(self, priority: Sequence[int]):
-        self._priority = priority
-        self._heap: list[tuple[tuple[int, float, int], int]] = []
-
-    def append(self, job: int) -> None:
-        """Queue ``job`` (its index is its submission order)."""
-        heapq.heappush(self._heap, (backlog_key(self._priority[job], 0.0, job), job))
-
-    def popleft(self) -> int:
-        """The next job to start."""
-        return heapq.heappop(self._heap)[1]
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def __bool__(self) -> bool:
-        return bool(self._heap)
 
 
 @dataclass(frozen=True)
@@ -86,7 +49,12 @@ class ClassRules:
 
 
 def class_rules(jobs: Jobs, config: Config, paused: Sequence[str] = ()) -> ClassRules:
-    """The rules of ``jobs``' classes under ``config`` (``paused``: class names)."""
+    """The rules of ``jobs``' classes under ``config`` (``paused``: class names).
+
+    A job's priority is the one its trace row records (what the runtime leased it at, a
+    ``job.options(priority=...)`` included); a row without one gets its class's ``[jobs]``
+    priority, else 0.
+    """
     tables = config.jobs
     priority_of = {name: (options.priority or 0) for name, options in tables.items()}
     rate = {
@@ -99,94 +67,12 @@ def class_rules(jobs: Jobs, config: Config, paused: Sequence[str] = ()) -> Class
         for name, options in tables.items()
         if options.concurrency_limit is not None
     }
-    priority = [priority_of.get(name, 0) for name in jobs.job_class]
+    recorded = jobs.priority if len(jobs.priority) else [math.nan] * len(jobs)
+    priority = [
+        int(given) if given == given else priority_of.get(name, 0)  # NaN: not recorded
+        for name, given in zip(jobs.job_class, recorded, strict=True)
+    ]
     return ClassRules(priority, rate, concurrency, frozenset(paused))
-
-
-class Gate:
-    """Holds back jobs of limited or paused classes until their token or slot comes.
-
-    Args:
-        env: the environment.
-        rules: the classes' rules.
-        job_class: per job, its class.
-        submit: hands a job on to its tier (the model's routing step).
-    """
-
-    def __init__(
-        self,
-        env: simpy.Environment,
-        rules: ClassRules,
-        job_class: Sequence[str],
-        submit: Callable[[int], None],
-    ):
-        self.env, self.rules, self._class, self._submit = env, rules, job_class, submit
-        self._buckets: dict[str, Bucket | None] = dict.fromkeys(rules.rate)
-        self._slots: dict[str, dict[str, float]] = {name: {} for name in rules.concurrency}
-        self._held: dict[str, list[tuple[tuple[int, float, int], int]]] = {}
-        self._timer_armed: set[str] = set()
-        #: Jobs held back at least once, and jobs of paused classes never started.
-        self.held_back = 0
-
-    def offer(self, job: int) -> None:
-        """A job was leased: start it now if its class allows, else hold it in its backlog."""
-        name = self._class[job]
-        if name in self.rules.paused:
-            self.held_back += 1
-            return
-        held = self._held.get(name)
-        if held or not self._admit(name, job):
-            key = backlog_key(self.rules.priority[job], 0.0, job)
-            heapq.heappush(self._held.setdefault(name, []), (key, job))
-            self.held_back += 1
-            self._wake_later(name)
-            return
-        self._submit(job)
-
-    def ended(self, job: int) -> None:
-        """``job`` ended: its slot is free; its class's next held job may start."""
-        name = self._class[job]
-        if name in self._slots:
-            self._slots[name] = release_slots(self._slots[name], [str(job)])
-            self._drain(name)
-
-    def _admit(self, name: str, job: int) -> bool:
-        now = self.env.now
-        if name in self._slots:
-            limit = self.rules.concurrency[name]
-            granted, after = acquire_slots(limit, self._slots[name], [str(job)], now, math.inf)
-            if not granted:
-                return False
-            self._slots[name] = after
-        if name in self._buckets:
-            got, self._buckets[name] = take_tokens(
-                self.rules.rate[name], self._buckets[name], now, 1
-            )
-            if not got:
-                if name in self._slots:
-                    self._slots[name] = release_slots(self._slots[name], [str(job)])
-                return False
-        return True
-
-    def _drain(self, name: str) -> None:
-        held = self._held.get(name)
-        while held and self._admit(name, held[0][1]):
-            self._submit(heapq.heappop(held)[1])
-        if held:
-            self._wake_later(name)
-
-    def _wake_later(self, name: str) -> None:
-        """Look at a rate-limited class again when its next token comes."""
-        if name not in self.rules.rate or name in self._timer_armed:
-            return
-        wait_s = token_wait_s(self.rules.rate[name], self._buckets[name], self.env.now)
-        self._timer_armed.add(name)
-        Call(self.env, max(wait_s, 1e-6), self._woken, name)
-
-    def _woken(self, event: simpy.Event) -> None:
-        name = event._value
-        self._timer_armed.discard(name)
-        self._drain(name)
 
 
 def add_schedule_jobs(
@@ -216,14 +102,16 @@ def add_schedule_jobs(
     for schedule in schedules.values():
         for tick in due_ticks(schedule, origin_s, origin_s + end_s, 10**7):
             added.append((tick - origin_s, schedule.job_name))
+    recorded = jobs.priority if len(jobs.priority) else [math.nan] * len(jobs)
     columns = (jobs.submitted_s, jobs.duration_s, jobs.cpu_s, jobs.memory_mb, jobs.job_class)
-    rows = list(zip(*columns, strict=True))
+    rows = list(zip(*columns, recorded, strict=True))
     for at_s, name in added:
         d = duration_s[name]
-        rows.append((at_s, d, d * cpu_share, memory_mb, name))
+        rows.append((at_s, d, d * cpu_share, memory_mb, name, math.nan))  # its class's priority
     rows.sort(key=lambda row: row[0])  # stable: the trace's own order stays
-    merged = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
-    return Jobs(*(list(column) for column in merged))
+    merged = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    *kept, priority = (list(column) for column in merged)
+    return Jobs(*kept, priority=priority if len(jobs.priority) else [])
 
 
 def with_schedule_rows(trace, schedules: Mapping[str, Schedule]):

@@ -11,6 +11,10 @@ tier's dispatch overhead (and, isolated, the process spawn), then its off-CPU ti
 (``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.engine.cpu``).
 When a job ends its measured duration goes into its class's history, so routing learns.
 
+Under class rules (priorities, limits, pauses) the fetcher leases as the runtime's intake does
+instead (``sim.model.gated_fetch``): only what the tiers have room for, in the backend's priority
+order, with limits applied at lease.
+
 For speed, nothing is a SimPy process: each job is a couple of timed callbacks
 (``sim.engine.clock``), and so is the worker's fetch loop (a round trip, then the next fetch or the
 sleep until the next arrival). Job data lives in parallel lists indexed by the job's position in the
@@ -39,22 +43,23 @@ from kqueue.policy import (
 )
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from kqueue.policy.quarantine import HARMFUL, Quarantine
+from kqueue.policy.scaler import pool_backlog
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
+from sim.model.backlog import ArrivalBacklog
 from sim.model.budget import BudgetGate, route_by_load_code
+from sim.model.gated_fetch import TIME_TOLERANCE, RuleFetcher
+from sim.model.intake import LeaseRoom
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
-from sim.model.rules import BacklogQueue, ClassRules, Gate, class_rules
+from sim.model.lease_gate import GivenBack, LeaseGate
+from sim.model.rules import ClassRules, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
-
-#: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
-#: along different paths differ by round-off, which must not move a poll by a whole interval.
-TIME_TOLERANCE = 1e-9
 
 #: Progress callback: ``progress(jobs_fetched, jobs_total)``.
 Progress = Callable[[int, int], None]
 
 
-class Model:
+class Model(RuleFetcher):
     """One worker and its three tiers inside a SimPy environment.
 
     Build it, then ``env.run()``; per-job outcomes are in the lists ``started_s``,
@@ -144,6 +149,8 @@ class Model:
         #: only classes that ever died for memory are followed (the others cannot be moved).
         self.quarantine = Quarantine(config)
         self._harmed: set[str] = set()
+        #: The backend's jobs not leased yet, per class, for the pool scaler (as the runtime's).
+        self._arrivals = ArrivalBacklog(jobs.submitted_s, jobs.job_class)
         self.tiers = (
             inline,
             PoolTier(
@@ -157,6 +164,7 @@ class Model:
                 held_waiting=self.gate.held_pool,
                 room=self.gate.room,
                 over_budget=self.gate.over_budget,
+                backlog=self.pool_backlog,
             ),
             IsolatedTier(
                 env,
@@ -175,11 +183,23 @@ class Model:
     def _install_rules(self, rules: ClassRules) -> None:
         """Priorities order the tiers' waiting jobs; limits and pauses gate the classes
         (``sim.model.rules``, the runtime's rules from ``kqueue.policy``)."""
-        if rules.prioritised:
-            for tier in self.tiers:
-                tier.queue = BacklogQueue(rules.priority)
-        gated = rules.gated
-        self.class_gate = Gate(self.env, rules, self._job_class, self._to_tier) if gated else None
+        #: Per job, the priority its backlog orders it by.
+        self.priority = rules.priority
+        #: Under class rules the model leases as the runtime's intake does (``sim.model.
+        #: intake``): the backend's jobs by priority (``given_back``), only what the tiers
+        #: have room for, limits and pauses applied as each is leased (``lease_gate``).
+        self.class_gate = self.room = None
+        self.given_back = GivenBack(rules.priority)
+        if rules.gated or rules.prioritised:
+            self.class_gate = LeaseGate(rules, self._job_class, self.config.poll_interval_s)
+            self.room = LeaseRoom(self.tiers, self.config)
+        #: While a lease round is dispatched: the jobs it admitted, how many a limit gave back,
+        #: and whether a full tier gave any back.
+        self._round: list[int] | None = None
+        self._round_given = 0
+        self._round_overflow = False
+        #: True when the fetcher has nothing left to lease (a later give-back wakes it).
+        self._fetcher_done = False
 
     def _to_tier(self, job: int) -> None:
         """Hand a job its class's rules let go on to its tier, through the memory budget's
@@ -202,6 +222,9 @@ class Model:
     def _fetched(self, _event: simpy.Event | None) -> None:
         """The lease came back: dispatch the jobs due by now (a batch at most), lease again
         while jobs are due, else wait for the next arrival."""
+        if self.class_gate is not None:
+            self._gated_round()
+            return
         env, submitted = self.env, self.jobs.submitted_s
         total, batch = len(submitted), self.config.fetch_batch_size
         while True:
@@ -210,6 +233,7 @@ class Model:
             due = now if now > submitted[fetched] else submitted[fetched]
             end = bisect.bisect_right(submitted, due, fetched, min(total, fetched + batch))
             for job in range(fetched, end):
+                self._leased = job + 1  # the rest of the batch is still the backend's backlog
                 self.dispatch(job)
             self._leased = end
             if self.progress is not None and end >= self._next_report:
@@ -226,9 +250,18 @@ class Model:
 
     def _fetch_when_due(self, _event: simpy.Event | None = None) -> None:
         """Fetch the next job now if it is due, else sleep until the fetch that finds it: the
-        next poll, or (a backend that wakes the worker) its arrival."""
-        arrival_s = self.jobs.submitted_s[self._leased]
+        next poll, or (a backend that wakes the worker) its arrival. A job given back wakes
+        no one: a poll or a job's end finds it."""
+        leased, submitted = self._leased, self.jobs.submitted_s
+        arrival_s = submitted[leased] if leased < len(submitted) else math.inf
+        back_s = self.given_back.next_due_s() if len(self.given_back) else math.inf
         now = self.env.now
+        if back_s < arrival_s:
+            self._sleep_until_poll(back_s, arrival_s, now)
+            return
+        if arrival_s == math.inf:
+            self._fetcher_done = True
+            return
         if arrival_s <= now:
             self._fetch()
         elif self.host.polls:
@@ -286,9 +319,9 @@ class Model:
         else:
             self._fetch_at_s = fetch_at_s
 
-    def dispatch(self, job: int) -> None:
-        """Estimate and route one leased job, then hand it to its tier."""
-        job_class = self._job_class[job]
+    def _routed(self, job_class: str) -> tuple[int, float, Tier, JobSettings]:
+        """A class's tier code now (router, then quarantine), estimate, declared tier and
+        settings: what a job of it leased now gets, before load-aware routing."""
         settings = self._settings.get(job_class)
         if settings is None:
             resolved = resolve_job(self.config, job_class, JobOptions())
@@ -298,10 +331,25 @@ class Model:
         config = self.config
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
         tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
-        self.estimated_s[job] = estimate_s
         harmed = tier != INLINE and job_class in self._harmed
         if harmed and self.quarantine.is_quarantined(job_class) and not self.force_inline:
             tier = ISOLATED
+        return tier, estimate_s, declared, resolved
+
+    def pool_backlog(self) -> int:
+        """Jobs in the backend (arrived, not leased) whose class routes to the pool now: the
+        runtime's ``PoolBacklog`` over the model's backend."""
+        pending = self._arrivals.pending_by_class(self._leased, self.env.now)
+        if not pending:
+            return 0
+        return pool_backlog(pending, lambda name: self._routed(name)[0] == POOL)
+
+    def dispatch(self, job: int) -> None:
+        """Estimate and route one leased job, then hand it to its tier."""
+        job_class = self._job_class[job]
+        tier, estimate_s, declared, resolved = self._routed(job_class)
+        config = self.config
+        self.estimated_s[job] = estimate_s
         if config.load_routing and not self.force_inline and declared is Tier.AUTO:
             _, pool, isolated = self.tiers
             tier, self._spilling = route_by_load_code(
@@ -320,8 +368,16 @@ class Model:
         self.memory_mb[job] = memory_mb
         if self.class_gate is None:
             self._to_tier(job)
-        else:
-            self.class_gate.offer(job)
+            return
+        if not self.room.accept(tier):
+            self._give_back(job, self.room.overflow_wait_s(), overflow=True)
+            return
+        wait_s = self.class_gate.admit(job, self.env.now)
+        if wait_s is None:
+            self._round.append(job)
+            self.room.pending[tier] += 1
+        elif wait_s != math.inf:  # inf: a paused class, never started
+            self._give_back(job, wait_s)
 
     # --- one job's life on its slot ------------------------------------------------------
 
@@ -404,4 +460,7 @@ class Model:
         Call(self.env, delay_s, self._retry, job)
 
     def _retry(self, event: simpy.Event) -> None:
-        self.dispatch(event._value)
+        if self.class_gate is not None:  # back in the backend, leased in its turn
+            self._give_back(event._value, 0.0)
+        else:
+            self.dispatch(event._value)

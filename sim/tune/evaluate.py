@@ -151,6 +151,7 @@ def subset(prepared: TraceJobs, index: np.ndarray) -> TraceJobs:
         cpu_s=pick(j.cpu_s),
         memory_mb=pick(j.memory_mb),
         job_class=pick(j.job_class),
+        priority=pick(j.priority) if len(j.priority) else [],
     )
     rows = prepared.rows.iloc[index].reset_index(drop=True)
     share = len(index) / max(1, len(j))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -88,6 +89,17 @@ def test_wire_round_trip_keeps_every_field_and_nan_as_unknown():
     assert back.wait_s == pytest.approx(0.123457, abs=1e-9)
 
 
+def test_priority_travels_and_a_version_1_row_reads_as_priority_0():
+    # Given a row of priority 7, and the same row as a version-1 writer sent it (no priority)
+    original = dataclasses.replace(row(1), priority=7)
+    values = json.loads(encode_row(original))
+    old = json.dumps([1, *values[1:-1]]).encode()
+    # When both are decoded, Then the new one keeps 7 and the old one reads as 0
+    assert decode_row(encode_row(original)).priority == 7
+    back = decode_row(old)
+    assert back.priority == 0 and back.job_id == original.job_id
+
+
 def changed(index: int, value) -> bytes:
     """A good wire row with field ``index`` (0 is the version) set to ``value``."""
     values = json.loads(encode_row(row(1)))
@@ -99,9 +111,12 @@ def changed(index: int, value) -> bytes:
     "data, says",
     [
         (b"not json", "not JSON"),
-        (b'{"a": 1}', "version-1"),
-        (b"[2]", "version-1"),
-        (b"[1, 2]", "fields"),
+        (b'{"a": 1}', "version-2"),
+        (b"[3]", "version-2"),
+        (b"[true]", "version-2"),
+        (b"[1, 2]", "expected 16"),
+        (b"[2, 2]", "expected 17"),
+        (changed(17, 1.5), "priority must be an integer"),
         (changed(1, 5), "job_id must be text"),
         (changed(13, 1.5), "attempt must be an integer"),
         (changed(13, None), "attempt must be an integer"),

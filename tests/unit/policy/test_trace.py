@@ -216,12 +216,12 @@ def test_torn_last_line_is_rejected(tmp_path, suffix):
     # Given a full trace whose last line was cut short (optional columns missing)
     path = tmp_path / f"torn{suffix}"
     text = (
-        ",".join(COLUMNS) + "\n" + "j1,q,a,pool,0,0,1,0,1,1,64,ok,1,w,1,0\n" + "j2,q,a,pool,1,1\n"
+        ",".join(COLUMNS) + "\n" + "j1,q,a,pool,0,0,1,0,1,1,64,ok,1,w,1,0,0\n" + "j2,q,a,pool,1,1\n"
     )
     with (gzip.open if suffix.endswith(".gz") else open)(path, "wt") as handle:
         handle.write(text)
     # When it is read, Then the short line is reported, not padded with empty values
-    with pytest.raises(TraceError, match=r"line 3, column 7 \(finished_at\): .* 6 fields .* 16"):
+    with pytest.raises(TraceError, match=r"line 3, column 7 \(finished_at\): .* 6 fields .* 17"):
         read_trace(path)
 
 

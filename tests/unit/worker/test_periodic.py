@@ -66,3 +66,36 @@ def test_config_load_checks_the_schedules_tables(tmp_path):
         Config.load(path)
     path.write_text('leader_lease_s = 3\n[schedules.n]\njob = "t.r"\nevery_s = 5\n')
     assert Config.load(path).leader_lease_s == 3.0
+
+
+def test_kqueue_schedules_says_never_until_a_new_schedule_first_fires(tmp_path):
+    from tests.conftest import run_kqueue
+
+    # Given a new every-10-s schedule whose leader took its first step just after a tick
+    url = f"sqlite:///{tmp_path / 'kqueue.db'}"
+    app = App(url)
+
+    @app.periodic(every_s=10)
+    @app.job(name="sync")
+    def sync() -> None:
+        pass
+
+    periodic = Periodic(app, app.schedules, "w", 30.0)
+    start_s = 1_800_000_001.0
+    periodic.step(start_s)
+
+    def shown():
+        done = run_kqueue(tmp_path, "schedules", "--backend", url)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    # Then its last run is "never", not the time the schedule started
+    assert "last run never" in shown()
+    assert "next 2027-01-15 08:00:10 UTC" in shown()
+    # When it fires its first tick, Then that tick is its last run, and stays so between ticks
+    periodic.step(start_s + 10.0)
+    assert periodic.fired == 1
+    assert "last run 2027-01-15 08:00:10 UTC" in shown()
+    periodic.step(start_s + 15.0)
+    assert "last run 2027-01-15 08:00:10 UTC" in shown()
+    app.close()

@@ -1,0 +1,88 @@
+"""How many jobs the simulated worker leases, and which it gives back: the runtime's intake.
+
+Scenario: under class rules (priorities, limits, pauses) the model leases as the runtime's
+``kqueue.worker.intake`` does, by the same ``kqueue.policy.fetch`` rules: only what the tiers
+that recent jobs went to can take (``plan_fetch`` over each tier's room: free slots plus free
+local-queue places), so the rest waits in the backend in priority order and a new urgent job
+waits behind at most the few jobs already leased. A job leased for a tier whose local queue is
+full goes back to the backend for ``RELEASE_DELAY_S`` (at once after a probe behind full tiers).
+
+The model's tiers queue what they cannot start yet; a tier's jobs handed over and not ended
+(``occupied``) stand for the runtime's running jobs plus its local queue: up to ``capacity``
+of them run, the rest wait. Capacity is ``max_concurrent_inline`` inline, the live processes in
+the pool and ``max_concurrent_isolated`` isolated; the pool's and the isolated tier's extra
+per-slot backlog (``kqueue.tiers``) is left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from kqueue.policy import Config
+from kqueue.policy.fetch import (
+    PROBE_INTERVAL_S,
+    RELEASE_DELAY_S,
+    FetchPlan,
+    overflows,
+    plan_fetch,
+    update_shares,
+)
+from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_NAMES
+
+
+class LeaseRoom:
+    """The room the model's tiers have for leased jobs, and the tier mix of recent leases.
+
+    Args:
+        tiers: the model's tiers, in tier-code order.
+        config: the worker's settings (tier capacities, batch size).
+    """
+
+    def __init__(self, tiers: Sequence, config: Config):
+        self.tiers, self.config = tiers, config
+        self._shares: dict[str, float] = {}
+        self._last_probe_s = -math.inf
+        #: Whether the round being dispatched is a probe (its overflow goes back at once).
+        self.probing = False
+        #: Per tier code, jobs the round being dispatched admitted but has not handed over yet
+        #: (the runtime queues them locally before it launches any).
+        self.pending = [0, 0, 0]
+
+    def _capacity(self, code: int) -> int:
+        if code == INLINE:
+            return self.config.max_concurrent_inline
+        if code == POOL:
+            return self.tiers[POOL].size
+        return self.config.max_concurrent_isolated
+
+    def _state(self, code: int) -> tuple[int, int, int]:
+        """The tier as the runtime's intake sees it: (waiting, free, capacity)."""
+        capacity = self._capacity(code)
+        occupied = self.tiers[code].occupied() + self.pending[code]
+        return max(0, occupied - capacity), max(0, capacity - occupied), capacity
+
+    def plan(self, now_s: float, *, begin: bool = False) -> FetchPlan:
+        """How many jobs to lease now; ``begin``: a lease round starts with it (notes a probe)."""
+        rooms = {}
+        for code in (INLINE, POOL, ISOLATED):
+            waiting, free, capacity = self._state(code)
+            rooms[TIER_NAMES[code]] = free + capacity - waiting
+        probe_due = now_s - self._last_probe_s >= PROBE_INTERVAL_S
+        plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
+        if begin:
+            self.pending = [0, 0, 0]
+            self.probing = plan.probe
+            if plan.probe:
+                self._last_probe_s = now_s
+        return plan
+
+    def accept(self, code: int) -> bool:
+        """A leased job was routed to tier ``code``: False when that tier's local queue is full
+        (the round counts it in ``pending`` until it hands it over)."""
+        self._shares = update_shares(self._shares, TIER_NAMES[code])
+        return not overflows(*self._state(code))
+
+    def overflow_wait_s(self) -> float:
+        """How long a job given back by a full tier stays in the backend, seconds."""
+        return 0.0 if self.probing else RELEASE_DELAY_S

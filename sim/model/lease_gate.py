@@ -1,0 +1,125 @@
+"""The twin's shared limits, applied where the runtime applies them: when a job is leased.
+
+Scenario: the worker leases a batch of due jobs (highest priority first, then earliest due) and
+asks each one's class for a slot of its ``concurrency_limit`` and a token of its ``rate_limit``
+(``kqueue.policy.ratelimit``, the rules the backends run). A job that gets both goes on to its
+tier. One that does not goes back to the backend, not counted as an attempt, due again after the
+runtime's wait: a rate-limited one at its own turn (``held_turn_s``: one token after the last
+job held back before it), one behind a full semaphore after a poll (``held_back_wait_s``). It
+keeps its priority but not its place: it is due later, so it waits behind the jobs of its level
+that were due before that. It does not block its level or its class: the next leased job of the
+class takes a token if one has come. Each give-back is one more round trip of the worker's loop
+(``HostProfile.fetch_s``), paid before the jobs of its batch start, as the runtime releases each
+held job before it launches the batch. A paused class never starts (the runtime re-leases its
+jobs every second; a pause does not change during a replay, so the model leaves them out).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+
+from kqueue.policy.ordering import backlog_key
+from kqueue.policy.ratelimit import (
+    Bucket,
+    acquire_slots,
+    held_back_wait_s,
+    held_turn_s,
+    release_slots,
+    take_tokens,
+)
+from sim.model.rules import ClassRules
+
+
+class GivenBack:
+    """The jobs in the backend: arrivals not leased yet and jobs given back, each due at a time;
+    one heap per priority level by due time (the backends' own layout), so a lease looks only
+    at due jobs.
+
+    Args:
+        priority: per job, its priority.
+    """
+
+    def __init__(self, priority: Sequence[int]):
+        self._priority = priority
+        #: -priority -> heap of (due_s, job): sorted, the highest level comes first.
+        self._levels: dict[int, list[tuple[float, int]]] = {}
+        self._count = 0
+
+    def put(self, job: int, due_s: float) -> None:
+        """``job`` is leasable again from ``due_s`` on."""
+        level = backlog_key(self._priority[job], due_s, job)[0]
+        if level not in self._levels:
+            self._levels = dict(sorted({**self._levels, level: []}.items()))
+        heapq.heappush(self._levels[level], (due_s, job))
+        self._count += 1
+
+    def next_due_s(self) -> float:
+        """When the earliest given-back job is due again (inf when there is none)."""
+        return min((heap[0][0] for heap in self._levels.values() if heap), default=math.inf)
+
+    def take_due(self, now_s: float, limit: int) -> list[tuple[float, int]]:
+        """Up to ``limit`` (due time, job) due by ``now_s``, highest priority first, then
+        earliest due."""
+        taken: list[tuple[float, int]] = []
+        for heap in self._levels.values():
+            while heap and heap[0][0] <= now_s and len(taken) < limit:
+                taken.append(heapq.heappop(heap))
+        self._count -= len(taken)
+        return taken
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class LeaseGate:
+    """Admits a leased job under its class's limits, or says how long it goes back for.
+
+    Args:
+        rules: the classes' rules.
+        job_class: per job, its class.
+        poll_s: the worker's ``poll_interval_s`` (the wait behind a full semaphore).
+    """
+
+    def __init__(self, rules: ClassRules, job_class: Sequence[str], poll_s: float):
+        self.rules, self._class, self._poll_s = rules, job_class, poll_s
+        self._buckets: dict[str, Bucket | None] = dict.fromkeys(rules.rate)
+        self._slots: dict[str, dict[str, float]] = {name: {} for name in rules.concurrency}
+        #: Per rate-limited class, the turn of the last job held back (the runtime's Limiter).
+        self._turn_s: dict[str, float] = {}
+        #: Times a leased job was given back (a job can be given back many times), and jobs
+        #: of paused classes, which never start.
+        self.held_back = 0
+        self.paused = 0
+
+    def admit(self, job: int, now_s: float) -> float | None:
+        """None when ``job`` may go on to its tier now; inf for a paused class (it never
+        starts); else how long it goes back to the backend for, seconds."""
+        name = self._class[job]
+        if name in self.rules.paused:
+            self.paused += 1
+            return math.inf
+        if name in self._slots:
+            limit = self.rules.concurrency[name]
+            granted, after = acquire_slots(limit, self._slots[name], [str(job)], now_s, math.inf)
+            if not granted:
+                self.held_back += 1
+                return held_back_wait_s(0.0, True, self._poll_s)
+            self._slots[name] = after
+        if name in self._buckets:
+            limit = self.rules.rate[name]
+            got, self._buckets[name] = take_tokens(limit, self._buckets[name], now_s, 1)
+            if not got:
+                if name in self._slots:
+                    self._slots[name] = release_slots(self._slots[name], [str(job)])
+                turn_s = self._turn_s[name] = held_turn_s(limit, self._turn_s.get(name), now_s)
+                self.held_back += 1
+                return held_back_wait_s(turn_s - now_s, False, 0.0)
+        return None
+
+    def ended(self, job: int) -> None:
+        """``job`` ended: the slot of its class it held is free."""
+        name = self._class[job]
+        if name in self._slots:
+            self._slots[name] = release_slots(self._slots[name], [str(job)])
