@@ -21,8 +21,9 @@ def test_soak_for_a_minute_loses_and_doubles_nothing():
     assert "standing memory (standing_" in out, out
     rows = re.findall(r"^\s+1" + r"\s+([\d.]+|nan)" * 11 + "$", out, re.M)
     assert rows, out
-    cells = dict(zip(("w_mb", "w_rss", "pool_mb", "pool_uss", "standing_mb", "anon_mb", "iso",
-                      "tree_mb", "w_fds", "pool_fds", "iso_fds"), map(float, rows[0])))  # fmt: skip
+    names = ("w_mb", "w_rss", "pool_mb", "pool_uss", "standing_mb", "anon_mb", "iso", "tree_mb",
+             "w_fds", "pool_fds", "iso_fds")  # fmt: skip
+    cells = dict(zip(names, map(float, rows[0]), strict=True))
     # two workers, each with a pool of three: tens of MB each, some descriptors each
     assert 20 < cells["w_mb"] <= cells["standing_mb"] <= cells["tree_mb"], out
     assert cells["w_rss"] >= cells["w_mb"] and cells["pool_uss"] <= cells["pool_mb"], out
