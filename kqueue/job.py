@@ -83,6 +83,10 @@ def _exception_classes(value: Any, what: str, source: str) -> tuple[type[BaseExc
     return tuple(value)
 
 
+#: Call shapes remembered per job by ``bind_error`` (a hostile producer cannot grow it further).
+MAX_BIND_SHAPES = 64
+
+
 def new_job_id() -> str:
     """A fresh, unique job id."""
     return uuid.uuid4().hex
@@ -123,15 +127,28 @@ class Job(Generic[P, R]):
         """The priority its dispatches get unless ``options(priority=...)`` says otherwise."""
         return self.declared.priority or 0
 
+    @functools.cached_property
+    def _bind_errors(self) -> dict[tuple, str | None]:
+        """``bind_error`` by call shape: whether arguments bind depends only on how many are
+        positional and which names are given, so each worker binds each shape once."""
+        return {}
+
     def bind_error(self, args: list | tuple, kwargs: dict) -> str | None:
         """Why ``args`` and ``kwargs`` cannot call this job, or None when they bind."""
         if self.signature is None:
             return None
+        shape = (len(args), *kwargs)
+        known = self._bind_errors
+        if shape in known:
+            return known[shape]
         try:
             self.signature.bind(*args, **kwargs)
+            problem = None
         except TypeError as exc:
-            return f"arguments do not match {self.name}{self.signature}: {exc}"
-        return None
+            problem = f"arguments do not match {self.name}{self.signature}: {exc}"
+        if len(known) < MAX_BIND_SHAPES:
+            known[shape] = problem
+        return problem
 
     def retry_policy(self, settings: Any) -> RetryPolicy:
         """This job's retry rule with its resolved ``settings`` (a ``JobSettings``)."""
@@ -234,6 +251,7 @@ class Job(Generic[P, R]):
             "unique_key": options.unique_key,
             "unique_for_s": options.unique_for_s,
             "priority": self.priority if options.priority is None else options.priority,
+            "job_class": self.name,
         }
         return options.job_id or new_job_id(), body, placement
 
@@ -281,7 +299,9 @@ class Job(Generic[P, R]):
                 raise JobError(f"job {self.name!r}: {problem}")
         now = time.time()
         messages = [(new_job_id(), encode_message(self.name, a, k, now)) for a, k in calls]
-        self.app.backend.enqueue_many(self.queue, messages, priority=self.priority)
+        self.app.backend.enqueue_many(
+            self.queue, messages, priority=self.priority, job_class=self.name
+        )
         return [self.app.handle(job_id, queue=self.queue) for job_id, _ in messages]
 
 

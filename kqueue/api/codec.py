@@ -123,7 +123,7 @@ def decode_message(body: bytes) -> Message:
         PayloadError: the body is not a JSON job message (says what is wrong with it).
     """
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        document = _DECODER.decode(body.decode() if isinstance(body, bytes | bytearray) else body)
     except PayloadError:
         raise
     except ValueError as exc:  # not UTF-8/16/32, not JSON, or an integer past 4300 digits
@@ -158,6 +158,10 @@ def decode_message(body: bytes) -> Message:
 def _reject_constant(name: str) -> None:
     """``NaN`` and ``Infinity`` are not JSON (``encode_message`` never writes them)."""
     raise PayloadError(f"payload is not JSON: {name} is not a JSON number")
+
+
+#: One decoder for every message (``json.loads`` with a hook builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _is_time(value: Any) -> bool:

@@ -43,6 +43,7 @@ class AsyncClient(abc.ABC):
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
         priority: int = 0,
+        job_class: str = "",
     ) -> str:
         """``Backend.submit``: add one message (guarded by a unique key); the id that runs."""
 
@@ -88,6 +89,7 @@ class ThreadedClient(AsyncClient):
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
         priority: int = 0,
+        job_class: str = "",
     ) -> str:
         return await self._call(
             self.backend.submit,
@@ -98,6 +100,7 @@ class ThreadedClient(AsyncClient):
             unique_key=unique_key,
             unique_for_s=unique_for_s,
             priority=priority,
+            job_class=job_class,
         )
 
     async def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:

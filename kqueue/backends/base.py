@@ -154,20 +154,34 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def enqueue(
-        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
         """Add one message, available after ``delay_s`` seconds; a known ``job_id`` is ignored.
 
         Within a queue a higher ``priority`` is leased first; equal priorities keep due order
-        (``kqueue.policy.ordering.backlog_key``).
+        (``kqueue.policy.ordering.backlog_key``). ``job_class`` (the job's registered name) is
+        what ``pending_by_class`` counts it under; the body stays opaque to the backend.
         """
 
     def enqueue_many(
-        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+        self,
+        queue: str,
+        messages: Sequence[tuple[str, bytes]],
+        *,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
-        """Add several ``(job_id, body)`` messages, available now. Backends may batch this."""
+        """Add several ``(job_id, body)`` messages of one class, available now. Backends may
+        batch this."""
         for job_id, body in messages:
-            self.enqueue(queue, job_id, body, priority=priority)
+            self.enqueue(queue, job_id, body, priority=priority, job_class=job_class)
 
     @abc.abstractmethod
     def submit(
@@ -180,6 +194,7 @@ class Backend(abc.ABC):
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
         priority: int = 0,
+        job_class: str = "",
     ) -> str:
         """Add one message (as ``enqueue``), guarded by a unique key; returns the id that runs.
 
@@ -267,6 +282,17 @@ class Backend(abc.ABC):
         """Messages per queue per ``State`` value, e.g. ``{"default": {"ready": 3, ...}}``."""
 
     @abc.abstractmethod
+    def pending_by_class(self, queue: str) -> dict[str, int]:
+        """Messages of ``queue`` a lease would take now, per job class (classes with none left out).
+
+        Pending means what ``lease`` calls available: ready, scheduled or retrying and due, or
+        leased with an expired lease; a scheduled job or a retry's back-off is not pending
+        until it is due, a leased, dead or finished one is not. The class is the ``job_class``
+        given at enqueue ("" when none was). Kept by the backend as the messages change (no
+        scan of the queue's messages on Redis), so a pool scaler may read it every tick.
+        """
+
+    @abc.abstractmethod
     def lookup(self, job_id: str, queue: str | None = None) -> JobRecord:
         """What the backend knows of ``job_id`` in ``queue`` (``None``: every known queue)."""
 
@@ -345,6 +371,13 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
+
+    def release_after_fork(self) -> None:  # noqa: B027 - optional hook
+        """In a forked child: close this process's copies of the parent's sockets, unused.
+
+        Nothing is sent and no lock is taken (a thread of the parent may have held one at the
+        fork): the parent's connections go on as they were. The backend is not used after.
+        """
 
     def __enter__(self) -> Backend:
         return self

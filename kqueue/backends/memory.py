@@ -54,6 +54,7 @@ class _Message:
     unique_key: str | None = None
     cancel: tuple[bytes, float] | None = None
     priority: int = 0
+    job_class: str = ""
 
 
 class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
@@ -82,9 +83,16 @@ class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
     # --- messages ---------------------------------------------------------------------------
 
     def enqueue(
-        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
-        self.submit(queue, job_id, body, delay_s=delay_s, priority=priority)
+        self.submit(queue, job_id, body, delay_s=delay_s, priority=priority, job_class=job_class)
 
     def submit(
         self,
@@ -96,6 +104,7 @@ class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
         priority: int = 0,
+        job_class: str = "",
     ) -> str:
         now = time.time()
         with self._changed:
@@ -111,7 +120,7 @@ class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
             self._seq += 1
             self._messages[job_id] = _Message(
                 job_id, queue, body, now, due, due, self._seq, unique_key=unique_key,
-                priority=priority,
+                priority=priority, job_class=job_class,
             )  # fmt: skip
             self._version += 1
             self._changed.notify_all()
@@ -290,6 +299,15 @@ class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
                 counts = result.setdefault(m.queue, {s.value: 0 for s in State})
                 counts[state.value] += 1
         return result
+
+    def pending_by_class(self, queue: str) -> dict[str, int]:
+        """Counted under the store's lock (in-process: a pass over its dicts is the cheap way)."""
+        now, pending = time.time(), {}
+        with self._changed:
+            for m in self._messages.values():
+                if self._leasable(m, queue, now):
+                    pending[m.job_class] = pending.get(m.job_class, 0) + 1
+        return pending
 
     # --- handles ----------------------------------------------------------------------------
 

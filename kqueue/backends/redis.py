@@ -15,6 +15,7 @@ so callers can back off and retry without knowing redis-py; the client reconnect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import uuid
@@ -33,6 +34,7 @@ from kqueue.backends.base import (
     State,
     WorkerStatus,
 )
+from kqueue.backends.redis_classes import RedisClasses
 from kqueue.backends.redis_handles import RedisHandles
 from kqueue.backends.redis_limits import RedisLimits
 from kqueue.backends.redis_replies import (
@@ -60,7 +62,27 @@ CHUNK = 500
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
 
 
-class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
+def close_pool_sockets(pool: Any) -> None:
+    """Close this process's copies of the sockets of a redis-py pool's connections.
+
+    Without the pool's lock and without ``disconnect`` (which would reset the pool under its
+    lock in a forked child, leaving the sockets open): each connection's socket object is closed,
+    so nothing closes its descriptor number again. A plain pool keeps idle and in-use lists, a
+    blocking (Sentinel) pool one ``_connections`` list.
+    """
+    connections = [
+        *getattr(pool, "_available_connections", ()),
+        *getattr(pool, "_in_use_connections", ()),
+        *getattr(pool, "_connections", ()),
+    ]
+    for connection in connections:
+        sock = getattr(connection, "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
@@ -190,21 +212,38 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
 
     @translated
     def enqueue(
-        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
-        self._enqueue(queue, [(job_id, body)], delay_s, priority)
+        self._enqueue(queue, [(job_id, body)], delay_s, priority, job_class)
 
     @translated
     def enqueue_many(
-        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+        self,
+        queue: str,
+        messages: Sequence[tuple[str, bytes]],
+        *,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
-        self._enqueue(queue, messages, 0.0, priority)
+        self._enqueue(queue, messages, 0.0, priority, job_class)
 
     def _enqueue(
-        self, queue: str, messages: Sequence[tuple[str, bytes]], delay_s: float, priority: int = 0
+        self,
+        queue: str,
+        messages: Sequence[tuple[str, bytes]],
+        delay_s: float,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
         keys, prefix = self._keys(queue, "pending", "notify"), self._prefix(queue)
-        head = [prefix, repr(float(delay_s)), str(int(priority))]
+        head = [prefix, repr(float(delay_s)), str(int(priority)), job_class]
         calls = [
             ("ENQUEUE", keys, [*head, *flat(messages[i : i + CHUNK])])
             for i in range(0, len(messages), CHUNK)
@@ -467,3 +506,6 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, Backend):
         if self._waits is not None:
             self._waits.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+    def release_after_fork(self) -> None:
+        close_pool_sockets(self.client.connection_pool)

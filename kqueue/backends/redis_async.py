@@ -118,15 +118,16 @@ class RedisAsyncClient(AsyncClient):
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
         priority: int = 0,
+        job_class: str = "",
     ) -> str:
         keys, prefix = self.backend._keys, self.backend._prefix(queue)
         if unique_key is None:
-            head = [prefix, repr(float(delay_s)), str(int(priority))]
+            head = [prefix, repr(float(delay_s)), str(int(priority)), job_class]
             call = ("ENQUEUE", keys(queue, "pending", "notify"), head)
             await self._batch([(*call[:2], [*call[2], job_id, body])], self._listed(queue))
             return job_id
         args = [prefix, repr(float(delay_s)), job_id, body, unique_key]
-        args += [repr(float(unique_for_s)), str(int(priority))]
+        args += [repr(float(unique_for_s)), str(int(priority)), job_class]
         call = ("SUBMIT", keys(queue, "pending", "notify", "dead"), args)
         [holder] = await self._batch([call], self._listed(queue))
         return holder.decode()

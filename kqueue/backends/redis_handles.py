@@ -32,13 +32,14 @@ class RedisHandles:
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
         priority: int = 0,
+        job_class: str = "",
     ) -> str:
         if unique_key is None:
-            self._enqueue(queue, [(job_id, body)], delay_s, priority)
+            self._enqueue(queue, [(job_id, body)], delay_s, priority, job_class)
             return job_id
         keys = self._keys(queue, "pending", "notify", "dead")
         args = [self._prefix(queue), repr(float(delay_s)), job_id, body, unique_key]
-        call = ("SUBMIT", keys, [*args, repr(float(unique_for_s)), str(int(priority))])
+        call = ("SUBMIT", keys, [*args, repr(float(unique_for_s)), str(int(priority)), job_class])
         [holder] = self._batch([call], lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
         return holder.decode()
 

@@ -13,7 +13,7 @@ Keys of one queue share the hash tag ``{queue}`` so they land in one Redis Clust
   ``NOTIFY_MAX``): pushed when work becomes ready now, never needed for correctness;
 - ``kqueue:{q}:job:<id>`` hash: ``body``, ``attempts``, ``enqueued_at``, ``due_at``, ``token``
   and ``worker`` (only while leased), ``prio`` (its priority, when not 0), ``error``,
-  ``failed_at``, ``ukey`` (its unique key),
+  ``failed_at``, ``ukey`` (its unique key), ``class`` (its job class: ``redis_classes``),
   ``cancel`` and ``cancel_ttl_ms`` (a cancel asked while it ran: its record and how long to keep);
 - ``kqueue:{q}:result:<id>`` string: the finished job's record, expiring after its TTL (Redis
   expires it: no janitor);
@@ -34,6 +34,8 @@ numbers as strings, because Redis truncates Lua numbers to integers in replies.
 """
 
 from __future__ import annotations
+
+from kqueue.backends.redis_classes import CLASS_INDEX
 
 _NOW = """
 local t = redis.call('TIME')
@@ -62,9 +64,11 @@ end
 #: Least time a ``done`` token is kept (a job whose record is not kept still wakes its waiters).
 DONE_MIN_TTL_MS = 10_000
 
-#: Ending a job: delete its message, keep its record, wake waiters, release its unique lock.
-#: Needs ``now`` (``_NOW``).
-_FINISH = f"""
+#: Ending a job: delete its message, keep its record, wake waiters, release its unique lock,
+#: drop it from its class's index. Needs ``now`` (``_NOW``).
+_FINISH = (
+    CLASS_INDEX
+    + f"""
 local function release_lock(prefix, key, id)
   local ukey = redis.call('HGET', key, 'ukey')
   if not ukey then return end
@@ -83,6 +87,7 @@ end
 local function finish(prefix, id, record, ttl_ms)
   local key = prefix .. 'job:' .. id
   release_lock(prefix, key, id)
+  class_drop(prefix, key, id)
   redis.call('DEL', key)
   if record ~= '' and ttl_ms > 0 then
     redis.call('SET', prefix .. 'result:' .. id, record, 'PX', ttl_ms)
@@ -92,6 +97,7 @@ local function finish(prefix, id, record, ttl_ms)
   redis.call('PEXPIRE', done, math.max(ttl_ms, {DONE_MIN_TTL_MS}))
 end
 """
+)
 
 #: Most wake-up tokens kept in a queue's ``notify`` list (idle workers woken at once).
 NOTIFY_MAX = 16
@@ -103,26 +109,30 @@ local function notify(key)
 end
 """
 
-#: KEYS: pending, notify. ARGV: prefix, delay_s, priority, id1, body1, id2, body2, ... Returns
-#: how many were new. A known id is ignored. Scores grow by 1 us per message so a batch keeps
-#: its order.
+#: KEYS: pending, notify. ARGV: prefix, delay_s, priority, job class, id1, body1, id2, body2, ...
+#: Returns how many were new. A known id is ignored. Scores grow by 1 us per message so a batch
+#: keeps its order.
 ENQUEUE = (
     _NOW
     + _NOTIFY
     + _LEVELS
     + """
-local prefix, due, prio, added = ARGV[1], now + tonumber(ARGV[2]), ARGV[3], 0
+local prefix, due, prio, class, added = ARGV[1], now + tonumber(ARGV[2]), ARGV[3], ARGV[4], 0
 local pending = level_key(prefix, KEYS[1], prio)
-for i = 4, #ARGV, 2 do
+local index = prefix .. 'class:' .. class
+for i = 5, #ARGV, 2 do
   local key = prefix .. 'job:' .. ARGV[i]
   if redis.call('EXISTS', key) == 0 then
     redis.call('HSET', key, 'body', ARGV[i + 1], 'attempts', 0, 'enqueued_at', fmt(now),
-               'due_at', fmt(due))
+               'due_at', fmt(due), 'class', class)
     if pending ~= KEYS[1] then redis.call('HSET', key, 'prio', prio) end
-    redis.call('ZADD', pending, due + added / 1000000, ARGV[i])
+    local score = due + added / 1000000
+    redis.call('ZADD', pending, score, ARGV[i])
+    redis.call('ZADD', index, score, ARGV[i])
     added = added + 1
   end
 end
+if added > 0 then redis.call('SADD', prefix .. 'classes', class) end
 if added > 0 and pending ~= KEYS[1] then
   redis.call('ZADD', prefix .. 'prios', tonumber(prio), prio)
 end
@@ -132,7 +142,7 @@ return added
 )
 
 #: KEYS: pending, notify, dead. ARGV: prefix, delay_s, id, body, unique key, unique_for_s,
-#: priority.
+#: priority, job class.
 #: Adds the message unless the unique key's lock is held (then returns the holder's id) or the
 #: id is known; returns the id that runs.
 SUBMIT = (
@@ -156,7 +166,9 @@ local key = prefix .. 'job:' .. id
 if redis.call('EXISTS', key) == 1 then return id end
 redis.call('SET', lock, fmt(now + tonumber(ARGV[6])) .. ':' .. id)
 redis.call('HSET', key, 'body', ARGV[4], 'attempts', 0, 'enqueued_at', fmt(now),
-           'due_at', fmt(now + delay), 'ukey', ukey)
+           'due_at', fmt(now + delay), 'ukey', ukey, 'class', ARGV[8])
+redis.call('ZADD', prefix .. 'class:' .. ARGV[8], now + delay, id)
+redis.call('SADD', prefix .. 'classes', ARGV[8])
 local pending = level_key(prefix, KEYS[1], ARGV[7])
 if pending ~= KEYS[1] then
   redis.call('HSET', key, 'prio', ARGV[7])
@@ -206,11 +218,13 @@ for i = 1, math.min(limit, #candidates) do
   local id, from = candidates[i][1], candidates[i][3]
   local key = prefix .. 'job:' .. id
   redis.call('ZREM', from, id)
-  local fields = redis.call('HMGET', key, 'body', 'enqueued_at', 'cancel', 'cancel_ttl_ms')
+  local fields = redis.call('HMGET', key, 'body', 'enqueued_at', 'cancel', 'cancel_ttl_ms',
+                            'class')
   if fields[3] then  -- cancelled while leased, and its worker died: it ends here
     finish(prefix, id, fields[3], tonumber(fields[4]))
   elseif fields[1] then
     redis.call('ZADD', KEYS[2], expires, id)
+    if fields[5] then redis.call('ZADD', prefix .. 'class:' .. fields[5], 'XX', expires, id) end
     local attempts = redis.call('HINCRBY', key, 'attempts', 1)
     redis.call('HSET', key, 'token', token, 'worker', ARGV[5])
     out[#out + 1] = #id .. ':' .. id .. attempts .. ':' .. fields[2] .. ':' ..
@@ -253,12 +267,15 @@ return n
 EXTEND = (
     _NOW
     + _HELD
+    + CLASS_INDEX
     + """
 local prefix, expires = ARGV[1], now + tonumber(ARGV[2])
 local out = {fmt(expires)}
 for i = 3, #ARGV, 2 do
-  if held(prefix .. 'job:' .. ARGV[i], ARGV[i + 1]) then
+  local key = prefix .. 'job:' .. ARGV[i]
+  if held(key, ARGV[i + 1]) then
     redis.call('ZADD', KEYS[1], 'XX', expires, ARGV[i])
+    class_move(prefix, key, ARGV[i], expires)
     out[#out + 1] = ARGV[i]
   end
 end
@@ -288,6 +305,7 @@ for i = 5, #ARGV, 2 do
   elseif held(key, ARGV[i + 1]) then
     redis.call('ZREM', KEYS[2], ARGV[i])
     redis.call('ZADD', pending_of(prefix, KEYS[1], key), due, ARGV[i])
+    class_move(prefix, key, ARGV[i], due)
     redis.call('HDEL', key, 'token')
     if err ~= '' then redis.call('HSET', key, 'error', err) end
     if not counted and tonumber(redis.call('HINCRBY', key, 'attempts', -1)) < 0 then
@@ -312,6 +330,7 @@ if not held(key, ARGV[3]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[2])
 release_lock(ARGV[1], key, ARGV[2])
+class_drop(ARGV[1], key, ARGV[2])
 local done = ARGV[1] .. 'done:' .. ARGV[2]
 redis.call('RPUSH', done, '1')
 redis.call('PEXPIRE', done, {DONE_MIN_TTL_MS})
@@ -327,6 +346,7 @@ REQUEUE_DEAD = (
     _NOW
     + _NOTIFY
     + _LEVELS
+    + CLASS_INDEX
     + """
 local prefix, ids = ARGV[1], {}
 if ARGV[2] == '1' then
@@ -341,6 +361,7 @@ for _, id in ipairs(ids) do
     redis.call('HSET', key, 'attempts', 0)
     redis.call('HDEL', key, 'error', 'failed_at')
     redis.call('ZADD', pending_of(prefix, KEYS[1], key), now, id)
+    class_add(prefix, key, id, now)
     n = n + 1
   end
 end

@@ -28,6 +28,7 @@ from kqueue.backends.base import (
     WorkerStatus,
     unknown,
 )
+from kqueue.backends.sqlite_classes import create_class_counts, pending_by_class
 from kqueue.backends.sqlite_limits import SQLiteLimits
 from kqueue.backends.sqlite_schema import (
     ADDED_COLUMNS,
@@ -63,6 +64,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         self._db.executescript(SCHEMA)
         self._add_columns()
         self._db.executescript(PRIORITY_SCHEMA)
+        create_class_counts(self._db)
         self._last_purge = 0.0
 
     def _add_columns(self) -> None:
@@ -101,15 +103,27 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         return connection
 
     def enqueue(
-        self, queue: str, job_id: str, body: bytes, *, delay_s: float = 0.0, priority: int = 0
+        self,
+        queue: str,
+        job_id: str,
+        body: bytes,
+        *,
+        delay_s: float = 0.0,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
-        self.submit(queue, job_id, body, delay_s=delay_s, priority=priority)
+        self.submit(queue, job_id, body, delay_s=delay_s, priority=priority, job_class=job_class)
 
     def enqueue_many(
-        self, queue: str, messages: Sequence[tuple[str, bytes]], *, priority: int = 0
+        self,
+        queue: str,
+        messages: Sequence[tuple[str, bytes]],
+        *,
+        priority: int = 0,
+        job_class: str = "",
     ) -> None:
         now = time.time()
-        rows = [(job_id, queue, body, now, now, now) for job_id, body in messages]
+        rows = [(job_id, queue, body, now, now, now, job_class) for job_id, body in messages]
         with self._transaction() as db:
             db.executemany(INSERT, rows)
             if priority:
@@ -136,6 +150,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         unique_key: str | None = None,
         unique_for_s: float = 0.0,
         priority: int = 0,
+        job_class: str = "",
     ) -> str:
         now = time.time()
         due = now + max(0.0, delay_s)
@@ -148,7 +163,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
                     "INSERT OR REPLACE INTO locks (queue, key, job_id, until) VALUES (?, ?, ?, ?)",
                     (queue, unique_key, job_id, now + unique_for_s),
                 )
-            added = db.execute(INSERT, (job_id, queue, body, due, now, due)).rowcount
+            added = db.execute(INSERT, (job_id, queue, body, due, now, due, job_class)).rowcount
             if priority and added:
                 self._set_priority(db, queue, [job_id], priority)
             if unique_key is not None:
@@ -404,6 +419,10 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, Backend):
         for name, state, count in rows:
             result.setdefault(name, {s.value: 0 for s in State})[state] = count
         return result
+
+    def pending_by_class(self, queue: str) -> dict[str, int]:
+        """The trigger-kept counter and two short index ranges (``sqlite_classes``)."""
+        return pending_by_class(self._db, queue)
 
     def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
         now = time.time()

@@ -2,7 +2,8 @@
 
 ``jobs`` holds every message (``available_at``: due time, or lease expiry while leased);
 ``results`` the finished records until ``expires_at``; ``locks`` the unique keys; ``durations``
-the estimator's history; ``workers`` the published statuses. Columns added after the first
+the estimator's history; ``workers`` the published statuses. ``job_class`` is the name a message
+was enqueued under, for ``pending_by_class``. Columns added after the first
 release are added to an older file when it is opened (``ADDED_COLUMNS``).
 """
 
@@ -58,8 +59,9 @@ CREATE TABLE IF NOT EXISTS workers (
 """
 
 INSERT = (
-    "INSERT OR IGNORE INTO jobs (id, queue, body, state, available_at, enqueued_at, due_at) "
-    "VALUES (?, ?, ?, 'ready', ?, ?, ?)"
+    "INSERT OR IGNORE INTO jobs "
+    "(id, queue, body, state, available_at, enqueued_at, due_at, job_class) "
+    "VALUES (?, ?, ?, 'ready', ?, ?, ?, ?)"
 )
 
 LEASE = """
@@ -79,6 +81,7 @@ ADDED_COLUMNS = (
     ("cancel_record", "BLOB"),
     ("cancel_ttl_s", "REAL"),
     ("priority", "INTEGER NOT NULL DEFAULT 0"),
+    ("job_class", "TEXT NOT NULL DEFAULT ''"),
 )
 #: Made after ``ADDED_COLUMNS`` (they name its columns): the priority levels a queue uses, and
 #: the index that leases one level in due order.

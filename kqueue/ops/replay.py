@@ -100,16 +100,16 @@ def _dispatch(app: App, calls, started: float, running, priority=None) -> None:
             time.sleep(min(delay_s, 0.5))
             continue
         now_mono, now = time.monotonic(), time.time()
-        batches: dict[int, list] = {}
+        batches: dict[tuple[int, str], list] = {}
         while index < len(calls) and started + calls[index][0] <= now_mono:
             _, name, args = calls[index]
             level = (priority or {}).get(name, 0)
-            batches.setdefault(level, []).append(
+            batches.setdefault((level, name), []).append(
                 (replay_job_id(index), encode_message(name, args, {}, now))
             )
             index += 1
-        for level, batch in batches.items():
-            app.backend.enqueue_many(app.queue, batch, priority=level)
+        for (level, name), batch in batches.items():
+            app.backend.enqueue_many(app.queue, batch, priority=level, job_class=name)
 
 
 class MemorySampler:

@@ -20,6 +20,9 @@ PROBE_SIZE = 2
 MIN_SHARE = 0.02
 #: Weight of one fetched job in the moving average of the tier mix.
 SHARE_WEIGHT = 0.05
+#: A tier is refilled once its room (free slots plus free local-queue places) reaches this share
+#: of its capacity.
+REFILL_FRACTION = 1.0
 #: How long an overflow job given back waits before it can be leased again, seconds.
 RELEASE_DELAY_S = 1.0
 #: Least time between two probes for jobs behind full tiers, seconds.
@@ -32,6 +35,24 @@ class FetchPlan:
 
     size: int
     probe: bool = False
+    #: Nothing is leased because the local queues still hold enough (``refill_due``): the
+    #: loop waits for a job to finish, not for new work in the backend.
+    deferred: bool = False
+
+
+def refill_due(
+    rooms: Mapping[str, int], capacities: Mapping[str, int], shares: Mapping[str, float]
+) -> bool:
+    """Whether a tier that recent jobs go to runs low: its room has reached
+    ``REFILL_FRACTION`` of its capacity (pure). True with no history of the mix.
+    """
+    if not shares:
+        return True
+    return any(
+        rooms.get(tier, 0) >= max(1.0, capacities.get(tier, 0) * REFILL_FRACTION)
+        for tier, share in shares.items()
+        if share >= MIN_SHARE
+    )
 
 
 def plan_fetch(

@@ -33,6 +33,7 @@ from kqueue.api.context import CurrentJob, running
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
 from kqueue.tiers.base import FINAL, failure_of, settle_return
+from kqueue.tiers.inherit import release_backend
 from kqueue.tiers.procs import die_with_parent, own_memory_mb, peak_rss_mb, reset_peak_rss
 
 #: Sent by the parent to ask a pool process to exit after its current job.
@@ -88,6 +89,7 @@ def prepare(app: Any, parent_pid: int) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     if getattr(app, "backend_url", None):
+        release_backend(app)  # our copies of its sockets, closed without a word to the server
         app._backend = None
     gc.freeze()  # keep the collector off inherited objects: fewer copy-on-write pages
 

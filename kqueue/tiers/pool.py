@@ -398,11 +398,12 @@ class PoolRunner(TierRunner):
     def _scale(self, waiting: int, now_s: float) -> None:
         size = self.capacity()
         busy = sum(1 for p in self._procs.values() if p.job is not None)
+        backlog = self.backlog()
         target = target_size_with_backlog(
             size,
             busy,
             waiting,
-            self.backlog(),
+            backlog,
             now_s,
             self._last_scaled_at,
             self.config,
@@ -417,7 +418,13 @@ class PoolRunner(TierRunner):
                 self._retire(proc, replace=False)
         if target != size and size >= self.config.pool_size:
             self._last_scaled_at = now_s
-            log.info("pool scaled from %d to %d processes (%d waiting)", size, target, waiting)
+            log.info(
+                "pool scaled from %d to %d processes (%d waiting, %d more in the backend)",
+                size,
+                target,
+                waiting,
+                backlog,
+            )
 
     def _poll_memory(self, now_s: float) -> None:
         if now_s - self._last_poll_s < MEMORY_POLL_S:

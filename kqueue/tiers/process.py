@@ -1,6 +1,7 @@
 """The parent's handle on one forked child: a pipe to it, and the event loop watching it.
 
-A ``ChildProcess`` forks (``multiprocess``'s fork context) and registers two readers on the
+A ``ChildProcess`` forks (``multiprocess``'s fork context; the child first lets go of the
+worker's handles on its other children, ``kqueue.tiers.inherit``) and registers two readers on the
 running asyncio loop: the pipe (a result arrived) and a pidfd of the child (it exited; the
 multiprocess sentinel on kernels without pidfd). Death is noticed the moment the kernel reaps
 nothing more than a zombie, without polling, and a result written just before exit is read first.
@@ -23,6 +24,7 @@ import multiprocess
 
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
+from kqueue.tiers import inherit
 from kqueue.tiers.base import Outcome
 from kqueue.tiers.child import MEMORY_EXIT_CODE, decode
 from kqueue.tiers.procs import describe_exit, kill_tree
@@ -55,7 +57,9 @@ class ChildProcess:
         self._loop = asyncio.get_running_loop()
         self._on_result, self._on_exit = on_result, on_exit
         parent_end, child_end = _FORK.Pipe(duplex=True)
-        self.process = _FORK.Process(target=target, args=(child_end, *args), name=name)
+        self.process = _FORK.Process(
+            target=inherit.child_main, args=(parent_end, target, child_end, *args), name=name
+        )
         self.process.daemon = True
         began = time.perf_counter()
         self.process.start()
@@ -69,6 +73,8 @@ class ChildProcess:
         self.kill_reason: Status | None = None
         self.exitcode: int | None = None
         self._exit_fd, self._own_exit_fd = _exit_fd(self.process)
+        own_fds = (self._exit_fd,) if self._own_exit_fd else ()
+        inherit.hold(self.pid, self.conn, (*own_fds, *inherit.popen_fds(self.process)))
         #: True while the loop reads each result as it arrives (see ``pause_reading``).
         self.reading = True
         #: How many times its pipe was read and had results (one wake-up each).
@@ -132,6 +138,7 @@ class ChildProcess:
         if self._own_exit_fd:
             os.close(self._exit_fd)
         self.conn.close()
+        inherit.forget(self.pid)
 
     def death_outcome(self, started_at: float, *, memory_mb: float = math.nan) -> Outcome:
         """The outcome of a job whose process exited without reporting a result."""

@@ -37,7 +37,7 @@ from kqueue.policy.quarantine import Quarantine, limit_mb
 from kqueue.policy.router import TierLoad, pool_wait_s, route_by_load
 from kqueue.policy.status import Status
 from kqueue.tiers.procs import pss_mb
-from kqueue.worker.held import Pending, best_effort
+from kqueue.worker.held import Pending
 
 log = logging.getLogger("kqueue.worker.budget")
 
@@ -47,8 +47,6 @@ SAMPLE_INTERVAL_S = 0.1
 FRESH_PROCESS_MB = 30.0
 #: Time to fork an isolated process, for load-aware routing, seconds.
 SPAWN_S = 0.05
-#: Least time between two reads of the backend's queue depths for the pool's backlog, seconds.
-BACKLOG_INTERVAL_S = 0.5
 #: The tiers whose jobs wait for memory.
 GATED = (Tier.POOL, Tier.ISOLATED)
 
@@ -261,30 +259,7 @@ class MemoryBudget:
         }
 
 
-class PoolBacklog:
-    """Jobs waiting in the backend that are expected to route to the pool, for its scaler.
-
-    The backend's ready count of the worker's queues (one ``counts`` call at most every
-    ``BACKLOG_INTERVAL_S``) times the share of recently fetched jobs that went to the pool
-    (``kqueue.policy.fetch``'s shares). The pool then grows for the backlog it has not leased.
-    """
-
-    def __init__(self, backend, queues: tuple[str, ...], intake):
-        self.backend, self.queues, self.intake = backend, queues, intake
-        self._value = 0
-        self._read_at = -math.inf
-
-    def __call__(self) -> int:
-        now_s = time.monotonic()
-        if now_s - self._read_at >= BACKLOG_INTERVAL_S:
-            self._read_at = now_s
-            counts = best_effort("read queue depths", self.backend.counts) or {}
-            ready = sum(counts.get(queue, {}).get("ready", 0) for queue in self.queues)
-            self._value = round(ready * self.intake.pool_share())
-        return self._value
-
-
-def connect_pool(runners: dict[Tier, Any], budget: MemoryBudget, backlog: PoolBacklog) -> None:
+def connect_pool(runners: dict[Tier, Any], budget: MemoryBudget, backlog) -> None:
     """Give the pool its budget ceiling, its recycle check and the backend's backlog."""
     pool = runners.get(Tier.POOL)
     if pool is None:

@@ -27,6 +27,7 @@ from kqueue.policy.fetch import (
     FetchPlan,
     overflows,
     plan_fetch,
+    refill_due,
     update_shares,
 )
 from kqueue.policy.router import route
@@ -95,6 +96,9 @@ class Intake:
             for tier, runner in self.runners.items()
         }
         probe_due = time.monotonic() - self._last_probe_s >= PROBE_INTERVAL_S
+        capacities = {tier.value: runner.capacity() for tier, runner in self.runners.items()}
+        if not probe_due and not refill_due(rooms, capacities, self._shares):
+            return FetchPlan(0, deferred=True)
         plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
         if max_jobs is not None:
             plan = FetchPlan(max(0, min(plan.size, max_jobs - self.accepted)), plan.probe)
@@ -157,9 +161,24 @@ class Intake:
                 self._settings[name] = resolve_job(self.config, name, job.declared)
         return dict(self._settings)
 
-    def pool_share(self) -> float:
-        """The share of recently fetched jobs that went to the pool (0 before any)."""
-        return self._shares.get(Tier.POOL.value, 0.0)
+    def routes_to_pool(self, name: str) -> bool:
+        """Whether a job of class ``name`` leased now would go to the pool (the router, then
+        the quarantine); False for a name this worker does not register (it never runs it)."""
+        job = self.app.jobs.get(name)
+        if job is None or Tier.POOL not in self.runners:
+            return False
+        settings = self._settings.get(name)
+        if settings is None:
+            settings = self._settings[name] = resolve_job(self.config, name, job.declared)
+        estimate = self.history.estimate(
+            name, settings.estimated_duration_s, self.config.default_estimate_s
+        )
+        tier = route(
+            settings.tier, estimate.duration_s, self.config, force_inline=self.force_inline
+        )
+        if tier is Tier.POOL and self.budget is not None:
+            return not self.budget.quarantine.is_quarantined(name)
+        return tier is Tier.POOL
 
     def waiting_count(self, tier: Tier | None = None) -> int:
         """Jobs waiting in one tier's local queue, or in all of them."""

@@ -31,7 +31,8 @@ from kqueue.policy.schedule import Schedule
 from kqueue.policy.status import Status
 from kqueue.tiers import build_runners
 from kqueue.tiers.base import Outcome
-from kqueue.worker.budget import MemoryBudget, PoolBacklog, add_budget_status, connect_pool
+from kqueue.worker.backlog import PoolBacklog
+from kqueue.worker.budget import MemoryBudget, add_budget_status, connect_pool
 from kqueue.worker.held import Pending, WorkerSummary, best_effort
 from kqueue.worker.intake import Intake, extend_leases
 from kqueue.worker.periodic import Periodic
@@ -106,7 +107,7 @@ class Worker:
         #: Keeps the memory budget, the per-class memory history and the quarantine.
         self.budget = MemoryBudget(config, self.runners)
         self.intake.budget = self.budget
-        self._backlog = PoolBacklog(self.backend, self.queues, self.intake)
+        self._backlog = PoolBacklog(self.backend, self.queues, self.intake.routes_to_pool)
         connect_pool(self.runners, self.budget, self._backlog)
         #: What the loop itself settled: retries' dead letters, releases, abandoned threads.
         self._released = self._abandoned = 0
@@ -271,7 +272,7 @@ class Worker:
             if overflow:
                 self.intake.give_back(overflow)
             fetched += len(leases)
-        self._flush_acks()  # when nothing was leased
+        self.settler.flush(batching=plan.deferred)  # when nothing was leased
         # jobs held back by a limit or a pause are no reason to fetch again at once
         return fetched - (self.intake.limiter.held_back - held_before)
 
@@ -385,24 +386,27 @@ class Worker:
         pop on Redis, a sleep on SQLite) ends the wait as soon as work arrives; in any case
         the wait lasts at most ``poll_interval_s``, which finds scheduled and retried jobs.
         """
-        room = self._room()
+        plan = self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs)
+        room = plan.size
         if fetched and room > 0:
             await asyncio.sleep(0)  # more may be waiting: fetch again at once
             return
         self._wake.clear()
         if self._finished:
             return
+        timeout_s = self.config.poll_interval_s
+        ack_wait_s = self.settler.ack_wait_s()
+        if ack_wait_s is not None:  # batched acks go out by their deadline
+            timeout_s = min(timeout_s, ack_wait_s)
         waits = [asyncio.ensure_future(self._wake.wait())]
-        if room > 0 and not self._stopping:
+        if room > 0 and not self._stopping and not plan.deferred:
             waits.append(
                 asyncio.ensure_future(
                     self.backend.wait_for_work(self.queues, self.config.poll_interval_s)
                 )
             )
         try:
-            await asyncio.wait(
-                waits, timeout=self.config.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiting in waits:
                 waiting.cancel()

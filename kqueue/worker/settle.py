@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 from kqueue.api.codec import RecordWriter
 from kqueue.api.handle import CANCEL_RECORD_TTL_S
@@ -22,6 +23,11 @@ from kqueue.worker.held import Pending
 from kqueue.worker.recorder import Recorder
 
 log = logging.getLogger("kqueue.worker")
+
+#: While the local queues are full (no lease to ride with), acks wait at most this long, seconds,
+#: or until this many pile up: a busy worker acks in batches, an idle one at once.
+ACK_MAX_DELAY_S = 0.005
+ACK_BATCH = 64
 
 
 class Settler:
@@ -38,6 +44,8 @@ class Settler:
         #: Jobs given back uncounted (interrupted at shutdown) and dead-lettered, so far.
         self.released = self.dead_lettered = 0
         self._acks: list[Lease] = []
+        #: When the oldest pending ack was queued (monotonic s).
+        self._first_ack_at = 0.0
         #: Finished records to send with the acks: job id -> (record, TTL s).
         self._records: dict[str, tuple[bytes, float]] = {}
         self._writer = RecordWriter(worker_id)
@@ -52,12 +60,22 @@ class Settler:
         """The pending acks were sent."""
         self._acks, self._records = [], {}
 
-    def flush(self) -> None:
-        """Send the pending acks now (nothing was leased, or shutdown).
+    def ack_wait_s(self) -> float | None:
+        """How long the pending acks may still wait for a lease to ride with, or None."""
+        if not self._acks:
+            return None
+        return max(0.0, ACK_MAX_DELAY_S - (time.monotonic() - self._first_ack_at))
+
+    def flush(self, *, batching: bool = False) -> None:
+        """Send the pending acks now (nothing was leased, or shutdown). With ``batching`` (the
+        local queues are full, so no lease comes soon) they wait until ``ACK_BATCH`` pile up
+        or the oldest is ``ACK_MAX_DELAY_S`` old.
 
         Raises:
             BackendUnavailable: they stay pending for the next try.
         """
+        if batching and len(self._acks) < ACK_BATCH and self.ack_wait_s():
+            return
         if self._acks:
             self.backend.ack(self._acks, self._records)
             self.acked()
@@ -76,6 +94,8 @@ class Settler:
 
     def _finish(self, pending: Pending, outcome: Outcome) -> None:
         """Ack a job that returned or was cancelled; its record goes with the ack."""
+        if not self._acks:
+            self._first_ack_at = time.monotonic()
         self._acks.append(pending.lease)
         cancelled = outcome.status is Status.CANCELLED
         ttl_s = pending.result_ttl_s or (CANCEL_RECORD_TTL_S if cancelled else 0.0)

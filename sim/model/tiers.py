@@ -6,10 +6,11 @@ others. A tier does not know the model: it gets what it reads and writes as argu
 environment, ``run(job, overhead_s)`` to start a job on its slot, the per-job lists it shares with
 the model, and callbacks for what another part knows, such as the inline tier's memory now). The
 inline and isolated tiers are a fixed number of slots; the pool is a set of long-lived processes
-sized by ``kqueue.policy.scaler.target_size_with_backlog`` (the runtime's rule: the model leases
-every job on arrival, so its backlog is already in the queue, plus the jobs the memory budget
-holds back, never past what the budget allows), each recycled after ``max_jobs_per_worker``
-jobs, when its memory passes ``max_worker_memory_mb``, or when it pushes the worker over budget.
+sized by ``kqueue.policy.scaler.target_size_with_backlog`` (the runtime's rule: the jobs queued
+for the pool, those the memory budget holds back, and those arrived in the backend but not leased
+yet whose class routes to the pool, never past what the budget allows), each recycled after
+``max_jobs_per_worker`` jobs, when its memory passes ``max_worker_memory_mb``, or when it pushes
+the worker over budget.
 """
 
 from __future__ import annotations
@@ -281,8 +282,12 @@ class PoolTier:
         held_waiting: Callable[[], int] = lambda: 0,
         room: Callable[[], int | None] = lambda: None,
         over_budget: Callable[[int], bool] = lambda pid: False,
+        backlog: Callable[[], int] = lambda: 0,
     ):
         self.config, self.env, self._run = config, env, run
+        #: Jobs arrived in the backend, not leased yet, whose class routes to the pool
+        #: (``sim.model.backlog``): what the runtime's scaler reads from its backend.
+        self._backlog = backlog
         #: The memory budget's part (``sim.model.budget``): pool jobs it holds back, processes
         #: it allows beyond the size (None: no budget), whether a process should be recycled.
         self._held_waiting, self._room, self._over_budget = held_waiting, room, over_budget
@@ -425,7 +430,7 @@ class PoolTier:
             self.size,
             self.busy,
             waiting,
-            0,
+            self._backlog(),
             now,
             self._last_scaled_s,
             self.config,
@@ -452,7 +457,7 @@ class PoolTier:
         later = target_size(
             self.size,
             self.busy,
-            len(self.queue) + self._held_waiting(),
+            len(self.queue) + self._held_waiting() + self._backlog(),
             ends_s,
             self._last_scaled_s,
             self.config,

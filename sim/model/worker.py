@@ -43,8 +43,10 @@ from kqueue.policy import (
 )
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from kqueue.policy.quarantine import HARMFUL, Quarantine
+from kqueue.policy.scaler import pool_backlog
 from sim.engine.clock import Call
 from sim.engine.cpu import Cpu
+from sim.model.backlog import ArrivalBacklog
 from sim.model.budget import BudgetGate, route_by_load_code
 from sim.model.gated_fetch import TIME_TOLERANCE, RuleFetcher
 from sim.model.intake import LeaseRoom
@@ -147,6 +149,8 @@ class Model(RuleFetcher):
         #: only classes that ever died for memory are followed (the others cannot be moved).
         self.quarantine = Quarantine(config)
         self._harmed: set[str] = set()
+        #: The backend's jobs not leased yet, per class, for the pool scaler (as the runtime's).
+        self._arrivals = ArrivalBacklog(jobs.submitted_s, jobs.job_class)
         self.tiers = (
             inline,
             PoolTier(
@@ -160,6 +164,7 @@ class Model(RuleFetcher):
                 held_waiting=self.gate.held_pool,
                 room=self.gate.room,
                 over_budget=self.gate.over_budget,
+                backlog=self.pool_backlog,
             ),
             IsolatedTier(
                 env,
@@ -228,6 +233,7 @@ class Model(RuleFetcher):
             due = now if now > submitted[fetched] else submitted[fetched]
             end = bisect.bisect_right(submitted, due, fetched, min(total, fetched + batch))
             for job in range(fetched, end):
+                self._leased = job + 1  # the rest of the batch is still the backend's backlog
                 self.dispatch(job)
             self._leased = end
             if self.progress is not None and end >= self._next_report:
@@ -313,9 +319,9 @@ class Model(RuleFetcher):
         else:
             self._fetch_at_s = fetch_at_s
 
-    def dispatch(self, job: int) -> None:
-        """Estimate and route one leased job, then hand it to its tier."""
-        job_class = self._job_class[job]
+    def _routed(self, job_class: str) -> tuple[int, float, Tier, JobSettings]:
+        """A class's tier code now (router, then quarantine), estimate, declared tier and
+        settings: what a job of it leased now gets, before load-aware routing."""
         settings = self._settings.get(job_class)
         if settings is None:
             resolved = resolve_job(self.config, job_class, JobOptions())
@@ -325,10 +331,25 @@ class Model(RuleFetcher):
         config = self.config
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
         tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
-        self.estimated_s[job] = estimate_s
         harmed = tier != INLINE and job_class in self._harmed
         if harmed and self.quarantine.is_quarantined(job_class) and not self.force_inline:
             tier = ISOLATED
+        return tier, estimate_s, declared, resolved
+
+    def pool_backlog(self) -> int:
+        """Jobs in the backend (arrived, not leased) whose class routes to the pool now: the
+        runtime's ``PoolBacklog`` over the model's backend."""
+        pending = self._arrivals.pending_by_class(self._leased, self.env.now)
+        if not pending:
+            return 0
+        return pool_backlog(pending, lambda name: self._routed(name)[0] == POOL)
+
+    def dispatch(self, job: int) -> None:
+        """Estimate and route one leased job, then hand it to its tier."""
+        job_class = self._job_class[job]
+        tier, estimate_s, declared, resolved = self._routed(job_class)
+        config = self.config
+        self.estimated_s[job] = estimate_s
         if config.load_routing and not self.force_inline and declared is Tier.AUTO:
             _, pool, isolated = self.tiers
             tier, self._spilling = route_by_load_code(

@@ -17,12 +17,20 @@ def test_soak_for_a_minute_loses_and_doubles_nothing():
     done = run_experiment("soak.py", "--duration-s", "60", timeout=280)
     out = done.stdout
     assert re.search(r"1,000/1,000 finished, 0 lost, 0 duplicated", out), out
-    assert "standing PSS, minute 5 -> last:" in out, out
-    rows = re.findall(r"^\s+1" + r"\s+([\d.]+)" * 9 + "$", out, re.M)
+    assert re.search(r"^\| jobs \| 1,000 dispatched \| 1,000 finished \| 0 lost, 0 dup", out, re.M)
+    assert "standing memory (standing_" in out, out
+    rows = re.findall(r"^\s+1" + r"\s+([\d.]+|nan)" * 11 + "$", out, re.M)
     assert rows, out
-    standing_mb, standing_fds, standing, workers_mb, _, tree_mb, fds, procs, rss_mb = map(
-        float, rows[0]
-    )
-    # two workers, each with its pool: tens of MB each, some descriptors each
-    assert standing >= 2 and procs >= standing and fds >= standing_fds > 20, out
-    assert 20 < workers_mb <= standing_mb <= tree_mb and rss_mb >= workers_mb, out
+    cells = dict(zip(("w_mb", "w_rss", "pool_mb", "pool_uss", "standing_mb", "anon_mb", "iso",
+                      "tree_mb", "w_fds", "pool_fds", "iso_fds"), map(float, rows[0])))  # fmt: skip
+    # two workers, each with a pool of three: tens of MB each, some descriptors each
+    assert 20 < cells["w_mb"] <= cells["standing_mb"] <= cells["tree_mb"], out
+    assert cells["w_rss"] >= cells["w_mb"] and cells["pool_uss"] <= cells["pool_mb"], out
+    assert cells["w_fds"] > 20 and cells["pool_fds"] >= 6 * 6, out
+    # the README table: one row per measure, minute 5 against the last minute
+    table = re.findall(r"^\| (.+?) \| ([\d.]+|nan) \| ([\d.]+|nan) \| (.+) \|$", out, re.M)
+    assert {label for label, *_ in table} >= {
+        "the 2 worker processes, PSS, MB",
+        "open fds: the pool processes",
+        "workers + pools (standing), PSS, MB",
+    }, out

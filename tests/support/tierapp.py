@@ -91,7 +91,7 @@ def enqueue(backend: SQLiteBackend, name: str, *args, count: int = 1) -> list[st
     """Enqueue ``count`` calls of job ``name`` with ``args``; returns their ids."""
     now = time.time()
     messages = [(new_job_id(), encode_message(name, args, {}, now)) for _ in range(count)]
-    backend.enqueue_many("default", messages)
+    backend.enqueue_many("default", messages, job_class=name)
     return [job_id for job_id, _ in messages]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kqueue.policy.fetch import PROBE_SIZE, FetchPlan, plan_fetch, update_shares
+from kqueue.policy.fetch import PROBE_SIZE, FetchPlan, plan_fetch, refill_due, update_shares
 
 POOL_ONLY = {"pool": 1.0}
 MIXED = {"inline": 0.7, "pool": 0.25, "isolated": 0.05}
@@ -41,3 +41,27 @@ def test_shares_follow_the_mix_and_sum_to_one():
         shares = update_shares(shares, tier)
     assert shares["inline"] > 0.9
     assert sum(shares.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("rooms", "shares", "due"),
+    [
+        # no history of the mix: always lease
+        ({"inline": 0}, {}, True),
+        # 16 slots: 30 in hand (room 2) is plenty, 16 in hand (room 16) is low
+        ({"inline": 2}, {"inline": 1.0}, False),
+        ({"inline": 15}, {"inline": 1.0}, False),
+        ({"inline": 16}, {"inline": 1.0}, True),
+        # any tier the mix goes to running low is enough; a tier without a share is not
+        ({"inline": 2, "pool": 2}, {"inline": 0.9, "pool": 0.1}, True),
+        ({"inline": 2, "pool": 40}, {"inline": 1.0}, False),
+    ],
+)
+def test_refill_waits_until_a_tier_runs_low(rooms, shares, due):
+    capacities = {"inline": 16, "pool": 2}
+    assert refill_due(rooms, capacities, shares) is due
+
+
+def test_a_tier_of_one_slot_is_refilled_as_soon_as_it_has_room():
+    assert refill_due({"isolated": 1}, {"isolated": 1}, {"isolated": 1.0})
+    assert not refill_due({"isolated": 0}, {"isolated": 1}, {"isolated": 1.0})
