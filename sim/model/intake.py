@@ -3,7 +3,8 @@
 Scenario: under class rules (priorities, limits, pauses) the model leases as the runtime's
 ``kqueue.worker.intake`` does, by the same ``kqueue.policy.fetch`` rules: only what the tiers
 that recent jobs went to can take (``plan_fetch`` over each tier's room: free slots plus free
-local-queue places), so the rest waits in the backend in priority order and a new urgent job
+local-queue places; none until a tier runs low, ``refill_due``), so the rest waits in the
+backend in priority order and a new urgent job
 waits behind at most the few jobs already leased. A job leased for a tier whose local queue is
 full goes back to the backend for ``RELEASE_DELAY_S`` (at once after a probe behind full tiers).
 
@@ -26,6 +27,7 @@ from kqueue.policy.fetch import (
     FetchPlan,
     overflows,
     plan_fetch,
+    refill_due,
     update_shares,
 )
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_NAMES
@@ -64,11 +66,14 @@ class LeaseRoom:
 
     def plan(self, now_s: float, *, begin: bool = False) -> FetchPlan:
         """How many jobs to lease now; ``begin``: a lease round starts with it (notes a probe)."""
-        rooms = {}
+        rooms, capacities = {}, {}
         for code in (INLINE, POOL, ISOLATED):
             waiting, free, capacity = self._state(code)
             rooms[TIER_NAMES[code]] = free + capacity - waiting
+            capacities[TIER_NAMES[code]] = capacity
         probe_due = now_s - self._last_probe_s >= PROBE_INTERVAL_S
+        if not probe_due and not refill_due(rooms, capacities, self._shares):
+            return FetchPlan(0, deferred=True)  # the local queues still hold enough
         plan = plan_fetch(rooms, self._shares, self.config.fetch_batch_size, probe_due=probe_due)
         if begin:
             self.pending = [0, 0, 0]

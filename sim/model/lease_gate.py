@@ -39,13 +39,16 @@ class GivenBack:
 
     Args:
         priority: per job, its priority.
+        job_class: per job, its class (for the per-class counts the pool scaler reads).
     """
 
-    def __init__(self, priority: Sequence[int]):
-        self._priority = priority
+    def __init__(self, priority: Sequence[int], job_class: Sequence[str] = ()):
+        self._priority, self._class = priority, job_class
         #: -priority -> heap of (due_s, job): sorted, the highest level comes first.
         self._levels: dict[int, list[tuple[float, int]]] = {}
         self._count = 0
+        #: Jobs in the backend per class (``Backend.pending_by_class``), with ``job_class``.
+        self.by_class: dict[str, int] = {}
 
     def put(self, job: int, due_s: float) -> None:
         """``job`` is leasable again from ``due_s`` on."""
@@ -54,6 +57,9 @@ class GivenBack:
             self._levels = dict(sorted({**self._levels, level: []}.items()))
         heapq.heappush(self._levels[level], (due_s, job))
         self._count += 1
+        if self._class:
+            name = self._class[job]
+            self.by_class[name] = self.by_class.get(name, 0) + 1
 
     def next_due_s(self) -> float:
         """When the earliest given-back job is due again (inf when there is none)."""
@@ -67,6 +73,9 @@ class GivenBack:
             while heap and heap[0][0] <= now_s and len(taken) < limit:
                 taken.append(heapq.heappop(heap))
         self._count -= len(taken)
+        if self._class:
+            for _, job in taken:
+                self.by_class[self._class[job]] -= 1
         return taken
 
     def __len__(self) -> int:

@@ -151,6 +151,9 @@ class Model(RuleFetcher):
         self._harmed: set[str] = set()
         #: The backend's jobs not leased yet, per class, for the pool scaler (as the runtime's).
         self._arrivals = ArrivalBacklog(jobs.submitted_s, jobs.job_class)
+        rules = rules if rules is not None else class_rules(jobs, config)
+        #: Under class rules, the backend's jobs not leased yet (``sim.model.gated_fetch``).
+        self.given_back = GivenBack(rules.priority, jobs.job_class)
         self.tiers = (
             inline,
             PoolTier(
@@ -176,7 +179,7 @@ class Model(RuleFetcher):
             ),
         )
         self.gate.tiers = self.tiers
-        self._install_rules(rules if rules is not None else class_rules(jobs, config))
+        self._install_rules(rules)
         if n:
             Call(env, 0, self._fetch_when_due)
 
@@ -189,7 +192,6 @@ class Model(RuleFetcher):
         #: intake``): the backend's jobs by priority (``given_back``), only what the tiers
         #: have room for, limits and pauses applied as each is leased (``lease_gate``).
         self.class_gate = self.room = None
-        self.given_back = GivenBack(rules.priority)
         if rules.gated or rules.prioritised:
             self.class_gate = LeaseGate(rules, self._job_class, self.config.poll_interval_s)
             self.room = LeaseRoom(self.tiers, self.config)
@@ -340,6 +342,11 @@ class Model(RuleFetcher):
         """Jobs in the backend (arrived, not leased) whose class routes to the pool now: the
         runtime's ``PoolBacklog`` over the model's backend."""
         pending = self._arrivals.pending_by_class(self._leased, self.env.now)
+        if len(self.given_back):  # under class rules the arrivals are in ``given_back``
+            pending = {**pending}
+            for name, count in self.given_back.by_class.items():
+                if count:
+                    pending[name] = pending.get(name, 0) + count
         if not pending:
             return 0
         return pool_backlog(pending, lambda name: self._routed(name)[0] == POOL)

@@ -175,3 +175,17 @@ def test_each_give_back_costs_the_batch_a_round_trip():
     # Then the two given back delay the batch's start by two round trips after its lease
     assert math.isclose(model.started_s[4], 1.0 + 0.01 + 2 * 0.01, abs_tol=1e-6)
     assert model.class_gate.held_back >= 2
+
+
+def test_under_class_rules_the_pool_scaler_counts_the_jobs_still_in_the_backend():
+    # Given 40 pool jobs at once on a pool of one process, with a priority (class rules on)
+    jobs = _jobs([(0.0, 1.0, "render")] * 40)
+    config = Config.from_mapping(
+        {"pool_size": 1, "pool_max_size": 4, "jobs": {"render": {"tier": "pool", "priority": 1}}}
+    )
+    env = simpy.Environment()
+    model = Model(env, jobs, config, HostProfile.ideal())
+    env.run(until=0.5)
+    # Then the worker leased only what its pool can hold, and the scaler sees the rest waiting
+    assert len(model.given_back) > 30
+    assert model.pool_backlog() == len(model.given_back)
