@@ -1,4 +1,4 @@
-"""Reading processes' memory from /proc: distinct anonymous pages are counted once however shared."""
+"""Reading memory from /proc: distinct anonymous pages are counted once however shared."""
 
 from __future__ import annotations
 
