@@ -164,6 +164,7 @@ def trace_cpu_per_row_s(server: RedisServer, rows: int = 20_000) -> float:
                 "host:1:abcdef",
                 1.0,
                 now,
+                0,
             )  # fmt: skip
             for i in range(begin, begin + 1000)
         ]
