@@ -3,7 +3,10 @@
 Scenario: one private redis-server and one idle ``kqueue run --inline`` worker. First the round
 trip of a result: ``dispatch`` an echo job, wait for ``handle.result()``, one at a time,
 ``--samples`` times (median and p99), then the same awaited (``dispatch_async`` and
-``result_async`` on redis.asyncio), beside the same client's bare Redis ``PING`` round trip.
+``result_async`` on redis.asyncio), beside the same client's bare Redis ``PING`` round trip and
+the floor of a queue on this machine: a bare worker process that ``BLPOP``s a request and
+``LPUSH``es the reply, with the same idle gap between samples (every wake of an idle process
+costs what this host's scheduler and idle CPUs cost, which on a VM sets the tail).
 Then the cost of storing results: ``--jobs`` no-op jobs drained by one burst worker with results
 kept (the default, 1 hour) and with ``result_ttl_s=0`` (nothing kept), alternating ``--repeat``
 times; jobs/s counts from the first finished job to the last (start-up excluded), and each
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,6 +112,38 @@ def drain(server: RedisServer, folder: Path, jobs: int, name: str) -> float:
         app.close()
 
 
+BARE_ECHO = """
+import sys, redis
+client = redis.Redis(port=int(sys.argv[1]))
+while True:
+    _, body = client.blpop(["bare:requests"])
+    if body == b"stop":
+        break
+    client.lpush("bare:replies", body)
+"""
+
+
+def bare_round_trips(server: RedisServer, samples: int) -> list[float]:
+    """Seconds of each LPUSH -> bare worker BLPOP and LPUSH -> BLPOP of the reply."""
+    worker = subprocess.Popen([sys.executable, "-c", BARE_ECHO, str(server.port)])
+    client = redis.Redis(port=server.port)
+    try:
+        client.lpush("bare:requests", "warm-up")
+        client.blpop(["bare:replies"], timeout=30)
+        trips = []
+        for i in range(samples):
+            started = time.perf_counter()
+            client.lpush("bare:requests", i)
+            client.blpop(["bare:replies"], timeout=10)
+            trips.append(time.perf_counter() - started)
+            time.sleep(0.002)
+        return trips
+    finally:
+        client.lpush("bare:requests", "stop")
+        worker.wait(30)
+        client.close()
+
+
 def quantile(values: list[float], q: int) -> float:
     """The q-th percentile (1..99) of ``values``."""
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
@@ -125,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         (folder / "bench_app.py").write_text(RESULTS_APP)
         with RedisServer(folder / "redis") as server:
             trips = round_trips(server, folder, args.samples)
+            trips["bare"] = bare_round_trips(server, args.samples)
             rates: dict[str, list[float]] = {"bench.noop": [], "bench.noop_unkept": []}
             for _ in range(max(1, args.repeat)):
                 for name, runs in rates.items():
@@ -135,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         ("result round trip (ms)", trips["sync"]),
         ("same, async client (ms)", trips["async"]),
         ("bare Redis PING (ms)", trips["ping"]),
+        ("bare queue round trip, BLPOP worker (ms)", trips["bare"]),
     ):
         median_ms, p99_ms = statistics.median(values) * 1000, quantile(values, 99) * 1000
         print(f"{label:<46}{median_ms:>10.2f}{p99_ms:>10.2f}{median_ms / ping_ms:>9.1f}")

@@ -253,6 +253,17 @@ class Backend(abc.ABC):
         """
         await asyncio.sleep(timeout_s)
 
+    def work_waiter(self, queues: Sequence[str], timeout_s: float) -> asyncio.Future:
+        """``wait_for_work`` as a future that outlives a caller who stops waiting for it: the
+        next call (on the same loop) returns the same future until it is done. The caller must
+        not cancel it. The default runs ``wait_for_work`` as a task.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = getattr(self, "_work_task", None)
+        if waiter is None or waiter.done() or waiter.get_loop() is not loop:
+            waiter = self._work_task = loop.create_task(self.wait_for_work(queues, timeout_s))
+        return waiter
+
     @abc.abstractmethod
     def extend(self, leases: Sequence[Lease], visibility_timeout_s: float) -> list[Lease]:
         """Push expiry to now + ``visibility_timeout_s``; returns the leases still held."""

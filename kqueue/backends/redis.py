@@ -21,7 +21,6 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kqueue.backends import redact_url
@@ -46,6 +45,7 @@ from kqueue.backends.redis_replies import (
     translated,
 )
 from kqueue.backends.redis_trace import RedisTrace
+from kqueue.backends.redis_wait import LoopWait
 from kqueue.errors import BackendError
 
 try:
@@ -117,10 +117,9 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend)
         }
         #: Queues this client added to the ``queues`` set already (each is added once).
         self._listed: set[str] = set()
-        #: The blocking wait of ``wait_for_work`` (its own thread and pooled connection) and the
-        #: loop it reports to; a wait outlives a cancelled caller and serves the next call.
-        self._waits: ThreadPoolExecutor | None = None
-        self._waiter: asyncio.Future | None = None
+        #: The blocking wait of ``wait_for_work`` (its own connection, watched by the loop); a
+        #: wait outlives a cancelled caller and serves the next call.
+        self._waits = LoopWait(self.client.connection_pool)
         #: The URL (no prefix) and client options ``open_async_client`` connects with.
         self.async_source: tuple[str, dict[str, Any]] | None = None
 
@@ -413,31 +412,27 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend)
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> None:
         """``BLPOP`` the queues' wake-up tokens for up to ``timeout_s`` (at most ``WAIT_MAX_S``).
 
-        The ``BLPOP`` runs on a thread of its own with a pooled connection; when the caller is
-        cancelled (woken by something else) it carries on, and the next call awaits it rather
-        than starting another. A connection error is waited out for ``timeout_s`` so a broken
-        server never turns waiting into busy polling; the caller's next lease reports it.
+        The ``BLPOP`` goes out on a connection of its own and the event loop watches its socket
+        (``redis_wait``); when the caller is cancelled (woken by something else) the wait
+        carries on, and the next call awaits it rather than sending another. A connection error
+        is waited out for ``timeout_s`` so a broken server never turns waiting into busy
+        polling; the caller's next lease reports it.
         """
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter
-        if waiter is None or waiter.get_loop() is not loop:
-            if self._waits is None:
-                self._waits = ThreadPoolExecutor(1, thread_name_prefix="kqueue-wait")
-            keys = [self._prefix(queue) + "notify" for queue in queues]
-            timeout_s = min(WAIT_MAX_S, max(0.001, timeout_s))
-            waiter = self._waiter = loop.run_in_executor(self._waits, self._blpop, keys, timeout_s)
-        await asyncio.shield(waiter)
-        self._waiter = None
-        if not waiter.result():
+        keys = [self._prefix(queue) + "notify" for queue in queues]
+        timeout_s = min(WAIT_MAX_S, max(0.001, timeout_s))
+        waiter = self._waits.start(asyncio.get_running_loop(), keys, timeout_s)
+        if not await asyncio.shield(waiter):
             await asyncio.sleep(timeout_s)
 
-    def _blpop(self, keys: list[str], timeout_s: float) -> bool:
-        """Block until a token or the timeout; False on a connection or server error."""
-        try:
-            self.client.blpop(keys, timeout=timeout_s)
-        except redis_errors.RedisError:
-            return False
-        return True
+    def work_waiter(self, queues: Sequence[str], timeout_s: float) -> asyncio.Future:
+        """The outstanding ``BLPOP``'s own future (no task); when it cannot be sent, the
+        default's task, which waits the outage out for ``timeout_s``."""
+        keys = [self._prefix(queue) + "notify" for queue in queues]
+        wait_s = min(WAIT_MAX_S, max(0.001, timeout_s))
+        waiter = self._waits.start(asyncio.get_running_loop(), keys, wait_s)
+        if waiter.done() and not waiter.result():
+            return super().work_waiter(queues, timeout_s)
+        return waiter
 
     # --- worker statuses --------------------------------------------------------------------
 
@@ -503,8 +498,7 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend)
         return made if made is not None else ThreadedClient(self)
 
     def close(self) -> None:
-        if self._waits is not None:
-            self._waits.shutdown(wait=False, cancel_futures=True)
+        self._waits.close()
         self.client.close()
 
     def release_after_fork(self) -> None:

@@ -38,6 +38,7 @@ from kqueue.worker.intake import Intake, extend_leases
 from kqueue.worker.periodic import Periodic
 from kqueue.worker.recorder import Recorder
 from kqueue.worker.settle import Settler
+from kqueue.worker.wake import Wake, first_of
 
 log = logging.getLogger("kqueue.worker")
 
@@ -79,6 +80,8 @@ class Worker:
         #: The order to try the queues in, per fetch round (``kqueue.policy.ordering``).
         self._turns = (queue_order or QueueOrder()).turns(queues)
         self._turn = 0
+        #: The last fetch got less than it asked for: the backend had no more (no fetch at once).
+        self._drained = False
         self.backend = app.backend
         self.force_inline, self.max_jobs, self.burst = force_inline, max_jobs, burst
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -123,7 +126,7 @@ class Worker:
         self._force = False
         #: The stop was asked by ``request_reload`` (SIGHUP): the caller starts the new code.
         self.reload_requested = False
-        self._wake: asyncio.Event | None = None
+        self._wake: Wake | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_extend = self._last_status = 0.0
         self._backoff_s = 0.0
@@ -132,7 +135,7 @@ class Worker:
 
     async def run(self) -> WorkerSummary:
         """Run until stopped (signal, ``request_stop``), ``max_jobs`` done, or burst drained."""
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
         self.budget.check(self.intake.all_settings())
@@ -151,11 +154,13 @@ class Worker:
                     self._settle()
                     fetched = self._fetch()  # sends the settled acks with the lease
                     self._dispatch()
+                    self._record()  # after the acks: results are not kept waiting on it
                     self._maintain()
                     if self._done(fetched):
                         break
                     self._recovered()
                 except BackendUnavailable as exc:  # lost connection or restarting server
+                    self.settler.record_settled()  # bookkeeping needs no backend
                     if self._stopping:  # a stop must not wait for the backend to come back
                         break  # _shutdown does what it can; the rest comes back on expiry
                     await self._back_off(exc)
@@ -273,6 +278,7 @@ class Worker:
                 self.intake.give_back(overflow)
             fetched += len(leases)
         self.settler.flush(batching=plan.deferred)  # when nothing was leased
+        self._drained = fetched < room  # every queue gave less than asked: none has more now
         # jobs held back by a limit or a pause are no reason to fetch again at once
         return fetched - (self.intake.limiter.held_back - held_before)
 
@@ -297,16 +303,22 @@ class Worker:
 
         On a backend error the rest wait a round.
         """
-        try:
-            finished, self._finished = self._finished, []
-            for i, (pending, outcome) in enumerate(finished):
-                try:
-                    self._settle_one(pending, outcome)
-                except BaseException:
-                    self._finished = finished[i:] + self._finished
-                    raise
-        finally:
-            self.recorder.flush()
+        finished, self._finished = self._finished, []
+        for i, (pending, outcome) in enumerate(finished):
+            try:
+                self._settle_one(pending, outcome)
+            except BaseException:
+                self._finished = finished[i:] + self._finished
+                raise
+
+    def _record(self) -> None:
+        """Record the settled attempts, then share durations and trace rows.
+
+        Raises:
+            BackendUnavailable: the durations and rows wait a round.
+        """
+        self.settler.record_settled()
+        self.recorder.flush()
 
     def _flush_acks(self) -> None:
         self.settler.flush()
@@ -388,7 +400,7 @@ class Worker:
         """
         plan = self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs)
         room = plan.size
-        if fetched and room > 0:
+        if fetched and room > 0 and not self._drained:
             await asyncio.sleep(0)  # more may be waiting: fetch again at once
             return
         self._wake.clear()
@@ -398,18 +410,10 @@ class Worker:
         ack_wait_s = self.settler.ack_wait_s()
         if ack_wait_s is not None:  # batched acks go out by their deadline
             timeout_s = min(timeout_s, ack_wait_s)
-        waits = [asyncio.ensure_future(self._wake.wait())]
+        waits = [self._wake.future()]
         if room > 0 and not self._stopping and not plan.deferred:
-            waits.append(
-                asyncio.ensure_future(
-                    self.backend.wait_for_work(self.queues, self.config.poll_interval_s)
-                )
-            )
-        try:
-            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
+            waits.append(self.backend.work_waiter(self.queues, self.config.poll_interval_s))
+        await first_of(waits, timeout_s)
 
     # --- shutdown -------------------------------------------------------------------------
 
@@ -461,6 +465,7 @@ class Worker:
         """Settle finished jobs and send their acks and durations at once (shutdown)."""
         self._settle()
         self._flush_acks()
+        self._record()
         self.recorder.flush_durations(now=True)
 
     def _abandon_unfinished(self) -> None:

@@ -2,7 +2,9 @@
 
 The loop hands each finished job here. An ``ok`` or ``cancelled`` attempt is acked, with its
 finished record (result, tier, worker, times) when its ``result_ttl_s`` keeps one; the acks wait
-for the loop's next lease, which sends them in the same round trip. A failed attempt is retried
+for the loop's next lease, which sends them in the same round trip. The bookkeeping of each
+attempt (history, trace row, metrics) waits until then too (``record_settled``): a caller
+waiting on ``result()`` is answered one lease earlier. A failed attempt is retried
 after the delay ``kqueue.policy.retry`` gives (its rule also runs in the simulator), or
 dead-lettered when the rule says it cannot succeed or its attempts are used up.
 """
@@ -51,6 +53,8 @@ class Settler:
         self._writer = RecordWriter(worker_id)
         #: Draws retry jitter (seeded per worker: no global random state).
         self._rng = random.Random(worker_id)
+        #: Settled attempts not yet recorded (``record_settled`` runs after the acks go out).
+        self._unrecorded: list[tuple[Pending, Outcome]] = []
 
     def pending_acks(self) -> tuple[list[Lease], dict[str, tuple[bytes, float]]]:
         """The acks and records waiting to be sent (kept until ``acked``)."""
@@ -81,7 +85,7 @@ class Settler:
             self.acked()
 
     def settle(self, pending: Pending, outcome: Outcome) -> None:
-        """Settle one finished attempt by its outcome, then record it."""
+        """Settle one finished attempt by its outcome; ``record_settled`` records it."""
         lease = pending.lease
         if outcome.interrupted:
             self.released += self.backend.release([lease])
@@ -90,7 +94,13 @@ class Settler:
             self._finish(pending, outcome)
         else:
             self._retry_or_bury(pending, outcome)
-        self.recorder.record(pending, outcome)
+        self._unrecorded.append((pending, outcome))
+
+    def record_settled(self) -> None:
+        """Record the attempts settled since the last call (history, trace, metrics)."""
+        unrecorded, self._unrecorded = self._unrecorded, []
+        for pending, outcome in unrecorded:
+            self.recorder.record(pending, outcome)
 
     def _finish(self, pending: Pending, outcome: Outcome) -> None:
         """Ack a job that returned or was cancelled; its record goes with the ack."""
