@@ -20,20 +20,20 @@ import math
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kqueue.backends import redact_url
 from kqueue.backends import redis_scripts as lua
 from kqueue.backends.base import (
     Backend,
-    DeadLetter,
     Lease,
     Records,
     State,
-    WorkerStatus,
 )
 from kqueue.backends.redis_classes import RedisClasses
+from kqueue.backends.redis_dead import RedisDeadLetters
+from kqueue.backends.redis_fleet import RedisFleet
 from kqueue.backends.redis_handles import RedisHandles
 from kqueue.backends.redis_limits import RedisLimits
 from kqueue.backends.redis_replies import (
@@ -82,7 +82,9 @@ def close_pool_sockets(pool: Any) -> None:
                 sock.close()
 
 
-class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend):
+class RedisBackend(
+    RedisTrace, RedisLimits, RedisHandles, RedisClasses, RedisFleet, RedisDeadLetters, Backend
+):
     """A backend in one Redis database; safe for many processes and hosts at once."""
 
     schemes = ("redis", "rediss")
@@ -362,38 +364,6 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend)
         return int(self._run("DEAD", keys, args)) == 1
 
     @translated
-    def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        letters = []
-        for name in [queue] if queue else self._queues():
-            reply = self._run("DEAD_LETTERS", self._keys(name, "dead"), [self._prefix(name), limit])
-            for job_id, body, attempts, error, failed_at in zip(*[iter(reply)] * 5, strict=True):
-                letters.append(
-                    DeadLetter(
-                        job_id.decode(),
-                        name,
-                        body,
-                        int(attempts or 0),
-                        error.decode(errors="replace"),
-                        float(failed_at or 0),
-                    )
-                )
-        letters.sort(key=lambda letter: letter.failed_at, reverse=True)
-        return letters[:limit]
-
-    @translated
-    def requeue_dead(self, job_ids: Sequence[str] | None = None, queue: str | None = None) -> int:
-        if job_ids is not None and not job_ids:
-            return 0
-        every = "1" if job_ids is None else "0"
-        total = 0
-        for name in [queue] if queue else self._queues():
-            keys = self._keys(name, "pending", "dead", "notify")
-            total += int(
-                self._run("REQUEUE_DEAD", keys, [self._prefix(name), every, *(job_ids or [])])
-            )
-        return total
-
-    @translated
     def counts(self, queue: str | None = None) -> dict[str, dict[str, int]]:
         names = [queue] if queue else self._queues()
         calls = [
@@ -433,60 +403,6 @@ class RedisBackend(RedisTrace, RedisLimits, RedisHandles, RedisClasses, Backend)
         if waiter.done() and not waiter.result():
             return super().work_waiter(queues, timeout_s)
         return waiter
-
-    # --- worker statuses --------------------------------------------------------------------
-
-    def _status_keys(self) -> list[str]:
-        return [
-            f"{self.prefix}:workers",
-            f"{self.prefix}:worker-bodies",
-            f"{self.prefix}:worker-published",
-        ]
-
-    @translated
-    def publish_status(self, worker_id: str, body: bytes, ttl_s: float) -> None:
-        self._run("PUBLISH", self._status_keys(), [worker_id, body, repr(float(ttl_s))])
-
-    @translated
-    def worker_statuses(self) -> list[WorkerStatus]:
-        reply = self._run("STATUSES", self._status_keys(), [])
-        statuses = [
-            WorkerStatus(worker_id.decode(), body, float(published))
-            for worker_id, body, published in zip(*[iter(reply)] * 3, strict=True)
-        ]
-        return sorted(statuses, key=lambda status: status.worker_id)
-
-    @translated
-    def remove_status(self, worker_id: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        for key in self._status_keys():
-            (pipe.zrem if key.endswith("workers") else pipe.hdel)(key, worker_id)
-        pipe.execute()
-
-    # --- estimator history ------------------------------------------------------------------
-
-    @translated
-    def record_durations(self, durations: Mapping[str, Sequence[float]], keep: int) -> None:
-        if not durations:
-            return
-        pipe = self.client.pipeline(transaction=False)  # history is advice: no atomicity needed
-        pipe.sadd(f"{self.prefix}:duration-classes", *durations)
-        for job_class, values in durations.items():
-            key = f"{self.prefix}:durations:{job_class}"
-            pipe.rpush(key, *(repr(float(v)) for v in values))
-            pipe.ltrim(key, -keep, -1)
-        pipe.execute()
-
-    @translated
-    def load_durations(self, keep: int) -> dict[str, list[float]]:
-        classes = sorted(
-            c.decode() for c in self.client.smembers(f"{self.prefix}:duration-classes")
-        )
-        pipe = self.client.pipeline(transaction=False)
-        for job_class in classes:
-            pipe.lrange(f"{self.prefix}:durations:{job_class}", -keep, -1)
-        replies = pipe.execute() if classes else []
-        return {c: [float(v) for v in r] for c, r in zip(classes, replies, strict=True) if r}
 
     def open_async_client(self) -> Any:
         """A redis.asyncio client on the same server and prefix (``redis_async``), or this
