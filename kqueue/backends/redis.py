@@ -23,8 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kqueue.backends import redact_url
-from kqueue.backends import redis_scripts as lua
+from kqueue.backends import redact_url, redis_scripts, redis_scripts_handles, redis_scripts_ops
 from kqueue.backends.base import (
     Backend,
     Lease,
@@ -62,6 +61,18 @@ CHUNK = 500
 PASSWORD_ENV = "KQUEUE_REDIS_PASSWORD"
 
 
+#: Every script the backend runs, by name (the message lifecycle, the handles', the operators').
+SCRIPTS = {
+    name: getattr(module, name)
+    for module, names in (
+        (redis_scripts, ("ENQUEUE", "SUBMIT", "LEASE", "ACK", "EXTEND", "REQUEUE", "DEAD")),
+        (redis_scripts_handles, ("LOOKUP", "CANCEL", "CANCEL_REQUESTED")),
+        (redis_scripts_ops, ("REQUEUE_DEAD", "DEAD_LETTERS", "COUNTS", "PUBLISH", "STATUSES")),
+    )
+    for name in names
+}
+
+
 def close_pool_sockets(pool: Any) -> None:
     """Close this process's copies of the sockets of a redis-py pool's connections.
 
@@ -97,26 +108,7 @@ class RedisBackend(
         self.client = client
         self.safe_url = safe_url
         self.prefix = prefix
-        self._scripts = {
-            name: client.register_script(getattr(lua, name))
-            for name in (
-                "ENQUEUE",
-                "SUBMIT",
-                "LOOKUP",
-                "CANCEL",
-                "CANCEL_REQUESTED",
-                "LEASE",
-                "ACK",
-                "EXTEND",
-                "REQUEUE",
-                "DEAD",
-                "REQUEUE_DEAD",
-                "DEAD_LETTERS",
-                "COUNTS",
-                "PUBLISH",
-                "STATUSES",
-            )
-        }
+        self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         #: Queues this client added to the ``queues`` set already (each is added once).
         self._listed: set[str] = set()
         #: The blocking wait of ``wait_for_work`` (its own connection, watched by the loop); a

@@ -1,7 +1,8 @@
 """What job handles ask of the Redis backend: unique submits, lookups, cancels, waits.
 
 A mixin of ``RedisBackend`` (its scripts, keys and pipelined batches); the scripts are
-``SUBMIT``, ``LOOKUP``, ``CANCEL`` and ``CANCEL_REQUESTED`` in ``redis_scripts``.
+``SUBMIT`` in ``redis_scripts``, ``LOOKUP``, ``CANCEL`` and ``CANCEL_REQUESTED`` in
+``redis_scripts_handles``.
 """
 
 from __future__ import annotations

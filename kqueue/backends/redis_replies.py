@@ -59,7 +59,7 @@ def parse_leases(queue: str, token: str, reply: list) -> list[Lease]:
 
 
 def job_record(job_id: str, queue: str, reply: list, now: float) -> JobRecord:
-    """A LOOKUP reply as a ``JobRecord`` (see ``redis_scripts.LOOKUP``)."""
+    """A LOOKUP reply as a ``JobRecord`` (see ``redis_scripts_handles.LOOKUP``)."""
     state, attempts, enqueued, due, at, worker, error, failed, record, body = reply
     state = state.decode()
 
