@@ -16,7 +16,7 @@ from tests.conftest import run_experiment
         # the live part, compressed: tuned with the budget searched, replayed, every job done
         (
             "seed_target.py",
-            ["--only-live", "--live-minutes", "0.2", "--live-time-scale", "0.1"],
+            ["--only-live", "--live-minutes", "0.1", "--live-time-scale", "0.1"],
             "live, this box",
         ),
     ],
