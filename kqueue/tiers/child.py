@@ -32,6 +32,7 @@ from typing import Any
 from kqueue.api.context import CurrentJob, running
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
+from kqueue.tiers import heap
 from kqueue.tiers.base import FINAL, failure_of, settle_return
 from kqueue.tiers.inherit import release_backend
 from kqueue.tiers.procs import die_with_parent, own_memory_mb, peak_rss_mb, reset_peak_rss
@@ -95,16 +96,30 @@ def prepare(app: Any, parent_pid: int) -> None:
 
 
 def serve(conn: Any, app: Any, parent_pid: int) -> None:
-    """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe."""
+    """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe.
+
+    After a job that grew its memory, the process gives the freed part back once it has waited
+    ``heap.POOL_IDLE_S`` for the next request (``kqueue.tiers.heap``): never between jobs that
+    come one after another.
+    """
     prepare(app, parent_pid)
+    kept = heap.PoolHeap(_resident_mb())
     while True:
         try:
+            if kept.due and not conn.poll(heap.POOL_IDLE_S):
+                kept.trim(_resident_mb)
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
         if data == STOP:
             return
-        _reply(conn, run_job(app, decode(data)))
+        result = run_job(app, decode(data))
+        _reply(conn, result)
+        kept.after_job(result["rss_mb"])
+
+
+def _resident_mb() -> float:
+    return own_memory_mb()[1]
 
 
 def run_once(conn: Any, app: Any, parent_pid: int, request: dict[str, Any]) -> None:
