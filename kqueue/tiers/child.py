@@ -32,6 +32,7 @@ from typing import Any
 from kqueue.api.context import CurrentJob, running
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
+from kqueue.policy.trim import POOL_IDLE_S
 from kqueue.tiers import heap
 from kqueue.tiers.base import FINAL, failure_of, settle_return
 from kqueue.tiers.inherit import release_backend
@@ -99,14 +100,14 @@ def serve(conn: Any, app: Any, parent_pid: int) -> None:
     """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe.
 
     After a job that grew its memory, the process gives the freed part back once it has waited
-    ``heap.POOL_IDLE_S`` for the next request (``kqueue.tiers.heap``): never between jobs that
+    ``POOL_IDLE_S`` for the next request (``kqueue.policy.trim``): never between jobs that
     come one after another.
     """
     prepare(app, parent_pid)
     kept = heap.PoolHeap(_resident_mb())
     while True:
         try:
-            if kept.due and not conn.poll(heap.POOL_IDLE_S):
+            if kept.due and not conn.poll(POOL_IDLE_S):
                 kept.trim(_resident_mb)
             data = conn.recv_bytes()
         except (EOFError, OSError):

@@ -7,14 +7,11 @@ holds the high-water mark of its jobs' memory between jobs, for as long as it li
 ``docs/DECISIONS.md``, issue 20). ``malloc_trim(0)`` returns every free page of the heap, top
 and middle, to the OS.
 
-Where it runs, off the jobs' critical path:
-
-- a pool process (``kqueue.tiers.child.serve``), after a job that left its resident memory at
-  least ``TRIM_AFTER_GROWTH_MB`` above what it held after its last trim, once no request has
-  come for ``POOL_IDLE_S``: a busy process never trims, and a job queued in its pipe starts at
-  once;
-- the worker (``kqueue.tiers.inline.InlineRunner.maintain``), at most every
-  ``WORKER_TRIM_INTERVAL_S``, when inline jobs ended since its last trim.
+When, off the jobs' critical path, is ``kqueue.policy.trim``'s rule (the simulator runs it too):
+a pool process (``kqueue.tiers.child.serve``) after a job that grew it, once it has waited
+``POOL_IDLE_S`` for its next request, so a busy process never trims and a job queued in its pipe
+starts at once; the worker (``kqueue.tiers.inline.InlineRunner.maintain``) at most every
+``WORKER_TRIM_INTERVAL_S``, when inline jobs ended since its last trim.
 
 What it costs: the next job that needs the memory faults it in again (measured in
 ``experiments/heap_trim.py``). On a C library other than glibc every call here is a no-op.
@@ -31,17 +28,15 @@ import platform
 import time
 from collections.abc import Callable
 
-#: A pool process trims after a job that left it holding this much more than after its last trim.
-TRIM_AFTER_GROWTH_MB = 1.0
-#: ... once it has waited this long for its next request, seconds.
-POOL_IDLE_S = 1.0
-#: The worker trims at most this often, when inline jobs ran since its last trim, seconds.
-WORKER_TRIM_INTERVAL_S = 5.0
+from kqueue.policy.trim import pool_trim_due, worker_trim_due
 
 
 @functools.cache
 def libc_malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None on another C library (musl, macOS, Windows)."""
+    """glibc's ``malloc_trim``, or None on another C library (musl, macOS, Windows).
+
+    Resolved once; the pool resolves it before it forks, so its children inherit it.
+    """
     if platform.libc_ver()[0] != "glibc":
         return None
     try:
@@ -81,18 +76,17 @@ class PoolHeap:
 
     Args:
         resident_mb: the process's resident memory now (after it started), MB.
-        growth_mb: the growth that makes a trim due, MB.
     """
 
-    def __init__(self, resident_mb: float, growth_mb: float = TRIM_AFTER_GROWTH_MB):
-        self.floor_mb, self.growth_mb = resident_mb, growth_mb
+    def __init__(self, resident_mb: float):
+        self.floor_mb = resident_mb
         self.due = False
         #: Trims done, for tests and status.
         self.trims = 0
 
     def after_job(self, resident_mb: float) -> None:
         """A job ended leaving the process at ``resident_mb`` MB: is a trim due?"""
-        self.due = available() and resident_mb - self.floor_mb >= self.growth_mb
+        self.due = available() and pool_trim_due(self.floor_mb, resident_mb)
 
     def trim(self, resident_mb: Callable[[], float]) -> None:
         """Trim now; what ``resident_mb()`` reads after it is the new floor."""
@@ -102,14 +96,9 @@ class PoolHeap:
 
 
 class PeriodicTrim:
-    """The worker's trims: at most every ``interval_s``, and only after jobs ran (``note_job``).
+    """The worker's trims: at most every ``WORKER_TRIM_INTERVAL_S``, after jobs (``note_job``)."""
 
-    Args:
-        interval_s: the least time between two trims, seconds.
-    """
-
-    def __init__(self, interval_s: float = WORKER_TRIM_INTERVAL_S):
-        self.interval_s = interval_s
+    def __init__(self) -> None:
         self._jobs_since = False
         self._last_s = time.monotonic()
         #: Trims done, for tests and status.
@@ -120,8 +109,8 @@ class PeriodicTrim:
         self._jobs_since = True
 
     def maybe(self, now_s: float) -> bool:
-        """Trim if jobs ran since the last trim and ``interval_s`` passed (monotonic ``now_s``)."""
-        if not self._jobs_since or now_s - self._last_s < self.interval_s or not available():
+        """Trim if ``kqueue.policy.trim.worker_trim_due`` (``now_s``: ``time.monotonic()``)."""
+        if not worker_trim_due(self._jobs_since, self._last_s, now_s) or not available():
             return False
         self._jobs_since, self._last_s = False, now_s
         trim()

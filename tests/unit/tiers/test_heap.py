@@ -15,6 +15,7 @@ from kqueue.job import App
 from kqueue.ops.synthetic import touch_memory
 from kqueue.policy.config import Config, JobSettings, Tier
 from kqueue.policy.status import Status
+from kqueue.policy.trim import POOL_IDLE_S
 from kqueue.tiers import heap
 from kqueue.tiers.base import Invocation
 from kqueue.tiers.pool import PoolRunner
@@ -83,7 +84,7 @@ def test_a_pool_process_gives_memory_back_once_idle(tmp_path):
             pid = int(outcome.result)
             held_mb = rss_mb(pid)
             # When no request comes for a while
-            deadline = time.monotonic() + 10 * heap.POOL_IDLE_S + 10
+            deadline = time.monotonic() + 10 * POOL_IDLE_S + 10
             while rss_mb(pid) > held_mb - HELD_MB / 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             idle_mb = rss_mb(pid)
@@ -120,7 +121,7 @@ def test_a_trim_is_due_after_a_job_that_grew_the_process(floor_mb, after_mb, due
 
 @glibc
 def test_the_worker_trims_at_most_every_interval_and_only_after_jobs():
-    trims = heap.PeriodicTrim(interval_s=5.0)
+    trims = heap.PeriodicTrim()  # WORKER_TRIM_INTERVAL_S = 5
     start_s = time.monotonic()
     assert not trims.maybe(start_s + 10)  # no inline job ran
     trims.note_job()
