@@ -13,6 +13,7 @@ from tests.conftest import run_experiment
         ("sim_theory.py", ["--jobs", "3000"], "M/D/1"),
         ("sim_speed.py", ["--jobs", "3000"], "median"),
         ("seed_target.py", ["--jobs", "3000"], "prototype, 1 host"),
+        ("heap_trim.py", ["--small"], "job after a trim"),
     ],
 )
 def test_experiment_runs_small(script, args, expected):
