@@ -22,7 +22,7 @@ minute 5 against minute 30 (the windows scale with ``--duration-s``: the minute 
 sixth of the run, and the last minute of dispatch, not the drain after it, when no isolated
 child is left to share pages), in samples where every pool process was there (not one being
 replaced), each window's median and its lowest sample side by side. The memory of a sample
-includes what the pool jobs running at that instant hold (up to 30 MB each), so the medians move
+includes what the pool jobs running at that instant hold (7-35 MB each), so the medians move
 with how many run; a window's lowest sample, the one with the least job memory in flight, is
 the nearest to what the processes hold standing, and the memory target is judged on it. With
 ``--check`` (default for runs of 10 minutes or more) it exits 1 unless nothing was lost or
