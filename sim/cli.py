@@ -134,6 +134,9 @@ def _add_tune(subparsers) -> None:
     p.add_argument("--keep-limits", action="store_true",
                    help="keep the base config's timeout_s / max_memory_mb and count what they "
                    "kill (default: set per-class limits above each class's tail)")  # fmt: skip
+    p.add_argument("--search-budget", action=argparse.BooleanOptionalAction, default=True,
+                   help="search the least memory_budget_mb that still meets every target and "
+                   "write it (default: on; off writes --memory-budget as given)")  # fmt: skip
     p.add_argument("--out", default="kqueue.toml", help="config file to write (kqueue.toml)")
     p.add_argument("--report", help="directory for summary.md and the PNGs")
     p.add_argument("--processes", type=int, help="simulation processes (default: all cores)")
@@ -158,14 +161,26 @@ def run_tune(args: argparse.Namespace) -> int:
         progress = TuneProgress() if args.progress else None
         with progress if progress is not None else contextlib.nullcontext():
             found = tune(prepared, problem, processes=args.processes, progress=progress)
-        found = _with_budget(found)
+            found, budget_lines = _budget(args, prepared, found, progress)
         Path(args.out).write_text(found.config.to_toml())
         if args.report:
-            _write_tune_report(args, prepared, found, notes)
+            _write_tune_report(args, prepared, found, notes, budget_lines)
     except (KQueueError, ValueError, OSError) as exc:
         return _fail("tune", exc)
     print(_tune_summary(found, args, notes))
+    print("\n".join(budget_lines))
     return 0
+
+
+def _budget(args, prepared, found, progress):
+    """(the answer with its budget written, the report's budget lines): the searched least
+    budget (``sim.tune.guarantee``), or with ``--no-search-budget`` the one given."""
+    if not args.search_budget:
+        return _with_budget(found), []
+    from sim.tune.guarantee import adopt, search_budget
+
+    searched = search_budget(found, prepared, processes=args.processes, progress=progress)
+    return adopt(found, searched), searched.lines()
 
 
 def _with_budget(found):
@@ -180,7 +195,7 @@ def _with_budget(found):
     return dataclasses.replace(found, config=kept)
 
 
-def _write_tune_report(args, prepared, found, notes=()) -> None:
+def _write_tune_report(args, prepared, found, notes=(), budget_lines=()) -> None:
     from sim.model.replay import simulate
     from sim.tune.hosts import simulate_hosts
     from sim.tune.report import write_report
@@ -192,7 +207,7 @@ def _write_tune_report(args, prepared, found, notes=()) -> None:
         simulate_hosts(prepared, found.config, problem, found.hosts) if found.hosts > 1 else ()
     )
     write_report(args.report, found, chosen, default, args.trace, per_host=per_host,
-                 spread=tune_spread(found), notes=notes)  # fmt: skip
+                 spread=tune_spread(found), notes=notes, budget=budget_lines)  # fmt: skip
 
 
 def tune_spread(found) -> dict[str, list[float]]:

@@ -96,10 +96,12 @@ def cmd_run(args) -> int:
     from kqueue.tiers.heap import freeze_for_fork
     from kqueue.worker import Worker
     from kqueue.worker.allocator import limit_arenas
+    from kqueue.worker.gil import shorten_switch_interval
 
     hangups = reload.note_hangups()  # a SIGHUP from now on reloads (see kqueue.ops.reload)
     term_with_parent_from_env()  # started by replay or calibrate: end with them
     limit_arenas()  # before the app or the worker starts a thread (see kqueue.worker.allocator)
+    shorten_switch_interval()  # the loop hands jobs over behind computing ones (kqueue.worker.gil)
     app = App.from_spec(args.app)
     if args.backend:
         app = app.with_backend(args.backend)

@@ -47,6 +47,7 @@ from kqueue.tiers import heap
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb
 from kqueue.worker import Worker
+from kqueue.worker.gil import worker_switch_interval
 
 QUEUE = "kqueue-calibrate"
 #: The pool's no-op job is declared this long, so the pool hands each one over after the last
@@ -259,7 +260,8 @@ def measure_gil_handoff_s(app: App, workdir: Path, handoff_s: float) -> float:
     burn = encode_message("kqueue.ops.calibrate.burn_inline", (GIL_BURN_S,), {}, now)
     noop = encode_message("kqueue.ops.calibrate.noop_inline", (), {}, now)
     config = Config(max_concurrent_inline=2, poll_interval_s=0.05)
-    rows = _burst(app, [burn] + [noop] * GIL_NOOPS, config, workdir / "gil.csv")
+    with worker_switch_interval():  # as ``kqueue run`` sets it
+        rows = _burst(app, [burn] + [noop] * GIL_NOOPS, config, workdir / "gil.csv")
     burning = [r for r in rows if r["job_class"].endswith("burn_inline")]
     if not burning:
         return 0.0

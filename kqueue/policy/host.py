@@ -47,10 +47,10 @@ class HostProfile:
     inline_dispatch_s: float = 0.0002
     #: What an inline job waits to start for each inline job computing when it is handed over:
     #: the worker's loop and then the job's thread each wait for the GIL, which a computing
-    #: thread gives up only every switch interval (``sys.getswitchinterval()``, 5 ms). Fitted
-    #: on this project's live traces: 16 ms median with one CPU-bound inline job running,
-    #: 30-40 ms with two or three, about 2 ms with none.
-    gil_handoff_s: float = 0.015
+    #: thread gives up only every switch interval. ``kqueue run`` sets that interval to 1 ms
+    #: (``kqueue.worker.gil``); ``kqueue calibrate`` measured 1.8-2.3 ms here with it, 6.5-7.2 ms
+    #: at CPython's default 5 ms.
+    gil_handoff_s: float = 0.002
     #: Handing one job to a pool process and getting its result back (pickling, pipes).
     pool_dispatch_s: float = 0.002
     #: Handing one job to a freshly started isolated process, on top of ``spawn_s``.

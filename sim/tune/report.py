@@ -74,8 +74,9 @@ def peak_isolated(result: SimResult) -> int:
 def summary_markdown(tuned: TuneResult, recommended: SimResult, default: SimResult,
                      source: str, per_host: Sequence[SimResult] = (),
                      spread: Mapping[str, Sequence[float]] | None = None,
-                     notes: Sequence[str] = ()) -> str:  # fmt: skip
-    """The Markdown summary; ``per_host``, ``spread`` and ``notes`` as in ``write_report``."""
+                     notes: Sequence[str] = (), budget: Sequence[str] = ()) -> str:  # fmt: skip
+    """The Markdown summary; ``per_host``, ``spread``, ``notes``, ``budget`` as in
+    ``write_report``."""
     p = tuned.problem
     lines = _header_lines(tuned, recommended, source, notes)
     if recommended.default_cpu_rows or recommended.default_memory_rows:
@@ -93,6 +94,8 @@ def summary_markdown(tuned: TuneResult, recommended: SimResult, default: SimResu
         f"| `{key}` | {getattr(p.base, key):g} | {getattr(tuned.config, key):g} |"
         for key in TUNED_KEYS
     ]
+    if budget:
+        lines += ["", "## Memory budget (searched)", "", "```", *budget, "```"]
     lines += _front_lines(tuned) + _hosts_lines(per_host, p) + _spread_lines(spread)
     figures = ["pareto", "memory", "waits"] + (["hosts"] if per_host else [])
     lines += ["", *(f"![{name}]({name}.png)" for name in figures), ""]
@@ -269,7 +272,7 @@ def _spread_lines(spread: Mapping[str, Sequence[float]] | None) -> list[str]:
 def write_report(directory: str | Path, tuned: TuneResult, recommended: SimResult,
                  default: SimResult, source: str, *, per_host: Sequence[SimResult] = (),
                  spread: Mapping[str, Sequence[float]] | None = None,
-                 notes: Sequence[str] = ()) -> Path:  # fmt: skip
+                 notes: Sequence[str] = (), budget: Sequence[str] = ()) -> Path:  # fmt: skip
     """Write ``summary.md`` and the PNGs into ``directory`` (created); returns its path.
 
     Args:
@@ -282,10 +285,11 @@ def write_report(directory: str | Path, tuned: TuneResult, recommended: SimResul
         spread: optional, ``{metric: values over seeds and shares}`` (e.g. ``{"hosts needed":
             [27, 29, 29], "worst p95 wait of the pool group (s)": [...]}``); adds a table.
         notes: lines to state under the header (jobs dropped, empty SLO groups).
+        budget: the searched budget's lines (``sim.tune.guarantee.BudgetSearch.lines``).
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    text = summary_markdown(tuned, recommended, default, source, per_host, spread, notes)
+    text = summary_markdown(tuned, recommended, default, source, per_host, spread, notes, budget)
     (out / "summary.md").write_text(text)
     for name, figure in figures(tuned, recommended, default, per_host).items():
         figure.savefig(out / f"{name}.png", dpi=100)

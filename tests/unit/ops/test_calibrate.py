@@ -36,13 +36,14 @@ def test_calibrate_writes_every_host_key_in_under_a_minute_and_the_simulator_rea
     assert host.cores >= 1 and 0 < host.cpu_share <= 1
     assert host.spawn_s > 0 and host.worker_mb > 0 and host.pool_process_mb > 0
     assert 0 <= host.retained_job_mb < 1000
-    # a computing inline job makes another one's hand-over wait for the GIL (5 ms switches);
+    # a computing inline job makes another one's hand-over wait for the GIL (the worker's 1 ms
+    # switches: about 2 ms here);
     # the wait shows only while the worker gets a core to compute on: on a host so busy that it
     # gets less (calibrate measured 0.27 of a core beside other load here), the scheduler's
     # waits swamp the switch and the difference of two medians measured under it can be ~0
     assert 0 <= host.gil_handoff_s < 0.2
     if host.cores * host.cpu_share >= 1.0:
-        assert host.gil_handoff_s > 0.002, host
+        assert host.gil_handoff_s > 0.0005, host
 
 
 def test_calibrate_against_redis(tmp_path, redis_server):

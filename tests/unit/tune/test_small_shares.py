@@ -14,8 +14,10 @@ from kqueue.policy import Config, HostProfile
 from sim.model.replay import prepare
 from sim.model.theory import poisson_trace
 from sim.tune import split
+from sim.tune.bounds import host_bounds
 from sim.tune.evaluate import Problem
-from sim.tune.search import MIN_SHARE_JOBS, host_bounds, tune
+from sim.tune.host_search import MIN_SHARE_JOBS
+from sim.tune.search import tune
 from sim.tune.slo import DEFAULT_SLOS
 from sim.tune.space import profile
 

@@ -10,8 +10,9 @@ from kqueue.errors import ConfigError
 from kqueue.policy import Config, HostProfile
 from sim.model.replay import prepare, simulate
 from sim.model.theory import erlang_c, poisson_trace
+from sim.tune.bounds import one_host_bound
 from sim.tune.evaluate import Evaluation, Problem, evaluate, select
-from sim.tune.search import one_host_bound, tune
+from sim.tune.search import tune
 from sim.tune.slo import DEFAULT_SLOS, Slo, job_groups, margins, parse_slo, parse_slos
 from sim.tune.space import erlang_c_series, profile, threshold_between
 
@@ -154,7 +155,7 @@ def test_no_slos_given_means_the_stated_defaults():
 
 
 def test_long_classes_are_never_routed_inline():
-    from sim.tune.search import candidates
+    from sim.tune.candidates import candidates
 
     # Given hours-long jobs with little CPU (inline would be the least memory, and unsafe)
     trace = poisson_trace(300, 1 / 600, 3600.0, seed=3)
