@@ -9,8 +9,10 @@ registered name; nothing is pickled but plain data. Requests and results are JSO
               "retryable": bool, "retry_delay_s": float | null, "started_at": float,
               "finished_at": float, "cpu_s": float, "memory_mb": float, "rss_mb": float}
 
-``memory_mb`` is the peak resident memory of the process while the job ran (the peak is reset
-at job start on Linux); ``rss_mb`` is what the process holds after the job (for recycling).
+``memory_mb`` is the job's memory (``kqueue.policy.memory.job_memory_mb``): the process's peak
+resident memory while the job ran (the peak is reset at job start on Linux) less what the process
+held when fresh, before its first job (the interpreter the twin counts as the process's own);
+``rss_mb`` is what the process holds after the job (for recycling).
 The job's memory limit is a soft ``RLIMIT_AS`` of the process's virtual size at job start plus
 ``max_memory_mb``: going past it raises ``MemoryError`` inside the job, reported as ``memory``.
 """
@@ -30,6 +32,7 @@ import traceback
 from typing import Any
 
 from kqueue.api.context import CurrentJob, running
+from kqueue.policy.memory import job_memory_mb
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
 from kqueue.policy.trim import POOL_IDLE_S
@@ -104,7 +107,8 @@ def serve(conn: Any, app: Any, parent_pid: int) -> None:
     come one after another.
     """
     prepare(app, parent_pid)
-    kept = heap.PoolHeap(_resident_mb())
+    base_rss_mb = own_memory_mb()[1]  # fresh: what every job's memory is counted above
+    kept = heap.PoolHeap(base_rss_mb)
     while True:
         try:
             if kept.due and not conn.poll(POOL_IDLE_S):
@@ -114,7 +118,7 @@ def serve(conn: Any, app: Any, parent_pid: int) -> None:
             return
         if data == STOP:
             return
-        result = run_job(app, decode(data))
+        result = run_job(app, decode(data), base_rss_mb)
         _reply(conn, result)
         kept.after_job(result["rss_mb"])
 
@@ -126,7 +130,7 @@ def _resident_mb() -> float:
 def run_once(conn: Any, app: Any, parent_pid: int, request: dict[str, Any]) -> None:
     """An isolated process: run one request, report, exit."""
     prepare(app, parent_pid)
-    _reply(conn, run_job(app, request))
+    _reply(conn, run_job(app, request, own_memory_mb()[1]))
 
 
 def _reply(conn: Any, result: dict[str, Any]) -> None:
@@ -136,10 +140,15 @@ def _reply(conn: Any, result: dict[str, Any]) -> None:
         os._exit(MEMORY_EXIT_CODE)
 
 
-def run_job(app: Any, request: dict[str, Any]) -> dict[str, Any]:
-    """Run one request's job in this process and measure it; never raises for the job's failure."""
+def run_job(app: Any, request: dict[str, Any], base_rss_mb: float | None = None) -> dict[str, Any]:
+    """Run one request's job in this process and measure it; never raises for the job's failure.
+
+    ``base_rss_mb`` is the process's resident memory when it was fresh (default: now); the job's
+    ``memory_mb`` is its peak above that (``kqueue.policy.memory.job_memory_mb``).
+    """
     job = app.jobs[request["name"]]
     reset_peak_rss()
+    start_rss_mb = own_memory_mb()[1] if base_rss_mb is None else base_rss_mb
     usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.time()
     status, error, value, failure = Status.OK, "", None, Failure()
@@ -172,7 +181,7 @@ def run_job(app: Any, request: dict[str, Any]) -> dict[str, Any]:
         "started_at": started,
         "finished_at": finished,
         "cpu_s": cpu_s,
-        "memory_mb": peak_rss_mb(after),
+        "memory_mb": job_memory_mb(peak_rss_mb(after), start_rss_mb),
         "rss_mb": own_memory_mb()[1],
     }
 

@@ -22,6 +22,7 @@ from typing import Any
 from kqueue.api.context import CurrentJob, running
 from kqueue.policy.config import Tier
 from kqueue.policy.limits import over_timeout
+from kqueue.policy.memory import job_memory_mb
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
@@ -283,7 +284,7 @@ class InlineRunner(TierRunner):
             started,
             time.time(),
             meter.cpu_s,
-            max(0.0, peak_rss_mb() - peak_before),
+            job_memory_mb(peak_rss_mb(), peak_before),
             error,
             where="event-loop",
             result=value,
@@ -319,7 +320,7 @@ class InlineRunner(TierRunner):
             started,
             finished,
             time.thread_time() - cpu_before,
-            max(0.0, peak_rss_mb() - peak_before),
+            job_memory_mb(peak_rss_mb(), peak_before),
             error,
             where=threading.current_thread().name,
             result=value,
