@@ -35,6 +35,8 @@ from kqueue.api.context import CurrentJob, running
 from kqueue.policy.memory import job_memory_mb
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
+from kqueue.policy.trim import POOL_IDLE_S
+from kqueue.tiers import heap
 from kqueue.tiers.base import FINAL, failure_of, settle_return
 from kqueue.tiers.inherit import release_backend
 from kqueue.tiers.procs import die_with_parent, own_memory_mb, peak_rss_mb, reset_peak_rss
@@ -98,17 +100,31 @@ def prepare(app: Any, parent_pid: int) -> None:
 
 
 def serve(conn: Any, app: Any, parent_pid: int) -> None:
-    """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe."""
+    """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe.
+
+    After a job that grew its memory, the process gives the freed part back once it has waited
+    ``POOL_IDLE_S`` for the next request (``kqueue.policy.trim``): never between jobs that
+    come one after another.
+    """
     prepare(app, parent_pid)
     base_rss_mb = own_memory_mb()[1]  # fresh: what every job's memory is counted above
+    kept = heap.PoolHeap(base_rss_mb)
     while True:
         try:
+            if kept.due and not conn.poll(POOL_IDLE_S):
+                kept.trim(_resident_mb)
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
         if data == STOP:
             return
-        _reply(conn, run_job(app, decode(data), base_rss_mb))
+        result = run_job(app, decode(data), base_rss_mb)
+        _reply(conn, result)
+        kept.after_job(result["rss_mb"])
+
+
+def _resident_mb() -> float:
+    return own_memory_mb()[1]
 
 
 def run_once(conn: Any, app: Any, parent_pid: int, request: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from kqueue.policy.memory import job_memory_mb
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
+from kqueue.tiers import heap
 from kqueue.tiers.base import (
     FINAL,
     Invocation,
@@ -218,6 +219,8 @@ class InlineRunner(TierRunner):
         super().__init__(app, config)
         self._running = 0
         self._threads = _SyncThreads(config.max_concurrent_inline, self._run_sync)
+        #: Gives the heap's free memory back every few seconds after inline jobs ran.
+        self.heap = heap.PeriodicTrim()
 
     def capacity(self) -> int:
         return self.config.max_concurrent_inline
@@ -235,6 +238,7 @@ class InlineRunner(TierRunner):
             return await self._run_async(invocation)
         finally:
             self._running -= 1
+            self.heap.note_job()
 
     def launch(self, invocation: Invocation, on_done: OnDone) -> Any:
         """Async jobs become tasks on the loop; sync jobs go to the threads' queue."""
@@ -244,6 +248,7 @@ class InlineRunner(TierRunner):
 
         def finished(outcome: Outcome) -> None:
             self._running -= 1
+            self.heap.note_job()
             on_done(outcome)
 
         return self._threads.submit(invocation, finished)
@@ -321,6 +326,10 @@ class InlineRunner(TierRunner):
             result=value,
             failure=failure,
         )
+
+    def maintain(self, waiting: int, now_s: float) -> None:
+        """Give freed memory back (``kqueue.tiers.heap``), at most every few seconds."""
+        self.heap.maybe(now_s)
 
     async def stop(self, grace_s: float) -> None:
         self._threads.stop()

@@ -19,6 +19,7 @@ from tests.conftest import run_experiment
             ["--only-live", "--live-minutes", "0.1", "--live-time-scale", "0.1"],
             "live, this box",
         ),
+        ("heap_trim.py", ["--small"], "job after a trim"),
     ],
 )
 def test_experiment_runs_small(script, args, expected):
