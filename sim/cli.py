@@ -177,6 +177,9 @@ def _budget(args, prepared, found, progress):
     budget (``sim.tune.guarantee``), or with ``--no-search-budget`` the one given."""
     if not args.search_budget:
         return _with_budget(found), []
+    if not found.hosts_verified:  # its shares were too small to simulate: nothing to search on
+        why = found.unverified or "the host count is a bound"
+        return _with_budget(found), [f"memory budget: not searched ({why}); the one given is kept"]
     from sim.tune.guarantee import adopt, search_budget
 
     searched = search_budget(found, prepared, processes=args.processes, progress=progress)
@@ -203,9 +206,9 @@ def _write_tune_report(args, prepared, found, notes=(), budget_lines=()) -> None
     problem = found.problem
     chosen = simulate(found.share, found.config, problem.host)
     default = simulate(found.share, problem.base, problem.host)
-    per_host = (
-        simulate_hosts(prepared, found.config, problem, found.hosts) if found.hosts > 1 else ()
-    )
+    # a count that is a bound was not simulated: its shares are too small (even empty) to run
+    verified = found.hosts > 1 and found.hosts_verified
+    per_host = simulate_hosts(prepared, found.config, problem, found.hosts) if verified else ()
     write_report(args.report, found, chosen, default, args.trace, per_host=per_host,
                  spread=tune_spread(found), notes=notes, budget=budget_lines)  # fmt: skip
 

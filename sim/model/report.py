@@ -193,7 +193,10 @@ def _memory_steps(o: Outcome) -> dict[str, Steps]:
 
 def throughput_per_min(o: Outcome, mask: np.ndarray) -> float:
     """Jobs of ``mask`` finished by the last arrival, per minute of the arrival window (the
-    throughput rule in the module docstring; the makespan when all jobs arrive at once)."""
+    throughput rule in the module docstring; the makespan when all jobs arrive at once); 0 for
+    a run with no jobs (a host's share of a small trace can be empty)."""
+    if not len(o.submitted_s):
+        return 0.0
     first_s, last_s = float(o.submitted_s[0]), float(o.submitted_s[-1])
     finished = o.finished_s[mask]
     done = np.isfinite(o.finished_s)

@@ -20,6 +20,7 @@ from sim.tune.host_search import MIN_SHARE_JOBS
 from sim.tune.search import tune
 from sim.tune.slo import DEFAULT_SLOS
 from sim.tune.space import profile
+from tests.conftest import run_kqueue
 
 
 def _long_big_jobs(jobs: int = 600):
@@ -65,3 +66,21 @@ def test_the_split_over_many_hosts_is_the_same_without_the_tie_break_table(hosts
     with_table = split.owners(prepared, hosts, seed=5)
     assert np.array_equal(without_table, with_table)
     assert len(set(without_table.tolist())) > hosts // 2  # the jobs spread over the hosts
+
+
+def test_the_cli_reports_a_bound_answer_without_simulating_its_empty_shares(tmp_path):
+    # Given a short trace at a rate whose CPU bound gives most hosts no job at all
+    trace = poisson_trace(300, 2.0, 600.0, seed=6)
+    trace["memory_mb"] = 50.0
+    trace.to_csv(tmp_path / "jobs.csv", index=False)
+    # When it is tuned with a report and the budget search (both simulate every host's share)
+    done = run_kqueue(
+        tmp_path, "tune", "--trace", "jobs.csv", "--rate", "1000/min", "--cores", "2",
+        "--memory-budget", "4GB", "--report", "report", "--out", "tuned.toml",
+    )  # fmt: skip
+    # Then the answer is the bound, written with the budget given, and the report is written
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(at least; not verified)" in done.stdout
+    assert "memory budget: not searched" in done.stdout
+    assert (tmp_path / "report" / "summary.md").exists()
+    assert "memory_budget_mb = 4096" in (tmp_path / "tuned.toml").read_text()
