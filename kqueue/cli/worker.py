@@ -93,6 +93,7 @@ def cmd_run(args) -> int:
     from kqueue.policy.config import Config
     from kqueue.policy.ordering import parse_queue_order
     from kqueue.policy.schedule import load_schedules
+    from kqueue.tiers.heap import freeze_for_fork
     from kqueue.worker import Worker
     from kqueue.worker.allocator import limit_arenas
     from kqueue.worker.gil import shorten_switch_interval
@@ -108,6 +109,7 @@ def cmd_run(args) -> int:
 
     queue_order = parse_queue_order(args.queue_order)
     schedules = {**app.schedules, **load_schedules(args.config)}
+    freeze_for_fork()  # the app is loaded, no child forked yet (see kqueue.tiers.heap)
 
     def make_worker() -> Worker:
         return Worker(

@@ -17,6 +17,8 @@
   ``kqueue run`` process of its own, as ``kqueue replay`` and production run one.
 - ``retained_job_mb``: the largest block a process keeps after freeing it (the allocator's heap),
   so the simulator knows which jobs leave their memory with their process.
+- ``gives_back_memory``: whether a forked process that kept such a block gives it back when it
+  trims its heap as an idle pool process does (``kqueue.tiers.heap``; glibc only).
 
 The profile is one record of the pure policy, written here and read by the simulator, so the
 runtime never imports the simulator and the two cannot disagree on the file.
@@ -41,6 +43,7 @@ from kqueue.ops.synthetic import burn_cpu, touch_memory
 from kqueue.ops.worker_process import WorkerProcess, write_app_module
 from kqueue.policy.config import Config, Tier
 from kqueue.policy.host import HostProfile
+from kqueue.tiers import heap
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb
 from kqueue.worker import Worker
@@ -180,12 +183,37 @@ def measure_retained_mb(sizes_mb=RETAINED_SIZES_MB) -> float:
     return kept
 
 
-def _allocate_twice(sender, size_mb: float) -> None:
+def _allocate_twice(sender, size_mb: float, then_trim: bool = False) -> None:
+    """Send how much this process grew by keeping two freed blocks; or, ``then_trim``, how much
+    of that a trim gave back, MB."""
     before_mb = own_memory_mb()[1]
     for _ in range(2):
         block = touch_memory(size_mb)
         del block
-    sender.send(own_memory_mb()[1] - before_mb)
+    kept_mb = own_memory_mb()[1]
+    if not then_trim:
+        sender.send(kept_mb - before_mb)
+        return
+    heap.trim()
+    sender.send(kept_mb - own_memory_mb()[1])
+
+
+def measure_gives_back(size_mb: float = 16.0) -> bool:
+    """True when a process forked from here gives a kept block of ``size_mb`` back on a trim.
+
+    A fresh child allocates and frees the block twice (so the allocator keeps it, as in
+    ``measure_retained_mb``), trims as an idle pool process does, and reports how much of its
+    growth went away. False off glibc, where ``kqueue.tiers.heap.trim`` does nothing.
+    """
+    context = multiprocess.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_allocate_twice, args=(sender, size_mb, True))
+    process.start()
+    given_back_mb = receiver.recv()
+    process.join()
+    receiver.close()
+    sender.close()
+    return given_back_mb >= size_mb / 2
 
 
 def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
@@ -361,6 +389,7 @@ def calibrate(
         isolated_s = measure_handoff_s(app, Tier.ISOLATED, max(10, jobs_per_tier // 4), workdir)
         worker_mb, pool_mb, isolated_mb = measure_memory_mb(app, workdir, app_spec)
         retained_mb = measure_retained_mb()
+        gives_back = measure_gives_back()
         polls = not app.backend.wakes_on_enqueue
         app.close()
     cores = len(os.sched_getaffinity(0))
@@ -378,4 +407,5 @@ def calibrate(
         pool_process_mb=pool_mb,
         isolated_process_mb=isolated_mb,
         retained_job_mb=retained_mb,
+        gives_back_memory=gives_back,
     )

@@ -69,6 +69,9 @@ class HostProfile:
     #: job's memory goes back to the OS. A pool process keeps the high-water mark of what its
     #: jobs left, the worker that of its inline jobs together. ``inf``: everything is kept.
     retained_job_mb: float = math.inf
+    #: True when the runtime's processes give what their jobs freed back to the OS once idle
+    #: (``kqueue.policy.trim``: glibc's ``malloc_trim``); False: they keep it until they exit.
+    gives_back_memory: bool = False
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -90,7 +93,8 @@ class HostProfile:
     @classmethod
     def ideal(cls) -> HostProfile:
         """Every constant zero: unlimited cores, free dispatch and spawn, no memory, no polling."""
-        zeros = {f.name: 0 for f in dataclasses.fields(cls) if f.name not in ("polls", "cpu_share")}
+        kept = ("polls", "cpu_share", "gives_back_memory")
+        zeros = {f.name: 0 for f in dataclasses.fields(cls) if f.name not in kept}
         return cls(**zeros, polls=False)
 
     @classmethod

@@ -2,12 +2,12 @@
 
 Kept like the duration history (``kqueue.policy.estimator``): the same window and the same high
 quantile of the last ``history_window`` recorded peaks of the class (``memory_mb`` of its trace
-rows: the peak of its process, or the growth it caused inside the worker), trusted once there are
-``history_min_samples`` of them, and before that ``cold_start_mb``: ``Config.default_job_memory_mb``
-capped by the job's own ``max_memory_mb`` (by default the limit itself: a job cannot pass it, so a
-budget holds from the first job, at the price of admitting few unknown jobs at once). A high
-quantile is what admission needs: a class that is small half the time and large the other half is
-admitted for its large runs.
+rows: what the job added to its process or to the worker, ``job_memory_mb``), trusted once there
+are ``history_min_samples`` of them, and before that ``cold_start_mb``:
+``Config.default_job_memory_mb`` capped by the job's own ``max_memory_mb`` (by default the limit
+itself: a job cannot pass it, so a budget holds from the first job, at the price of admitting
+few unknown jobs at once). A high quantile is what admission needs: a class that is small half
+the time and large the other half is admitted for its large runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,21 @@ import math
 from collections.abc import Iterable
 
 from kqueue.policy.estimator import DurationHistory, quantile
+
+
+def job_memory_mb(peak_rss_mb: float, base_rss_mb: float) -> float:
+    """A job's memory, MB: the peak resident memory of where it ran while it ran, less that
+    place's own base (never below 0).
+
+    The one quantity a trace row's ``memory_mb`` holds on both sides. The twin adds a job's
+    ``memory_mb`` on top of its process's own memory (``HostProfile.pool_process_mb``,
+    ``isolated_process_mb``) or the worker's, so the runtime records the same thing: in a pool
+    or isolated process the base is the process's resident memory when fresh, before its first
+    job (the interpreter it inherited); inline, the worker's peak before the job. A pool job
+    that runs after a bigger one reads that one's retained heap too, as the twin's pool
+    process keeps its high-water mark.
+    """
+    return max(0.0, float(peak_rss_mb) - float(base_rss_mb))
 
 
 def cold_start_mb(default_mb: float, limit_mb: float) -> float:

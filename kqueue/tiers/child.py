@@ -9,8 +9,10 @@ registered name; nothing is pickled but plain data. Requests and results are JSO
               "retryable": bool, "retry_delay_s": float | null, "started_at": float,
               "finished_at": float, "cpu_s": float, "memory_mb": float, "rss_mb": float}
 
-``memory_mb`` is the peak resident memory of the process while the job ran (the peak is reset
-at job start on Linux); ``rss_mb`` is what the process holds after the job (for recycling).
+``memory_mb`` is the job's memory (``kqueue.policy.memory.job_memory_mb``): the process's peak
+resident memory while the job ran (the peak is reset at job start on Linux) less what the process
+held when fresh, before its first job (the interpreter the twin counts as the process's own);
+``rss_mb`` is what the process holds after the job (for recycling).
 The job's memory limit is a soft ``RLIMIT_AS`` of the process's virtual size at job start plus
 ``max_memory_mb``: going past it raises ``MemoryError`` inside the job, reported as ``memory``.
 """
@@ -30,8 +32,11 @@ import traceback
 from typing import Any
 
 from kqueue.api.context import CurrentJob, running
+from kqueue.policy.memory import job_memory_mb
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
+from kqueue.policy.trim import POOL_IDLE_S
+from kqueue.tiers import heap
 from kqueue.tiers.base import FINAL, failure_of, settle_return
 from kqueue.tiers.inherit import release_backend
 from kqueue.tiers.procs import die_with_parent, own_memory_mb, peak_rss_mb, reset_peak_rss
@@ -95,16 +100,31 @@ def prepare(app: Any, parent_pid: int) -> None:
 
 
 def serve(conn: Any, app: Any, parent_pid: int) -> None:
-    """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe."""
+    """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe.
+
+    After a job that grew its memory, the process gives the freed part back once it has waited
+    ``POOL_IDLE_S`` for the next request (``kqueue.policy.trim``): never between jobs that
+    come one after another.
+    """
     prepare(app, parent_pid)
+    base_rss_mb = own_memory_mb()[1]  # fresh: what every job's memory is counted above
+    kept = heap.PoolHeap(base_rss_mb)
     while True:
         try:
+            if kept.due and not conn.poll(POOL_IDLE_S):
+                kept.trim(_resident_mb)
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
         if data == STOP:
             return
-        _reply(conn, run_job(app, decode(data)))
+        result = run_job(app, decode(data), base_rss_mb)
+        _reply(conn, result)
+        kept.after_job(result["rss_mb"])
+
+
+def _resident_mb() -> float:
+    return own_memory_mb()[1]
 
 
 def run_once(
@@ -121,7 +141,7 @@ def run_once(
     prepare(app, parent_pid)
     if entry is not None and not entry.enter():
         request = {**request, "max_memory_mb": max_memory_mb}
-    _reply(conn, run_job(app, request))
+    _reply(conn, run_job(app, request, own_memory_mb()[1]))
 
 
 def _reply(conn: Any, result: dict[str, Any]) -> None:
@@ -131,10 +151,15 @@ def _reply(conn: Any, result: dict[str, Any]) -> None:
         os._exit(MEMORY_EXIT_CODE)
 
 
-def run_job(app: Any, request: dict[str, Any]) -> dict[str, Any]:
-    """Run one request's job in this process and measure it; never raises for the job's failure."""
+def run_job(app: Any, request: dict[str, Any], base_rss_mb: float | None = None) -> dict[str, Any]:
+    """Run one request's job in this process and measure it; never raises for the job's failure.
+
+    ``base_rss_mb`` is the process's resident memory when it was fresh (default: now); the job's
+    ``memory_mb`` is its peak above that (``kqueue.policy.memory.job_memory_mb``).
+    """
     job = app.jobs[request["name"]]
     reset_peak_rss()
+    start_rss_mb = own_memory_mb()[1] if base_rss_mb is None else base_rss_mb
     usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.time()
     status, error, value, failure = Status.OK, "", None, Failure()
@@ -167,7 +192,7 @@ def run_job(app: Any, request: dict[str, Any]) -> dict[str, Any]:
         "started_at": started,
         "finished_at": finished,
         "cpu_s": cpu_s,
-        "memory_mb": peak_rss_mb(after),
+        "memory_mb": job_memory_mb(peak_rss_mb(after), start_rss_mb),
         "rss_mb": own_memory_mb()[1],
     }
 

@@ -22,9 +22,11 @@ from typing import Any
 from kqueue.api.context import CurrentJob, running
 from kqueue.policy.config import Tier
 from kqueue.policy.limits import over_timeout
+from kqueue.policy.memory import job_memory_mb
 from kqueue.policy.retry import Failure
 from kqueue.policy.status import Status
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
+from kqueue.tiers import heap
 from kqueue.tiers.base import (
     FINAL,
     Invocation,
@@ -217,6 +219,8 @@ class InlineRunner(TierRunner):
         super().__init__(app, config)
         self._running = 0
         self._threads = _SyncThreads(config.max_concurrent_inline, self._run_sync)
+        #: Gives the heap's free memory back every few seconds after inline jobs ran.
+        self.heap = heap.PeriodicTrim()
 
     def capacity(self) -> int:
         return self.config.max_concurrent_inline
@@ -234,6 +238,7 @@ class InlineRunner(TierRunner):
             return await self._run_async(invocation)
         finally:
             self._running -= 1
+            self.heap.note_job()
 
     def launch(self, invocation: Invocation, on_done: OnDone) -> Any:
         """Async jobs become tasks on the loop; sync jobs go to the threads' queue."""
@@ -243,6 +248,7 @@ class InlineRunner(TierRunner):
 
         def finished(outcome: Outcome) -> None:
             self._running -= 1
+            self.heap.note_job()
             on_done(outcome)
 
         return self._threads.submit(invocation, finished)
@@ -278,7 +284,7 @@ class InlineRunner(TierRunner):
             started,
             time.time(),
             meter.cpu_s,
-            max(0.0, peak_rss_mb() - peak_before),
+            job_memory_mb(peak_rss_mb(), peak_before),
             error,
             where="event-loop",
             result=value,
@@ -314,12 +320,16 @@ class InlineRunner(TierRunner):
             started,
             finished,
             time.thread_time() - cpu_before,
-            max(0.0, peak_rss_mb() - peak_before),
+            job_memory_mb(peak_rss_mb(), peak_before),
             error,
             where=threading.current_thread().name,
             result=value,
             failure=failure,
         )
+
+    def maintain(self, waiting: int, now_s: float) -> None:
+        """Give freed memory back (``kqueue.tiers.heap``), at most every few seconds."""
+        self.heap.maybe(now_s)
 
     async def stop(self, grace_s: float) -> None:
         self._threads.stop()

@@ -43,7 +43,7 @@ from kqueue.policy.config import Tier
 from kqueue.policy.limits import timeout_left_s
 from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.status import Status
-from kqueue.tiers import child
+from kqueue.tiers import child, heap
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
 from kqueue.tiers.cgroup import CgroupMode, MemoryCgroups, detect_cgroups, note_cgroup_death
 from kqueue.tiers.handback import Deliveries, PipeReads
@@ -181,6 +181,7 @@ class PoolRunner(TierRunner):
     async def start(self) -> None:
         self._changed = asyncio.Event()
         libc_prctl()  # resolved here once, inherited by every child
+        heap.available()  # so is malloc_trim
         self.cgroups = detect_cgroups(self.config, "pool")
         for _ in range(self.config.pool_size):
             self._spawn()

@@ -61,10 +61,17 @@ class BudgetGate:
         self._memory_mb, self._estimated_s = memory_mb, estimated_s
         self._job_class, self._started_s = job_class, started_s
         self.queue: deque[tuple[int, int]] = deque()  # (job, tier code), oldest first
+        #: Jobs of each tier in ``queue`` (kept with it: ``pump`` and ``held_pool`` read it).
+        self._queued = {POOL: 0, ISOLATED: 0}
         self._admitted: dict[int, tuple[float, float, int]] = {}  # job -> (need, ends, tier)
         self.tiers = None  # set by the model: (inline, pool, isolated)
         self.peak_expected_mb = 0.0
         self.held = 0
+        #: The prediction of a class with no history (the config is frozen: worked out once).
+        self._cold_mb = cold_start_mb(config.default_job_memory_mb, config.max_memory_mb)
+        #: Per class, its prediction as of its last record (``finished`` drops it): ``pump``
+        #: asks for every offered job's need on every call, the history moves once per job.
+        self._predicted_mb: dict[str, float] = {}
 
     # --- memory ---------------------------------------------------------------------------
 
@@ -83,8 +90,11 @@ class BudgetGate:
 
     def need_mb(self, job: int, tier: int) -> float:
         """A job's need: its class's prediction, plus a process for an isolated job, MB."""
-        default_mb = cold_start_mb(self.config.default_job_memory_mb, self.config.max_memory_mb)
-        predicted = self.memory.predict_mb(self._job_class[job], default_mb)
+        job_class = self._job_class[job]
+        predicted = self._predicted_mb.get(job_class)
+        if predicted is None:
+            predicted = self.memory.predict_mb(job_class, self._cold_mb)
+            self._predicted_mb[job_class] = predicted
         return predicted + (self.host.isolated_process_mb if tier == ISOLATED else 0.0)
 
     # --- admission ------------------------------------------------------------------------
@@ -92,6 +102,7 @@ class BudgetGate:
     def submit(self, job: int, tier: int) -> None:
         """Hold a routed pool or isolated job until it fits, then hand it to its tier."""
         self.queue.append((job, tier))
+        self._queued[tier] += 1
         self.pump()
 
     def pump(self) -> None:
@@ -99,10 +110,16 @@ class BudgetGate:
         if not self.queue:
             return
         slots = {POOL: self._pool_slots(), ISOLATED: self._isolated_slots()}
+        # each tier offers its first min(slots, queued) jobs: once that many are offered, the
+        # rest of the queue (thousands, when memory holds jobs back) offers nothing more
+        left = sum(min(slots[tier], queued) for tier, queued in self._queued.items())
         offered = []
         for job, tier in self.queue:
+            if left <= 0:
+                break
             if slots[tier] > 0:
                 slots[tier] -= 1
+                left -= 1
                 offered.append((job, tier))
         if not offered:
             return
@@ -119,6 +136,7 @@ class BudgetGate:
         for index in chosen:
             job, tier = offered[index]
             self.queue.remove((job, tier))
+            self._queued[tier] -= 1
             self._admitted[job] = (needs[index], now + self._estimated_s[job], tier)
             self.tiers[tier].submit(job)
 
@@ -134,7 +152,7 @@ class BudgetGate:
 
     def held_pool(self) -> int:
         """Pool jobs held here (the pool's scaler counts them as waiting)."""
-        return sum(1 for _, tier in self.queue if tier == POOL)
+        return self._queued[POOL]
 
     def room(self) -> int | None:
         """Pool processes the budget allows beyond the pool's size (None: no budget)."""
@@ -153,7 +171,9 @@ class BudgetGate:
 
     def finished(self, job: int) -> None:
         """``job`` ended: its memory joins its class's history; held jobs may start."""
-        self.memory.record(self._job_class[job], self._memory_mb[job])
+        job_class = self._job_class[job]
+        self.memory.record(job_class, self._memory_mb[job])
+        self._predicted_mb.pop(job_class, None)
         if self._admitted.pop(job, None) is not None or self.queue:
             self.pump()
 

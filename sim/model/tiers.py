@@ -24,6 +24,7 @@ import simpy
 from kqueue.policy import Config, HostProfile, target_size
 from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
+from kqueue.policy.trim import POOL_IDLE_S, pool_trim_due, worker_trim_due
 from sim.engine.clock import Call
 from sim.engine.memory import MemoryLog
 
@@ -100,10 +101,12 @@ class InlineTier(SlotTier):
     smaller one comes from the heap, which grows to the heap jobs running together and keeps its
     free space until that reaches the trim threshold (twice the mmap threshold), when it shrinks
     to what is in use (glibc's first trim threshold is 128 KB, not twice the first mmap
-    threshold; the model ignores that difference). Memory changes are recorded in ``memory`` as
-    the pool's are, at the job's start, while the heap's state changes at
-    its hand-over, its dispatch time earlier: a process forked in between inherits the job's
-    memory a few milliseconds early.
+    threshold; the model ignores that difference), or, on a host whose processes give memory
+    back (``HostProfile.gives_back_memory``), when a job ends and the worker's trim is due
+    (``kqueue.policy.trim.worker_trim_due``; the runtime trims at its next loop round).
+    Memory changes are recorded in ``memory`` as the pool's are, at the job's start, while the
+    heap's state changes at its hand-over, its dispatch time earlier: a process forked in
+    between inherits the job's memory a few milliseconds early.
 
     Args:
         env, run: as ``SlotTier``.
@@ -133,6 +136,7 @@ class InlineTier(SlotTier):
         self.gil_handoff_s = host.gil_handoff_s
         self.retained_mb = host.retained_job_mb
         self.mmap_threshold_mb = first_mmap_threshold_mb(self.retained_mb)
+        self.gives_back, self._last_trim_s = host.gives_back_memory, env.now
         #: Running jobs' own mappings; running jobs' heap blocks; the heap's size (used + free).
         self.mapped_mb = self.heap_used_mb = self.heap_mb = 0.0
         self._mapped: set[int] = set()
@@ -207,7 +211,10 @@ class InlineTier(SlotTier):
                 self.mmap_threshold_mb = max(self.mmap_threshold_mb, memory_mb)
         elif memory_mb:
             self.heap_used_mb -= memory_mb
-            if self.heap_mb - self.heap_used_mb >= 2.0 * self.mmap_threshold_mb:  # trimmed
+            trim = self.gives_back and worker_trim_due(True, self._last_trim_s, self.env.now)
+            if trim:
+                self._last_trim_s = self.env.now
+            if trim or self.heap_mb - self.heap_used_mb >= 2.0 * self.mmap_threshold_mb:
                 self.memory.add(self.env.now, self.heap_used_mb - self.heap_mb)
                 self.heap_mb = self.heap_used_mb
         super().release(job)
@@ -257,7 +264,10 @@ class PoolTier:
     given back so far (at first 128 KB) gets a mapping of its own, on top of what the process
     keeps, and returns it at its end, which raises the threshold to its size (up to
     ``HostProfile.retained_job_mb``); a job within the threshold comes from the heap, reuses
-    what the process keeps and leaves its own size behind.
+    what the process keeps and leaves its own size behind. On a host whose processes give
+    memory back (``HostProfile.gives_back_memory``) a process that kept at least
+    ``kqueue.policy.trim.TRIM_AFTER_GROWTH_MB`` gives it all back once it has been idle for
+    ``POOL_IDLE_S`` (its mmap threshold stays where it rose to), as the runtime's trim does.
     Memory changes are recorded as ``(time_s, delta_mb)`` steps in ``memory``.
 
     Args:
@@ -299,7 +309,7 @@ class PoolTier:
         )
         self.queue: deque[int] = deque()
         self.idle: deque[int] = deque()  # ready processes, longest idle first
-        self.retained_mb = host.retained_job_mb
+        self.retained_mb, self.gives_back = host.retained_job_mb, host.gives_back_memory
         #: Per process: the job memory it keeps between jobs, and its running job's extra.
         self.high_water_mb: dict[int, float] = {}
         self._mmap_threshold_mb: dict[int, float] = {}
@@ -360,7 +370,23 @@ class PoolTier:
             self._spawn()
         else:
             self._ready(pid)
+            self._trim_when_idle(pid)
         self._scale()
+
+    def _trim_when_idle(self, pid: int) -> None:
+        """If ``pid`` went idle holding job memory, it gives it back after ``POOL_IDLE_S``."""
+        if not self.gives_back or pid not in self.idle:
+            return
+        if not pool_trim_due(0.0, self.high_water_mb[pid]):
+            return
+        jobs_run = self.jobs_run[pid]
+
+        def trim(_event) -> None:
+            if pid in self.idle and self.jobs_run.get(pid) == jobs_run:  # idle all along
+                self.memory.add(self.env.now, -self.high_water_mb[pid])
+                self.high_water_mb[pid] = 0.0
+
+        Call(self.env, POOL_IDLE_S, trim)
 
     def finish(self) -> None:
         """Close the books at the end of the run (alive process-seconds)."""

@@ -17,7 +17,7 @@ from kqueue.policy.admission import (
     recycle_for_budget,
 )
 from kqueue.policy.config import Config
-from kqueue.policy.memory import MemoryHistory, cold_start_mb, predict_memory_mb
+from kqueue.policy.memory import MemoryHistory, cold_start_mb, job_memory_mb, predict_memory_mb
 from kqueue.policy.quarantine import ClassHealth, Quarantine, limit_mb, step
 from kqueue.policy.status import Status
 
@@ -195,3 +195,15 @@ def test_quarantine_state_reports_transitions_and_limit():
     assert limit_mb(200.0, 1024.0, config) == 300.0
     assert limit_mb(900.0, 1024.0, config) == 1024.0
     assert limit_mb(math.nan, 1024.0, config) == 1024.0
+
+
+@pytest.mark.parametrize(
+    ("peak_mb", "base_mb", "expected_mb"),
+    [
+        (431.0, 31.0, 400.0),  # a fresh process's interpreter is its own, not the job's
+        (31.0, 31.0, 0.0),  # a job that allocates nothing
+        (25.0, 31.0, 0.0),  # pages given back below the fresh base: never negative
+    ],
+)
+def test_a_jobs_memory_is_its_peak_above_its_process_base(peak_mb, base_mb, expected_mb):
+    assert job_memory_mb(peak_mb, base_mb) == expected_mb

@@ -229,3 +229,33 @@ def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
     # worker reuses them), on top of the worker's 30 MB
     assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB + 30.0)
     assert _level_at(result, 5.0) == pytest.approx(WORKER_MB + 30.0)
+
+
+@pytest.mark.parametrize("gives_back", [False, True])
+def test_an_idle_pool_process_gives_its_kept_memory_back_when_the_host_trims(gives_back):
+    # Given one pool process and three 1 s jobs of 20 MB at t = 0, 2 and 6: the first is mapped
+    # (and raises the mmap threshold to 20 MB as it is given back), the others come from the heap
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 2.0, 6.0],
+            "job_class": "p",
+            "duration_s": 1.0,
+            "memory_mb": 20.0,
+            "cpu_s": 0.0,
+        }
+    )
+    config = Config.from_mapping(
+        {"pool_size": 1, "pool_max_size": 1, "jobs": {"p": {"tier": "pool"}}}
+    )
+    host = dataclasses.replace(_host(), retained_job_mb=32.0, gives_back_memory=gives_back)
+    result = simulate(trace, config, host)
+    base_mb = WORKER_MB + POOL_PROCESS_MB
+    # Then the second job's 20 MB stay after it ends at t = 3 ...
+    assert _level_at(result, 1.5) == pytest.approx(base_mb)
+    assert _level_at(result, 3.5) == pytest.approx(base_mb + 20.0)
+    # ... for good when the process keeps them; until it has been idle POOL_IDLE_S when it trims,
+    # and the third job then takes them anew
+    kept_mb = 0.0 if gives_back else 20.0
+    assert _level_at(result, 4.5) == pytest.approx(base_mb + kept_mb)
+    assert _level_at(result, 6.5) == pytest.approx(base_mb + 20.0)
+    assert _level_at(result, 9.0) == pytest.approx(base_mb + kept_mb)

@@ -1,0 +1,153 @@
+"""Freed job memory goes back to the OS: real processes, their resident memory read from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kqueue.job import App
+from kqueue.ops.synthetic import touch_memory
+from kqueue.policy.config import Config, JobSettings, Tier
+from kqueue.policy.status import Status
+from kqueue.policy.trim import POOL_IDLE_S
+from kqueue.tiers import heap
+from kqueue.tiers.base import Invocation
+from kqueue.tiers.pool import PoolRunner
+from kqueue.tiers.procs import rss_mb
+
+ROOT = Path(__file__).resolve().parents[3]
+POOL = JobSettings(Tier.POOL, None, 60.0, 1024.0, 1)
+HELD_MB = 24  # below glibc's 32 MB cap of the mmap threshold: kept in the heap
+glibc = pytest.mark.skipif(not heap.available(), reason="malloc_trim is glibc's")
+
+
+def hold_and_free(megabytes: int) -> int:
+    """A job that fills and frees a block of ``megabytes`` MB twice, as the soak's jobs do.
+
+    The first block is mapped on its own and unmapped when freed, which raises glibc's mmap
+    threshold to its size; so the second comes from the heap, and stays there when freed.
+    """
+    for _ in range(2):
+        block = touch_memory(megabytes)
+        del block
+    return os.getpid()
+
+
+def test_a_process_holds_freed_blocks_until_it_trims():
+    # Given a fresh process whose job filled and freed 24 MB twice
+    code = (
+        "import sys\n"
+        "from kqueue.tiers import heap\n"
+        "from kqueue.tiers.procs import own_memory_mb\n"
+        "from tests.unit.tiers.test_heap import hold_and_free\n"
+        "before = own_memory_mb()[1]\n"
+        f"hold_and_free({HELD_MB})\n"
+        "kept = own_memory_mb()[1]\n"
+        "released = heap.trim()\n"
+        "print(before, kept, own_memory_mb()[1], released, heap.available())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    before, kept, after, released, available = done.stdout.split()
+    before, kept, after = float(before), float(kept), float(after)
+    if available != "True":
+        # Then, off glibc, trim does nothing and says so
+        assert released == "False"
+        return
+    # Then it still held most of them after the free, and gave them back when it trimmed
+    assert kept - before > HELD_MB / 2, (before, kept)
+    assert kept - after > HELD_MB / 2, (kept, after)
+    assert released == "True"
+
+
+@glibc
+def test_a_pool_process_gives_memory_back_once_idle(tmp_path):
+    # Given a pool process that ran a job which left 24 MB in its heap
+    app = App(f"sqlite:///{tmp_path / 'kqueue.db'}")
+    job = app.job(hold_and_free, name="hold")
+
+    async def scenario():
+        pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1))
+        await pool.start()
+        try:
+            outcome = await pool.run(Invocation("j1", job, [HELD_MB], {}, POOL, 1))
+            assert outcome.status is Status.OK, outcome.error
+            pid = int(outcome.result)
+            held_mb = rss_mb(pid)
+            # When no request comes for a while
+            deadline = time.monotonic() + 10 * POOL_IDLE_S + 10
+            while rss_mb(pid) > held_mb - HELD_MB / 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            idle_mb = rss_mb(pid)
+            # And a job comes again, it still runs there
+            again = await pool.run(Invocation("j2", job, [1], {}, POOL, 1))
+            return held_mb, idle_mb, again, pid
+        finally:
+            await pool.stop(5.0)
+
+    held_mb, idle_mb, again, pid = asyncio.run(scenario())
+    # Then it gave most of them back by itself, and served the next job in the same process
+    assert held_mb - idle_mb > HELD_MB / 2, (held_mb, idle_mb)
+    assert again.status is Status.OK and int(again.result) == pid
+
+
+@pytest.mark.parametrize(
+    ("floor_mb", "after_mb", "due"),
+    [
+        (50.0, 50.5, False),  # grew by less than TRIM_AFTER_GROWTH_MB: not worth a trim
+        (50.0, 51.0, True),
+        (50.0, 90.0, True),
+        (50.0, 49.0, False),  # gave back by itself (a mapped block)
+    ],
+)
+@glibc
+def test_a_trim_is_due_after_a_job_that_grew_the_process(floor_mb, after_mb, due):
+    kept = heap.PoolHeap(floor_mb)
+    kept.after_job(after_mb)
+    assert kept.due is due
+    # and after a trim the floor is what the process holds then
+    kept.trim(lambda: after_mb)
+    assert (kept.floor_mb, kept.due, kept.trims) == (after_mb, False, 1)
+
+
+@glibc
+def test_the_worker_trims_at_most_every_interval_and_only_after_jobs():
+    trims = heap.PeriodicTrim()  # WORKER_TRIM_INTERVAL_S = 5
+    start_s = time.monotonic()
+    assert not trims.maybe(start_s + 10)  # no inline job ran
+    trims.note_job()
+    assert not trims.maybe(start_s + 1)  # too soon after the start
+    assert trims.maybe(start_s + 10)
+    trims.note_job()
+    assert not trims.maybe(start_s + 12)  # too soon after the last
+    assert trims.maybe(start_s + 15.5)
+    assert trims.trims == 2
+
+
+def test_freeze_for_fork_moves_the_objects_out_of_the_collectors_reach():
+    # In a fresh process: this one's objects are the test runner's.
+    code = (
+        "import gc\n"
+        "from kqueue.tiers import heap\n"
+        "before = gc.get_freeze_count()\n"
+        "heap.freeze_for_fork()\n"
+        "print(before, gc.get_freeze_count(), sum(gc.get_count()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    before, frozen, young = (int(v) for v in done.stdout.split())
+    assert before == 0
+    assert frozen > 1000  # the interpreter's and kqueue's objects
+    assert young < 100  # nothing left in the generations the collector scans
