@@ -36,6 +36,11 @@ dependencies: they run under ``--peers-python`` (a venv with ``pip install 'dram
 redis``); without it only kqueue and the limits run.
 
     python experiments/bench_shapes.py --peers-python /work/peers-venv/bin/python --repeat 3
+
+``--baseline-tree PATH`` runs a second kqueue, imported from another source tree (an export of
+main, say: ``git archive main | tar -x -C /tmp/base``), beside this one in every repeat, so a
+change is measured before and after in the same minutes; its rows are labelled ``kqueue @NAME``.
+Both trees' ``kqueue`` and ``sim`` are compiled first.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import compileall
+import math
 import multiprocessing
 import os
 import signal
@@ -214,6 +220,7 @@ def enqueue(workload, jobs, arg):
 )
 
 POLL_S = 0.01
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SLEEP_S = 0.1
 SLEEP_CONCURRENCY = 16
 CPU_JOB_S = 0.08
@@ -229,12 +236,20 @@ class Queue:
     module: str
     python: str
     workers: dict[str, tuple[str, ...]]
+    #: The source tree it imports kqueue from (a baseline tree runs beside this one).
+    root: Path = ROOT
+    #: "ours", "baseline" (another kqueue tree, ``--baseline-tree``) or "peer".
+    kind: str = "peer"
 
 
-def kqueue_queue() -> Queue:
+def kqueue_queue(root: Path = ROOT) -> Queue:
+    """This tree's kqueue or, with ``root``, a baseline tree's (labelled by its folder name)."""
     command = ("-m", "kqueue", "run", "--app", "kq_app:app", "--config", "kqueue.toml")
     every = ("noop", "async", "sleep", "cpu", "isolated")
-    return Queue("kqueue, 1 process", "kq_app", sys.executable, dict.fromkeys(every, command))
+    workers = dict.fromkeys(every, command)
+    if root == ROOT:
+        return Queue("kqueue, 1 process", "kq_app", sys.executable, workers, kind="ours")
+    return Queue(f"kqueue @{root.name}", "kq_app", sys.executable, workers, root, "baseline")
 
 
 def peer_queues(python: str) -> list[Queue]:
@@ -266,11 +281,15 @@ def peer_queues(python: str) -> list[Queue]:
 
 @dataclass
 class Run:
-    """One queue's run of one workload: seconds from worker start to the first and last job."""
+    """One queue's run of one workload: seconds from worker start to the first and last job,
+    and CPU seconds: of all the worker's processes by its first job, and the worker's own per
+    job from its first job to its last (its start not counted)."""
 
     first_s: float
     last_s: float
     jobs: int
+    first_cpu_s: float = math.nan
+    cpu_per_job_s: float = math.nan
 
     @property
     def rate(self) -> float:
@@ -288,8 +307,8 @@ class Bench:
     def add(self, key: str, value: float) -> None:
         self.figures.setdefault(key, []).append(value)
 
-    def env(self) -> dict[str, str]:
-        path = os.pathsep.join([str(self.folder), str(ROOT)])
+    def env(self, root: Path = ROOT) -> dict[str, str]:
+        path = os.pathsep.join([str(self.folder), str(root)])
         return dict(os.environ, BENCH_REDIS_URL=self.server.url, PYTHONPATH=path)
 
 
@@ -303,7 +322,7 @@ def run_queue(bench: Bench, queue: Queue, workload: str, jobs: int, arg) -> Run:
         f"import {queue.module} as m; m.enqueue({workload!r}, {jobs}, {arg!r})",
     ]
     sent = subprocess.run(
-        enqueue, cwd=bench.folder, env=bench.env(), capture_output=True, text=True
+        enqueue, cwd=bench.folder, env=bench.env(queue.root), capture_output=True, text=True
     )
     if sent.returncode != 0:
         raise RuntimeError(f"{queue.label} {workload}: enqueue failed:\n{sent.stderr[-2000:]}")
@@ -312,7 +331,7 @@ def run_queue(bench: Bench, queue: Queue, workload: str, jobs: int, arg) -> Run:
     worker = subprocess.Popen(
         [queue.python, *queue.workers[workload]],
         cwd=bench.folder,
-        env=bench.env(),
+        env=bench.env(queue.root),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -328,17 +347,47 @@ def run_queue(bench: Bench, queue: Queue, workload: str, jobs: int, arg) -> Run:
 def _watch(
     client: redis.Redis, worker: subprocess.Popen, jobs: int, started: float, what: str
 ) -> Run:
-    first_s = None
+    first_s, first_cpu_s, first = None, math.nan, (0, math.nan)
     while True:
         done = int(client.get("bench:done") or 0)
         now = time.perf_counter() - started
         if done and first_s is None:
-            first_s = now
+            first_s, first_cpu_s = now, group_cpu_s(worker.pid)
+            first = (done, process_cpu_s(worker.pid))
         if done >= jobs:
-            return Run(first_s, now, jobs)
+            per_job_s = (process_cpu_s(worker.pid) - first[1]) / max(1, done - first[0])
+            return Run(first_s, now, jobs, first_cpu_s, per_job_s)
         if worker.poll() is not None or now > TIMEOUT_S:
             raise RuntimeError(f"{what}: {done} of {jobs} done after {now:.0f} s")
         time.sleep(POLL_S)
+
+
+def _cpu_fields(stat: str) -> tuple[int, float]:
+    """(process group, own user + system CPU seconds) from a ``/proc/PID/stat`` line."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[2]), (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds process ``pid`` has used itself (all threads; not its children)."""
+    try:
+        return _cpu_fields(Path(f"/proc/{pid}/stat").read_text())[1]
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of process group ``pgid`` (a worker
+    started in a session of its own, and every process it forked). Waits for a core do not
+    count, so on a loaded box this compares start-up costs where wall time cannot."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            group, cpu_s = _cpu_fields(stat.read_text())
+        except (OSError, IndexError, ValueError):
+            continue
+        total += cpu_s if group == pgid else 0.0
+    return total
 
 
 def _stop(worker: subprocess.Popen) -> None:
@@ -391,6 +440,7 @@ BARE_FORK = """
 import os, sys, time
 import kqueue.worker, kq_app  # what a worker imports: the forks copy a process of its size
 count = int(sys.argv[1])
+cpu_began = os.times().user + os.times().system
 started = time.perf_counter()
 for _ in range(count):
     pid = os.fork()
@@ -398,16 +448,19 @@ for _ in range(count):
         kq_app.client().incr("bench:bare")
         os._exit(0)
     os.waitpid(pid, 0)
-print(count / (time.perf_counter() - started))
+cpu = os.times()
+print(count / (time.perf_counter() - started), (cpu.user + cpu.system - cpu_began) / count)
 """
 
 
-def bare_fork(bench: Bench, count: int) -> float:
+def bare_fork(bench: Bench, count: int) -> tuple[float, float]:
+    """Forks per second of the bare loop, and its parent's CPU seconds per fork."""
     command = [sys.executable, "-c", BARE_FORK, str(count)]
     done = subprocess.run(
         command, cwd=bench.folder, env=bench.env(), capture_output=True, text=True, check=True
     )
-    return float(done.stdout.strip())
+    rate, cpu_s = done.stdout.split()
+    return float(rate), float(cpu_s)
 
 
 def raw_pool(loops: int, jobs: int) -> float:
@@ -479,13 +532,17 @@ def repeat_once(
         if workload == "cpu":
             bench.add("limit cpu_s", raw_pool(loops, sizes["cpu"]))
         if workload == "isolated":
-            bench.add("limit isolated", bare_fork(bench, sizes["isolated"]))
+            rate, cpu_s = bare_fork(bench, sizes["isolated"])
+            bench.add("limit isolated", rate)
+            bench.add("limit isolated cpu_s", cpu_s)
         for queue in order:
             if workload in queue.workers:
                 run = run_queue(bench, queue, workload, sizes[workload], args[workload])
                 bench.add(f"{queue.label} {workload}", run.rate)
                 bench.add(f"{queue.label} {workload} first_s", run.first_s)
                 bench.add(f"{queue.label} {workload} last_s", run.last_s)
+                bench.add(f"{queue.label} {workload} first_cpu_s", run.first_cpu_s)
+                bench.add(f"{queue.label} {workload} cpu_per_job_s", run.cpu_per_job_s)
     if "dispatch" not in sizes:
         return
     bench.add("limit lpush", bare_lpush(bench, sizes["dispatch"]))
@@ -508,7 +565,9 @@ def _range(bench: Bench, key: str, scale: float = 1.0, fmt: str = ",.0f") -> str
 
 def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str]:
     """The table: each figure's median and range, and the ratios the issue asks for."""
-    ours, peers = queues[0], queues[1:]
+    ours = queues[0]
+    peers = [queue for queue in queues if queue.kind == "peer"]
+    baselines = [queue for queue in queues if queue.kind == "baseline"]
     lines = [f"{'measure':<58}{'median':>12}{'range':>22}"]
 
     def row(label: str, key: str, scale: float = 1.0, fmt: str = ",.0f") -> None:
@@ -532,6 +591,11 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
     for queue in queues:
         row(f"{queue.label}: sleep, ideal / from start", f"{queue.label} sleep ratio", fmt=".2f")
         row(f"{queue.label}: sleep, start to first job (ms)", f"{queue.label} sleep first_s", 1000)
+        row(
+            f"{queue.label}: sleep, CPU to first job (ms)",
+            f"{queue.label} sleep first_cpu_s",
+            1000,
+        )
     for queue in queues:
         row(
             f"{queue.label}: cpu, raw Pool(2).map time / ours",
@@ -540,8 +604,17 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
         )
         row(f"{queue.label}: cpu, start to first job (ms)", f"{queue.label} cpu first_s", 1000)
     row("limit: bare fork+INCR+_exit+waitpid, worker-sized (/s)", "limit isolated")
-    row(f"{ours.label}: isolated no-op jobs/s from start", f"{ours.label} isolated")
-    ratio("kqueue isolated / bare fork loop", f"{ours.label} isolated", "limit isolated")
+    row("limit: bare fork loop, parent CPU per fork (ms)", "limit isolated cpu_s", 1000, ".2f")
+    for queue in (ours, *baselines):
+        row(f"{queue.label}: isolated no-op jobs/s from start", f"{queue.label} isolated")
+        row(
+            f"{queue.label}: isolated, worker CPU/job (ms)",
+            f"{queue.label} isolated cpu_per_job_s",
+            1000,
+            ".2f",
+        )
+        name = "kqueue" if queue is ours else queue.label
+        ratio(f"{name} isolated / bare fork loop", f"{queue.label} isolated", "limit isolated")
     row("limit: bare LPUSH loop (ops/s)", "limit lpush")
     row("kqueue: job.dispatch() one by one (jobs/s)", "dispatch single")
     row("kqueue: dispatch_many, batches of 1,000 (jobs/s)", "dispatch many")
@@ -566,7 +639,8 @@ def _derived(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> None:
 def _peer_ratio(
     bench: Bench, ours: Queue, peers: list[Queue], workload: str, ratio: Callable
 ) -> None:
-    if not peers:
+    peers = [q for q in peers if f"{q.label} {workload}" in bench.figures]
+    if not peers:  # none ran it (``--only`` without it)
         return
     fastest = max(peers, key=lambda q: _med(bench, f"{q.label} {workload}"))
     label = f"kqueue / fastest peer ({fastest.label})"
@@ -594,6 +668,11 @@ def _peers(python: str | None) -> list[Queue]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers-python", help="interpreter with dramatiq[redis], huey, redis")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another kqueue source tree (an export of main, say) run beside this one",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="alternating repeats (medians shown)")
     parser.add_argument("--jobs", type=int, default=20_000, help="no-op jobs per run")
     parser.add_argument("--sleep-jobs", type=int, default=400)
@@ -631,12 +710,13 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 1 if args.small else max(1, args.repeat)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        _write_apps(folder)
+        _write_apps(folder, [ROOT] + ([args.baseline_tree] if args.baseline_tree else []))
         sys.path.insert(0, str(folder))
         with RedisServer(folder / "redis") as server:
             os.environ["BENCH_REDIS_URL"] = server.url
             bench = Bench(folder, server)
-            queues = [kqueue_queue(), *_peers(args.peers_python)]
+            baseline = [kqueue_queue(args.baseline_tree.resolve())] if args.baseline_tree else []
+            queues = [kqueue_queue(), *baseline, *_peers(args.peers_python)]
             loops = calibrate(CPU_JOB_S if not args.small else 0.02)
             load_before = os.getloadavg()
             for turn in range(repeats):
@@ -649,13 +729,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _write_apps(folder: Path) -> None:
+def _write_apps(folder: Path, trees: list[Path]) -> None:
     (folder / "kq_app.py").write_text(KQUEUE_APP)
     (folder / "dq_app.py").write_text(DRAMATIQ_APP)
     (folder / "hy_app.py").write_text(HUEY_APP)
     (folder / "kqueue.toml").write_text(KQUEUE_CONFIG)
     compileall.compile_dir(folder, quiet=1)
-    compileall.compile_dir(ROOT / "kqueue", quiet=1)
+    for tree in trees:  # both packages a pip install puts in site-packages
+        compileall.compile_dir(tree / "kqueue", quiet=1)
+        compileall.compile_dir(tree / "sim", quiet=1)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,22 @@ from kqueue.errors import (
     UnknownJobError,
 )
 from kqueue.job import App, Celery, Job, JobCall
-from kqueue.policy import Config, JobState, Status, Tier, read_trace
+from kqueue.policy import Config, JobState, Status, Tier
+
+#: Imported on first use, so a worker's start does not pay for it: the trace reader.
+_LAZY = {"read_trace": "kqueue.policy.trace_input"}
+
+
+def __getattr__(name: str):
+    """``read_trace``, imported when first asked for (PEP 562)."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     # jobs

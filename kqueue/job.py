@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from kqueue.api import celery
 from kqueue.api.codec import (  # noqa: F401 - the message codec's old home, kept for callers
     MESSAGE_VERSION,
     Message,
@@ -279,6 +278,8 @@ class Job(Generic[P, R]):
         Raises:
             JobError: a Celery option kqueue does not support (each named), or a bad value.
         """
+        from kqueue.api import celery  # Celery's names: imported by the apps that use them
+
         call = celery.apply_async_call(
             self.name,
             self.queue,
@@ -426,6 +427,8 @@ class App:
         Raises:
             JobError: a Celery option kqueue does not support, named with what to use instead.
         """
+        from kqueue.api import celery
+
         return self.job(fn, **celery.job_options(options))
 
     def periodic(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-import tempfile
 from pathlib import Path
 
 from kqueue.errors import KQueueError
@@ -62,6 +61,8 @@ def accept_backend_traces(subparsers, commands: tuple[str, ...] = ("simulate", "
 def _with_fleet_trace(handler, command: str):
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
+        import tempfile
+
         from kqueue.ops.fleet_trace import is_backend_url, read_fleet_trace
 
         if not is_backend_url(getattr(args, "trace", None)):

@@ -27,8 +27,28 @@ from kqueue.policy.trace import (
     validate_trace,
     write_trace,
 )
-from kqueue.policy.trace_input import TraceRead, TraceReadOptions, read_trace, read_trace_report
-from kqueue.policy.trace_swf import read_swf
+
+#: Names imported on first use: reading traces as they come is the planner's, not a worker's
+#: (a worker's start does not pay for ``trace_input`` and ``trace_swf``).
+_LAZY = {
+    "TraceRead": "kqueue.policy.trace_input",
+    "TraceReadOptions": "kqueue.policy.trace_input",
+    "read_trace": "kqueue.policy.trace_input",
+    "read_trace_report": "kqueue.policy.trace_input",
+    "read_swf": "kqueue.policy.trace_swf",
+}
+
+
+def __getattr__(name: str):
+    """The trace readers, imported when first asked for (PEP 562)."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     # config

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import calendar
 import datetime
-import zoneinfo
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kqueue.errors import ConfigError
+
+if TYPE_CHECKING:  # imported by ``timezone``: a worker without schedules never needs it
+    import zoneinfo
 
 #: (name, low, high) of each field, in order.
 FIELDS = (
@@ -184,6 +187,8 @@ def timezone(name: str) -> zoneinfo.ZoneInfo:
     Raises:
         ConfigError: an unknown timezone name.
     """
+    import zoneinfo
+
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):

@@ -9,19 +9,14 @@ checks here.
 
 from __future__ import annotations
 
-import bz2
 import csv
 import dataclasses
 import enum
-import gzip
+import importlib
 import io
-import lzma
 import math
 import numbers
 import os
-import tarfile
-import zipfile
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +169,7 @@ def read_csv_frame(path: Path, source=None, text: Iterable[str] = ()) -> pd.Data
         raise TraceError(f"{path}: malformed CSV: {exc}") from None
     except ImportError as exc:  # pandas reads .zst only with zstandard installed
         raise TraceError(f"{path}: cannot decompress the trace: {exc}") from None
-    except (ValueError, OSError, EOFError, csv.Error, *_ARCHIVE_ERRORS) as exc:
+    except (ValueError, OSError, EOFError, csv.Error, *_archive_errors()) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
     for column in text_columns:
         if column in frame.columns:
@@ -191,7 +186,7 @@ def read_csv(path: Path, text: Iterable[str] = ()) -> pd.DataFrame:
     """
     try:
         starts = _check_field_counts(path)
-    except (ValueError, OSError, EOFError, csv.Error, *_ARCHIVE_ERRORS) as exc:
+    except (ValueError, OSError, EOFError, csv.Error, *_archive_errors()) as exc:
         raise TraceError(f"{path}: cannot read the trace: {exc}") from None
     frame = read_csv_frame(path, text=text)
     if starts is not None and len(starts) == len(frame) and starts[-1:] != [len(starts) + 1]:
@@ -228,16 +223,29 @@ def _check_field_counts(path: Path) -> list[int] | None:
     return starts
 
 
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-#: What a corrupt compressed file raises that is neither an ``OSError`` nor a ``ValueError``.
-_ARCHIVE_ERRORS = (zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
+#: The module opening each compressed suffix (imported when a trace uses it: a worker that only
+#: writes traces does not import the decompressors at start).
+_OPENERS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+
+
+def _archive_errors() -> tuple[type[BaseException], ...]:
+    """What a corrupt compressed file raises that is neither an ``OSError`` nor a ``ValueError``."""
+    import lzma
+    import tarfile
+    import zipfile
+    import zlib
+
+    return (zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
+
+
 #: Delimiters a trace is likely to use instead of a comma, with the names an error gives them.
 OTHER_DELIMITERS = {";": "semicolon ';'", "\t": "tab", "|": "pipe '|'"}
 
 
 def open_text(path: Path):
     """``path`` opened as UTF-8 text, decompressed by its suffix (.gz, .bz2, .xz)."""
-    opener = _OPENERS.get(path.suffix, open)
+    module = _OPENERS.get(path.suffix)
+    opener = open if module is None else importlib.import_module(module).open
     return opener(path, "rt", encoding="utf-8", newline="")
 
 

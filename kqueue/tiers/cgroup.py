@@ -16,13 +16,15 @@ cgroup limits what the process really holds. ``MemoryCgroups.detect`` picks, in 
 - **none**: the children keep ``RLIMIT_AS``.
 
 A pool process's limit is set before each job to what it holds then plus the job's
-``max_memory_mb``; an isolated process's to its job's limit. When the kernel's OOM killer ends a
-process inside its group (``oom_kill`` in ``memory.events`` / ``memory.oom_control``), the job's
-status is ``memory``, as a ``MemoryError`` under ``RLIMIT_AS`` is. Groups are removed when their
-process exits, the parent when the worker stops (and a dead worker's empty groups by the next
-worker that starts: ``sweep_stale``). ``docs/guide/memory.md`` says how an operator
-delegates a v2 cgroup (systemd ``Delegate=yes``).
-"""
+``max_memory_mb``; an isolated process puts itself in its group, with its job's limit, first thing
+after the fork and before its job runs (``CgroupEntry``: no job code runs outside its limit, and
+the worker spends no file writes per job on it; the worker only records the group's path,
+``expect``). An isolated process that cannot enter its group falls back to ``RLIMIT_AS``. When the
+kernel's OOM killer ends a process inside its group (``oom_kill`` in ``memory.events`` /
+``memory.oom_control``), the job's status is ``memory``, as a ``MemoryError`` under ``RLIMIT_AS``
+is. Groups are removed when their process exits, the parent when the worker stops (and a dead
+worker's empty groups by the next worker that starts: ``sweep_stale``). ``docs/guide/memory.md``
+says how an operator delegates a v2 cgroup (systemd ``Delegate=yes``)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import contextlib
 import enum
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from kqueue.policy.status import Status
@@ -104,6 +107,12 @@ class MemoryCgroups:
         self._groups[pid] = group
         return group
 
+    def expect(self, pid: int) -> None:
+        """Record the group process ``pid`` makes for itself (``CgroupEntry``), to read its OOM
+        kills and remove it after it exits; touches no file."""
+        if self.active:
+            self._groups[pid] = self.parent / f"proc-{pid}"
+
     def set_limit(self, pid: int, limit_mb: float) -> bool:
         """Set the limit of ``pid``'s group, MB; False when it has none or the write failed."""
         group = self._groups.get(pid)
@@ -165,6 +174,22 @@ class MemoryCgroups:
             (group / "memory.limit_in_bytes").write_text(limit)
             with contextlib.suppress(OSError):
                 memsw.write_text(limit)
+
+
+@dataclass(frozen=True)
+class CgroupEntry:
+    """What a fresh isolated process does before its job: enter a group of its own.
+
+    Built by the worker before the fork, ``enter`` called in the child (so the group exists and
+    has its limit before the job's first line runs).
+    """
+
+    cgroups: MemoryCgroups
+    limit_mb: float
+
+    def enter(self) -> bool:
+        """Put this process in its own group with ``limit_mb``; False when that failed."""
+        return self.cgroups.attach(os.getpid(), self.limit_mb) is not None
 
 
 def detect_cgroups(config, tier: str) -> MemoryCgroups:

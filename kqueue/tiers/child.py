@@ -127,9 +127,20 @@ def _resident_mb() -> float:
     return own_memory_mb()[1]
 
 
-def run_once(conn: Any, app: Any, parent_pid: int, request: dict[str, Any]) -> None:
-    """An isolated process: run one request, report, exit."""
+def run_once(
+    conn: Any,
+    app: Any,
+    parent_pid: int,
+    request: dict[str, Any],
+    entry: Any = None,
+    max_memory_mb: float | None = None,
+) -> None:
+    """An isolated process: enter its memory cgroup (``entry``, a ``CgroupEntry``, when the
+    worker has cgroups), run one request, report, exit. When it cannot enter its group, its job
+    runs under the hard ``RLIMIT_AS`` of ``max_memory_mb`` instead."""
     prepare(app, parent_pid)
+    if entry is not None and not entry.enter():
+        request = {**request, "max_memory_mb": max_memory_mb}
     _reply(conn, run_job(app, request, own_memory_mb()[1]))
 
 

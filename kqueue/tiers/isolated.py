@@ -1,12 +1,13 @@
 """The isolated tier: one fresh process per job, at most ``max_concurrent_isolated`` at once.
 
 Each job forks a child from the worker (the app is already imported: nothing to load) that runs
-``child.run_once`` under a hard address-space limit of its size at start plus the job's
-``max_memory_mb`` (``RLIMIT_AS``), reports its measurements and exits. Past ``timeout_s`` the
-child and whatever it started are killed (status ``timeout``). A child that dies without a
-report is ``killed`` (retried by the worker), or ``memory`` when its exit looks like a failed
-allocation. The exit status and the fork time are kept in ``Outcome.extra``; the peak memory of
-the child is the trace's ``memory_mb``.
+``child.run_once`` under a memory cgroup of its own with the job's ``max_memory_mb`` (which the
+child enters before its job runs), or where the host has none a hard address-space limit of its
+size at start plus ``max_memory_mb`` (``RLIMIT_AS``), reports its measurements and exits. Past
+``timeout_s`` the child and whatever it started are killed (status ``timeout``). A child that dies
+without a report is ``killed`` (retried by the worker), or ``memory`` when its exit looks like a
+failed allocation. The exit status and the fork time are kept in ``Outcome.extra``; the peak memory
+of the child is the trace's ``memory_mb``.
 
 Like the pool, the tier holds up to ``BACKLOG_PER_SLOT`` queued jobs per slot (``free()``
 counts them) and forks the next one inside the callback that reaped a finished child, so a slot
@@ -30,7 +31,13 @@ from kqueue.policy.config import Tier
 from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
-from kqueue.tiers.cgroup import CgroupMode, MemoryCgroups, detect_cgroups, note_cgroup_death
+from kqueue.tiers.cgroup import (
+    CgroupEntry,
+    CgroupMode,
+    MemoryCgroups,
+    detect_cgroups,
+    note_cgroup_death,
+)
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import describe_exit, libc_prctl, rss_mb
 
@@ -138,21 +145,19 @@ class IsolatedRunner(TierRunner):
             job_id=invocation.job_id,
             attempt=invocation.attempt,
         )
+        entry = None
+        if self.cgroups.active:  # the child enters its group before the job runs
+            entry = CgroupEntry(self.cgroups, CHILD_SLACK_MB + invocation.settings.max_memory_mb)
         job.started_at = time.time()
         process = ChildProcess(
             child.run_once,
-            (self.app, os.getpid(), request),
+            (self.app, os.getpid(), request, entry, invocation.settings.max_memory_mb),
             on_result=self._on_result,
             on_exit=self._on_exit,
             name="kqueue-isolated",
         )
         self._jobs[process.pid] = (process, job)
-        if self.cgroups.attach(process.pid, None) is not None:
-            held_mb = self.cgroups.usage_mb(process.pid)  # what it copied since the fork
-            held_mb = 0.0 if held_mb != held_mb else held_mb
-            self.cgroups.set_limit(
-                process.pid, held_mb + CHILD_SLACK_MB + invocation.settings.max_memory_mb
-            )
+        self.cgroups.expect(process.pid)
         loop = asyncio.get_running_loop()
         job.timer = loop.call_later(invocation.settings.timeout_s, process.kill, Status.TIMEOUT)
 
@@ -180,14 +185,15 @@ class IsolatedRunner(TierRunner):
             outcome = outcome_from_result(job.result, f"pid {process.pid}", **extra)
         else:
             outcome = process.death_outcome(job.started_at, memory_mb=job.rss_mb)
-        log.debug(
-            "isolated job %s ran in pid %d: %s, %s, peak %.1f MB",
-            job.invocation.job_id,
-            process.pid,
-            outcome.status.value,
-            describe_exit(process.exitcode),
-            outcome.memory_mb,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # its arguments cost a few us per job otherwise
+            log.debug(
+                "isolated job %s ran in pid %d: %s, %s, peak %.1f MB",
+                job.invocation.job_id,
+                process.pid,
+                outcome.status.value,
+                describe_exit(process.exitcode),
+                outcome.memory_mb,
+            )
         if not job.future.done():
             job.future.set_result(outcome)
         self._feed()

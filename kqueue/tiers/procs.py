@@ -1,6 +1,9 @@
 """Process helpers shared by the pool and isolated tiers: kill a tree, read memory, die with parent.
 
 Everything here is a plain function of a pid (or of the calling process); nothing keeps state.
+``psutil`` is imported on first use (a kill, a PSS read where ``/proc`` has no rollup): what a
+worker reads per job or per status comes from ``/proc`` directly, and its start does not import
+psutil.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import resource
 import signal
 import sys
 
-import psutil
-
 _MB = 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / _MB if hasattr(os, "sysconf") else 4096 / _MB
@@ -25,6 +26,8 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
 
     A job may start processes of its own; killing only the top one would orphan them.
     """
+    import psutil
+
     try:
         parent = psutil.Process(pid)
         descendants = parent.children(recursive=True)
@@ -40,6 +43,15 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
 def rss_mb(pid: int) -> float:
     """Resident memory of process ``pid``, MB (NaN if it is gone)."""
     try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * _PAGE_MB
+    except FileNotFoundError:
+        return float("nan")
+    except (OSError, ValueError, IndexError):  # no /proc here: ask psutil
+        pass
+    import psutil
+
+    try:
         return psutil.Process(pid).memory_info().rss / _MB
     except psutil.Error:
         return float("nan")
@@ -51,6 +63,8 @@ def pss_mb(pid: int) -> float:
     PSS is the honest per-process share of a forked family: pages still shared copy-on-write
     with the parent are counted once across all of them.
     """
+    import psutil
+
     try:
         return psutil.Process(pid).memory_full_info().pss / _MB
     except (psutil.Error, AttributeError):
@@ -59,6 +73,8 @@ def pss_mb(pid: int) -> float:
 
 def family_pss_mb(pid: int) -> float:
     """Total PSS of ``pid`` and all its descendants, MB (what the whole worker really costs)."""
+    import psutil
+
     try:
         members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
@@ -73,6 +89,8 @@ def own_memory_mb() -> tuple[float, float]:
             size, resident = handle.read().split()[:2]
         return int(size) * _PAGE_MB, int(resident) * _PAGE_MB
     except OSError:
+        import psutil
+
         info = psutil.Process().memory_info()
         return info.vms / _MB, info.rss / _MB
 
