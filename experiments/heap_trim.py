@@ -25,10 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-import multiprocess
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kqueue.ops.calibrate import forked_result  # noqa: E402
 from kqueue.ops.synthetic import touch_memory  # noqa: E402
 from kqueue.tiers import heap  # noqa: E402
 from kqueue.tiers.procs import own_memory_mb  # noqa: E402
@@ -66,13 +65,7 @@ def _measure(sender, size_mb: float, rounds: int) -> None:
 
 def measure(size_mb: float, rounds: int) -> dict[str, float]:
     """The medians for one job size, measured in a process forked for it."""
-    context = multiprocess.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_measure, args=(sender, size_mb, rounds))
-    process.start()
-    figures = receiver.recv()
-    process.join()
-    return figures
+    return forked_result(_measure, size_mb, rounds)
 
 
 def main(argv: list[str] | None = None) -> int:

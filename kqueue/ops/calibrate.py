@@ -169,18 +169,25 @@ def measure_retained_mb(sizes_mb=RETAINED_SIZES_MB) -> float:
     back to the OS (above the mmap threshold's cap, 32 MB on 64-bit glibc) does not. Returns
     the largest size kept, 0 if none.
     """
-    context, kept = multiprocess.get_context("fork"), 0.0
+    kept = 0.0
     for size_mb in sizes_mb:
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=_allocate_twice, args=(sender, size_mb))
-        process.start()
-        grown_mb = receiver.recv()
+        if forked_result(_allocate_twice, size_mb) >= size_mb / 2:
+            kept = float(size_mb)
+    return kept
+
+
+def forked_result(target, *args):
+    """What ``target(sender, *args)``, run in a process forked from here, sends (once)."""
+    context = multiprocess.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=target, args=(sender, *args))
+    process.start()
+    try:
+        return receiver.recv()
+    finally:
         process.join()
         receiver.close()
         sender.close()
-        if grown_mb >= size_mb / 2:
-            kept = float(size_mb)
-    return kept
 
 
 def _allocate_twice(sender, size_mb: float, then_trim: bool = False) -> None:
@@ -205,15 +212,7 @@ def measure_gives_back(size_mb: float = 16.0) -> bool:
     ``measure_retained_mb``), trims as an idle pool process does, and reports how much of its
     growth went away. False off glibc, where ``kqueue.tiers.heap.trim`` does nothing.
     """
-    context = multiprocess.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_allocate_twice, args=(sender, size_mb, True))
-    process.start()
-    given_back_mb = receiver.recv()
-    process.join()
-    receiver.close()
-    sender.close()
-    return given_back_mb >= size_mb / 2
+    return forked_result(_allocate_twice, size_mb, True) >= size_mb / 2
 
 
 def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:

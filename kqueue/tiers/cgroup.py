@@ -93,7 +93,7 @@ class MemoryCgroups:
         """Put process ``pid`` in a group of its own with ``limit_mb`` (None: no limit yet)."""
         if not self.active:
             return None
-        group = self.parent / f"proc-{pid}"
+        group = self._group_of(pid)
         try:
             group.mkdir(exist_ok=True)
             if limit_mb is not None:
@@ -111,7 +111,11 @@ class MemoryCgroups:
         """Record the group process ``pid`` makes for itself (``CgroupEntry``), to read its OOM
         kills and remove it after it exits; touches no file."""
         if self.active:
-            self._groups[pid] = self.parent / f"proc-{pid}"
+            self._groups[pid] = self._group_of(pid)
+
+    def _group_of(self, pid: int) -> Path:
+        """The group process ``pid`` gets (made by ``attach``)."""
+        return self.parent / f"proc-{pid}"
 
     def set_limit(self, pid: int, limit_mb: float) -> bool:
         """Set the limit of ``pid``'s group, MB; False when it has none or the write failed."""

@@ -39,6 +39,16 @@ def hold_and_free(megabytes: int) -> int:
     return os.getpid()
 
 
+def _fresh_python(code: str) -> str:
+    """What ``code`` prints, run by a fresh interpreter that imports this tree."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_a_process_holds_freed_blocks_until_it_trims():
     # Given a fresh process whose job filled and freed 24 MB twice
     code = (
@@ -52,12 +62,7 @@ def test_a_process_holds_freed_blocks_until_it_trims():
         "released = heap.trim()\n"
         "print(before, kept, own_memory_mb()[1], released, heap.available())\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    before, kept, after, released, available = done.stdout.split()
+    before, kept, after, released, available = _fresh_python(code).split()
     before, kept, after = float(before), float(kept), float(after)
     if available != "True":
         # Then, off glibc, trim does nothing and says so
@@ -146,12 +151,7 @@ def test_freeze_for_fork_moves_the_objects_out_of_the_collectors_reach():
         "heap.freeze_for_fork()\n"
         "print(before, gc.get_freeze_count(), sum(gc.get_count()))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    before, frozen, young = (int(v) for v in done.stdout.split())
+    before, frozen, young = (int(v) for v in _fresh_python(code).split())
     assert before == 0
     assert frozen > 1000  # the interpreter's and kqueue's objects
     assert young < 100  # nothing left in the generations the collector scans
