@@ -385,7 +385,7 @@ class Model(RuleFetcher):
         if self.class_gate is None:
             self._to_tier(job)
             return
-        if not self.room.accept(tier):
+        if not self.room.accept(tier, estimate_s):
             self._give_back(job, self.room.overflow_wait_s(), overflow=True)
             return
         wait_s = self.class_gate.admit(job, self.env.now)
