@@ -13,7 +13,8 @@ the plan: ``tune`` refuses and names it, or with ``--drop-impossible`` plans wit
 waits of a class that fits are the limit's, the same on any number of hosts: they are measured
 once on the whole trace (the class alone, on an ideal host, with its whole limit), reported, and
 not held to the tier SLOs, which the plan's host count cannot change for it
-(``sim.tune.slo.job_groups`` leaves such classes out of the tier groups).
+(``sim.tune.slo.job_groups`` leaves such classes out of the tier groups:
+``sim.tune.slo.limited_classes``).
 """
 
 from __future__ import annotations
@@ -133,15 +134,6 @@ def with_waits(prepared: TraceJobs, base: Config, limit: FixedLimit) -> FixedLim
         return limit
     p95 = float(np.percentile(wait, 95))
     return dataclasses.replace(limit, p95_wait_s=p95, max_wait_s=float(wait.max()))
-
-
-def limited_classes(base: Config) -> frozenset[str]:
-    """The classes ``base`` gives a shared limit (left out of the tier SLO groups)."""
-    return frozenset(
-        name
-        for name, options in base.jobs.items()
-        if options.rate_limit is not None or options.concurrency_limit is not None
-    )
 
 
 def concurrency_notes(limits: tuple[FixedLimit, ...], hosts: int) -> list[str]:

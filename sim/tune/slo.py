@@ -29,7 +29,6 @@ from kqueue.policy import Config, JobOptions, resolve_job, route
 from kqueue.policy.units import parse_duration, parse_rate
 from sim.model.jobs import TIER_CODE, TIER_NAMES
 from sim.model.report import SimResult, throughput_per_min
-from sim.tune.fleet_limits import limited_classes
 from sim.tune.slo_rule import DEFAULT_RULE  # noqa: F401 (stated here and in --help)
 
 #: Tiers an SLO may name; ``all`` is every job together.
@@ -145,6 +144,15 @@ def empty_groups(slos: Iterable[Slo], groups: np.ndarray) -> list[str]:
     codes = [code for code in np.unique(groups) if code >= 0]
     present = {TIER_NAMES[code] for code in codes} | {"all"} if codes else set()
     return sorted({slo.tier for slo in slos} - present)
+
+
+def limited_classes(base: Config) -> frozenset[str]:
+    """The classes ``base`` gives a shared limit (left out of the tier SLO groups)."""
+    return frozenset(
+        name
+        for name, options in base.jobs.items()
+        if options.rate_limit is not None or options.concurrency_limit is not None
+    )
 
 
 def job_groups(job_class: list[str], duration_s: list[float], base: Config) -> np.ndarray:
