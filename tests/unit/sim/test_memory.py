@@ -259,3 +259,32 @@ def test_an_idle_pool_process_gives_its_kept_memory_back_when_the_host_trims(giv
     assert _level_at(result, 4.5) == pytest.approx(base_mb + kept_mb)
     assert _level_at(result, 6.5) == pytest.approx(base_mb + 20.0)
     assert _level_at(result, 9.0) == pytest.approx(base_mb + kept_mb)
+
+
+def test_a_pool_process_never_idle_gives_its_kept_memory_back_between_jobs():
+    # Given one pool process on a host that trims, and 20 MB jobs of 0.8 s every second from
+    # t = 0 to 12: idle 0.2 s between two, never POOL_IDLE_S; the first is mapped (the mmap
+    # threshold rises to 20 MB), the others come from the heap and leave 20 MB kept
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [float(t) for t in range(13)],
+            "job_class": "p",
+            "duration_s": 0.8,
+            "memory_mb": 20.0,
+            "cpu_s": 0.0,
+        }
+    )
+    config = Config.from_mapping(
+        {"pool_size": 1, "pool_max_size": 1, "jobs": {"p": {"tier": "pool"}}}
+    )
+    host = dataclasses.replace(_host(), retained_job_mb=32.0, gives_back_memory=True)
+    result = simulate(trace, config, host)
+    base_mb = WORKER_MB + POOL_PROCESS_MB
+    # Then it keeps them between jobs up to t = 10 ...
+    assert _level_at(result, 1.9) == pytest.approx(base_mb + 20.0)
+    assert _level_at(result, 9.9) == pytest.approx(base_mb + 20.0)
+    # ... gives them back at the end of the first job ending POOL_BUSY_TRIM_S after it started
+    # (t = 10.8), takes them anew with the next job, and gives them back once idle at the end
+    assert _level_at(result, 10.9) == pytest.approx(base_mb)
+    assert _level_at(result, 11.9) == pytest.approx(base_mb + 20.0)
+    assert _level_at(result, 14.0) == pytest.approx(base_mb)

@@ -13,6 +13,7 @@ import pytest
 
 from kqueue.job import App
 from kqueue.ops.synthetic import touch_memory
+from kqueue.policy import trim as trim_policy
 from kqueue.policy.config import Config, JobSettings, Tier
 from kqueue.policy.status import Status
 from kqueue.policy.trim import POOL_IDLE_S
@@ -107,6 +108,45 @@ def test_a_pool_process_gives_memory_back_once_idle(tmp_path):
     # Then it gave most of them back by itself, and served the next job in the same process
     assert held_mb - idle_mb > HELD_MB / 2, (held_mb, idle_mb)
     assert again.status is Status.OK and int(again.result) == pid
+
+
+def nap(seconds: float) -> int:
+    """A short job that allocates nothing to speak of."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@glibc
+def test_a_pool_process_never_idle_gives_memory_back_between_jobs(tmp_path, monkeypatch):
+    # Given a pool process whose trim is overdue 1.5 s after its last one, and a job that left
+    # 24 MB in its heap (the child forks with the patched rule)
+    monkeypatch.setattr(trim_policy, "POOL_BUSY_TRIM_S", 1.5)
+    app = App(f"sqlite:///{tmp_path / 'kqueue.db'}")
+    hold, short = app.job(hold_and_free, name="hold"), app.job(nap, name="nap")
+
+    async def scenario():
+        heap.trim()  # see the test above: the child must not inherit free heap
+        pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1))
+        await pool.start()
+        try:
+            outcome = await pool.run(Invocation("j0", hold, [HELD_MB], {}, POOL, 1))
+            assert outcome.status is Status.OK, outcome.error
+            pid = int(outcome.result)
+            held_mb, readings = rss_mb(pid), []
+            # When jobs come back to back, never leaving it idle for POOL_IDLE_S
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline and (not readings or readings[-1] > held_mb - 12):
+                again = await pool.run(Invocation("j", short, [0.05], {}, POOL, 1))
+                assert again.status is Status.OK and int(again.result) == pid
+                readings.append(rss_mb(pid))
+            return held_mb, readings
+        finally:
+            await pool.stop(5.0)
+
+    held_mb, readings = asyncio.run(scenario())
+    # Then it gave most of them back between two jobs, well before the deadline
+    assert readings[-1] < held_mb - HELD_MB / 2, (held_mb, readings[-5:])
+    assert len(readings) < 100, len(readings)
 
 
 @pytest.mark.parametrize(
