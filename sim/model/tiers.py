@@ -24,7 +24,7 @@ import simpy
 from kqueue.policy import Config, HostProfile, target_size
 from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
-from kqueue.policy.trim import POOL_IDLE_S, pool_trim_due, worker_trim_due
+from kqueue.policy.trim import POOL_IDLE_S, pool_busy_trim_due, pool_trim_due, worker_trim_due
 from sim.engine.clock import Call
 from sim.engine.memory import MemoryLog
 
@@ -279,7 +279,8 @@ class PoolTier:
     what the process keeps and leaves its own size behind. On a host whose processes give
     memory back (``HostProfile.gives_back_memory``) a process that kept at least
     ``kqueue.policy.trim.TRIM_AFTER_GROWTH_MB`` gives it all back once it has been idle for
-    ``POOL_IDLE_S`` (its mmap threshold stays where it rose to), as the runtime's trim does.
+    ``POOL_IDLE_S`` (its mmap threshold stays where it rose to), or at the end of a job when it
+    has not given back for ``POOL_BUSY_TRIM_S``, as the runtime's trim does.
     Memory changes are recorded as ``(time_s, delta_mb)`` steps in ``memory``.
 
     Args:
@@ -332,6 +333,8 @@ class PoolTier:
         self._job_extra_mb: dict[int, float] = {}
         self.inherited_mb: dict[int, float] = {}
         self.jobs_run: dict[int, int] = {}
+        #: Per process: when it last gave its job memory back (or started), seconds.
+        self._last_trim_s: dict[int, float] = {}
         #: Jobs whose attempt a limit is ending (the model adds them before ``release``).
         self.killed: set[int] = set()
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
@@ -385,9 +388,24 @@ class PoolTier:
             self._exit(pid)
             self._spawn()
         else:
+            self._trim_if_overdue(pid)
             self._ready(pid)
             self._trim_when_idle(pid)
         self._scale()
+
+    def _give_back(self, pid: int) -> None:
+        self.memory.add(self.env.now, -self.high_water_mb[pid])
+        self.high_water_mb[pid] = 0.0
+        self._last_trim_s[pid] = self.env.now
+
+    def _trim_if_overdue(self, pid: int) -> None:
+        """A process busy ``POOL_BUSY_TRIM_S`` since its last trim gives back between two jobs."""
+        if (
+            self.gives_back
+            and pool_trim_due(0.0, self.high_water_mb[pid])
+            and pool_busy_trim_due(self._last_trim_s[pid], self.env.now)
+        ):
+            self._give_back(pid)
 
     def _trim_when_idle(self, pid: int) -> None:
         """If ``pid`` went idle holding job memory, it gives it back after ``POOL_IDLE_S``."""
@@ -399,8 +417,7 @@ class PoolTier:
 
         def trim(_event) -> None:
             if pid in self.idle and self.jobs_run.get(pid) == jobs_run:  # idle all along
-                self.memory.add(self.env.now, -self.high_water_mb[pid])
-                self.high_water_mb[pid] = 0.0
+                self._give_back(pid)
 
         Call(self.env, POOL_IDLE_S, trim)
 
@@ -430,6 +447,7 @@ class PoolTier:
         pid = self.spawns
         self.spawns += 1
         self.high_water_mb[pid] = 0.0
+        self._last_trim_s[pid] = self.env.now
         self._mmap_threshold_mb[pid] = first_mmap_threshold_mb(self.retained_mb)
         self.jobs_run[pid] = 0
         self._resize(+1)
@@ -449,7 +467,7 @@ class PoolTier:
     def _exit(self, pid: int) -> None:
         self._resize(-1)
         held_mb = self.base_mb + self.high_water_mb.pop(pid) + self.inherited_mb.pop(pid)
-        del self._mmap_threshold_mb[pid]
+        del self._mmap_threshold_mb[pid], self._last_trim_s[pid]
         self.memory.add(self.env.now, -held_mb)
         del self.jobs_run[pid]
 
