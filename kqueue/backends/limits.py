@@ -5,7 +5,8 @@ also implements ``LimitStore``. The rules are ``kqueue.policy.ratelimit``'s; eac
 applies them atomically (Redis: one Lua script per call, on the server's clock; SQLite: one
 ``BEGIN IMMEDIATE`` transaction; memory: one lock). Keys are the caller's (the worker uses
 ``rate:<job class>`` and ``concurrency:<job class>``); pause names are ``queue:<name>`` or
-``job:<job class>``.
+``job:<job class>``. A rate key keeps its bucket and its tickets (job id -> turn) together, so
+one call reads and updates both.
 
 ``ScheduleStore`` keeps the leader lease of the periodic schedules (``kqueue.policy.leader``:
 Redis ``SET NX PX`` and a renew by its holder in one script; SQLite a row) and each schedule's
@@ -26,6 +27,14 @@ class LimitStore(abc.ABC):
     @abc.abstractmethod
     def take_tokens(self, key: str, limit: RateLimit, wanted: int) -> int:
         """Take up to ``wanted`` tokens from ``key``'s bucket now; returns how many were granted."""
+
+    @abc.abstractmethod
+    def reserve_turn(self, key: str, limit: RateLimit, holder: str) -> float:
+        """``holder``'s turn under ``key``'s bucket (``kqueue.policy.ratelimit.reserve_turn``):
+        0.0 when it starts now (on a whole token, or on its own ticket whose turn has come);
+        else how long until its turn, seconds: it holds a ticket for that turn (its token is
+        taken, as a debt), kept here so any worker that leases it then starts it. A ticket
+        lapses ``limit.ticket_grace_s`` after its turn."""
 
     @abc.abstractmethod
     def acquire_slots(

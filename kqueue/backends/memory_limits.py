@@ -14,7 +14,9 @@ from kqueue.policy.ratelimit import (
     acquire_slots,
     live_slots,
     release_slots,
+    reserve_turn,
     take_tokens,
+    ticket_live,
 )
 
 
@@ -29,7 +31,14 @@ class MemoryLimits(LimitStore, ScheduleStore):
             with self._limits_lock:
                 state = self.__dict__.setdefault(
                     "_limit_dicts",
-                    {"buckets": {}, "slots": {}, "paused": set(), "leader": None, "schedules": {}},
+                    {
+                        "buckets": {},
+                        "tickets": {},
+                        "slots": {},
+                        "paused": set(),
+                        "leader": None,
+                        "schedules": {},
+                    },
                 )
         return state
 
@@ -39,6 +48,23 @@ class MemoryLimits(LimitStore, ScheduleStore):
             buckets: dict[str, Bucket] = state["buckets"]
             granted, buckets[key] = take_tokens(limit, buckets.get(key), time.time(), wanted)
         return granted
+
+    def reserve_turn(self, key: str, limit: RateLimit, holder: str) -> float:
+        state = self._limit_state()
+        now = time.time()
+        with self._limits_lock:
+            buckets: dict[str, Bucket] = state["buckets"]
+            tickets = {
+                h: turn_s
+                for h, turn_s in state["tickets"].get(key, {}).items()
+                if ticket_live(limit, turn_s, now)
+            }
+            turn = reserve_turn(limit, buckets.get(key), tickets.pop(holder, None), now)
+            buckets[key] = turn.bucket
+            if turn.ticket_s is not None:
+                tickets[holder] = turn.ticket_s
+            state["tickets"][key] = tickets
+        return turn.wait_s
 
     def acquire_slots(
         self, key: str, limit: int, holders: Sequence[str], lease_s: float

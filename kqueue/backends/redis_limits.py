@@ -1,7 +1,9 @@
 """``LimitStore`` for Redis: a Lua token bucket and a counted semaphore with leases.
 
 Keys (``kqueue`` is the backend's prefix): ``kqueue:limit:{<key>}:bucket`` a hash (``tokens``,
-``updated``) that expires once it would be full again anyway; ``kqueue:limit:{<key>}:slots`` a
+``updated``; tokens below 0 are reserved turns) that expires once it would be full again
+anyway; ``kqueue:limit:{<key>}:tickets`` a sorted set of the job ids holding a reserved turn,
+scored by their turn (each call drops the lapsed ones first); ``kqueue:limit:{<key>}:slots`` a
 sorted set of holders scored by lease expiry (a crashed worker's slots lapse: each acquire drops
 the expired ones first); ``kqueue:paused`` the set of paused names; ``kqueue:leader`` the
 schedules' leader lease (its holder, with a TTL: ``SET NX PX``, renewed only by its holder);
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from kqueue.backends.limits import LimitStore, ScheduleStore
 from kqueue.backends.redis_replies import translated
 from kqueue.backends.redis_scripts import _NOW
-from kqueue.policy.ratelimit import RateLimit
+from kqueue.policy.ratelimit import TICKET_EARLY_S, RateLimit, debt_cap
 
 #: KEYS: bucket. ARGV: rate_per_s, capacity, wanted. Returns the tokens granted (``take_tokens``).
 TAKE_TOKENS = (
@@ -32,6 +34,39 @@ local granted = math.max(0, math.min(wanted, math.floor(tokens + 1e-9)))
 redis.call('HSET', KEYS[1], 'tokens', fmt(tokens - granted), 'updated', fmt(updated))
 redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return granted
+"""
+)
+
+#: KEYS: bucket, tickets. ARGV: rate_per_s, capacity, debt_cap, holder, grace_s, early_s.
+#: Returns the wait in seconds, as a string: "0" to start now (``reserve_turn``).
+RESERVE_TURN = (
+    _NOW
+    + """
+local rate, capacity, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local holder, grace, early = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - grace)
+local turn = tonumber(redis.call('ZSCORE', KEYS[2], holder))
+if turn then
+  if turn > now + early then return fmt(turn - now) end
+  redis.call('ZREM', KEYS[2], holder)
+  return '0'
+end
+local f = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens, updated = tonumber(f[1]), tonumber(f[2])
+if not tokens then tokens, updated = capacity, now end
+tokens = math.min(capacity, tokens + math.max(0, now - updated) * rate)
+updated = math.max(now, updated)
+local owed = 1 - tokens
+local wait = 0
+if tokens < 1 - 1e-9 then
+  if owed > cap + 1e-9 then return fmt(math.max(0, -tokens) / rate) end
+  wait = owed / rate
+  redis.call('ZADD', KEYS[2], now + wait, holder)
+  redis.call('PEXPIRE', KEYS[2], math.ceil((wait + grace) * 1000) + 1000)
+end
+redis.call('HSET', KEYS[1], 'tokens', fmt(tokens - 1), 'updated', fmt(updated))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens + 1) / rate * 1000) + 1000)
+return fmt(wait)
 """
 )
 
@@ -96,6 +131,14 @@ class RedisLimits(LimitStore, ScheduleStore):
         script = self._limit_script("TAKE_TOKENS")
         args = [repr(limit.rate_per_s), repr(limit.capacity), int(wanted)]
         return int(script(keys=[self._limit_key(key, "bucket")], args=args))
+
+    @translated
+    def reserve_turn(self, key: str, limit: RateLimit, holder: str) -> float:
+        script = self._limit_script("RESERVE_TURN")
+        keys = [self._limit_key(key, "bucket"), self._limit_key(key, "tickets")]
+        args = [repr(limit.rate_per_s), repr(limit.capacity), repr(debt_cap(limit)), holder]
+        args += [repr(limit.ticket_grace_s), repr(TICKET_EARLY_S)]
+        return float(script(keys=keys, args=args))
 
     @translated
     def acquire_slots(

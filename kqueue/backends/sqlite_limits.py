@@ -11,13 +11,25 @@ from collections.abc import Sequence
 
 from kqueue.backends.limits import LimitStore, ScheduleStore
 from kqueue.policy.leader import LeaderLease, apply_step
-from kqueue.policy.ratelimit import Bucket, RateLimit, acquire_slots, take_tokens
+from kqueue.policy.ratelimit import (
+    Bucket,
+    RateLimit,
+    acquire_slots,
+    reserve_turn,
+    take_tokens,
+)
 
 LIMITS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS limit_buckets (
     key TEXT PRIMARY KEY,
     tokens REAL NOT NULL,
     updated_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS limit_tickets (
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    turn_s REAL NOT NULL,
+    PRIMARY KEY (key, holder)
 );
 CREATE TABLE IF NOT EXISTS limit_slots (
     key TEXT NOT NULL,
@@ -51,11 +63,41 @@ class SQLiteLimits(LimitStore, ScheduleStore):
             ).fetchone()
             bucket = Bucket(*row) if row else None
             granted, after = take_tokens(limit, bucket, time.time(), wanted)
-            db.execute(
-                "INSERT OR REPLACE INTO limit_buckets (key, tokens, updated_s) VALUES (?, ?, ?)",
-                (key, after.tokens, after.updated_s),
-            )
+            self._write_bucket(db, key, after)
         return granted
+
+    def reserve_turn(self, key: str, limit: RateLimit, holder: str) -> float:
+        with self._limits_db() as db:
+            now = time.time()  # once the write lock is held
+            # lapsed tickets go first (``ticket_live``): a lost job's ticket leaves no row
+            db.execute(
+                "DELETE FROM limit_tickets WHERE key = ? AND turn_s <= ?",
+                (key, now - limit.ticket_grace_s),
+            )
+            row = db.execute(
+                "SELECT turn_s FROM limit_tickets WHERE key = ? AND holder = ?", (key, holder)
+            ).fetchone()
+            bucket = db.execute(
+                "SELECT tokens, updated_s FROM limit_buckets WHERE key = ?", (key,)
+            ).fetchone()
+            ticket_s = row[0] if row else None
+            turn = reserve_turn(limit, Bucket(*bucket) if bucket else None, ticket_s, now)
+            self._write_bucket(db, key, turn.bucket)
+            if turn.ticket_s is None:
+                db.execute("DELETE FROM limit_tickets WHERE key = ? AND holder = ?", (key, holder))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO limit_tickets (key, holder, turn_s) VALUES (?, ?, ?)",
+                    (key, holder, turn.ticket_s),
+                )
+        return turn.wait_s
+
+    @staticmethod
+    def _write_bucket(db, key: str, bucket: Bucket) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO limit_buckets (key, tokens, updated_s) VALUES (?, ?, ?)",
+            (key, bucket.tokens, bucket.updated_s),
+        )
 
     def acquire_slots(
         self, key: str, limit: int, holders: Sequence[str], lease_s: float

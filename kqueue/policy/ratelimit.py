@@ -7,6 +7,14 @@ of a worker that crashed come back after one lease. The backends keep the state 
 and a sorted set updated by Lua; SQLite: rows in a transaction) and apply these same rules; the
 simulator applies them to its own state. A job held back by a limit stays in the backend in its
 place, is not counted as an attempt, and is looked at again after ``retry_in_s``.
+
+A job that finds no whole token reserves one (``reserve_turn``, GCRA's virtual scheduling): it
+takes the token as a debt (the bucket goes negative, at most ``debt_cap`` tokens), holds a
+ticket for the time the debt is covered (its turn), and goes back to the backend due then;
+leased again, by any worker, it starts on its ticket without asking the bucket. A job that
+arrives later finds the debt and queues behind it, so the class starts first come, first
+served. A ticket lapses ``ticket_grace_s`` after its turn (its token is spent; the job asks
+again), so a job lost with its ticket (a crash, a cancel) costs one token and no state.
 """
 
 from __future__ import annotations
@@ -22,17 +30,36 @@ from kqueue.policy.units import parse_rate
 #: quiet spell stays small, yet longer than a worker's poll (0.2 s and its round trip), so
 #: tokens that come while no held-back job is due yet are not lost (0.2 s lost about 10%).
 BURST_S = 0.5
+#: A class owes at most this many seconds of its rate in reservations (at least one token): a
+#: job that would take a turn further ahead comes back when the debt is paid, without a ticket,
+#: so a huge backlog is not scheduled an hour ahead (a higher-priority job of the class, or a
+#: cancel, would wait behind all of it) and is leased about once a minute meanwhile.
+MAX_DEBT_S = 60.0
+#: A ticket still starts its job this long after its turn (a busy worker, a late lease), then
+#: lapses, seconds. It bounds the burst of tickets that come due together after every worker
+#: was down (``rate * TICKET_GRACE_S`` at most) and the life of a lost job's ticket.
+TICKET_GRACE_S = 10.0
+#: A ticket leased this close before its turn starts (the release's delay and the lease are
+#: timed on clocks a few milliseconds apart), seconds.
+TICKET_EARLY_S = 0.01
+#: A worker that held a job back for its turn wakes this long after the turn, seconds: the
+#: job's release is due a round trip after its turn was reserved, and a lease that comes too
+#: early finds nothing due.
+TURN_WAKE_S = 0.005
 #: Default semaphore slot lease, seconds; a running job's worker renews it.
 SLOT_LEASE_S = 30.0
 
 
 @dataclass(frozen=True)
 class RateLimit:
-    """A parsed ``rate_limit``: tokens per second and the bucket size."""
+    """A parsed ``rate_limit``: tokens per second, the bucket size, and how its reservations
+    are bounded (``MAX_DEBT_S``, ``TICKET_GRACE_S``)."""
 
     text: str
     rate_per_s: float
     capacity: float
+    max_debt_s: float = MAX_DEBT_S
+    ticket_grace_s: float = TICKET_GRACE_S
 
 
 def parse_rate_limit(text: object, source: str) -> RateLimit:
@@ -93,6 +120,56 @@ def token_wait_s(limit: RateLimit, bucket: Bucket | None, now_s: float) -> float
     return max(0.0, (1.0 - full.tokens) / limit.rate_per_s)
 
 
+def debt_cap(limit: RateLimit) -> float:
+    """How many tokens a bucket may owe in reservations (``max_debt_s`` of its rate, at least
+    one)."""
+    return max(1.0, limit.rate_per_s * limit.max_debt_s)
+
+
+def ticket_live(limit: RateLimit, turn_s: float, now_s: float) -> bool:
+    """Whether a ticket for ``turn_s`` may still start its job at ``now_s`` (not lapsed)."""
+    return turn_s + limit.ticket_grace_s > now_s
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What ``reserve_turn`` decided for one job."""
+
+    #: 0.0: start now; else go back to the backend for this long, seconds.
+    wait_s: float
+    #: The turn of the ticket the job holds after the call (its own clock), or None (none:
+    #: it started, or the debt is at its cap and it asks again after ``wait_s``).
+    ticket_s: float | None
+    #: The bucket after the call.
+    bucket: Bucket
+
+
+def reserve_turn(
+    limit: RateLimit, bucket: Bucket | None, ticket_s: float | None, now_s: float
+) -> Turn:
+    """A job's turn under a rate limit: start now on a whole token or on its own live ticket,
+    else take its token as a debt and wait for its turn with a ticket (GCRA).
+
+    Args:
+        limit: the class's rate limit.
+        bucket: the class's bucket (None: new, full).
+        ticket_s: the turn of the job's ticket, if it holds one (lapsed ones are ignored).
+        now_s: now, on the clock the bucket and tickets are kept on, seconds.
+    """
+    if ticket_s is not None and ticket_live(limit, ticket_s, now_s):
+        if ticket_s <= now_s + TICKET_EARLY_S:
+            return Turn(0.0, None, refill(limit, bucket, now_s))  # its token was taken
+        return Turn(ticket_s - now_s, ticket_s, refill(limit, bucket, now_s))  # early
+    full = refill(limit, bucket, now_s)
+    if full.tokens >= 1.0 - 1e-9:
+        return Turn(0.0, None, Bucket(full.tokens - 1.0, full.updated_s))
+    owed = 1.0 - full.tokens  # what the bucket owes once this job takes its token
+    if owed > debt_cap(limit) + 1e-9:
+        return Turn(max(0.0, -full.tokens) / limit.rate_per_s, None, full)
+    wait_s = owed / limit.rate_per_s
+    return Turn(wait_s, now_s + wait_s, Bucket(full.tokens - 1.0, full.updated_s))
+
+
 #: A semaphore's state: holder (a job id) -> when its slot lease expires.
 Slots = Mapping[str, float]
 
@@ -122,14 +199,6 @@ def release_slots(slots: Slots, holders: list[str]) -> dict[str, float]:
     """The state after ``holders`` give their slots back."""
     gone = set(holders)
     return {holder: until for holder, until in slots.items() if holder not in gone}
-
-
-def held_turn_s(limit: RateLimit, last_turn_s: float | None, now_s: float) -> float:
-    """When a job a rate limit held back is next looked at: one token after the turn of the
-    last job held back before it (or after ``now_s``), so a backlog of N waits about
-    N / rate instead of coming back every round. Seconds on the caller's clock."""
-    start_s = now_s if last_turn_s is None else max(now_s, last_turn_s)
-    return start_s + 1.0 / limit.rate_per_s
 
 
 def held_back_wait_s(rate_wait_s: float, slots_full: bool, poll_s: float) -> float:

@@ -2,21 +2,25 @@
 
 Before a leased job joins its tier's local queue, ``Limiter.admit`` asks the backend
 (``kqueue.backends.limits.LimitStore``) whether its queue or class is paused, for a slot of its
-class's ``concurrency_limit`` and for a token of its ``rate_limit`` (``kqueue.policy.ratelimit``
+class's ``concurrency_limit`` and for its turn under its ``rate_limit`` (``kqueue.policy.ratelimit``
 holds the rules). A job held back goes back to the backend without counting an attempt and is
-looked at again after a short wait: it does not take a slot here, so other classes carry on. A
-slot is given back when the job ends, and renewed with the job's lease while it runs, so the
-slots of a worker that dies lapse after one ``visibility_timeout_s``.
+looked at again after a short wait: it does not take a slot here, so other classes carry on.
+A rate-limited job that finds no token reserves one (a ticket in the backend) and goes back
+until its turn; whichever worker leases it then starts it on that ticket. The limiter keeps
+the turns of the jobs it held back, so the loop's idle wait ends at the earliest one rather
+than at the next poll. A slot is given back when the job ends, and renewed with the job's lease
+while it runs, so the slots of a worker that dies lapse after one ``visibility_timeout_s``.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 
 from kqueue.backends.base import Backend
 from kqueue.backends.limits import LimitStore
 from kqueue.policy.config import JobSettings
-from kqueue.policy.ratelimit import RateLimit, held_back_wait_s, held_turn_s, parse_rate_limit
+from kqueue.policy.ratelimit import TURN_WAKE_S, RateLimit, held_back_wait_s, parse_rate_limit
 from kqueue.worker.held import Pending, best_effort
 
 #: How often the paused names are read from the backend, seconds.
@@ -47,9 +51,8 @@ class Limiter:
         self._rates: dict[str, RateLimit] = {}
         self._paused: set[str] = set()
         self._paused_read_s = -PAUSE_REFRESH_S
-        #: Per rate-limited class, when the token after the last held-back job's comes (each
-        #: job held back waits for its own turn, so the backlog is not re-leased every round).
-        self._next_token_s: dict[str, float] = {}
+        #: The turns (``time.monotonic``) of the jobs this worker held back for their ticket.
+        self._turns_s: list[float] = []
         #: Jobs held back so far.
         self.held_back = 0
 
@@ -72,7 +75,7 @@ class Limiter:
             ):
                 return self._hold(held_back_wait_s(0.0, True, self.poll_s))
             self._slots[job_id] = (key, settings.concurrency_limit)
-        wait_s = self._rate_wait_s(job_name, settings)
+        wait_s = self._rate_wait_s(pending.lease.job_id, job_name, settings)
         if wait_s is not None:
             self.release(pending.lease.job_id)
             return self._hold(wait_s)
@@ -82,18 +85,25 @@ class Limiter:
         self.held_back += 1
         return wait_s
 
-    def _rate_wait_s(self, job_name: str, settings: JobSettings) -> float | None:
+    def _rate_wait_s(self, job_id: str, job_name: str, settings: JobSettings) -> float | None:
         if settings.rate_limit is None:
             return None
         limit = self._rates.get(job_name)
         if limit is None:
             limit = self._rates[job_name] = parse_rate_limit(settings.rate_limit, job_name)
-        if self.store.take_tokens(f"rate:{job_name}", limit, 1):
+        wait_s = self.store.reserve_turn(f"rate:{job_name}", limit, job_id)
+        if wait_s <= 0.0:
             return None
+        heapq.heappush(self._turns_s, time.monotonic() + wait_s)
+        return wait_s
+
+    def next_turn_in_s(self) -> float | None:
+        """How long until the earliest turn of a job this worker held back (and a little, so
+        its release is due), seconds; None when it knows of none to come."""
         now = time.monotonic()
-        turn_s = held_turn_s(limit, self._next_token_s.get(job_name), now)
-        self._next_token_s[job_name] = turn_s
-        return held_back_wait_s(turn_s - now, False, 0.0)
+        while self._turns_s and self._turns_s[0] + TURN_WAKE_S <= now:
+            heapq.heappop(self._turns_s)
+        return self._turns_s[0] + TURN_WAKE_S - now if self._turns_s else None
 
     def _is_paused(self, queue: str, job_name: str) -> bool:
         now = time.monotonic()

@@ -396,7 +396,8 @@ class Worker:
 
         With room to spare and nothing fetched, the backend's ``wait_for_work`` (a blocking
         pop on Redis, a sleep on SQLite) ends the wait as soon as work arrives; in any case
-        the wait lasts at most ``poll_interval_s``, which finds scheduled and retried jobs.
+        the wait lasts at most ``poll_interval_s``, which finds scheduled and retried jobs,
+        and ends at the turn of a job this worker held back for a rate limit.
         """
         plan = self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs)
         room = plan.size
@@ -410,6 +411,9 @@ class Worker:
         ack_wait_s = self.settler.ack_wait_s()
         if ack_wait_s is not None:  # batched acks go out by their deadline
             timeout_s = min(timeout_s, ack_wait_s)
+        turn_in_s = self.intake.limiter.next_turn_in_s()
+        if turn_in_s is not None and room > 0:  # a job it held back is due at its turn
+            timeout_s = min(timeout_s, turn_in_s)
         waits = [self._wake.future()]
         if room > 0 and not self._stopping and not plan.deferred:
             waits.append(self.backend.work_waiter(self.queues, self.config.poll_interval_s))

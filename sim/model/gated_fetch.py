@@ -6,7 +6,9 @@ time). Each round leases what the tiers have room for (``intake.LeaseRoom``: the
 or a limit holds back (``lease_gate.LeaseGate``: until its turn, or a poll), and hands the rest
 to their tiers after one release round trip per give-back. The next round comes at once while
 the round leased jobs and the tiers have room, else at a job's end or the next poll (or, with
-room, the next arrival on a backend that wakes the worker). A job given back wakes no one.
+room, the next arrival on a backend that wakes the worker). A job given back wakes no one,
+but the turn of a job held back for its rate limit wakes the sleeping fetcher (the runtime's
+idle wait ends there).
 
 A mixin of ``sim.model.worker.Model``: it uses the model's fetcher state (``_leased``,
 ``_idle_for_s``, ``_fetch_at_s``, the fetch timer) and its ``dispatch`` / ``_to_tier``.
@@ -19,6 +21,7 @@ import math
 
 import simpy
 
+from kqueue.policy.ratelimit import TURN_WAKE_S
 from sim.engine.clock import Call
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
@@ -97,6 +100,9 @@ class RuleFetcher:
         now = self.env.now
         due_s = now + wait_s
         self.given_back.put(job, due_s)
+        turn_s = None if overflow else self.class_gate.ticket_s(job)
+        if turn_s is not None:  # the runtime's idle wait ends at a turn it reserved
+            Call(self.env, turn_s - now + TURN_WAKE_S, self._turn_due)
         if self._round is not None:
             if overflow:
                 self._round_overflow = True
@@ -112,6 +118,12 @@ class RuleFetcher:
             if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
                 self._fetch_at_s = fetch_at_s
                 self._arm_fetch_timer()
+
+    def _turn_due(self, _event: simpy.Event) -> None:
+        """A job held back for its turn is due: a sleeping fetcher with room wakes and leases
+        (``Limiter.next_turn_in_s`` in the runtime's idle wait)."""
+        if self._idle_for_s == self._idle_for_s and self.room.plan(self.env.now).size > 0:
+            self._wake_fetcher()
 
     def _sleep_until_poll(self, back_s: float, arrival_s: float, now: float) -> None:
         """Sleep until the poll that finds a job given back (or the earlier arrival that wakes

@@ -4,11 +4,12 @@ Scenario: the worker leases a batch of due jobs (highest priority first, then ea
 asks each one's class for a slot of its ``concurrency_limit`` and a token of its ``rate_limit``
 (``kqueue.policy.ratelimit``, the rules the backends run). A job that gets both goes on to its
 tier. One that does not goes back to the backend, not counted as an attempt, due again after the
-runtime's wait: a rate-limited one at its own turn (``held_turn_s``: one token after the last
-job held back before it), one behind a full semaphore after a poll (``held_back_wait_s``). It
-keeps its priority but not its place: it is due later, so it waits behind the jobs of its level
-that were due before that. It does not block its level or its class: the next leased job of the
-class takes a token if one has come. Each give-back is one more round trip of the worker's loop
+runtime's wait: a rate-limited one at its reserved turn (``reserve_turn``: it takes its token as
+a debt and holds a ticket, so when leased again it starts without asking the bucket, and the
+jobs leased after it queue behind the debt), one behind a full semaphore after a poll
+(``held_back_wait_s``). It keeps its priority but not its place: it is due later, so it waits
+behind the jobs of its level that were due before that. It does not block its level or other
+classes. Each give-back is one more round trip of the worker's loop
 (``HostProfile.fetch_s``), paid before the jobs of its batch start, as the runtime releases each
 held job before it launches the batch. A paused class never starts (the runtime re-leases its
 jobs every second; a pause does not change during a replay, so the model leaves them out).
@@ -25,9 +26,8 @@ from kqueue.policy.ratelimit import (
     Bucket,
     acquire_slots,
     held_back_wait_s,
-    held_turn_s,
     release_slots,
-    take_tokens,
+    reserve_turn,
 )
 from sim.model.rules import ClassRules
 
@@ -95,8 +95,8 @@ class LeaseGate:
         self.rules, self._class, self._poll_s = rules, job_class, poll_s
         self._buckets: dict[str, Bucket | None] = dict.fromkeys(rules.rate)
         self._slots: dict[str, dict[str, float]] = {name: {} for name in rules.concurrency}
-        #: Per rate-limited class, the turn of the last job held back (the runtime's Limiter).
-        self._turn_s: dict[str, float] = {}
+        #: Per rate-limited class, the tickets: job -> its reserved turn (the backend's).
+        self._tickets: dict[str, dict[int, float]] = {name: {} for name in rules.rate}
         #: Times a leased job was given back (a job can be given back many times), and jobs
         #: of paused classes, which never start.
         self.held_back = 0
@@ -117,15 +117,22 @@ class LeaseGate:
                 return held_back_wait_s(0.0, True, self._poll_s)
             self._slots[name] = after
         if name in self._buckets:
-            limit = self.rules.rate[name]
-            got, self._buckets[name] = take_tokens(limit, self._buckets[name], now_s, 1)
-            if not got:
+            tickets, limit = self._tickets[name], self.rules.rate[name]
+            turn = reserve_turn(limit, self._buckets[name], tickets.pop(job, None), now_s)
+            self._buckets[name] = turn.bucket
+            if turn.ticket_s is not None:
+                tickets[job] = turn.ticket_s
+            if turn.wait_s > 0.0:
                 if name in self._slots:
                     self._slots[name] = release_slots(self._slots[name], [str(job)])
-                turn_s = self._turn_s[name] = held_turn_s(limit, self._turn_s.get(name), now_s)
                 self.held_back += 1
-                return held_back_wait_s(turn_s - now_s, False, 0.0)
+                return turn.wait_s
         return None
+
+    def ticket_s(self, job: int) -> float | None:
+        """The turn of the ticket ``job`` holds (it was held back for it), or None."""
+        tickets = self._tickets.get(self._class[job])
+        return None if tickets is None else tickets.get(job)
 
     def ended(self, job: int) -> None:
         """``job`` ended: the slot of its class it held is free."""

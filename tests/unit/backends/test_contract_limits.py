@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -80,3 +81,48 @@ def test_schedule_states_are_kept(backend):
     backend.save_schedule_state("nightly", b'{"last": 1}')
     backend.save_schedule_state("nightly", b'{"last": 2}')
     assert backend.schedule_states() == {"nightly": b'{"last": 2}'}
+
+
+def _turn_s(backend, key, limit, holder) -> tuple[float, float]:
+    """``reserve_turn``'s wait, and the turn it names on this process's clock."""
+    before = time.monotonic()
+    wait_s = backend.reserve_turn(key, limit, holder)
+    return wait_s, (before + time.monotonic()) / 2 + wait_s
+
+
+def test_a_job_without_a_token_reserves_its_turn_and_starts_on_its_ticket(backend):
+    limit = parse_rate_limit("10/s", "test")  # capacity 5
+    # Given a bucket emptied by five starts
+    assert [backend.reserve_turn("rate:r", limit, f"j{i}") for i in range(5)] == [0.0] * 5
+    # When three more jobs come, Then each takes its token as a debt, a turn 0.1 s apart
+    (w0, t0), (_, t1), (w2, t2) = (_turn_s(backend, "rate:r", limit, f"k{i}") for i in range(3))
+    assert 0.0 < w0 <= 0.1 and 0.07 <= t1 - t0 <= 0.13 and 0.07 <= t2 - t1 <= 0.13
+    # and one leased again before its turn keeps its place (it is told the rest of its wait)
+    wait_s, turn_s = _turn_s(backend, "rate:r", limit, "k2")
+    assert 0.0 < wait_s < w2 and abs(turn_s - t2) < 0.03
+    # and a newcomer queues behind the debt
+    assert 0.07 <= _turn_s(backend, "rate:r", limit, "n")[1] - t2 <= 0.13
+    # When k0 is leased again at its turn, Then it starts on its ticket (the bucket still owes)
+    time.sleep(max(0.0, t0 + 0.02 - time.monotonic()))
+    assert backend.reserve_turn("rate:r", limit, "k0") == 0.0
+    # and its ticket was used: asking again is asking as a newcomer, behind n
+    assert _turn_s(backend, "rate:r", limit, "k0")[1] - t2 >= 0.17
+
+
+def test_a_lapsed_ticket_is_forgotten_and_the_debt_is_capped(backend):
+    limit = dataclasses.replace(parse_rate_limit("2/s", "test"), ticket_grace_s=0.1)
+    # Given a bucket of one token taken, and j1 holding a ticket for 0.5 s ahead
+    assert backend.reserve_turn("rate:g", limit, "j0") == 0.0
+    assert 0.45 <= backend.reserve_turn("rate:g", limit, "j1") <= 0.5
+    # When j1 comes back after its ticket lapsed (0.1 s after its turn)
+    time.sleep(0.7)
+    # Then it asks the bucket like a newcomer: no token yet (0.4 of one), a new turn
+    assert 0.15 <= backend.reserve_turn("rate:g", limit, "j1") <= 0.35
+    # Given a debt capped at 1 s of the rate (2 tokens)
+    capped = dataclasses.replace(limit, max_debt_s=1.0, ticket_grace_s=10.0)
+    assert backend.reserve_turn("rate:c", capped, "a") == 0.0  # a whole token
+    assert 0.45 <= backend.reserve_turn("rate:c", capped, "b") <= 0.5
+    assert 0.95 <= backend.reserve_turn("rate:c", capped, "c") <= 1.0
+    # Then one more holds no ticket: it comes back when the debt is paid (1 s), not at 1.5 s
+    assert 0.9 <= backend.reserve_turn("rate:c", capped, "d") <= 1.0
+    assert 0.9 <= backend.reserve_turn("rate:c", capped, "d") <= 1.0
