@@ -32,7 +32,7 @@ tokens = math.min(capacity, tokens + math.max(0, now - updated) * rate)
 updated = math.max(now, updated)
 local granted = math.max(0, math.min(wanted, math.floor(tokens + 1e-9)))
 redis.call('HSET', KEYS[1], 'tokens', fmt(tokens - granted), 'updated', fmt(updated))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens + granted) / rate * 1000) + 1000)
 return granted
 """
 )

@@ -126,3 +126,15 @@ def test_a_lapsed_ticket_is_forgotten_and_the_debt_is_capped(backend):
     # Then one more holds no ticket: it comes back when the debt is paid (1 s), not at 1.5 s
     assert 0.9 <= backend.reserve_turn("rate:c", capped, "d") <= 1.0
     assert 0.9 <= backend.reserve_turn("rate:c", capped, "d") <= 1.0
+
+
+def test_a_bucket_keeps_its_debt_until_it_is_paid(backend):
+    limit = parse_rate_limit("20/s", "test")  # capacity 10: a full bucket's key lives 1.5 s
+    # Given 10 starts on whole tokens and 40 turns reserved (2 s of the rate owed)
+    waits = [backend.reserve_turn("rate:d", limit, f"j{i}") for i in range(50)]
+    assert waits[:10] == [0.0] * 10 and 1.8 <= waits[-1] <= 2.0
+    assert backend.take_tokens("rate:d", limit, 5) == 0
+    # When longer passes than a full bucket's key lives, Then the debt is still owed
+    time.sleep(1.6)
+    assert backend.take_tokens("rate:d", limit, 5) == 0
+    assert 0.2 <= backend.reserve_turn("rate:d", limit, "late") <= 0.5

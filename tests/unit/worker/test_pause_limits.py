@@ -83,3 +83,22 @@ def test_kqueue_pause_and_resume_keep_the_pause_in_the_backend(tmp_path):
     done = run_kqueue(tmp_path, "resume", "--backend", url, "--queue", "emails")
     assert done.stdout.strip() == "paused: job:t.x"
     assert App(url).backend.paused() == {"job:t.x"}
+
+
+def test_a_worker_wakes_at_the_turn_of_a_job_it_held_back_not_at_its_next_poll():
+    # Given a class limited to 10/s (5 tokens at once), 10 of its jobs, and a worker that
+    # polls only every 3 s
+    app = App("memory://")
+    starts: list[float] = []
+
+    @app.job(name="sms", rate_limit="10/s")
+    def sms(i: int) -> None:
+        starts.append(time.monotonic())
+
+    sms.dispatch_many([((i,), {}) for i in range(10)])
+    config = Config(max_concurrent_inline=8, poll_interval_s=3.0, pool_size=0, pool_max_size=0)
+    with WorkerThread(app, config, force_inline=True):
+        assert _wait(lambda: len(starts) == 10)
+    # Then the five it held back started at their turns (0.1 s apart), not at a poll 3 s on
+    assert starts[-1] - starts[0] < 1.5
+    assert not app.backend.dead_letters()
