@@ -94,14 +94,16 @@ class RuleFetcher:
         arrival_s = submitted[leased] if leased < len(submitted) else math.inf
         return min(arrival_s, self.given_back.next_due_s())
 
-    def _give_back(self, job: int, wait_s: float, *, overflow: bool = False) -> None:
+    def _give_back(
+        self, job: int, wait_s: float, *, overflow: bool = False, turn_s: float | None = None
+    ) -> None:
         """``job`` goes back to the backend for ``wait_s`` (``overflow``: its tier was full,
-        else a limit held it back); the fetcher looks again then."""
+        else a limit held it back; ``turn_s``: its rate limit's turn); the fetcher looks again
+        then, or at the turn."""
         now = self.env.now
         due_s = now + wait_s
         self.given_back.put(job, due_s)
-        turn_s = None if overflow else self.class_gate.ticket_s(job)
-        if turn_s is not None:  # the runtime's idle wait ends at a turn it reserved
+        if turn_s is not None:  # the runtime's idle wait ends at a turn it held a job for
             Call(self.env, turn_s - now + TURN_WAKE_S, self._turn_due)
         if self._round is not None:
             if overflow:

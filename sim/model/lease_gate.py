@@ -101,11 +101,14 @@ class LeaseGate:
         #: of paused classes, which never start.
         self.held_back = 0
         self.paused = 0
+        #: The turn the last ``admit`` held its job back for (its rate limit), else None.
+        self.held_for_turn_s: float | None = None
 
     def admit(self, job: int, now_s: float) -> float | None:
         """None when ``job`` may go on to its tier now; inf for a paused class (it never
         starts); else how long it goes back to the backend for, seconds."""
         name = self._class[job]
+        self.held_for_turn_s = None
         if name in self.rules.paused:
             self.paused += 1
             return math.inf
@@ -126,6 +129,7 @@ class LeaseGate:
                 if name in self._slots:
                     self._slots[name] = release_slots(self._slots[name], [str(job)])
                 self.held_back += 1
+                self.held_for_turn_s = now_s + turn.wait_s
                 return turn.wait_s
         return None
 

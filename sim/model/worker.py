@@ -393,7 +393,7 @@ class Model(RuleFetcher):
             self._round.append(job)
             self.room.pending[tier] += 1
         elif wait_s != math.inf:  # inf: a paused class, never started
-            self._give_back(job, wait_s)
+            self._give_back(job, wait_s, turn_s=self.class_gate.held_for_turn_s)
 
     # --- one job's life on its slot ------------------------------------------------------
 

@@ -224,3 +224,15 @@ def test_a_rate_limited_class_waits_about_as_long_as_a_first_come_first_served_b
     assert np.isfinite(wait).all()
     assert np.percentile(wait, 95) <= 1.5 * np.percentile(fcfs, 95)
     assert np.percentile(wait, 50) <= np.percentile(fcfs, 50) + poll_s
+
+
+def test_a_class_with_both_limits_holds_both_and_every_job_starts_once():
+    # Given 40 jobs of 0.3 s at once, limited to 10/s and to 2 at a time
+    jobs = _jobs([(0.0, 0.3, "api")] * 40)
+    model = _run(jobs, {"api": {**INLINE, "rate_limit": "10/s", "concurrency_limit": 2}})
+    starts = sorted(model.started_s)
+    # Then all start, never more than two at once, each pair within a job and a poll (a job
+    # the full semaphore held back is looked at again after a poll of 0.2 s)
+    assert all(math.isfinite(s) for s in starts)
+    assert all(b - a >= 0.3 - 1e-9 for a, b in zip(starts, starts[2:], strict=False))
+    assert starts[-1] <= 20 * (0.3 + 0.2) + 0.5
