@@ -93,7 +93,9 @@ class Cpu:
         self._gil = Gil(env, self._fast_inline_done)
         # inline jobs in the clocks still off the CPU: job -> (CPU entry time, CPU work)
         self._inline_entering: dict[int, tuple[float, float]] = {}
-        self._fast_path = fast_path
+        # the fast path gives the worker a core of its own: with less than one core in all
+        # (a shared host's share), every job goes through the clocks, where it gets its share
+        self._fast_path = fast_path and (cores == 0 or cores >= 1)
 
     def start(self, job: int, before_s: float, work_s: float, inline: bool) -> None:
         """Run ``job``: ``before_s`` seconds off the CPU, then ``work_s`` CPU seconds, shared.

@@ -237,6 +237,11 @@ class _Trial:
         return checked
 
 
+#: The least memory limit written for a class (when the budget leaves no room for a process,
+#: its jobs run inline, where the limit does not apply; a limit must still be above 0).
+MIN_LIMIT_MB = 1.0
+
+
 def config_with_budget(config: Config, budget_mb: float, prepared, problem: Problem) -> Config:
     """``config`` as written with ``budget_mb``: each class's memory limit capped at the budget
     less the worker and one process (never below the class's largest traced job, as
@@ -249,7 +254,8 @@ def config_with_budget(config: Config, budget_mb: float, prepared, problem: Prob
     for name, options in config.jobs.items():
         limit = options.max_memory_mb
         if limit is not None and limit > cap_mb:
-            limit = min(budget_mb, max(cap_mb, largest.get(name, 0.0)))
+            # a limit is > 0 (the config refuses 0): 1 MB where no process fits the budget
+            limit = min(budget_mb, max(cap_mb, largest.get(name, 0.0), MIN_LIMIT_MB))
             options = dataclasses.replace(options, max_memory_mb=limit)
         tables[name] = options
     capped = dataclasses.replace(config, jobs=MappingProxyType(tables))
