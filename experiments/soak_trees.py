@@ -15,6 +15,7 @@ import psutil
 
 from kqueue.backends.redis import RedisBackend
 from kqueue.ops.procmem import anon_unique_mb, read_process
+from kqueue.ops.smaps import COLUMNS, breakdown
 
 #: Without a worker status (not yet published), a child this old counts as a pool process.
 STANDING_AGE_S = 60.0
@@ -102,22 +103,46 @@ def read_trees(roots: list[int], pools: dict[int, set[int]], now_s: float) -> Sa
     )  # fmt: skip
 
 
-class Sampler(threading.Thread):
-    """Reads the trees every ``sample_s`` until stopped; roles from the workers' statuses."""
+#: The header of the breakdown rows (``Sampler.breakdowns``, ``soak.py --smaps-out``).
+BREAKDOWN_HEADER = ("time_s", "role", "pid", "worker_pid", "kind", *COLUMNS)
 
-    def __init__(self, pids: list[int], sample_s: float, url: str):
+
+def read_breakdowns(roots: list[int], pools: dict[int, set[int]], now_s: float) -> list[tuple]:
+    """Each worker's and pool process's mappings by kind (``kqueue.ops.smaps``), as rows; a pool
+    process's anonymous mappings split by whether its worker maps the same range."""
+    rows = []
+    for root in roots:
+        readings = [("worker", root, breakdown(root))]
+        readings += [("pool", pid, breakdown(pid, root)) for pid in sorted(pools.get(root, ()))]
+        for role, pid, kinds in readings:
+            for kind, totals in sorted(kinds.items()):
+                values = (getattr(totals, name) for name in COLUMNS)
+                rows.append((round(now_s, 1), role, pid, root, kind, *values))
+    return rows
+
+
+class Sampler(threading.Thread):
+    """Reads the trees every ``sample_s`` until stopped; roles from the workers' statuses. With
+    ``breakdown_s``, also the standing processes' mappings by kind that often (``breakdowns``)."""
+
+    def __init__(self, pids: list[int], sample_s: float, url: str, breakdown_s: float = 0.0):
         super().__init__(daemon=True)
-        self.pids, self.sample_s = pids, sample_s
+        self.pids, self.sample_s, self.breakdown_s = pids, sample_s, breakdown_s
         self.backend = RedisBackend.from_url(url)
         self.samples: list[Sample] = []
+        self.breakdowns: list[tuple] = []
         self.halt = threading.Event()
         self.began = time.monotonic()
 
     def run(self) -> None:
+        next_breakdown_s = self.breakdown_s
         try:
             while not self.halt.wait(self.sample_s):
                 pools = pool_pids(self.backend)
                 now_s = time.monotonic() - self.began
                 self.samples.append(read_trees(self.pids, pools, now_s))
+                if self.breakdown_s and now_s >= next_breakdown_s:
+                    self.breakdowns += read_breakdowns(self.pids, pools, now_s)
+                    next_breakdown_s += self.breakdown_s
         finally:
             self.backend.close()

@@ -6,8 +6,10 @@ host profile says the host's processes can give memory back (``HostProfile.gives
 measured by ``kqueue calibrate``).
 
 - A pool process trims after a job that left it holding at least ``TRIM_AFTER_GROWTH_MB`` more
-  than after its last trim, once it has waited ``POOL_IDLE_S`` for its next request: a busy
-  process never trims, so no job waits for one.
+  than after its last trim, once it has waited ``POOL_IDLE_S`` for its next request, so a job
+  seldom waits for one; but a process busy for ``POOL_BUSY_TRIM_S`` since its last trim (or its
+  start) trims between two jobs at once, so a process that is never idle for ``POOL_IDLE_S``
+  does not hold its jobs' high-water mark for its whole life.
 - The worker trims at most every ``WORKER_TRIM_INTERVAL_S``, when inline jobs ended since.
 """
 
@@ -17,6 +19,9 @@ from __future__ import annotations
 TRIM_AFTER_GROWTH_MB = 1.0
 #: How long a pool process with a trim due waits for a request before it trims, seconds.
 POOL_IDLE_S = 1.0
+#: A pool process with a trim due that has not trimmed for this long trims between two jobs,
+#: without waiting to be idle, seconds.
+POOL_BUSY_TRIM_S = 10.0
 #: The least time between two of the worker's trims, seconds.
 WORKER_TRIM_INTERVAL_S = 5.0
 
@@ -25,6 +30,12 @@ def pool_trim_due(floor_mb: float, resident_mb: float) -> bool:
     """True when a pool process at ``resident_mb`` after a job, ``floor_mb`` after its last trim
     (or at start), should trim once idle."""
     return resident_mb - floor_mb >= TRIM_AFTER_GROWTH_MB
+
+
+def pool_busy_trim_due(last_trim_s: float, now_s: float) -> bool:
+    """True when a pool process with a trim due, which last trimmed (or started) at
+    ``last_trim_s``, trims now rather than once idle (seconds, one clock)."""
+    return now_s - last_trim_s >= POOL_BUSY_TRIM_S
 
 
 def worker_trim_due(jobs_since: bool, last_trim_s: float, now_s: float) -> bool:

@@ -103,15 +103,16 @@ def serve(conn: Any, app: Any, parent_pid: int) -> None:
     """A pool process: run requests from ``conn`` one by one until ``STOP`` or end of pipe.
 
     After a job that grew its memory, the process gives the freed part back once it has waited
-    ``POOL_IDLE_S`` for the next request (``kqueue.policy.trim``): never between jobs that
-    come one after another.
+    ``POOL_IDLE_S`` for the next request, or at once when it has not done so for
+    ``POOL_BUSY_TRIM_S`` (``kqueue.policy.trim``): between jobs that come one after another
+    at most that often.
     """
     prepare(app, parent_pid)
     base_rss_mb = own_memory_mb()[1]  # fresh: what every job's memory is counted above
     kept = heap.PoolHeap(base_rss_mb)
     while True:
         try:
-            if kept.due and not conn.poll(POOL_IDLE_S):
+            if kept.overdue(time.monotonic()) or (kept.due and not conn.poll(POOL_IDLE_S)):
                 kept.trim(_resident_mb)
             data = conn.recv_bytes()
         except (EOFError, OSError):

@@ -9,9 +9,11 @@ and middle, to the OS.
 
 When, off the jobs' critical path, is ``kqueue.policy.trim``'s rule (the simulator runs it too):
 a pool process (``kqueue.tiers.child.serve``) after a job that grew it, once it has waited
-``POOL_IDLE_S`` for its next request, so a busy process never trims and a job queued in its pipe
-starts at once; the worker (``kqueue.tiers.inline.InlineRunner.maintain``) at most every
-``WORKER_TRIM_INTERVAL_S``, when inline jobs ended since its last trim.
+``POOL_IDLE_S`` for its next request, so a job queued in its pipe mostly starts at once, or
+between two jobs when it has not trimmed for ``POOL_BUSY_TRIM_S`` (a process never idle that
+long would otherwise hold its jobs' high-water mark for its whole life); the worker
+(``kqueue.tiers.inline.InlineRunner.maintain``) at most every ``WORKER_TRIM_INTERVAL_S``, when
+inline jobs ended since its last trim.
 
 What it costs: the next job that needs the memory faults it in again (measured in
 ``experiments/heap_trim.py``). On a C library other than glibc every call here is a no-op.
@@ -28,7 +30,7 @@ import platform
 import time
 from collections.abc import Callable
 
-from kqueue.policy.trim import pool_trim_due, worker_trim_due
+from kqueue.policy.trim import pool_busy_trim_due, pool_trim_due, worker_trim_due
 
 
 @functools.cache
@@ -81,6 +83,8 @@ class PoolHeap:
     def __init__(self, resident_mb: float):
         self.floor_mb = resident_mb
         self.due = False
+        #: When it last trimmed (or started), ``time.monotonic()`` seconds.
+        self.last_trim_s = time.monotonic()
         #: Trims done, for tests and status.
         self.trims = 0
 
@@ -88,10 +92,15 @@ class PoolHeap:
         """A job ended leaving the process at ``resident_mb`` MB: is a trim due?"""
         self.due = available() and pool_trim_due(self.floor_mb, resident_mb)
 
+    def overdue(self, now_s: float) -> bool:
+        """True when a due trim should not wait for an idle moment (``now_s``: monotonic)."""
+        return self.due and pool_busy_trim_due(self.last_trim_s, now_s)
+
     def trim(self, resident_mb: Callable[[], float]) -> None:
         """Trim now; what ``resident_mb()`` reads after it is the new floor."""
         trim()
         self.floor_mb, self.due = resident_mb(), False
+        self.last_trim_s = time.monotonic()
         self.trims += 1
 
 

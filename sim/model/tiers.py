@@ -24,7 +24,7 @@ import simpy
 from kqueue.policy import Config, HostProfile, target_size
 from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
-from kqueue.policy.trim import POOL_IDLE_S, pool_trim_due, worker_trim_due
+from kqueue.policy.trim import POOL_IDLE_S, pool_busy_trim_due, pool_trim_due, worker_trim_due
 from sim.engine.clock import Call
 from sim.engine.memory import MemoryLog
 
@@ -115,6 +115,7 @@ class InlineTier(SlotTier):
         memory_mb: per job, its memory (MB).
         slot_s: per job, when it got its slot (the model fills it in ``run``).
         inline_computing: how many inline jobs are computing now (``Cpu.inline_computing``).
+        fresh_mb: per job, the memory it faults in afresh (this tier writes it at the start).
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class InlineTier(SlotTier):
         memory_mb: list[float],
         slot_s: list[float],
         inline_computing: Callable[[], int],
+        fresh_mb: list[float],
     ):
         super().__init__(env, run, 0, host.inline_dispatch_s)  # ``free``: idle threads
         self.limit, self.threads = limit, 0
@@ -141,7 +143,7 @@ class InlineTier(SlotTier):
         self.mapped_mb = self.heap_used_mb = self.heap_mb = 0.0
         self._mapped: set[int] = set()
         self.memory = MemoryLog()
-        self._memory_mb, self._slot_s = memory_mb, slot_s
+        self._memory_mb, self._slot_s, self._fresh_mb = memory_mb, slot_s, fresh_mb
         self._inline_computing = inline_computing
 
     def occupied(self) -> int:
@@ -188,15 +190,19 @@ class InlineTier(SlotTier):
         if self.gil_handoff_s:  # the hand-over waits for the GIL behind each computing job
             overhead_s += self.gil_handoff_s * self._inline_computing()
         memory_mb = self._memory_mb[job]
+        fresh_mb = 0.0
         if memory_mb > self.mmap_threshold_mb:
             self.mapped_mb += memory_mb
             self._mapped.add(job)
             self.memory.add(self.env.now + overhead_s, memory_mb)
+            fresh_mb = memory_mb
         elif memory_mb:
             self.heap_used_mb += memory_mb
             if self.heap_used_mb > self.heap_mb:
-                self.memory.add(self.env.now + overhead_s, self.heap_used_mb - self.heap_mb)
+                fresh_mb = self.heap_used_mb - self.heap_mb
+                self.memory.add(self.env.now + overhead_s, fresh_mb)
                 self.heap_mb = self.heap_used_mb
+        self._fresh_mb[job] = fresh_mb
         self._running.add(job)
         self._run(job, overhead_s)
 
@@ -229,6 +235,8 @@ class IsolatedTier(SlotTier):
         host: the host constants (spawn, dispatch).
         process: per job, its process number (this tier writes its spawn number).
         inline_level_mb: the worker's inline memory now (``InlineTier.level_mb``).
+        memory_mb: per job, its memory (MB).
+        fresh_mb: per job, the memory it faults in afresh (this tier writes it at the start).
     """
 
     def __init__(
@@ -240,9 +248,12 @@ class IsolatedTier(SlotTier):
         *,
         process: list[int],
         inline_level_mb: Callable[[], float],
+        memory_mb: list[float],
+        fresh_mb: list[float],
     ):
         super().__init__(env, run, limit, host.spawn_s + host.isolated_dispatch_s)
         self._process, self._inline_level_mb = process, inline_level_mb
+        self._memory_mb, self._fresh_mb = memory_mb, fresh_mb
         #: Processes started so far (one per job).
         self.spawns = 0
         #: Per job: the worker's inline memory its process was forked with (see ``InlineTier``).
@@ -251,6 +262,7 @@ class IsolatedTier(SlotTier):
     def _start(self, job: int) -> None:
         self._process[job] = self.spawns
         self.spawns += 1
+        self._fresh_mb[job] = self._memory_mb[job]  # a new process: all of it is fresh
         self.inherited_mb[job] = self._inline_level_mb()
         super()._start(job)
 
@@ -267,7 +279,8 @@ class PoolTier:
     what the process keeps and leaves its own size behind. On a host whose processes give
     memory back (``HostProfile.gives_back_memory``) a process that kept at least
     ``kqueue.policy.trim.TRIM_AFTER_GROWTH_MB`` gives it all back once it has been idle for
-    ``POOL_IDLE_S`` (its mmap threshold stays where it rose to), as the runtime's trim does.
+    ``POOL_IDLE_S`` (its mmap threshold stays where it rose to), or at the end of a job when it
+    has not given back for ``POOL_BUSY_TRIM_S``, as the runtime's trim does.
     Memory changes are recorded as ``(time_s, delta_mb)`` steps in ``memory``.
 
     Args:
@@ -277,6 +290,8 @@ class PoolTier:
         memory_mb: per job, its memory (MB).
         process: per job, its process number (this tier writes the pool process's).
         inline_level_mb: the worker's inline memory now (``InlineTier.level_mb``).
+        fresh_mb: per job, the memory it faults in afresh (this tier writes it at the start:
+            a mapped job's all, a heap job's growth past what its process keeps).
     """
 
     def __init__(
@@ -293,8 +308,10 @@ class PoolTier:
         room: Callable[[], int | None] = lambda: None,
         over_budget: Callable[[int], bool] = lambda pid: False,
         backlog: Callable[[], int] = lambda: 0,
+        fresh_mb: list[float],
     ):
         self.config, self.env, self._run = config, env, run
+        self._fresh_mb = fresh_mb
         #: Jobs arrived in the backend, not leased yet, whose class routes to the pool
         #: (``sim.model.backlog``): what the runtime's scaler reads from its backend.
         self._backlog = backlog
@@ -316,6 +333,8 @@ class PoolTier:
         self._job_extra_mb: dict[int, float] = {}
         self.inherited_mb: dict[int, float] = {}
         self.jobs_run: dict[int, int] = {}
+        #: Per process: when it last gave its job memory back (or started), seconds.
+        self._last_trim_s: dict[int, float] = {}
         #: Jobs whose attempt a limit is ending (the model adds them before ``release``).
         self.killed: set[int] = set()
         self.size = self.busy = self.spawns = self.recycles = self.peak_size = 0
@@ -369,9 +388,24 @@ class PoolTier:
             self._exit(pid)
             self._spawn()
         else:
+            self._trim_if_overdue(pid)
             self._ready(pid)
             self._trim_when_idle(pid)
         self._scale()
+
+    def _give_back(self, pid: int) -> None:
+        self.memory.add(self.env.now, -self.high_water_mb[pid])
+        self.high_water_mb[pid] = 0.0
+        self._last_trim_s[pid] = self.env.now
+
+    def _trim_if_overdue(self, pid: int) -> None:
+        """A process busy ``POOL_BUSY_TRIM_S`` since its last trim gives back between two jobs."""
+        if (
+            self.gives_back
+            and pool_trim_due(0.0, self.high_water_mb[pid])
+            and pool_busy_trim_due(self._last_trim_s[pid], self.env.now)
+        ):
+            self._give_back(pid)
 
     def _trim_when_idle(self, pid: int) -> None:
         """If ``pid`` went idle holding job memory, it gives it back after ``POOL_IDLE_S``."""
@@ -383,8 +417,7 @@ class PoolTier:
 
         def trim(_event) -> None:
             if pid in self.idle and self.jobs_run.get(pid) == jobs_run:  # idle all along
-                self.memory.add(self.env.now, -self.high_water_mb[pid])
-                self.high_water_mb[pid] = 0.0
+                self._give_back(pid)
 
         Call(self.env, POOL_IDLE_S, trim)
 
@@ -401,7 +434,7 @@ class PoolTier:
         mapped = job_mb > self._mmap_threshold_mb[pid]
         extra_mb = job_mb if mapped else max(0.0, job_mb - self.high_water_mb[pid])
         self.memory.add(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
-        self._job_extra_mb[pid] = extra_mb
+        self._job_extra_mb[pid] = self._fresh_mb[job] = extra_mb
         self._run(job, self.dispatch_s)
 
     def _ready(self, pid: int) -> None:
@@ -414,6 +447,7 @@ class PoolTier:
         pid = self.spawns
         self.spawns += 1
         self.high_water_mb[pid] = 0.0
+        self._last_trim_s[pid] = self.env.now
         self._mmap_threshold_mb[pid] = first_mmap_threshold_mb(self.retained_mb)
         self.jobs_run[pid] = 0
         self._resize(+1)
@@ -433,7 +467,7 @@ class PoolTier:
     def _exit(self, pid: int) -> None:
         self._resize(-1)
         held_mb = self.base_mb + self.high_water_mb.pop(pid) + self.inherited_mb.pop(pid)
-        del self._mmap_threshold_mb[pid]
+        del self._mmap_threshold_mb[pid], self._last_trim_s[pid]
         self.memory.add(self.env.now, -held_mb)
         del self.jobs_run[pid]
 

@@ -18,7 +18,7 @@ def test_soak_for_a_minute_loses_and_doubles_nothing():
     out = done.stdout
     assert re.search(r"1,000/1,000 finished, 0 lost, 0 duplicated", out), out
     assert re.search(r"^\| jobs \| 1,000 dispatched \| 1,000 finished \| 0 lost, 0 dup", out, re.M)
-    assert "standing memory (standing_" in out, out
+    assert "worker tree PSS (tree_pss_mb)" in out and "standing distinct anonymous" in out, out
     rows = re.findall(r"^\s+1" + r"\s+([\d.]+|nan)" * 11 + "$", out, re.M)
     assert rows, out
     names = ("w_mb", "w_rss", "pool_mb", "pool_uss", "standing_mb", "anon_mb", "iso", "tree_mb",

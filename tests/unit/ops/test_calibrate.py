@@ -125,6 +125,7 @@ BASE = HostProfile(cores=2)
         ({"pool_process_mb": 120.0}, "peak_memory_mb", True),
         ({"isolated_process_mb": 120.0}, "peak_memory_mb", True),
         ({"retained_job_mb": 0.0}, "peak_memory_mb", False),
+        ({"fault_cpu_s_per_mb": 0.01}, "isolated_p95_wait_s", True),
     ],
 )
 def test_a_measured_host_moves_the_prediction_the_way_the_measurement_says(

@@ -231,15 +231,14 @@ def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
     assert _level_at(result, 5.0) == pytest.approx(WORKER_MB + 30.0)
 
 
-@pytest.mark.parametrize("gives_back", [False, True])
-def test_an_idle_pool_process_gives_its_kept_memory_back_when_the_host_trims(gives_back):
-    # Given one pool process and three 1 s jobs of 20 MB at t = 0, 2 and 6: the first is mapped
-    # (and raises the mmap threshold to 20 MB as it is given back), the others come from the heap
+def _twenty_mb_jobs(submitted_at: list[float], duration_s: float, gives_back: bool):
+    """Simulate 20 MB pool jobs on one pool process (mmap threshold up to 32 MB): the result,
+    and the worker's and the process's own memory."""
     trace = pd.DataFrame(
         {
-            "submitted_at": [0.0, 2.0, 6.0],
+            "submitted_at": submitted_at,
             "job_class": "p",
-            "duration_s": 1.0,
+            "duration_s": duration_s,
             "memory_mb": 20.0,
             "cpu_s": 0.0,
         }
@@ -248,8 +247,14 @@ def test_an_idle_pool_process_gives_its_kept_memory_back_when_the_host_trims(giv
         {"pool_size": 1, "pool_max_size": 1, "jobs": {"p": {"tier": "pool"}}}
     )
     host = dataclasses.replace(_host(), retained_job_mb=32.0, gives_back_memory=gives_back)
-    result = simulate(trace, config, host)
-    base_mb = WORKER_MB + POOL_PROCESS_MB
+    return simulate(trace, config, host), WORKER_MB + POOL_PROCESS_MB
+
+
+@pytest.mark.parametrize("gives_back", [False, True])
+def test_an_idle_pool_process_gives_its_kept_memory_back_when_the_host_trims(gives_back):
+    # Given one pool process and three 1 s jobs of 20 MB at t = 0, 2 and 6: the first is mapped
+    # (and raises the mmap threshold to 20 MB as it is given back), the others come from the heap
+    result, base_mb = _twenty_mb_jobs([0.0, 2.0, 6.0], 1.0, gives_back)
     # Then the second job's 20 MB stay after it ends at t = 3 ...
     assert _level_at(result, 1.5) == pytest.approx(base_mb)
     assert _level_at(result, 3.5) == pytest.approx(base_mb + 20.0)
@@ -259,3 +264,41 @@ def test_an_idle_pool_process_gives_its_kept_memory_back_when_the_host_trims(giv
     assert _level_at(result, 4.5) == pytest.approx(base_mb + kept_mb)
     assert _level_at(result, 6.5) == pytest.approx(base_mb + 20.0)
     assert _level_at(result, 9.0) == pytest.approx(base_mb + kept_mb)
+
+
+def test_a_job_computes_at_least_what_faulting_in_its_fresh_memory_costs():
+    # Given one pool process (glibc keeps up to 32 MB) and a host that spends 10 ms of CPU per
+    # MB of fresh memory; 0.1 s jobs of 20 MB (no CPU work of their own) and one of 3 s of CPU
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 5.0, 10.0, 15.0],
+            "job_class": "report",
+            "duration_s": [0.1, 0.1, 0.1, 4.0],
+            "memory_mb": 20.0,
+            "cpu_s": [0.0, 0.0, 0.0, 3.0],
+        }
+    )
+    config = Config.from_mapping(
+        {"pool_size": 1, "pool_max_size": 1, "jobs": {"report": {"tier": "pool"}}}
+    )
+    host = dataclasses.replace(_host(), retained_job_mb=32.0, fault_cpu_s_per_mb=0.01)
+    durations = simulate(trace, config, host).trace()["duration_s"].tolist()
+    # Then the first job maps its 20 MB afresh, and the second grows the heap by them: both
+    # take 0.2 s longer; the third reuses what the process kept and takes its 0.1 s; the
+    # fourth's own 3 s of CPU cover the 0.2 s of faults (none here: the heap holds them)
+    assert durations == pytest.approx([0.3, 0.3, 0.1, 4.0])
+
+
+def test_a_pool_process_never_idle_gives_its_kept_memory_back_between_jobs():
+    # Given one pool process on a host that trims, and 20 MB jobs of 0.8 s every second from
+    # t = 0 to 12: idle 0.2 s between two, never POOL_IDLE_S; the first is mapped (the mmap
+    # threshold rises to 20 MB), the others come from the heap and leave 20 MB kept
+    result, base_mb = _twenty_mb_jobs([float(t) for t in range(13)], 0.8, gives_back=True)
+    # Then it keeps them between jobs up to t = 10 ...
+    assert _level_at(result, 1.9) == pytest.approx(base_mb + 20.0)
+    assert _level_at(result, 9.9) == pytest.approx(base_mb + 20.0)
+    # ... gives them back at the end of the first job ending POOL_BUSY_TRIM_S after it started
+    # (t = 10.8), takes them anew with the next job, and gives them back once idle at the end
+    assert _level_at(result, 10.9) == pytest.approx(base_mb)
+    assert _level_at(result, 11.9) == pytest.approx(base_mb + 20.0)
+    assert _level_at(result, 14.0) == pytest.approx(base_mb)

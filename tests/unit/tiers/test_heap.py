@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from kqueue.job import App
 from kqueue.ops.synthetic import touch_memory
+from kqueue.policy import trim as trim_policy
 from kqueue.policy.config import Config, JobSettings, Tier
 from kqueue.policy.status import Status
 from kqueue.policy.trim import POOL_IDLE_S
@@ -74,6 +76,23 @@ def test_a_process_holds_freed_blocks_until_it_trims():
     assert released == "True"
 
 
+@contextlib.asynccontextmanager
+async def _holding_pool(app, hold):
+    """A pool of one process that ran ``hold`` (``HELD_MB`` left in its heap): (pool, its pid)."""
+    # the pool forks from this process: free heap it still holds resident would be the
+    # child's too, and a job filling it would not grow the child's resident memory at all
+    # (late in a full test run the parent holds tens of MB so)
+    heap.trim()
+    pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1))
+    await pool.start()
+    try:
+        outcome = await pool.run(Invocation("j0", hold, [HELD_MB], {}, POOL, 1))
+        assert outcome.status is Status.OK, outcome.error
+        yield pool, int(outcome.result)
+    finally:
+        await pool.stop(5.0)
+
+
 @glibc
 def test_a_pool_process_gives_memory_back_once_idle(tmp_path):
     # Given a pool process that ran a job which left 24 MB in its heap
@@ -81,16 +100,7 @@ def test_a_pool_process_gives_memory_back_once_idle(tmp_path):
     job = app.job(hold_and_free, name="hold")
 
     async def scenario():
-        # the pool forks from this process: free heap it still holds resident would be the
-        # child's too, and a job filling it would not grow the child's resident memory at all
-        # (late in a full test run the parent holds tens of MB so)
-        heap.trim()
-        pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1))
-        await pool.start()
-        try:
-            outcome = await pool.run(Invocation("j1", job, [HELD_MB], {}, POOL, 1))
-            assert outcome.status is Status.OK, outcome.error
-            pid = int(outcome.result)
+        async with _holding_pool(app, job) as (pool, pid):
             held_mb = rss_mb(pid)
             # When no request comes for a while
             deadline = time.monotonic() + 10 * POOL_IDLE_S + 10
@@ -100,13 +110,42 @@ def test_a_pool_process_gives_memory_back_once_idle(tmp_path):
             # And a job comes again, it still runs there
             again = await pool.run(Invocation("j2", job, [1], {}, POOL, 1))
             return held_mb, idle_mb, again, pid
-        finally:
-            await pool.stop(5.0)
 
     held_mb, idle_mb, again, pid = asyncio.run(scenario())
     # Then it gave most of them back by itself, and served the next job in the same process
     assert held_mb - idle_mb > HELD_MB / 2, (held_mb, idle_mb)
     assert again.status is Status.OK and int(again.result) == pid
+
+
+def nap(seconds: float) -> int:
+    """A short job that allocates nothing to speak of."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@glibc
+def test_a_pool_process_never_idle_gives_memory_back_between_jobs(tmp_path, monkeypatch):
+    # Given a pool process whose trim is overdue 1.5 s after its last one, and a job that left
+    # 24 MB in its heap (the child forks with the patched rule)
+    monkeypatch.setattr(trim_policy, "POOL_BUSY_TRIM_S", 1.5)
+    app = App(f"sqlite:///{tmp_path / 'kqueue.db'}")
+    hold, short = app.job(hold_and_free, name="hold"), app.job(nap, name="nap")
+
+    async def scenario():
+        async with _holding_pool(app, hold) as (pool, pid):
+            held_mb, readings = rss_mb(pid), []
+            # When jobs come back to back, never leaving it idle for POOL_IDLE_S
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline and (not readings or readings[-1] > held_mb - 12):
+                again = await pool.run(Invocation("j", short, [0.05], {}, POOL, 1))
+                assert again.status is Status.OK and int(again.result) == pid
+                readings.append(rss_mb(pid))
+            return held_mb, readings
+
+    held_mb, readings = asyncio.run(scenario())
+    # Then it gave most of them back between two jobs, well before the deadline
+    assert readings[-1] < held_mb - HELD_MB / 2, (held_mb, readings[-5:])
+    assert len(readings) < 100, len(readings)
 
 
 @pytest.mark.parametrize(
