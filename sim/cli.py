@@ -162,6 +162,7 @@ def run_tune(args: argparse.Namespace) -> int:
         with progress if progress is not None else contextlib.nullcontext():
             found = tune(prepared, problem, processes=args.processes, progress=progress)
             found, budget_lines = _budget(args, prepared, found, progress)
+        notes += _shared_slot_notes(prepared, problem, found.hosts)
         Path(args.out).write_text(found.config.to_toml())
         if args.report:
             _write_tune_report(args, prepared, found, notes, budget_lines)
@@ -250,11 +251,49 @@ def _tune_inputs(args: argparse.Namespace):
         prepared = without(prepared, impossible)
         notes.append(f"dropped (--drop-impossible): {impossible.describe()}")
     base = Config.load(args.config)
+    prepared, limit_notes = _fixed_limits(prepared, base, args.drop_impossible)
+    notes += limit_notes
     notes += _empty_group_notes(prepared, slos, base)
     if not args.keep_limits:
         base = with_class_limits(prepared, base, budget - process_overhead_mb(host))
     problem = Problem(slos, budget, host, base, args.seed, args.seeds, args.keep_limits)
     return prepared, problem, notes
+
+
+def _fixed_limits(prepared, base, drop: bool):
+    """(the trace to plan, notes): a class offered more than its fixed shared limit lets
+    through is refused (no host count can hold it), or with ``drop`` planned without; each
+    other limited class's waits under its limit, as notes (``sim.tune.fleet_limits``)."""
+    import numpy as np
+
+    from kqueue.errors import ConfigError
+    from sim.tune.evaluate import subset
+    from sim.tune.fleet_limits import fixed_limits, with_waits
+
+    limits = fixed_limits(prepared, base)
+    over = [limit for limit in limits if limit.saturated]
+    notes = []
+    if over:
+        text = "; ".join(limit.describe() for limit in over)
+        if not drop:
+            raise ConfigError(f"{text}; no host count can work. Raise the limit, or plan "
+                              "without the class with --drop-impossible")  # fmt: skip
+        names = np.asarray(prepared.jobs.job_class, dtype=object)
+        keep = np.flatnonzero(~np.isin(names, [limit.job_class for limit in over]))
+        if len(keep) == 0:
+            raise ConfigError(f"{text}; no other class is left to plan")
+        prepared = subset(prepared, keep)
+        notes.append(f"dropped (--drop-impossible): {text}")
+    notes += [with_waits(prepared, base, limit).describe() for limit in limits
+              if not limit.saturated]  # fmt: skip
+    return prepared, notes
+
+
+def _shared_slot_notes(prepared, problem, hosts: int) -> list[str]:
+    """Notes on concurrency limits smaller than the answer's host count."""
+    from sim.tune.fleet_limits import concurrency_notes, fixed_limits
+
+    return concurrency_notes(fixed_limits(prepared, problem.base), hosts)
 
 
 def _targets_and_trace(args: argparse.Namespace):

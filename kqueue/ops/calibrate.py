@@ -19,6 +19,8 @@
   so the simulator knows which jobs leave their memory with their process.
 - ``gives_back_memory``: whether a forked process that kept such a block gives it back when it
   trims its heap as an idle pool process does (``kqueue.tiers.heap``; glibc only).
+- ``fault_cpu_s_per_mb``: the CPU time a forked process spends making a fresh block resident
+  (writing every page) and giving it back, per MB (median of a few blocks).
 
 The profile is one record of the pure policy, written here and read by the simulator, so the
 runtime never imports the simulator and the two cannot disagree on the file.
@@ -215,6 +217,28 @@ def measure_gives_back(size_mb: float = 16.0) -> bool:
     return forked_result(_allocate_twice, size_mb, True) >= size_mb / 2
 
 
+#: Size of each fresh block ``measure_fault_cpu_s_per_mb`` touches (above glibc's 32 MB mmap
+#: threshold cap, so every one is a new mapping), MB, and how many.
+FAULT_BLOCK_MB, FAULT_BLOCKS = 64.0, 5
+
+
+def measure_fault_cpu_s_per_mb(size_mb: float = FAULT_BLOCK_MB, blocks: int = FAULT_BLOCKS):
+    """CPU seconds per MB a process forked from here spends to touch a fresh block of
+    ``size_mb`` and free it (the median over ``blocks`` blocks): what a job pays for memory its
+    process does not already hold, whatever CPU work it does besides."""
+    return forked_result(_fault_cpu_s_per_mb, size_mb, blocks)
+
+
+def _fault_cpu_s_per_mb(sender, size_mb: float, blocks: int) -> None:
+    per_mb = []
+    for _ in range(blocks):
+        began = time.thread_time()
+        block = touch_memory(size_mb)
+        del block
+        per_mb.append((time.thread_time() - began) / size_mb)
+    sender.send(statistics.median(per_mb))
+
+
 def measure_handoff_s(app: App, tier: Tier, jobs: int, workdir: Path) -> float:
     """Median gap between consecutive no-op jobs on a one-slot ``tier`` of a real worker."""
     noop = encode_message(f"kqueue.ops.calibrate.noop_{tier.value}", (), {}, time.time())
@@ -389,6 +413,7 @@ def calibrate(
         worker_mb, pool_mb, isolated_mb = measure_memory_mb(app, workdir, app_spec)
         retained_mb = measure_retained_mb()
         gives_back = measure_gives_back()
+        fault_s_per_mb = measure_fault_cpu_s_per_mb()
         polls = not app.backend.wakes_on_enqueue
         app.close()
     cores = len(os.sched_getaffinity(0))
@@ -407,4 +432,5 @@ def calibrate(
         isolated_process_mb=isolated_mb,
         retained_job_mb=retained_mb,
         gives_back_memory=gives_back,
+        fault_cpu_s_per_mb=fault_s_per_mb,
     )

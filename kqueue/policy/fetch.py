@@ -27,6 +27,16 @@ REFILL_FRACTION = 1.0
 RELEASE_DELAY_S = 1.0
 #: Least time between two probes for jobs behind full tiers, seconds.
 PROBE_INTERVAL_S = 0.5
+#: Jobs a pool process or an isolated slot holds beyond the one it runs, ready to start the
+#: moment it frees (the tier's own queue, which ``free()`` counts as room).
+BACKLOG_PER_SLOT = 1
+#: For short pool jobs, up to this many per process, as long as they add up to
+#: ``BACKLOG_MAX_WAIT_S`` of their estimate: the worker can then refill the pool every few jobs.
+BACKLOG_MAX_PER_PROCESS = 8
+BACKLOG_MAX_WAIT_S = 0.5
+#: A pool process whose running job is estimated at most this long may get the next request
+#: queued in its pipe: a job queued behind it waits at most about this long for a free process.
+PIPELINE_MAX_ESTIMATE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,26 @@ def overflows(waiting: int, free: int, capacity: int) -> bool:
     """True when a tier's local queue is full: a job leased for it goes back to the broker
     (``RELEASE_DELAY_S``, or at once after a probe) instead of being hoarded."""
     return waiting >= max(1, free + capacity)
+
+
+def pool_backlog_per_process(recent_estimate_s: float) -> int:
+    """Jobs the pool holds per process beyond the running ones (pure): ``BACKLOG_PER_SLOT``,
+    or, when the job launched last is estimated at most ``PIPELINE_MAX_ESTIMATE_S``, as many
+    as fit in ``BACKLOG_MAX_WAIT_S`` of that estimate, up to ``BACKLOG_MAX_PER_PROCESS``.
+
+    Args:
+        recent_estimate_s: the estimate of the job the pool launched last (NaN: none yet).
+    """
+    if not recent_estimate_s <= PIPELINE_MAX_ESTIMATE_S:  # long, or unknown (NaN)
+        return BACKLOG_PER_SLOT
+    fits = int(BACKLOG_MAX_WAIT_S / max(recent_estimate_s, 1e-3))
+    return max(BACKLOG_PER_SLOT, min(BACKLOG_MAX_PER_PROCESS, fits))
+
+
+def tier_free(capacity: int, backlog_per_slot: int, reserved: int) -> int:
+    """A tier's room for jobs now (pure): ``capacity`` slots, each holding ``backlog_per_slot``
+    queued jobs beyond its running one, less the ``reserved`` jobs it has (running or queued)."""
+    return max(0, capacity * (1 + backlog_per_slot) - reserved)
 
 
 def update_shares(shares: Mapping[str, float], tier: str) -> dict[str, float]:

@@ -72,6 +72,10 @@ class HostProfile:
     #: True when the runtime's processes give what their jobs freed back to the OS once idle
     #: (``kqueue.policy.trim``: glibc's ``malloc_trim``); False: they keep it until they exit.
     gives_back_memory: bool = False
+    #: CPU seconds a process spends per MB of memory it makes resident for the first time and
+    #: gives back (zero-filled page faults, then the unmapping). A job that faults in more fresh
+    #: memory than its CPU time covers runs at least this long on a core; 0: not counted.
+    fault_cpu_s_per_mb: float = 0.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kqueue.policy.config import Tier
+from kqueue.policy.fetch import BACKLOG_PER_SLOT, tier_free
 from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
@@ -48,8 +49,6 @@ REAP_TIMEOUT_S = 5.0
 #: Room in an isolated process's cgroup beyond its job's limit, for the interpreter's own pages
 #: that the child copies from the worker as it runs (MB).
 CHILD_SLACK_MB = 32.0
-#: Jobs the tier holds per slot beyond the running ones, forked the moment a slot frees.
-BACKLOG_PER_SLOT = 1
 
 
 @dataclass(eq=False)
@@ -88,7 +87,7 @@ class IsolatedRunner(TierRunner):
 
     def free(self) -> int:
         """Slots free now, counting ``BACKLOG_PER_SLOT`` queued jobs per slot."""
-        return max(0, self.capacity() * (1 + BACKLOG_PER_SLOT) - self._reserved)
+        return tier_free(self.capacity(), BACKLOG_PER_SLOT, self._reserved)
 
     def pids(self) -> list[int]:
         """Pids of the isolated processes running now."""

@@ -40,6 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kqueue.policy.config import Tier
+from kqueue.policy.fetch import (
+    BACKLOG_MAX_WAIT_S,
+    BACKLOG_PER_SLOT,
+    PIPELINE_MAX_ESTIMATE_S,
+    pool_backlog_per_process,
+    tier_free,
+)
 from kqueue.policy.limits import timeout_left_s
 from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.status import Status
@@ -56,15 +63,9 @@ log = logging.getLogger("kqueue.pool")
 MEMORY_POLL_S = 1.0
 #: How long ``stop`` waits for killed processes to be reaped, seconds.
 REAP_TIMEOUT_S = 5.0
-#: Jobs the pool holds per process beyond the running ones, ready to send the moment one frees.
-BACKLOG_PER_PROCESS = 1
-#: For short jobs, up to this many per process, as long as they add up to ``BACKLOG_MAX_WAIT_S``
-#: of their estimate: the worker can then refill the pool every few jobs, not after each one.
-BACKLOG_MAX_PER_PROCESS = 8
-BACKLOG_MAX_WAIT_S = 0.5
-#: A process whose running job is estimated at most this long may get the next request queued
-#: in its pipe: a job queued behind it waits at most about this long for a free process.
-PIPELINE_MAX_ESTIMATE_S = 1.0
+#: Jobs the pool holds per process beyond the running ones (``kqueue.policy.fetch``, the rule
+#: the twin's intake runs too).
+BACKLOG_PER_PROCESS = BACKLOG_PER_SLOT
 
 
 @dataclass(eq=False)
@@ -155,15 +156,11 @@ class PoolRunner(TierRunner):
 
     def free(self) -> int:
         """Slots free now, counting the jobs the pool may queue per process."""
-        return max(0, self.capacity() * (1 + self._backlog_per_process()) - self._reserved)
+        return tier_free(self.capacity(), self._backlog_per_process(), self._reserved)
 
     def _backlog_per_process(self) -> int:
         """One job per process, or for short jobs as many as ``BACKLOG_MAX_WAIT_S`` holds."""
-        estimate_s = self._recent_estimate_s
-        if not estimate_s <= PIPELINE_MAX_ESTIMATE_S:  # long, or unknown (NaN)
-            return BACKLOG_PER_PROCESS
-        fits = int(BACKLOG_MAX_WAIT_S / max(estimate_s, 1e-3))
-        return max(BACKLOG_PER_PROCESS, min(BACKLOG_MAX_PER_PROCESS, fits))
+        return pool_backlog_per_process(self._recent_estimate_s)
 
     def _queued_work_s(self) -> float:
         """Half the least estimated work queued behind a running job: how long results may wait."""

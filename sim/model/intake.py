@@ -9,10 +9,13 @@ waits behind at most the few jobs already leased. A job leased for a tier whose 
 full goes back to the backend for ``RELEASE_DELAY_S`` (at once after a probe behind full tiers).
 
 The model's tiers queue what they cannot start yet; a tier's jobs handed over and not ended
-(``occupied``) stand for the runtime's running jobs plus its local queue: up to ``capacity``
-of them run, the rest wait. Capacity is ``max_concurrent_inline`` inline, the live processes in
-the pool and ``max_concurrent_isolated`` isolated; the pool's and the isolated tier's extra
-per-slot backlog (``kqueue.tiers``) is left out.
+(``occupied``) stand for the runtime's running jobs, the tier's own queue and the intake's local
+queue: the tier takes its slots' worth plus, for the pool and the isolated tier, the per-slot
+backlog the runtime's tiers hold (``kqueue.policy.fetch.tier_free``: one job per isolated slot,
+one or more per pool process by ``pool_backlog_per_process`` of the estimate of the job last
+routed to the pool), and the rest wait in the local queue. Capacity is
+``max_concurrent_inline`` inline, the live processes in the pool and
+``max_concurrent_isolated`` isolated.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from collections.abc import Sequence
 
 from kqueue.policy import Config
 from kqueue.policy.fetch import (
+    BACKLOG_PER_SLOT,
     PROBE_INTERVAL_S,
     RELEASE_DELAY_S,
     FetchPlan,
     overflows,
     plan_fetch,
+    pool_backlog_per_process,
     refill_due,
+    tier_free,
     update_shares,
 )
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_NAMES
@@ -50,6 +56,8 @@ class LeaseRoom:
         #: Per tier code, jobs the round being dispatched admitted but has not handed over yet
         #: (the runtime queues them locally before it launches any).
         self.pending = [0, 0, 0]
+        #: The estimate of the job last routed to the pool (NaN: none yet), seconds.
+        self._pool_estimate_s = math.nan
 
     def _capacity(self, code: int) -> int:
         if code == INLINE:
@@ -62,7 +70,14 @@ class LeaseRoom:
         """The tier as the runtime's intake sees it: (waiting, free, capacity)."""
         capacity = self._capacity(code)
         occupied = self.tiers[code].occupied() + self.pending[code]
-        return max(0, occupied - capacity), max(0, capacity - occupied), capacity
+        if code == INLINE:
+            backlog = 0
+        elif code == POOL:
+            backlog = pool_backlog_per_process(self._pool_estimate_s)
+        else:
+            backlog = BACKLOG_PER_SLOT
+        free = tier_free(capacity, backlog, occupied)  # what the tier itself takes
+        return max(0, occupied - capacity * (1 + backlog)), free, capacity
 
     def plan(self, now_s: float, *, begin: bool = False) -> FetchPlan:
         """How many jobs to lease now; ``begin``: a lease round starts with it (notes a probe)."""
@@ -82,11 +97,17 @@ class LeaseRoom:
                 self._last_probe_s = now_s
         return plan
 
-    def accept(self, code: int) -> bool:
-        """A leased job was routed to tier ``code``: False when that tier's local queue is full
-        (the round counts it in ``pending`` until it hands it over)."""
+    def accept(self, code: int, estimate_s: float) -> bool:
+        """A leased job estimated ``estimate_s`` was routed to tier ``code``: False when that
+        tier's local queue is full (the round counts it in ``pending`` until it hands it over).
+        A pool job's estimate sets the pool's per-process backlog from then on (the runtime's
+        pool takes it from the job it launched last; here, the last one leased for it)."""
         self._shares = update_shares(self._shares, TIER_NAMES[code])
-        return not overflows(*self._state(code))
+        if overflows(*self._state(code)):
+            return False
+        if code == POOL:
+            self._pool_estimate_s = estimate_s
+        return True
 
     def overflow_wait_s(self) -> float:
         """How long a job given back by a full tier stays in the backend, seconds."""

@@ -7,8 +7,8 @@ that plus what the report needs to write the simulated trace back (``replay.prep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kqueue.policy import Tier
@@ -57,3 +57,8 @@ class TraceJobs:
     #: How many rows had no ``cpu_s`` / no ``memory_mb`` and got ``replay``'s defaults.
     default_cpu_rows: int
     default_memory_rows: int
+    #: Per class, the part of the fleet's jobs of that class this replay holds when it is one
+    #: host's share of a split (``sim.tune.split``): a ``rate_limit`` or ``concurrency_limit``
+    #: is shared by every worker on the backend, so one host gets that part of it
+    #: (``sim.model.rules.host_part``). Empty: the replay is the whole fleet.
+    fleet_part: Mapping[str, float] = field(default_factory=dict)

@@ -14,9 +14,11 @@ its next look. Other classes are never held behind it. Limits come per class fro
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from kqueue.policy import Config
 from kqueue.policy.ratelimit import (
@@ -73,6 +75,33 @@ def class_rules(jobs: Jobs, config: Config, paused: Sequence[str] = ()) -> Class
         for name, given in zip(jobs.job_class, recorded, strict=True)
     ]
     return ClassRules(priority, rate, concurrency, frozenset(paused))
+
+
+def host_part(config: Config, fleet_part: Mapping[str, float]) -> Config:
+    """``config`` for one host of a fleet: each shared limit cut to the host's part of it.
+
+    A class's ``rate_limit`` and ``concurrency_limit`` hold across every worker on the
+    backend, so a host that runs the fraction ``f`` of the class's jobs (``fleet_part``) gets
+    ``f`` of its rate (the bucket's 0.5 s of tokens scale with it) and ``floor(f x limit)``
+    slots, at least one: a limit smaller than the hosts that share it is simulated as one slot
+    each, more than the fleet has (``sim.tune.fleet_limits`` says so in the plan).
+    """
+    tables = dict(config.jobs)
+    changed = False
+    for name, part in fleet_part.items():
+        options = tables.get(name)
+        if options is None or part >= 1.0:
+            continue
+        rate, slots = options.rate_limit, options.concurrency_limit
+        if rate is not None:
+            per_s = parse_rate_limit(rate, f'[jobs."{name}"]').rate_per_s * part
+            rate = f"{per_s!r}/s"
+        if slots is not None:
+            slots = max(1, math.floor(slots * part + 1e-9))
+        if (rate, slots) != (options.rate_limit, options.concurrency_limit):
+            tables[name] = dataclasses.replace(options, rate_limit=rate, concurrency_limit=slots)
+            changed = True
+    return dataclasses.replace(config, jobs=MappingProxyType(tables)) if changed else config
 
 
 def add_schedule_jobs(

@@ -115,6 +115,7 @@ class InlineTier(SlotTier):
         memory_mb: per job, its memory (MB).
         slot_s: per job, when it got its slot (the model fills it in ``run``).
         inline_computing: how many inline jobs are computing now (``Cpu.inline_computing``).
+        fresh_mb: per job, the memory it faults in afresh (this tier writes it at the start).
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class InlineTier(SlotTier):
         memory_mb: list[float],
         slot_s: list[float],
         inline_computing: Callable[[], int],
+        fresh_mb: list[float],
     ):
         super().__init__(env, run, 0, host.inline_dispatch_s)  # ``free``: idle threads
         self.limit, self.threads = limit, 0
@@ -141,7 +143,7 @@ class InlineTier(SlotTier):
         self.mapped_mb = self.heap_used_mb = self.heap_mb = 0.0
         self._mapped: set[int] = set()
         self.memory = MemoryLog()
-        self._memory_mb, self._slot_s = memory_mb, slot_s
+        self._memory_mb, self._slot_s, self._fresh_mb = memory_mb, slot_s, fresh_mb
         self._inline_computing = inline_computing
 
     def occupied(self) -> int:
@@ -188,15 +190,19 @@ class InlineTier(SlotTier):
         if self.gil_handoff_s:  # the hand-over waits for the GIL behind each computing job
             overhead_s += self.gil_handoff_s * self._inline_computing()
         memory_mb = self._memory_mb[job]
+        fresh_mb = 0.0
         if memory_mb > self.mmap_threshold_mb:
             self.mapped_mb += memory_mb
             self._mapped.add(job)
             self.memory.add(self.env.now + overhead_s, memory_mb)
+            fresh_mb = memory_mb
         elif memory_mb:
             self.heap_used_mb += memory_mb
             if self.heap_used_mb > self.heap_mb:
-                self.memory.add(self.env.now + overhead_s, self.heap_used_mb - self.heap_mb)
+                fresh_mb = self.heap_used_mb - self.heap_mb
+                self.memory.add(self.env.now + overhead_s, fresh_mb)
                 self.heap_mb = self.heap_used_mb
+        self._fresh_mb[job] = fresh_mb
         self._running.add(job)
         self._run(job, overhead_s)
 
@@ -229,6 +235,8 @@ class IsolatedTier(SlotTier):
         host: the host constants (spawn, dispatch).
         process: per job, its process number (this tier writes its spawn number).
         inline_level_mb: the worker's inline memory now (``InlineTier.level_mb``).
+        memory_mb: per job, its memory (MB).
+        fresh_mb: per job, the memory it faults in afresh (this tier writes it at the start).
     """
 
     def __init__(
@@ -240,9 +248,12 @@ class IsolatedTier(SlotTier):
         *,
         process: list[int],
         inline_level_mb: Callable[[], float],
+        memory_mb: list[float],
+        fresh_mb: list[float],
     ):
         super().__init__(env, run, limit, host.spawn_s + host.isolated_dispatch_s)
         self._process, self._inline_level_mb = process, inline_level_mb
+        self._memory_mb, self._fresh_mb = memory_mb, fresh_mb
         #: Processes started so far (one per job).
         self.spawns = 0
         #: Per job: the worker's inline memory its process was forked with (see ``InlineTier``).
@@ -251,6 +262,7 @@ class IsolatedTier(SlotTier):
     def _start(self, job: int) -> None:
         self._process[job] = self.spawns
         self.spawns += 1
+        self._fresh_mb[job] = self._memory_mb[job]  # a new process: all of it is fresh
         self.inherited_mb[job] = self._inline_level_mb()
         super()._start(job)
 
@@ -278,6 +290,8 @@ class PoolTier:
         memory_mb: per job, its memory (MB).
         process: per job, its process number (this tier writes the pool process's).
         inline_level_mb: the worker's inline memory now (``InlineTier.level_mb``).
+        fresh_mb: per job, the memory it faults in afresh (this tier writes it at the start:
+            a mapped job's all, a heap job's growth past what its process keeps).
     """
 
     def __init__(
@@ -294,8 +308,10 @@ class PoolTier:
         room: Callable[[], int | None] = lambda: None,
         over_budget: Callable[[int], bool] = lambda pid: False,
         backlog: Callable[[], int] = lambda: 0,
+        fresh_mb: list[float],
     ):
         self.config, self.env, self._run = config, env, run
+        self._fresh_mb = fresh_mb
         #: Jobs arrived in the backend, not leased yet, whose class routes to the pool
         #: (``sim.model.backlog``): what the runtime's scaler reads from its backend.
         self._backlog = backlog
@@ -418,7 +434,7 @@ class PoolTier:
         mapped = job_mb > self._mmap_threshold_mb[pid]
         extra_mb = job_mb if mapped else max(0.0, job_mb - self.high_water_mb[pid])
         self.memory.add(self.env.now + self.dispatch_s, extra_mb)  # the job's own, while it runs
-        self._job_extra_mb[pid] = extra_mb
+        self._job_extra_mb[pid] = self._fresh_mb[job] = extra_mb
         self._run(job, self.dispatch_s)
 
     def _ready(self, pid: int) -> None:

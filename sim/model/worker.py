@@ -8,7 +8,9 @@ settings, estimates its duration and routes it with the same ``kqueue.policy`` f
 runtime, then hands it to the tier's FIFO. A job holds its tier slot (an inline slot, a pool
 process or an isolated process) from the moment it leaves the FIFO until it ends: first the
 tier's dispatch overhead (and, isolated, the process spawn), then its off-CPU time
-(``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.engine.cpu``).
+(``duration_s - cpu_s``), then its CPU work, which shares the host's cores (``sim.engine.cpu``):
+at least what faulting in the memory its tier does not already hold for it costs
+(``HostProfile.fault_cpu_s_per_mb``), since a job cannot use memory it has not touched.
 When a job ends its measured duration goes into its class's history, so routing learns.
 
 Under class rules (priorities, limits, pauses) the fetcher leases as the runtime's intake does
@@ -98,6 +100,9 @@ class Model(RuleFetcher):
         self.tier = [-1] * n
         self.estimated_s = [math.nan] * n
         self.process = [-1] * n
+        #: Per job, the memory its attempt faults in afresh (the tier it starts on says), MB.
+        self.fresh_mb = [0.0] * n
+        self._fault_s_per_mb = host.fault_cpu_s_per_mb
         self.history = DurationHistory.from_config(config)
         self.cpu = Cpu(env, host.cores * host.cpu_share, self._cpu_done, fast_path=cpu_fast_path)
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
@@ -105,6 +110,8 @@ class Model(RuleFetcher):
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
         self._duration_s, self._job_class = jobs.duration_s, jobs.job_class
         self._settings: dict[str, tuple[Tier, float | None, JobSettings]] = {}
+        #: Per class: the estimate it was last routed with, and the router's tier code for it.
+        self._routes: dict[str, tuple[float, int]] = {}
         #: The runtime's limits (``kqueue.policy.limits``): memory as each attempt holds it (a
         #: job over its ``max_memory_mb`` on a limited tier holds at most that), the kill due
         #: at the end of a running attempt, when it started, the attempt number of retried jobs,
@@ -133,6 +140,7 @@ class Model(RuleFetcher):
             memory_mb=self.memory_mb,
             slot_s=self.slot_s,
             inline_computing=self.cpu.inline_computing,
+            fresh_mb=self.fresh_mb,
         )
         #: The memory budget (``sim.model.budget``): holds pool and isolated jobs until they fit.
         self.gate = BudgetGate(
@@ -168,6 +176,7 @@ class Model(RuleFetcher):
                 room=self.gate.room,
                 over_budget=self.gate.over_budget,
                 backlog=self.pool_backlog,
+                fresh_mb=self.fresh_mb,
             ),
             IsolatedTier(
                 env,
@@ -176,6 +185,8 @@ class Model(RuleFetcher):
                 host,
                 process=self.process,
                 inline_level_mb=inline.level_mb,
+                memory_mb=self.memory_mb,
+                fresh_mb=self.fresh_mb,
             ),
         )
         self.gate.tiers = self.tiers
@@ -332,7 +343,14 @@ class Model(RuleFetcher):
         declared, explicit_s, resolved = settings
         config = self.config
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
-        tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
+        # ``route`` is pure in the estimate (the rest is fixed per class): ask it again only
+        # when the class's estimate moved
+        last = self._routes.get(job_class)
+        if last is not None and last[0] == estimate_s:
+            tier = last[1]
+        else:
+            tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
+            self._routes[job_class] = (estimate_s, tier)
         harmed = tier != INLINE and job_class in self._harmed
         if harmed and self.quarantine.is_quarantined(job_class) and not self.force_inline:
             tier = ISOLATED
@@ -341,7 +359,10 @@ class Model(RuleFetcher):
     def pool_backlog(self) -> int:
         """Jobs in the backend (arrived, not leased) whose class routes to the pool now: the
         runtime's ``PoolBacklog`` over the model's backend."""
-        pending = self._arrivals.pending_by_class(self._leased, self.env.now)
+        leased, submitted, now = self._leased, self.jobs.submitted_s, self.env.now
+        if not len(self.given_back) and (leased == len(submitted) or submitted[leased] > now):
+            return 0  # nothing arrived that is not leased (the common case: asked per pool job)
+        pending = self._arrivals.pending_by_class(leased, now)
         if len(self.given_back):  # under class rules the arrivals are in ``given_back``
             pending = {**pending}
             for name, count in self.given_back.by_class.items():
@@ -376,7 +397,7 @@ class Model(RuleFetcher):
         if self.class_gate is None:
             self._to_tier(job)
             return
-        if not self.room.accept(tier):
+        if not self.room.accept(tier, estimate_s):
             self._give_back(job, self.room.overflow_wait_s(), overflow=True)
             return
         wait_s = self.class_gate.admit(job, self.env.now)
@@ -399,6 +420,10 @@ class Model(RuleFetcher):
         inline = self.tier[job] == INLINE
         if not inline:
             duration_s, cpu_s = self._limit(job, now + overhead_s, duration_s, cpu_s)
+        fault_s = self.fresh_mb[job] * self._fault_s_per_mb
+        if fault_s > cpu_s:  # faulting its fresh memory in takes more CPU than the row's
+            duration_s += fault_s - cpu_s
+            cpu_s = fault_s
         if cpu_s > 0 and (inline or self._cpu_shared):
             self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, inline)
         else:

@@ -161,6 +161,7 @@ def subset(prepared: TraceJobs, index: np.ndarray) -> TraceJobs:
         rows,
         round(prepared.default_cpu_rows * share),
         round(prepared.default_memory_rows * share),
+        prepared.fleet_part,
     )
 
 

@@ -29,7 +29,7 @@ from sim.model.jobs import TIER_NAMES
 from sim.model.readable import DURATION_TICKS_S, format_duration, significant, time_unit
 from sim.model.report import SimResult
 from sim.tune.evaluate import Evaluation
-from sim.tune.slo import METRICS, Slo, group_stats, job_groups
+from sim.tune.slo import LIMITED, METRICS, Slo, group_stats, job_groups
 
 #: Pareto plot: the margin axis is linear within +-this (missed by up to the target itself) and
 #: logarithmic beyond, so a front falling to -1,000% keeps its shape; it reaches at least here.
@@ -125,7 +125,7 @@ def waits_figure(runs: Sequence[tuple[str, SimResult]], base: Config, slos: Sequ
     fig = Figure(figsize=(4 * len(panels), 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True)
     for ax, name in zip(axes, panels, strict=True):
-        mask = np.ones(len(groups), bool) if name == "all" else groups == TIER_NAMES.index(name)
+        mask = groups != LIMITED if name == "all" else groups == TIER_NAMES.index(name)
         _wait_panel(ax, runs, mask, [s for s in _waits(slos) if s.tier == name])
         ax.set_title(f"{name} group waits" if name != "all" else "all jobs' waits")
     axes[0].set_ylabel("fraction of jobs waiting at most")

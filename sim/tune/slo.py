@@ -33,6 +33,8 @@ from sim.tune.slo_rule import DEFAULT_RULE  # noqa: F401 (stated here and in --h
 
 #: Tiers an SLO may name; ``all`` is every job together.
 TIERS = (*TIER_NAMES, "all")
+#: The group of jobs held by a fixed shared limit: in no tier's SLO, nor in ``all``'s.
+LIMITED = -1
 #: Metric name -> (``TierStats`` field, kind). ``upper`` metrics are durations, at most the
 #: target; ``lower`` ones are rates, at least the target.
 METRICS = {
@@ -139,8 +141,18 @@ def parse_slos(texts: Iterable[str] | None, *, defaults: bool = True) -> tuple[S
 
 def empty_groups(slos: Iterable[Slo], groups: np.ndarray) -> list[str]:
     """The SLO groups (tier names) that some SLO names but that hold no job."""
-    present = {TIER_NAMES[code] for code in np.unique(groups)} | {"all"} if len(groups) else set()
+    codes = [code for code in np.unique(groups) if code >= 0]
+    present = {TIER_NAMES[code] for code in codes} | {"all"} if codes else set()
     return sorted({slo.tier for slo in slos} - present)
+
+
+def limited_classes(base: Config) -> frozenset[str]:
+    """The classes ``base`` gives a shared limit (left out of the tier SLO groups)."""
+    return frozenset(
+        name
+        for name, options in base.jobs.items()
+        if options.rate_limit is not None or options.concurrency_limit is not None
+    )
 
 
 def job_groups(job_class: list[str], duration_s: list[float], base: Config) -> np.ndarray:
@@ -148,12 +160,18 @@ def job_groups(job_class: list[str], duration_s: list[float], base: Config) -> n
 
     A class's estimate is the ``estimate_quantile`` of its durations, what the runtime's history
     settles on; a class's explicit tier or estimate in ``base``'s job tables wins, as in routing.
+    A class with a fixed shared limit (``rate_limit``, ``concurrency_limit``) is in no group
+    (``LIMITED``): its waits are its limit's whatever the plan (``sim.tune.fleet_limits``).
     """
     names = np.asarray(job_class, dtype=object)
     duration = np.asarray(duration_s, float)
     groups = np.zeros(len(names), np.int8)
+    limited = limited_classes(base)
     for name in sorted(set(job_class)):
         mask = names == name
+        if name in limited:
+            groups[mask] = LIMITED
+            continue
         settings = resolve_job(base, name, JobOptions())
         estimate = settings.estimated_duration_s
         if estimate is None:
@@ -167,7 +185,7 @@ def group_stats(result: SimResult, groups: np.ndarray) -> dict[str, dict[str, fl
     o = result.outcome
     stats = {}
     for code, name in enumerate((*TIER_NAMES, "all")):
-        mask = groups == code if name != "all" else np.ones(len(groups), bool)
+        mask = groups == code if name != "all" else groups != LIMITED
         done = mask & np.isfinite(o.finished_s)
         wait = o.started_s[done] - o.submitted_s[done]
         latency = o.finished_s[done] - o.submitted_s[done]

@@ -13,7 +13,9 @@ much larger relative to its mean than the whole trace's, and the host count it n
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
+from collections import Counter
 
 import numpy as np
 
@@ -106,13 +108,17 @@ class Splits:
         if hosts == 1:
             return [self.prepared]
         owner = self.owners(hosts, seed)
-        return [subset(self.prepared, np.flatnonzero(owner == h)) for h in range(hosts)]
+        return [
+            with_fleet_part(subset(self.prepared, np.flatnonzero(owner == h)), self.prepared)
+            for h in range(hosts)
+        ]
 
     def share(self, hosts: int, seed: int, host: int = 0) -> TraceJobs:
         """Worker ``host``'s share (as ``share``)."""
         if hosts == 1:
             return self.prepared
-        return subset(self.prepared, np.flatnonzero(self.owners(hosts, seed) == host))
+        part = subset(self.prepared, np.flatnonzero(self.owners(hosts, seed) == host))
+        return with_fleet_part(part, self.prepared)
 
 
 def shares(prepared: TraceJobs, hosts: int, seed: int, rule: str = DEFAULT_RULE) -> list[TraceJobs]:
@@ -120,7 +126,10 @@ def shares(prepared: TraceJobs, hosts: int, seed: int, rule: str = DEFAULT_RULE)
     if hosts == 1:
         return [prepared]
     owner = owners(prepared, hosts, seed, rule)
-    return [subset(prepared, np.flatnonzero(owner == host)) for host in range(hosts)]
+    return [
+        with_fleet_part(subset(prepared, np.flatnonzero(owner == host)), prepared)
+        for host in range(hosts)
+    ]
 
 
 def share(
@@ -129,4 +138,17 @@ def share(
     """Worker ``host``'s share (see ``shares``)."""
     if hosts == 1:
         return prepared
-    return subset(prepared, np.flatnonzero(owners(prepared, hosts, seed, rule) == host))
+    part = subset(prepared, np.flatnonzero(owners(prepared, hosts, seed, rule) == host))
+    return with_fleet_part(part, prepared)
+
+
+def with_fleet_part(part: TraceJobs, whole: TraceJobs) -> TraceJobs:
+    """``part`` knowing, per class, the fraction of the fleet's jobs of that class it holds
+    (``TraceJobs.fleet_part``: its host gets that fraction of a shared limit)."""
+    totals = Counter(whole.jobs.job_class)
+    outer = whole.fleet_part
+    fleet_part = {
+        name: outer.get(name, 1.0) * count / totals[name]
+        for name, count in Counter(part.jobs.job_class).items()
+    }
+    return dataclasses.replace(part, fleet_part=fleet_part)

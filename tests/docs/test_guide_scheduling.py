@@ -22,6 +22,7 @@ SECTIONS = (
     "Pausing",
     "Periodic jobs",
     "In the simulator",
+    "Planning with a fixed limit",
 )
 
 

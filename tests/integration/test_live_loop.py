@@ -8,11 +8,14 @@ the direction the simulator predicted for the two configs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tomllib
 
 import numpy as np
 import pytest
 
+from kqueue.policy import HostProfile
 from tests.conftest import run_kqueue
 
 pytestmark = pytest.mark.slow
@@ -74,6 +77,8 @@ def test_tuning_a_live_trace_improves_the_next_live_run_as_predicted(tmp_path):
     before = replay(tmp_path, "live-default")
     assert before["by_status"] == {"ok": 60}
     assert run_kqueue(tmp_path, "calibrate", "--out", "host.toml").returncode == 0
+    written = tomllib.loads((tmp_path / "host.toml").read_text())
+    assert set(written) == {f.name for f in dataclasses.fields(HostProfile)}
     # When kqueue tune reads the live trace and writes a config
     tuned = run_kqueue(
         tmp_path,

@@ -23,10 +23,15 @@ from sim.model.workload import JobClass, synth
 from tests.conftest import require_redis_server, run_kqueue
 
 
-def test_calibrate_writes_every_host_key_in_under_a_minute_and_the_simulator_reads_it(tmp_path):
-    # Given a host (busy or not) and a temporary SQLite backend
-    # When calibrate runs with its default settings (60 s is a coarse bound: ~7 s at load 10)
-    done = run_kqueue(tmp_path, "calibrate", "--out", "host.toml", timeout=60)
+def test_calibrate_writes_every_host_key_in_under_a_minute_and_the_simulator_reads_it(
+    tmp_path, redis_server
+):
+    # Given a host (busy or not) and a Redis backend (calibrate's default, a temporary SQLite
+    # file, runs in tests/integration/test_live_loop.py, which checks its keys too)
+    require_redis_server()
+    # When calibrate runs with its other settings default (60 s is a coarse bound: ~7 s at load 10)
+    done = run_kqueue(tmp_path, "calibrate", "--out", "host.toml", "--backend",
+                      redis_server.url, timeout=60)  # fmt: skip
     # Then it wrote every HostProfile key, with values the simulator accepts
     assert done.returncode == 0, done.stderr
     path = tmp_path / "host.toml"
@@ -44,17 +49,9 @@ def test_calibrate_writes_every_host_key_in_under_a_minute_and_the_simulator_rea
     assert 0 <= host.gil_handoff_s < 0.2
     if host.cores * host.cpu_share >= 1.0:
         assert host.gil_handoff_s > 0.0005, host
-
-
-def test_calibrate_against_redis(tmp_path, redis_server):
-    require_redis_server()
-    done = run_kqueue(
-        tmp_path, "calibrate", "--out", "h.toml", "--backend", redis_server.url, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    profile = HostProfile.load(tmp_path / "h.toml")
-    assert profile.fetch_s > 0
-    assert profile.polls is False  # an idle worker on Redis is woken by the enqueue, not a poll
+    # And the lease round trip was timed on Redis, whose idle worker the enqueue wakes (no poll)
+    assert host.fetch_s > 0
+    assert host.polls is False
 
 
 def test_the_pool_hand_off_is_timed_on_jobs_the_pool_does_not_pipeline():
@@ -128,6 +125,7 @@ BASE = HostProfile(cores=2)
         ({"pool_process_mb": 120.0}, "peak_memory_mb", True),
         ({"isolated_process_mb": 120.0}, "peak_memory_mb", True),
         ({"retained_job_mb": 0.0}, "peak_memory_mb", False),
+        ({"fault_cpu_s_per_mb": 0.01}, "isolated_p95_wait_s", True),
     ],
 )
 def test_a_measured_host_moves_the_prediction_the_way_the_measurement_says(

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from kqueue.policy.fetch import PROBE_SIZE, FetchPlan, plan_fetch, refill_due, update_shares
+from kqueue.policy.fetch import (
+    PROBE_SIZE,
+    FetchPlan,
+    plan_fetch,
+    pool_backlog_per_process,
+    refill_due,
+    tier_free,
+    update_shares,
+)
 
 POOL_ONLY = {"pool": 1.0}
 MIXED = {"inline": 0.7, "pool": 0.25, "isolated": 0.05}
@@ -65,3 +73,26 @@ def test_refill_waits_until_a_tier_runs_low(rooms, shares, due):
 def test_a_tier_of_one_slot_is_refilled_as_soon_as_it_has_room():
     assert refill_due({"isolated": 1}, {"isolated": 1}, {"isolated": 1.0})
     assert not refill_due({"isolated": 0}, {"isolated": 1}, {"isolated": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("estimate_s", "expected"),
+    [
+        (float("nan"), 1),  # nothing launched yet
+        (5.0, 1),  # long jobs: one queued per process
+        (1.0, 1),  # at the pipelining bound: 0.5 s of them fit in none more
+        (0.2, 2),
+        (0.05, 8),  # short ones: as many as fit in 0.5 s, at most 8
+        (0.0, 8),
+    ],
+)
+def test_the_pool_backlog_per_process_follows_the_last_estimate(estimate_s, expected):
+    assert pool_backlog_per_process(estimate_s) == expected
+
+
+@pytest.mark.parametrize(
+    ("capacity", "backlog", "reserved", "free"),
+    [(2, 1, 0, 4), (2, 1, 3, 1), (2, 1, 5, 0), (3, 8, 10, 17), (0, 1, 0, 0)],
+)
+def test_a_tier_frees_room_for_its_slots_and_their_backlog(capacity, backlog, reserved, free):
+    assert tier_free(capacity, backlog, reserved) == free

@@ -266,6 +266,29 @@ def test_an_idle_pool_process_gives_its_kept_memory_back_when_the_host_trims(giv
     assert _level_at(result, 9.0) == pytest.approx(base_mb + kept_mb)
 
 
+def test_a_job_computes_at_least_what_faulting_in_its_fresh_memory_costs():
+    # Given one pool process (glibc keeps up to 32 MB) and a host that spends 10 ms of CPU per
+    # MB of fresh memory; 0.1 s jobs of 20 MB (no CPU work of their own) and one of 3 s of CPU
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 5.0, 10.0, 15.0],
+            "job_class": "report",
+            "duration_s": [0.1, 0.1, 0.1, 4.0],
+            "memory_mb": 20.0,
+            "cpu_s": [0.0, 0.0, 0.0, 3.0],
+        }
+    )
+    config = Config.from_mapping(
+        {"pool_size": 1, "pool_max_size": 1, "jobs": {"report": {"tier": "pool"}}}
+    )
+    host = dataclasses.replace(_host(), retained_job_mb=32.0, fault_cpu_s_per_mb=0.01)
+    durations = simulate(trace, config, host).trace()["duration_s"].tolist()
+    # Then the first job maps its 20 MB afresh, and the second grows the heap by them: both
+    # take 0.2 s longer; the third reuses what the process kept and takes its 0.1 s; the
+    # fourth's own 3 s of CPU cover the 0.2 s of faults (none here: the heap holds them)
+    assert durations == pytest.approx([0.3, 0.3, 0.1, 4.0])
+
+
 def test_a_pool_process_never_idle_gives_its_kept_memory_back_between_jobs():
     # Given one pool process on a host that trims, and 20 MB jobs of 0.8 s every second from
     # t = 0 to 12: idle 0.2 s between two, never POOL_IDLE_S; the first is mapped (the mmap
