@@ -43,6 +43,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale_mix import prototype_rows  # noqa: E402
+from soak_trees import pool_pids  # noqa: E402
 
 from kqueue.job import App  # noqa: E402
 from kqueue.ops import netns  # noqa: E402
@@ -92,6 +93,20 @@ def start_workers(lab, hosts, folder: Path, attempts: Path, run: str) -> list:
         workers.append(lab.start(host, command, log=log, env=dict(env, KQUEUE_HOST_LABEL=host),
                                  cwd=folder))  # fmt: skip
     return workers
+
+
+def wait_started(app: App, k: int, timeout_s: float = 60.0) -> None:
+    """Wait until ``k`` workers publish a status that lists their whole pool: each has imported
+    the app and forked its pool processes, so the CPU counted from here is serving only.
+
+    Raises:
+        RuntimeError: fewer than ``k`` had started after ``timeout_s`` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while sum(len(p) >= CONFIG["pool_size"] for p in pool_pids(app.backend).values()) < k:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {k} worker(s) started within {timeout_s:.0f} s")
+        time.sleep(0.1)
 
 
 def stop(workers) -> None:
@@ -145,7 +160,7 @@ def real_run(lab, k: int, rows, folder: Path, run: str, drain_s: float) -> tuple
     workers = start_workers(lab, HOSTS[:k], folder, attempts, run)
     app = App(lab.redis_url)
     try:
-        time.sleep(3.0)  # the workers import and start their pools
+        wait_started(app, k)
         pids = [w.pid for w in workers]
         cpu_before_s, began = tree_cpu_s(pids), time.monotonic()
         dispatch_paced(app, rows, tick_s=0.05)

@@ -176,15 +176,17 @@ class Cpu:
         in_clocks = self._procs_held - 1 - len(self._fast_procs)
         return in_clocks + meeting + 2 <= self.cores
 
-    def _fast_procs_done(self, event: simpy.Event) -> None:
-        enter_s, end_s, _work_s, _end = self._fast_procs.pop(event._value)
+    def _fast_procs_done(self, event: Call) -> None:
+        job = event._value
+        enter_s, end_s, _work_s, _end = self._fast_procs.pop(job)
         del self._fast_enters[bisect_left(self._fast_enters, enter_s)]
         del self._fast_ends[bisect_left(self._fast_ends, end_s)]
-        self._release(event._value, False)
+        self._procs_held -= 1  # ``_release`` of a process job, inlined: once per job
+        self.on_done(job)
 
-    def _fast_inline_done(self, event: simpy.Event) -> None:
+    def _fast_inline_done(self, event: Call) -> None:
         if self._gil.done(event._value, self.env.now):
-            self._release(event._value, True)
+            self.on_done(event._value)  # ``_release`` of an inline job
 
     def _release(self, job: int, inline: bool) -> None:
         if not inline:

@@ -53,9 +53,13 @@ class Outcome:
     dead_mask: np.ndarray | None = None
     #: Per job: the priority it was ordered by (recorded, else its class's).
     priority: np.ndarray | None = None
+    #: This process's CPU seconds over the same span as ``wall_s`` (the model's build and run).
+    cpu_s: float = dataclasses.field(default=0.0, compare=False)
 
     @classmethod
-    def from_model(cls, model: Model, prepared: TraceJobs, config, host, wall_s: float) -> Outcome:
+    def from_model(
+        cls, model: Model, prepared: TraceJobs, config, host, wall_s: float, cpu_s: float = 0.0
+    ) -> Outcome:
         """Collect the arrays and counters of a finished ``Model`` run."""
         inline, pool = model.tiers[INLINE], model.tiers[POOL]
         return cls(
@@ -84,6 +88,7 @@ class Outcome:
             dead=_by_tier(((model.tier[j], s), 1) for j, s in model.dead.items()),
             dead_mask=_per_job(dict.fromkeys(model.dead, 1.0), len(model.tier)) > 0,
             priority=np.asarray(model.priority, np.int64),
+            cpu_s=cpu_s,
         )
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import simpy
 
 from kqueue.policy import Config, HostProfile, validate_trace
+from sim.engine.clock import run_all
 from sim.model.jobs import POOL, Jobs, TraceJobs
 from sim.model.outcome import Outcome
 from sim.model.report import SimResult, summarize
@@ -90,10 +91,11 @@ def simulate(
     config = config if config is not None else Config()
     host = host if host is not None else HostProfile()
     config = host_part(config, prepared.fleet_part)  # one host's part of the shared limits
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     env = simpy.Environment()
     model = Model(env, prepared.jobs, config, host, force_inline=force_inline, progress=progress)
-    env.run()
+    run_all(env)
     model.tiers[POOL].finish()
-    outcome = Outcome.from_model(model, prepared, config, host, wall_s=time.perf_counter() - began)
+    wall_s, cpu_s = time.perf_counter() - began, time.process_time() - began_cpu
+    outcome = Outcome.from_model(model, prepared, config, host, wall_s=wall_s, cpu_s=cpu_s)
     return summarize(outcome)

@@ -110,6 +110,8 @@ class Model(RuleFetcher):
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
         self._duration_s, self._job_class = jobs.duration_s, jobs.job_class
         self._settings: dict[str, tuple[Tier, float | None, JobSettings]] = {}
+        #: Per class: the estimate it was last routed with, and the router's tier code for it.
+        self._routes: dict[str, tuple[float, int]] = {}
         #: The runtime's limits (``kqueue.policy.limits``): memory as each attempt holds it (a
         #: job over its ``max_memory_mb`` on a limited tier holds at most that), the kill due
         #: at the end of a running attempt, when it started, the attempt number of retried jobs,
@@ -341,7 +343,14 @@ class Model(RuleFetcher):
         declared, explicit_s, resolved = settings
         config = self.config
         estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
-        tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
+        # ``route`` is pure in the estimate (the rest is fixed per class): ask it again only
+        # when the class's estimate moved
+        last = self._routes.get(job_class)
+        if last is not None and last[0] == estimate_s:
+            tier = last[1]
+        else:
+            tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
+            self._routes[job_class] = (estimate_s, tier)
         harmed = tier != INLINE and job_class in self._harmed
         if harmed and self.quarantine.is_quarantined(job_class) and not self.force_inline:
             tier = ISOLATED
@@ -350,7 +359,10 @@ class Model(RuleFetcher):
     def pool_backlog(self) -> int:
         """Jobs in the backend (arrived, not leased) whose class routes to the pool now: the
         runtime's ``PoolBacklog`` over the model's backend."""
-        pending = self._arrivals.pending_by_class(self._leased, self.env.now)
+        leased, submitted, now = self._leased, self.jobs.submitted_s, self.env.now
+        if not len(self.given_back) and (leased == len(submitted) or submitted[leased] > now):
+            return 0  # nothing arrived that is not leased (the common case: asked per pool job)
+        pending = self._arrivals.pending_by_class(leased, now)
         if len(self.given_back):  # under class rules the arrivals are in ``given_back``
             pending = {**pending}
             for name, count in self.given_back.by_class.items():

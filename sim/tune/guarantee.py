@@ -4,7 +4,8 @@ Scenario: ``sim.tune.search.tune`` found a config (and a host count) that meets 
 simulated peak, without admission, is what the host would use. A ``memory_budget_mb`` below that
 peak makes the runtime hold pool and isolated jobs back while the memory it expects does not fit
 (``kqueue.policy.admission``), so the budget becomes a guarantee paid for in waits. This module
-searches that budget: from the unbudgeted peak (or the user's ``--memory-budget``, if lower)
+searches that budget: from the user's ``--memory-budget`` (the host count was checked there),
+or without one from the unbudgeted peak over every share (the host-count search's own check),
 down towards the least it could be, the larger of the mean memory in use (Little's law,
 ``sim.tune.space.memory_floor_mb``) and the largest job plus the worker and one process. Each
 budget tried is written into the config as the runtime would read it (``config_with_budget``)
@@ -56,9 +57,10 @@ class BudgetSearch:
     ``config`` is the recommended config with ``memory_budget_mb = budget_mb`` as it is written;
     ``unbudgeted`` the same config without a budget. ``passed`` is the check at the budget,
     ``failed`` the check at the highest budget tried that missed; ``ceiling_mb`` the unbudgeted
-    config's highest simulated peak over those shares (None when the least budget
-    possible passed). ``budgeted_run`` and ``unbudgeted_run`` are host 1's share of the first
-    seed, simulated (what ``simulate --config`` prints).
+    config's highest simulated peak over those shares (``inf`` when the user gave a budget:
+    the search then starts from that budget, not from a peak). ``budgeted_run`` and
+    ``unbudgeted_run`` are host 1's share of the first seed, simulated (what ``simulate
+    --config`` prints).
     """
 
     config: Config
@@ -81,7 +83,7 @@ class BudgetSearch:
             failed = self.failed
             return (
                 f"admission misses a target even at {failed.budget_mb:,.0f} MB "
-                f"(unbudgeted peak {self.ceiling_mb:,.0f} MB): {failed.failures()}"
+                f"({self._ceiling()}): {failed.failures()}"
             )
         if self.failed is not None:
             return f"at {self.failed.budget_mb:,.0f} MB {self.failed.failures()}"
@@ -89,6 +91,12 @@ class BudgetSearch:
             return (f"the largest job plus the worker and one process needs "
                     f"{self.least_mb:,.0f} MB")  # fmt: skip
         return f"the mean memory in use (Little's law) is {self.floor_mb:,.0f} MB"
+
+    def _ceiling(self) -> str:
+        """Where the search started: the unbudgeted peak, or the budget the user gave."""
+        if math.isfinite(self.ceiling_mb):
+            return f"unbudgeted peak {self.ceiling_mb:,.0f} MB"
+        return "searched down from the budget given"
 
     def p95_waits(self) -> dict[str, tuple[float | None, float | None]]:
         """``{tier: (unbudgeted p95 wait s, budgeted p95 wait s)}`` on host 1's share."""
@@ -99,7 +107,7 @@ class BudgetSearch:
     def lines(self) -> list[str]:
         """The report's lines: the budget, what binds it, the waits beside the unbudgeted run."""
         head = (f"memory budget: {self.budget_mb:,.0f} MB guaranteed (least possible "
-                f"{self.least_mb:,.0f} MB, unbudgeted peak {self.ceiling_mb:,.0f} MB; "
+                f"{self.least_mb:,.0f} MB, {self._ceiling()}; "
                 f"{len(self.tried)} checks); binding: {self.binding}")  # fmt: skip
         if self.passed is None:
             head = f"memory budget: none guaranteed; binding: {self.binding}"
@@ -137,9 +145,7 @@ def search_budget(
     free = found.config.replace(memory_budget_mb=math.inf)
     splits = Splits(prepared)
     trial = _Trial(free, problem, found.hosts, splits, processes, progress)
-    unbudgeted = check(prepared, free, dataclasses.replace(problem, memory_budget_mb=math.inf),
-                       found.hosts, processes=processes, splits=splits)  # fmt: skip
-    peak = float(math.ceil(max(r.evaluation.peak_memory_mb for r in unbudgeted.runs)))
+    peak = _unbudgeted_peak_mb(found, free, problem, prepared, splits, processes, progress)
     ceiling = min(peak, problem.memory_budget_mb)
     floor = _floor_mb(found)
     least = max(floor, _largest_job_mb(prepared) + process_overhead_mb(problem.host))
@@ -153,6 +159,27 @@ def search_budget(
     return BudgetSearch(config, budget, free, floor, least, peak, passed, failed,
                         tuple(trial.tried), simulate(share, config, problem.host),
                         simulate(share, free, problem.host), groups)  # fmt: skip
+
+
+def _unbudgeted_peak_mb(found, free, problem, prepared, splits, processes, progress) -> float:
+    """The highest peak of ``free`` (the answer without a budget) over every share of every
+    seed, MB; ``inf`` when the user gave a budget (the search then starts from it).
+
+    With a user budget the ceiling is that budget: the host-count search checked the answer
+    there, admission on, so an unbudgeted check of every share (one more run per share, about a
+    sixth of a 100,000-job tune) would only lower the bisection's first step. Without one, the
+    host-count search's check at the answer is that check (the same config, shares and seeds,
+    every share run), so it is reused; it is run only when that check is missing or partial.
+    """
+    if math.isfinite(problem.memory_budget_mb):
+        return math.inf
+    held = found.check
+    runs = found.hosts * max(1, problem.seeds)
+    if found.hosts == 1 or held is None or held.config != free or len(held.runs) != runs:
+        report = progress("unbudgeted peak") if progress else None
+        held = check(prepared, free, problem, found.hosts, processes=processes, splits=splits,
+                     progress=report)  # fmt: skip
+    return float(math.ceil(max(r.evaluation.peak_memory_mb for r in held.runs)))
 
 
 def _bisect(trial: _Trial, least: float, ceiling: float, most: float):
@@ -190,6 +217,9 @@ class _Trial:
         self.free, self.problem, self.hosts, self.splits = free, problem, hosts, splits
         self.processes, self.progress = processes, progress
         self.tried: list[tuple[float, bool]] = []
+        #: (seed, host) of the share that failed the last failing budget: run first next time
+        #: (a budget passes only if every share does, so the order changes no verdict).
+        self.failed_at: tuple[int, int] | None = None
 
     def config(self, budget_mb: float) -> Config:
         """The unbudgeted config with ``budget_mb`` kept (``config_with_budget``)."""
@@ -200,8 +230,10 @@ class _Trial:
         report = self.progress(f"budget {budget_mb:,.0f} MB") if self.progress else None
         checked = check(self.splits.prepared, self.config(budget_mb), problem, self.hosts,
                         processes=self.processes, progress=report, fail_fast=True,
-                        splits=self.splits)  # fmt: skip
+                        splits=self.splits, first=self.failed_at)  # fmt: skip
         self.tried.append((budget_mb, checked.feasible))
+        if not checked.feasible:
+            self.failed_at = (checked.worst.seed, checked.worst.host)
         return checked
 
 

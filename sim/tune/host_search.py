@@ -27,11 +27,9 @@ MIN_SHARE_JOBS = 50
 #: The largest host count searched leaves each host this many times ``MIN_SHARE_JOBS`` on average.
 SHARE_ROOM = 1.1
 
-#: Host counts tried when finding the number of hosts (doubling, bisection, the count below).
+#: Host counts the doubling tries before one passes (the bisection and the step-down below the
+#: answer then run to a failing count: ``sim.tune.count``).
 HOST_SEARCHES = 8
-
-#: Host counts below the answer checked beyond ``HOST_SEARCHES`` (at least the count below).
-BELOW_SEARCHES = 2
 
 #: Rounds of growing capacities on a failing share before a host count is given up.
 SHARE_FIXES = 2
@@ -138,7 +136,7 @@ def least_hosts(prepared, trace, problem, processes, progress, one_host):
 
     # the balanced split's shares differ by a few jobs: a tenth of room keeps host 1's at 50
     most = max(k, int(len(prepared.jobs) / (MIN_SHARE_JOBS * SHARE_ROOM)))
-    counted = least_count(works, k, HOST_SEARCHES, BELOW_SEARCHES, most)
+    counted = least_count(works, k, HOST_SEARCHES, most=most)
     checks = {hosts: found[0] for hosts, found in tried.items()}
     if counted.answer is not None:
         return counted.answer, True, tried[counted.answer][1], checks, ""

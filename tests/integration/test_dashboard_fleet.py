@@ -9,20 +9,26 @@ import time
 
 import pytest
 
+from kqueue.dashboard.fleet import REFRESH_S
 from kqueue.policy import read_trace
 from tests.conftest import run_kqueue
 from tests.support.dashfleet import Fleet, http
 
 
-def drained(fleet: Fleet, timeout_s: float = 90) -> None:
+def drained(fleet: Fleet, rows: int, timeout_s: float = 90) -> None:
+    """Wait until no job is queued and the fleet trace holds ``rows`` rows (a worker ships its
+    last rows within a second of the jobs' end, after writing them to its ``--trace-out``),
+    then until a dashboard's cached read of the backend is one made after that."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         depth = fleet.backend.counts().get("default", {})
-        if depth.get("ready", 0) + depth.get("leased", 0) + depth.get("scheduled", 0) == 0:
-            time.sleep(1.5)  # the last rows reach the fleet trace within a second
+        queued = depth.get("ready", 0) + depth.get("leased", 0) + depth.get("scheduled", 0)
+        if queued == 0 and len(fleet.backend.read_trace().rows) >= rows:
+            time.sleep(REFRESH_S)
             return
-        time.sleep(0.3)
-    raise AssertionError(f"jobs still queued: {fleet.backend.counts()}")
+        time.sleep(0.1)
+    shipped = len(fleet.backend.read_trace().rows)
+    raise AssertionError(f"queued: {fleet.backend.counts()}; {shipped} of {rows} trace rows")
 
 
 def as_json(value):
@@ -48,7 +54,7 @@ def test_the_charts_keep_the_last_hour_across_a_dashboard_restart(fleet):
     fleet.start_worker()
     dashboard = fleet.start_dashboard()
     fleet.dispatch("mail.send", 40)
-    drained(fleet)
+    drained(fleet, rows=40)
     before = fleet.get_json("/api/overview")["throughput_per_min"]["tier"]
     # When the dashboard is killed and started again
     dashboard.kill()
@@ -65,7 +71,7 @@ def test_the_plan_is_what_kqueue_simulate_says_on_the_exported_trace(fleet):
     fleet.start_dashboard()
     fleet.dispatch("mail.send", 60)
     fleet.dispatch("report.build", 10)
-    drained(fleet)
+    drained(fleet, rows=70)
     plan = fleet.get_json("/api/plan")
     (fleet.folder / "fleet.toml").write_text(plan["config_toml"])
     export = run_kqueue(fleet.folder, "trace", "export", "--backend", fleet.url, "--since", "1h",
@@ -106,7 +112,7 @@ def test_a_smaller_pool_in_the_what_if_form_moves_waits_as_a_live_run_at_that_si
     worker = fleet.start_worker("--trace-out", "two.csv")
     fleet.start_dashboard()
     fleet.dispatch("report.slow", 16)
-    drained(fleet)
+    drained(fleet, rows=16)
     # When the what-if form asks for a pool of 1
     page = http("GET", fleet.base + "/plan")[1].decode()
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -122,7 +128,7 @@ def test_a_smaller_pool_in_the_what_if_form_moves_waits_as_a_live_run_at_that_si
     (fleet.folder / "one.toml").write_text("pool_size = 1\npool_max_size = 1\n")
     fleet.start_worker("--trace-out", "one.csv", config="one.toml")
     fleet.dispatch("report.slow", 16)
-    drained(fleet)
+    drained(fleet, rows=32)
     live_two = pool_p95_wait_s(read_trace(fleet.folder / "two.csv"))
     live_one = pool_p95_wait_s(read_trace(fleet.folder / "one.csv"))
     # Then the twin and the live runs agree in direction: a smaller pool, longer waits

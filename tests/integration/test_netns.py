@@ -38,6 +38,9 @@ WORKER_ARGS = ("--visibility-timeout", "5", "--pool-size", "2", "--pool-max-size
 #: a machine loaded by other sessions (load average 30 seen) an isolated job's process takes
 #: seconds to start, and the isolated backlog drains at about a job a second.
 STALL_S, DRAIN_S = 30.0, 150.0
+#: The drain looks at the attempt files this often (the run ends as soon as the last job has),
+#: and notes its progress this often.
+POLL_S, MARK_S = 0.5, 5.0
 SLOW_PORT = 6380
 
 
@@ -75,16 +78,20 @@ def log_of(folder) -> str:
 
 
 def drain(attempts, began: float) -> list[str]:
-    """Wait for the jobs to finish (see ``STALL_S``); progress as ``"<s>:<finished>"`` marks."""
+    """Wait for the jobs to finish (see ``STALL_S``), looking every ``POLL_S``; progress as
+    ``"<s>:<finished>"`` marks every ``MARK_S``."""
     progress, last_done, last_change = [], -1, time.monotonic()
     deadline = time.monotonic() + DRAIN_S
+    next_mark = time.monotonic()
     while (done := finished_count(attempts)) < JOBS and time.monotonic() < deadline:
         if done != last_done:
             last_done, last_change = done, time.monotonic()
         elif time.monotonic() - last_change > STALL_S:
             break
-        progress.append(f"{time.monotonic() - began:.0f}s:{done}")
-        time.sleep(5.0)
+        if time.monotonic() >= next_mark:
+            progress.append(f"{time.monotonic() - began:.0f}s:{done}")
+            next_mark += MARK_S
+        time.sleep(POLL_S)
     return progress
 
 

@@ -146,13 +146,20 @@ def failover_run(
     }
 
 
+#: The replica lags at every crash: that is the case where a failover can lose what it had
+#: acknowledged, so without ``WAIT`` it shows the loss and with it proves none. Runs with the
+#: replica in sync (lag 0) asserted nothing these do not: the same failover, with and without
+#: ``WAIT``, only with nothing to lose (docs/DECISIONS.md, issue 20: CI wall time).
+LAG_S = 0.4
+
+
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize(("wait_replicas", "lag_s"), [(0, 0.0), (0, 0.4), (1, 0.0), (1, 0.4)])
-def test_workers_and_dispatchers_follow_a_failover(app_dir, wait_replicas, lag_s):
-    # Given a primary, a replica, three sentinels, two workers and a dispatcher at 600 jobs/s
-    # (and, with lag_s, a replica that stopped receiving writes lag_s before the crash)
-    result = failover_run(app_dir, wait_replicas, lag_s)
-    print(f"failover wait_replicas={wait_replicas} lag_s={lag_s}: {result}")
+@pytest.mark.parametrize("wait_replicas", [0, 1])
+def test_workers_and_dispatchers_follow_a_failover(app_dir, wait_replicas):
+    # Given a primary, a replica, three sentinels, two workers and a dispatcher at 600 jobs/s,
+    # and a replica that stopped receiving writes LAG_S before the crash
+    result = failover_run(app_dir, wait_replicas, LAG_S)
+    print(f"failover wait_replicas={wait_replicas} lag_s={LAG_S}: {result}")
     # Then the workers and the dispatcher moved to the new primary and every job ran, except,
     # without WAIT, dispatches the old primary acknowledged but never passed to the replica
     assert result["moved"] == 1 and result["dispatched"] == 3000
@@ -170,15 +177,17 @@ def test_workers_and_dispatchers_follow_a_failover(app_dir, wait_replicas, lag_s
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("wait_replicas", [0, 1])
-def test_the_chaos_scenario_on_sentinel_with_and_without_wait(app_dir, wait_replicas):
+def test_the_chaos_scenario_on_sentinel_with_wait(app_dir):
     # Given the chaos test's scenario (5,000 jobs, three workers with 8 s leases, worker 0
     # SIGKILLed and restarted every second, the durable primary crashing once for 1 s) on a
-    # primary with a replica behind Sentinel; its sentinels wait 5 s before failing over, so the
-    # crash is a restart from the append-only file, as in the chaos test
+    # primary with a replica behind Sentinel, every dispatch and ack waiting for the replica
+    # (wait_replicas=1); its sentinels wait 5 s before failing over, so the crash is a restart
+    # from the append-only file, as in the chaos test. (Without WAIT this is the chaos test
+    # itself, tests/integration/test_redis_faults.py, behind a Sentinel URL, which the failover
+    # test above follows through a real failover.)
     n, args = 5000, ("--visibility-timeout", "8", "--max-concurrent-inline", "8")
     with SentinelCluster(app_dir / "redis", appendonly=True, down_after_ms=5000) as cluster:
-        url = cluster.url(wait_replicas=wait_replicas, wait_timeout_ms=1000)
+        url = cluster.url(wait_replicas=1, wait_timeout_ms=1000)
         dispatch(url, n, 0.02)
         backend = open_backend(url)
         workers = [worker(app_dir, url, *args) for _ in range(3)]
@@ -213,7 +222,7 @@ def test_the_chaos_scenario_on_sentinel_with_and_without_wait(app_dir, wait_repl
         i: pids for i, pids in duplicates.items() if sum(p not in killed for p in pids) > 1
     }
     print(
-        f"chaos on sentinel, wait_replicas={wait_replicas}: {n} jobs, "
+        f"chaos on sentinel, wait_replicas=1: {n} jobs, "
         f"{sum(map(len, by_job.values()))} runs, {len(killed)} worker kills, 1 primary crash, "
         f"{len(duplicates)} duplicated, {len(unexplained)} unexplained, {elapsed_s:.1f} s"
     )

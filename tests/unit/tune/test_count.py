@@ -41,7 +41,7 @@ def test_the_step_down_goes_on_while_the_count_below_passes():
     # bisection lands on 12 (11 was never asked), but 11 and 10 pass, 9 fails
     table = {8: False, 16: True, 12: True, 10: False, 11: True}
     works, asked = _oracle(table)
-    found = least_count(works, 8, searches=4, below=3)
+    found = least_count(works, 8, searches=4)
     assert asked == [8, 16, 12, 10, 11]
     assert found.answer == 11 and found.results[10] is False
 
@@ -54,10 +54,18 @@ def test_a_count_that_cannot_be_tried_stops_the_search_with_no_answer():
 
 def test_the_count_below_is_checked_even_when_the_tries_are_spent():
     works, asked = _oracle({k: k >= 7 for k in range(1, 64)})
-    found = least_count(works, 2, searches=3, below=1)
-    # 2, 4 fail, 8 passes; the bisection has no try left; 7 still gets its check
-    assert asked == [2, 4, 8, 7] and found.answer == 7
-    assert found.below_checked is False  # 6 was not tried: the report says "not checked"
+    found = least_count(works, 2, searches=3)
+    # 2, 4 fail, 8 passes: the doubling's tries are spent, the bisection still runs to the end
+    assert asked == [2, 4, 8, 6, 7] and found.answer == 7
+    assert found.below_checked and found.results[6] is False  # what fails at N-1 is known
+
+
+def test_the_step_down_has_no_try_limit_while_it_passes():
+    # Given a first count that passes, and every count down to 4 passing too
+    works, asked = _oracle({k: k >= 4 for k in range(1, 64)})
+    found = least_count(works, 8, searches=1)
+    # Then the step-down goes on past the doubling's one try until a count fails
+    assert asked == [8, 7, 6, 5, 4, 3] and found.answer == 4 and found.below_checked
 
 
 @pytest.mark.parametrize("seed", range(200))
@@ -70,9 +78,9 @@ def test_whatever_the_oracle_the_answer_passed_and_the_count_below_failed_or_is_
         assert all(not ok for ok in found.results.values())
         return
     assert table[found.answer] and found.results[found.answer]
-    below = found.results.get(found.answer - 1)
-    assert below is False or (below is None and not found.below_checked)
-    assert found.low < found.answer
+    # And the count below was always checked, and failed (no oracle here says None)
+    assert found.results.get(found.answer - 1) is False and found.below_checked
+    assert found.low == found.answer - 1
 
 
 def test_the_doubling_tries_the_largest_allowed_count_before_it_gives_up():
