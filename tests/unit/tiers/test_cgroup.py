@@ -133,6 +133,7 @@ def test_worker_children_get_resident_limits_with_memory_as_the_kill_reason(tmp_
         worker.terminate()
         assert worker.wait(timeout=30) == 0
     finally:
+        backend.close()
         if worker.poll() is None:
             worker.kill()
             worker.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import time
@@ -87,6 +88,7 @@ def _children(pool, isolated):
 def test_replaced_pool_processes_hold_no_sibling_handles_and_the_worker_none_left(tmp_path):
     # Given the worker's descriptors before its tiers start
     app, report, nap = _app(tmp_path)
+    gc.collect()  # an earlier test's unreferenced connections close now, not mid-test
     before = fd_targets()
     # When 12 pool processes are replaced one after another while two isolated children run
     reports, held, recycled = asyncio.run(_replace_under_load(app, report, nap))
@@ -103,6 +105,7 @@ def test_replaced_pool_processes_hold_no_sibling_handles_and_the_worker_none_lef
     assert len(reports[-1]["targets"]) <= len(reports[0]["targets"]), reports
     # and the worker is back to the descriptors it had before (none left of the 14 children)
     assert inherit.held_fds() == {}
+    gc.collect()
     assert sorted(fd_targets().values()) == sorted(before.values())
 
 
