@@ -46,7 +46,7 @@ from kqueue.policy import (
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from kqueue.policy.quarantine import HARMFUL, Quarantine
 from kqueue.policy.scaler import pool_backlog
-from sim.engine.clock import Call
+from sim.engine.clock import Call, CallAt
 from sim.engine.cpu import Cpu
 from sim.model.backlog import ArrivalBacklog
 from sim.model.budget import BudgetGate, route_by_load_code
@@ -54,6 +54,7 @@ from sim.model.gated_fetch import TIME_TOLERANCE, RuleFetcher
 from sim.model.intake import LeaseRoom
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
 from sim.model.lease_gate import GivenBack, LeaseGate
+from sim.model.poll_trip import PollTrip
 from sim.model.rules import ClassRules, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
@@ -61,7 +62,7 @@ from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 Progress = Callable[[int, int], None]
 
 
-class Model(RuleFetcher):
+class Model(RuleFetcher, PollTrip):
     """One worker and its three tiers inside a SimPy environment.
 
     Build it, then ``env.run()``; per-job outcomes are in the lists ``started_s``,
@@ -76,6 +77,8 @@ class Model(RuleFetcher):
         force_inline: the worker's ``--inline``: every job inline.
         progress: called now and then with (jobs fetched, jobs total).
         cpu_fast_path: see ``sim.engine.cpu``; turned off only by the test that proves it exact.
+        merge_trips: a poll or an arrival that wakes the fetcher and its round trip as one
+            event (``sim.model.poll_trip``); turned off only by the test that proves it exact.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Model(RuleFetcher):
         progress: Progress | None = None,
         cpu_fast_path: bool = True,
         rules: ClassRules | None = None,
+        merge_trips: bool = True,
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self.force_inline = force_inline
@@ -191,6 +195,12 @@ class Model(RuleFetcher):
         )
         self.gate.tiers = self.tiers
         self._install_rules(rules)
+        #: Without class rules, on a host that polls with a round trip that costs time, the
+        #: poll timer is virtual and one event stands for it and its round trip
+        #: (``sim.model.poll_trip``); the gated fetcher keeps the plain timer.
+        self._merge_trips = merge_trips and host.fetch_s > 0
+        self._virtual_timer = self._merge_trips and self.class_gate is None and host.polls
+        self._init_poll_trip()
         if n:
             Call(env, 0, self._fetch_when_due)
 
@@ -277,10 +287,18 @@ class Model(RuleFetcher):
             return
         if arrival_s <= now:
             self._fetch()
+        elif self._virtual_timer:
+            if self._timer_s < now:
+                self._advance_timer(now)  # while awake: a timer that fired did nothing
+            self._idle_for_s = arrival_s
+            self._fetch_at_s = self._next_fetch_s(arrival_s, now)
+            self._arm_virtual_timer()
         elif self.host.polls:
             self._idle_for_s = arrival_s
             self._fetch_at_s = self._next_fetch_s(arrival_s, now)
             self._arm_fetch_timer()
+        elif self._merge_trips:  # notified at the arrival, back one round trip later: one event
+            CallAt(self.env, (now + (arrival_s - now)) + self.host.fetch_s, self._fetched)
         else:
             Call(self.env, arrival_s - now, self._fetch)
 
@@ -321,6 +339,11 @@ class Model(RuleFetcher):
 
     def _job_ended_idle(self, now: float) -> None:
         """A job ended while the fetcher sleeps: it fetches now, and polls on from now."""
+        virtual = self._virtual_timer
+        if virtual and self._timer_s < now:
+            self._advance_timer(now)
+            if self._idle_for_s != self._idle_for_s:
+                return  # the poll woke it first: its round trip is on the way
         arrival_s = self._idle_for_s
         if arrival_s <= now + TIME_TOLERANCE:
             self._wake_fetcher()
@@ -328,9 +351,12 @@ class Model(RuleFetcher):
         fetch_at_s = self._next_fetch_s(arrival_s, now)
         if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
             self._fetch_at_s = fetch_at_s
-            self._arm_fetch_timer()
+            if virtual:
+                self._arm_virtual_timer()
+            else:
+                self._arm_fetch_timer()
         else:
-            self._fetch_at_s = fetch_at_s
+            self._fetch_at_s = fetch_at_s  # later: the pending timer fires first and re-arms
 
     def _routed(self, job_class: str) -> tuple[int, float, Tier, JobSettings]:
         """A class's tier code now (router, then quarantine), estimate, declared tier and
