@@ -46,7 +46,7 @@ class Call:
 
 class CallAt(Call):
     """A ``Call`` at the absolute time ``at_s`` (not ``delay_s`` from now): for a time worked out
-    along another path (a planned poll plus a round trip), which ``now + (at_s - now)`` may miss
+    along another path (an arrival plus a round trip), which ``now + (at_s - now)`` may miss
     by a rounding step."""
 
     __slots__ = ()

@@ -135,7 +135,7 @@ class RuleFetcher:
             return
         fetch_at_s = self._next_fetch_s(back_s, now)
         if not self.host.polls and arrival_s < fetch_at_s:
-            Call(self.env, arrival_s - now, self._fetch)  # notified: it wakes the worker
+            self._fetch_at_arrival(arrival_s, now)  # notified: it wakes the worker
             return
         self._idle_for_s, self._fetch_at_s = back_s, fetch_at_s
         self._arm_fetch_timer()

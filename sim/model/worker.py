@@ -54,7 +54,6 @@ from sim.model.gated_fetch import TIME_TOLERANCE, RuleFetcher
 from sim.model.intake import LeaseRoom
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
 from sim.model.lease_gate import GivenBack, LeaseGate
-from sim.model.poll_trip import PollTrip
 from sim.model.rules import ClassRules, class_rules
 from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 
@@ -62,7 +61,7 @@ from sim.model.tiers import InlineTier, IsolatedTier, PoolTier
 Progress = Callable[[int, int], None]
 
 
-class Model(RuleFetcher, PollTrip):
+class Model(RuleFetcher):
     """One worker and its three tiers inside a SimPy environment.
 
     Build it, then ``env.run()``; per-job outcomes are in the lists ``started_s``,
@@ -77,8 +76,8 @@ class Model(RuleFetcher, PollTrip):
         force_inline: the worker's ``--inline``: every job inline.
         progress: called now and then with (jobs fetched, jobs total).
         cpu_fast_path: see ``sim.engine.cpu``; turned off only by the test that proves it exact.
-        merge_trips: a poll or an arrival that wakes the fetcher and its round trip as one
-            event (``sim.model.poll_trip``); turned off only by the test that proves it exact.
+        merge_trips: on a backend that wakes the worker, the wake at an arrival and the round
+            trip after it as one event; turned off only by the test that proves it exact.
     """
 
     def __init__(
@@ -195,12 +194,7 @@ class Model(RuleFetcher, PollTrip):
         )
         self.gate.tiers = self.tiers
         self._install_rules(rules)
-        #: Without class rules, on a host that polls with a round trip that costs time, the
-        #: poll timer is virtual and one event stands for it and its round trip
-        #: (``sim.model.poll_trip``); the gated fetcher keeps the plain timer.
         self._merge_trips = merge_trips and host.fetch_s > 0
-        self._virtual_timer = self._merge_trips and self.class_gate is None and host.polls
-        self._init_poll_trip()
         if n:
             Call(env, 0, self._fetch_when_due)
 
@@ -287,17 +281,18 @@ class Model(RuleFetcher, PollTrip):
             return
         if arrival_s <= now:
             self._fetch()
-        elif self._virtual_timer:
-            if self._timer_s < now:
-                self._advance_timer(now)  # while awake: a timer that fired did nothing
-            self._idle_for_s = arrival_s
-            self._fetch_at_s = self._next_fetch_s(arrival_s, now)
-            self._arm_virtual_timer()
         elif self.host.polls:
             self._idle_for_s = arrival_s
             self._fetch_at_s = self._next_fetch_s(arrival_s, now)
             self._arm_fetch_timer()
-        elif self._merge_trips:  # notified at the arrival, back one round trip later: one event
+        else:
+            self._fetch_at_arrival(arrival_s, now)
+
+    def _fetch_at_arrival(self, arrival_s: float, now: float) -> None:
+        """A backend that wakes the worker: it fetches at ``arrival_s``. The wake and the round
+        trip's return are one event at the return (nothing reads the fetcher in between), at
+        the very float time the two events would give."""
+        if self._merge_trips:
             CallAt(self.env, (now + (arrival_s - now)) + self.host.fetch_s, self._fetched)
         else:
             Call(self.env, arrival_s - now, self._fetch)
@@ -339,11 +334,6 @@ class Model(RuleFetcher, PollTrip):
 
     def _job_ended_idle(self, now: float) -> None:
         """A job ended while the fetcher sleeps: it fetches now, and polls on from now."""
-        virtual = self._virtual_timer
-        if virtual and self._timer_s < now:
-            self._advance_timer(now)
-            if self._idle_for_s != self._idle_for_s:
-                return  # the poll woke it first: its round trip is on the way
         arrival_s = self._idle_for_s
         if arrival_s <= now + TIME_TOLERANCE:
             self._wake_fetcher()
@@ -351,10 +341,7 @@ class Model(RuleFetcher, PollTrip):
         fetch_at_s = self._next_fetch_s(arrival_s, now)
         if fetch_at_s < self._fetch_at_s - TIME_TOLERANCE:
             self._fetch_at_s = fetch_at_s
-            if virtual:
-                self._arm_virtual_timer()
-            else:
-                self._arm_fetch_timer()
+            self._arm_fetch_timer()
         else:
             self._fetch_at_s = fetch_at_s  # later: the pending timer fires first and re-arms
 

@@ -1,4 +1,5 @@
-"""The fetcher's merged poll-and-round-trip events (``sim.model.poll_trip``) change no result."""
+"""On a backend that wakes the worker, the fetcher's wake at an arrival and its round trip are
+one event (``Model._fetch_at_arrival``): no result changes."""
 
 from __future__ import annotations
 
@@ -15,16 +16,11 @@ from sim.model.worker import Model
 from sim.model.workload import synth
 
 CASES = {
-    "polls, many cores": (
-        Config(pool_max_size=30, max_concurrent_isolated=30),
-        HostProfile(cores=32),
+    "notified": (Config(), dataclasses.replace(HostProfile(cores=8), polls=False)),
+    "notified, slow trips": (
+        Config(fetch_batch_size=3),
+        dataclasses.replace(HostProfile(cores=32), polls=False, fetch_s=0.05),
     ),
-    "polls, shared cores": (Config(), HostProfile(cores=2)),
-    "slow poll, slow trips": (
-        Config(poll_interval_s=0.7, fetch_batch_size=3),
-        dataclasses.replace(HostProfile(cores=8), fetch_s=0.05),
-    ),
-    "notified, no polling": (Config(), dataclasses.replace(HostProfile(cores=8), polls=False)),
     "class rules, notified": (
         Config(jobs={"heavy": JobOptions(concurrency_limit=2), "fast": JobOptions(priority=1)}),
         dataclasses.replace(HostProfile(cores=8), polls=False),
@@ -48,7 +44,7 @@ def test_merged_trips_give_exactly_the_same_run(case):
     # Given a light prototype mix (the fetcher sleeps between most arrivals)
     config, host = CASES[case]
     prepared = prepare(synth(JOBS.get(case, 1500), 6.0, seed=len(case)))
-    # When it runs with the poll timer and its round trip merged, and with them apart
+    # When it runs with the wake and its round trip merged, and with them apart
     merged, merged_events = _run(prepared, config, host, True)
     apart, apart_events = _run(prepared, config, host, False)
     # Then every job starts, ends, and runs where it did, to the last bit
