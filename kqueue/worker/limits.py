@@ -55,12 +55,16 @@ class Limiter:
         self._turns_s: list[float] = []
         #: Jobs held back so far.
         self.held_back = 0
+        #: The semaphore (key, limit) whose full slots held back the job ``admit`` last held
+        #: back, else None (a pause or a rate limit held it, or it was admitted).
+        self.full_slots: tuple[str, int] | None = None
 
     def begin_round(self) -> None:
         """A fetch round starts."""
 
     def admit(self, pending: Pending) -> float | None:
         """None when the job may run now; else how long to hold it back, seconds."""
+        self.full_slots = None
         if self.store is None:
             return None
         job_name = pending.invocation.job.name
@@ -73,6 +77,7 @@ class Limiter:
             if not self.store.acquire_slots(
                 key, settings.concurrency_limit, [job_id], self.slot_lease_s
             ):
+                self.full_slots = (key, settings.concurrency_limit)
                 return self._hold(held_back_wait_s(0.0, True, self.poll_s))
             self._slots[job_id] = (key, settings.concurrency_limit)
         wait_s = self._rate_wait_s(pending.lease.job_id, job_name, settings)
@@ -112,12 +117,15 @@ class Limiter:
             self._paused_read_s = now
         return any(name in self._paused for name in pause_names(queue, job_name))
 
-    def release(self, job_id: str) -> None:
-        """Give back the slot ``job_id`` holds, if any (it ended or went back)."""
+    def release(self, job_id: str) -> str | None:
+        """Give back the slot ``job_id`` holds, if any (it ended or went back); returns the
+        semaphore key it freed a slot of, else None."""
         held = self._slots.pop(job_id, None)
         if held is not None and self.store is not None:
             what = f"release the slot of job {job_id}"
             best_effort(what, self.store.release_slots, held[0], [job_id])
+            return held[0]
+        return None
 
     def renew(self, job_ids: list[str]) -> None:
         """Renew the slots of jobs this worker still holds (with their leases)."""
