@@ -152,6 +152,9 @@ class Worker:
             while True:
                 try:
                     self._settle()
+                    # queued jobs take the slots that just freed before the lease round trip
+                    # (the twin starts a tier's next job as one ends)
+                    self._dispatch()
                     fetched = self._fetch()  # sends the settled acks with the lease
                     self._dispatch()
                     self._record()  # after the acks: results are not kept waiting on it
