@@ -4,7 +4,9 @@ Before a leased job joins its tier's local queue, ``Limiter.admit`` asks the bac
 (``kqueue.backends.limits.LimitStore``) whether its queue or class is paused, for a slot of its
 class's ``concurrency_limit`` and for its turn under its ``rate_limit`` (``kqueue.policy.ratelimit``
 holds the rules). A job held back goes back to the backend without counting an attempt and is
-looked at again after a short wait: it does not take a slot here, so other classes carry on.
+looked at again after a short wait: it does not take a slot here, so other classes carry on
+(a job behind a full semaphore may instead wait on this worker for a slot: ``full_slots`` names
+the semaphore, and the intake keeps it, ``kqueue.policy.slot_wait``).
 A rate-limited job that finds no token reserves one (a ticket in the backend) and goes back
 until its turn; whichever worker leases it then starts it on that ticket. The limiter keeps
 the turns of the jobs it held back, so the loop's idle wait ends at the earliest one rather
