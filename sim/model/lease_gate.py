@@ -8,7 +8,8 @@ runtime's wait: a rate-limited one at its reserved turn (``reserve_turn``: it ta
 a debt and holds a ticket, so when leased again it starts without asking the bucket, and the
 jobs leased after it queue behind the debt), one behind a full semaphore after a poll
 (``held_back_wait_s``), unless it waits on the worker for a slot (``full_slots`` names the
-semaphore; ``sim.model.gated_fetch`` keeps it, ``kqueue.policy.slot_wait``). It keeps its priority but not its place: it is due later, so it waits
+semaphore; ``sim.model.gated_fetch`` keeps it, ``kqueue.policy.slot_wait``). It keeps its
+priority but not its place: it is due later, so it waits
 behind the jobs of its level that were due before that. It does not block its level or other
 classes. Each give-back is one more round trip of the worker's loop
 (``HostProfile.fetch_s``), paid before the jobs of its batch start, as the runtime releases each
