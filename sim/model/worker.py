@@ -213,7 +213,9 @@ class Model(RuleFetcher):
         #: While a lease round is dispatched: the jobs it admitted, how many a limit gave back,
         #: and whether a full tier gave any back.
         self._round: list[int] | None = None
-        self._round_given = 0
+        self._round_given = self._round_kept = 0
+        #: Jobs a full semaphore held back that wait here for a slot (made on first use).
+        self.slot_waiters = None
         self._round_overflow = False
         #: True when the fetcher has nothing left to lease (a later give-back wakes it).
         self._fetcher_done = False
@@ -417,7 +419,7 @@ class Model(RuleFetcher):
         if wait_s is None:
             self._round.append(job)
             self.room.pending[tier] += 1
-        elif wait_s != math.inf:  # inf: a paused class, never started
+        elif wait_s != math.inf and not self._wait_for_slot(job):  # inf: paused, never starts
             self._give_back(job, wait_s, turn_s=self.class_gate.held_for_turn_s)
 
     # --- one job's life on its slot ------------------------------------------------------
@@ -479,7 +481,7 @@ class Model(RuleFetcher):
         if tier != INLINE and (status in HARMFUL or self._job_class[job] in self._harmed):
             self._note_health(self._job_class[job], status or Status.OK)
         if self.class_gate is not None:
-            self.class_gate.ended(job)
+            self._slot_freed(self.class_gate.ended(job))
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle(now)
 
