@@ -6,7 +6,8 @@ applies them atomically (Redis: one Lua script per call, on the server's clock; 
 ``BEGIN IMMEDIATE`` transaction; memory: one lock). Keys are the caller's (the worker uses
 ``rate:<job class>`` and ``concurrency:<job class>``); pause names are ``queue:<name>`` or
 ``job:<job class>``. A rate key keeps its bucket and its tickets (job id -> turn) together, so
-one call reads and updates both.
+one call reads and updates both. A semaphore key keeps its slots and its wait list together
+(``kqueue.policy.slot_queue``).
 
 ``ScheduleStore`` keeps the leader lease of the periodic schedules (``kqueue.policy.leader``:
 Redis ``SET NX PX`` and a renew by its holder in one script; SQLite a row) and each schedule's
@@ -42,6 +43,12 @@ class LimitStore(abc.ABC):
     ) -> list[str]:
         """Give ``holders`` slots of ``key`` while fewer than ``limit`` are live; returns who
         got one. A holder with a live slot keeps it with its lease renewed to ``lease_s``."""
+
+    @abc.abstractmethod
+    def claim_slot(self, key: str, limit: int, holder: str, order: float, lease_s: float) -> bool:
+        """``holder`` asks for a slot of ``key`` in its turn (``kqueue.policy.slot_queue.
+        claim_slot``): True when it holds one now; else it waits on ``key``'s wait list at
+        ``order`` (or the rank it joined with before), its entry kept for ``lease_s``."""
 
     @abc.abstractmethod
     def release_slots(self, key: str, holders: Sequence[str]) -> None:

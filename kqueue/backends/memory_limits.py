@@ -18,6 +18,7 @@ from kqueue.policy.ratelimit import (
     take_tokens,
     ticket_live,
 )
+from kqueue.policy.slot_queue import claim_slot
 
 
 class MemoryLimits(LimitStore, ScheduleStore):
@@ -35,6 +36,7 @@ class MemoryLimits(LimitStore, ScheduleStore):
                         "buckets": {},
                         "tickets": {},
                         "slots": {},
+                        "waiting": {},
                         "paused": set(),
                         "leader": None,
                         "schedules": {},
@@ -76,6 +78,16 @@ class MemoryLimits(LimitStore, ScheduleStore):
                 limit, slots.get(key, {}), list(holders), time.time(), lease_s
             )
         return granted
+
+    def claim_slot(self, key: str, limit: int, holder: str, order: float, lease_s: float) -> bool:
+        state = self._limit_state()
+        with self._limits_lock:
+            slots, waiting = state["slots"], state["waiting"]
+            claim = claim_slot(
+                limit, slots.get(key, {}), waiting.get(key, {}), holder, order, time.time(), lease_s
+            )
+            slots[key], waiting[key] = claim.slots, claim.waiting
+        return claim.granted
 
     def release_slots(self, key: str, holders: Sequence[str]) -> None:
         state = self._limit_state()

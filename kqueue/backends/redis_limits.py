@@ -5,7 +5,9 @@ Keys (``kqueue`` is the backend's prefix): ``kqueue:limit:{<key>}:bucket`` a has
 anyway; ``kqueue:limit:{<key>}:tickets`` a sorted set of the job ids holding a reserved turn,
 scored by their turn (each call drops the lapsed ones first); ``kqueue:limit:{<key>}:slots`` a
 sorted set of holders scored by lease expiry (a crashed worker's slots lapse: each acquire drops
-the expired ones first); ``kqueue:paused`` the set of paused names; ``kqueue:leader`` the
+the expired ones first); ``kqueue:limit:{<key>}:waiting`` its wait list, a sorted set of
+holders by ``kqueue.policy.slot_queue.wait_order``, with ``...:waiting_until`` their entries'
+expiry (``claim_slot``); ``kqueue:paused`` the set of paused names; ``kqueue:leader`` the
 schedules' leader lease (its holder, with a TTL: ``SET NX PX``, renewed only by its holder);
 ``kqueue:schedules`` a hash of each schedule's state. Each script mirrors
 ``kqueue.policy.ratelimit`` on the server's clock (workers on several hosts agree on it).
@@ -93,6 +95,41 @@ return out
 """
 )
 
+#: KEYS: slots, waiting (holder -> ``wait_order``), waiting_until (holder -> entry expiry).
+#: ARGV: limit, lease_s, holder, order. Returns 1 when granted (``claim_slot``; equal orders rank
+#: by holder, as the sorted set does).
+CLAIM_SLOT = (
+    _NOW
+    + """
+local limit, lease, holder, order = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local gone = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE')
+for i = 1, #gone, 500 do
+  local part = {unpack(gone, i, math.min(i + 499, #gone))}
+  redis.call('ZREM', KEYS[2], unpack(part))
+  redis.call('ZREM', KEYS[3], unpack(part))
+end
+local ttl = math.ceil(lease * 1000) + 1000
+local granted = redis.call('ZSCORE', KEYS[1], holder)
+if not granted then
+  redis.call('ZADD', KEYS[2], 'NX', order, holder)
+  local rank = redis.call('ZRANK', KEYS[2], holder)
+  granted = rank < limit - redis.call('ZCARD', KEYS[1])
+end
+if granted then
+  redis.call('ZADD', KEYS[1], now + lease, holder)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('ZREM', KEYS[2], holder)
+  redis.call('ZREM', KEYS[3], holder)
+  return 1
+end
+redis.call('ZADD', KEYS[3], now + lease, holder)
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[3], ttl)
+return 0
+"""
+)
+
 #: KEYS: slots. Returns {holder, expires_at, ...} of the live slots.
 SLOT_HOLDERS = (
     _NOW
@@ -147,6 +184,13 @@ class RedisLimits(LimitStore, ScheduleStore):
         script = self._limit_script("ACQUIRE_SLOTS")
         args = [int(limit), repr(float(lease_s)), *holders]
         return [h.decode() for h in script(keys=[self._limit_key(key, "slots")], args=args)]
+
+    @translated
+    def claim_slot(self, key: str, limit: int, holder: str, order: float, lease_s: float) -> bool:
+        script = self._limit_script("CLAIM_SLOT")
+        keys = [self._limit_key(key, kind) for kind in ("slots", "waiting", "waiting_until")]
+        args = [int(limit), repr(float(lease_s)), holder, repr(float(order))]
+        return bool(script(keys=keys, args=args))
 
     @translated
     def release_slots(self, key: str, holders: Sequence[str]) -> None:

@@ -18,6 +18,7 @@ from kqueue.policy.ratelimit import (
     reserve_turn,
     take_tokens,
 )
+from kqueue.policy.slot_queue import claim_slot
 
 LIMITS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS limit_buckets (
@@ -34,6 +35,13 @@ CREATE TABLE IF NOT EXISTS limit_tickets (
 CREATE TABLE IF NOT EXISTS limit_slots (
     key TEXT NOT NULL,
     holder TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (key, holder)
+);
+CREATE TABLE IF NOT EXISTS limit_waiting (
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    order_s REAL NOT NULL,
     expires_at REAL NOT NULL,
     PRIMARY KEY (key, holder)
 );
@@ -114,6 +122,29 @@ class SQLiteLimits(LimitStore, ScheduleStore):
                 [(key, holder, after[holder]) for holder in granted],
             )
         return granted
+
+    def claim_slot(self, key: str, limit: int, holder: str, order: float, lease_s: float) -> bool:
+        with self._limits_db() as db:
+            now = time.time()  # once the write lock is held
+            slots = dict(
+                db.execute("SELECT holder, expires_at FROM limit_slots WHERE key = ?", (key,))
+            )
+            rows = db.execute(
+                "SELECT holder, order_s, expires_at FROM limit_waiting WHERE key = ?", (key,)
+            )
+            waiting = {h: (order_s, until) for h, order_s, until in rows}
+            claim = claim_slot(limit, slots, waiting, holder, order, now, lease_s)
+            db.execute("DELETE FROM limit_slots WHERE key = ?", (key,))
+            db.execute("DELETE FROM limit_waiting WHERE key = ?", (key,))
+            db.executemany(
+                "INSERT INTO limit_slots (key, holder, expires_at) VALUES (?, ?, ?)",
+                [(key, h, until) for h, until in claim.slots.items()],
+            )
+            db.executemany(
+                "INSERT INTO limit_waiting (key, holder, order_s, expires_at) VALUES (?, ?, ?, ?)",
+                [(key, h, o, until) for h, (o, until) in claim.waiting.items()],
+            )
+        return claim.granted
 
     def release_slots(self, key: str, holders: Sequence[str]) -> None:
         with self._limits_db() as db:

@@ -6,7 +6,9 @@ class's ``concurrency_limit`` and for its turn under its ``rate_limit`` (``kqueu
 holds the rules). A job held back goes back to the backend without counting an attempt and is
 looked at again after a short wait: it does not take a slot here, so other classes carry on
 (a job behind a full semaphore may instead wait on this worker for a slot: ``full_slots`` names
-the semaphore, and the intake keeps it, ``kqueue.policy.slot_wait``).
+the semaphore, and the intake keeps it, ``kqueue.policy.slot_wait``). A job behind a full
+semaphore keeps its place on its class's wait list in the backend while it is held back
+(``kqueue.policy.slot_queue``): freed slots go to the first in priority-then-due order.
 A rate-limited job that finds no token reserves one (a ticket in the backend) and goes back
 until its turn; whichever worker leases it then starts it on that ticket. The limiter keeps
 the turns of the jobs it held back, so the loop's idle wait ends at the earliest one rather
@@ -23,6 +25,7 @@ from kqueue.backends.base import Backend
 from kqueue.backends.limits import LimitStore
 from kqueue.policy.config import JobSettings
 from kqueue.policy.ratelimit import TURN_WAKE_S, RateLimit, held_back_wait_s, parse_rate_limit
+from kqueue.policy.slot_queue import wait_order
 from kqueue.worker.held import Pending, best_effort
 
 #: How often the paused names are read from the backend, seconds.
@@ -76,8 +79,9 @@ class Limiter:
         if settings.concurrency_limit is not None:
             key = f"concurrency:{job_name}"
             job_id = pending.lease.job_id
-            if not self.store.acquire_slots(
-                key, settings.concurrency_limit, [job_id], self.slot_lease_s
+            order = wait_order(pending.lease.priority, pending.due_at)
+            if not self.store.claim_slot(
+                key, settings.concurrency_limit, job_id, order, self.slot_lease_s
             ):
                 self.full_slots = (key, settings.concurrency_limit)
                 return self._hold(held_back_wait_s(0.0, True, self.poll_s))

@@ -8,9 +8,11 @@ runtime's wait: a rate-limited one at its reserved turn (``reserve_turn``: it ta
 a debt and holds a ticket, so when leased again it starts without asking the bucket, and the
 jobs leased after it queue behind the debt), one behind a full semaphore after a poll
 (``held_back_wait_s``), unless it waits on the worker for a slot (``full_slots`` names the
-semaphore; ``sim.model.gated_fetch`` keeps it, ``kqueue.policy.slot_wait``). It keeps its
-priority but not its place: it is due later, so it waits
-behind the jobs of its level that were due before that. It does not block its level or other
+semaphore; ``sim.model.gated_fetch`` keeps it, ``kqueue.policy.slot_wait``). One held back
+by a full semaphore keeps its place on the class's wait list (``kqueue.policy.slot_queue``):
+a freed slot goes to the first on it by priority then due, wherever the others are. One held
+back for its turn keeps its priority but not its place: it is due later, so it waits behind
+the jobs of its level that were due before that. It does not block its level or other
 classes. Each give-back is one more round trip of the worker's loop
 (``HostProfile.fetch_s``), paid before the jobs of its batch start, as the runtime releases each
 held job before it launches the batch. A paused class never starts (the runtime re-leases its
@@ -26,11 +28,11 @@ from collections.abc import Sequence
 from kqueue.policy.ordering import backlog_key
 from kqueue.policy.ratelimit import (
     Bucket,
-    acquire_slots,
     held_back_wait_s,
     release_slots,
     reserve_turn,
 )
+from kqueue.policy.slot_queue import claim_slot, wait_order
 from sim.model.rules import ClassRules
 
 
@@ -91,12 +93,24 @@ class LeaseGate:
         rules: the classes' rules.
         job_class: per job, its class.
         poll_s: the worker's ``poll_interval_s`` (the wait behind a full semaphore).
+        due_s: per job, when it was due (its rank on a full semaphore's wait list, after its
+            priority); empty: every job ranks as due at 0 (then by job id).
     """
 
-    def __init__(self, rules: ClassRules, job_class: Sequence[str], poll_s: float):
-        self.rules, self._class, self._poll_s = rules, job_class, poll_s
+    def __init__(
+        self,
+        rules: ClassRules,
+        job_class: Sequence[str],
+        poll_s: float,
+        due_s: Sequence[float] = (),
+    ):
+        self.rules, self._class, self._poll_s, self._due_s = rules, job_class, poll_s, due_s
         self._buckets: dict[str, Bucket | None] = dict.fromkeys(rules.rate)
         self._slots: dict[str, dict[str, float]] = {name: {} for name in rules.concurrency}
+        #: Per concurrency-limited class, its wait list (``kqueue.policy.slot_queue``).
+        self._waiting: dict[str, dict[str, tuple[float, float]]] = {
+            name: {} for name in rules.concurrency
+        }
         #: Per rate-limited class, the tickets: job -> its reserved turn (the backend's).
         self._tickets: dict[str, dict[int, float]] = {name: {} for name in rules.rate}
         #: Times a leased job was given back (a job can be given back many times), and jobs
@@ -119,12 +133,16 @@ class LeaseGate:
             return math.inf
         if name in self._slots:
             limit = self.rules.concurrency[name]
-            granted, after = acquire_slots(limit, self._slots[name], [str(job)], now_s, math.inf)
-            if not granted:
+            due_s = self._due_s[job] if self._due_s else 0.0
+            order = wait_order(self.rules.priority[job] if self.rules.priority else 0, due_s)
+            claim = claim_slot(
+                limit, self._slots[name], self._waiting[name], f"{job:012d}", order, now_s, math.inf
+            )
+            self._slots[name], self._waiting[name] = claim.slots, claim.waiting
+            if not claim.granted:
                 self.held_back += 1
                 self.full_slots = (name, limit)
                 return held_back_wait_s(0.0, True, self._poll_s)
-            self._slots[name] = after
         if name in self._buckets:
             tickets, limit = self._tickets[name], self.rules.rate[name]
             turn = reserve_turn(limit, self._buckets[name], tickets.pop(job, None), now_s)
@@ -133,7 +151,7 @@ class LeaseGate:
                 tickets[job] = turn.ticket_s
             if turn.wait_s > 0.0:
                 if name in self._slots:
-                    self._slots[name] = release_slots(self._slots[name], [str(job)])
+                    self._slots[name] = release_slots(self._slots[name], [f"{job:012d}"])
                 self.held_back += 1
                 self.held_for_turn_s = now_s + turn.wait_s
                 return turn.wait_s
@@ -148,7 +166,8 @@ class LeaseGate:
         """``job`` ended: the slot of its class it held is free; returns the class whose
         semaphore it freed a slot of, else None."""
         name = self._class[job]
-        if name in self._slots and str(job) in self._slots[name]:
-            self._slots[name] = release_slots(self._slots[name], [str(job)])
+        holder = f"{job:012d}"
+        if name in self._slots and holder in self._slots[name]:
+            self._slots[name] = release_slots(self._slots[name], [holder])
             return name
         return None

@@ -208,7 +208,9 @@ class Model(RuleFetcher):
         #: have room for, limits and pauses applied as each is leased (``lease_gate``).
         self.class_gate = self.room = None
         if rules.gated or rules.prioritised:
-            self.class_gate = LeaseGate(rules, self._job_class, self.config.poll_interval_s)
+            self.class_gate = LeaseGate(
+                rules, self._job_class, self.config.poll_interval_s, self.jobs.submitted_s
+            )
             self.room = LeaseRoom(self.tiers, self.config)
         #: While a lease round is dispatched: the jobs it admitted, how many a limit gave back,
         #: and whether a full tier gave any back.

@@ -52,6 +52,12 @@ def stuck(i):
     time.sleep(600)
 
 
+@app.job(name="serial", tier="inline", concurrency_limit=1)
+def serial(i, sleep_s=0.15):
+    note("serial", i, time.time(), 0.0)
+    time.sleep(sleep_s)
+
+
 @app.job(name="free", tier="inline")
 def free(i):
     note("free", i, time.time(), time.time())
@@ -99,7 +105,8 @@ def runs_of(runs: Path, kind: str) -> list[tuple[int, float, float, str]]:
 
 def client(app):
     return {
-        name: app.job(lambda i: None, name=name) for name in ("rated", "capped", "stuck", "free")
+        name: app.job(lambda i, sleep_s=0.15: None, name=name)
+        for name in ("rated", "capped", "stuck", "serial", "free")
     }
 
 
@@ -169,3 +176,54 @@ def test_concurrency_limit_3_over_two_workers_and_a_killed_workers_slots_return(
     took_s = time.monotonic() - killed_at
     print(f"slots back after {took_s:.1f} s (lease {LEASE_S} s)")
     assert took_s <= 2 * LEASE_S + 5
+
+
+@pytest.mark.timeout(120)
+def test_a_concurrency_limited_class_takes_its_slot_in_priority_then_dispatch_order(fleet):
+    app, runs, _ = fleet
+    serial = client(app)["serial"]
+    # Given 12 jobs of concurrency_limit=1 dispatched in order over two workers (all but the
+    # first held back at least once), then 3 of a higher priority while they wait
+    for i in range(12):
+        serial.dispatch(i)
+        time.sleep(0.01)
+    wait_until(lambda: len(runs_of(runs, "serial")) >= 2, 15, "two serial starts")
+    for i in range(100, 103):
+        serial.options(priority=5).dispatch(i)
+        time.sleep(0.01)
+    wait_until(lambda: len(runs_of(runs, "serial")) == 15, 30, "15 serial runs")
+    order = [r[0] for r in runs_of(runs, "serial")]
+    print(f"start order: {order}")
+    assert len({r[3] for r in runs_of(runs, "serial")}) == 2  # both workers ran some
+    # Then each priority started in dispatch order, and the high ones before the low ones
+    # still waiting (one low job may have taken the slot as they were dispatched)
+    lows = [i for i in order if i < 100]
+    assert lows == sorted(lows) and [i for i in order if i >= 100] == [100, 101, 102]
+    first_high = order.index(100)
+    assert order[first_high : first_high + 3] == [100, 101, 102]
+    assert first_high <= 4, order
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_while_its_job_is_on_the_wait_list_stalls_the_class_one_lease(fleet):
+    app, runs, workers = fleet
+    serial = client(app)["serial"]
+    waiting_key = app.backend._limit_key("concurrency:serial", "waiting")
+    # Given a 2 s job holding the one slot and two jobs waiting behind it
+    serial.dispatch(0, sleep_s=2.0)
+    wait_until(lambda: len(runs_of(runs, "serial")) == 1, 15, "the long job")
+    serial.dispatch(1)
+    serial.dispatch(2)
+    wait_until(lambda: app.backend.client.zcard(waiting_key) >= 1, 10, "a job on the wait list")
+    # When the other worker (which may hold a waiting job) is SIGKILLed
+    runner_pid = int(runs_of(runs, "serial")[0][3].split("-")[1])
+    victim = next(w for w in workers if w.pid != runner_pid)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(10)
+    killed_at = time.monotonic()
+    # Then both waiting jobs run on the survivor, within one lease of the kill
+    wait_until(lambda: len(runs_of(runs, "serial")) == 3, 3 * LEASE_S + 10, "the waiting jobs")
+    took_s = time.monotonic() - killed_at
+    print(f"the class ran on after {took_s:.1f} s (lease {LEASE_S} s)")
+    assert sorted(r[0] for r in runs_of(runs, "serial")) == [0, 1, 2]
+    assert took_s <= LEASE_S + 3

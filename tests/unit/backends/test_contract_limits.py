@@ -138,3 +138,26 @@ def test_a_bucket_keeps_its_debt_until_it_is_paid(backend):
     time.sleep(1.6)
     assert backend.take_tokens("rate:d", limit, 5) == 0
     assert 0.2 <= backend.reserve_turn("rate:d", limit, "late") <= 0.5
+
+
+def test_a_full_semaphores_wait_list_hands_freed_slots_out_in_order(backend):
+    # Given one slot taken and two holders waiting, the later-due one asking first
+    assert backend.claim_slot("concurrency:w", 1, "run", 0.0, 30.0)
+    assert not backend.claim_slot("concurrency:w", 1, "late", 20.0, 30.0)
+    assert not backend.claim_slot("concurrency:w", 1, "early", 10.0, 30.0)
+    # When the slot frees, the later one is refused and the earlier one gets it
+    backend.release_slots("concurrency:w", ["run"])
+    assert not backend.claim_slot("concurrency:w", 1, "late", 20.0, 30.0)
+    assert backend.claim_slot("concurrency:w", 1, "early", 10.0, 30.0)
+    assert set(backend.slot_holders("concurrency:w")) == {"early"}
+    backend.release_slots("concurrency:w", ["early"])
+    assert backend.claim_slot("concurrency:w", 1, "late", 20.0, 30.0)
+
+
+def test_a_lost_holders_wait_list_entry_lapses_with_its_lease(backend):
+    assert backend.claim_slot("concurrency:g", 1, "run", 0.0, 0.3)
+    assert not backend.claim_slot("concurrency:g", 1, "ghost", 1.0, 0.3)  # then never asks
+    backend.release_slots("concurrency:g", ["run"])
+    assert not backend.claim_slot("concurrency:g", 1, "next", 2.0, 0.3)
+    time.sleep(0.4)
+    assert backend.claim_slot("concurrency:g", 1, "next", 2.0, 0.3)

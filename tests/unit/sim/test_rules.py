@@ -237,3 +237,15 @@ def test_a_class_with_both_limits_holds_both_and_every_job_starts_once():
     assert all(math.isfinite(s) for s in starts)
     assert all(b - a >= 0.3 - 1e-9 for a, b in zip(starts, starts[2:], strict=False))
     assert starts[-1] <= 20 * (0.3 + 0.2) + 0.5
+
+
+def test_a_concurrency_limited_class_starts_in_submit_order_though_held_back_again_and_again():
+    # Given 40 jobs of 0.25 s at concurrency_limit=1 arriving faster than they run (most are
+    # held back several times, the poll longer than a job)
+    jobs = _jobs([(i * 0.05, 0.25, "report") for i in range(40)])
+    model = _run(jobs, {"report": {**INLINE, "concurrency_limit": 1}}, poll_interval_s=0.4)
+    # Then each takes the freed slot in its turn (its place on the class's wait list,
+    # ``kqueue.policy.slot_queue``), and the class runs back to back
+    starts = list(model.started_s)
+    assert starts == sorted(starts)
+    assert max(model.finished_s) <= 40 * 0.25 + 0.4 * 3
