@@ -7,7 +7,8 @@ ends there, the first in ``ordering.backlog_key`` order (priority, then due time
 freed slot at once. A waiter whose ``deadline_s`` passes goes back to the backend, due at once,
 so a slot that frees on another worker is found there within a poll. The runtime's intake
 (``kqueue.worker.intake``) and the simulator's worker (``sim.model.worker``) both keep their
-waiters in a ``SlotWaiters``.
+waiters in a ``SlotWaiters``. A job that comes before the last of a full line here takes its
+place (``make_room``), so the jobs waiting here are the first on the class's wait list.
 """
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ class SlotWaiters(Generic[T]):
         line.sort()
         self._key_of[item] = key
         return True
+
+    def make_room(self, key: str, limit: int, priority: int, due_s: float) -> T | None:
+        """When ``key``'s line here is full and a job of ``priority`` due at ``due_s`` comes
+        before its last waiter, take that waiter out and return it (it goes back to the backend
+        for a poll, its place on the class's wait list kept, ``policy.slot_queue``): the jobs
+        waiting here should be the ones first in line for a freed slot. Else None."""
+        line = self._by_key.get(key)
+        if not line or waits_for_slot(len(line), limit):
+            return None
+        last = line[-1]
+        if backlog_key(priority, due_s, 0)[:2] >= last.order[:2]:
+            return None
+        self.remove(last.item)
+        return last.item
 
     def head(self, key: str) -> T | None:
         """The first job waiting for a slot of ``key``, or None."""

@@ -147,8 +147,13 @@ class Intake:
         if full is None:
             return False
         key, limit = full
-        deadline_s = time.monotonic() + held_back_wait_s(0.0, True, self.config.poll_interval_s)
+        wait_s = held_back_wait_s(0.0, True, self.config.poll_interval_s)
         priority = pending.lease.priority
+        bumped = self.slot_waiters.make_room(key, limit, priority, pending.due_at)
+        if bumped is not None:  # it comes later in line: it waits in the backend instead
+            lease = bumped.lease
+            best_effort(f"hold back job {lease.job_id}", self.backend.release, [lease], wait_s)
+        deadline_s = time.monotonic() + wait_s
         return self.slot_waiters.add(key, limit, pending, priority, pending.due_at, deadline_s)
 
     def job_ended(self, job_id: str) -> None:

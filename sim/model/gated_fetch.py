@@ -136,6 +136,9 @@ class RuleFetcher:
         now = self.env.now
         wait_s = held_back_wait_s(0.0, True, self.config.poll_interval_s)
         due_s = self.jobs.submitted_s[job]
+        bumped = self.slot_waiters.make_room(name, limit, self.priority[job], due_s)
+        if bumped is not None:  # it comes later in line: it waits in the backend instead
+            self._give_back(bumped, wait_s)
         if not self.slot_waiters.add(name, limit, job, self.priority[job], due_s, now + wait_s):
             return False
         Call(self.env, wait_s, self._slot_wait_over, job)
@@ -144,9 +147,9 @@ class RuleFetcher:
         return True
 
     def _slot_wait_over(self, event: simpy.Event) -> None:
-        """A job still waiting for a slot at its deadline goes back to the backend, due now."""
-        job = event._value
-        if self.slot_waiters.remove(job):
+        """The jobs still waiting for a slot at their deadline go back to the backend, due now
+        (by deadline: a job bumped, ``make_room``, may wait here again under a later one)."""
+        for job in self.slot_waiters.expired(self.env.now + TIME_TOLERANCE):
             self._give_back(job, 0.0)
 
     def _slot_freed(self, name: str | None) -> None:

@@ -39,3 +39,13 @@ def test_waiters_go_back_at_their_deadline():
     assert waiters.next_deadline_s() == 1.0
     assert waiters.expired(1.5) == ["a"] and waiters.items() == ["b"]
     assert waiters.expired(2.0) == ["b"] and waiters.next_deadline_s() == math.inf
+
+
+def test_a_job_before_the_last_of_a_full_line_takes_its_place():
+    waiters: SlotWaiters[str] = SlotWaiters()
+    assert waiters.add("k", 1, "late", 0, 5.0, 10.0)
+    assert waiters.make_room("k", 1, 0, 9.0) is None  # a later job does not
+    assert waiters.make_room("k", 1, 0, 1.0) == "late" and "late" not in waiters
+    assert waiters.add("k", 1, "early", 0, 1.0, 10.0) and waiters.head("k") == "early"
+    assert waiters.make_room("k", 1, 5, 99.0) == "early"  # a higher priority does too
+    assert waiters.make_room("other", 1, 0, 0.0) is None
