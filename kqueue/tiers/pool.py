@@ -47,6 +47,7 @@ from kqueue.policy.fetch import (
     pool_backlog_per_process,
     tier_free,
 )
+from kqueue.policy.fork import POOL_FORKS_FROM_ZYGOTE
 from kqueue.policy.limits import timeout_left_s
 from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.status import Status
@@ -66,7 +67,7 @@ MEMORY_POLL_S = 1.0
 REAP_TIMEOUT_S = 5.0
 #: Fork pool processes from a zygote forked at start (``kqueue.tiers.zygote``), so every
 #: generation has the first one's memory and descriptors; False: from the worker, as before.
-FORK_FROM_ZYGOTE = True
+FORK_FROM_ZYGOTE = POOL_FORKS_FROM_ZYGOTE
 #: Jobs the pool holds per process beyond the running ones (``kqueue.policy.fetch``, the rule
 #: the twin's intake runs too).
 BACKLOG_PER_PROCESS = BACKLOG_PER_SLOT
