@@ -188,7 +188,7 @@ class PoolRunner(TierRunner):
         libc_prctl()  # resolved here once, inherited by every child
         heap.available()  # so is malloc_trim
         self.cgroups = detect_cgroups(self.config, "pool")
-        if FORK_FROM_ZYGOTE and self.zygote is None:
+        if FORK_FROM_ZYGOTE and self.zygote is None and self.config.pool_max_size > 0:
             self.zygote = Zygote(self.app, child.serve)  # before any pool process or thread
         for _ in range(self.config.pool_size):
             self._spawn()
