@@ -189,7 +189,10 @@ class PoolRunner(TierRunner):
         heap.available()  # so is malloc_trim
         self.cgroups = detect_cgroups(self.config, "pool")
         if FORK_FROM_ZYGOTE and self.zygote is None and self.config.pool_max_size > 0:
-            self.zygote = Zygote(self.app, child.serve)  # before any pool process or thread
+            try:
+                self.zygote = Zygote(self.app, child.serve)  # before any pool process or thread
+            except ZygoteGone as exc:
+                log.warning("%s: pool processes are forked from the worker", exc)
         for _ in range(self.config.pool_size):
             self._spawn()
 

@@ -12,9 +12,10 @@ processes comes from the same image.
 Protocol over a ``SOCK_SEQPACKET`` Unix socket pair, one fixed-size message each way:
 
 - worker -> zygote: ``S`` (fork one pool process);
-- zygote -> worker: ``P pid`` with the parent end of the new process's pipe as an ``SCM_RIGHTS``
-  descriptor (``socket.send_fds``), the zygote closing its copy; ``X pid exitcode`` once the
-  zygote reaped a pool process (watched by a pidfd, as the worker watches its children).
+- zygote -> worker: ``R`` once, when it has named itself and serves; ``P pid`` with the
+  parent end of the new process's pipe as an ``SCM_RIGHTS`` descriptor (``socket.send_fds``),
+  the zygote closing its copy; ``X pid exitcode`` once the zygote reaped a pool process (watched
+  by a pidfd, as the worker watches its children).
 
 The pool processes are the worker's grandchildren. The worker still watches each with a pidfd
 (``pidfd_open`` takes any pid) and learns its exit code from the ``X`` message
@@ -44,7 +45,7 @@ from kqueue.tiers.procs import ZYGOTE_NAME, exit_fd, own_name, set_name
 _FORK = multiprocess.get_context("fork")
 #: One message: its kind (``S``, ``P``, ``X``), a pid and an exit code.
 _MESSAGE = struct.Struct("=cii")
-_SPAWN, _SPAWNED, _EXITED = b"S", b"P", b"X"
+_SPAWN, _SPAWNED, _EXITED, _READY = b"S", b"P", b"X", b"R"
 #: How long the worker waits for the zygote to answer a fork request, seconds.
 SPAWN_TIMEOUT_S = 10.0
 
@@ -84,6 +85,13 @@ class Zygote:
         self._spawned: list[tuple[int, int]] = []
         # children forked later from the worker (isolated, fallbacks) close the worker's end
         inherit.hold(self.pid, ours, ())
+        self._ready = False
+        deadline = time.monotonic() + SPAWN_TIMEOUT_S
+        while not self._ready and self._receive(deadline - time.monotonic()):
+            pass  # named and serving: ``ps`` and the test helpers tell it from a pool process
+        if not self._ready:
+            self.close()
+            raise ZygoteGone(f"zygote {pid} did not start within {SPAWN_TIMEOUT_S} s")
 
     def spawn(self) -> tuple[int, Connection]:
         """Fork one process from the zygote: its pid and the worker's end of its pipe."""
@@ -124,6 +132,8 @@ class Zygote:
             self._spawned.append((pid, fds[0]))
         elif kind == _EXITED:
             self._exits[pid] = code
+        elif kind == _READY:
+            self._ready = True
         return True
 
     def close(self, timeout_s: float = 2.0) -> None:
@@ -162,6 +172,7 @@ def _zygote_main(sock: socket.socket, app: Any, target: Any, worker_pid: int) ->
     prepare(app, worker_pid)  # dies with the worker, ignores SIGINT/SIGTERM, lets go of sockets
     worker_name = own_name()
     set_name(ZYGOTE_NAME)
+    sock.send(_MESSAGE.pack(_READY, os.getpid(), 0))
     # multiprocess forbids a daemonic process children (a worker run as one, in a test)
     multiprocess.current_process()._config["daemon"] = False
     children: dict[int, tuple[Any, int, bool]] = {}  # exit fd -> (process, pid, own fd)
