@@ -23,7 +23,7 @@ import simpy
 
 from kqueue.policy import Config, HostProfile, target_size
 from kqueue.policy.fork import POOL_FORKS_FROM_ZYGOTE, inherited_inline_mb
-from kqueue.policy.scaler import target_size_with_backlog
+from kqueue.policy.scaler import cooling_down, target_size_with_backlog
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
 from kqueue.policy.trim import POOL_IDLE_S, pool_busy_trim_due, pool_trim_due, worker_trim_due
 from sim.engine.clock import Call
@@ -490,6 +490,12 @@ class PoolTier:
         if self._fixed:
             return
         now = self.env.now
+        if (
+            self._recheck_pending
+            and self.size >= self.config.pool_size
+            and cooling_down(now, self._last_scaled_s, self.config)
+        ):
+            return  # the rule keeps the size while it cools, and the look after it is booked
         waiting = len(self.queue) + self._held_waiting()
         target = target_size_with_backlog(
             self.size,
