@@ -204,6 +204,7 @@ class PoolRunner(TierRunner):
             )
         except ZygoteGone as exc:
             log.warning("%s: pool processes are forked from the worker from now on", exc)
+            self.zygote.close(timeout_s=0.5)  # its socket, and its exit status if it died
             self.zygote = None
             process = ChildProcess(child.serve, (self.app, os.getpid()), **callbacks)
         proc = self._procs[process.pid] = PoolProcess(process)
