@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -230,7 +231,9 @@ def next_fire_s(cron: Cron, after_s: float, tz: zoneinfo.ZoneInfo) -> float | No
     None if it does not fire within ``SEARCH_DAYS`` (a rule such as Feb 30 is refused earlier,
     by ``parse_cron``).
     """
-    start = datetime.datetime.fromtimestamp(after_s, tz).replace(tzinfo=None, fold=0)
+    # whole seconds first: fromtimestamp rounds to the microsecond, so a time a hair before a
+    # minute (1799999999.9999998) would read as that minute and the search would skip it
+    start = datetime.datetime.fromtimestamp(math.floor(after_s), tz).replace(tzinfo=None, fold=0)
     naive = start.replace(second=0, microsecond=0) + datetime.timedelta(minutes=1)
     limit = naive + datetime.timedelta(days=SEARCH_DAYS)
     while naive < limit:

@@ -118,6 +118,14 @@ def test_next_fire_agrees_with_a_minute_by_minute_scan(minute, hour, dom, dow, z
         assert got == expected
 
 
+def test_next_fire_a_hair_before_a_minute_is_that_minute():
+    # Hypothesis found it: fromtimestamp rounds 1799999999.9999998 up to 1800000000.0 (a minute
+    # boundary), and the search then began one minute later
+    after_s = 1799999999.9999998
+    assert next_fire_s(parse_cron("* * * * *"), after_s, timezone("UTC")) == 1_800_000_000.0
+    assert next_fire_s(parse_cron("* * * * *"), 1_800_000_000.0, timezone("UTC")) == 1_800_000_060.0
+
+
 def test_next_fire_agrees_with_a_scan_across_both_dst_nights():
     # hourly-ish rules through the nights Berlin's clocks change
     for expr in ("*/20 * * * *", "30 2 * * *", "0 * * * *", "45 1-3 * * *"):
