@@ -32,6 +32,7 @@ from kqueue.backends.base import (
 )
 from kqueue.backends.redis_classes import RedisClasses
 from kqueue.backends.redis_dead import RedisDeadLetters
+from kqueue.backends.redis_direct import Busy, DirectLine
 from kqueue.backends.redis_fleet import RedisFleet
 from kqueue.backends.redis_handles import RedisHandles
 from kqueue.backends.redis_limits import RedisLimits
@@ -114,6 +115,8 @@ class RedisBackend(
         #: The blocking wait of ``wait_for_work`` (its own connection, watched by the loop); a
         #: wait outlives a cancelled caller and serves the next call.
         self._waits = LoopWait(self.client.connection_pool)
+        #: The scripts' own connection (``redis_direct``): dispatches and leases skip the client.
+        self._line = DirectLine(self.client.connection_pool)
         #: The URL (no prefix) and client options ``open_async_client`` connects with.
         self.async_source: tuple[str, dict[str, Any]] | None = None
 
@@ -160,7 +163,11 @@ class RedisBackend(
         return sorted(q.decode() for q in self.client.smembers(f"{self.prefix}:queues"))
 
     def _run(self, name: str, keys: list[str], args: list) -> Any:
-        return self._scripts[name](keys=keys, args=args)
+        script = self._scripts[name]
+        try:
+            return self._line.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except (Busy, redis_errors.NoScriptError):  # the client's way: it loads the script
+            return script(keys=keys, args=args)
 
     def _batch(self, calls: list[tuple[str, list, list]], prelude: Callable | None = None) -> list:
         """Run several scripts in one pipelined round trip; returns their replies in order.
@@ -170,6 +177,11 @@ class RedisBackend(
         restarted or failed-over server). Re-running is safe: every script is idempotent or
         guarded by lease tokens.
         """
+        if prelude is None and not self._after_calls_needed(calls):
+            with contextlib.suppress(Busy, redis_errors.NoScriptError):
+                return self._line.pipeline(
+                    [("EVALSHA", self._scripts[n].sha, len(k), *k, *a) for n, k, a in calls]
+                )
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             if prelude is not None:
@@ -197,6 +209,11 @@ class RedisBackend(
         Their replies go to ``_check_after`` and are not returned. The plain backend adds none.
         """
         return 0
+
+    def _after_calls_needed(self, calls: list[tuple[str, list, list]]) -> bool:
+        """Whether ``_after_calls`` would add commands to these calls (then they go through
+        redis-py's pipeline, which the subclass's commands are written for)."""
+        return False
 
     def _check_after(self, replies: list) -> None:
         """Check the replies of the commands ``_after_calls`` added (raise to fail the call)."""
@@ -243,6 +260,9 @@ class RedisBackend(
         ]
         if queue in self._listed and len(calls) == 1:
             self._run(*calls[0])  # one command, no pipeline: the common single dispatch
+            return
+        if queue in self._listed:  # listed by this client already: the scripts alone
+            self._batch(calls)
             return
         self._batch(calls, lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
         self._listed.add(queue)
@@ -407,6 +427,7 @@ class RedisBackend(
 
     def close(self) -> None:
         self._waits.close()
+        self._line.close()
         self.client.close()
 
     def release_after_fork(self) -> None:

@@ -1,0 +1,113 @@
+"""The backend's scripts on one connection of its own: the hot calls without redis-py's layers.
+
+Every dispatch sends one ``EVALSHA`` and every worker round one pipelined ack and lease. Through
+the client, each call also passes redis-py's ``Script`` wrapper, ``execute_command``, its retry
+closure, its observability hooks and the pool's checkout and return (a deprecation check on every
+``get_connection``): more CPU than packing, sending and reading the reply together. Here the
+backend keeps one connection of the client's pool and sends the packed commands on it directly.
+
+Whoever takes the line first uses it; a thread that finds it busy (another thread is mid-call)
+is told so and goes through the client as before, so threads never wait on each other here. A
+connection error drops the line's connection and the caller repeats the call through the client,
+whose own retry then applies, as it did before: every script is idempotent or guarded by lease
+tokens, so a repeat after a lost reply is safe. A forked child never uses its parent's
+connection (it takes a fresh one from the pool, which redis-py resets after a fork).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from redis import exceptions as redis_errors
+
+#: What a broken connection raises; the caller repeats the call through the client.
+LINE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+class Busy(Exception):
+    """The line is in use by another thread, or its connection just failed: use the client."""
+
+
+class DirectLine:
+    """One connection taken from ``pool``, used by one caller at a time, never waited for."""
+
+    def __init__(self, pool: Any):
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._pid = os.getpid()
+
+    def call(self, *command: Any) -> Any:
+        """Send one command and return its reply; an error reply raises as in redis-py.
+
+        Raises:
+            Busy: the line is busy or its connection failed (send it through the client).
+            redis.exceptions.ResponseError: the server answered with an error.
+        """
+        return self.pipeline([command])[0]
+
+    def pipeline(self, commands: Sequence[Sequence[Any]]) -> list:
+        """Send ``commands`` in one round trip and return their replies in order.
+
+        As redis-py's pipeline: every reply is read, then the first error reply is raised.
+
+        Raises:
+            Busy: the line is busy or its connection failed (send them through the client).
+            redis.exceptions.ResponseError: a command's reply was an error.
+        """
+        self._after_fork()
+        if not self._lock.acquire(blocking=False):
+            raise Busy
+        try:
+            return self._exchange(commands)
+        finally:
+            self._lock.release()
+
+    def _exchange(self, commands: Sequence[Sequence[Any]]) -> list:
+        try:
+            connection = self._connection
+            if connection is None:
+                connection = self._connection = self._pool.get_connection()
+            if len(commands) == 1:
+                connection.send_packed_command(connection.pack_command(*commands[0]))
+            else:
+                connection.send_packed_command(connection.pack_commands(commands))
+            replies, error = [], None
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis_errors.ResponseError as exc:
+                    replies.append(exc)
+                    error = error or exc
+        except LINE_ERRORS:
+            self._drop()
+            raise Busy from None
+        except BaseException:  # interrupted mid-exchange: the next reply would be this one's
+            self._drop()
+            raise
+        if error is not None:
+            raise error
+        return replies
+
+    def _after_fork(self) -> None:
+        """In a forked child, forget the parent's connection and lock (never used here)."""
+        if self._pid != os.getpid():
+            self._pid, self._connection, self._lock = os.getpid(), None, threading.Lock()
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        with contextlib.suppress(*LINE_ERRORS, redis_errors.RedisError):
+            connection.disconnect()
+        with contextlib.suppress(*LINE_ERRORS, redis_errors.RedisError, ValueError, KeyError):
+            self._pool.release(connection)
+
+    def close(self) -> None:
+        """Close the line's connection (the backend closes)."""
+        with self._lock:
+            self._drop()
