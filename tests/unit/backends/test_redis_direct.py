@@ -10,14 +10,14 @@ import pytest
 
 from kqueue.backends.redis import RedisBackend
 from kqueue.backends.redis_direct import Busy
+from tests.conftest import redis_backend
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def backend(redis_server):
-    made = RedisBackend.from_url(redis_server.url)
-    made.client.flushdb()
+def backend(tmp_path, request):
+    made = redis_backend(tmp_path, request)
     yield made
     made.close()
 
