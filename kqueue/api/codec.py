@@ -62,7 +62,7 @@ def encode_message(
         document["due_at"] = due_at
     if result_ttl_s is not None:
         document["result_ttl_s"] = result_ttl_s
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(document).encode()
 
 
 def _refuse_argument(name: str, args: tuple, kwargs: dict) -> None:
@@ -162,6 +162,8 @@ def _reject_constant(name: str) -> None:
 
 #: One decoder for every message (``json.loads`` with a hook builds a new one per call).
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+#: One encoder for every message (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _is_time(value: Any) -> bool:
