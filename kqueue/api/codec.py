@@ -149,7 +149,8 @@ def decode_message(body: bytes) -> Message:
     for bad, problem in problems:
         if bad:
             raise PayloadError(f"payload field {problem}")
-    if _nests_deeper(args, MAX_NESTING + 1) or _nests_deeper(kwargs, MAX_NESTING + 1):
+    deep = MAX_NESTING + 1
+    if (args and _nests_deeper(args, deep)) or (kwargs and _nests_deeper(kwargs, deep)):
         raise PayloadError(f"payload arguments nest deeper than {MAX_NESTING} levels")
     ttl = None if ttl_s is None else float(ttl_s)
     return Message(name, args, kwargs, float(submitted_at), float(due_at), ttl)
