@@ -24,7 +24,8 @@ Both sides' numbers come from one function on their traces, so they describe the
   process of its own.
 
 The simulated host's ``cpu_share`` is what the real runs had: the host's cores less what other
-sessions (``/proc/stat`` busy time minus this experiment's process tree) and the replay's memory
+sessions (``/proc/stat`` busy time minus this experiment's process tree, niced processes'
+user time left out: see ``host_busy_s``) and the replay's memory
 sampler used while they ran, on average. The share probed before and after each run (the way
 ``kqueue calibrate`` measures it) is printed beside it: it cannot see load that came and went
 during a run.
@@ -253,11 +254,19 @@ def measure(workload: Workload, frame, config: Config, redis_url: str, folder: P
 
 
 def host_busy_s() -> float:
-    """CPU seconds every process on this host has used since boot (``/proc/stat``, Linux)."""
+    """CPU seconds this host's processes have used since boot (``/proc/stat``, Linux).
+
+    Niced processes' user time (the ``nice`` column) is left out when this experiment runs at
+    nice 0: they take only what it leaves idle (a nice-19 process weighs 15 against 1,024 in the
+    kernel's fair scheduler), so they do not shrink the share its jobs get, and the probe
+    (``measure_cpu_share``) does not see them either. A niced run counts them, since its own
+    time is in that column.
+    """
     with open("/proc/stat") as handle:
         fields = [int(v) for v in handle.readline().split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    counted_nice = nice if os.getpriority(os.PRIO_PROCESS, 0) > 0 else 0
+    return (user + counted_nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_s() -> float:
