@@ -294,6 +294,34 @@ class RedisBackend(
         replies = self._batch([*calls, call])
         return sum(int(n) for n in replies[:-1]), parse_leases(queue, token, replies[-1])
 
+    async def ack_and_lease_async(
+        self,
+        acks: Sequence[Lease],
+        queue: str,
+        worker_id: str,
+        limit: int,
+        visibility_timeout_s: float,
+        records: Records | None = None,
+    ) -> tuple[int, list[Lease]]:
+        """``ack_and_lease`` on the direct line, its reply awaited on the loop; a busy line, a
+        broken connection or an unknown script takes the blocking way (the client's)."""
+        calls = self._ack_calls(acks, records)
+        call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
+        calls = [*calls, call]
+        if limit > 0 and not self._after_calls_needed(calls):
+            commands = [("EVALSHA", self._scripts[n].sha, len(k), *k, *a) for n, k, a in calls]
+            try:
+                replies = await self._line.pipeline_async(commands)
+            except (Busy, redis_errors.NoScriptError):
+                pass
+            except redis_errors.RedisError as exc:
+                raise BackendError(
+                    f"redis at {self.safe_url}: {type(exc).__name__}: {exc}"
+                ) from None
+            else:
+                return sum(int(n) for n in replies[:-1]), parse_leases(queue, token, replies[-1])
+        return self.ack_and_lease(acks, queue, worker_id, limit, visibility_timeout_s, records)
+
     def _lease_call(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
     ) -> tuple[tuple[str, list, list], str]:

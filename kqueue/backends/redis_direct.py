@@ -16,10 +16,11 @@ connection (it takes a fresh one from the pool, which redis-py resets after a fo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from redis import exceptions as redis_errors
@@ -67,31 +68,70 @@ class DirectLine:
         finally:
             self._lock.release()
 
-    def _exchange(self, commands: Sequence[Sequence[Any]]) -> list:
+    async def pipeline_async(self, commands: Sequence[Sequence[Any]]) -> list:
+        """``pipeline``, on the running event loop: the commands are sent, then the loop runs
+        other callbacks until the line's socket is readable, then the replies are read.
+
+        Raises:
+            Busy: as ``pipeline``.
+            redis.exceptions.ResponseError: as ``pipeline``.
+        """
+        self._after_fork()
+        if not self._lock.acquire(blocking=False):
+            raise Busy
         try:
-            connection = self._connection
-            if connection is None:
-                connection = self._connection = self._pool.get_connection()
-            if len(commands) == 1:
-                connection.send_packed_command(connection.pack_command(*commands[0]))
-            else:
-                connection.send_packed_command(connection.pack_commands(commands))
-            replies, error = [], None
-            for _ in commands:
-                try:
-                    replies.append(connection.read_response())
-                except redis_errors.ResponseError as exc:
-                    replies.append(exc)
-                    error = error or exc
-        except LINE_ERRORS:
-            self._drop()
-            raise Busy from None
-        except BaseException:  # interrupted mid-exchange: the next reply would be this one's
-            self._drop()
-            raise
+            with self._guarded():
+                connection = self._send(commands)
+                await _readable(connection._sock.fileno())
+                replies, error = self._read(connection, len(commands))
+        finally:
+            self._lock.release()
         if error is not None:
             raise error
         return replies
+
+    def _exchange(self, commands: Sequence[Sequence[Any]]) -> list:
+        with self._guarded():
+            replies, error = self._read(self._send(commands), len(commands))
+        if error is not None:
+            raise error
+        return replies
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """A broken connection is dropped and told as ``Busy``; an interrupted exchange drops
+        it too (its next reply would be this exchange's)."""
+        try:
+            yield
+        except LINE_ERRORS:
+            self._drop()
+            raise Busy from None
+        except BaseException:
+            self._drop()
+            raise
+
+    def _send(self, commands: Sequence[Sequence[Any]]) -> Any:
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._pool.get_connection()
+        if len(commands) == 1:
+            connection.send_packed_command(connection.pack_command(*commands[0]))
+        else:
+            connection.send_packed_command(connection.pack_commands(commands))
+        return connection
+
+    @staticmethod
+    def _read(connection: Any, count: int) -> tuple[list, Exception | None]:
+        """``count`` replies, error replies among them, and the first error (raised by the
+        caller once all are read, so the connection stays in step)."""
+        replies, error = [], None
+        for _ in range(count):
+            try:
+                replies.append(connection.read_response())
+            except redis_errors.ResponseError as exc:
+                replies.append(exc)
+                error = error or exc
+        return replies, error
 
     def _after_fork(self) -> None:
         """In a forked child, forget the parent's connection and lock (never used here)."""
@@ -111,3 +151,14 @@ class DirectLine:
         """Close the line's connection (the backend closes)."""
         with self._lock:
             self._drop()
+
+
+async def _readable(fd: int) -> None:
+    """Wait on the running loop until ``fd`` can be read."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)

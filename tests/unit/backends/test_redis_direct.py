@@ -88,3 +88,24 @@ def test_a_forked_child_takes_a_connection_of_its_own(backend):
     # Then the child used another connection, and the parent's still answers in step
     assert child_id not in (0, parent_id)
     assert backend._line.call("CLIENT", "ID") == parent_id
+
+
+def test_an_awaited_ack_and_lease_matches_the_blocking_one_and_survives_a_killed_line(backend):
+    import asyncio
+
+    async def scenario() -> list:
+        # Given two jobs, one leased the awaited way on a working line
+        backend.enqueue("q", "a", b"{}")
+        backend.enqueue("q", "b", b"{}")
+        _, first = await backend.ack_and_lease_async([], "q", "w", 1, 30.0)
+        # When the line is killed and the next call acks the first and leases the second
+        _kill_line(backend)
+        acked, second = await backend.ack_and_lease_async(first, "q", "w", 5, 30.0)
+        # and the scripts are flushed before a last, empty, lease
+        backend.client.script_flush()
+        _, none = await backend.ack_and_lease_async(second, "q", "w", 5, 30.0)
+        return [[x.job_id for x in first], acked, [x.job_id for x in second], none]
+
+    # Then every job was leased once and acked, whatever way each call went
+    assert asyncio.run(scenario()) == [["a"], 1, ["b"], []]
+    assert backend.counts().get("q", {}).get("leased", 0) == 0
