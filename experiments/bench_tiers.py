@@ -194,12 +194,10 @@ def bench_memory(folder: Path) -> dict:
 
 
 def _children(pid: int) -> int:
-    import psutil
+    """The processes below ``pid`` that run jobs (not the pool's zygote)."""
+    from kqueue.tiers.procs import workers_children
 
-    try:
-        return len(psutil.Process(pid).children(recursive=True))
-    except psutil.Error:
-        return 0
+    return len(workers_children(pid))
 
 
 def _median(runs: list[dict], key: str) -> float:

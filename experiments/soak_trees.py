@@ -57,12 +57,14 @@ class Sample:
 
 
 def pool_pids(backend) -> dict[int, set[int]]:
-    """Each live worker's pool processes, by worker pid, from the statuses they publish."""
+    """Each live worker's pool processes and its pool's zygote (standing too, and forking them),
+    by worker pid, from the statuses they publish."""
     pools: dict[int, set[int]] = {}
     for status in backend.worker_statuses():
         body = json.loads(status.body)
-        processes = body.get("tiers", {}).get("pool", {}).get("processes", [])
-        pools[body["pid"]] = {p["pid"] for p in processes}
+        pool = body.get("tiers", {}).get("pool", {})
+        zygote = {pool["zygote"]} if pool.get("zygote") else set()
+        pools[body["pid"]] = {p["pid"] for p in pool.get("processes", [])} | zygote
     return pools
 
 

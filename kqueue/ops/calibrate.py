@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import multiprocess
-import psutil
 
 from kqueue.job import App, encode_message, new_job_id
 from kqueue.ops.synthetic import burn_cpu, touch_memory
@@ -47,7 +46,7 @@ from kqueue.policy.config import Config, Tier
 from kqueue.policy.host import HostProfile
 from kqueue.tiers import heap
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
-from kqueue.tiers.procs import family_pss_mb, own_memory_mb
+from kqueue.tiers.procs import family_pss_mb, own_memory_mb, workers_children
 from kqueue.worker import Worker
 from kqueue.worker.gil import worker_switch_interval
 
@@ -357,10 +356,7 @@ def _warm_pool(app: App, pool_size: int) -> None:
 
 
 def _children(pid: int) -> int:
-    try:
-        return len(psutil.Process(pid).children())
-    except psutil.Error:
-        return 0
+    return len(workers_children(pid))  # the pool's processes are the zygote's children
 
 
 def measure_memory_mb(

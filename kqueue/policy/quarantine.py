@@ -13,7 +13,7 @@ run isolated, each with a memory limit of its recorded peak times ``quarantine_m
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from kqueue.policy.config import Config
 from kqueue.policy.status import Status
@@ -45,11 +45,11 @@ def step(health: ClassHealth, status: Status, config: Config) -> ClassHealth:
         streak = 0 if harmful else health.clean_streak + 1
         if streak >= config.quarantine_release_after:
             return ClassHealth(recent=(), quarantined=False)
-        return replace(health, recent=recent, clean_streak=streak)
+        return ClassHealth(recent, True, streak)  # not ``replace``: the twin steps every job
     threshold = config.quarantine_after_failures
     if threshold and sum(recent) >= threshold:
         return ClassHealth(recent=recent, quarantined=True)
-    return replace(health, recent=recent)
+    return ClassHealth(recent, False, health.clean_streak)
 
 
 def limit_mb(peak_mb: float, own_limit_mb: float, config: Config) -> float:

@@ -48,6 +48,9 @@ TICKET_EARLY_S = 0.01
 TURN_WAKE_S = 0.005
 #: Default semaphore slot lease, seconds; a running job's worker renews it.
 SLOT_LEASE_S = 30.0
+#: A worker keeps this many jobs per slot of a full semaphore waiting for one of its own slots
+#: of it to free (``waits_for_slot``); more go back to the backend for a poll.
+SLOT_WAITERS_PER_SLOT = 1
 
 
 @dataclass(frozen=True)
@@ -210,3 +213,17 @@ def held_back_wait_s(rate_wait_s: float, slots_full: bool, poll_s: float) -> flo
     if slots_full:
         return max(rate_wait_s, poll_s)
     return rate_wait_s
+
+
+def waits_for_slot(waiting: int, limit: int) -> bool:
+    """Whether a job a full semaphore held back waits on the worker that leased it, rather than
+    going back to the backend (pure): while fewer than ``SLOT_WAITERS_PER_SLOT`` per slot
+    (``waiting`` jobs of its semaphore already wait there).
+
+    A waiting job asks again the moment a job of its semaphore ends on that worker (the first
+    by ``policy.ordering.backlog_key`` first), so the class runs back to back instead of one
+    poll apart, in priority and due order; it goes back to the backend, due at once, after
+    ``held_back_wait_s`` (a slot may free on another worker), which bounds how long it is
+    hidden from the others to the poll a job held back in the backend is hidden anyway.
+    """
+    return waiting < limit * SLOT_WAITERS_PER_SLOT

@@ -48,6 +48,12 @@ def target_pool_size(snapshot: PoolSnapshot, config: Config) -> int:
     )
 
 
+def cooling_down(now_s: float, last_scaled_at_s: float | None, config: Config) -> bool:
+    """True while the last scaling step's ``pool_scale_cooldown_s`` runs: a pool of at least
+    ``pool_size`` keeps its size then, whatever waits (``target_size``)."""
+    return last_scaled_at_s is not None and now_s - last_scaled_at_s < config.pool_scale_cooldown_s
+
+
 def target_size(
     size: int,
     busy: int,
@@ -61,8 +67,8 @@ def target_size(
     floor, ceiling, step = config.pool_size, config.pool_max_size, config.pool_scale_step
     if size < floor:
         return floor
-    if last_scaled_at_s is not None and now_s - last_scaled_at_s < config.pool_scale_cooldown_s:
-        return size  # cooling down
+    if cooling_down(now_s, last_scaled_at_s, config):
+        return size
     idle = size - busy
     if waiting > idle and size < ceiling:
         return min(ceiling, size + step, size + waiting - idle)

@@ -33,7 +33,8 @@ _HELD: dict[int, tuple[Any, tuple[int, ...]]] = {}
 
 
 def hold(pid: int, conn: Any, fds: Iterable[int]) -> None:
-    """Record the parent's handles on child ``pid``: its pipe end ``conn`` and raw ``fds``."""
+    """Record the parent's handles on child ``pid``: its pipe end ``conn`` (or None) and raw
+    ``fds``."""
     _HELD[pid] = (conn, tuple(fd for fd in fds if fd is not None and fd >= 0))
 
 
@@ -47,7 +48,7 @@ def held_fds() -> dict[int, set[int]]:
     held: dict[int, set[int]] = {}
     for pid, (conn, raw) in _HELD.items():
         fds = held[pid] = set(raw)
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             fds.add(conn.fileno())
     return held
 
@@ -70,7 +71,7 @@ def release_in_child(own_parent_end: Any) -> None:
     with contextlib.suppress(OSError):
         own_parent_end.close()
     for conn, raw in list(_HELD.values()):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, AttributeError):  # None: raw descriptors only
             conn.close()
         for fd in raw:
             with contextlib.suppress(OSError):

@@ -47,6 +47,7 @@ from kqueue.policy.fetch import (
     pool_backlog_per_process,
     tier_free,
 )
+from kqueue.policy.fork import POOL_FORKS_FROM_ZYGOTE
 from kqueue.policy.limits import timeout_left_s
 from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.status import Status
@@ -56,6 +57,7 @@ from kqueue.tiers.cgroup import CgroupMode, MemoryCgroups, detect_cgroups, note_
 from kqueue.tiers.handback import Deliveries, PipeReads
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import libc_prctl, rss_mb
+from kqueue.tiers.zygote import Zygote, ZygoteGone
 
 log = logging.getLogger("kqueue.pool")
 
@@ -63,6 +65,9 @@ log = logging.getLogger("kqueue.pool")
 MEMORY_POLL_S = 1.0
 #: How long ``stop`` waits for killed processes to be reaped, seconds.
 REAP_TIMEOUT_S = 5.0
+#: Fork pool processes from a zygote forked at start (``kqueue.tiers.zygote``), so every
+#: generation has the first one's memory and descriptors; False: from the worker, as before.
+FORK_FROM_ZYGOTE = POOL_FORKS_FROM_ZYGOTE
 #: Jobs the pool holds per process beyond the running ones (``kqueue.policy.fetch``, the rule
 #: the twin's intake runs too).
 BACKLOG_PER_PROCESS = BACKLOG_PER_SLOT
@@ -136,6 +141,9 @@ class PoolRunner(TierRunner):
         self._recent_estimate_s = math.nan
         #: Processes replaced after they died, and recycled after limits.
         self.replaced = self.recycled = 0
+        #: Forks the pool's processes (``kqueue.tiers.zygote``), started in ``start``; None: the
+        #: worker forks them itself (the zygote was turned off or is gone).
+        self.zygote: Zygote | None = None
         #: Per-process memory cgroups (``kqueue.tiers.cgroup``), found in ``start``.
         self.cgroups = MemoryCgroups(CgroupMode.NONE, None)
         #: Set by the worker's memory budget (``kqueue.worker.budget``): processes the budget
@@ -180,17 +188,25 @@ class PoolRunner(TierRunner):
         libc_prctl()  # resolved here once, inherited by every child
         heap.available()  # so is malloc_trim
         self.cgroups = detect_cgroups(self.config, "pool")
+        if FORK_FROM_ZYGOTE and self.zygote is None and self.config.pool_max_size > 0:
+            try:
+                self.zygote = Zygote(self.app, child.serve)  # before any pool process or thread
+            except ZygoteGone as exc:
+                log.warning("%s: pool processes are forked from the worker", exc)
         for _ in range(self.config.pool_size):
             self._spawn()
 
     def _spawn(self) -> PoolProcess:
-        process = ChildProcess(
-            child.serve,
-            (self.app, os.getpid()),
-            on_result=self._on_result,
-            on_exit=self._on_exit,
-            name="kqueue-pool",
-        )
+        callbacks = {"on_result": self._on_result, "on_exit": self._on_exit, "name": "kqueue-pool"}
+        try:
+            process = ChildProcess(
+                child.serve, (self.app, os.getpid()), **callbacks, zygote=self.zygote
+            )
+        except ZygoteGone as exc:
+            log.warning("%s: pool processes are forked from the worker from now on", exc)
+            self.zygote.close(timeout_s=0.5)  # its socket, and its exit status if it died
+            self.zygote = None
+            process = ChildProcess(child.serve, (self.app, os.getpid()), **callbacks)
         proc = self._procs[process.pid] = PoolProcess(process)
         self.cgroups.attach(process.pid, None)  # its limit is set as each job starts
         self._changed.set()
@@ -451,6 +467,9 @@ class PoolRunner(TierRunner):
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), REAP_TIMEOUT_S)
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
         self.cgroups.close()
 
     def status(self) -> dict[str, Any]:
@@ -461,6 +480,7 @@ class PoolRunner(TierRunner):
             "queued": len(self._backlog),
             "replaced": self.replaced,
             "recycled": self.recycled,
+            "zygote": self.zygote.pid if self.zygote is not None else None,
             "processes": [
                 {
                     "pid": pid,

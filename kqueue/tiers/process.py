@@ -18,7 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import multiprocess
 
@@ -27,7 +27,10 @@ from kqueue.policy.status import Status
 from kqueue.tiers import inherit
 from kqueue.tiers.base import Outcome
 from kqueue.tiers.child import MEMORY_EXIT_CODE, decode
-from kqueue.tiers.procs import describe_exit, kill_tree
+from kqueue.tiers.procs import describe_exit, exit_fd, kill_tree
+
+if TYPE_CHECKING:
+    from kqueue.tiers.zygote import Zygote
 
 _FORK = multiprocess.get_context("fork")
 #: Exits that a memory limit typically causes outside Python's MemoryError (abort in malloc).
@@ -43,6 +46,9 @@ class ChildProcess:
         on_result: called with ``(child, result dict)`` for each result the child sends.
         on_exit: called with ``(child)`` once, after the child exited and was reaped.
         name: the process name, for ``ps`` and logs.
+        zygote: fork it from this zygote rather than from this process (``target`` and
+            ``args`` are then the zygote's: ``child.serve`` with the app); raises
+            ``ZygoteGone`` if the zygote does not answer.
     """
 
     def __init__(
@@ -53,28 +59,33 @@ class ChildProcess:
         on_result: Callable[[ChildProcess, dict], None],
         on_exit: Callable[[ChildProcess], None],
         name: str,
+        zygote: Zygote | None = None,
     ):
         self._loop = asyncio.get_running_loop()
         self._on_result, self._on_exit = on_result, on_exit
-        parent_end, child_end = _FORK.Pipe(duplex=True)
-        self.process = _FORK.Process(
-            target=inherit.child_main, args=(parent_end, target, child_end, *args), name=name
-        )
-        self.process.daemon = True
+        #: The zygote that forked it (``kqueue.tiers.zygote``), or None: forked by this process.
+        self.zygote = zygote
         began = time.perf_counter()
-        self.process.start()
-        #: Seconds the fork took in the parent.
+        if zygote is not None:
+            self.process = None
+            self.pid, self.conn = zygote.spawn()
+        else:
+            self.process, self.conn = _fork(target, args, name)
+            self.pid = self.process.pid
+        #: Seconds the fork took in the parent (with a zygote: the request's round trip).
         self.spawn_s = time.perf_counter() - began
-        child_end.close()
-        self.conn = parent_end
-        self.pid: int = self.process.pid
         self.started_at = time.time()
         #: Why the parent killed it (TIMEOUT, MEMORY, KILLED at shutdown), or None.
         self.kill_reason: Status | None = None
         self.exitcode: int | None = None
-        self._exit_fd, self._own_exit_fd = _exit_fd(self.process)
+        if self.process is not None:
+            self._exit_fd, self._own_exit_fd = exit_fd(self.process)
+            popen = inherit.popen_fds(self.process)
+        else:
+            self._exit_fd, self._own_exit_fd = _pidfd_or_ended(self.pid), True
+            popen = ()
         own_fds = (self._exit_fd,) if self._own_exit_fd else ()
-        inherit.hold(self.pid, self.conn, (*own_fds, *inherit.popen_fds(self.process)))
+        inherit.hold(self.pid, self.conn, (*own_fds, *popen))
         #: True while the loop reads each result as it arrives (see ``pause_reading``).
         self.reading = True
         #: How many times its pipe was read and had results (one wake-up each).
@@ -123,14 +134,21 @@ class ChildProcess:
     def _exited(self) -> None:
         self.drain()  # a result written just before exit comes first
         self._unwatch()
+        code = self._reaped_code()
+        self.exitcode = code if code is not None else -signal.SIGKILL
+        self._on_exit(self)
+
+    def _reaped_code(self) -> int | None:
+        """The exit code, once reaped: by us (waitpid) or by the zygote (its report)."""
+        if self.process is None:
+            return self.zygote.exit_code(self.pid)
         code = self.process.exitcode  # waitpid(WNOHANG): the pidfd said it exited
         if code is None:
             self.process.join(0.5)
             code = self.process.exitcode
-        self.exitcode = code if code is not None else -signal.SIGKILL
         with contextlib.suppress(ValueError):
             self.process.close()
-        self._on_exit(self)
+        return code
 
     def _unwatch(self) -> None:
         self.pause_reading()
@@ -181,11 +199,26 @@ def outcome_from_result(result: dict[str, Any], where: str, **extra: Any) -> Out
     )
 
 
-def _exit_fd(process: Any) -> tuple[int, bool]:
-    """A file descriptor readable once ``process`` exits, and whether we must close it."""
-    with contextlib.suppress(AttributeError, OSError):
-        return os.pidfd_open(process.pid), True
-    return process.sentinel, False
+def _pidfd_or_ended(pid: int) -> int:
+    """A pidfd of ``pid`` (a zygote's child), or, if it is already reaped, a descriptor that is
+    readable at once (a pipe whose write end is closed), so its exit is handled all the same."""
+    with contextlib.suppress(ProcessLookupError):
+        return os.pidfd_open(pid)
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    return read_end
+
+
+def _fork(target: Callable[..., None], args: tuple, name: str) -> tuple[Any, Any]:
+    """Fork a child of this process running ``target(conn, *args)``: (process, our pipe end)."""
+    parent_end, child_end = _FORK.Pipe(duplex=True)
+    process = _FORK.Process(
+        target=inherit.child_main, args=(parent_end, target, child_end, *args), name=name
+    )
+    process.daemon = True
+    process.start()
+    child_end.close()
+    return process, parent_end
 
 
 def interrupt_backlog(backlog, end: Callable[[Any, Outcome], None] | None = None) -> None:

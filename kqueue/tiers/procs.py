@@ -18,6 +18,9 @@ import sys
 
 _MB = 1024 * 1024
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+#: The pool's zygote names itself so (``ps``, ``psutil.Process.name``): not a pool process.
+ZYGOTE_NAME = "kqueue-zygote"
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / _MB if hasattr(os, "sysconf") else 4096 / _MB
 
 
@@ -138,6 +141,48 @@ def libc_prctl():
         return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+
+def exit_fd(process) -> tuple[int, bool]:
+    """A descriptor readable once ``process`` (a multiprocess process) exits, and whether the
+    caller must close it: a pidfd where the kernel has them, else multiprocess's sentinel."""
+    with contextlib.suppress(AttributeError, OSError):
+        return os.pidfd_open(process.pid), True
+    return process.sentinel, False
+
+
+def set_name(name: str) -> None:
+    """Set this process's name as ``ps`` shows it (Linux ``PR_SET_NAME``, 15 bytes); no-op
+    elsewhere."""
+    prctl = libc_prctl()
+    if prctl is not None:
+        prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+
+
+def own_name() -> str:
+    """This process's name as ``ps`` shows it ("" where there is no ``/proc``)."""
+    try:
+        with open("/proc/self/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def workers_children(pid: int) -> list:
+    """The live descendants of ``pid`` that run jobs (psutil processes): every one but the
+    pool's zygote and zombies."""
+    import psutil
+
+    try:
+        found = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    kept = []
+    for process in found:
+        with contextlib.suppress(psutil.Error):
+            if process.status() != psutil.STATUS_ZOMBIE and process.name() != ZYGOTE_NAME:
+                kept.append(process)
+    return kept
 
 
 def describe_exit(exitcode: int | None) -> str:

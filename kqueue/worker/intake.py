@@ -30,7 +30,9 @@ from kqueue.policy.fetch import (
     refill_due,
     update_shares,
 )
+from kqueue.policy.ratelimit import held_back_wait_s
 from kqueue.policy.router import route
+from kqueue.policy.slot_wait import SlotWaiters
 from kqueue.tiers.base import Invocation
 from kqueue.worker.budget import GATED
 from kqueue.worker.held import Pending, best_effort
@@ -81,6 +83,9 @@ class Intake:
         self.budget = None
         #: Shared limits and pauses (``kqueue.worker.limits``).
         self.limiter = Limiter(app.backend, config.visibility_timeout_s, config.poll_interval_s)
+        #: Jobs a full semaphore held back that wait here for a slot of it to free
+        #: (``kqueue.policy.slot_wait``); they hold no tier slot and no local-queue place.
+        self.slot_waiters: SlotWaiters[Pending] = SlotWaiters()
 
     def plan(self, *, stopping: bool, max_jobs: int | None) -> FetchPlan:
         """Lease only what the tiers that recent jobs went to can take (``policy.fetch``).
@@ -108,8 +113,12 @@ class Intake:
         """Note that a fetch with ``plan`` starts (a probe's overflow goes back without delay)."""
         self._probing = plan.probe
         self.limiter.begin_round()
+        now = time.monotonic()
         if plan.probe:
-            self._last_probe_s = time.monotonic()
+            self._last_probe_s = now
+        for pending in self.slot_waiters.expired(now):  # a slot may free on another worker
+            lease = pending.lease
+            best_effort(f"hand back job {lease.job_id}", self.backend.release, [lease], 0.0)
 
     def accept(self, lease: Lease) -> bool:
         """Queue a leased job for its tier; False when the tier is full (give it back)."""
@@ -123,11 +132,51 @@ class Intake:
             return False  # do not hoard a full tier
         wait_s = self.limiter.admit(pending)
         if wait_s is not None:  # paused or limited: back in the backend, not an attempt
-            best_effort(f"hold back job {lease.job_id}", self.backend.release, [lease], wait_s)
+            if not self._wait_for_slot(pending):
+                what = f"hold back job {lease.job_id}"
+                best_effort(what, self.backend.release, [lease], wait_s)
             return True
         self.accepted += 1
         waiting.append(pending)
         return True
+
+    def _wait_for_slot(self, pending: Pending) -> bool:
+        """Keep a job its full semaphore held back waiting here for a slot (``policy.
+        slot_wait``); False when it goes back to the backend instead."""
+        full = self.limiter.full_slots
+        if full is None:
+            return False
+        key, limit = full
+        deadline_s = time.monotonic() + held_back_wait_s(0.0, True, self.config.poll_interval_s)
+        priority = pending.lease.priority
+        return self.slot_waiters.add(key, limit, pending, priority, pending.due_at, deadline_s)
+
+    def job_ended(self, job_id: str) -> None:
+        """A job settled: give back the semaphore slot it held, and let the first job waiting
+        here for a slot of that semaphore ask for it now (into its tier's local queue, unless
+        that queue is full: then it waits on)."""
+        key = self.limiter.release(job_id)
+        while key is not None and (pending := self.slot_waiters.head(key)) is not None:
+            runner = self.runners[pending.tier]
+            if overflows(len(self.waiting[pending.tier]), runner.free(), runner.capacity()):
+                return
+            wait_s = self.limiter.admit(pending)
+            if wait_s is not None and self.limiter.full_slots is not None:
+                return  # another worker took the slot: it waits on
+            self.slot_waiters.remove(pending)
+            if wait_s is None:
+                self.accepted += 1
+                self.waiting[pending.tier].append(pending)
+                return
+            lease = pending.lease  # its rate limit or a pause holds it: back in the backend
+            best_effort(f"hold back job {lease.job_id}", self.backend.release, [lease], wait_s)
+
+    def slot_wait_in_s(self) -> float | None:
+        """How long until the first job waiting here for a slot goes back, seconds (None:
+        none waits)."""
+        if not self.slot_waiters:
+            return None
+        return max(0.0, self.slot_waiters.next_deadline_s() - time.monotonic())
 
     def give_back(self, leases: list[Lease]) -> None:
         """Release leases this worker will not run now (their lease expires if this fails)."""
@@ -184,11 +233,13 @@ class Intake:
         """Jobs waiting in one tier's local queue, or in all of them."""
         if tier is not None:
             return len(self.waiting[tier])
-        return sum(len(queue) for queue in self.waiting.values())
+        return sum(len(queue) for queue in self.waiting.values()) + len(self.slot_waiters)
 
     def held(self) -> list[Pending]:
-        """Every job waiting in the local queues (their leases are extended while they wait)."""
-        return [pending for queue in self.waiting.values() for pending in queue]
+        """Every job waiting in the local queues or for a slot (their leases are extended while
+        they wait)."""
+        queued = [pending for queue in self.waiting.values() for pending in queue]
+        return queued + self.slot_waiters.items()
 
     def drop(self, pending: Pending) -> bool:
         """Take a waiting job out of its tier's queue (it was cancelled); False if not there."""
@@ -196,13 +247,15 @@ class Intake:
         if pending in queue:
             queue.remove(pending)
             return True
-        return False
+        return self.slot_waiters.remove(pending)
 
     def take_waiting(self) -> list[Lease]:
         """Empty the local queues (shutdown); returns the leases to give back."""
-        leases = [pending.lease for queue in self.waiting.values() for pending in queue]
+        leases = [pending.lease for pending in self.held()]
         for queue in self.waiting.values():
             queue.clear()
+        for pending in self.slot_waiters.items():
+            self.slot_waiters.remove(pending)
         for lease in leases:
             self.limiter.release(lease.job_id)
         return leases

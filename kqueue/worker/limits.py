@@ -4,7 +4,9 @@ Before a leased job joins its tier's local queue, ``Limiter.admit`` asks the bac
 (``kqueue.backends.limits.LimitStore``) whether its queue or class is paused, for a slot of its
 class's ``concurrency_limit`` and for its turn under its ``rate_limit`` (``kqueue.policy.ratelimit``
 holds the rules). A job held back goes back to the backend without counting an attempt and is
-looked at again after a short wait: it does not take a slot here, so other classes carry on.
+looked at again after a short wait: it does not take a slot here, so other classes carry on
+(a job behind a full semaphore may instead wait on this worker for a slot: ``full_slots`` names
+the semaphore, and the intake keeps it, ``kqueue.policy.slot_wait``).
 A rate-limited job that finds no token reserves one (a ticket in the backend) and goes back
 until its turn; whichever worker leases it then starts it on that ticket. The limiter keeps
 the turns of the jobs it held back, so the loop's idle wait ends at the earliest one rather
@@ -55,12 +57,16 @@ class Limiter:
         self._turns_s: list[float] = []
         #: Jobs held back so far.
         self.held_back = 0
+        #: The semaphore (key, limit) whose full slots held back the job ``admit`` last held
+        #: back, else None (a pause or a rate limit held it, or it was admitted).
+        self.full_slots: tuple[str, int] | None = None
 
     def begin_round(self) -> None:
         """A fetch round starts."""
 
     def admit(self, pending: Pending) -> float | None:
         """None when the job may run now; else how long to hold it back, seconds."""
+        self.full_slots = None
         if self.store is None:
             return None
         job_name = pending.invocation.job.name
@@ -73,6 +79,7 @@ class Limiter:
             if not self.store.acquire_slots(
                 key, settings.concurrency_limit, [job_id], self.slot_lease_s
             ):
+                self.full_slots = (key, settings.concurrency_limit)
                 return self._hold(held_back_wait_s(0.0, True, self.poll_s))
             self._slots[job_id] = (key, settings.concurrency_limit)
         wait_s = self._rate_wait_s(pending.lease.job_id, job_name, settings)
@@ -112,12 +119,15 @@ class Limiter:
             self._paused_read_s = now
         return any(name in self._paused for name in pause_names(queue, job_name))
 
-    def release(self, job_id: str) -> None:
-        """Give back the slot ``job_id`` holds, if any (it ended or went back)."""
+    def release(self, job_id: str) -> str | None:
+        """Give back the slot ``job_id`` holds, if any (it ended or went back); returns the
+        semaphore key it freed a slot of, else None."""
         held = self._slots.pop(job_id, None)
         if held is not None and self.store is not None:
             what = f"release the slot of job {job_id}"
             best_effort(what, self.store.release_slots, held[0], [job_id])
+            return held[0]
+        return None
 
     def renew(self, job_ids: list[str]) -> None:
         """Renew the slots of jobs this worker still holds (with their leases)."""

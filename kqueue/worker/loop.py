@@ -152,6 +152,9 @@ class Worker:
             while True:
                 try:
                     self._settle()
+                    # queued jobs take the slots that just freed before the lease round trip
+                    # (the twin starts a tier's next job as one ends)
+                    self._dispatch()
                     fetched = await self._fetch()  # sends the settled acks with the lease
                     self._dispatch()
                     self._record()  # after the acks: results are not kept waiting on it
@@ -329,7 +332,7 @@ class Worker:
         if not outcome.interrupted:
             self.budget.finished(pending, outcome.status, outcome.memory_mb)
         self.settler.settle(pending, outcome)
-        self.intake.limiter.release(pending.lease.job_id)
+        self.intake.job_ended(pending.lease.job_id)
 
     def _abort_cancelled(self) -> None:
         """Stop the running and waiting jobs whose cancellation was asked (one backend call)."""
@@ -415,6 +418,9 @@ class Worker:
         turn_in_s = self.intake.limiter.next_turn_in_s()
         if turn_in_s is not None and room > 0:  # a job it held back is due at its turn
             timeout_s = min(timeout_s, turn_in_s)
+        slot_wait_in_s = self.intake.slot_wait_in_s()
+        if slot_wait_in_s is not None:  # a job waiting here for a slot goes back then
+            timeout_s = min(timeout_s, slot_wait_in_s)
         waits = [self._wake.future()]
         if room > 0 and not self._stopping and not plan.deferred:
             waits.append(self.backend.work_waiter(self.queues, self.config.poll_interval_s))

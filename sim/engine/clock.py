@@ -44,6 +44,25 @@ class Call:
         heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), self))
 
 
+class CallAt(Call):
+    """A ``Call`` at the absolute time ``at_s`` (not ``delay_s`` from now): for a time worked out
+    along another path (an arrival plus a round trip), which ``now + (at_s - now)`` may miss
+    by a rounding step."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        at_s: float,
+        callback: Callable[[Call], None],
+        value: Any = None,
+    ):
+        self.callbacks = [callback]
+        self._value = value
+        heappush(env._queue, (at_s, NORMAL, next(env._eid), self))
+
+
 def run_all(env: simpy.Environment) -> None:
     """Process every scheduled event (as ``env.run()`` with no ``until``)."""
     queue = env._queue

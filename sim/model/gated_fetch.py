@@ -21,7 +21,8 @@ import math
 
 import simpy
 
-from kqueue.policy.ratelimit import TURN_WAKE_S
+from kqueue.policy.ratelimit import TURN_WAKE_S, held_back_wait_s
+from kqueue.policy.slot_wait import SlotWaiters
 from sim.engine.clock import Call
 
 #: Times closer than this (seconds) are equal when the fetcher plans a poll: job ends computed
@@ -52,12 +53,14 @@ class RuleFetcher:
         plan = self.room.plan(now, begin=True)
         jobs = self.given_back.take_due(now + TIME_TOLERANCE, plan.size)
         self._round, self._round_given, self._round_overflow = [], 0, False
+        self._round_kept = 0
         for _, job in jobs:
             self.dispatch(job)
         admitted, self._round = self._round, None
         # one release round trip per job a limit held back, one for a full tier's overflow
         trips = self._round_given + self._round_overflow
-        leased = len(jobs) - self._round_given  # held-back jobs are no reason to lease again
+        # held-back jobs (given back, or kept waiting for a slot) are no reason to lease again
+        leased = len(jobs) - self._round_given - self._round_kept
         if trips and self.host.fetch_s:
             Call(env, trips * self.host.fetch_s, self._round_done, (admitted, leased))
         else:
@@ -121,6 +124,48 @@ class RuleFetcher:
                 self._fetch_at_s = fetch_at_s
                 self._arm_fetch_timer()
 
+    def _wait_for_slot(self, job: int) -> bool:
+        """Keep ``job``, held back by its class's full semaphore, waiting here for a slot
+        (``kqueue.policy.slot_wait``, as the runtime's intake does); False: it goes back."""
+        full = self.class_gate.full_slots
+        if full is None:
+            return False
+        if self.slot_waiters is None:
+            self.slot_waiters = SlotWaiters()
+        name, limit = full
+        now = self.env.now
+        wait_s = held_back_wait_s(0.0, True, self.config.poll_interval_s)
+        due_s = self.jobs.submitted_s[job]
+        if not self.slot_waiters.add(name, limit, job, self.priority[job], due_s, now + wait_s):
+            return False
+        Call(self.env, wait_s, self._slot_wait_over, job)
+        if self._round is not None:
+            self._round_kept += 1
+        return True
+
+    def _slot_wait_over(self, event: simpy.Event) -> None:
+        """A job still waiting for a slot at its deadline goes back to the backend, due now."""
+        job = event._value
+        if self.slot_waiters.remove(job):
+            self._give_back(job, 0.0)
+
+    def _slot_freed(self, name: str | None) -> None:
+        """A job of class ``name`` freed a slot of its semaphore (None: it held none): the
+        first job waiting here for one asks now, into its tier unless the tier is full."""
+        waiters = self.slot_waiters
+        while name is not None and waiters is not None and (job := waiters.head(name)) is not None:
+            if self.room.full(self.tier[job]):
+                return
+            wait_s = self.class_gate.admit(job, self.env.now)
+            if wait_s is not None and self.class_gate.full_slots is not None:
+                return
+            waiters.remove(job)
+            if wait_s is None:
+                self._to_tier(job)
+                return
+            if wait_s != math.inf:  # its rate limit holds it now: back in the backend
+                self._give_back(job, wait_s, turn_s=self.class_gate.held_for_turn_s)
+
     def _turn_due(self, _event: simpy.Event) -> None:
         """A job held back for its turn is due: a sleeping fetcher with room wakes and leases
         (``Limiter.next_turn_in_s`` in the runtime's idle wait)."""
@@ -135,7 +180,7 @@ class RuleFetcher:
             return
         fetch_at_s = self._next_fetch_s(back_s, now)
         if not self.host.polls and arrival_s < fetch_at_s:
-            Call(self.env, arrival_s - now, self._fetch)  # notified: it wakes the worker
+            self._fetch_at_arrival(arrival_s, now)  # notified: it wakes the worker
             return
         self._idle_for_s, self._fetch_at_s = back_s, fetch_at_s
         self._arm_fetch_timer()

@@ -109,6 +109,10 @@ class LeaseRoom:
             self._pool_estimate_s = estimate_s
         return True
 
+    def full(self, code: int) -> bool:
+        """Whether tier ``code``'s local queue is full (``overflows``), without noting a lease."""
+        return overflows(*self._state(code))
+
     def overflow_wait_s(self) -> float:
         """How long a job given back by a full tier stays in the backend, seconds."""
         return 0.0 if self.probing else RELEASE_DELAY_S

@@ -7,7 +7,9 @@ tier. One that does not goes back to the backend, not counted as an attempt, due
 runtime's wait: a rate-limited one at its reserved turn (``reserve_turn``: it takes its token as
 a debt and holds a ticket, so when leased again it starts without asking the bucket, and the
 jobs leased after it queue behind the debt), one behind a full semaphore after a poll
-(``held_back_wait_s``). It keeps its priority but not its place: it is due later, so it waits
+(``held_back_wait_s``), unless it waits on the worker for a slot (``full_slots`` names the
+semaphore; ``sim.model.gated_fetch`` keeps it, ``kqueue.policy.slot_wait``). It keeps its
+priority but not its place: it is due later, so it waits
 behind the jobs of its level that were due before that. It does not block its level or other
 classes. Each give-back is one more round trip of the worker's loop
 (``HostProfile.fetch_s``), paid before the jobs of its batch start, as the runtime releases each
@@ -103,12 +105,15 @@ class LeaseGate:
         self.paused = 0
         #: The turn the last ``admit`` held its job back for (its rate limit), else None.
         self.held_for_turn_s: float | None = None
+        #: The (class, limit) whose full semaphore held back the job ``admit`` last held back,
+        #: else None.
+        self.full_slots: tuple[str, int] | None = None
 
     def admit(self, job: int, now_s: float) -> float | None:
         """None when ``job`` may go on to its tier now; inf for a paused class (it never
         starts); else how long it goes back to the backend for, seconds."""
         name = self._class[job]
-        self.held_for_turn_s = None
+        self.held_for_turn_s = self.full_slots = None
         if name in self.rules.paused:
             self.paused += 1
             return math.inf
@@ -117,6 +122,7 @@ class LeaseGate:
             granted, after = acquire_slots(limit, self._slots[name], [str(job)], now_s, math.inf)
             if not granted:
                 self.held_back += 1
+                self.full_slots = (name, limit)
                 return held_back_wait_s(0.0, True, self._poll_s)
             self._slots[name] = after
         if name in self._buckets:
@@ -138,8 +144,11 @@ class LeaseGate:
         tickets = self._tickets.get(self._class[job])
         return None if tickets is None else tickets.get(job)
 
-    def ended(self, job: int) -> None:
-        """``job`` ended: the slot of its class it held is free."""
+    def ended(self, job: int) -> str | None:
+        """``job`` ended: the slot of its class it held is free; returns the class whose
+        semaphore it freed a slot of, else None."""
         name = self._class[job]
-        if name in self._slots:
+        if name in self._slots and str(job) in self._slots[name]:
             self._slots[name] = release_slots(self._slots[name], [str(job)])
+            return name
+        return None

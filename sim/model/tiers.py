@@ -22,7 +22,8 @@ from collections.abc import Callable
 import simpy
 
 from kqueue.policy import Config, HostProfile, target_size
-from kqueue.policy.scaler import target_size_with_backlog
+from kqueue.policy.fork import POOL_FORKS_FROM_ZYGOTE, inherited_inline_mb
+from kqueue.policy.scaler import cooling_down, target_size_with_backlog
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
 from kqueue.policy.trim import POOL_IDLE_S, pool_busy_trim_due, pool_trim_due, worker_trim_due
 from sim.engine.clock import Call
@@ -263,7 +264,7 @@ class IsolatedTier(SlotTier):
         self._process[job] = self.spawns
         self.spawns += 1
         self._fresh_mb[job] = self._memory_mb[job]  # a new process: all of it is fresh
-        self.inherited_mb[job] = self._inline_level_mb()
+        self.inherited_mb[job] = inherited_inline_mb(False, self._inline_level_mb())
         super()._start(job)
 
 
@@ -280,7 +281,9 @@ class PoolTier:
     memory back (``HostProfile.gives_back_memory``) a process that kept at least
     ``kqueue.policy.trim.TRIM_AFTER_GROWTH_MB`` gives it all back once it has been idle for
     ``POOL_IDLE_S`` (its mmap threshold stays where it rose to), or at the end of a job when it
-    has not given back for ``POOL_BUSY_TRIM_S``, as the runtime's trim does.
+    has not given back for ``POOL_BUSY_TRIM_S``, as the runtime's trim does. A new process,
+    first or replacement, inherits none of the worker's inline memory: the runtime forks it
+    from its zygote (``kqueue.policy.fork``), unlike an isolated process.
     Memory changes are recorded as ``(time_s, delta_mb)`` steps in ``memory``.
 
     Args:
@@ -289,7 +292,8 @@ class PoolTier:
         host: the host constants (dispatch, spawn, process memory, retained memory).
         memory_mb: per job, its memory (MB).
         process: per job, its process number (this tier writes the pool process's).
-        inline_level_mb: the worker's inline memory now (``InlineTier.level_mb``).
+        inline_level_mb: the worker's inline memory now (``InlineTier.level_mb``; what a process
+            forked from the worker would inherit).
         fresh_mb: per job, the memory it faults in afresh (this tier writes it at the start:
             a mapped job's all, a heap job's growth past what its process keeps).
     """
@@ -451,8 +455,9 @@ class PoolTier:
         self._mmap_threshold_mb[pid] = first_mmap_threshold_mb(self.retained_mb)
         self.jobs_run[pid] = 0
         self._resize(+1)
-        # forked with the worker's inline memory, which becomes its own (see ``InlineTier``)
-        self.inherited_mb[pid] = 0.0 if warm else self._inline_level_mb()
+        # forked by the zygote: none of the worker's inline memory (``kqueue.policy.fork``)
+        from_zygote = warm or POOL_FORKS_FROM_ZYGOTE
+        self.inherited_mb[pid] = inherited_inline_mb(from_zygote, self._inline_level_mb())
         self.memory.add(self.env.now, self.base_mb + self.inherited_mb[pid])
         if warm or self.spawn_s == 0:
             self._ready(pid)
@@ -485,6 +490,12 @@ class PoolTier:
         if self._fixed:
             return
         now = self.env.now
+        if (
+            self._recheck_pending
+            and self.size >= self.config.pool_size
+            and cooling_down(now, self._last_scaled_s, self.config)
+        ):
+            return  # the rule keeps the size while it cools, and the look after it is booked
         waiting = len(self.queue) + self._held_waiting()
         target = target_size_with_backlog(
             self.size,

@@ -46,7 +46,7 @@ from kqueue.policy import (
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from kqueue.policy.quarantine import HARMFUL, Quarantine
 from kqueue.policy.scaler import pool_backlog
-from sim.engine.clock import Call
+from sim.engine.clock import Call, CallAt
 from sim.engine.cpu import Cpu
 from sim.model.backlog import ArrivalBacklog
 from sim.model.budget import BudgetGate, route_by_load_code
@@ -76,6 +76,8 @@ class Model(RuleFetcher):
         force_inline: the worker's ``--inline``: every job inline.
         progress: called now and then with (jobs fetched, jobs total).
         cpu_fast_path: see ``sim.engine.cpu``; turned off only by the test that proves it exact.
+        merge_trips: on a backend that wakes the worker, the wake at an arrival and the round
+            trip after it as one event; turned off only by the test that proves it exact.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Model(RuleFetcher):
         progress: Progress | None = None,
         cpu_fast_path: bool = True,
         rules: ClassRules | None = None,
+        merge_trips: bool = True,
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self.force_inline = force_inline
@@ -191,6 +194,7 @@ class Model(RuleFetcher):
         )
         self.gate.tiers = self.tiers
         self._install_rules(rules)
+        self._merge_trips = merge_trips and host.fetch_s > 0
         if n:
             Call(env, 0, self._fetch_when_due)
 
@@ -209,7 +213,9 @@ class Model(RuleFetcher):
         #: While a lease round is dispatched: the jobs it admitted, how many a limit gave back,
         #: and whether a full tier gave any back.
         self._round: list[int] | None = None
-        self._round_given = 0
+        self._round_given = self._round_kept = 0
+        #: Jobs a full semaphore held back that wait here for a slot (made on first use).
+        self.slot_waiters = None
         self._round_overflow = False
         #: True when the fetcher has nothing left to lease (a later give-back wakes it).
         self._fetcher_done = False
@@ -282,6 +288,15 @@ class Model(RuleFetcher):
             self._fetch_at_s = self._next_fetch_s(arrival_s, now)
             self._arm_fetch_timer()
         else:
+            self._fetch_at_arrival(arrival_s, now)
+
+    def _fetch_at_arrival(self, arrival_s: float, now: float) -> None:
+        """A backend that wakes the worker: it fetches at ``arrival_s``. The wake and the round
+        trip's return are one event at the return (nothing reads the fetcher in between), at
+        the very float time the two events would give."""
+        if self._merge_trips:
+            CallAt(self.env, (now + (arrival_s - now)) + self.host.fetch_s, self._fetched)
+        else:
             Call(self.env, arrival_s - now, self._fetch)
 
     def _next_fetch_s(self, arrival_s: float, now: float) -> float:
@@ -330,7 +345,7 @@ class Model(RuleFetcher):
             self._fetch_at_s = fetch_at_s
             self._arm_fetch_timer()
         else:
-            self._fetch_at_s = fetch_at_s
+            self._fetch_at_s = fetch_at_s  # later: the pending timer fires first and re-arms
 
     def _routed(self, job_class: str) -> tuple[int, float, Tier, JobSettings]:
         """A class's tier code now (router, then quarantine), estimate, declared tier and
@@ -404,7 +419,7 @@ class Model(RuleFetcher):
         if wait_s is None:
             self._round.append(job)
             self.room.pending[tier] += 1
-        elif wait_s != math.inf:  # inf: a paused class, never started
+        elif wait_s != math.inf and not self._wait_for_slot(job):  # inf: paused, never starts
             self._give_back(job, wait_s, turn_s=self.class_gate.held_for_turn_s)
 
     # --- one job's life on its slot ------------------------------------------------------
@@ -466,7 +481,7 @@ class Model(RuleFetcher):
         if tier != INLINE and (status in HARMFUL or self._job_class[job] in self._harmed):
             self._note_health(self._job_class[job], status or Status.OK)
         if self.class_gate is not None:
-            self.class_gate.ended(job)
+            self._slot_freed(self.class_gate.ended(job))
         if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
             self._job_ended_idle(now)
 

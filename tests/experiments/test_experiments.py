@@ -12,6 +12,7 @@ from tests.conftest import run_experiment
     [
         ("sim_theory.py", ["--jobs", "3000"], "M/D/1"),
         ("sim_speed.py", ["--jobs", "3000"], "median"),
+        ("sim_fingerprint.py", ["--jobs", "300"], "finished=300"),
         ("seed_target.py", ["--jobs", "3000", "--live-minutes", "0"], "prototype, 1 host"),
         # the live part, compressed: tuned with the budget searched, replayed, every job done
         (

@@ -18,6 +18,7 @@ from kqueue.backends.sqlite import SQLiteBackend
 from kqueue.errors import TraceError
 from kqueue.job import encode_message, new_job_id
 from kqueue.policy import read_trace
+from kqueue.tiers.procs import workers_children
 from tests.conftest import kqueue_cmd, kqueue_env
 
 APP_SOURCE = '''
@@ -141,12 +142,8 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
 
 
 def children(pid: int) -> list[int]:
-    """Pids of the live (not zombie) descendants of ``pid``."""
-    try:
-        found = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    return [p.pid for p in found if _alive(p)]
+    """Pids of the live (not zombie) descendants of ``pid`` that run jobs (not the zygote)."""
+    return [p.pid for p in workers_children(pid)]
 
 
 def _alive(process: psutil.Process) -> bool:

@@ -302,3 +302,31 @@ def test_a_pool_process_never_idle_gives_its_kept_memory_back_between_jobs():
     assert _level_at(result, 10.9) == pytest.approx(base_mb)
     assert _level_at(result, 11.9) == pytest.approx(base_mb + 20.0)
     assert _level_at(result, 14.0) == pytest.approx(base_mb)
+
+
+def test_a_pool_process_started_after_inline_jobs_keeps_none_of_their_memory():
+    # Given the worker of the test above, whose inline jobs left 30 MB in its heap, and a pool
+    # that starts its process only when the pool job comes
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 1.0, 1.0, 3.0],
+            "job_class": ["fast", "fast", "fast", "slow"],
+            "duration_s": [0.5, 0.5, 0.5, 1.0],
+            "memory_mb": [20.0, 10.0, 20.0, 0.0],
+            "cpu_s": 0.0,
+        }
+    )
+    config = Config.from_mapping(
+        {
+            "pool_size": 0,
+            "pool_max_size": 1,
+            "default_estimate_s": 0.1,
+            "jobs": {"slow": {"tier": "pool"}},
+        }
+    )
+    # When the pool process is forked afterwards
+    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
+    # Then it holds its own size only: the runtime forks it from its zygote, which has none of
+    # the worker's inline memory (kqueue.policy.fork)
+    assert result.tiers["pool"].spawns == 1
+    assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + POOL_PROCESS_MB)

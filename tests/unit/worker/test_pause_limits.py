@@ -102,3 +102,26 @@ def test_a_worker_wakes_at_the_turn_of_a_job_it_held_back_not_at_its_next_poll()
     # Then the five it held back started at their turns (0.1 s apart), not at a poll 3 s on
     assert starts[-1] - starts[0] < 1.5
     assert not app.backend.dead_letters()
+
+
+def test_a_job_behind_a_full_semaphore_starts_when_a_slot_frees_not_at_the_next_poll():
+    # Given a class limited to one running job, two of its jobs, and a worker that polls only
+    # every 3 s (a job held back in the backend would wait that long)
+    app = App("memory://")
+    runs: list[tuple[float, float]] = []
+
+    @app.job(name="export", concurrency_limit=1)
+    def export(i: int) -> None:
+        started = time.monotonic()
+        time.sleep(0.1)
+        runs.append((started, time.monotonic()))
+
+    export.dispatch_many([((i,), {}) for i in range(2)])
+    config = Config(max_concurrent_inline=8, poll_interval_s=3.0, pool_size=0, pool_max_size=0)
+    with WorkerThread(app, config, force_inline=True):
+        assert _wait(lambda: len(runs) == 2)
+    # Then the second waited on the worker and took the slot as the first ended
+    (_, first_end), (second_start, _) = runs
+    assert 0.0 <= second_start - first_end < 0.5
+    assert app.backend.slot_holders("concurrency:export") == {}
+    assert not app.backend.dead_letters()

@@ -1,0 +1,137 @@
+"""Every generation of pool processes comes from the zygote: same descriptors, same memory.
+
+Real pool processes driven by a ``PoolRunner`` on an asyncio loop in this process (the worker's
+role), which opens a file and writes a block of memory after its pool started, as a worker
+does while it runs jobs (the soak's app opens its attempts log at its first job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import time
+
+import psutil
+import pytest
+
+from kqueue.job import App
+from kqueue.policy.config import Config, JobSettings, Tier
+from kqueue.policy.status import Status
+from kqueue.tiers import inherit
+from kqueue.tiers.base import Invocation
+from kqueue.tiers.pool import PoolRunner
+from kqueue.tiers.procs import ZYGOTE_NAME
+
+POOL = JobSettings(Tier.POOL, None, 60.0, 1024.0, 1)
+GENERATIONS = 6
+BLOCK_MB = 32
+_MB = 1024 * 1024
+
+
+def fd_kinds() -> list[str]:
+    """What this process's descriptors point at, numbers blanked (``pipe:[N]``, a path...)."""
+    kinds = []
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed already
+            kinds.append(re.sub(r"\d+", "N", os.readlink(f"/proc/self/fd/{name}")))
+    return sorted(kinds)
+
+
+def private_mb() -> float:
+    """This process's private memory (USS), MB."""
+    with open("/proc/self/smaps_rollup") as handle:
+        fields = dict(line.split(":", 1) for line in handle if ":" in line)
+    kb = sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty"))
+    return kb / 1024
+
+
+def report() -> dict:
+    """A pool job: this process's pid, parent, descriptors and private memory."""
+    return {"pid": os.getpid(), "ppid": os.getppid(), "fds": fd_kinds(), "uss_mb": private_mb()}
+
+
+def _app(tmp_path):
+    app = App(f"sqlite:///{tmp_path / 'kqueue.db'}")
+    return app, app.job(report, name="report")
+
+
+async def _generations(app, job, tmp_path) -> tuple[list[dict], int]:
+    """One pool process recycled after every job; the worker opens a file and writes a block
+    of memory after the first generation started, and rewrites the block after each job."""
+    pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1, max_jobs_per_worker=1))
+    await pool.start()
+    log = os.open(tmp_path / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    block = bytearray(BLOCK_MB * _MB)
+    block[::4096] = b"\1" * len(block[::4096])  # resident in the worker before the next fork
+    reports = []
+    try:
+        for i in range(GENERATIONS):
+            outcome = await pool.run(Invocation(f"g{i}", job, [], {}, POOL, 1))
+            assert outcome.status is Status.OK, outcome.error
+            reports.append(outcome.result)
+            block[::4096] = bytes([i + 2]) * len(block[::4096])  # the worker rewrites its heap
+            await asyncio.sleep(0.2)  # the replacement has started and run its prepare
+    finally:
+        os.close(log)
+        recycled = pool.recycled
+        await pool.stop(5.0)
+    return [json.loads(r) for r in reports], recycled
+
+
+@pytest.mark.timeout(120)
+def test_each_replacement_has_the_first_generations_descriptors_and_memory(tmp_path):
+    # Given a pool of one process recycled after every job, in a worker that opened a file and
+    # wrote 32 MB after the pool started
+    app, job = _app(tmp_path)
+    # When six generations run one job each
+    reports, recycled = asyncio.run(_generations(app, job, tmp_path))
+    # Then each job ran in a new process, forked by the zygote, not by the worker
+    assert recycled == GENERATIONS
+    assert len({r["pid"] for r in reports}) == GENERATIONS
+    assert all(r["ppid"] != os.getpid() for r in reports), reports
+    assert len({r["ppid"] for r in reports}) == 1, reports
+    # and every replacement holds the same kinds of descriptors as the first generation
+    # (not the worker's file opened since)
+    first = reports[0]
+    for r in reports[1:]:
+        assert r["fds"] == first["fds"], (first, r)
+    assert not any("worker.log" in kind for r in reports for kind in r["fds"])
+    # and none holds a private copy of the block the worker wrote after the first fork
+    for r in reports[1:]:
+        assert r["uss_mb"] < first["uss_mb"] + BLOCK_MB / 4, (first, r)
+    assert inherit.held_fds() == {}
+
+
+@pytest.mark.timeout(120)
+def test_pool_processes_die_with_the_zygote_and_the_worker_forks_their_replacements(tmp_path):
+    # Given a pool of two processes forked by the zygote
+    app, job = _app(tmp_path)
+
+    async def scenario():
+        pool = PoolRunner(app, Config(pool_size=2, pool_max_size=2))
+        await pool.start()
+        zygote = psutil.Process(pool.zygote.pid)
+        assert zygote.name() == ZYGOTE_NAME
+        first = set(pool.pids())
+        assert {p.pid for p in zygote.children()} == first
+        # When the zygote is SIGKILLed
+        zygote.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (set(pool.pids()) & first or len(pool.pids()) < 2):
+            await asyncio.sleep(0.05)
+        # Then its children died with it and were replaced, now forked by the worker
+        outcome = await pool.run(Invocation("after", job, [], {}, POOL, 1))
+        pids, zygote_after = set(pool.pids()), pool.zygote
+        await pool.stop(5.0)
+        return first, pids, zygote_after, outcome
+
+    first, pids, zygote_after, outcome = asyncio.run(scenario())
+    assert not pids & first
+    assert len(pids) == 2
+    assert zygote_after is None
+    assert outcome.status is Status.OK, outcome.error
+    assert json.loads(outcome.result)["ppid"] == os.getpid()
