@@ -489,11 +489,12 @@ print(single, (count // batch) * batch / (time.perf_counter() - started))
 """
 
 
-def dispatch_rates(bench: Bench, count: int) -> tuple[float, float]:
+def dispatch_rates(bench: Bench, count: int, root: Path = ROOT) -> tuple[float, float]:
+    """``dispatch()`` and ``dispatch_many`` rates of the kqueue imported from ``root``."""
     redis.Redis(port=bench.server.port).flushdb()
     command = [sys.executable, "-c", DISPATCH, str(count)]
     done = subprocess.run(
-        command, cwd=bench.folder, env=bench.env(), capture_output=True, text=True, check=True
+        command, cwd=bench.folder, env=bench.env(root), capture_output=True, text=True, check=True
     )
     single, many = done.stdout.split()
     return float(single), float(many)
@@ -546,9 +547,11 @@ def repeat_once(
     if "dispatch" not in sizes:
         return
     bench.add("limit lpush", bare_lpush(bench, sizes["dispatch"]))
-    single, many = dispatch_rates(bench, sizes["dispatch"])
-    bench.add("dispatch single", single)
-    bench.add("dispatch many", many)
+    for queue in [q for q in order if q.kind != "peer"]:
+        single, many = dispatch_rates(bench, sizes["dispatch"], queue.root)
+        key = "dispatch" if queue.kind == "ours" else queue.label
+        bench.add(f"{key} single", single)
+        bench.add(f"{key} many", many)
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -585,8 +588,10 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
     ratio("kqueue / bare INCR loop", f"{ours.label} noop", "limit noop")
     _peer_ratio(bench, ours, peers, "noop", ratio)
     row("limit: bare redis.asyncio INCR loop (ops/s)", "limit async")
-    row(f"{ours.label}: async def noop jobs/s", f"{ours.label} async")
-    ratio("kqueue async / bare async loop", f"{ours.label} async", "limit async")
+    for queue in (ours, *baselines):
+        row(f"{queue.label}: async def noop jobs/s", f"{queue.label} async")
+        name = "kqueue" if queue is ours else queue.label
+        ratio(f"{name} async / bare async loop", f"{queue.label} async", "limit async")
     _derived(bench, queues, sizes)
     for queue in queues:
         row(f"{queue.label}: sleep, ideal / from start", f"{queue.label} sleep ratio", fmt=".2f")
@@ -616,10 +621,12 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
         name = "kqueue" if queue is ours else queue.label
         ratio(f"{name} isolated / bare fork loop", f"{queue.label} isolated", "limit isolated")
     row("limit: bare LPUSH loop (ops/s)", "limit lpush")
-    row("kqueue: job.dispatch() one by one (jobs/s)", "dispatch single")
-    row("kqueue: dispatch_many, batches of 1,000 (jobs/s)", "dispatch many")
-    ratio("dispatch() / bare LPUSH", "dispatch single", "limit lpush")
-    ratio("dispatch_many / dispatch()", "dispatch many", "dispatch single")
+    for queue in (ours, *baselines):
+        name, key = ("kqueue", "dispatch") if queue is ours else (queue.label, queue.label)
+        row(f"{name}: job.dispatch() one by one (jobs/s)", f"{key} single")
+        row(f"{name}: dispatch_many, batches of 1,000 (jobs/s)", f"{key} many")
+        ratio(f"{name} dispatch() / bare LPUSH", f"{key} single", "limit lpush")
+        ratio(f"{name} dispatch_many / dispatch()", f"{key} many", f"{key} single")
     return lines
 
 

@@ -91,6 +91,23 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def new_job_ids(count: int) -> list[str]:
+    """``count`` fresh ids, as ``new_job_id`` makes them (random UUID 4s, hex), from one read
+    of the system's randomness: a batch dispatch makes a thousand at once."""
+    raw = os.urandom(16 * count)
+    ids = []
+    for offset in range(0, 16 * count, 16):
+        value = int.from_bytes(raw[offset : offset + 16], "big")
+        value = (value & ~_UUID_FIXED_BITS) | _UUID4_BITS  # as uuid.UUID(version=4) sets them
+        ids.append(f"{value:032x}")
+    return ids
+
+
+#: The version and variant bits of a UUID, and their values in a random (version 4) one.
+_UUID_FIXED_BITS = (0xF000 << 64) | (0xC000 << 48)
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
 @dataclass(eq=False)
 class Job(Generic[P, R]):
     """A registered job: call it directly, or ``dispatch`` it to the queue."""
@@ -299,11 +316,13 @@ class Job(Generic[P, R]):
             if problem is not None:
                 raise JobError(f"job {self.name!r}: {problem}")
         now = time.time()
-        messages = [(new_job_id(), encode_message(self.name, a, k, now)) for a, k in calls]
+        ids = new_job_ids(len(calls))
+        bodies = [encode_message(self.name, args, kwargs, now) for args, kwargs in calls]
+        messages = list(zip(ids, bodies, strict=True))
         self.app.backend.enqueue_many(
             self.queue, messages, priority=self.priority, job_class=self.name
         )
-        return [self.app.handle(job_id, queue=self.queue) for job_id, _ in messages]
+        return self.app.handles(ids, queue=self.queue)
 
 
 @dataclass(frozen=True)
@@ -477,17 +496,20 @@ class App:
             fresh: it was just dispatched there (``dispatch`` says so: ``result()`` can wait
                 for it before looking it up).
         """
+        return self.handles([job_id], queue=queue, fresh=fresh)[0]
+
+    def handles(
+        self, job_ids: list[str], *, queue: str | None = None, fresh: bool = False
+    ) -> list[JobHandle]:
+        """``handle`` of each id, all in one queue (a batch dispatch's)."""
         job = None
         if queue is not None:
             job = next((j for j in self.jobs.values() if j.queue == queue), None)
-        ttl_s = job.declared.result_ttl_s if job is not None else None
-        return JobHandle(
-            self.backend,
-            str(job_id),
-            queue,
-            cancel_ttl_s=ttl_s or CANCEL_RECORD_TTL_S,
-            fresh=fresh,
-        )
+        ttl_s = (job.declared.result_ttl_s if job is not None else None) or CANCEL_RECORD_TTL_S
+        return [
+            JobHandle(self.backend, str(job_id), queue, cancel_ttl_s=ttl_s, fresh=fresh)
+            for job_id in job_ids
+        ]
 
     def with_backend(self, backend: str | Backend) -> App:
         """The same registered jobs dispatched to and served from another backend."""

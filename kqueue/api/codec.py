@@ -62,7 +62,7 @@ def encode_message(
         document["due_at"] = due_at
     if result_ttl_s is not None:
         document["result_ttl_s"] = result_ttl_s
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(document).encode()
 
 
 def _refuse_argument(name: str, args: tuple, kwargs: dict) -> None:
@@ -149,7 +149,8 @@ def decode_message(body: bytes) -> Message:
     for bad, problem in problems:
         if bad:
             raise PayloadError(f"payload field {problem}")
-    if _nests_deeper(args, MAX_NESTING + 1) or _nests_deeper(kwargs, MAX_NESTING + 1):
+    deep = MAX_NESTING + 1
+    if (args and _nests_deeper(args, deep)) or (kwargs and _nests_deeper(kwargs, deep)):
         raise PayloadError(f"payload arguments nest deeper than {MAX_NESTING} levels")
     ttl = None if ttl_s is None else float(ttl_s)
     return Message(name, args, kwargs, float(submitted_at), float(due_at), ttl)
@@ -162,6 +163,8 @@ def _reject_constant(name: str) -> None:
 
 #: One decoder for every message (``json.loads`` with a hook builds a new one per call).
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+#: One encoder for every message (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _is_time(value: Any) -> bool:

@@ -244,6 +244,20 @@ class Backend(abc.ABC):
         acked = self.ack(acks, records) if acks else 0
         return acked, self.lease(queue, worker_id, limit, visibility_timeout_s)
 
+    async def ack_and_lease_async(
+        self,
+        acks: Sequence[Lease],
+        queue: str,
+        worker_id: str,
+        limit: int,
+        visibility_timeout_s: float,
+        records: Records | None = None,
+    ) -> tuple[int, list[Lease]]:
+        """``ack_and_lease``, awaited on the worker's event loop: a backend that can wait for
+        the reply without blocking the loop lets the jobs running on it go on meanwhile. The
+        default blocks, as ``ack_and_lease`` does."""
+        return self.ack_and_lease(acks, queue, worker_id, limit, visibility_timeout_s, records)
+
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> None:
         """Return when new work may have arrived on ``queues``, at the latest after ``timeout_s``.
 

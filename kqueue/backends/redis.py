@@ -32,6 +32,7 @@ from kqueue.backends.base import (
 )
 from kqueue.backends.redis_classes import RedisClasses
 from kqueue.backends.redis_dead import RedisDeadLetters
+from kqueue.backends.redis_direct import Busy, DirectLine
 from kqueue.backends.redis_fleet import RedisFleet
 from kqueue.backends.redis_handles import RedisHandles
 from kqueue.backends.redis_limits import RedisLimits
@@ -114,6 +115,8 @@ class RedisBackend(
         #: The blocking wait of ``wait_for_work`` (its own connection, watched by the loop); a
         #: wait outlives a cancelled caller and serves the next call.
         self._waits = LoopWait(self.client.connection_pool)
+        #: The scripts' own connection (``redis_direct``): dispatches and leases skip the client.
+        self._line = DirectLine(self.client.connection_pool)
         #: The URL (no prefix) and client options ``open_async_client`` connects with.
         self.async_source: tuple[str, dict[str, Any]] | None = None
 
@@ -160,7 +163,11 @@ class RedisBackend(
         return sorted(q.decode() for q in self.client.smembers(f"{self.prefix}:queues"))
 
     def _run(self, name: str, keys: list[str], args: list) -> Any:
-        return self._scripts[name](keys=keys, args=args)
+        script = self._scripts[name]
+        try:
+            return self._line.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except (Busy, redis_errors.NoScriptError):  # the client's way: it loads the script
+            return script(keys=keys, args=args)
 
     def _batch(self, calls: list[tuple[str, list, list]], prelude: Callable | None = None) -> list:
         """Run several scripts in one pipelined round trip; returns their replies in order.
@@ -170,6 +177,11 @@ class RedisBackend(
         restarted or failed-over server). Re-running is safe: every script is idempotent or
         guarded by lease tokens.
         """
+        if prelude is None and not self._after_calls_needed(calls):
+            with contextlib.suppress(Busy, redis_errors.NoScriptError):
+                return self._line.pipeline(
+                    [("EVALSHA", self._scripts[n].sha, len(k), *k, *a) for n, k, a in calls]
+                )
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             if prelude is not None:
@@ -197,6 +209,11 @@ class RedisBackend(
         Their replies go to ``_check_after`` and are not returned. The plain backend adds none.
         """
         return 0
+
+    def _after_calls_needed(self, calls: list[tuple[str, list, list]]) -> bool:
+        """Whether ``_after_calls`` would add commands to these calls (then they go through
+        redis-py's pipeline, which the subclass's commands are written for)."""
+        return False
 
     def _check_after(self, replies: list) -> None:
         """Check the replies of the commands ``_after_calls`` added (raise to fail the call)."""
@@ -244,6 +261,9 @@ class RedisBackend(
         if queue in self._listed and len(calls) == 1:
             self._run(*calls[0])  # one command, no pipeline: the common single dispatch
             return
+        if queue in self._listed:  # listed by this client already: the scripts alone
+            self._batch(calls)
+            return
         self._batch(calls, lambda pipe: pipe.sadd(f"{self.prefix}:queues", queue))
         self._listed.add(queue)
 
@@ -273,6 +293,34 @@ class RedisBackend(
         call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
         replies = self._batch([*calls, call])
         return sum(int(n) for n in replies[:-1]), parse_leases(queue, token, replies[-1])
+
+    async def ack_and_lease_async(
+        self,
+        acks: Sequence[Lease],
+        queue: str,
+        worker_id: str,
+        limit: int,
+        visibility_timeout_s: float,
+        records: Records | None = None,
+    ) -> tuple[int, list[Lease]]:
+        """``ack_and_lease`` on the direct line, its reply awaited on the loop; a busy line, a
+        broken connection or an unknown script takes the blocking way (the client's)."""
+        calls = self._ack_calls(acks, records)
+        call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
+        calls = [*calls, call]
+        if limit > 0 and not self._after_calls_needed(calls):
+            commands = [("EVALSHA", self._scripts[n].sha, len(k), *k, *a) for n, k, a in calls]
+            try:
+                replies = await self._line.pipeline_async(commands)
+            except (Busy, redis_errors.NoScriptError):
+                pass
+            except redis_errors.RedisError as exc:
+                raise BackendError(
+                    f"redis at {self.safe_url}: {type(exc).__name__}: {exc}"
+                ) from None
+            else:
+                return sum(int(n) for n in replies[:-1]), parse_leases(queue, token, replies[-1])
+        return self.ack_and_lease(acks, queue, worker_id, limit, visibility_timeout_s, records)
 
     def _lease_call(
         self, queue: str, worker_id: str, limit: int, visibility_timeout_s: float
@@ -407,6 +455,7 @@ class RedisBackend(
 
     def close(self) -> None:
         self._waits.close()
+        self._line.close()
         self.client.close()
 
     def release_after_fork(self) -> None:

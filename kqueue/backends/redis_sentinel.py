@@ -86,10 +86,13 @@ class SentinelBackend(RedisBackend):
         return super()._run(name, keys, args)
 
     def _after_calls(self, pipe: Any, calls: list[tuple[str, list, list]]) -> int:
-        if not self.wait_replicas or not any(name in WAITED_SCRIPTS for name, _, _ in calls):
+        if not self._after_calls_needed(calls):
             return 0
         pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
         return 1
+
+    def _after_calls_needed(self, calls: list[tuple[str, list, list]]) -> bool:
+        return bool(self.wait_replicas) and any(name in WAITED_SCRIPTS for name, _, _ in calls)
 
     def _check_after(self, replies: list) -> None:
         confirmed = int(replies[-1])

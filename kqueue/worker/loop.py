@@ -155,7 +155,7 @@ class Worker:
                     # queued jobs take the slots that just freed before the lease round trip
                     # (the twin starts a tier's next job as one ends)
                     self._dispatch()
-                    fetched = self._fetch()  # sends the settled acks with the lease
+                    fetched = await self._fetch()  # sends the settled acks with the lease
                     self._dispatch()
                     self._record()  # after the acks: results are not kept waiting on it
                     self._maintain()
@@ -254,8 +254,9 @@ class Worker:
             log.info("backend reachable again; carrying on")
             self._backoff_s = 0.0
 
-    def _fetch(self) -> int:
-        """Lease what the tiers can take; the pending acks go in the same round trip."""
+    async def _fetch(self) -> int:
+        """Lease what the tiers can take; the pending acks go in the same round trip, awaited
+        (``Backend.ack_and_lease_async``): async jobs run on while the reply comes."""
         plan = self.intake.plan(stopping=self._stopping, max_jobs=self.max_jobs)
         self.intake.begin_round(plan)
         room = plan.size
@@ -267,7 +268,7 @@ class Worker:
             if fetched >= room:
                 break
             acks, records = self.settler.pending_acks()
-            _, leases = self.backend.ack_and_lease(
+            _, leases = await self.backend.ack_and_lease_async(
                 acks,
                 queue,
                 self.worker_id,

@@ -60,3 +60,30 @@ def test_a_malformed_body_is_a_payload_error_saying_what_is_wrong(body, words):
 def test_encode_refuses_arguments_that_would_not_come_back_the_same(value, words):
     with pytest.raises(JobError, match=words):
         encode_message("j", (value,), {}, 1.0)
+
+
+def test_a_batch_of_ids_are_distinct_random_uuid4s_as_new_job_id_makes():
+    import uuid
+
+    from kqueue.job import new_job_id, new_job_ids
+
+    ids = new_job_ids(5000)
+    assert len(set(ids)) == 5000
+    for job_id in [*ids, new_job_id()]:
+        parsed = uuid.UUID(job_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, job_id)
+
+
+def test_a_batch_dispatch_gives_handles_as_handle_does():
+    from kqueue import App
+
+    app = App("memory://")
+
+    @app.job(name="kept", result_ttl_s=7.0)
+    def kept():
+        return None
+
+    handles = kept.dispatch_many([((), {})] * 3)
+    single = app.handle(str(handles[0]), queue=kept.queue)
+    assert [(h.queue, h.cancel_ttl_s) for h in handles] == [(single.queue, single.cancel_ttl_s)] * 3
+    assert single.cancel_ttl_s == 7.0
