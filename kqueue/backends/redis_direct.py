@@ -82,7 +82,7 @@ class DirectLine:
         try:
             with self._guarded():
                 connection = self._send(commands)
-                await _readable(connection._sock.fileno())
+                await _readable(connection._sock.fileno(), connection.socket_timeout)
                 replies, error = self._read(connection, len(commands))
         finally:
             self._lock.release()
@@ -153,12 +153,18 @@ class DirectLine:
             self._drop()
 
 
-async def _readable(fd: int) -> None:
-    """Wait on the running loop until ``fd`` can be read."""
+async def _readable(fd: int, timeout_s: float | None) -> None:
+    """Wait on the running loop until ``fd`` can be read, at most ``timeout_s`` (the client's
+    ``socket_timeout``, as its blocking read has).
+
+    Raises:
+        TimeoutError: nothing came in time (a frozen server or a link cut without a reset); an
+            ``OSError``, so the line is dropped and the call repeated through the client.
+    """
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
     loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
     try:
-        await ready
+        await asyncio.wait_for(ready, timeout_s)
     finally:
         loop.remove_reader(fd)

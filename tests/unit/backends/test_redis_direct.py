@@ -3,8 +3,10 @@ forked child all end in the same replies as through the client, with nothing los
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import time
 
 import pytest
 
@@ -109,3 +111,21 @@ def test_an_awaited_ack_and_lease_matches_the_blocking_one_and_survives_a_killed
     # Then every job was leased once and acked, whatever way each call went
     assert asyncio.run(scenario()) == [["a"], 1, ["b"], []]
     assert backend.counts().get("q", {}).get("leased", 0) == 0
+
+
+def test_an_awaited_reply_that_never_comes_gives_up_at_the_socket_timeout(request):
+    # Given a line whose server stops answering (paused: as a frozen primary or a cut link)
+    server = request.getfixturevalue("redis_server")
+    made = RedisBackend.from_url(server.url, socket_timeout_s=0.2)
+    try:
+        assert made._line.call("PING") == b"PONG"
+        made.client.execute_command("CLIENT", "PAUSE", "800", "ALL")
+        began = time.monotonic()
+        # When the worker awaits a reply on it
+        with pytest.raises(Busy):
+            asyncio.run(made._line.pipeline_async([("PING",)]))
+        # Then it gives up at the client's socket timeout, not when the server comes back
+        assert time.monotonic() - began < 0.7
+    finally:
+        time.sleep(0.8)  # the pause ends before the next test uses the server
+        made.close()
