@@ -3,12 +3,13 @@
 A job of a class with a ``concurrency_limit`` whose slots are all taken does not go back to the
 backend for a poll at once: up to ``ratelimit.waits_for_slot`` of them wait on the worker that
 leased them (no tier slot, no place in a tier's local queue), and when a job of their semaphore
-ends there, the first in ``ordering.backlog_key`` order (priority, then due time) asks for the
-freed slot at once. A waiter whose ``deadline_s`` passes goes back to the backend, due at once,
-so a slot that frees on another worker is found there within a poll. The runtime's intake
-(``kqueue.worker.intake``) and the simulator's worker (``sim.model.worker``) both keep their
-waiters in a ``SlotWaiters``. A job that comes before the last of a full line here takes its
-place (``make_room``), so the jobs waiting here are the first on the class's wait list.
+ends there, the first in the class's wait-list order (``slot_queue.wait_order``: priority, then
+due time, then the holder's id, as the backend ranks them) asks for the freed slot at once. A
+waiter whose ``deadline_s`` passes goes back to the backend, due at once, so a slot that frees
+on another worker is found there within a poll. The runtime's intake (``kqueue.worker.intake``)
+and the simulator's worker (``sim.model.worker``) both keep their waiters in a
+``SlotWaiters``. A job that comes before the last of a full line here takes its place
+(``make_room``), so the jobs waiting here are the first on the class's wait list.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from kqueue.policy.ordering import backlog_key
 from kqueue.policy.ratelimit import waits_for_slot
+from kqueue.policy.slot_queue import wait_order
 
 T = TypeVar("T", bound=Hashable)
 
 
 @dataclass(order=True)
 class _Waiter(Generic[T]):
-    order: tuple[int, float, int]
+    order: tuple[float, str, int]
     deadline_s: float = field(compare=False)
     item: T = field(compare=False)
 
@@ -40,20 +41,30 @@ class SlotWaiters(Generic[T]):
         self._seq = 0
 
     def add(
-        self, key: str, limit: int, item: T, priority: int, due_s: float, deadline_s: float
+        self,
+        key: str,
+        limit: int,
+        item: T,
+        priority: int,
+        due_s: float,
+        deadline_s: float,
+        holder: str = "",
     ) -> bool:
-        """Keep ``item`` waiting for a slot of ``key`` until ``deadline_s``; False when enough
-        jobs of ``key`` wait already (``waits_for_slot``: it goes back to the backend)."""
+        """Keep ``item`` (its slot holder id ``holder``) waiting for a slot of ``key`` until
+        ``deadline_s``; False when enough jobs of ``key`` wait already (``waits_for_slot``: it
+        goes back to the backend)."""
         line = self._by_key.setdefault(key, [])
         if item in self._key_of or not waits_for_slot(len(line), limit):
             return False
         self._seq += 1
-        line.append(_Waiter(backlog_key(priority, due_s, self._seq), deadline_s, item))
+        line.append(_Waiter((wait_order(priority, due_s), holder, self._seq), deadline_s, item))
         line.sort()
         self._key_of[item] = key
         return True
 
-    def make_room(self, key: str, limit: int, priority: int, due_s: float) -> T | None:
+    def make_room(
+        self, key: str, limit: int, priority: int, due_s: float, holder: str = ""
+    ) -> T | None:
         """When ``key``'s line here is full and a job of ``priority`` due at ``due_s`` comes
         before its last waiter, take that waiter out and return it (it goes back to the backend
         for a poll, its place on the class's wait list kept, ``policy.slot_queue``): the jobs
@@ -62,7 +73,7 @@ class SlotWaiters(Generic[T]):
         if not line or waits_for_slot(len(line), limit):
             return None
         last = line[-1]
-        if backlog_key(priority, due_s, 0)[:2] >= last.order[:2]:
+        if (wait_order(priority, due_s), holder) >= last.order[:2]:
             return None
         self.remove(last.item)
         return last.item

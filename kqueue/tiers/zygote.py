@@ -45,7 +45,7 @@ from kqueue.tiers.procs import ZYGOTE_NAME, exit_fd, own_name, set_name
 _FORK = multiprocess.get_context("fork")
 #: One message: its kind (``S``, ``P``, ``X``), a pid and an exit code.
 _MESSAGE = struct.Struct("=cii")
-_SPAWN, _SPAWNED, _EXITED, _READY = b"S", b"P", b"X", b"R"
+_SPAWN, _SPAWNED, _EXITED, _READY, _FAILED = b"S", b"P", b"X", b"R", b"F"
 #: How long the worker waits for the zygote to answer a fork request, seconds.
 SPAWN_TIMEOUT_S = 10.0
 
@@ -83,6 +83,8 @@ class Zygote:
         self._sock = ours
         self._exits: dict[int, int] = {}
         self._spawned: list[tuple[int, int]] = []
+        #: errnos of forks the zygote could not make, in order
+        self._failures: list[int] = []
         # children forked later from the worker (isolated, fallbacks) close the worker's end
         inherit.hold(self.pid, ours, ())
         self._ready = False
@@ -101,6 +103,9 @@ class Zygote:
             raise ZygoteGone(f"zygote {self.pid}: {exc}") from exc
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
         while not self._spawned:
+            if self._failures:
+                code = self._failures.pop(0)
+                raise OSError(code, f"zygote {self.pid} could not fork: {os.strerror(code)}")
             if not self._receive(deadline - time.monotonic()):
                 raise ZygoteGone(f"zygote {self.pid} did not fork within {SPAWN_TIMEOUT_S} s")
         pid, fd = self._spawned.pop(0)
@@ -134,6 +139,8 @@ class Zygote:
             self._exits[pid] = code
         elif kind == _READY:
             self._ready = True
+        elif kind == _FAILED:
+            self._failures.append(code)
         return True
 
     def close(self, timeout_s: float = 2.0) -> None:
@@ -194,14 +201,22 @@ def _answer(sock: socket.socket, app: Any, target: Any, children: dict, name: st
         return False
     if len(data) != _MESSAGE.size:
         return False
-    parent_end, child_end = _FORK.Pipe(duplex=True)
+    try:
+        parent_end, child_end = _FORK.Pipe(duplex=True)
+    except OSError as exc:  # out of descriptors: this fork fails, the zygote serves on
+        return _failed(sock, exc)
     process = _FORK.Process(
         target=inherit.child_main,
         args=(parent_end, _grandchild_main, child_end, sock, app, target, os.getpid(), name),
         name="kqueue-pool",
     )
     process.daemon = True
-    process.start()
+    try:
+        process.start()
+    except OSError as exc:  # EAGAIN (pids.max, RLIMIT_NPROC), ENOMEM: as a fork in the worker
+        parent_end.close()
+        child_end.close()
+        return _failed(sock, exc)
     child_end.close()
     fd, own = exit_fd(process)
     children[fd] = (process, process.pid, own)
@@ -210,6 +225,14 @@ def _answer(sock: socket.socket, app: Any, target: Any, children: dict, name: st
     with contextlib.suppress(OSError):
         socket.send_fds(sock, [_MESSAGE.pack(_SPAWNED, process.pid, 0)], [parent_end.fileno()])
     parent_end.close()
+    return True
+
+
+def _failed(sock: socket.socket, exc: OSError) -> bool:
+    """Tell the worker a fork failed (its errno), so that spawn fails and the pool keeps the
+    zygote and its running processes."""
+    with contextlib.suppress(OSError):
+        sock.send(_MESSAGE.pack(_FAILED, 0, exc.errno or 0))
     return True
 
 

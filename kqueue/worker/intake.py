@@ -17,7 +17,7 @@ from typing import Any
 
 from kqueue.api.context import CurrentJob
 from kqueue.backends.base import Backend, Lease
-from kqueue.errors import PayloadError
+from kqueue.errors import BackendUnavailable, PayloadError
 from kqueue.job import App, decode_message
 from kqueue.policy.config import Config, JobSettings, Tier, resolve_job
 from kqueue.policy.estimator import DurationHistory
@@ -149,12 +149,15 @@ class Intake:
         key, limit = full
         wait_s = held_back_wait_s(0.0, True, self.config.poll_interval_s)
         priority = pending.lease.priority
-        bumped = self.slot_waiters.make_room(key, limit, priority, pending.due_at)
+        holder = pending.lease.job_id
+        bumped = self.slot_waiters.make_room(key, limit, priority, pending.due_at, holder)
         if bumped is not None:  # it comes later in line: it waits in the backend instead
             lease = bumped.lease
             best_effort(f"hold back job {lease.job_id}", self.backend.release, [lease], wait_s)
         deadline_s = time.monotonic() + wait_s
-        return self.slot_waiters.add(key, limit, pending, priority, pending.due_at, deadline_s)
+        return self.slot_waiters.add(
+            key, limit, pending, priority, pending.due_at, deadline_s, holder
+        )
 
     def job_ended(self, job_id: str) -> None:
         """A job settled: give back the semaphore slot it held, and let the first job waiting
@@ -165,7 +168,10 @@ class Intake:
             runner = self.runners[pending.tier]
             if overflows(len(self.waiting[pending.tier]), runner.free(), runner.capacity()):
                 return
-            wait_s = self.limiter.admit(pending)
+            try:
+                wait_s = self.limiter.admit(pending)
+            except BackendUnavailable:
+                return  # the job that ended is settled already: the waiter's deadline holds
             if wait_s is not None and self.limiter.full_slots is not None:
                 return  # another worker took the slot: it waits on
             self.slot_waiters.remove(pending)

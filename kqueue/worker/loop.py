@@ -139,9 +139,9 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._install_signal_handlers()
         self.budget.check(self.intake.all_settings())
-        self.recorder.start()
-        for runner in self.runners.values():
+        for runner in self.runners.values():  # the zygote and first pool fork before any thread
             await runner.start()
+        self.recorder.start()  # the metrics server's and the trace shipper's threads
         log.info(
             "worker %s started on %s (tiers: %s)",
             self.worker_id,

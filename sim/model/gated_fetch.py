@@ -136,10 +136,14 @@ class RuleFetcher:
         now = self.env.now
         wait_s = held_back_wait_s(0.0, True, self.config.poll_interval_s)
         due_s = self.jobs.submitted_s[job]
-        bumped = self.slot_waiters.make_room(name, limit, self.priority[job], due_s)
+        holder = f"{job:012d}"  # its id on the class's wait list (``lease_gate``)
+        bumped = self.slot_waiters.make_room(name, limit, self.priority[job], due_s, holder)
         if bumped is not None:  # it comes later in line: it waits in the backend instead
             self._give_back(bumped, wait_s)
-        if not self.slot_waiters.add(name, limit, job, self.priority[job], due_s, now + wait_s):
+        added = self.slot_waiters.add(
+            name, limit, job, self.priority[job], due_s, now + wait_s, holder
+        )
+        if not added:
             return False
         Call(self.env, wait_s, self._slot_wait_over, job)
         if self._round is not None:

@@ -49,3 +49,13 @@ def test_a_job_before_the_last_of_a_full_line_takes_its_place():
     assert waiters.add("k", 1, "early", 0, 1.0, 10.0) and waiters.head("k") == "early"
     assert waiters.make_room("k", 1, 5, 99.0) == "early"  # a higher priority does too
     assert waiters.make_room("other", 1, 0, 0.0) is None
+
+
+def test_equal_rank_waiters_are_in_the_backends_order_by_holder_id():
+    # Given two jobs of one priority and one due time (a dispatch_many batch), the later to
+    # arrive with the id the backend's wait list ranks first
+    waiters = SlotWaiters()
+    waiters.add("k", 2, "late", 0, 5.0, math.inf, holder="job-b")
+    waiters.add("k", 2, "early", 0, 5.0, math.inf, holder="job-a")
+    # Then the head here is the backend's first, so the freed slot is not refused to it
+    assert waiters.head("k") == "early"
