@@ -161,8 +161,17 @@ def _reject_constant(name: str) -> None:
     raise PayloadError(f"payload is not JSON: {name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or an exponent, refused when past a float's range
+    (``2e308`` reads as infinity, which no encoder of ours writes and none can write back)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise PayloadError(f"payload is not JSON: {text[:30]} is past a float's range")
+    return value
+
+
 #: One decoder for every message (``json.loads`` with a hook builds a new one per call).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 #: One encoder for every message (``json.dumps`` with options builds a new one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 

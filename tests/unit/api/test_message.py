@@ -34,6 +34,10 @@ def test_a_good_body_decodes():
         # accepted before: NaN and Infinity are not JSON, and encode_message never writes them
         (GOOD.replace(b"[]", b"[NaN]"), "NaN is not a JSON number"),
         (GOOD.replace(b"{}", b'{"x":-Infinity}'), "-Infinity is not a JSON number"),
+        # accepted before (atheris found it): a literal past a float's range reads as inf, and
+        # the job's arguments could not be encoded again (its result, a retry, the trace)
+        (GOOD.replace(b"{}", b'{"k":{"x":2e308}}'), "2e308 is past a float's range"),
+        (GOOD.replace(b"1.0", b"-1e999"), "-1e999 is past a float's range"),
         # accepted before: at depths 967-974 the worker decoded it, then it killed the pool
         # process that decoded it again deeper in its stack, three times (dead-lettered "killed")
         (GOOD.replace(b"[]", b"[" * 500 + b"]" * 500), "nest deeper than 100 levels"),
