@@ -179,9 +179,7 @@ class RedisBackend(
         """
         if prelude is None and not self._after_calls_needed(calls):
             with contextlib.suppress(Busy, redis_errors.NoScriptError):
-                return self._line.pipeline(
-                    [("EVALSHA", self._scripts[n].sha, len(k), *k, *a) for n, k, a in calls]
-                )
+                return self._line.pipeline(self._evalsha_commands(calls))
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             if prelude is not None:
@@ -202,6 +200,10 @@ class RedisBackend(
                 replies = replies[:-extra]
             return replies[1:] if prelude is not None else replies
         raise AssertionError("unreachable")
+
+    def _evalsha_commands(self, calls: list[tuple[str, list, list]]) -> list[tuple]:
+        """The ``EVALSHA`` commands of ``calls``, for the direct line."""
+        return [("EVALSHA", self._scripts[n].sha, len(k), *k, *a) for n, k, a in calls]
 
     def _after_calls(self, pipe: Any, calls: list[tuple[str, list, list]]) -> int:
         """Commands a subclass sends after a batch's scripts (``WAIT``); returns how many.
@@ -305,13 +307,13 @@ class RedisBackend(
     ) -> tuple[int, list[Lease]]:
         """``ack_and_lease`` on the direct line, its reply awaited on the loop; a busy line, a
         broken connection or an unknown script takes the blocking way (the client's)."""
-        calls = self._ack_calls(acks, records)
+        if limit <= 0:  # acks alone: the blocking way
+            return self.ack_and_lease(acks, queue, worker_id, limit, visibility_timeout_s, records)
         call, token = self._lease_call(queue, worker_id, limit, visibility_timeout_s)
-        calls = [*calls, call]
-        if limit > 0 and not self._after_calls_needed(calls):
-            commands = [("EVALSHA", self._scripts[n].sha, len(k), *k, *a) for n, k, a in calls]
+        calls = [*self._ack_calls(acks, records), call]
+        if not self._after_calls_needed(calls):
             try:
-                replies = await self._line.pipeline_async(commands)
+                replies = await self._line.pipeline_async(self._evalsha_commands(calls))
             except (Busy, redis_errors.NoScriptError):
                 pass
             except redis_errors.RedisError as exc:

@@ -206,25 +206,8 @@ def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
 def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
     # Given a worker whose inline jobs left 30 MB in its heap (a 20 MB job mapped, given back,
     # raising the threshold to 20 MB; then 10 and 20 MB from the heap, below the 40 MB trim)
-    trace = pd.DataFrame(
-        {
-            "submitted_at": [0.0, 1.0, 1.0, 3.0],
-            "job_class": ["fast", "fast", "fast", "slow"],
-            "duration_s": [0.5, 0.5, 0.5, 1.0],
-            "memory_mb": [20.0, 10.0, 20.0, 0.0],
-            "cpu_s": 0.0,
-        }
-    )
-    config = Config.from_mapping(
-        {
-            "pool_size": 0,
-            "pool_max_size": 0,
-            "default_estimate_s": 0.1,
-            "jobs": {"slow": {"tier": "isolated"}},
-        }
-    )
     # When an isolated process is forked afterwards
-    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
+    result = _inline_heap_then_slow("isolated", pool_max_size=0)
     # Then it holds its own size plus the worker's 30 MB (shared at fork, its own once the
     # worker reuses them), on top of the worker's 30 MB
     assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB + 30.0)
@@ -307,6 +290,17 @@ def test_a_pool_process_never_idle_gives_its_kept_memory_back_between_jobs():
 def test_a_pool_process_started_after_inline_jobs_keeps_none_of_their_memory():
     # Given the worker of the test above, whose inline jobs left 30 MB in its heap, and a pool
     # that starts its process only when the pool job comes
+    # When the pool process is forked afterwards
+    result = _inline_heap_then_slow("pool", pool_max_size=1)
+    # Then it holds its own size only: the runtime forks it from its zygote, which has none of
+    # the worker's inline memory (kqueue.policy.fork)
+    assert result.tiers["pool"].spawns == 1
+    assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + POOL_PROCESS_MB)
+
+
+def _inline_heap_then_slow(tier: str, pool_max_size: int):
+    """Three inline jobs that leave 30 MB in the worker's heap (see the tests below), then one
+    ``slow`` job on ``tier`` at t = 3, simulated with 32 MB of retained job memory."""
     trace = pd.DataFrame(
         {
             "submitted_at": [0.0, 1.0, 1.0, 3.0],
@@ -319,14 +313,9 @@ def test_a_pool_process_started_after_inline_jobs_keeps_none_of_their_memory():
     config = Config.from_mapping(
         {
             "pool_size": 0,
-            "pool_max_size": 1,
+            "pool_max_size": pool_max_size,
             "default_estimate_s": 0.1,
-            "jobs": {"slow": {"tier": "pool"}},
+            "jobs": {"slow": {"tier": tier}},
         }
     )
-    # When the pool process is forked afterwards
-    result = simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
-    # Then it holds its own size only: the runtime forks it from its zygote, which has none of
-    # the worker's inline memory (kqueue.policy.fork)
-    assert result.tiers["pool"].spawns == 1
-    assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + POOL_PROCESS_MB)
+    return simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
