@@ -139,6 +139,8 @@ class _SyncThreads:
         #: queue, where a ``threading.Semaphore`` took a Python-level lock and condition on both
         #: sides of every job.
         self._idle: queue.SimpleQueue[None] = queue.SimpleQueue()
+        #: Jobs submitted since the loop last ran other callbacks, put on ``_jobs`` together.
+        self._handing: list[_ThreadJob] = []
         self._lock = threading.Lock()
         self._outcomes: list[tuple[_ThreadJob, Outcome]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,8 +163,18 @@ class _SyncThreads:
                 self._start_thread()
             elif self._grow_timer is None and len(self._threads) < self._limit:
                 self._schedule_growth()
-        self._jobs.put(job)
+        if not self._handing:
+            self._loop.call_soon(self._hand_over)
+        self._handing.append(job)
         return job
+
+    def _hand_over(self) -> None:
+        """Wake the threads for the jobs of a round once the loop's own work for it is done:
+        a woken thread that preempts the loop on this 2-core box holds it up while it holds
+        the GIL, so the wakes come when the loop is about to wait anyway."""
+        jobs, self._handing = self._handing, []
+        for job in jobs:
+            self._jobs.put(job)
 
     def _start_thread(self) -> None:
         index = len(self._threads)
@@ -225,6 +237,9 @@ class _SyncThreads:
         self._stopped = True
         if self._grow_timer is not None:
             self._grow_timer.cancel()
+        handing, self._handing = self._handing, []
+        for job in handing:
+            self._report(job, Outcome.interrupted_now("cancelled"))
         while True:
             try:
                 job = self._jobs.get_nowait()
