@@ -26,6 +26,8 @@ class Outcome:
     prepared: TraceJobs
     config: Config
     host: HostProfile
+    #: The worker's tree before any job or pool process, MB (``kqueue.policy.fork.standing_mb``).
+    standing_mb: float
     submitted_s: np.ndarray
     started_s: np.ndarray
     finished_s: np.ndarray
@@ -66,6 +68,7 @@ class Outcome:
             prepared=prepared,
             config=config,
             host=host,
+            standing_mb=model.standing_mb,
             submitted_s=np.asarray(model.jobs.submitted_s, float),
             started_s=np.asarray(model.started_s, float),
             finished_s=np.asarray(model.finished_s, float),

@@ -132,7 +132,7 @@ def summarize(outcome: Outcome) -> SimResult:
         name: _tier_stats(o, o.tier == code, span_s, curve(steps[name]).peak(), code)
         for code, name in enumerate(TIER_NAMES)
     }
-    total = curve(Steps.join(*steps.values()), o.host.worker_mb)
+    total = curve(Steps.join(*steps.values()), o.standing_mb)
     peak_mb, peak_at_s = total.peak()
     stable, start, end = _stability(o)
     arrivals_span_s = float(o.submitted_s[-1] - o.submitted_s[0])

@@ -43,6 +43,7 @@ from kqueue.policy import (
     resolve_job,
     route,
 )
+from kqueue.policy.fork import standing_mb
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from kqueue.policy.quarantine import HARMFUL, Quarantine
 from kqueue.policy.scaler import pool_backlog
@@ -95,6 +96,9 @@ class Model(RuleFetcher):
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self.force_inline = force_inline
+        #: What the worker's tree holds before any job: the worker, and the pool's zygote when
+        #: the runtime would run one (``kqueue.policy.fork``), MB.
+        self.standing_mb = standing_mb(host, config, force_inline=force_inline)
         self.progress = progress
         n = len(jobs)
         self.started_s = [math.nan] * n
@@ -154,6 +158,7 @@ class Model(RuleFetcher):
             estimated_s=self.estimated_s,
             job_class=jobs.job_class,
             started_s=self.started_s,
+            standing_mb=self.standing_mb,
         )
         self._spilling = False
         #: Classes moved to the isolated tier (``kqueue.policy.quarantine``, the runtime's rule);
