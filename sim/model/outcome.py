@@ -38,6 +38,8 @@ class Outcome:
     memory_mb: np.ndarray
     inline_steps: Steps
     pool_steps: Steps
+    #: Per tier code: what jobs faulting memory in take off the curve (``sim.model.fault_in``).
+    fault_in_steps: tuple[Steps, ...]
     pool_alive_process_s: float
     pool_spawns: int
     pool_recycles: int
@@ -79,6 +81,7 @@ class Outcome:
             memory_mb=np.asarray(model.memory_mb, float),
             inline_steps=inline.memory.steps(),
             pool_steps=pool.memory.steps(),
+            fault_in_steps=tuple(log.steps() for log in model.fault_in.logs),
             pool_alive_process_s=pool.alive_process_s,
             pool_spawns=pool.spawns,
             pool_recycles=pool.recycles,

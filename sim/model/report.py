@@ -188,7 +188,8 @@ def _memory_steps(o: Outcome) -> dict[str, Steps]:
             job_steps(o.started_s[isolated], o.finished_s[isolated], o.memory_mb[isolated]),
         ),
     }
-    return parts
+    faulting = dict(zip(TIER_NAMES, o.fault_in_steps, strict=True))
+    return {name: Steps.join(steps, faulting[name]) for name, steps in parts.items()}
 
 
 def throughput_per_min(o: Outcome, mask: np.ndarray) -> float:

@@ -352,3 +352,30 @@ def test_the_zygote_stands_in_the_tree_exactly_when_the_runtime_runs_one(
     # and the textbook host has no zygote
     ideal = simulate(trace, config, HostProfile.ideal(), force_inline=force_inline)
     assert ideal.peak_memory_mb == pytest.approx(20.0)
+
+
+def test_a_job_faults_its_fresh_memory_in_first_and_the_curve_ramps_over_that():
+    # Given one pool job of 1 s (0.5 s of CPU) that maps 100 MB afresh (above the 32 MB the
+    # heap keeps), on a host where faulting a MB in costs 2 ms of CPU (0.2 s for the job)
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0],
+            "job_class": ["p"],
+            "duration_s": [1.0],
+            "memory_mb": [100.0],
+            "cpu_s": [0.5],
+        }
+    )
+    host = dataclasses.replace(_host(), cores=2, fault_cpu_s_per_mb=0.002, retained_job_mb=32.0)
+    # When it is simulated
+    result = simulate(trace, _config(), host)
+    # Then it first faults its memory in (0.2 s of CPU), then waits out its 0.5 s off the CPU,
+    # then computes the other 0.3 s: it still ends at 1 s
+    base_mb = TREE_MB + 2 * POOL_PROCESS_MB
+    assert result.trace()["finished_at"].iloc[0] == pytest.approx(1.0)
+    # and the curve holds half its memory while it faults it in (a linear ramp's area), all of
+    # it from then to its end
+    assert _level_at(result, 0.1) == pytest.approx(base_mb + 50.0)
+    assert _level_at(result, 0.5) == pytest.approx(base_mb + 100.0)
+    assert _level_at(result, 1.5) == pytest.approx(base_mb)
+    assert result.peak_memory_mb == pytest.approx(base_mb + 100.0)
