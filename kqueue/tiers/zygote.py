@@ -111,6 +111,32 @@ class Zygote:
         pid, fd = self._spawned.pop(0)
         return pid, Connection(fd)
 
+    def request(self) -> None:
+        """Ask for one process without waiting: it comes from ``take_spawned`` once ``pump``
+        read the answer (the caller watches ``fileno``)."""
+        try:
+            self._sock.send(_MESSAGE.pack(_SPAWN, 0, 0))
+        except OSError as exc:
+            raise ZygoteGone(f"zygote {self.pid}: {exc}") from exc
+
+    def fileno(self) -> int:
+        """The worker's end of the socket: readable when the zygote sent something."""
+        return self._sock.fileno()
+
+    def pump(self) -> bool:
+        """Read every message waiting, without blocking; False once the zygote is gone."""
+        while self._sock.fileno() >= 0 and select.select([self._sock], [], [], 0)[0]:
+            if not self._receive(0):
+                return False
+        return self._sock.fileno() >= 0
+
+    def take_spawned(self) -> tuple[list[tuple[int, Connection]], list[int]]:
+        """The processes forked so far and not yet taken (pid, pipe), and the errnos of the
+        forks that failed, each in the order the zygote answered."""
+        spawned, self._spawned = self._spawned, []
+        failures, self._failures = self._failures, []
+        return [(pid, Connection(fd)) for pid, fd in spawned], failures
+
     def exit_code(self, pid: int, timeout_s: float = 0.5) -> int | None:
         """The exit code of process ``pid`` (negative: the signal), as multiprocess gives it;
         None if the zygote did not report it within ``timeout_s``."""
