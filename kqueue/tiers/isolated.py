@@ -117,7 +117,8 @@ class IsolatedRunner(TierRunner):
         self._callbacks = {"on_result": self._on_result, "on_exit": self._on_exit}
         if FORK_FROM_ZYGOTE and self.zygote is None and self.capacity() > 0:
             try:
-                self.zygote = Zygote(self.app, child.serve)  # before any job or thread
+                # before any job or thread; the start does not wait for it to serve
+                self.zygote = Zygote(self.app, child.serve, wait_ready=False)
             except ZygoteGone as exc:
                 log.warning("%s: isolated processes are forked from the worker", exc)
             else:

@@ -61,9 +61,11 @@ class Zygote:
         app: the app (the zygote and its children find jobs in it).
         target: what each forked process runs, ``target(conn, app, zygote_pid)``
             (``child.serve``).
+        wait_ready: wait here until it serves (``wait_ready``); False: requests wait in its
+            socket until it does (the isolated tier, so a worker's start does not wait).
     """
 
-    def __init__(self, app: Any, target: Any):
+    def __init__(self, app: Any, target: Any, *, wait_ready: bool = True):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         worker_pid = os.getpid()
         # a bare fork, not a multiprocess process: no sentinel pipes nor stdin of its own for
@@ -88,12 +90,19 @@ class Zygote:
         # children forked later from the worker (isolated, fallbacks) close the worker's end
         inherit.hold(self.pid, ours, ())
         self._ready = False
+        if wait_ready:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the zygote has named itself and serves: ``ps`` and the test helpers
+        then tell it from a pool process. Raises ``ZygoteGone`` (and closes it) past
+        ``SPAWN_TIMEOUT_S``."""
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
         while not self._ready and self._receive(deadline - time.monotonic()):
-            pass  # named and serving: ``ps`` and the test helpers tell it from a pool process
+            pass
         if not self._ready:
             self.close()
-            raise ZygoteGone(f"zygote {pid} did not start within {SPAWN_TIMEOUT_S} s")
+            raise ZygoteGone(f"zygote {self.pid} did not start within {SPAWN_TIMEOUT_S} s")
 
     def spawn(self) -> tuple[int, Connection]:
         """Fork one process from the zygote: its pid and the worker's end of its pipe."""

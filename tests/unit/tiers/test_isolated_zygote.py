@@ -88,6 +88,7 @@ def test_isolated_jobs_fork_from_the_worker_once_the_zygote_is_gone(tmp_path):
     async def scenario():
         runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
         await runner.start()
+        runner.zygote.wait_ready()
         zygote = psutil.Process(runner.zygote.pid)
         assert zygote.name() == ZYGOTE_NAME
         zygote.send_signal(signal.SIGKILL)
