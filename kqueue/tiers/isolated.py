@@ -106,6 +106,11 @@ class IsolatedRunner(TierRunner):
         """Pids of the isolated processes running now."""
         return list(self._jobs)
 
+    def standing_pids(self) -> list[int]:
+        """Pids of the tier's processes that run no job but count in the worker's tree: its
+        zygote's, while it has one."""
+        return [self.zygote.pid] if self.zygote is not None else []
+
     def job_pids(self) -> dict[str, int]:
         """The pid running each running job, by job id."""
         return {job.invocation.job_id: pid for pid, (_, job) in self._jobs.items()}

@@ -57,6 +57,7 @@ def test_isolated_processes_come_from_the_zygote_without_the_workers_later_heap(
         runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
         await runner.start()
         zygote = runner.zygote.pid
+        assert runner.standing_pids() == [zygote]  # the memory budget counts it in the tree
         block = bytearray(BLOCK_MB * _MB)
         block[::4096] = b"\1" * len(block[::4096])
         # When four jobs run, two at once, and one more runs past its timeout
