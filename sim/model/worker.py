@@ -115,7 +115,13 @@ class Model(RuleFetcher):
         #: Jobs faulting their fresh memory in, and what that takes off the memory curve.
         self.fault_in = FaultIn(len(TIERS))
         self.history = DurationHistory.from_config(config)
-        self.cpu = Cpu(env, host.cores * host.cpu_share, self._cpu_done, fast_path=cpu_fast_path)
+        self.cpu = Cpu(
+            env,
+            host.cores * host.cpu_share,
+            self._cpu_done,
+            fast_path=cpu_fast_path,
+            gil_threads_bonus=host.gil_threads_bonus,
+        )
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
