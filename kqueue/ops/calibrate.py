@@ -11,7 +11,8 @@
   start (median over consecutive no-op jobs through a real worker): the worker's hand-off cost.
   The pool's no-op is declared long, so it is not pipelined (``POOL_HANDOFF_ESTIMATE_S``).
   For the isolated tier the fork is measured apart (``spawn_s``) and taken out.
-- ``spawn_s``: forking a process from the worker until it reports ready (median).
+- ``spawn_s``: starting an isolated process until it reports ready (median): asked of a zygote,
+  as the isolated tier does (``kqueue.policy.fork.ISOLATED_FORKS_FROM_ZYGOTE``).
 - ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``, ``zygote_mb``: PSS of the worker,
   of an idle pool process, of an isolated process running a job, and of the pool's zygote (what
   each adds to the tree's total), with the app imported: measured on a ``kqueue run`` process
@@ -45,10 +46,12 @@ from kqueue.job import App, encode_message, new_job_id
 from kqueue.ops.synthetic import burn_cpu, touch_memory
 from kqueue.ops.worker_process import WorkerProcess, write_app_module
 from kqueue.policy.config import Config, Tier
+from kqueue.policy.fork import ISOLATED_FORKS_FROM_ZYGOTE
 from kqueue.policy.host import HostProfile
 from kqueue.tiers import heap
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb, workers_children
+from kqueue.tiers.zygote import Zygote
 from kqueue.worker import Worker
 from kqueue.worker.gil import worker_switch_interval
 
@@ -107,6 +110,26 @@ def measure_fetch_s(app: App, rounds: int = 30) -> float:
 
 
 def measure_spawn_s(rounds: int = 10) -> float:
+    """Median time to start an isolated process until it reports that it runs: asked of a
+    zygote, as the isolated tier forks them (``ISOLATED_FORKS_FROM_ZYGOTE``), else forked from
+    here."""
+    if not ISOLATED_FORKS_FROM_ZYGOTE:
+        return _median_fork_s(rounds)
+    zygote, timings = Zygote(None, _zygote_child_ready), []
+    try:
+        for _ in range(rounds):
+            began = time.perf_counter()
+            pid, conn = zygote.spawn()
+            conn.recv_bytes()
+            timings.append(time.perf_counter() - began)
+            conn.close()
+            zygote.exit_code(pid, timeout_s=5.0)
+    finally:
+        zygote.close()
+    return statistics.median(timings)
+
+
+def _median_fork_s(rounds: int) -> float:
     """Median time to fork a process from here until it reports that it runs."""
     context, timings = multiprocess.get_context("fork"), []
     for _ in range(rounds):
@@ -124,6 +147,10 @@ def measure_spawn_s(rounds: int = 10) -> float:
 
 def _report_ready(sender) -> None:
     sender.send(True)
+
+
+def _zygote_child_ready(conn, app, zygote_pid) -> None:
+    conn.send_bytes(b"ready")
 
 
 #: How long each busy process runs in ``measure_cpu_share``, seconds.

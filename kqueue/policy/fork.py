@@ -2,16 +2,20 @@
 
 Pool processes are forked by the pool's zygote (``kqueue.tiers.zygote``), a process the worker
 forks at start, before any job ran: every generation, first or replacement, holds what the
-worker held then and nothing it came to hold since. An isolated process is forked straight from
-the worker and inherits its inline memory of that moment (the pages of the worker's heap its
-inline jobs use), which becomes the process's own as the worker rewrites it. The runtime forks
-by ``POOL_FORKS_FROM_ZYGOTE``; the twin (``sim.model.tiers``) counts what each new process
-inherits with ``inherited_inline_mb``.
+worker held then and nothing it came to hold since. Isolated processes come from a zygote of
+their own tier, forked at start too, so they inherit none of the worker's inline memory either;
+forked straight from the worker (``ISOLATED_FORKS_FROM_ZYGOTE`` false, or its zygote gone) one
+would inherit the inline memory of that moment (the pages of the worker's heap its inline jobs
+use), which becomes the process's own as the worker rewrites it. The runtime forks by
+``POOL_FORKS_FROM_ZYGOTE`` and ``ISOLATED_FORKS_FROM_ZYGOTE``; the twin (``sim.model.tiers``)
+counts what each new process inherits with ``inherited_inline_mb``.
 
-The zygote itself stands from the worker's start to its stop whenever the worker has a pool tier
-that may have processes (``runs_zygote``, the rule ``kqueue.tiers.pool.PoolRunner.start``
+The pool's zygote itself stands from the worker's start to its stop whenever the worker has a
+pool tier that may have processes (``runs_zygote``, the rule ``kqueue.tiers.pool.PoolRunner.start``
 follows), so it is part of the worker's standing memory (``standing_mb``: what the twin's
-memory curve and its budget count before any job, as the runtime's tree and budget do).
+memory curve and its budget count before any job, as the runtime's tree and budget do). The
+isolated tier's zygote is not counted there yet (about 2 MB of the tree's PSS; DECISIONS, issue
+19, session 12).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from kqueue.policy.host import HostProfile
 
 #: Pool processes come from the zygote, not from the worker.
 POOL_FORKS_FROM_ZYGOTE = True
+#: So do isolated processes (the isolated tier's own zygote, forked at its start).
+ISOLATED_FORKS_FROM_ZYGOTE = True
 
 
 def inherited_inline_mb(from_zygote: bool, worker_inline_mb: float) -> float:

@@ -49,6 +49,8 @@ class ChildProcess:
         zygote: fork it from this zygote rather than from this process (``target`` and
             ``args`` are then the zygote's: ``child.serve`` with the app); raises
             ``ZygoteGone`` if the zygote does not answer.
+        spawned: with ``zygote``, the (pid, pipe) it already forked (``Zygote.take_spawned``):
+            nothing is forked here.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class ChildProcess:
         on_exit: Callable[[ChildProcess], None],
         name: str,
         zygote: Zygote | None = None,
+        spawned: tuple[int, Any] | None = None,
     ):
         self._loop = asyncio.get_running_loop()
         self._on_result, self._on_exit = on_result, on_exit
@@ -68,7 +71,7 @@ class ChildProcess:
         began = time.perf_counter()
         if zygote is not None:
             self.process = None
-            self.pid, self.conn = zygote.spawn()
+            self.pid, self.conn = spawned if spawned is not None else zygote.spawn()
         else:
             self.process, self.conn = _fork(target, args, name)
             self.pid = self.process.pid

@@ -61,9 +61,11 @@ class Zygote:
         app: the app (the zygote and its children find jobs in it).
         target: what each forked process runs, ``target(conn, app, zygote_pid)``
             (``child.serve``).
+        wait_ready: wait here until it serves (``wait_ready``); False: requests wait in its
+            socket until it does (the isolated tier, so a worker's start does not wait).
     """
 
-    def __init__(self, app: Any, target: Any):
+    def __init__(self, app: Any, target: Any, *, wait_ready: bool = True):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         worker_pid = os.getpid()
         # a bare fork, not a multiprocess process: no sentinel pipes nor stdin of its own for
@@ -88,12 +90,19 @@ class Zygote:
         # children forked later from the worker (isolated, fallbacks) close the worker's end
         inherit.hold(self.pid, ours, ())
         self._ready = False
+        if wait_ready:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the zygote has named itself and serves: ``ps`` and the test helpers
+        then tell it from a pool process. Raises ``ZygoteGone`` (and closes it) past
+        ``SPAWN_TIMEOUT_S``."""
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
         while not self._ready and self._receive(deadline - time.monotonic()):
-            pass  # named and serving: ``ps`` and the test helpers tell it from a pool process
+            pass
         if not self._ready:
             self.close()
-            raise ZygoteGone(f"zygote {pid} did not start within {SPAWN_TIMEOUT_S} s")
+            raise ZygoteGone(f"zygote {self.pid} did not start within {SPAWN_TIMEOUT_S} s")
 
     def spawn(self) -> tuple[int, Connection]:
         """Fork one process from the zygote: its pid and the worker's end of its pipe."""
@@ -110,6 +119,32 @@ class Zygote:
                 raise ZygoteGone(f"zygote {self.pid} did not fork within {SPAWN_TIMEOUT_S} s")
         pid, fd = self._spawned.pop(0)
         return pid, Connection(fd)
+
+    def request(self) -> None:
+        """Ask for one process without waiting: it comes from ``take_spawned`` once ``pump``
+        read the answer (the caller watches ``fileno``)."""
+        try:
+            self._sock.send(_MESSAGE.pack(_SPAWN, 0, 0))
+        except OSError as exc:
+            raise ZygoteGone(f"zygote {self.pid}: {exc}") from exc
+
+    def fileno(self) -> int:
+        """The worker's end of the socket: readable when the zygote sent something."""
+        return self._sock.fileno()
+
+    def pump(self) -> bool:
+        """Read every message waiting, without blocking; False once the zygote is gone."""
+        while self._sock.fileno() >= 0 and select.select([self._sock], [], [], 0)[0]:
+            if not self._receive(0):
+                return False
+        return self._sock.fileno() >= 0
+
+    def take_spawned(self) -> tuple[list[tuple[int, Connection]], list[int]]:
+        """The processes forked so far and not yet taken (pid, pipe), and the errnos of the
+        forks that failed, each in the order the zygote answered."""
+        spawned, self._spawned = self._spawned, []
+        failures, self._failures = self._failures, []
+        return [(pid, Connection(fd)) for pid, fd in spawned], failures
 
     def exit_code(self, pid: int, timeout_s: float = 0.5) -> int | None:
         """The exit code of process ``pid`` (negative: the signal), as multiprocess gives it;

@@ -120,8 +120,9 @@ class MemoryBudget:
             return self._measured_mb
         self._sampled_at = now_s
         pids = [os.getpid()]
-        if Tier.POOL in self.runners:  # the zygote stands in the tree (``kqueue.policy.fork``)
-            pids.extend(self.runners[Tier.POOL].standing_pids())
+        for tier in (Tier.POOL, Tier.ISOLATED):  # their zygotes stand in the tree
+            if tier in self.runners:
+                pids.extend(self.runners[tier].standing_pids())
         for tier in GATED:
             if tier in self.runners:
                 pids.extend(self.runners[tier].pids())

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from kqueue.policy import Config, HostProfile
-from kqueue.policy.fork import runs_zygote
+from kqueue.policy.fork import ISOLATED_FORKS_FROM_ZYGOTE, runs_zygote
 from sim.model.replay import simulate
 
 WORKER_MB, POOL_PROCESS_MB, ISOLATED_PROCESS_MB, ZYGOTE_MB = 100.0, 50.0, 40.0, 5.0
@@ -207,14 +207,29 @@ def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
     assert rows["memory_mb"].tolist() == [DEFAULT_MEMORY_MB, 30.0]
 
 
-def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
+def test_a_process_forked_from_the_worker_after_inline_jobs_keeps_a_copy_of_their_memory(
+    monkeypatch,
+):
     # Given a worker whose inline jobs left 30 MB in its heap (a 20 MB job mapped, given back,
-    # raising the threshold to 20 MB; then 10 and 20 MB from the heap, below the 40 MB trim)
+    # raising the threshold to 20 MB; then 10 and 20 MB from the heap, below the 40 MB trim),
+    # and isolated processes forked by the worker itself (no zygote)
+    monkeypatch.setattr("sim.model.tiers.ISOLATED_FORKS_FROM_ZYGOTE", False)
     # When an isolated process is forked afterwards
     result = _inline_heap_then_slow("isolated", pool_max_size=0)
     # Then it holds its own size plus the worker's 30 MB (shared at fork, its own once the
     # worker reuses them), on top of the worker's 30 MB
     assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB + 30.0)
+    assert _level_at(result, 5.0) == pytest.approx(WORKER_MB + 30.0)
+
+
+def test_an_isolated_process_from_the_zygote_keeps_none_of_the_inline_memory():
+    # Given the same worker, whose isolated processes come from its isolated zygote (forked at
+    # start, before any inline job), as the runtime forks them
+    assert ISOLATED_FORKS_FROM_ZYGOTE
+    # When an isolated process is forked after the inline jobs
+    result = _inline_heap_then_slow("isolated", pool_max_size=0)
+    # Then it holds only its own size on top of the worker's
+    assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB)
     assert _level_at(result, 5.0) == pytest.approx(WORKER_MB + 30.0)
 
 
