@@ -18,7 +18,7 @@ from kqueue.policy.ratelimit import (
     take_tokens,
     ticket_live,
 )
-from kqueue.policy.slot_queue import claim_slot
+from kqueue.policy.slot_queue import claim_slot, leave_line, slot_key
 
 
 class MemoryLimits(LimitStore, ScheduleStore):
@@ -93,6 +93,16 @@ class MemoryLimits(LimitStore, ScheduleStore):
         state = self._limit_state()
         with self._limits_lock:
             state["slots"][key] = release_slots(state["slots"].get(key, {}), list(holders))
+            if key in state["waiting"]:
+                state["waiting"][key] = leave_line(state["waiting"][key], holders)
+
+    def _leave_line(self, job_class: str, job_id: str) -> None:
+        """A job of ``job_class`` ended for good: off its class's wait list (``leave_line``)."""
+        state = self._limit_state()
+        key = slot_key(job_class)
+        with self._limits_lock:
+            if job_id in state["waiting"].get(key, {}):
+                state["waiting"][key] = leave_line(state["waiting"][key], [job_id])
 
     def slot_holders(self, key: str) -> dict[str, float]:
         state = self._limit_state()

@@ -161,6 +161,7 @@ class RedisLimits(LimitStore, ScheduleStore):
         return scripts[name]
 
     def _limit_key(self, key: str, kind: str) -> str:
+        # the same layout as ``redis_scripts._LEAVE_LINE`` builds in Lua
         return f"{self.prefix}:limit:{{{key}}}:{kind}"
 
     @translated
@@ -194,8 +195,11 @@ class RedisLimits(LimitStore, ScheduleStore):
 
     @translated
     def release_slots(self, key: str, holders: Sequence[str]) -> None:
-        if holders:
-            self.client.zrem(self._limit_key(key, "slots"), *holders)
+        if holders:  # gone for good: off the wait list too (``slot_queue.leave_line``)
+            pipe = self.client.pipeline()  # MULTI/EXEC: one step
+            for kind in ("slots", "waiting", "waiting_until"):
+                pipe.zrem(self._limit_key(key, kind), *holders)
+            pipe.execute()
 
     @translated
     def slot_holders(self, key: str) -> dict[str, float]:

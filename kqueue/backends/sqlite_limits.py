@@ -18,7 +18,7 @@ from kqueue.policy.ratelimit import (
     reserve_turn,
     take_tokens,
 )
-from kqueue.policy.slot_queue import claim_slot
+from kqueue.policy.slot_queue import claim_slot, slot_key
 
 LIMITS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS limit_buckets (
@@ -148,9 +148,20 @@ class SQLiteLimits(LimitStore, ScheduleStore):
 
     def release_slots(self, key: str, holders: Sequence[str]) -> None:
         with self._limits_db() as db:
-            db.executemany(
-                "DELETE FROM limit_slots WHERE key = ? AND holder = ?",
-                [(key, holder) for holder in holders],
+            for table in ("limit_slots", "limit_waiting"):  # gone for good: off the list too
+                db.executemany(
+                    f"DELETE FROM {table} WHERE key = ? AND holder = ?",
+                    [(key, holder) for holder in holders],
+                )
+
+    @staticmethod
+    def _leave_line(db, job_id: str) -> None:
+        """Job ``job_id`` (its row still there) ends for good: off its class's wait list, in
+        the caller's transaction (``kqueue.policy.slot_queue.leave_line``)."""
+        row = db.execute("SELECT job_class FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is not None:
+            db.execute(
+                "DELETE FROM limit_waiting WHERE key = ? AND holder = ?", (slot_key(row[0]), job_id)
             )
 
     def slot_holders(self, key: str) -> dict[str, float]:

@@ -8,6 +8,7 @@ import time
 
 from kqueue.backends.limits import LimitStore
 from kqueue.policy.ratelimit import parse_rate_limit
+from kqueue.policy.slot_queue import slot_key
 
 
 def test_every_backend_keeps_shared_limits(backend):
@@ -161,3 +162,51 @@ def test_a_lost_holders_wait_list_entry_lapses_with_its_lease(backend):
     assert not backend.claim_slot("concurrency:g", 1, "next", 2.0, 0.3)
     time.sleep(0.4)
     assert backend.claim_slot("concurrency:g", 1, "next", 2.0, 0.3)
+
+
+def _waiting_jobs(backend, key: str, job_ids: list[str]) -> None:
+    """Submit ``job_ids`` of class ``report`` and put each on ``key``'s wait list, in order,
+    behind a slot held by ``run``."""
+    for job_id in job_ids:
+        backend.submit("q", job_id, b"{}", job_class="report")
+    assert backend.claim_slot(key, 1, "run", 0.0, 30.0)
+    for rank, job_id in enumerate(job_ids, start=1):
+        assert not backend.claim_slot(key, 1, job_id, float(rank), 30.0)
+
+
+def test_a_cancelled_or_dead_waiter_leaves_its_wait_list_at_once(backend):
+    key = slot_key("report")
+    # Given a slot taken and three jobs of the class on its wait list
+    _waiting_jobs(backend, key, ["first", "second", "third"])
+    # When the first is cancelled while it waits in the backend, and the slot frees
+    backend.cancel("first", "q", b"cancelled", 60.0)
+    backend.release_slots(key, ["run"])
+    # Then the second takes the slot at once (not one lease later)
+    assert backend.claim_slot(key, 1, "second", 2.0, 30.0)
+    # When the third is leased, fails for good and is dead-lettered, and the slot frees
+    (lease,) = [lease for lease in backend.lease("q", "w", 10, 30.0) if lease.job_id == "third"]
+    assert backend.dead(lease, "boom")
+    backend.submit("q", "fourth", b"{}", job_class="report")
+    assert not backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
+    backend.release_slots(key, ["second"])
+    # Then the fourth, behind it, takes the slot at once
+    assert backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
+
+
+def test_a_waiter_cancelled_while_leased_leaves_its_wait_list_when_it_ends(backend):
+    key = slot_key("report")
+    # Given two jobs waiting for a slot, the first leased (held back) when it is cancelled
+    _waiting_jobs(backend, key, ["first", "second"])
+    (lease,) = [lease for lease in backend.lease("q", "w", 1, 30.0) if lease.job_id == "first"]
+    backend.cancel("first", "q", b"cancelled", 60.0)
+    backend.release([lease])  # its worker gives it back (or dies)
+    # When it is leased again it ends there, and when the slot frees
+    assert [lease.job_id for lease in backend.lease("q", "w", 10, 30.0)] == ["second"]
+    backend.release_slots(key, ["run"])
+    # Then the second takes it at once
+    assert backend.claim_slot(key, 1, "second", 2.0, 30.0)
+    # and a holder that gives its slot back leaves the wait list too
+    assert not backend.claim_slot(key, 1, "third", 3.0, 30.0)
+    assert not backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
+    backend.release_slots(key, ["second", "third"])
+    assert backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
