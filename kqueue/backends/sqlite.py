@@ -28,7 +28,7 @@ from kqueue.backends.base import (
 )
 from kqueue.backends.sqlite_classes import create_class_counts, pending_by_class
 from kqueue.backends.sqlite_fleet import SQLiteFleet
-from kqueue.backends.sqlite_limits import LIMITS_SCHEMA, SQLiteLimits
+from kqueue.backends.sqlite_limits import SQLiteLimits, create_limit_tables
 from kqueue.backends.sqlite_schema import (
     ADDED_COLUMNS,
     HELD,
@@ -63,7 +63,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, SQLiteFleet, Backend):
         self._db.executescript(SCHEMA)
         self._add_columns()
         self._db.executescript(PRIORITY_SCHEMA)
-        self._db.executescript(LIMITS_SCHEMA)  # a job ended for good leaves its wait list
+        create_limit_tables(self._db)  # a job ended for good leaves its wait list
         self._limits_ready = True
         create_class_counts(self._db)
         self._last_purge = 0.0

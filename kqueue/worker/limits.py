@@ -92,7 +92,7 @@ class Limiter:
                 self.full_slots = (key, settings.concurrency_limit)
                 return self._hold(held_back_wait_s(0.0, True, self.poll_s))
             self._slots[job_id] = (key, settings.concurrency_limit)
-        wait_s = self._rate_wait_s(pending.lease.job_id, job_name, settings)
+        wait_s = self._rate_wait_s(pending, job_name, settings)
         if wait_s is not None:
             self.release(pending.lease.job_id)
             return self._hold(wait_s)
@@ -102,13 +102,14 @@ class Limiter:
         self.held_back += 1
         return wait_s
 
-    def _rate_wait_s(self, job_id: str, job_name: str, settings: JobSettings) -> float | None:
+    def _rate_wait_s(self, pending: Pending, job_name: str, settings: JobSettings) -> float | None:
         if settings.rate_limit is None:
             return None
         limit = self._rates.get(job_name)
         if limit is None:
             limit = self._rates[job_name] = parse_rate_limit(settings.rate_limit, job_name)
-        wait_s = self.store.reserve_turn(rate_key(job_name), limit, job_id)
+        key, job_id = rate_key(job_name), pending.lease.job_id
+        wait_s = self.store.reserve_turn(key, limit, job_id, pending.lease.priority)
         if wait_s <= 0.0:
             return None
         heapq.heappush(self._turns_s, time.monotonic() + wait_s)

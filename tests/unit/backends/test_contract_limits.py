@@ -210,3 +210,21 @@ def test_a_waiter_cancelled_while_leased_leaves_its_wait_list_when_it_ends(backe
     assert not backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
     backend.release_slots(key, ["second", "third"])
     assert backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
+
+
+def test_a_higher_priority_takes_the_earliest_turn_lower_priorities_reserved(backend):
+    limit = parse_rate_limit("10/s", "test")  # capacity 5
+    # Given an emptied bucket and three low-priority jobs holding turns 0.1 s apart
+    assert [backend.reserve_turn("rate:p", limit, f"j{i}") for i in range(5)] == [0.0] * 5
+    (_, t0), (_, t1), (_, t2) = (_turn_s(backend, "rate:p", limit, f"low{i}") for i in range(3))
+    # When a high-priority job of the class asks
+    wait_s = backend.reserve_turn("rate:p", limit, "high", 5)
+    # Then it takes the first turn, not a fourth one behind them
+    assert 0.0 < wait_s <= 0.1
+    # and each low job moved on one turn (told so when leased at its old one), in its order
+    _, t0_after = _turn_s(backend, "rate:p", limit, "low0")
+    _, t2_after = _turn_s(backend, "rate:p", limit, "low2")
+    assert abs(t0_after - t1) < 0.03 and 0.07 <= t2_after - t2 <= 0.13
+    # and a second job of that priority goes right after it, still ahead of the low ones
+    assert wait_s + 0.07 <= backend.reserve_turn("rate:p", limit, "high2", 5) <= wait_s + 0.13
+    assert backend.reserve_turn("rate:p", limit, "high", 5) <= wait_s  # it kept its turn
