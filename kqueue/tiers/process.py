@@ -66,9 +66,10 @@ class ChildProcess:
         #: The zygote that forked it (``kqueue.tiers.zygote``), or None: forked by this process.
         self.zygote = zygote
         began = time.perf_counter()
+        pidfd = None
         if zygote is not None:
             self.process = None
-            self.pid, self.conn = zygote.spawn()
+            self.pid, self.conn, pidfd = zygote.spawn()
         else:
             self.process, self.conn = _fork(target, args, name)
             self.pid = self.process.pid
@@ -82,8 +83,10 @@ class ChildProcess:
             self._exit_fd, self._own_exit_fd = exit_fd(self.process)
             popen = inherit.popen_fds(self.process)
         else:
-            self._exit_fd, self._own_exit_fd = _pidfd_or_ended(self.pid), True
+            self._exit_fd, self._own_exit_fd = pidfd or _pidfd_or_ended(self.pid), True
             popen = ()
+        #: A pidfd of the child while it is watched (kills go through it), else None.
+        self._pidfd = pidfd if pidfd is not None else (self._exit_fd if self._own_exit_fd else None)
         own_fds = (self._exit_fd,) if self._own_exit_fd else ()
         inherit.hold(self.pid, self.conn, (*own_fds, *popen))
         #: True while the loop reads each result as it arrives (see ``pause_reading``).
@@ -107,7 +110,8 @@ class ChildProcess:
         """SIGKILL the child and whatever it started; the first reason given is kept."""
         if self.kill_reason is None:
             self.kill_reason = reason
-        kill_tree(self.pid)
+        if self.alive:  # once reaped, its pid may be another process's
+            kill_tree(self.pid, pidfd=self._pidfd)
 
     def pause_reading(self) -> None:
         """Stop waking the loop per result: results wait in the pipe until ``drain`` reads them."""
@@ -155,6 +159,7 @@ class ChildProcess:
         self._loop.remove_reader(self._exit_fd)
         if self._own_exit_fd:
             os.close(self._exit_fd)
+        self._pidfd = None  # closed: its number may name another file now
         self.conn.close()
         inherit.forget(self.pid)
 
