@@ -27,7 +27,7 @@ from kqueue.policy.status import Status
 from kqueue.tiers import inherit
 from kqueue.tiers.base import Outcome
 from kqueue.tiers.child import MEMORY_EXIT_CODE, decode
-from kqueue.tiers.procs import describe_exit, exit_fd, kill_tree
+from kqueue.tiers.procs import describe_exit, ended, exit_fd, kill_tree
 
 if TYPE_CHECKING:
     from kqueue.tiers.zygote import Zygote
@@ -100,6 +100,13 @@ class ChildProcess:
     def alive(self) -> bool:
         """True until the child has exited."""
         return self.exitcode is None
+
+    def pid_is_its_own(self) -> bool:
+        """True while ``pid`` surely names this child: it has not ended (its pidfd says so),
+        so nobody could reap it and the kernel could not give its pid to another process."""
+        if not self.alive:
+            return False
+        return self._pidfd is None or not ended(self._pidfd)
 
     def send(self, data: bytes) -> None:
         """Send one message; a child that is gone is noticed by its exit reader."""

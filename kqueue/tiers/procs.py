@@ -35,7 +35,7 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL, pidfd: int | None = None) -> 
     import psutil
 
     descendants = []
-    if pidfd is None or not _ended(pidfd):
+    if pidfd is None or not ended(pidfd):
         with contextlib.suppress(psutil.Error):
             descendants = psutil.Process(pid).children(recursive=True)
     for process in descendants:
@@ -49,7 +49,7 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL, pidfd: int | None = None) -> 
         os.kill(pid, sig)
 
 
-def _ended(pidfd: int) -> bool:
+def ended(pidfd: int) -> bool:
     """Whether the process of ``pidfd`` has ended (its pidfd is readable)."""
     return bool(select.select([pidfd], [], [], 0)[0])
 

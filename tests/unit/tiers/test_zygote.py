@@ -27,7 +27,7 @@ from kqueue.policy.status import Status
 from kqueue.tiers import inherit
 from kqueue.tiers.base import Invocation
 from kqueue.tiers.pool import PoolRunner
-from kqueue.tiers.procs import ZYGOTE_NAME, kill_tree
+from kqueue.tiers.procs import ZYGOTE_NAME, ended, kill_tree
 
 POOL = JobSettings(Tier.POOL, None, 60.0, 1024.0, 1)
 GENERATIONS = 6
@@ -209,16 +209,20 @@ def _exit_leaving_a_child() -> None:
 def test_a_kill_through_a_pidfd_never_reaches_a_process_that_took_over_the_pid():
     # Given a pidfd of a process that ended and was reaped, and a live process standing in
     # for one the kernel later gave the same pid to
-    ended = subprocess.Popen(["true"])
-    pidfd = os.pidfd_open(ended.pid)
-    ended.wait()
+    gone = subprocess.Popen(["true"])
+    pidfd = os.pidfd_open(gone.pid)
+    gone.wait()
     other = subprocess.Popen(["sleep", "30"])
     try:
         # When the pool kills "its" process by that pid, through the pidfd
         kill_tree(other.pid, pidfd=pidfd)
-        # Then the other process lives on (a kill by pid would have ended it)
+        # Then the other process lives on (a kill by pid would have ended it), and the pool's
+        # memory poll, which asks ``ended`` first, would not read the other's memory either
         time.sleep(0.1)
         assert other.poll() is None
+        live = os.pidfd_open(other.pid)
+        assert ended(pidfd) and not ended(live)
+        os.close(live)
     finally:
         os.close(pidfd)
         other.kill()
