@@ -15,6 +15,7 @@ A host file is TOML with the field names below as top-level keys::
     spawn_s = 0.05
     pool_dispatch_s = 0.002
     pool_process_mb = 60
+    zygote_mb = 8
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class HostProfile:
     #: Resident memory (PSS) of an idle pool process that has run a few jobs but holds none of
     #: their memory: its share of the worker plus the pages it has written since the fork.
     pool_process_mb: float = 60.0
+    #: What the pool's zygote (``kqueue.tiers.zygote``, the process that forks every pool
+    #: process) adds to the worker's tree, MB: it stands from the worker's start while the worker
+    #: has a pool tier (``kqueue.policy.fork.runs_zygote``), whether or not a job ever ran. The
+    #: default is what ``kqueue calibrate`` measured on the 2-core development box (7 MB with
+    #: SQLite, 10 MB with Redis: its share of the backend client's pages).
+    zygote_mb: float = 8.0
     #: Resident memory of an isolated process before its job allocates anything.
     isolated_process_mb: float = 60.0
     #: A job whose memory is at most this many MB leaves it with its process after it ends (the

@@ -43,6 +43,7 @@ from kqueue.policy import (
     resolve_job,
     route,
 )
+from kqueue.policy.fork import standing_mb
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from kqueue.policy.quarantine import HARMFUL, Quarantine
 from kqueue.policy.scaler import pool_backlog
@@ -50,6 +51,7 @@ from sim.engine.clock import Call, CallAt
 from sim.engine.cpu import Cpu
 from sim.model.backlog import ArrivalBacklog
 from sim.model.budget import BudgetGate, route_by_load_code
+from sim.model.fault_in import FaultIn, Rest
 from sim.model.gated_fetch import TIME_TOLERANCE, RuleFetcher
 from sim.model.intake import LeaseRoom
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
@@ -95,6 +97,9 @@ class Model(RuleFetcher):
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self.force_inline = force_inline
+        #: What the worker's tree holds before any job: the worker, and the pool's zygote when
+        #: the runtime would run one (``kqueue.policy.fork``), MB.
+        self.standing_mb = standing_mb(host, config, force_inline=force_inline)
         self.progress = progress
         n = len(jobs)
         self.started_s = [math.nan] * n
@@ -106,6 +111,8 @@ class Model(RuleFetcher):
         #: Per job, the memory its attempt faults in afresh (the tier it starts on says), MB.
         self.fresh_mb = [0.0] * n
         self._fault_s_per_mb = host.fault_cpu_s_per_mb
+        #: Jobs faulting their fresh memory in, and what that takes off the memory curve.
+        self.fault_in = FaultIn(len(TIERS))
         self.history = DurationHistory.from_config(config)
         self.cpu = Cpu(env, host.cores * host.cpu_share, self._cpu_done, fast_path=cpu_fast_path)
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
@@ -154,6 +161,7 @@ class Model(RuleFetcher):
             estimated_s=self.estimated_s,
             job_class=jobs.job_class,
             started_s=self.started_s,
+            standing_mb=self.standing_mb,
         )
         self._spilling = False
         #: Classes moved to the isolated tier (``kqueue.policy.quarantine``, the runtime's rule);
@@ -427,7 +435,8 @@ class Model(RuleFetcher):
     # --- one job's life on its slot ------------------------------------------------------
 
     def run(self, job: int, overhead_s: float) -> None:
-        """Start ``job`` on the slot it just got: overhead, off-CPU time, then CPU work."""
+        """Start ``job`` on the slot it just got: overhead, off-CPU time, then CPU work; a job
+        with fresh memory faults it in first (``sim.model.fault_in``)."""
         env = self.env
         now = env.now
         self.slot_s[job] = now
@@ -442,12 +451,24 @@ class Model(RuleFetcher):
             duration_s += fault_s - cpu_s
             cpu_s = fault_s
         if cpu_s > 0 and (inline or self._cpu_shared):
-            self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, inline)
+            if fault_s > 0:  # first its fault-in (``sim.model.fault_in``), then the rest
+                rest = Rest(duration_s - cpu_s, cpu_s - fault_s)
+                self.fault_in.begin(job, self.tier[job], now + overhead_s, self.fresh_mb[job], rest)
+                self.cpu.start(job, overhead_s, fault_s, inline)
+            else:
+                self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, inline)
         else:
             Call(env, overhead_s + duration_s, self._ended, job)
 
     def _ended(self, event: simpy.Event) -> None:
         self._cpu_done(event._value)
+
+    def _faulted_in(self, job: int, rest: Rest) -> None:
+        """``job``'s memory is resident: its off-CPU time, then the rest of its CPU work."""
+        if rest.cpu_s > 0:
+            self.cpu.start(job, rest.off_s, rest.cpu_s, self.tier[job] == INLINE)
+        else:
+            Call(self.env, rest.off_s, self._ended, job)
 
     def _limit(self, job: int, start_s: float, duration_s: float, cpu_s: float):
         """The (duration, CPU) this attempt runs under its limits; notes a kill due at its end."""
@@ -464,6 +485,10 @@ class Model(RuleFetcher):
 
     def _cpu_done(self, job: int) -> None:
         now = self.env.now
+        rest = self.fault_in.end(job, now)
+        if rest is not None:
+            self._faulted_in(job, rest)
+            return
         tier = self.tier[job]
         status = None
         if tier != INLINE:

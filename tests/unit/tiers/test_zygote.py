@@ -23,11 +23,13 @@ import pytest
 
 from kqueue.job import App
 from kqueue.policy.config import Config, JobSettings, Tier
+from kqueue.policy.fork import runs_zygote
 from kqueue.policy.status import Status
 from kqueue.tiers import inherit
 from kqueue.tiers.base import Invocation
 from kqueue.tiers.pool import PoolRunner
 from kqueue.tiers.procs import ZYGOTE_NAME, ended, kill_tree
+from kqueue.worker.budget import MemoryBudget, tree_pss_mb
 
 POOL = JobSettings(Tier.POOL, None, 60.0, 1024.0, 1)
 GENERATIONS = 6
@@ -227,3 +229,34 @@ def test_a_kill_through_a_pidfd_never_reaches_a_process_that_took_over_the_pid()
         os.close(pidfd)
         other.kill()
         other.wait()
+
+
+async def _zygote_and_budget(app, config: Config) -> tuple[bool, list[int], float, float]:
+    """Start an empty pool (``pool_size`` 0) under ``config``: whether it has a zygote, its
+    standing pids, what the budget measures, and this process's PSS plus the standing ones'."""
+    pool = PoolRunner(app, config)
+    await pool.start()
+    try:
+        measured_mb = MemoryBudget(config, {Tier.POOL: pool}).sample(0.0)
+        pids = [os.getpid(), *pool.standing_pids()]
+        return pool.zygote is not None, pids[1:], measured_mb, sum(map(tree_pss_mb, pids))
+    finally:
+        await pool.stop(5.0)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("pool_max_size", [0, 2])
+def test_the_pool_runs_a_zygote_exactly_when_the_policy_says_and_the_budget_counts_it(
+    tmp_path, pool_max_size
+):
+    # Given a pool that starts empty and may grow to pool_max_size (the twin's rule for when
+    # the tree holds a zygote is kqueue.policy.fork.runs_zygote)
+    app, _ = _app(tmp_path)
+    config = Config(pool_size=0, pool_max_size=pool_max_size, memory_budget_mb=4096)
+    # When it starts
+    has_zygote, standing, measured_mb, tree_mb = asyncio.run(_zygote_and_budget(app, config))
+    # Then it has a zygote exactly when the rule says, and the budget's measure is this
+    # process and the zygote (which takes its share of the pages they share)
+    assert has_zygote is runs_zygote(config)
+    assert len(standing) == int(has_zygote)
+    assert measured_mb == pytest.approx(tree_mb, abs=2.0)
