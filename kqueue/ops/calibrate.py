@@ -120,10 +120,12 @@ def measure_spawn_s(rounds: int = 10) -> float:
     try:
         for _ in range(rounds):
             began = time.perf_counter()
-            pid, conn = zygote.spawn()
+            pid, conn, pidfd = zygote.spawn()
             conn.recv_bytes()
             timings.append(time.perf_counter() - began)
             conn.close()
+            if pidfd is not None:
+                os.close(pidfd)
             zygote.exit_code(pid, timeout_s=5.0)
     finally:
         zygote.close()

@@ -52,6 +52,13 @@ class HostProfile:
     #: (``kqueue.worker.gil``); ``kqueue calibrate`` measured 1.8-2.3 ms here with it, 6.5-7.2 ms
     #: at CPython's default 5 ms.
     gil_handoff_s: float = 0.002
+    #: On an oversubscribed host, the CPU the worker's GIL-bound threads win beyond one
+    #: thread's share: with ``n`` inline jobs computing, the worker weighs ``1 + bonus * (1 -
+    #: 1/n)`` runnable threads against each process (its threads sleep on the GIL, and Linux's
+    #: scheduler favours a thread that slept); it still gets at most one core. Measured with
+    #: 4 single-thread processes on one core: 1.58-1.65 for 2 threads, 1.86 for 3, 1.95 for 4,
+    #: 2.22 for 8 (docs/DECISIONS.md, session 12). 0: exact processor sharing.
+    gil_threads_bonus: float = 1.3
     #: Handing one job to a pool process and getting its result back (pickling, pipes).
     pool_dispatch_s: float = 0.002
     #: Handing one job to a freshly started isolated process, on top of ``spawn_s``.

@@ -220,14 +220,14 @@ class IsolatedRunner(TierRunner):
             job = self._requested.popleft()
             if not job.future.done():
                 job.future.set_exception(OSError(code, f"fork failed: {os.strerror(code)}"))
-        for pid, conn in spawned:
+        for forked in spawned:
             job = self._requested.popleft()
             process = ChildProcess(
-                child.serve, (), **self._callbacks, name="", zygote=self.zygote, spawned=(pid, conn)
+                child.serve, (), **self._callbacks, name="", zygote=self.zygote, spawned=forked
             )
             process.spawn_s = time.perf_counter() - job.requested_s
             if job.future.done() or self._stopping:
-                self._jobs[pid] = (process, job)  # its exit is noticed as any other
+                self._jobs[process.pid] = (process, job)  # its exit is noticed as any other
                 process.send(child.STOP)
                 continue
             request, entry = self._request(job.invocation)

@@ -508,7 +508,7 @@ class PoolRunner(TierRunner):
             return
         self._last_poll_s = now_s
         for pid, proc in self._procs.items():
-            if proc.job is not None:
+            if proc.job is not None and proc.child.pid_is_its_own():  # not a reused pid's
                 proc.rss_mb = rss_mb(pid)
 
     async def stop(self, grace_s: float) -> None:

@@ -43,6 +43,7 @@ from kqueue.policy import (
     resolve_job,
     route,
 )
+from kqueue.policy.estimator import LEARNS_FROM
 from kqueue.policy.fork import standing_mb
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from kqueue.policy.quarantine import HARMFUL, Quarantine
@@ -114,7 +115,13 @@ class Model(RuleFetcher):
         #: Jobs faulting their fresh memory in, and what that takes off the memory curve.
         self.fault_in = FaultIn(len(TIERS))
         self.history = DurationHistory.from_config(config)
-        self.cpu = Cpu(env, host.cores * host.cpu_share, self._cpu_done, fast_path=cpu_fast_path)
+        self.cpu = Cpu(
+            env,
+            host.cores * host.cpu_share,
+            self._cpu_done,
+            fast_path=cpu_fast_path,
+            gil_threads_bonus=host.gil_threads_bonus,
+        )
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
@@ -497,9 +504,12 @@ class Model(RuleFetcher):
             start_s = self._attempt_start_s.pop(job)
             if status is None and over_timeout(now - start_s, settings.timeout_s):
                 status = Status.TIMEOUT  # CPU sharing stretched it past its timeout
+        else:
+            start_s = self.started_s[job]  # an inline job's only attempt
+        if status is None or status in LEARNS_FROM:  # this attempt's duration, as the runtime's
+            self.history.record(self._job_class[job], now - start_s)
         if status is None:
             self.finished_s[job] = now
-            self.history.record(self._job_class[job], now - self.started_s[job])
             self.tiers[tier].release(job)
         else:
             self._killed(job, tier, status, settings, now)
