@@ -143,6 +143,8 @@ class PoolRunner(TierRunner):
         self.zygote: Zygote | None = None
         #: Processes asked of the zygote and not yet adopted: they count in ``capacity``.
         self._requested = 0
+        #: The errnos of the forks the zygote could not make, in order.
+        self.fork_failures: list[int] = []
         #: Per-process memory cgroups (``kqueue.tiers.cgroup``), found in ``start``.
         self.cgroups = MemoryCgroups(CgroupMode.NONE, None)
         #: Set by the worker's memory budget (``kqueue.worker.budget``): processes the budget
@@ -233,24 +235,23 @@ class PoolRunner(TierRunner):
             self._lose_zygote(ZygoteGone(f"zygote {self.zygote.pid} exited"))
 
     def _adopt(self) -> None:
-        """Take the processes the zygote forked so far (a fork it could not make is made here)."""
+        """Take the processes the zygote forked so far, and count the forks it could not make."""
         if self.zygote is None:
             return
         spawned, failures = self.zygote.take_spawned()
-        for code in failures:
-            log.warning("zygote could not fork a pool process (%s): forking it here", code)
+        for code in failures:  # that process only: the scaler grows the pool back (maintain)
+            log.warning("zygote %d could not fork: %s", self.zygote.pid, os.strerror(code))
             self._requested -= 1
-            self._adopt_process(
-                ChildProcess(child.serve, (self.app, os.getpid()), **self._callbacks)
-            )
-        for pid, conn in spawned:
+            self.fork_failures.append(code)
+            self._changed.set()
+        for forked in spawned:  # (pid, pipe, pidfd)
             self._requested -= 1
             process = ChildProcess(
-                child.serve, (), **self._callbacks, zygote=self.zygote, spawned=(pid, conn)
+                child.serve, (), **self._callbacks, zygote=self.zygote, spawned=forked
             )
             self._adopt_process(process)
             if self._stopping:
-                self._procs[pid].retiring = True
+                self._procs[process.pid].retiring = True
                 process.kill(Status.KILLED)
 
     def _adopt_process(self, process: ChildProcess) -> None:
