@@ -15,9 +15,10 @@
   For the isolated tier the fork is measured apart (``spawn_s``) and taken out.
 - ``spawn_s``: starting an isolated process until it reports ready (median): asked of a zygote,
   as the isolated tier does (``kqueue.policy.fork.ISOLATED_FORKS_FROM_ZYGOTE``).
-- ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``, ``zygote_mb``: PSS of the worker,
-  of an idle pool process, of an isolated process running a job, and of the pool's zygote (what
-  each adds to the tree's total), with the app imported: measured on a ``kqueue run`` process
+- ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``, ``zygote_mb``,
+  ``isolated_zygote_mb``: PSS of the worker, of an idle pool process, of an isolated process
+  running a job, of the pool's zygote and of the isolated tier's (what each adds to the tree's
+  total), with the app imported: measured on a ``kqueue run`` process
   of its own, as ``kqueue replay`` and production run one.
 - ``retained_job_mb``: the largest block a process keeps after freeing it (the allocator's heap),
   so the simulator knows which jobs leave their memory with their process.
@@ -413,11 +414,22 @@ def memory_app_source(app_spec: str | None) -> str:
 
 
 def _family_mb(
-    app: App, spec: str, folder: Path, pool_size: int, *, with_isolated: bool
+    app: App,
+    spec: str,
+    folder: Path,
+    pool_size: int,
+    *,
+    with_isolated: bool,
+    isolated_slots: int = Config().max_concurrent_isolated,
 ) -> tuple[float, float]:
     """Total PSS of a ``kqueue run`` worker and its children at rest, and with one isolated job
-    (``pool_size`` 0: no pool tier, so no zygote)."""
-    config = Config(pool_size=pool_size, pool_max_size=pool_size, poll_interval_s=0.05)
+    (``pool_size`` 0: no pool tier, so no zygote; ``isolated_slots`` 0: no isolated zygote)."""
+    config = Config(
+        pool_size=pool_size,
+        pool_max_size=pool_size,
+        max_concurrent_isolated=isolated_slots,
+        poll_interval_s=0.05,
+    )
     with WorkerProcess(spec, app.backend_url, config, folder, queues=(QUEUE,)) as worker:
         worker.start(app.backend)
         _warm_pool(app, pool_size)
@@ -462,7 +474,7 @@ def _children(pid: int) -> int:
 class ProcessMemory:
     """What each kind of process adds to a worker's tree, MB, as the simulator adds them up."""
 
-    #: The worker process alone (no pool tier, so no zygote).
+    #: The worker process alone (no pool tier nor isolated slots, so no zygote).
     worker_mb: float
     #: One more idle pool process that has run a few jobs.
     pool_process_mb: float
@@ -470,6 +482,8 @@ class ProcessMemory:
     isolated_process_mb: float
     #: The pool's zygote, which stands while the worker has a pool tier.
     zygote_mb: float
+    #: The isolated tier's zygote, which stands while the worker has isolated slots.
+    isolated_zygote_mb: float
 
 
 def measure_memory_mb(app: App, workdir: Path, app_spec: str | None = None) -> ProcessMemory:
@@ -488,7 +502,8 @@ def measure_memory_mb(app: App, workdir: Path, app_spec: str | None = None) -> P
     after its first job), and the isolated process is what one running isolated job adds.
     """
     spec = write_app_module(workdir, "kqueue_calibrate_jobs", memory_app_source(app_spec))
-    alone, _ = _family_mb(app, spec, workdir, 0, with_isolated=False)
+    alone, _ = _family_mb(app, spec, workdir, 0, with_isolated=False, isolated_slots=0)
+    with_isolated_zygote, _ = _family_mb(app, spec, workdir, 0, with_isolated=False)
     one, _ = _family_mb(app, spec, workdir, 1, with_isolated=False)
     three, busy = _family_mb(app, spec, workdir, 3, with_isolated=True)
     pool_mb = max(0.0, (three - one) / 2)
@@ -496,7 +511,8 @@ def measure_memory_mb(app: App, workdir: Path, app_spec: str | None = None) -> P
         worker_mb=alone,
         pool_process_mb=pool_mb,
         isolated_process_mb=max(0.0, busy - three),
-        zygote_mb=max(0.0, one - pool_mb - alone),
+        zygote_mb=max(0.0, one - pool_mb - with_isolated_zygote),
+        isolated_zygote_mb=max(0.0, with_isolated_zygote - alone),
     )
 
 
@@ -547,6 +563,7 @@ def calibrate(
         pool_process_mb=memory.pool_process_mb,
         isolated_process_mb=memory.isolated_process_mb,
         zygote_mb=memory.zygote_mb,
+        isolated_zygote_mb=memory.isolated_zygote_mb,
         retained_job_mb=retained_mb,
         gives_back_memory=gives_back,
         fault_cpu_s_per_mb=fault_s_per_mb,

@@ -13,9 +13,10 @@ counts what each new process inherits with ``inherited_inline_mb``.
 The pool's zygote itself stands from the worker's start to its stop whenever the worker has a
 pool tier that may have processes (``runs_zygote``, the rule ``kqueue.tiers.pool.PoolRunner.start``
 follows), so it is part of the worker's standing memory (``standing_mb``: what the twin's
-memory curve and its budget count before any job, as the runtime's tree and budget do). The
-isolated tier's zygote is not counted there yet (about 2 MB of the tree's PSS; DECISIONS, issue
-19, session 12).
+memory curve and its budget count before any job, as the runtime's tree and budget do). So is
+the isolated tier's zygote, whenever the worker may run isolated jobs
+(``runs_isolated_zygote``, the rule ``kqueue.tiers.isolated.IsolatedRunner.start`` follows;
+``HostProfile.isolated_zygote_mb``).
 """
 
 from __future__ import annotations
@@ -41,9 +42,18 @@ def runs_zygote(config: Config, *, force_inline: bool = False) -> bool:
     return POOL_FORKS_FROM_ZYGOTE and not force_inline and config.pool_max_size > 0
 
 
+def runs_isolated_zygote(config: Config, *, force_inline: bool = False) -> bool:
+    """True when a worker with ``config`` runs the isolated tier's zygote: it forks isolated
+    processes from one and has an isolated tier (not ``--inline``) with slots
+    (``max_concurrent_isolated`` above 0)."""
+    return ISOLATED_FORKS_FROM_ZYGOTE and not force_inline and config.max_concurrent_isolated > 0
+
+
 def standing_mb(host: HostProfile, config: Config, *, force_inline: bool = False) -> float:
     """The memory the worker's tree holds before any job or pool process, MB: the worker
-    (``HostProfile.worker_mb``) and, when it runs one (``runs_zygote``), the zygote
-    (``HostProfile.zygote_mb``)."""
-    zygote = host.zygote_mb if runs_zygote(config, force_inline=force_inline) else 0.0
-    return host.worker_mb + zygote
+    (``HostProfile.worker_mb``) and the zygotes it runs: the pool's (``runs_zygote``,
+    ``HostProfile.zygote_mb``) and the isolated tier's (``runs_isolated_zygote``,
+    ``HostProfile.isolated_zygote_mb``)."""
+    pool = host.zygote_mb if runs_zygote(config, force_inline=force_inline) else 0.0
+    isolated = runs_isolated_zygote(config, force_inline=force_inline)
+    return host.worker_mb + pool + (host.isolated_zygote_mb if isolated else 0.0)

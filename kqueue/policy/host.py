@@ -78,6 +78,12 @@ class HostProfile:
     #: default is what ``kqueue calibrate`` measured on the 2-core development box (7 MB with
     #: SQLite, 10 MB with Redis: its share of the backend client's pages).
     zygote_mb: float = 8.0
+    #: What the isolated tier's zygote adds to the worker's tree, MB: it stands from the
+    #: worker's start while the worker may run isolated jobs
+    #: (``kqueue.policy.fork.runs_isolated_zygote``). The default is the +2.1 MB of PSS the
+    #: development box's tree grew by when it was added (its pages are mostly shared with the
+    #: worker and the pool's zygote, which PSS splits).
+    isolated_zygote_mb: float = 2.0
     #: Resident memory of an isolated process before its job allocates anything.
     isolated_process_mb: float = 60.0
     #: A job whose memory is at most this many MB leaves it with its process after it ends (the

@@ -29,7 +29,7 @@ from typing import Any
 
 from kqueue.policy.config import Tier
 from kqueue.policy.fetch import BACKLOG_PER_SLOT, tier_free
-from kqueue.policy.fork import ISOLATED_FORKS_FROM_ZYGOTE
+from kqueue.policy.fork import runs_isolated_zygote
 from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation, Outcome, TierRunner
@@ -51,10 +51,6 @@ REAP_TIMEOUT_S = 5.0
 #: Room in an isolated process's cgroup beyond its job's limit, for the interpreter's own pages
 #: that the child copies from the worker as it runs (MB).
 CHILD_SLACK_MB = 32.0
-#: Fork isolated processes from a zygote forked at start (``kqueue.tiers.zygote``): the fork's
-#: cost (copying the worker's page tables) leaves the worker's loop, and every process starts
-#: from the worker's image at start, not its warm heap.
-FORK_FROM_ZYGOTE = ISOLATED_FORKS_FROM_ZYGOTE
 
 
 @dataclass(eq=False)
@@ -120,7 +116,10 @@ class IsolatedRunner(TierRunner):
         libc_prctl()  # resolved here once, inherited by every child
         self.cgroups = detect_cgroups(self.config, "isolated")
         self._callbacks = {"on_result": self._on_result, "on_exit": self._on_exit}
-        if FORK_FROM_ZYGOTE and self.zygote is None and self.capacity() > 0:
+        # a zygote forked at start forks the isolated processes: the fork's cost (copying the
+        # worker's page tables) leaves the worker's loop, and every process starts from the
+        # worker's image at start (``kqueue.policy.fork``: the twin counts it by this rule)
+        if self.zygote is None and runs_isolated_zygote(self.config):
             try:
                 # before any job or thread; the start does not wait for it to serve
                 self.zygote = Zygote(self.app, child.serve, wait_ready=False)

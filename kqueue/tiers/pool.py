@@ -141,6 +141,10 @@ class PoolRunner(TierRunner):
         #: Forks the pool's processes (``kqueue.tiers.zygote``), started in ``start``; None: the
         #: worker forks them itself (the zygote was turned off or is gone).
         self.zygote: Zygote | None = None
+        #: Processes asked of the zygote and not yet adopted: they count in ``capacity``.
+        self._requested = 0
+        #: The errnos of the forks the zygote could not make, in order.
+        self.fork_failures: list[int] = []
         #: Per-process memory cgroups (``kqueue.tiers.cgroup``), found in ``start``.
         self.cgroups = MemoryCgroups(CgroupMode.NONE, None)
         #: Set by the worker's memory budget (``kqueue.worker.budget``): processes the budget
@@ -151,7 +155,9 @@ class PoolRunner(TierRunner):
         self.over_budget: Callable[[int, float], bool] = lambda pid, rss_mb: False
 
     def capacity(self) -> int:
-        return sum(1 for p in self._procs.values() if not p.retiring)
+        """Processes that take jobs, counting those the zygote is forking: the lease brings
+        their jobs while they start, to wait in the pool's queue."""
+        return sum(1 for p in self._procs.values() if not p.retiring) + self._requested
 
     def running(self) -> int:
         return self._reserved - len(self._backlog) - self._pipelined()
@@ -186,6 +192,9 @@ class PoolRunner(TierRunner):
         return {p.job.invocation.job_id: pid for pid, p in self._procs.items() if p.job}
 
     async def start(self) -> None:
+        """Fork the zygote and ask it for ``pool_size`` processes, without waiting for them:
+        the worker's first lease goes out while they are forked, and the jobs it brings wait in
+        the pool's queue until a process is adopted (``_adopt``). ``ready`` waits for them."""
         self._changed = asyncio.Event()
         libc_prctl()  # resolved here once, inherited by every child
         heap.available()  # so is malloc_trim
@@ -193,29 +202,79 @@ class PoolRunner(TierRunner):
         # a zygote forked at start forks every pool process, so every generation has the first
         # one's memory and descriptors (``kqueue.policy.fork``: the twin counts it by this rule)
         if self.zygote is None and runs_zygote(self.config):
-            try:
-                self.zygote = Zygote(self.app, child.serve)  # before any pool process or thread
-            except ZygoteGone as exc:
-                log.warning("%s: pool processes are forked from the worker", exc)
+            # before any pool process or thread; its requests wait in its socket until it serves
+            self.zygote = Zygote(self.app, child.serve, wait_ready=False)
+            asyncio.get_running_loop().add_reader(self.zygote.fileno(), self._zygote_readable)
         for _ in range(self.config.pool_size):
             self._spawn()
 
-    def _spawn(self) -> PoolProcess:
-        callbacks = {"on_result": self._on_result, "on_exit": self._on_exit, "name": "kqueue-pool"}
-        try:
+    async def ready(self, timeout_s: float = 30.0) -> None:
+        """Wait until every process asked for at start (or since) is adopted (tests, calibrate)."""
+        deadline = time.monotonic() + timeout_s
+        while self._requested and time.monotonic() < deadline:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
+
+    def _spawn(self) -> None:
+        """A new process: asked of the zygote (adopted when it answers), else forked here."""
+        if self.zygote is not None:
+            try:
+                self.zygote.request()
+                self._requested += 1
+                return
+            except ZygoteGone as exc:
+                self._lose_zygote(exc)
+        self._adopt_process(ChildProcess(child.serve, (self.app, os.getpid()), **self._callbacks))
+
+    def _zygote_readable(self) -> None:
+        """The zygote answered: adopt what it forked; if it is gone, fork what it owed here."""
+        alive = self.zygote.pump()
+        self._adopt()
+        if not alive:
+            self._lose_zygote(ZygoteGone(f"zygote {self.zygote.pid} exited"))
+
+    def _adopt(self) -> None:
+        """Take the processes the zygote forked so far, and count the forks it could not make."""
+        if self.zygote is None:
+            return
+        spawned, failures = self.zygote.take_spawned()
+        for code in failures:  # that process only: the scaler grows the pool back (maintain)
+            log.warning("zygote %d could not fork: %s", self.zygote.pid, os.strerror(code))
+            self._requested -= 1
+            self.fork_failures.append(code)
+            self._changed.set()
+        for forked in spawned:  # (pid, pipe, pidfd)
+            self._requested -= 1
             process = ChildProcess(
-                child.serve, (self.app, os.getpid()), **callbacks, zygote=self.zygote
+                child.serve, (), **self._callbacks, zygote=self.zygote, spawned=forked
             )
-        except ZygoteGone as exc:
-            log.warning("%s: pool processes are forked from the worker from now on", exc)
-            self.zygote.close(timeout_s=0.5)  # its socket, and its exit status if it died
-            self.zygote = None
-            process = ChildProcess(child.serve, (self.app, os.getpid()), **callbacks)
-        proc = self._procs[process.pid] = PoolProcess(process)
+            self._adopt_process(process)
+            if self._stopping:
+                self._procs[process.pid].retiring = True
+                process.kill(Status.KILLED)
+
+    def _adopt_process(self, process: ChildProcess) -> None:
+        self._procs[process.pid] = PoolProcess(process)
         self.cgroups.attach(process.pid, None)  # its limit is set as each job starts
         self._changed.set()
         self._feed()
-        return proc
+
+    def _lose_zygote(self, exc: Exception) -> None:
+        """The zygote is gone (its processes died with it): fork here from now on, first the
+        processes it owed."""
+        log.warning("%s: pool processes are forked from the worker from now on", exc)
+        self._adopt()  # what it forked before it went (their exits are noticed as any other)
+        asyncio.get_running_loop().remove_reader(self.zygote.fileno())
+        self.zygote.close(timeout_s=0.5)  # its socket, and its exit status if it died
+        self.zygote = None
+        owed, self._requested = self._requested, 0
+        for _ in range(0 if self._stopping else owed):
+            self._spawn()
+
+    @property
+    def _callbacks(self) -> dict[str, Any]:
+        return {"on_result": self._on_result, "on_exit": self._on_exit, "name": "kqueue-pool"}
 
     # --- running a job ----------------------------------------------------------------------
 
@@ -392,6 +451,7 @@ class PoolRunner(TierRunner):
         self._feed()
         if job is not None:
             self._end(job, process.death_outcome(job.sent_at, memory_mb=proc.rss_mb))
+        self._adopt()  # the exit code's read may have taken the zygote's answers too
         self._changed.set()
 
     def _requeue_pipelined(self, proc: PoolProcess) -> None:
@@ -471,7 +531,8 @@ class PoolRunner(TierRunner):
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), REAP_TIMEOUT_S)
-        if self.zygote is not None:
+        if self.zygote is not None:  # processes it still owed die with it
+            asyncio.get_running_loop().remove_reader(self.zygote.fileno())
             self.zygote.close()
             self.zygote = None
         self.cgroups.close()

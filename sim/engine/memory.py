@@ -1,14 +1,14 @@
 """The memory model: total resident memory of the worker and its processes over time.
 
-Total = the worker process (``HostProfile.worker_mb``, with the pool's zygote's ``zygote_mb``
-when it has one: ``kqueue.policy.fork.standing_mb``) + inline jobs' memory (while they run, and
-what the worker's heap keeps of them: ``sim.model.tiers.InlineTier``) + each pool process
-(``pool_process_mb`` plus the high-water mark of the jobs it has run, until it exits) + each
-isolated process (``isolated_process_mb`` from its spawn, plus its job's memory from the job's
-start, all released at exit). Every change is a ``(time_s, delta_mb)`` step (a tier that keeps
-state records them in a ``MemoryLog`` as it runs); the curve is their running sum. At equal
-times releases come before allocations, so a process recycled and replaced at one instant does
-not count twice.
+Total = the worker process (``HostProfile.worker_mb``, with the zygotes' ``zygote_mb`` and
+``isolated_zygote_mb`` when it runs them: ``kqueue.policy.fork.standing_mb``) + inline jobs'
+memory (while they run, and what the worker's heap keeps of them:
+``sim.model.tiers.InlineTier``) + each pool process (``pool_process_mb`` plus the high-water
+mark of the jobs it has run, until it exits) + each isolated process (``isolated_process_mb``
+from its spawn, plus its job's memory from the job's start, all released at exit). Every change
+is a ``(time_s, delta_mb)`` step (a tier that keeps state records them in a ``MemoryLog`` as it
+runs); the curve is their running sum. At equal times releases come before allocations, so a
+process recycled and replaced at one instant does not count twice.
 """
 
 from __future__ import annotations

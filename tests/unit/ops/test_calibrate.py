@@ -96,6 +96,8 @@ def test_memory_is_measured_on_a_kqueue_run_worker_with_the_app_imported(tmp_pat
     # here) but far less than the worker: it shares the worker's pages, the app's ballast too
     for measured in (plain, with_app):
         assert 1 < measured.zygote_mb < min(15, measured.worker_mb), measured
+        # and so does the isolated tier's zygote, measured apart from the worker
+        assert 0 < measured.isolated_zygote_mb < min(15, measured.worker_mb), measured
 
 
 MIX = (

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from kqueue.policy import Config, HostProfile
-from kqueue.policy.fork import ISOLATED_FORKS_FROM_ZYGOTE, runs_zygote
+from kqueue.policy.fork import ISOLATED_FORKS_FROM_ZYGOTE, runs_isolated_zygote, runs_zygote
 from sim.model.replay import simulate
 
 WORKER_MB, POOL_PROCESS_MB, ISOLATED_PROCESS_MB, ZYGOTE_MB = 100.0, 50.0, 40.0, 5.0
+ISOLATED_ZYGOTE_MB = 3.0
 #: The tree before any job: the worker and the pool's zygote (every config here has a pool tier
 #: but the zygote's own test).
 TREE_MB = WORKER_MB + ZYGOTE_MB
@@ -19,10 +20,19 @@ TREE_MB = WORKER_MB + ZYGOTE_MB
 
 def _host() -> HostProfile:
     return HostProfile(
-        cores=0, fetch_s=0, polls=False, inline_dispatch_s=0, pool_dispatch_s=0,
-        isolated_dispatch_s=0, spawn_s=0, worker_mb=WORKER_MB, pool_process_mb=POOL_PROCESS_MB,
-        isolated_process_mb=ISOLATED_PROCESS_MB, zygote_mb=ZYGOTE_MB,
-    )  # fmt: skip
+        cores=0,
+        fetch_s=0,
+        polls=False,
+        inline_dispatch_s=0,
+        pool_dispatch_s=0,
+        isolated_dispatch_s=0,
+        spawn_s=0,
+        worker_mb=WORKER_MB,
+        pool_process_mb=POOL_PROCESS_MB,
+        isolated_process_mb=ISOLATED_PROCESS_MB,
+        zygote_mb=ZYGOTE_MB,
+        isolated_zygote_mb=0.0,
+    )  # fmt: skip  (the isolated tier's zygote is counted by its own test)
 
 
 def _config() -> Config:
@@ -341,27 +351,35 @@ def _inline_heap_then_slow(tier: str, pool_max_size: int):
 
 
 @pytest.mark.parametrize(
-    ("pool_max_size", "force_inline", "zygote"),
-    [(2, False, True), (0, False, False), (2, True, False)],
-    ids=["pool tier", "no pool processes", "--inline"],
-)
-def test_the_zygote_stands_in_the_tree_exactly_when_the_runtime_runs_one(
-    pool_max_size, force_inline, zygote
+    ("pool_max_size", "isolated", "force_inline", "zygotes"),
+    [(2, 0, False, (True, False)), (0, 0, False, (False, False)), (2, 2, True, (False, False)),
+     (0, 2, False, (False, True)), (2, 2, False, (True, True))],
+    ids=["pool tier", "no pool processes", "--inline", "isolated slots", "both"],
+)  # fmt: skip
+def test_the_zygotes_stand_in_the_tree_exactly_when_the_runtime_runs_them(
+    pool_max_size, isolated, force_inline, zygotes
 ):
-    # Given a pool that starts empty (pool_size 0) and may grow to pool_max_size, and one
-    # inline job of 20 MB (given back at its end)
+    # Given a pool that starts empty (pool_size 0) and may grow to pool_max_size, isolated
+    # slots or none, and one inline job of 20 MB (given back at its end)
     trace = pd.DataFrame(
         {"submitted_at": [0.0], "job_class": ["i"], "duration_s": [1.0], "memory_mb": [20.0]}
     )
-    settings = {"pool_size": 0, "pool_max_size": pool_max_size, "jobs": {"i": {"tier": "inline"}}}
+    settings = {
+        "pool_size": 0,
+        "pool_max_size": pool_max_size,
+        "max_concurrent_isolated": isolated,
+        "jobs": {"i": {"tier": "inline"}},
+    }
     config = Config.from_mapping(settings)
     # When it is simulated with and without --inline
-    host = dataclasses.replace(_host(), retained_job_mb=0.0)
+    host = dataclasses.replace(_host(), retained_job_mb=0.0, isolated_zygote_mb=ISOLATED_ZYGOTE_MB)
     result = simulate(trace, config, host, force_inline=force_inline)
-    # Then the tree holds the worker, and the zygote from the start exactly when the runtime's
-    # rule starts one (a pool tier that may hold processes)
-    assert runs_zygote(config, force_inline=force_inline) is zygote
-    standing = WORKER_MB + (ZYGOTE_MB if zygote else 0.0)
+    # Then the tree holds the worker, and each zygote from the start exactly when the runtime's
+    # rule starts it (a pool tier that may hold processes; isolated slots)
+    pool, iso = zygotes
+    assert runs_zygote(config, force_inline=force_inline) is pool
+    assert runs_isolated_zygote(config, force_inline=force_inline) is iso
+    standing = WORKER_MB + (ZYGOTE_MB if pool else 0.0) + (ISOLATED_ZYGOTE_MB if iso else 0.0)
     assert _level_at(result, 5.0) == pytest.approx(standing)
     assert result.peak_memory_mb == pytest.approx(standing + 20.0)
     # and the textbook host has no zygote

@@ -71,6 +71,7 @@ def test_short_jobs_results_come_in_batches_each_once_and_timed_per_job(tmp_path
 
     async def scenario() -> int:
         await runner.start()
+        await runner.ready()  # its processes are forked without waiting
         (process,) = (proc.child for proc in runner._procs.values())
         await _run_all(runner, jobs, reported)
         await runner.stop(0.0)
@@ -99,6 +100,7 @@ def test_each_job_reports_its_own_peak_memory(tmp_path):
 
     async def scenario() -> None:
         await runner.start()
+        await runner.ready()  # its processes are forked without waiting
         await _run_all(runner, jobs, reported)
         await runner.stop(0.0)
 
@@ -120,6 +122,7 @@ def test_unread_result_is_not_a_timeout_and_a_queued_job_times_out(tmp_path, mon
 
     async def scenario() -> None:
         await runner.start()
+        await runner.ready()  # its processes are forked without waiting
         await _run_all(runner, [first, stuck], reported)
         await runner.stop(0.0)
 
@@ -154,6 +157,7 @@ def test_sigkill_with_unread_results_loses_none_and_reports_each_once(tmp_path, 
 
     async def scenario() -> int:
         await runner.start()
+        await runner.ready()  # its processes are forked without waiting
         killer = asyncio.ensure_future(kill_after_three_started())
         await _run_all(runner, jobs, reported)
         await runner.stop(0.0)

@@ -85,6 +85,7 @@ async def _holding_pool(app, hold):
     heap.trim()
     pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1))
     await pool.start()
+    await pool.ready()  # its processes are forked without waiting
     try:
         outcome = await pool.run(Invocation("j0", hold, [HELD_MB], {}, POOL, 1))
         assert outcome.status is Status.OK, outcome.error

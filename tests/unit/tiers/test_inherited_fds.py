@@ -58,6 +58,7 @@ async def _replace_under_load(app, report, nap):
     pool = PoolRunner(app, Config(pool_size=2, pool_max_size=2, max_jobs_per_worker=1))
     isolated = IsolatedRunner(app, Config(max_concurrent_isolated=2))
     await pool.start()
+    await pool.ready()  # its processes are forked without waiting
     await isolated.start()
     sleepers = [
         asyncio.ensure_future(isolated.run(Invocation(f"i{i}", nap, [3.0], {}, ISOLATED, 1)))
@@ -117,6 +118,7 @@ def test_a_child_does_not_hold_the_parent_end_of_its_own_pipe(tmp_path):
     async def scenario():
         pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1))
         await pool.start()
+        await pool.ready()  # its processes are forked without waiting
         (proc,) = pool._procs.values()
         parent_end = fd_targets()[proc.child.conn.fileno()]
         outcome = await pool.run(Invocation("p", report, [], {}, POOL, 1))

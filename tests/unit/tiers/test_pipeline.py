@@ -63,6 +63,7 @@ def test_short_jobs_queue_deeper_and_come_back_in_batches(tmp_path):
 
     async def scenario() -> list[int]:
         await runner.start()
+        await runner.ready()  # its processes are forked without waiting
         loop = asyncio.get_running_loop()
         left, frees, done = _short_jobs(nap, 40, 0.01), [], loop.create_future()
 
@@ -107,6 +108,7 @@ def test_a_cancelled_job_frees_its_slot_and_is_not_reported(tmp_path):
 
     async def scenario() -> tuple[int, int]:
         await runner.start()
+        await runner.ready()  # its processes are forked without waiting
         first, second = (Invocation(f"j{i}", nap, [0.3], {}, POOL_SETTINGS, 1) for i in (1, 2))
         runner.launch(first, lambda outcome: reported.append("j1"))
         handle = runner.launch(second, lambda outcome: reported.append("j2"))

@@ -69,6 +69,7 @@ async def _generations(app, job, tmp_path) -> tuple[list[dict], int]:
     of memory after the first generation started, and rewrites the block after each job."""
     pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1, max_jobs_per_worker=1))
     await pool.start()
+    await pool.ready()  # its processes are forked without waiting
     log = os.open(tmp_path / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     block = bytearray(BLOCK_MB * _MB)
     block[::4096] = b"\1" * len(block[::4096])  # resident in the worker before the next fork
@@ -119,6 +120,7 @@ def test_pool_processes_die_with_the_zygote_and_the_worker_forks_their_replaceme
     async def scenario():
         pool = PoolRunner(app, Config(pool_size=2, pool_max_size=2))
         await pool.start()
+        await pool.ready()  # its processes are forked without waiting
         zygote = psutil.Process(pool.zygote.pid)
         assert zygote.name() == ZYGOTE_NAME
         first = set(pool.pids())
@@ -150,6 +152,7 @@ def test_a_fork_the_zygote_cannot_make_fails_alone_and_the_zygote_and_pool_serve
     async def scenario():
         pool = PoolRunner(app, Config(pool_size=1, pool_max_size=3))
         await pool.start()
+        await pool.ready()  # its processes are forked without waiting
         zygote_pid, first = pool.zygote.pid, set(pool.pids())
         soft, hard = resource.prlimit(zygote_pid, resource.RLIMIT_NOFILE)
         # When the zygote is out of descriptors (EMFILE, as under a low ulimit: no number
@@ -158,21 +161,25 @@ def test_a_fork_the_zygote_cannot_make_fails_alone_and_the_zygote_and_pool_serve
         lowest_free = min(set(range(len(open_fds) + 1)) - open_fds)
         resource.prlimit(zygote_pid, resource.RLIMIT_NOFILE, (lowest_free, hard))
         try:
-            with pytest.raises(OSError, match="could not fork") as failed:
-                pool._spawn()
+            pool._spawn()  # asked without waiting: the zygote's answer comes to the loop
+            await pool.ready()
         finally:
             resource.prlimit(zygote_pid, resource.RLIMIT_NOFILE, (soft, hard))
-        # Then that one spawn failed with the zygote's errno, and the zygote and its process
+        # Then that one fork failed with the zygote's errno, and the zygote and its process
         # live on: the pool runs a job, and its next process is forked by the same zygote
         outcome = await pool.run(Invocation("after", job, [], {}, POOL, 1))
-        grown = pool._spawn().child.pid
+        before = set(pool.pids())
+        pool._spawn()
+        await pool.ready()
+        (grown,) = set(pool.pids()) - before
         alive = psutil.pid_exists(zygote_pid) and pool.zygote is not None
         parent = psutil.Process(grown).ppid()
         await pool.stop(5.0)
-        return failed.value.errno, first, set(pool.pids()), alive, parent, zygote_pid, outcome
+        failures = pool.fork_failures
+        return failures, first, set(pool.pids()), alive, parent, zygote_pid, outcome
 
-    errno_, first, _, alive, parent, zygote_pid, outcome = asyncio.run(scenario())
-    assert errno_ == errno.EMFILE
+    failures, first, _, alive, parent, zygote_pid, outcome = asyncio.run(scenario())
+    assert failures == [errno.EMFILE]
     assert alive and parent == zygote_pid
     assert outcome.status is Status.OK, outcome.error
     assert json.loads(outcome.result)["pid"] in first
@@ -236,6 +243,7 @@ async def _zygote_and_budget(app, config: Config) -> tuple[bool, list[int], floa
     standing pids, what the budget measures, and this process's PSS plus the standing ones'."""
     pool = PoolRunner(app, config)
     await pool.start()
+    await pool.ready()  # its processes are forked without waiting
     try:
         measured_mb = MemoryBudget(config, {Tier.POOL: pool}).sample(0.0)
         pids = [os.getpid(), *pool.standing_pids()]
@@ -260,3 +268,30 @@ def test_the_pool_runs_a_zygote_exactly_when_the_policy_says_and_the_budget_coun
     assert has_zygote is runs_zygote(config)
     assert len(standing) == int(has_zygote)
     assert measured_mb == pytest.approx(tree_mb, abs=2.0)
+
+
+@pytest.mark.timeout(60)
+def test_the_pool_takes_jobs_while_the_zygote_forks_its_first_processes(tmp_path):
+    # Given a pool just started: its start asked the zygote for two processes, waiting for none
+    app, job = _app(tmp_path)
+
+    async def scenario():
+        pool = PoolRunner(app, Config(pool_size=2, pool_max_size=2))
+        await pool.start()
+        adopted_at_start, capacity, free = len(pool.pids()), pool.capacity(), pool.free()
+        # When jobs are launched at once (the worker's first lease, sent while they fork)
+        runs = [pool.run(Invocation(f"j{i}", job, [], {}, POOL, 1)) for i in range(4)]
+        outcomes = await asyncio.gather(*runs)
+        pids = set(pool.pids())
+        await pool.stop(5.0)
+        return adopted_at_start, capacity, free, outcomes, pids
+
+    adopted_at_start, capacity, free, outcomes, pids = asyncio.run(scenario())
+    # Then the processes on their way already counted as the pool's room for the lease
+    assert adopted_at_start == 0
+    assert (capacity, free) == (2, 4)
+    # and the jobs waited for them and ran on the zygote's children
+    assert all(o.status is Status.OK for o in outcomes), [o.error for o in outcomes]
+    ran_on = {json.loads(o.result)["pid"] for o in outcomes}
+    assert ran_on <= pids and len(pids) == 2
+    assert all(json.loads(o.result)["ppid"] != os.getpid() for o in outcomes)

@@ -44,6 +44,7 @@ def test_pool_grows_for_the_pool_jobs_waiting_in_the_backend_it_has_not_leased(t
 
     async def scale() -> tuple[int, int]:
         await pool.start()
+        await pool.ready()  # its processes are forked without waiting
         try:
             before = pool.capacity()
             # When the pool takes its scaling step, with no job held by the worker
