@@ -228,6 +228,8 @@ class IsolatedRunner(TierRunner):
             )
             process.spawn_s = time.perf_counter() - job.requested_s
             if job.future.done() or self._stopping:
+                if not job.future.done():  # it never ran: back to the queue, uncounted
+                    job.future.set_result(Outcome.interrupted_now())
                 self._jobs[process.pid] = (process, job)  # its exit is noticed as any other
                 process.send(child.STOP)
                 continue
@@ -246,8 +248,11 @@ class IsolatedRunner(TierRunner):
         self.zygote.close(timeout_s=0.5)
         self.zygote = None
         owed, self._requested = self._requested, deque()
+        if self._stopping:  # they never ran: back to the queue, uncounted
+            interrupt_backlog(owed)
+            return
         for job in owed:
-            if not job.future.done() and not self._stopping:
+            if not job.future.done():
                 self._start(job)
 
     def abort(self, handle: Any, invocation: Invocation) -> None:
