@@ -45,7 +45,7 @@ import multiprocess
 from multiprocess.connection import Connection
 
 from kqueue.tiers import inherit
-from kqueue.tiers.procs import ZYGOTE_NAME, exit_fd, own_name, set_name
+from kqueue.tiers.procs import ZYGOTE_NAME, exit_fd, own_name, readable, set_name
 
 _FORK = multiprocess.get_context("fork")
 #: One message: its kind (``S``, ``P``, ``X``), a pid and an exit code.
@@ -145,7 +145,7 @@ class Zygote:
 
     def pump(self) -> bool:
         """Read every message waiting, without blocking; False once the zygote is gone."""
-        while self._sock.fileno() >= 0 and select.select([self._sock], [], [], 0)[0]:
+        while self._sock.fileno() >= 0 and readable(self._sock.fileno(), 0.0):
             if not self._receive(0):
                 return False
         return self._sock.fileno() >= 0
@@ -171,8 +171,7 @@ class Zygote:
         """Read one message within ``timeout_s``; False if none came (or the zygote is gone)."""
         if self._sock.fileno() < 0:
             return False
-        ready, _, _ = select.select([self._sock], [], [], max(0.0, timeout_s))
-        if not ready:
+        if not readable(self._sock.fileno(), timeout_s):
             return False
         try:
             data, fds, _, _ = socket.recv_fds(self._sock, _MESSAGE.size, 2)
@@ -231,17 +230,21 @@ def _zygote_main(sock: socket.socket, app: Any, target: Any, worker_pid: int) ->
     # multiprocess forbids a daemonic process children (a worker run as one, in a test)
     multiprocess.current_process()._config["daemon"] = False
     children: dict[int, tuple[Any, int, bool]] = {}  # exit fd -> (process, pid, own fd)
+    poller = select.poll()  # not select: descriptors past 1024
+    poller.register(sock, select.POLLIN)
     while True:
-        ready, _, _ = select.select([sock, *children], [], [])
-        for fd in ready:
-            if fd is sock:
-                if not _answer(sock, app, target, children, worker_name):
+        for fd, _ in poller.poll():
+            if fd == sock.fileno():
+                if not _answer(sock, app, target, children, worker_name, poller):
                     return  # the worker closed its end: its children die with us
             else:
+                poller.unregister(fd)
                 _reap(sock, children.pop(fd), fd)
 
 
-def _answer(sock: socket.socket, app: Any, target: Any, children: dict, name: str) -> bool:
+def _answer(
+    sock: socket.socket, app: Any, target: Any, children: dict, name: str, poller: Any
+) -> bool:
     """Serve one request from the worker; False at end of file."""
     try:
         data = sock.recv(_MESSAGE.size)
@@ -268,6 +271,7 @@ def _answer(sock: socket.socket, app: Any, target: Any, children: dict, name: st
     child_end.close()
     fd, own = exit_fd(process)
     children[fd] = (process, process.pid, own)
+    poller.register(fd, select.POLLIN)
     # the children forked after this one close what the zygote holds on it (kqueue.tiers.inherit)
     inherit.hold(process.pid, None, ((fd,) if own else ()) + inherit.popen_fds(process))
     # the worker's pidfd, opened before this loop can reap the process: it names this process
