@@ -216,13 +216,12 @@ class IsolatedRunner(TierRunner):
     def _adopt(self) -> None:
         """Give each process the zygote forked its job, in the order they were asked for; a
         job that ended meanwhile (cancelled, or the worker stops) lets its process exit."""
-        spawned, failures = self.zygote.take_spawned()
-        for code in failures:  # as a fork that failed in the worker
+        for forked in self.zygote.take_answers():
             job = self._requested.popleft()
-            if not job.future.done():
-                job.future.set_exception(OSError(code, f"fork failed: {os.strerror(code)}"))
-        for forked in spawned:
-            job = self._requested.popleft()
+            if isinstance(forked, int):  # as a fork that failed in the worker
+                if not job.future.done():
+                    job.future.set_exception(OSError(forked, f"fork failed: {os.strerror(forked)}"))
+                continue
             process = ChildProcess(
                 child.serve, (), **self._callbacks, name="", zygote=self.zygote, spawned=forked
             )

@@ -50,7 +50,7 @@ class ChildProcess:
             ``args`` are then the zygote's: ``child.serve`` with the app); raises
             ``ZygoteGone`` if the zygote does not answer.
         spawned: with ``zygote``, the (pid, pipe, pidfd) it already forked
-            (``Zygote.take_spawned``): nothing is forked here.
+            (``Zygote.take_answers``): nothing is forked here.
     """
 
     def __init__(

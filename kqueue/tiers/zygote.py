@@ -12,11 +12,13 @@ processes comes from the same image.
 Protocol over a ``SOCK_SEQPACKET`` Unix socket pair, one fixed-size message each way:
 
 - worker -> zygote: ``S`` (fork one pool process);
-- zygote -> worker: ``R`` once, when it has named itself and serves; ``P pid`` with the
+- zygote -> worker: ``R`` once, when it has named itself and serves; ``P pid count`` with the
   parent end of the new process's pipe and a pidfd of it as ``SCM_RIGHTS`` descriptors
-  (``socket.send_fds``), the zygote closing its copies; ``F 0 errno`` when a fork failed (the
-  zygote serves on); ``X pid exitcode`` once the zygote reaped a pool process (watched by a
-  pidfd, as the worker watches its children).
+  (``socket.send_fds``; ``count`` of them), the zygote closing its copies; ``F 0 errno`` when
+  a fork failed (the zygote serves on); ``X pid exitcode`` once the zygote reaped a pool
+  process (watched by a pidfd, as the worker watches its children). A ``P`` whose descriptors
+  the kernel could not all give the worker (out of descriptors: it truncates ``SCM_RIGHTS``)
+  counts as a fork that failed with ``EMFILE``; the process, its pipe closed, exits.
 
 The pool processes are the worker's grandchildren. The worker watches and kills each through
 the pidfd the zygote opened right after the fork, before it could reap the process: a pidfd
@@ -32,6 +34,7 @@ pool then forks from the worker.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import select
@@ -89,9 +92,9 @@ class Zygote:
         self.pid: int = pid
         self._sock = ours
         self._exits: dict[int, int] = {}
-        self._spawned: list[tuple[int, int]] = []
-        #: errnos of forks the zygote could not make, in order
-        self._failures: list[int] = []
+        #: The answers to the fork requests, in the order they came: (pid, pipe fd, pidfd or
+        #: None) of a process forked, or the errno of a fork that failed.
+        self._answers: list[tuple[int, int, int | None] | int] = []
         # children forked later from the worker (isolated, fallbacks) close the worker's end
         inherit.hold(self.pid, ours, ())
         self._ready = False
@@ -122,17 +125,17 @@ class Zygote:
         except OSError as exc:
             raise ZygoteGone(f"zygote {self.pid}: {exc}") from exc
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
-        while not self._spawned:
-            if self._failures:
-                code = self._failures.pop(0)
-                raise OSError(code, f"zygote {self.pid} could not fork: {os.strerror(code)}")
+        while not self._answers:
             if not self._receive(deadline - time.monotonic()):
                 raise ZygoteGone(f"zygote {self.pid} did not fork within {SPAWN_TIMEOUT_S} s")
-        pid, fd, pidfd = self._spawned.pop(0)
+        answer = self._answers.pop(0)
+        if isinstance(answer, int):
+            raise OSError(answer, f"zygote {self.pid} could not fork: {os.strerror(answer)}")
+        pid, fd, pidfd = answer
         return pid, Connection(fd), pidfd
 
     def request(self) -> None:
-        """Ask for one process without waiting: it comes from ``take_spawned`` once ``pump``
+        """Ask for one process without waiting: it comes from ``take_answers`` once ``pump``
         read the answer (the caller watches ``fileno``)."""
         try:
             self._sock.send(_MESSAGE.pack(_SPAWN, 0, 0))
@@ -150,12 +153,11 @@ class Zygote:
                 return False
         return self._sock.fileno() >= 0
 
-    def take_spawned(self) -> tuple[list[tuple[int, Connection, int | None]], list[int]]:
-        """The processes forked so far and not yet taken (pid, pipe, pidfd or None), and the
-        errnos of the forks that failed, each in the order the zygote answered."""
-        spawned, self._spawned = self._spawned, []
-        failures, self._failures = self._failures, []
-        return [(pid, Connection(fd), pidfd) for pid, fd, pidfd in spawned], failures
+    def take_answers(self) -> list[tuple[int, Connection, int | None] | int]:
+        """The answers read so far and not yet taken, in the order of the requests: a process
+        forked (pid, pipe, pidfd or None), or the errno of a fork that failed."""
+        answers, self._answers = self._answers, []
+        return [a if isinstance(a, int) else (a[0], Connection(a[1]), a[2]) for a in answers]
 
     def exit_code(self, pid: int, timeout_s: float = SPAWN_TIMEOUT_S) -> int | None:
         """The exit code of process ``pid`` (negative: the signal), as multiprocess gives it;
@@ -180,14 +182,14 @@ class Zygote:
         if len(data) != _MESSAGE.size:  # end of file: the zygote exited
             return False
         kind, pid, code = _MESSAGE.unpack(data)
-        if kind == _SPAWNED and fds:
-            self._spawned.append((pid, fds[0], fds[1] if len(fds) > 1 else None))
+        if kind == _SPAWNED:
+            self._answers.append(_spawned(pid, fds, code))
         elif kind == _EXITED:
             self._exits[pid] = code
         elif kind == _READY:
             self._ready = True
         elif kind == _FAILED:
-            self._failures.append(code)
+            self._answers.append(code)
         return True
 
     def close(self, timeout_s: float = 2.0) -> None:
@@ -207,6 +209,16 @@ class Zygote:
                     os.kill(self.pid, signal.SIGKILL)
                 deadline = math.inf
             time.sleep(0.01)
+
+
+def _spawned(pid: int, fds: list[int], sent: int) -> tuple[int, int, int | None] | int:
+    """The answer a ``P`` message gives: the process, or ``EMFILE`` if the kernel could not
+    give this process all ``sent`` descriptors (the ones it gave are closed)."""
+    if fds and len(fds) == sent:
+        return pid, fds[0], fds[1] if len(fds) > 1 else None
+    for fd in fds:
+        os.close(fd)
+    return errno.EMFILE
 
 
 def _after_fork() -> None:
@@ -278,7 +290,7 @@ def _answer(
     pidfd = os.dup(fd) if own else None
     fds = [parent_end.fileno()] + ([pidfd] if pidfd is not None else [])
     with contextlib.suppress(OSError):
-        socket.send_fds(sock, [_MESSAGE.pack(_SPAWNED, process.pid, 0)], fds)
+        socket.send_fds(sock, [_MESSAGE.pack(_SPAWNED, process.pid, len(fds))], fds)
     parent_end.close()
     if pidfd is not None:
         os.close(pidfd)
