@@ -42,7 +42,7 @@ from kqueue.tiers.cgroup import (
 )
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import describe_exit, libc_prctl, rss_mb
-from kqueue.tiers.zygote import Zygote, ZygoteGone
+from kqueue.tiers.zygote import SPAWN_TIMEOUT_S, Zygote, ZygoteGone
 
 log = logging.getLogger("kqueue.isolated")
 
@@ -91,6 +91,8 @@ class IsolatedRunner(TierRunner):
         #: Forks the isolated processes (``kqueue.tiers.zygote``), started in ``start``; None:
         #: the worker forks them itself (turned off, or the zygote is gone).
         self.zygote: Zygote | None = None
+        #: Fires when the oldest request is ``SPAWN_TIMEOUT_S`` old (``_watch_requests``).
+        self._request_timer: asyncio.TimerHandle | None = None
 
     def capacity(self) -> int:
         return self.config.max_concurrent_isolated
@@ -176,6 +178,7 @@ class IsolatedRunner(TierRunner):
             else:
                 job.requested_s = time.perf_counter()
                 self._requested.append(job)
+                self._watch_requests()
                 return
         request, entry = self._request(job.invocation)
         args = (self.app, os.getpid(), request, entry, job.invocation.settings.max_memory_mb)
@@ -204,6 +207,30 @@ class IsolatedRunner(TierRunner):
         self.cgroups.expect(process.pid)
         loop = asyncio.get_running_loop()
         job.timer = loop.call_later(job.invocation.settings.timeout_s, process.kill, Status.TIMEOUT)
+
+    def _watch_requests(self) -> None:
+        """Arm the deadline of the oldest request: a zygote stopped, starved or stuck past
+        ``SPAWN_TIMEOUT_S`` is dropped and its jobs forked from the worker, rather than held
+        with their slots and leases for ever."""
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+        if self._requested and self.zygote is not None:
+            late_s = self._requested[0].requested_s + SPAWN_TIMEOUT_S - time.perf_counter()
+            loop = asyncio.get_running_loop()
+            self._request_timer = loop.call_later(max(0.0, late_s), self._zygote_late)
+
+    def _zygote_late(self) -> None:
+        self._request_timer = None
+        if self.zygote is None or not self._requested:
+            return
+        if time.perf_counter() - self._requested[0].requested_s < SPAWN_TIMEOUT_S:
+            self._watch_requests()
+            return
+        self._zygote_readable()  # an answer may be waiting still
+        if self.zygote is not None and self._requested:
+            late = ZygoteGone(f"zygote {self.zygote.pid} did not fork within {SPAWN_TIMEOUT_S} s")
+            self._lose_zygote(late)
 
     def _zygote_readable(self) -> None:
         """The zygote answered: adopt the processes it forked; if it is gone, fork the jobs
@@ -238,6 +265,7 @@ class IsolatedRunner(TierRunner):
             once = {"once": True, "cgroup": cgroup, "fallback_max_memory_mb": limit_mb}
             self._begin(job, process)
             process.send(child.encode({**request, **once}))
+        self._watch_requests()
         self._feed()
 
     def _lose_zygote(self, exc: Exception) -> None:
@@ -246,6 +274,7 @@ class IsolatedRunner(TierRunner):
         asyncio.get_running_loop().remove_reader(self.zygote.fileno())
         self.zygote.close(timeout_s=0.5)
         self.zygote = None
+        self._watch_requests()  # disarmed: no zygote
         owed, self._requested = self._requested, deque()
         if self._stopping:  # they never ran: back to the queue, uncounted
             interrupt_backlog(owed)
@@ -316,6 +345,7 @@ class IsolatedRunner(TierRunner):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited.wait(), 0.05)
         interrupt_backlog(self._requested)  # the zygote never answered for them
+        self._watch_requests()  # disarmed: none requested
         if self.zygote is not None:
             asyncio.get_running_loop().remove_reader(self.zygote.fileno())
             self.zygote.close()

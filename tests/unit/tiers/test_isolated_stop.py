@@ -6,12 +6,16 @@ Real zygote and processes, driven by an ``IsolatedRunner`` on an asyncio loop in
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 
 import pytest
 
 from kqueue.policy.config import Config
+from kqueue.policy.status import Status
+from kqueue.tiers import isolated
 from kqueue.tiers.base import Invocation
 from kqueue.tiers.isolated import IsolatedRunner
 from tests.unit.tiers.test_isolated_zygote import ISOLATED, _app
@@ -62,3 +66,32 @@ def test_jobs_owed_by_a_zygote_lost_while_stopping_end_interrupted(tmp_path):
     outcome = asyncio.run(scenario())
     # Then the job it owed ends now, interrupted, not after its visibility timeout
     assert outcome is not None and outcome.interrupted
+
+
+@pytest.mark.timeout(30)
+def test_a_job_asked_of_a_zygote_that_never_answers_forks_from_the_worker(tmp_path, monkeypatch):
+    # Given a zygote stopped (SIGSTOP) before it answers, and a deadline of 0.5 s per request
+    monkeypatch.setattr(isolated, "SPAWN_TIMEOUT_S", 0.5, raising=False)
+    app, job, _ = _app(tmp_path)
+
+    async def scenario():
+        runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
+        await runner.start()
+        runner.zygote.wait_ready()
+        zygote = runner.zygote.pid
+        os.kill(zygote, signal.SIGSTOP)
+        try:
+            # When an isolated job is asked of it
+            run = runner.run(Invocation("j0", job, [], {}, ISOLATED, 1))
+            outcome = await asyncio.wait_for(run, 10.0)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(zygote, signal.SIGCONT)
+            await runner.stop(5.0)
+        return outcome, runner.zygote
+
+    outcome, zygote_after = asyncio.run(scenario())
+    # Then past the deadline the zygote is dropped and the job runs, forked from the worker
+    assert outcome.status is Status.OK, outcome.error
+    assert json.loads(outcome.result)["ppid"] == os.getpid()
+    assert zygote_after is None
