@@ -130,6 +130,7 @@ class IsolatedRunner(TierRunner):
                 log.warning("%s: isolated processes are forked from the worker", exc)
             else:
                 asyncio.get_running_loop().add_reader(self.zygote.fileno(), self._zygote_readable)
+                self.zygote.watched = True  # exit codes come through the reader
 
     def run(self, invocation: Invocation) -> Awaitable[Outcome]:
         """Reserve a slot now (so ``free()`` is right before the task starts), then run."""

@@ -315,6 +315,7 @@ class PoolRunner(TierRunner):
             if proc.jobs
             and len(proc.jobs) < depth
             and not proc.retiring
+            and proc.child.alive  # ended, its exit code on its way from the zygote
             and proc.jobs[-1].invocation.estimate_s <= PIPELINE_MAX_ESTIMATE_S
             and (len(proc.jobs) == 1 or _estimated_s(proc.jobs) <= BACKLOG_MAX_WAIT_S)
             and proc.jobs_done + len(proc.jobs) + 1 <= self.config.max_jobs_per_worker

@@ -42,6 +42,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import multiprocess
@@ -92,6 +93,11 @@ class Zygote:
         self.pid: int = pid
         self._sock = ours
         self._exits: dict[int, int] = {}
+        #: Called with the exit code of a process once the zygote reports it (``when_exited``).
+        self._waiters: dict[int, Callable[[int | None], None]] = {}
+        #: True while the caller ``pump``s as the socket becomes readable (the isolated tier's
+        #: reader): a ``when_exited`` callback then needs nobody to poll.
+        self.watched = False
         #: The answers to the fork requests, in the order they came: (pid, pipe fd, pidfd or
         #: None) of a process forked, or the errno of a fork that failed.
         self._answers: list[tuple[int, int, int | None] | int] = []
@@ -169,6 +175,27 @@ class Zygote:
             pass
         return self._exits.pop(pid, None)
 
+    def when_exited(self, pid: int, callback: Callable[[int | None], None]) -> None:
+        """Call ``callback(exit code)`` once the zygote reported the exit of ``pid`` (at once if
+        it has; None once the zygote is gone), from whatever reads its socket: ``pump``,
+        ``spawn``. The caller must not block on it: a zygote starved of CPU answers late."""
+        if pid in self._exits:
+            callback(self._exits.pop(pid))
+        elif self._sock.fileno() < 0:
+            callback(None)
+        else:
+            self._waiters[pid] = callback
+
+    def forget_exit(self, pid: int) -> None:
+        """No more ``when_exited`` callback for ``pid``."""
+        self._waiters.pop(pid, None)
+
+    def _gone(self) -> None:
+        """The zygote is gone: no exit is reported any more."""
+        waiters, self._waiters = self._waiters, {}
+        for callback in waiters.values():
+            callback(None)
+
     def _receive(self, timeout_s: float) -> bool:
         """Read one message within ``timeout_s``; False if none came (or the zygote is gone)."""
         if self._sock.fileno() < 0:
@@ -178,14 +205,20 @@ class Zygote:
         try:
             data, fds, _, _ = socket.recv_fds(self._sock, _MESSAGE.size, 2)
         except OSError:
+            self._gone()
             return False
         if len(data) != _MESSAGE.size:  # end of file: the zygote exited
+            self._gone()
             return False
         kind, pid, code = _MESSAGE.unpack(data)
         if kind == _SPAWNED:
             self._answers.append(_spawned(pid, fds, code))
         elif kind == _EXITED:
-            self._exits[pid] = code
+            waiter = self._waiters.pop(pid, None)
+            if waiter is not None:
+                waiter(code)
+            else:
+                self._exits[pid] = code
         elif kind == _READY:
             self._ready = True
         elif kind == _FAILED:
@@ -195,6 +228,7 @@ class Zygote:
     def close(self, timeout_s: float = 2.0) -> None:
         """End the zygote (it exits at end of file on its socket) and reap it."""
         self._sock.close()
+        self._gone()
         inherit.forget(self.pid)
         deadline = time.monotonic() + timeout_s
         while True:

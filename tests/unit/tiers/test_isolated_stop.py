@@ -10,6 +10,8 @@ import contextlib
 import json
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -18,7 +20,7 @@ from kqueue.policy.status import Status
 from kqueue.tiers import isolated
 from kqueue.tiers.base import Invocation
 from kqueue.tiers.isolated import IsolatedRunner
-from tests.unit.tiers.test_isolated_zygote import ISOLATED, _app
+from tests.unit.tiers.test_isolated_zygote import ISOLATED, SHORT, _app
 
 
 @pytest.mark.timeout(30)
@@ -95,3 +97,34 @@ def test_a_job_asked_of_a_zygote_that_never_answers_forks_from_the_worker(tmp_pa
     assert outcome.status is Status.OK, outcome.error
     assert json.loads(outcome.result)["ppid"] == os.getpid()
     assert zygote_after is None
+
+
+@pytest.mark.timeout(30)
+def test_a_starved_zygote_does_not_freeze_the_loop_while_it_owes_an_exit_code(tmp_path):
+    # Given an isolated job running in a process the zygote forked, killed at its 0.5 s timeout
+    app, _, hang = _app(tmp_path)
+
+    async def scenario():
+        runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
+        await runner.start()
+        run = asyncio.ensure_future(runner.run(Invocation("j0", hang, [], {}, SHORT, 1)))
+        while not runner.pids():
+            await asyncio.sleep(0.01)
+        # When the zygote is stopped (as starved of CPU) before it reports that exit, for 1.5 s
+        zygote = runner.zygote.pid
+        os.kill(zygote, signal.SIGSTOP)
+        threading.Timer(1.5, os.kill, (zygote, signal.SIGCONT)).start()
+        gaps, last = [], time.monotonic()
+        while not run.done():
+            await asyncio.sleep(0.02)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+        outcome = run.result()
+        await runner.stop(5.0)
+        return outcome, max(gaps)
+
+    outcome, longest_gap_s = asyncio.run(scenario())
+    # Then the loop ran on meanwhile, and the job ended with the exit code the zygote reported
+    assert longest_gap_s < 0.5
+    assert outcome.status is Status.TIMEOUT, outcome.error
+    assert outcome.extra["exitcode"] == -signal.SIGKILL
