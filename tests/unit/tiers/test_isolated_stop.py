@@ -23,15 +23,21 @@ from kqueue.tiers.isolated import IsolatedRunner
 from tests.unit.tiers.test_isolated_zygote import ISOLATED, SHORT, _app
 
 
+async def _serving(app) -> IsolatedRunner:
+    """An isolated tier of two slots whose zygote serves."""
+    runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
+    await runner.start()
+    runner.zygote.wait_ready()
+    return runner
+
+
 @pytest.mark.timeout(30)
 def test_a_job_the_zygote_forks_for_after_stop_began_ends_interrupted(tmp_path):
     # Given an isolated job asked of the zygote but not yet adopted
     app, job, _ = _app(tmp_path)
 
     async def scenario():
-        runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
-        await runner.start()
-        runner.zygote.wait_ready()
+        runner = await _serving(app)
         task = asyncio.ensure_future(runner.run(Invocation("j0", job, [], {}, ISOLATED, 1)))
         await asyncio.sleep(0)
         assert len(runner._requested) == 1
@@ -50,9 +56,7 @@ def test_jobs_owed_by_a_zygote_lost_while_stopping_end_interrupted(tmp_path):
     app, job, _ = _app(tmp_path)
 
     async def scenario():
-        runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
-        await runner.start()
-        runner.zygote.wait_ready()
+        runner = await _serving(app)
         zygote = runner.zygote.pid
         os.kill(zygote, signal.SIGSTOP)
         task = asyncio.ensure_future(runner.run(Invocation("j0", job, [], {}, ISOLATED, 1)))
@@ -77,9 +81,7 @@ def test_a_job_asked_of_a_zygote_that_never_answers_forks_from_the_worker(tmp_pa
     app, job, _ = _app(tmp_path)
 
     async def scenario():
-        runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
-        await runner.start()
-        runner.zygote.wait_ready()
+        runner = await _serving(app)
         zygote = runner.zygote.pid
         os.kill(zygote, signal.SIGSTOP)
         try:

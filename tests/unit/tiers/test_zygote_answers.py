@@ -16,12 +16,11 @@ import time
 import psutil
 import pytest
 
-from kqueue.policy.config import Config
 from kqueue.policy.status import Status
 from kqueue.tiers import child
 from kqueue.tiers.base import Invocation
-from kqueue.tiers.isolated import IsolatedRunner
 from kqueue.tiers.zygote import Zygote
+from tests.unit.tiers.test_isolated_stop import _serving
 from tests.unit.tiers.test_isolated_zygote import ISOLATED, _app
 
 
@@ -78,9 +77,7 @@ def test_a_fork_that_fails_after_one_that_worked_fails_the_later_job(tmp_path):
     app, job, _ = _app(tmp_path)
 
     async def scenario():
-        runner = IsolatedRunner(app, Config(max_concurrent_isolated=2))
-        await runner.start()
-        runner.zygote.wait_ready()
+        runner = await _serving(app)
         loop = asyncio.get_running_loop()
         loop.remove_reader(runner.zygote.fileno())
         first = asyncio.ensure_future(runner.run(Invocation("first", job, [], {}, ISOLATED, 1)))
