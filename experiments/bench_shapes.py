@@ -617,6 +617,8 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
     row("limit: bare INCR loop, 1 thread (ops/s)", "limit noop")
     for queue in queues:
         row(f"{queue.label}: noop jobs/s from worker start", f"{queue.label} noop")
+    for queue in (ours, *baselines):  # the figure that holds beside other work
+        row(f"{queue.label}: noop, worker CPU/job (us)", f"{queue.label} noop cpu_per_job_s", 1e6)
     ratio("kqueue / bare INCR loop", f"{ours.label} noop", "limit noop")
     _peer_ratio(bench, ours, peers, "noop", ratio)
     row("limit: bare redis.asyncio INCR loop (ops/s)", "limit async")
@@ -624,6 +626,7 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
         row(f"{queue.label}: async def noop jobs/s", f"{queue.label} async")
         name = "kqueue" if queue is ours else queue.label
         ratio(f"{name} async / bare async loop", f"{queue.label} async", "limit async")
+        row(f"{queue.label}: async, worker CPU/job (us)", f"{queue.label} async cpu_per_job_s", 1e6)
     _derived(bench, queues, sizes)
     for queue in queues:
         row(f"{queue.label}: sleep, ideal / from start", f"{queue.label} sleep ratio", fmt=".2f")

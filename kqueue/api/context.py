@@ -9,9 +9,7 @@ process are killed instead, and async inline jobs get ``CancelledError``.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -54,11 +52,23 @@ def current_job() -> CurrentJob:
     return job
 
 
-@contextlib.contextmanager
-def running(job: CurrentJob) -> Iterator[CurrentJob]:
-    """Make ``job`` the current job for the block (restored after it)."""
-    token = _CURRENT.set(job)
-    try:
-        yield job
-    finally:
-        _CURRENT.reset(token)
+def running(job: CurrentJob) -> _Running:
+    """Make ``job`` the current job for the block (restored after it): ``with running(job):``."""
+    return _Running(job)
+
+
+class _Running:
+    """``running``'s block: a class, not ``contextlib.contextmanager``, because every inline
+    job enters one and the generator and its wrapper cost about 1 us more each time."""
+
+    __slots__ = ("_job", "_token")
+
+    def __init__(self, job: CurrentJob):
+        self._job = job
+
+    def __enter__(self) -> CurrentJob:
+        self._token = _CURRENT.set(self._job)
+        return self._job
+
+    def __exit__(self, *exc_info: object) -> None:
+        _CURRENT.reset(self._token)

@@ -68,8 +68,14 @@ def freeze_for_fork() -> None:
     child, which freezes what it inherits in ``child.prepare``) no longer writes to these
     objects' headers, so their pages stay shared copy-on-write instead of becoming each
     process's own.
+
+    The collection is of the two young generations: the app's import leaves its garbage there,
+    and a full one walks every object the worker has. After importing the benchmark's app the
+    young one found the same 6 objects as a full one (a full one after it found none) in 3.6 ms
+    of CPU against 21-27 ms, niced beside other work: about 5 % of a worker's CPU to its first
+    job. Cyclic garbage old enough to have reached the oldest generation stays, frozen.
     """
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
 
 

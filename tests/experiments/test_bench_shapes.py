@@ -16,6 +16,8 @@ def test_bench_shapes_runs_small_and_prints_its_ratios():
     done = run_experiment("bench_shapes.py", "--small")
     for expected in (
         "kqueue / bare INCR loop",
+        "noop, worker CPU/job (us)",
+        "async, worker CPU/job (us)",
         "kqueue async / bare async loop",
         "sleep, ideal / from start",
         "sleep, start to first job (ms)",
