@@ -6,6 +6,7 @@ semaphore cannot both act on what they read.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -62,7 +63,11 @@ def create_limit_tables(db) -> None:
     db.executescript(LIMITS_SCHEMA)
     have = {row[1] for row in db.execute("PRAGMA table_info(limit_tickets)")}
     if "priority" not in have:
-        db.execute("ALTER TABLE limit_tickets ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+        try:
+            db.execute("ALTER TABLE limit_tickets ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+        except sqlite3.OperationalError as exc:  # another worker added it since we looked
+            if "duplicate column" not in str(exc):
+                raise
 
 
 class SQLiteLimits(LimitStore, ScheduleStore):

@@ -42,7 +42,7 @@ from kqueue.tiers.cgroup import (
 )
 from kqueue.tiers.process import ChildProcess, interrupt_backlog, outcome_from_result
 from kqueue.tiers.procs import describe_exit, libc_prctl, rss_mb
-from kqueue.tiers.zygote import Zygote, ZygoteGone
+from kqueue.tiers.zygote import SPAWN_TIMEOUT_S, Zygote, ZygoteGone
 
 log = logging.getLogger("kqueue.isolated")
 
@@ -87,6 +87,8 @@ class IsolatedRunner(TierRunner):
         #: Forks the isolated processes (``kqueue.tiers.zygote``), started in ``start``; None:
         #: the worker forks them itself (turned off, or the zygote is gone).
         self.zygote: Zygote | None = None
+        #: Fires when the oldest request is ``SPAWN_TIMEOUT_S`` old (``_watch_requests``).
+        self._request_timer: asyncio.TimerHandle | None = None
 
     def capacity(self) -> int:
         return self.config.max_concurrent_isolated
@@ -127,6 +129,7 @@ class IsolatedRunner(TierRunner):
                 log.warning("%s: isolated processes are forked from the worker", exc)
             else:
                 asyncio.get_running_loop().add_reader(self.zygote.fileno(), self._zygote_readable)
+                self.zygote.watched = True  # exit codes come through the reader
 
     def run(self, invocation: Invocation) -> Awaitable[Outcome]:
         """Reserve a slot now (so ``free()`` is right before the task starts), then run."""
@@ -175,6 +178,7 @@ class IsolatedRunner(TierRunner):
             else:
                 job.requested_s = time.perf_counter()
                 self._requested.append(job)
+                self._watch_requests()
                 return
         request, entry = self._request(job.invocation)
         args = (self.app, os.getpid(), request, entry, job.invocation.settings.max_memory_mb)
@@ -204,6 +208,30 @@ class IsolatedRunner(TierRunner):
         loop = asyncio.get_running_loop()
         job.timer = loop.call_later(job.invocation.settings.timeout_s, process.kill, Status.TIMEOUT)
 
+    def _watch_requests(self) -> None:
+        """Arm the deadline of the oldest request: a zygote stopped, starved or stuck past
+        ``SPAWN_TIMEOUT_S`` is dropped and its jobs forked from the worker, rather than held
+        with their slots and leases for ever."""
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+        if self._requested and self.zygote is not None:
+            late_s = self._requested[0].requested_s + SPAWN_TIMEOUT_S - time.perf_counter()
+            loop = asyncio.get_running_loop()
+            self._request_timer = loop.call_later(max(0.0, late_s), self._zygote_late)
+
+    def _zygote_late(self) -> None:
+        self._request_timer = None
+        if self.zygote is None or not self._requested:
+            return
+        if time.perf_counter() - self._requested[0].requested_s < SPAWN_TIMEOUT_S:
+            self._watch_requests()
+            return
+        self._zygote_readable()  # an answer may be waiting still
+        if self.zygote is not None and self._requested:
+            late = ZygoteGone(f"zygote {self.zygote.pid} did not fork within {SPAWN_TIMEOUT_S} s")
+            self._lose_zygote(late)
+
     def _zygote_readable(self) -> None:
         """The zygote answered: adopt the processes it forked; if it is gone, fork the jobs
         that waited for it from the worker."""
@@ -215,18 +243,19 @@ class IsolatedRunner(TierRunner):
     def _adopt(self) -> None:
         """Give each process the zygote forked its job, in the order they were asked for; a
         job that ended meanwhile (cancelled, or the worker stops) lets its process exit."""
-        spawned, failures = self.zygote.take_spawned()
-        for code in failures:  # as a fork that failed in the worker
+        for forked in self.zygote.take_answers():
             job = self._requested.popleft()
-            if not job.future.done():
-                job.future.set_exception(OSError(code, f"fork failed: {os.strerror(code)}"))
-        for forked in spawned:
-            job = self._requested.popleft()
+            if isinstance(forked, int):  # as a fork that failed in the worker
+                if not job.future.done():
+                    job.future.set_exception(OSError(forked, f"fork failed: {os.strerror(forked)}"))
+                continue
             process = ChildProcess(
                 child.serve, (), **self._callbacks, name="", zygote=self.zygote, spawned=forked
             )
             process.spawn_s = time.perf_counter() - job.requested_s
             if job.future.done() or self._stopping:
+                if not job.future.done():  # it never ran: back to the queue, uncounted
+                    job.future.set_result(Outcome.interrupted_now())
                 self._jobs[process.pid] = (process, job)  # its exit is noticed as any other
                 process.send(child.STOP)
                 continue
@@ -236,6 +265,7 @@ class IsolatedRunner(TierRunner):
             once = {"once": True, "cgroup": cgroup, "fallback_max_memory_mb": limit_mb}
             self._begin(job, process)
             process.send(child.encode({**request, **once}))
+        self._watch_requests()
         self._feed()
 
     def _lose_zygote(self, exc: Exception) -> None:
@@ -244,9 +274,13 @@ class IsolatedRunner(TierRunner):
         asyncio.get_running_loop().remove_reader(self.zygote.fileno())
         self.zygote.close(timeout_s=0.5)
         self.zygote = None
+        self._watch_requests()  # disarmed: no zygote
         owed, self._requested = self._requested, deque()
+        if self._stopping:  # they never ran: back to the queue, uncounted
+            interrupt_backlog(owed)
+            return
         for job in owed:
-            if not job.future.done() and not self._stopping:
+            if not job.future.done():
                 self._start(job)
 
     def abort(self, handle: Any, invocation: Invocation) -> None:
@@ -311,6 +345,7 @@ class IsolatedRunner(TierRunner):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited.wait(), 0.05)
         interrupt_backlog(self._requested)  # the zygote never answered for them
+        self._watch_requests()  # disarmed: none requested
         if self.zygote is not None:
             asyncio.get_running_loop().remove_reader(self.zygote.fileno())
             self.zygote.close()

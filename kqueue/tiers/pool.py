@@ -205,6 +205,7 @@ class PoolRunner(TierRunner):
             # before any pool process or thread; its requests wait in its socket until it serves
             self.zygote = Zygote(self.app, child.serve, wait_ready=False)
             asyncio.get_running_loop().add_reader(self.zygote.fileno(), self._zygote_readable)
+            self.zygote.watched = True  # exit codes come through the reader, as answers do
         for _ in range(self.config.pool_size):
             self._spawn()
 
@@ -238,14 +239,13 @@ class PoolRunner(TierRunner):
         """Take the processes the zygote forked so far, and count the forks it could not make."""
         if self.zygote is None:
             return
-        spawned, failures = self.zygote.take_spawned()
-        for code in failures:  # that process only: the scaler grows the pool back (maintain)
-            log.warning("zygote %d could not fork: %s", self.zygote.pid, os.strerror(code))
+        for forked in self.zygote.take_answers():  # (pid, pipe, pidfd), or a fork's errno
             self._requested -= 1
-            self.fork_failures.append(code)
-            self._changed.set()
-        for forked in spawned:  # (pid, pipe, pidfd)
-            self._requested -= 1
+            if isinstance(forked, int):  # that process only: the scaler grows the pool back
+                log.warning("zygote %d could not fork: %s", self.zygote.pid, os.strerror(forked))
+                self.fork_failures.append(forked)
+                self._changed.set()
+                continue
             process = ChildProcess(
                 child.serve, (), **self._callbacks, zygote=self.zygote, spawned=forked
             )
@@ -374,6 +374,7 @@ class PoolRunner(TierRunner):
             if proc.jobs
             and len(proc.jobs) < depth
             and not proc.retiring
+            and proc.child.alive  # ended, its exit code on its way from the zygote
             and proc.jobs[-1].invocation.estimate_s <= PIPELINE_MAX_ESTIMATE_S
             and (len(proc.jobs) == 1 or _estimated_s(proc.jobs) <= BACKLOG_MAX_WAIT_S)
             and proc.jobs_done + len(proc.jobs) + 1 <= self.config.max_jobs_per_worker

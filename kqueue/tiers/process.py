@@ -28,6 +28,7 @@ from kqueue.tiers import inherit
 from kqueue.tiers.base import Outcome
 from kqueue.tiers.child import MEMORY_EXIT_CODE, decode
 from kqueue.tiers.procs import describe_exit, ended, exit_fd, kill_tree
+from kqueue.tiers.zygote import SPAWN_TIMEOUT_S
 
 if TYPE_CHECKING:
     from kqueue.tiers.zygote import Zygote
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 _FORK = multiprocess.get_context("fork")
 #: Exits that a memory limit typically causes outside Python's MemoryError (abort in malloc).
 _MEMORY_EXITS = {MEMORY_EXIT_CODE, -signal.SIGABRT, -signal.SIGSEGV}
+#: First and longest pause between two reads of an unwatched zygote's socket while a process's
+#: exit code is awaited from it (seconds).
+_ZYGOTE_POLL_S = (0.001, 0.05)
 
 
 class ChildProcess:
@@ -50,7 +54,7 @@ class ChildProcess:
             ``args`` are then the zygote's: ``child.serve`` with the app); raises
             ``ZygoteGone`` if the zygote does not answer.
         spawned: with ``zygote``, the (pid, pipe, pidfd) it already forked
-            (``Zygote.take_spawned``): nothing is forked here.
+            (``Zygote.take_answers``): nothing is forked here.
     """
 
     def __init__(
@@ -82,6 +86,10 @@ class ChildProcess:
         #: Why the parent killed it (TIMEOUT, MEMORY, KILLED at shutdown), or None.
         self.kill_reason: Status | None = None
         self.exitcode: int | None = None
+        #: True once the child ended (its exit code may still be on its way from the zygote).
+        self._ended = False
+        #: While the exit code is awaited from the zygote: its fallback (no answer) or poll.
+        self._exit_timers: list[asyncio.TimerHandle] = []
         if self.process is not None:
             self._exit_fd, self._own_exit_fd = exit_fd(self.process)
             popen = inherit.popen_fds(self.process)
@@ -102,7 +110,7 @@ class ChildProcess:
     @property
     def alive(self) -> bool:
         """True until the child has exited."""
-        return self.exitcode is None
+        return not self._ended
 
     def pid_is_its_own(self) -> bool:
         """True while ``pid`` surely names this child: it has not ended (its pidfd says so),
@@ -148,14 +156,43 @@ class ChildProcess:
     def _exited(self) -> None:
         self.drain()  # a result written just before exit comes first
         self._unwatch()
-        code = self._reaped_code()
+        self._ended = True
+        if self.process is None:
+            self._await_zygote_report()
+        else:
+            self._finish(self._reaped_code())
+
+    def _await_zygote_report(self) -> None:
+        """End once the zygote's ``X`` message for this child is read, never blocking the
+        loop for it (a zygote starved of CPU answers late); -SIGKILL if it never answers."""
+        zygote = self.zygote
+        zygote.pump()  # what it sent meanwhile
+        self._exit_timers.append(self._loop.call_later(SPAWN_TIMEOUT_S, self._finish, None))
+        zygote.when_exited(self.pid, lambda code: self._loop.call_soon(self._finish, code))
+        if not zygote.watched and self.exitcode is None:  # nobody else reads its socket
+            self._poll_zygote(_ZYGOTE_POLL_S[0])
+
+    def _poll_zygote(self, delay_s: float) -> None:
+        def poll() -> None:
+            if self.exitcode is None and self.zygote.pump():  # False: gone, waiters told
+                self._poll_zygote(min(2 * delay_s, _ZYGOTE_POLL_S[1]))
+
+        self._exit_timers.append(self._loop.call_later(delay_s, poll))
+
+    def _finish(self, code: int | None) -> None:
+        """The child is reaped and its exit code known (None: unknown, reported as SIGKILL)."""
+        if self.exitcode is not None:
+            return
+        for timer in self._exit_timers:
+            timer.cancel()
+        self._exit_timers.clear()
+        if self.zygote is not None:
+            self.zygote.forget_exit(self.pid)
         self.exitcode = code if code is not None else -signal.SIGKILL
         self._on_exit(self)
 
     def _reaped_code(self) -> int | None:
-        """The exit code, once reaped: by us (waitpid) or by the zygote (its report)."""
-        if self.process is None:
-            return self.zygote.exit_code(self.pid)
+        """The exit code of a child of ours, once reaped (waitpid)."""
         code = self.process.exitcode  # waitpid(WNOHANG): the pidfd said it exited
         if code is None:
             self.process.join(0.5)

@@ -51,7 +51,17 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL, pidfd: int | None = None) -> 
 
 def ended(pidfd: int) -> bool:
     """Whether the process of ``pidfd`` has ended (its pidfd is readable)."""
-    return bool(select.select([pidfd], [], [], 0)[0])
+    return readable(pidfd, 0.0)
+
+
+def readable(fd: int, timeout_s: float) -> bool:
+    """Whether ``fd`` is readable (or at end of file) within ``timeout_s``.
+
+    ``poll``, not ``select``: a worker with many descriptors holds some numbered past 1024,
+    which ``select`` refuses (ValueError)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout_s) * 1000.0))
 
 
 def rss_mb(pid: int) -> float:

@@ -12,11 +12,13 @@ processes comes from the same image.
 Protocol over a ``SOCK_SEQPACKET`` Unix socket pair, one fixed-size message each way:
 
 - worker -> zygote: ``S`` (fork one pool process);
-- zygote -> worker: ``R`` once, when it has named itself and serves; ``P pid`` with the
+- zygote -> worker: ``R`` once, when it has named itself and serves; ``P pid count`` with the
   parent end of the new process's pipe and a pidfd of it as ``SCM_RIGHTS`` descriptors
-  (``socket.send_fds``), the zygote closing its copies; ``F 0 errno`` when a fork failed (the
-  zygote serves on); ``X pid exitcode`` once the zygote reaped a pool process (watched by a
-  pidfd, as the worker watches its children).
+  (``socket.send_fds``; ``count`` of them), the zygote closing its copies; ``F 0 errno`` when
+  a fork failed (the zygote serves on); ``X pid exitcode`` once the zygote reaped a pool
+  process (watched by a pidfd, as the worker watches its children). A ``P`` whose descriptors
+  the kernel could not all give the worker (out of descriptors: it truncates ``SCM_RIGHTS``)
+  counts as a fork that failed with ``EMFILE``; the process, its pipe closed, exits.
 
 The pool processes are the worker's grandchildren. The worker watches and kills each through
 the pidfd the zygote opened right after the fork, before it could reap the process: a pidfd
@@ -32,6 +34,7 @@ pool then forks from the worker.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import select
@@ -39,13 +42,14 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import multiprocess
 from multiprocess.connection import Connection
 
 from kqueue.tiers import inherit
-from kqueue.tiers.procs import ZYGOTE_NAME, exit_fd, own_name, set_name
+from kqueue.tiers.procs import ZYGOTE_NAME, exit_fd, own_name, readable, set_name
 
 _FORK = multiprocess.get_context("fork")
 #: One message: its kind (``S``, ``P``, ``X``), a pid and an exit code.
@@ -89,9 +93,14 @@ class Zygote:
         self.pid: int = pid
         self._sock = ours
         self._exits: dict[int, int] = {}
-        self._spawned: list[tuple[int, int]] = []
-        #: errnos of forks the zygote could not make, in order
-        self._failures: list[int] = []
+        #: Called with the exit code of a process once the zygote reports it (``when_exited``).
+        self._waiters: dict[int, Callable[[int | None], None]] = {}
+        #: True while the caller ``pump``s as the socket becomes readable (the isolated tier's
+        #: reader): a ``when_exited`` callback then needs nobody to poll.
+        self.watched = False
+        #: The answers to the fork requests, in the order they came: (pid, pipe fd, pidfd or
+        #: None) of a process forked, or the errno of a fork that failed.
+        self._answers: list[tuple[int, int, int | None] | int] = []
         # children forked later from the worker (isolated, fallbacks) close the worker's end
         inherit.hold(self.pid, ours, ())
         self._ready = False
@@ -122,17 +131,17 @@ class Zygote:
         except OSError as exc:
             raise ZygoteGone(f"zygote {self.pid}: {exc}") from exc
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
-        while not self._spawned:
-            if self._failures:
-                code = self._failures.pop(0)
-                raise OSError(code, f"zygote {self.pid} could not fork: {os.strerror(code)}")
+        while not self._answers:
             if not self._receive(deadline - time.monotonic()):
                 raise ZygoteGone(f"zygote {self.pid} did not fork within {SPAWN_TIMEOUT_S} s")
-        pid, fd, pidfd = self._spawned.pop(0)
+        answer = self._answers.pop(0)
+        if isinstance(answer, int):
+            raise OSError(answer, f"zygote {self.pid} could not fork: {os.strerror(answer)}")
+        pid, fd, pidfd = answer
         return pid, Connection(fd), pidfd
 
     def request(self) -> None:
-        """Ask for one process without waiting: it comes from ``take_spawned`` once ``pump``
+        """Ask for one process without waiting: it comes from ``take_answers`` once ``pump``
         read the answer (the caller watches ``fileno``)."""
         try:
             self._sock.send(_MESSAGE.pack(_SPAWN, 0, 0))
@@ -145,17 +154,16 @@ class Zygote:
 
     def pump(self) -> bool:
         """Read every message waiting, without blocking; False once the zygote is gone."""
-        while self._sock.fileno() >= 0 and select.select([self._sock], [], [], 0)[0]:
+        while self._sock.fileno() >= 0 and readable(self._sock.fileno(), 0.0):
             if not self._receive(0):
                 return False
         return self._sock.fileno() >= 0
 
-    def take_spawned(self) -> tuple[list[tuple[int, Connection, int | None]], list[int]]:
-        """The processes forked so far and not yet taken (pid, pipe, pidfd or None), and the
-        errnos of the forks that failed, each in the order the zygote answered."""
-        spawned, self._spawned = self._spawned, []
-        failures, self._failures = self._failures, []
-        return [(pid, Connection(fd), pidfd) for pid, fd, pidfd in spawned], failures
+    def take_answers(self) -> list[tuple[int, Connection, int | None] | int]:
+        """The answers read so far and not yet taken, in the order of the requests: a process
+        forked (pid, pipe, pidfd or None), or the errno of a fork that failed."""
+        answers, self._answers = self._answers, []
+        return [a if isinstance(a, int) else (a[0], Connection(a[1]), a[2]) for a in answers]
 
     def exit_code(self, pid: int, timeout_s: float = SPAWN_TIMEOUT_S) -> int | None:
         """The exit code of process ``pid`` (negative: the signal), as multiprocess gives it;
@@ -167,33 +175,60 @@ class Zygote:
             pass
         return self._exits.pop(pid, None)
 
+    def when_exited(self, pid: int, callback: Callable[[int | None], None]) -> None:
+        """Call ``callback(exit code)`` once the zygote reported the exit of ``pid`` (at once if
+        it has; None once the zygote is gone), from whatever reads its socket: ``pump``,
+        ``spawn``. The caller must not block on it: a zygote starved of CPU answers late."""
+        if pid in self._exits:
+            callback(self._exits.pop(pid))
+        elif self._sock.fileno() < 0:
+            callback(None)
+        else:
+            self._waiters[pid] = callback
+
+    def forget_exit(self, pid: int) -> None:
+        """No more ``when_exited`` callback for ``pid``."""
+        self._waiters.pop(pid, None)
+
+    def _gone(self) -> None:
+        """The zygote is gone: no exit is reported any more."""
+        waiters, self._waiters = self._waiters, {}
+        for callback in waiters.values():
+            callback(None)
+
     def _receive(self, timeout_s: float) -> bool:
         """Read one message within ``timeout_s``; False if none came (or the zygote is gone)."""
         if self._sock.fileno() < 0:
             return False
-        ready, _, _ = select.select([self._sock], [], [], max(0.0, timeout_s))
-        if not ready:
+        if not readable(self._sock.fileno(), timeout_s):
             return False
         try:
             data, fds, _, _ = socket.recv_fds(self._sock, _MESSAGE.size, 2)
         except OSError:
+            self._gone()
             return False
         if len(data) != _MESSAGE.size:  # end of file: the zygote exited
+            self._gone()
             return False
         kind, pid, code = _MESSAGE.unpack(data)
-        if kind == _SPAWNED and fds:
-            self._spawned.append((pid, fds[0], fds[1] if len(fds) > 1 else None))
+        if kind == _SPAWNED:
+            self._answers.append(_spawned(pid, fds, code))
         elif kind == _EXITED:
-            self._exits[pid] = code
+            waiter = self._waiters.pop(pid, None)
+            if waiter is not None:
+                waiter(code)
+            else:
+                self._exits[pid] = code
         elif kind == _READY:
             self._ready = True
         elif kind == _FAILED:
-            self._failures.append(code)
+            self._answers.append(code)
         return True
 
     def close(self, timeout_s: float = 2.0) -> None:
         """End the zygote (it exits at end of file on its socket) and reap it."""
         self._sock.close()
+        self._gone()
         inherit.forget(self.pid)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -208,6 +243,16 @@ class Zygote:
                     os.kill(self.pid, signal.SIGKILL)
                 deadline = math.inf
             time.sleep(0.01)
+
+
+def _spawned(pid: int, fds: list[int], sent: int) -> tuple[int, int, int | None] | int:
+    """The answer a ``P`` message gives: the process, or ``EMFILE`` if the kernel could not
+    give this process all ``sent`` descriptors (the ones it gave are closed)."""
+    if fds and len(fds) == sent:
+        return pid, fds[0], fds[1] if len(fds) > 1 else None
+    for fd in fds:
+        os.close(fd)
+    return errno.EMFILE
 
 
 def _after_fork() -> None:
@@ -231,17 +276,21 @@ def _zygote_main(sock: socket.socket, app: Any, target: Any, worker_pid: int) ->
     # multiprocess forbids a daemonic process children (a worker run as one, in a test)
     multiprocess.current_process()._config["daemon"] = False
     children: dict[int, tuple[Any, int, bool]] = {}  # exit fd -> (process, pid, own fd)
+    poller = select.poll()  # not select: descriptors past 1024
+    poller.register(sock, select.POLLIN)
     while True:
-        ready, _, _ = select.select([sock, *children], [], [])
-        for fd in ready:
-            if fd is sock:
-                if not _answer(sock, app, target, children, worker_name):
+        for fd, _ in poller.poll():
+            if fd == sock.fileno():
+                if not _answer(sock, app, target, children, worker_name, poller):
                     return  # the worker closed its end: its children die with us
             else:
+                poller.unregister(fd)
                 _reap(sock, children.pop(fd), fd)
 
 
-def _answer(sock: socket.socket, app: Any, target: Any, children: dict, name: str) -> bool:
+def _answer(
+    sock: socket.socket, app: Any, target: Any, children: dict, name: str, poller: Any
+) -> bool:
     """Serve one request from the worker; False at end of file."""
     try:
         data = sock.recv(_MESSAGE.size)
@@ -268,13 +317,14 @@ def _answer(sock: socket.socket, app: Any, target: Any, children: dict, name: st
     child_end.close()
     fd, own = exit_fd(process)
     children[fd] = (process, process.pid, own)
+    poller.register(fd, select.POLLIN)
     # the children forked after this one close what the zygote holds on it (kqueue.tiers.inherit)
     inherit.hold(process.pid, None, ((fd,) if own else ()) + inherit.popen_fds(process))
     # the worker's pidfd, opened before this loop can reap the process: it names this process
     pidfd = os.dup(fd) if own else None
     fds = [parent_end.fileno()] + ([pidfd] if pidfd is not None else [])
     with contextlib.suppress(OSError):
-        socket.send_fds(sock, [_MESSAGE.pack(_SPAWNED, process.pid, 0)], fds)
+        socket.send_fds(sock, [_MESSAGE.pack(_SPAWNED, process.pid, len(fds))], fds)
     parent_end.close()
     if pidfd is not None:
         os.close(pidfd)

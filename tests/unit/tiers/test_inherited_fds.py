@@ -82,7 +82,8 @@ async def _replace_under_load(app, report, nap):
 
 def _children(pool, isolated):
     """The parent's handles (``ChildProcess``) on every live pool and isolated process."""
-    return [p.child for p in pool._procs.values()] + [c for c, _ in isolated._jobs.values()]
+    children = [p.child for p in pool._procs.values()] + [c for c, _ in isolated._jobs.values()]
+    return [c for c in children if c.alive]  # an ended one may await its exit code
 
 
 @pytest.mark.timeout(120)
