@@ -6,6 +6,8 @@
 - ``cores``: the CPUs this process may run on.
 - ``cpu_share``: the fraction of those cores the worker's processes get together now (a shared
   host's other sessions take the rest): the CPU rate of one busy process per core.
+- ``gil_threads_bonus``: what a process of several GIL-bound threads wins beyond one thread's
+  share of an oversubscribed core (``measure_gil_threads_bonus``).
 - ``fetch_s``: one lease round trip to the backend (median).
 - ``<tier>_dispatch_s``: what a one-slot tier spends between one job's end and the next job's
   start (median over consecutive no-op jobs through a real worker): the worker's hand-off cost.
@@ -37,6 +39,7 @@ import math
 import os
 import statistics
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +57,7 @@ from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb, workers_children
 from kqueue.tiers.zygote import Zygote
 from kqueue.worker import Worker
-from kqueue.worker.gil import worker_switch_interval
+from kqueue.worker.gil import shorten_switch_interval, worker_switch_interval
 
 QUEUE = "kqueue-calibrate"
 #: The pool's no-op job is declared this long, so the pool hands each one over after the last
@@ -168,25 +171,89 @@ def measure_cpu_share(cores: int, probe_s: float = CPU_PROBE_S) -> float:
     sessions (autogroup, cgroups), so this is what the worker's jobs can use between them,
     however many they are.
     """
+    rates = forked_together(_busy_rate, [(probe_s,)] * cores)
+    return min(1.0, max(0.01, sum(rates) / cores))
+
+
+def forked_together(target, args_list: list[tuple]) -> list:
+    """What ``target(sender, *args)`` sends (once), for each ``args`` of ``args_list``, each
+    run in a process forked from here, all at once."""
     context = multiprocess.get_context("fork")
-    pipes = [context.Pipe(duplex=False) for _ in range(cores)]
-    processes = [context.Process(target=_busy_rate, args=(sender, probe_s)) for _, sender in pipes]
+    pipes = [context.Pipe(duplex=False) for _ in args_list]
+    processes = [
+        context.Process(target=target, args=(sender, *args))
+        for (_, sender), args in zip(pipes, args_list, strict=True)
+    ]
     for process in processes:
         process.start()
-    rates = [receiver.recv() for receiver, _ in pipes]
+    results = [receiver.recv() for receiver, _ in pipes]
     for process in processes:
         process.join()
     for receiver, sender in pipes:
         receiver.close()
         sender.close()
-    return min(1.0, max(0.01, sum(rates) / cores))
+    return results
 
 
 def _busy_rate(sender, probe_s: float) -> None:
     began, cpu_began = time.perf_counter(), time.process_time()
-    while time.perf_counter() - began < probe_s:
-        sum(i * i for i in range(2000))
+    _compute_until(began + probe_s)
     sender.send((time.process_time() - cpu_began) / (time.perf_counter() - began))
+
+
+#: The rounds of ``measure_gil_threads_bonus``: the threads of the many-thread process in each
+#: (the bonus solved from each, then the median), single-thread processes beside it, seconds each.
+GIL_BONUS_THREADS, GIL_BONUS_SINGLES, GIL_BONUS_PROBE_S = (2, 4, 2), 2, 1.0
+
+
+def measure_gil_threads_bonus(
+    rounds=GIL_BONUS_THREADS, singles: int = GIL_BONUS_SINGLES, probe_s: float = GIL_BONUS_PROBE_S
+) -> float:
+    """The twin's ``HostProfile.gil_threads_bonus`` on this host (median over ``rounds``).
+
+    All on one core (``sched_setaffinity``): one process whose ``n`` threads compute in Python
+    at the worker's switch interval, beside ``singles`` single-thread processes, each computing
+    for ``probe_s``. The twin weighs that process ``1 + bonus * (1 - 1/n)`` threads against
+    each single one (``sim.engine.cpu``), so its CPU time over a single's is that weight; each
+    round solves for the bonus. The forks start together at a set time, so they overlap.
+    """
+    bonuses = []
+    for threads in rounds:
+        ratio = _cpu_ratio(threads, singles, probe_s)
+        bonuses.append((ratio - 1.0) / (1.0 - 1.0 / threads))
+    return max(0.0, statistics.median(bonuses))
+
+
+def _cpu_ratio(threads: int, singles: int, probe_s: float) -> float:
+    """CPU time of a process of ``threads`` computing threads over a single-thread one's, on one
+    core."""
+    core, start_at = min(os.sched_getaffinity(0)), time.perf_counter() + 0.2  # all forks up
+    args = [(core, threads, start_at, probe_s)] + [(core, 1, start_at, probe_s)] * singles
+    cpu_s = forked_together(_compute_on, args)
+    single_s = sum(cpu_s[1:]) / singles
+    return cpu_s[0] / single_s if single_s > 0 else 1.0
+
+
+def _compute_on(sender, core: int, threads: int, start_at: float, probe_s: float) -> None:
+    """Send the CPU time ``threads`` threads of this process got computing on ``core`` from
+    ``start_at`` for ``probe_s``."""
+    os.sched_setaffinity(0, {core})  # before the threads start: they inherit it
+    shorten_switch_interval()
+    while time.perf_counter() < start_at:
+        time.sleep(0.001)
+    cpu_began, stop_at = time.process_time(), start_at + probe_s
+    others = [threading.Thread(target=_compute_until, args=(stop_at,)) for _ in range(threads - 1)]
+    for thread in others:
+        thread.start()
+    _compute_until(stop_at)
+    for thread in others:
+        thread.join()
+    sender.send(time.process_time() - cpu_began)
+
+
+def _compute_until(stop_at: float) -> None:
+    while time.perf_counter() < stop_at:
+        sum(i * i for i in range(2000))
 
 
 #: Job sizes tried by ``measure_retained_mb``, MB.
@@ -471,6 +538,7 @@ def calibrate(
         fetch_s = measure_fetch_s(app)
         inline_s = measure_handoff_s(app, Tier.INLINE, jobs_per_tier, workdir)
         gil_s = measure_gil_handoff_s(app, workdir, inline_s)
+        gil_bonus = measure_gil_threads_bonus()
         pool_s = measure_handoff_s(app, Tier.POOL, jobs_per_tier, workdir)
         isolated_s = measure_handoff_s(app, Tier.ISOLATED, max(10, jobs_per_tier // 4), workdir)
         memory = measure_memory_mb(app, workdir, app_spec)
@@ -487,6 +555,7 @@ def calibrate(
         polls=polls,
         inline_dispatch_s=inline_s,
         gil_handoff_s=gil_s,
+        gil_threads_bonus=gil_bonus,
         pool_dispatch_s=pool_s,
         isolated_dispatch_s=max(0.0, isolated_s - spawn_s),
         spawn_s=spawn_s,

@@ -57,7 +57,9 @@ class HostProfile:
     #: 1/n)`` runnable threads against each process (its threads sleep on the GIL, and Linux's
     #: scheduler favours a thread that slept); it still gets at most one core. Measured with
     #: 4 single-thread processes on one core: 1.58-1.65 for 2 threads, 1.86 for 3, 1.95 for 4,
-    #: 2.22 for 8 (docs/DECISIONS.md, session 12). 0: exact processor sharing.
+    #: 2.22 for 8 (docs/DECISIONS.md, session 12). ``kqueue calibrate`` measures it
+    #: (``measure_gil_threads_bonus``: 1.2-1.3 on the 2-core development box); the default is
+    #: that box's figure, for hosts not calibrated. 0: exact processor sharing.
     gil_threads_bonus: float = 1.3
     #: Handing one job to a pool process and getting its result back (pickling, pipes).
     pool_dispatch_s: float = 0.002

@@ -154,6 +154,17 @@ class Cpu:
         """How many inline jobs are in their CPU phase now."""
         return self.inline_count + self._gil.computing(self.env.now)
 
+    def worker_rate(self) -> float:
+        """The CPU rate the worker's loop thread gets now, cores: the worker's share while
+        inline jobs compute in the clocks (the loop runs under the same GIL), else one more
+        runnable thread's beside the process jobs in the clocks (a fast job has a core of its
+        own and leaves one for the worker)."""
+        if self.cores == 0:
+            return 1.0
+        if self.inline_count:
+            return self.inline_rate * self.inline_count
+        return min(1.0, self.cores / (self.proc_count + 1))
+
     def _gil_free(self, now: float, enter_s: float) -> bool:
         """Whether the inline work in the clocks is done by ``enter_s`` (the cores fitting every
         process and the worker), so a job's CPU phase from then on can take the fast path."""

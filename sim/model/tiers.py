@@ -93,9 +93,10 @@ class InlineTier(SlotTier):
     thread whose job has run that long, and only while no inline job is computing (the worker
     then uses a core: its CPU share is above ``CPU_BOUND_SHARE``) and half the threads look
     blocked. Every inline job is taken to be a sync function (an async job runs on the loop, not
-    on a thread; a trace does not say which). A job's hand-over costs ``inline_dispatch_s``
-    plus ``gil_handoff_s`` for each inline job computing at that moment (the GIL changes hands
-    only every switch interval).
+    on a thread; a trace does not say which). A job's hand-over costs ``inline_dispatch_s`` of
+    the worker loop's CPU at the rate the worker gets at that moment (``Cpu.worker_rate``: on
+    starved cores the loop waits its turn beside the computing processes) plus ``gil_handoff_s``
+    for each inline job computing then (the GIL changes hands only every switch interval).
 
     It also tracks the memory its jobs make the worker hold (``level_mb``), because a process
     forked now shares those pages and ends up with its own copy once the worker reuses them.
@@ -120,6 +121,7 @@ class InlineTier(SlotTier):
         memory_mb: per job, its memory (MB).
         slot_s: per job, when it got its slot (the model fills it in ``run``).
         inline_computing: how many inline jobs are computing now (``Cpu.inline_computing``).
+        worker_rate: the CPU rate of the worker's loop now (``Cpu.worker_rate``).
         fresh_mb: per job, the memory it faults in afresh (this tier writes it at the start).
     """
 
@@ -133,6 +135,7 @@ class InlineTier(SlotTier):
         memory_mb: list[float],
         slot_s: list[float],
         inline_computing: Callable[[], int],
+        worker_rate: Callable[[], float],
         fresh_mb: list[float],
     ):
         super().__init__(env, run, 0, host.inline_dispatch_s)  # ``free``: idle threads
@@ -149,7 +152,7 @@ class InlineTier(SlotTier):
         self._mapped: set[int] = set()
         self.memory = MemoryLog()
         self._memory_mb, self._slot_s, self._fresh_mb = memory_mb, slot_s, fresh_mb
-        self._inline_computing = inline_computing
+        self._inline_computing, self._worker_rate = inline_computing, worker_rate
 
     def occupied(self) -> int:
         """Jobs handed to this tier and not ended: running, or queued for a thread."""
@@ -192,6 +195,8 @@ class InlineTier(SlotTier):
 
     def _start(self, job: int) -> None:
         overhead_s = self.overhead_s
+        if overhead_s:  # the loop's CPU work, at the rate the worker gets now
+            overhead_s /= self._worker_rate()
         if self.gil_handoff_s:  # the hand-over waits for the GIL behind each computing job
             overhead_s += self.gil_handoff_s * self._inline_computing()
         memory_mb = self._memory_mb[job]

@@ -157,6 +157,7 @@ class Model(RuleFetcher):
             memory_mb=self.memory_mb,
             slot_s=self.slot_s,
             inline_computing=self.cpu.inline_computing,
+            worker_rate=self.cpu.worker_rate,
             fresh_mb=self.fresh_mb,
         )
         #: The memory budget (``sim.model.budget``): holds pool and isolated jobs until they fit.

@@ -44,6 +44,9 @@ def test_calibrate_writes_every_host_key_in_under_a_minute_and_the_simulator_rea
     assert 0 <= host.gil_handoff_s < 0.2
     if host.cores * host.cpu_share >= 1.0:
         assert host.gil_handoff_s > 0.0005, host
+    # several GIL-bound threads on an oversubscribed core win more than one thread's share (the
+    # scheduler favours a thread that slept on the GIL): 1.2-1.3 on this box's kernel, measured
+    assert 0.3 < host.gil_threads_bonus < 3.0, host
 
 
 def test_calibrate_against_redis(tmp_path, redis_server):

@@ -222,3 +222,29 @@ def test_the_workers_gil_bound_threads_win_more_than_one_threads_share(bonus, pr
     assert [ends[0], ends[1]] == pytest.approx([procs_end_s] * 2, rel=1e-9)
     assert [ends[2], ends[3]] == pytest.approx([4.0, 4.0], rel=1e-9)
     assert HostProfile.ideal().gil_threads_bonus == 0.0
+
+
+def test_an_inline_hand_over_is_the_loops_cpu_at_the_rate_the_worker_gets_then():
+    # Given one core, two pool jobs computing from 0 to 2 s, inline jobs handed over at 0.5 s
+    # (the loop one runnable thread beside the two processes) and at 5 s (the core free)
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0, 0.0, 0.5, 5.0],
+            "job_class": ["crunch", "crunch", "calc", "calc"],
+            "duration_s": [1.0, 1.0, 0.0, 0.0],
+            "cpu_s": [1.0, 1.0, 0.0, 0.0],
+            "memory_mb": 0.0,
+        }
+    )
+    config = Config.from_mapping(
+        {
+            "pool_size": 2,
+            "pool_max_size": 2,
+            "jobs": {"crunch": {"tier": "pool"}, "calc": {"tier": "inline"}},
+        }
+    )
+    fields = {**_cpu_host(1).to_dict(), "inline_dispatch_s": 0.03}
+    rows = simulate(trace, config, HostProfile.load(None, **fields)).trace()
+    started = rows[rows["job_class"] == "calc"].sort_values("submitted_at")["started_at"]
+    # Then the first hand-over's 30 ms of CPU take 90 ms at a third of the core, the last 30 ms
+    assert started.to_numpy() == pytest.approx([0.59, 5.03])
