@@ -20,8 +20,10 @@ each queue's own call before the worker starts. Workloads:
   the pool's creation to its exit, in the same repeat.
 - ``isolated``: the no-op job (its ``INCR`` on a fresh connection, as a fresh process must make)
   in kqueue's isolated tier, 2 at once, against a bare ``os.fork()`` + the same ``INCR`` +
-  ``os._exit`` + ``waitpid`` loop, one at a time, run from a process that imported what a worker
-  imports (so it forks a process of the worker's size).
+  ``os._exit`` + ``waitpid`` loop, 2 at once as well (and one at a time, shown beside it), run
+  after the queues from a process that imported what a worker imports and then touched pages
+  until it is as resident as kqueue's worker was at its last job (so it forks a process of the
+  worker's size: fork copies the page tables of what is resident).
 - ``dispatch``: ``job.dispatch()`` one by one and ``dispatch_many`` in batches of 1,000, against
   a bare ``LPUSH`` loop of the same count on one client.
 
@@ -290,6 +292,8 @@ class Run:
     jobs: int
     first_cpu_s: float = math.nan
     cpu_per_job_s: float = math.nan
+    #: The worker process's resident memory at its last job, MB.
+    rss_mb: float = math.nan
 
     @property
     def rate(self) -> float:
@@ -356,7 +360,7 @@ def _watch(
             first = (done, process_cpu_s(worker.pid))
         if done >= jobs:
             per_job_s = (process_cpu_s(worker.pid) - first[1]) / max(1, done - first[0])
-            return Run(first_s, now, jobs, first_cpu_s, per_job_s)
+            return Run(first_s, now, jobs, first_cpu_s, per_job_s, process_rss_mb(worker.pid))
         if worker.poll() is not None or now > TIMEOUT_S:
             raise RuntimeError(f"{what}: {done} of {jobs} done after {now:.0f} s")
         time.sleep(POLL_S)
@@ -374,6 +378,15 @@ def process_cpu_s(pid: int) -> float:
         return _cpu_fields(Path(f"/proc/{pid}/stat").read_text())[1]
     except (OSError, IndexError, ValueError):
         return math.nan
+
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid``, MB (NaN if it is gone)."""
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return math.nan
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def group_cpu_s(pgid: int) -> float:
@@ -438,29 +451,48 @@ def bare_lpush(bench: Bench, count: int) -> float:
 
 BARE_FORK = """
 import os, sys, time
-import kqueue.worker, kq_app  # what a worker imports: the forks copy a process of its size
-count = int(sys.argv[1])
+import kqueue.worker, kq_app  # what a worker imports
+count, at_once, rss_mb = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+page = os.sysconf("SC_PAGE_SIZE")
+resident_mb = int(open("/proc/self/statm").read().split()[1]) * page / 2**20
+ballast = bytearray(max(0, int((rss_mb - resident_mb) * 2**20)))
+ballast[::page] = b"x" * len(range(0, len(ballast), page))  # resident, as the worker's heap
 cpu_began = os.times().user + os.times().system
 started = time.perf_counter()
-for _ in range(count):
-    pid = os.fork()
-    if pid == 0:  # the same job as kqueue's isolated one: connect, INCR, exit
-        kq_app.client().incr("bench:bare")
-        os._exit(0)
-    os.waitpid(pid, 0)
+running = done = 0
+while done < count:
+    while running < at_once and done + running < count:
+        if os.fork() == 0:  # the same job as kqueue's isolated one: connect, INCR, exit
+            kq_app.client().incr("bench:bare")
+            os._exit(0)
+        running += 1
+    os.waitpid(-1, 0)
+    running, done = running - 1, done + 1
 cpu = os.times()
 print(count / (time.perf_counter() - started), (cpu.user + cpu.system - cpu_began) / count)
 """
 
 
-def bare_fork(bench: Bench, count: int) -> tuple[float, float]:
-    """Forks per second of the bare loop, and its parent's CPU seconds per fork."""
-    command = [sys.executable, "-c", BARE_FORK, str(count)]
+def bare_fork(bench: Bench, count: int, at_once: int, rss_mb: float) -> tuple[float, float]:
+    """Forks per second of the bare loop with ``at_once`` children at a time, from a process
+    of ``rss_mb`` resident (NaN: as imported), and its parent's CPU seconds per fork."""
+    rss = "0" if math.isnan(rss_mb) else f"{rss_mb:.1f}"
+    command = [sys.executable, "-c", BARE_FORK, str(count), str(at_once), rss]
     done = subprocess.run(
         command, cwd=bench.folder, env=bench.env(), capture_output=True, text=True, check=True
     )
     rate, cpu_s = done.stdout.split()
     return float(rate), float(cpu_s)
+
+
+def bare_isolated(bench: Bench, count: int, worker_rss_mb: float) -> None:
+    """The isolated limit: the bare loop 2 at once (as the tier runs) and 1 at a time, from a
+    process as resident as the worker was."""
+    rate, cpu_s = bare_fork(bench, count, 2, worker_rss_mb)
+    bench.add("limit isolated", rate)
+    bench.add("limit isolated cpu_s", cpu_s)
+    bench.add("limit isolated one", bare_fork(bench, count, 1, worker_rss_mb)[0])
+    bench.add("limit isolated rss_mb", worker_rss_mb)
 
 
 def raw_pool(loops: int, jobs: int) -> float:
@@ -532,18 +564,18 @@ def repeat_once(
     for workload in [w for w in WORKLOADS[:-1] if w in sizes]:
         if workload == "cpu":
             bench.add("limit cpu_s", raw_pool(loops, sizes["cpu"]))
-        if workload == "isolated":
-            rate, cpu_s = bare_fork(bench, sizes["isolated"])
-            bench.add("limit isolated", rate)
-            bench.add("limit isolated cpu_s", cpu_s)
+        worker_rss_mb = math.nan
         for queue in order:
             if workload in queue.workers:
                 run = run_queue(bench, queue, workload, sizes[workload], args[workload])
+                worker_rss_mb = run.rss_mb if queue.kind == "ours" else worker_rss_mb
                 bench.add(f"{queue.label} {workload}", run.rate)
                 bench.add(f"{queue.label} {workload} first_s", run.first_s)
                 bench.add(f"{queue.label} {workload} last_s", run.last_s)
                 bench.add(f"{queue.label} {workload} first_cpu_s", run.first_cpu_s)
                 bench.add(f"{queue.label} {workload} cpu_per_job_s", run.cpu_per_job_s)
+        if workload == "isolated":
+            bare_isolated(bench, sizes["isolated"], worker_rss_mb)
     if "dispatch" not in sizes:
         return
     bench.add("limit lpush", bare_lpush(bench, sizes["dispatch"]))
@@ -608,8 +640,10 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
             fmt=".2f",
         )
         row(f"{queue.label}: cpu, start to first job (ms)", f"{queue.label} cpu first_s", 1000)
-    row("limit: bare fork+INCR+_exit+waitpid, worker-sized (/s)", "limit isolated")
+    row("limit: bare fork+INCR+_exit+waitpid, 2 at once (/s)", "limit isolated")
+    row("limit: the same, 1 at a time (/s)", "limit isolated one")
     row("limit: bare fork loop, parent CPU per fork (ms)", "limit isolated cpu_s", 1000, ".2f")
+    row("limit: bare fork loop's resident size (MB, kqueue's worker)", "limit isolated rss_mb")
     for queue in (ours, *baselines):
         row(f"{queue.label}: isolated no-op jobs/s from start", f"{queue.label} isolated")
         row(
@@ -620,6 +654,11 @@ def report(bench: Bench, queues: list[Queue], sizes: dict[str, int]) -> list[str
         )
         name = "kqueue" if queue is ours else queue.label
         ratio(f"{name} isolated / bare fork loop", f"{queue.label} isolated", "limit isolated")
+        ratio(
+            f"{name} isolated / bare loop 1 at a time",
+            f"{queue.label} isolated",
+            "limit isolated one",
+        )
     row("limit: bare LPUSH loop (ops/s)", "limit lpush")
     for queue in (ours, *baselines):
         name, key = ("kqueue", "dispatch") if queue is ours else (queue.label, queue.label)

@@ -30,12 +30,13 @@ class LimitStore(abc.ABC):
         """Take up to ``wanted`` tokens from ``key``'s bucket now; returns how many were granted."""
 
     @abc.abstractmethod
-    def reserve_turn(self, key: str, limit: RateLimit, holder: str) -> float:
-        """``holder``'s turn under ``key``'s bucket (``kqueue.policy.ratelimit.reserve_turn``):
+    def reserve_turn(self, key: str, limit: RateLimit, holder: str, priority: int = 0) -> float:
+        """``holder``'s turn under ``key``'s bucket (``kqueue.policy.turn_queue.take_turn``):
         0.0 when it starts now (on a whole token, or on its own ticket whose turn has come);
         else how long until its turn, seconds: it holds a ticket for that turn (its token is
         taken, as a debt), kept here so any worker that leases it then starts it. A ticket
-        lapses ``limit.ticket_grace_s`` after its turn."""
+        lapses ``limit.ticket_grace_s`` after its turn. A holder of a higher ``priority``
+        than tickets already held takes the earliest of their turns (they move on one)."""
 
     @abc.abstractmethod
     def acquire_slots(

@@ -151,6 +151,7 @@ class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
             for message in due[: max(0, limit)]:
                 if message.cancel is not None:  # cancelled while leased, its worker died
                     self._finish(message, {message.job_id: message.cancel}, now)
+                    self._leave_line(message.job_class, message.job_id)
                     continue
                 message.attempts += 1
                 message.token, message.worker = token, worker_id
@@ -251,6 +252,7 @@ class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
             message.token, message.worker = None, ""
             message.error, message.dead_at = reason, now
             self._release_lock(message, now)
+            self._leave_line(message.job_class, message.job_id)
             self._changed.notify_all()
             return True
 
@@ -355,6 +357,7 @@ class MemoryBackend(MemoryTrace, MemoryLimits, Backend):
                 message.cancel = (record, ttl_s)
             elif not before.finished:
                 self._finish(message, {job_id: (record, ttl_s)}, now)
+                self._leave_line(message.job_class, job_id)
         return before
 
     def cancel_requested(self, leases: Sequence[Lease]) -> set[str]:

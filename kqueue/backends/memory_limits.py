@@ -14,11 +14,10 @@ from kqueue.policy.ratelimit import (
     acquire_slots,
     live_slots,
     release_slots,
-    reserve_turn,
     take_tokens,
-    ticket_live,
 )
-from kqueue.policy.slot_queue import claim_slot
+from kqueue.policy.slot_queue import claim_slot, leave_line, slot_key
+from kqueue.policy.turn_queue import take_turn
 
 
 class MemoryLimits(LimitStore, ScheduleStore):
@@ -51,22 +50,14 @@ class MemoryLimits(LimitStore, ScheduleStore):
             granted, buckets[key] = take_tokens(limit, buckets.get(key), time.time(), wanted)
         return granted
 
-    def reserve_turn(self, key: str, limit: RateLimit, holder: str) -> float:
+    def reserve_turn(self, key: str, limit: RateLimit, holder: str, priority: int = 0) -> float:
         state = self._limit_state()
-        now = time.time()
         with self._limits_lock:
             buckets: dict[str, Bucket] = state["buckets"]
-            tickets = {
-                h: turn_s
-                for h, turn_s in state["tickets"].get(key, {}).items()
-                if ticket_live(limit, turn_s, now)
-            }
-            turn = reserve_turn(limit, buckets.get(key), tickets.pop(holder, None), now)
-            buckets[key] = turn.bucket
-            if turn.ticket_s is not None:
-                tickets[holder] = turn.ticket_s
-            state["tickets"][key] = tickets
-        return turn.wait_s
+            tickets = state["tickets"].get(key, {})
+            made = take_turn(limit, buckets.get(key), tickets, holder, priority, time.time())
+            buckets[key], state["tickets"][key] = made.bucket, made.tickets
+        return made.wait_s
 
     def acquire_slots(
         self, key: str, limit: int, holders: Sequence[str], lease_s: float
@@ -93,6 +84,16 @@ class MemoryLimits(LimitStore, ScheduleStore):
         state = self._limit_state()
         with self._limits_lock:
             state["slots"][key] = release_slots(state["slots"].get(key, {}), list(holders))
+            if key in state["waiting"]:
+                state["waiting"][key] = leave_line(state["waiting"][key], holders)
+
+    def _leave_line(self, job_class: str, job_id: str) -> None:
+        """A job of ``job_class`` ended for good: off its class's wait list (``leave_line``)."""
+        state = self._limit_state()
+        key = slot_key(job_class)
+        with self._limits_lock:
+            if job_id in state["waiting"].get(key, {}):
+                state["waiting"][key] = leave_line(state["waiting"][key], [job_id])
 
     def slot_holders(self, key: str) -> dict[str, float]:
         state = self._limit_state()

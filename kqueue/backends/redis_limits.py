@@ -3,11 +3,13 @@
 Keys (``kqueue`` is the backend's prefix): ``kqueue:limit:{<key>}:bucket`` a hash (``tokens``,
 ``updated``; tokens below 0 are reserved turns) that expires once it would be full again
 anyway; ``kqueue:limit:{<key>}:tickets`` a sorted set of the job ids holding a reserved turn,
-scored by their turn (each call drops the lapsed ones first); ``kqueue:limit:{<key>}:slots`` a
-sorted set of holders scored by lease expiry (a crashed worker's slots lapse: each acquire drops
-the expired ones first); ``kqueue:limit:{<key>}:waiting`` its wait list, a sorted set of
-holders by ``kqueue.policy.slot_queue.wait_order``, with ``...:waiting_until`` their entries'
-expiry (``claim_slot``); ``kqueue:paused`` the set of paused names; ``kqueue:leader`` the
+scored by their turn (each call drops the lapsed ones first), with ``...:ticket_prios`` their
+priorities (so a higher priority finds the lower ones' turns: ``turn_queue``);
+``kqueue:limit:{<key>}:slots`` a sorted set of holders scored by lease expiry (a crashed
+worker's slots lapse: each acquire drops the expired ones first);
+``kqueue:limit:{<key>}:waiting`` its wait list, a sorted set of holders by
+``kqueue.policy.slot_queue.wait_order``, with ``...:waiting_until`` their entries' expiry
+(``claim_slot``); ``kqueue:paused`` the set of paused names; ``kqueue:leader`` the
 schedules' leader lease (its holder, with a TTL: ``SET NX PX``, renewed only by its holder);
 ``kqueue:schedules`` a hash of each schedule's state. Each script mirrors
 ``kqueue.policy.ratelimit`` on the server's clock (workers on several hosts agree on it).
@@ -39,18 +41,33 @@ return granted
 """
 )
 
-#: KEYS: bucket, tickets. ARGV: rate_per_s, capacity, debt_cap, holder, grace_s, early_s.
-#: Returns the wait in seconds, as a string: "0" to start now (``reserve_turn``).
+#: KEYS: bucket, tickets (holder -> turn), ticket_prios (holder -> priority). ARGV: rate_per_s,
+#: capacity, debt_cap, holder, grace_s, early_s, priority. Returns the wait in seconds, as a
+#: string: "0" to start now (``kqueue.policy.turn_queue.take_turn``; equal turns of lower
+#: priorities move in holder order, as there).
 RESERVE_TURN = (
     _NOW
     + """
 local rate, capacity, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local holder, grace, early = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - grace)
+local holder, grace, early, prio = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local gone = redis.call('ZRANGE', KEYS[2], '-inf', now - grace, 'BYSCORE')
+for i = 1, #gone, 500 do
+  local part = {unpack(gone, i, math.min(i + 499, #gone))}
+  redis.call('ZREM', KEYS[2], unpack(part))
+  redis.call('ZREM', KEYS[3], unpack(part))
+end
+local function hold(who, turn, p)
+  redis.call('ZADD', KEYS[2], turn, who)
+  if p then redis.call('ZADD', KEYS[3], p, who) end
+end
+local function drop(who)
+  redis.call('ZREM', KEYS[2], who)
+  redis.call('ZREM', KEYS[3], who)
+end
 local turn = tonumber(redis.call('ZSCORE', KEYS[2], holder))
 if turn then
   if turn > now + early then return fmt(turn - now) end
-  redis.call('ZREM', KEYS[2], holder)
+  drop(holder)
   return '0'
 end
 local f = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
@@ -58,17 +75,48 @@ local tokens, updated = tonumber(f[1]), tonumber(f[2])
 if not tokens then tokens, updated = capacity, now end
 tokens = math.min(capacity, tokens + math.max(0, now - updated) * rate)
 updated = math.max(now, updated)
-local owed = 1 - tokens
-local wait = 0
-if tokens < 1 - 1e-9 then
-  if owed > cap + 1e-9 then return fmt(math.max(0, -tokens) / rate) end
-  wait = owed / rate
-  redis.call('ZADD', KEYS[2], now + wait, holder)
-  redis.call('PEXPIRE', KEYS[2], math.ceil((wait + grace) * 1000) + 1000)
+local function take(t)
+  redis.call('HSET', KEYS[1], 'tokens', fmt(t - 1), 'updated', fmt(updated))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - t + 1) / rate * 1000) + 1000)
 end
-redis.call('HSET', KEYS[1], 'tokens', fmt(tokens - 1), 'updated', fmt(updated))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens + 1) / rate * 1000) + 1000)
-return fmt(wait)
+if tokens >= 1 - 1e-9 then
+  take(tokens)
+  return '0'
+end
+local owed = 1 - tokens
+local capped = owed > cap + 1e-9
+local new_turn = now + owed / rate
+local ttl = math.ceil((owed / rate + grace) * 1000) + 1000
+local lower = {}
+for _, who in ipairs(redis.call('ZRANGE', KEYS[3], '-inf', '(' .. prio, 'BYSCORE')) do
+  local at = tonumber(redis.call('ZSCORE', KEYS[2], who))
+  if at then lower[#lower + 1] = {at, who} end
+end
+table.sort(lower, function(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end)
+if #lower == 0 then
+  if capped then return fmt(math.max(0, -tokens) / rate) end
+  hold(holder, new_turn, prio)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  take(tokens)
+  return fmt(owed / rate)
+end
+for i = 1, #lower - 1 do hold(lower[i][2], lower[i + 1][1]) end
+if capped then
+  drop(lower[#lower][2])
+else
+  hold(lower[#lower][2], new_turn)
+  take(tokens)
+end
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[3], ttl)
+local mine = lower[1][1]
+if mine <= now + early then return '0' end
+hold(holder, mine, prio)
+return fmt(mine - now)
 """
 )
 
@@ -161,6 +209,7 @@ class RedisLimits(LimitStore, ScheduleStore):
         return scripts[name]
 
     def _limit_key(self, key: str, kind: str) -> str:
+        # the same layout as ``redis_scripts._LEAVE_LINE`` builds in Lua
         return f"{self.prefix}:limit:{{{key}}}:{kind}"
 
     @translated
@@ -170,11 +219,11 @@ class RedisLimits(LimitStore, ScheduleStore):
         return int(script(keys=[self._limit_key(key, "bucket")], args=args))
 
     @translated
-    def reserve_turn(self, key: str, limit: RateLimit, holder: str) -> float:
+    def reserve_turn(self, key: str, limit: RateLimit, holder: str, priority: int = 0) -> float:
         script = self._limit_script("RESERVE_TURN")
-        keys = [self._limit_key(key, "bucket"), self._limit_key(key, "tickets")]
+        keys = [self._limit_key(key, kind) for kind in ("bucket", "tickets", "ticket_prios")]
         args = [repr(limit.rate_per_s), repr(limit.capacity), repr(debt_cap(limit)), holder]
-        args += [repr(limit.ticket_grace_s), repr(TICKET_EARLY_S)]
+        args += [repr(limit.ticket_grace_s), repr(TICKET_EARLY_S), int(priority)]
         return float(script(keys=keys, args=args))
 
     @translated
@@ -194,8 +243,11 @@ class RedisLimits(LimitStore, ScheduleStore):
 
     @translated
     def release_slots(self, key: str, holders: Sequence[str]) -> None:
-        if holders:
-            self.client.zrem(self._limit_key(key, "slots"), *holders)
+        if holders:  # gone for good: off the wait list too (``slot_queue.leave_line``)
+            pipe = self.client.pipeline()  # MULTI/EXEC: one step
+            for kind in ("slots", "waiting", "waiting_until"):
+                pipe.zrem(self._limit_key(key, kind), *holders)
+            pipe.execute()
 
     @translated
     def slot_holders(self, key: str) -> dict[str, float]:

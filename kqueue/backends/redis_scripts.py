@@ -36,6 +36,7 @@ numbers as strings, because Redis truncates Lua numbers to integers in replies.
 from __future__ import annotations
 
 from kqueue.backends.redis_classes import CLASS_INDEX
+from kqueue.policy.slot_queue import slot_key
 
 _NOW = """
 local t = redis.call('TIME')
@@ -98,6 +99,21 @@ local function finish(prefix, id, record, ttl_ms)
 end
 """
 )
+
+#: A job that ends for good (cancelled, dead-lettered) leaves its class's wait list
+#: (``kqueue.policy.slot_queue.leave_line``): ``kqueue:limit:{<slot_key>}:waiting`` and
+#: ``...:waiting_until`` (``redis_limits``), the backend's prefix being the queue prefix's part
+#: before ``:{``. Needs the job's hash, so call it before ``finish``. These keys have another
+#: hash tag than the queue's: one primary (kqueue's Redis, with Sentinel) runs it in one step.
+_LEAVE_LINE = f"""
+local function leave_line(prefix, key, id)
+  local c = redis.call('HGET', key, 'class')
+  if not c then return end
+  local line = string.match(prefix, '^(.-):{{') .. ':limit:{{{slot_key("")}' .. c .. '}}:'
+  redis.call('ZREM', line .. 'waiting', id)
+  redis.call('ZREM', line .. 'waiting_until', id)
+end
+"""
 
 #: Most wake-up tokens kept in a queue's ``notify`` list (idle workers woken at once).
 NOTIFY_MAX = 16
@@ -191,6 +207,7 @@ LEASE = (
     _NOW
     + _NOTIFY
     + _FINISH
+    + _LEAVE_LINE
     + _LEVELS
     + """
 local prefix, limit, token = ARGV[1], tonumber(ARGV[2]), ARGV[4]
@@ -221,6 +238,7 @@ for i = 1, math.min(limit, #candidates) do
   local fields = redis.call('HMGET', key, 'body', 'enqueued_at', 'cancel', 'cancel_ttl_ms',
                             'class')
   if fields[3] then  -- cancelled while leased, and its worker died: it ends here
+    leave_line(prefix, key, id)
     finish(prefix, id, fields[3], tonumber(fields[4]))
   elseif fields[1] then
     redis.call('ZADD', KEYS[2], expires, id)
@@ -324,9 +342,11 @@ DEAD = (
     _NOW
     + _HELD
     + _FINISH
+    + _LEAVE_LINE
     + f"""
 local key = ARGV[1] .. 'job:' .. ARGV[2]
 if not held(key, ARGV[3]) then return 0 end
+leave_line(ARGV[1], key, ARGV[2])
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[2])
 release_lock(ARGV[1], key, ARGV[2])

@@ -4,7 +4,7 @@ and the cancels asked while jobs ran. Keys as in ``redis_scripts``.
 
 from __future__ import annotations
 
-from kqueue.backends.redis_scripts import _FINISH, _LEVELS, _NOW
+from kqueue.backends.redis_scripts import _FINISH, _LEAVE_LINE, _LEVELS, _NOW
 
 #: KEYS: pending, leased, dead. ARGV: prefix, id. Returns {state, attempts, enqueued_at, due_at,
 #: available_at, worker, error, failed_at, record, body}; state is a ``JobState`` value, or
@@ -40,6 +40,7 @@ return reply('unknown')
 CANCEL = (
     _NOW
     + _FINISH
+    + _LEAVE_LINE
     + _LEVELS
     + """
 local prefix, id = ARGV[1], ARGV[2]
@@ -63,6 +64,7 @@ if due and tonumber(due) > now then
 end
 redis.call('ZREM', pending, id)
 redis.call('ZREM', KEYS[2], id)
+leave_line(prefix, key, id)
 finish(prefix, id, ARGV[3], tonumber(ARGV[4]))
 return state
 """

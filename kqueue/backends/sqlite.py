@@ -28,7 +28,7 @@ from kqueue.backends.base import (
 )
 from kqueue.backends.sqlite_classes import create_class_counts, pending_by_class
 from kqueue.backends.sqlite_fleet import SQLiteFleet
-from kqueue.backends.sqlite_limits import SQLiteLimits
+from kqueue.backends.sqlite_limits import SQLiteLimits, create_limit_tables
 from kqueue.backends.sqlite_schema import (
     ADDED_COLUMNS,
     HELD,
@@ -63,6 +63,8 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, SQLiteFleet, Backend):
         self._db.executescript(SCHEMA)
         self._add_columns()
         self._db.executescript(PRIORITY_SCHEMA)
+        create_limit_tables(self._db)  # a job ended for good leaves its wait list
+        self._limits_ready = True
         create_class_counts(self._db)
         self._last_purge = 0.0
 
@@ -208,6 +210,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, SQLiteFleet, Backend):
                 if cancel_record is None:
                     leases.append(lease)
                 else:  # cancelled while leased, and its worker died: it ends here
+                    self._leave_line(db, job_id)
                     self._finish(db, lease, now, {job_id: (cancel_record, cancel_ttl_s)})
         leases.sort(key=lambda lease: (-lease.priority, lease.enqueued_at))
         return leases
@@ -336,6 +339,8 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, SQLiteFleet, Backend):
                 f"worker = NULL WHERE {HELD} RETURNING unique_key",
                 (reason, now, lease.job_id, lease.token),
             ).fetchone()
+            if row is not None:
+                self._leave_line(db, lease.job_id)
             if row is not None and row[0] is not None:
                 self._release_lock(db, lease.queue, row[0], lease.job_id, now)
         return row is not None
@@ -366,6 +371,7 @@ class SQLiteBackend(SQLiteTrace, SQLiteLimits, SQLiteFleet, Backend):
                 )
             elif not before.finished:
                 lease = Lease(job_id, row[1], b"", 0, 0.0, "", 0.0)
+                self._leave_line(db, job_id)
                 self._finish(db, lease, now, {job_id: (record, ttl_s)})
         return before
 

@@ -15,10 +15,10 @@ from kqueue.policy.ratelimit import (
     Bucket,
     RateLimit,
     acquire_slots,
-    reserve_turn,
     take_tokens,
 )
-from kqueue.policy.slot_queue import claim_slot
+from kqueue.policy.slot_queue import claim_slot, slot_key
+from kqueue.policy.turn_queue import Ticket, take_turn
 
 LIMITS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS limit_buckets (
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS limit_tickets (
     key TEXT NOT NULL,
     holder TEXT NOT NULL,
     turn_s REAL NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (key, holder)
 );
 CREATE TABLE IF NOT EXISTS limit_slots (
@@ -55,12 +56,21 @@ CREATE TABLE IF NOT EXISTS schedule_states (name TEXT PRIMARY KEY, body BLOB NOT
 """
 
 
+def create_limit_tables(db) -> None:
+    """Create the limits' tables (``LIMITS_SCHEMA``), and give a file made before tickets had a
+    priority (``turn_queue``) its column."""
+    db.executescript(LIMITS_SCHEMA)
+    have = {row[1] for row in db.execute("PRAGMA table_info(limit_tickets)")}
+    if "priority" not in have:
+        db.execute("ALTER TABLE limit_tickets ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+
+
 class SQLiteLimits(LimitStore, ScheduleStore):
     """Limits, pauses and the schedules' leader in the backend's file (``SQLiteBackend``'s)."""
 
     def _limits_db(self):
         if not self.__dict__.get("_limits_ready"):
-            self._db.executescript(LIMITS_SCHEMA)
+            create_limit_tables(self._db)
             self._limits_ready = True
         return self._transaction()
 
@@ -74,7 +84,7 @@ class SQLiteLimits(LimitStore, ScheduleStore):
             self._write_bucket(db, key, after)
         return granted
 
-    def reserve_turn(self, key: str, limit: RateLimit, holder: str) -> float:
+    def reserve_turn(self, key: str, limit: RateLimit, holder: str, priority: int = 0) -> float:
         with self._limits_db() as db:
             now = time.time()  # once the write lock is held
             # lapsed tickets go first (``ticket_live``): a lost job's ticket leaves no row
@@ -82,23 +92,34 @@ class SQLiteLimits(LimitStore, ScheduleStore):
                 "DELETE FROM limit_tickets WHERE key = ? AND turn_s <= ?",
                 (key, now - limit.ticket_grace_s),
             )
-            row = db.execute(
-                "SELECT turn_s FROM limit_tickets WHERE key = ? AND holder = ?", (key, holder)
-            ).fetchone()
+            # its own ticket and those of a lower priority: the only ones ``take_turn`` moves
+            rows = db.execute(
+                "SELECT holder, turn_s, priority FROM limit_tickets "
+                "WHERE key = ? AND (holder = ? OR priority < ?)",
+                (key, holder, priority),
+            ).fetchall()
             bucket = db.execute(
                 "SELECT tokens, updated_s FROM limit_buckets WHERE key = ?", (key,)
             ).fetchone()
-            ticket_s = row[0] if row else None
-            turn = reserve_turn(limit, Bucket(*bucket) if bucket else None, ticket_s, now)
-            self._write_bucket(db, key, turn.bucket)
-            if turn.ticket_s is None:
-                db.execute("DELETE FROM limit_tickets WHERE key = ? AND holder = ?", (key, holder))
-            else:
-                db.execute(
-                    "INSERT OR REPLACE INTO limit_tickets (key, holder, turn_s) VALUES (?, ?, ?)",
-                    (key, holder, turn.ticket_s),
-                )
-        return turn.wait_s
+            before = {h: Ticket(turn_s, prio) for h, turn_s, prio in rows}
+            made = take_turn(
+                limit, Bucket(*bucket) if bucket else None, before, holder, priority, now
+            )
+            self._write_bucket(db, key, made.bucket)
+            db.executemany(
+                "DELETE FROM limit_tickets WHERE key = ? AND holder = ?",
+                [(key, h) for h in before.keys() - made.tickets.keys()],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO limit_tickets (key, holder, turn_s, priority) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (key, h, t.turn_s, t.priority)
+                    for h, t in made.tickets.items()
+                    if before.get(h) != t
+                ],
+            )
+        return made.wait_s
 
     @staticmethod
     def _write_bucket(db, key: str, bucket: Bucket) -> None:
@@ -148,9 +169,20 @@ class SQLiteLimits(LimitStore, ScheduleStore):
 
     def release_slots(self, key: str, holders: Sequence[str]) -> None:
         with self._limits_db() as db:
-            db.executemany(
-                "DELETE FROM limit_slots WHERE key = ? AND holder = ?",
-                [(key, holder) for holder in holders],
+            for table in ("limit_slots", "limit_waiting"):  # gone for good: off the list too
+                db.executemany(
+                    f"DELETE FROM {table} WHERE key = ? AND holder = ?",
+                    [(key, holder) for holder in holders],
+                )
+
+    @staticmethod
+    def _leave_line(db, job_id: str) -> None:
+        """Job ``job_id`` (its row still there) ends for good: off its class's wait list, in
+        the caller's transaction (``kqueue.policy.slot_queue.leave_line``)."""
+        row = db.execute("SELECT job_class FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is not None:
+            db.execute(
+                "DELETE FROM limit_waiting WHERE key = ? AND holder = ?", (slot_key(row[0]), job_id)
             )
 
     def slot_holders(self, key: str) -> dict[str, float]:

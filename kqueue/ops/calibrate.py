@@ -11,10 +11,12 @@
   start (median over consecutive no-op jobs through a real worker): the worker's hand-off cost.
   The pool's no-op is declared long, so it is not pipelined (``POOL_HANDOFF_ESTIMATE_S``).
   For the isolated tier the fork is measured apart (``spawn_s``) and taken out.
-- ``spawn_s``: forking a process from the worker until it reports ready (median).
-- ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``: PSS of the worker, of an idle pool
-  process, and of an isolated process running a job, with the app imported: measured on a
-  ``kqueue run`` process of its own, as ``kqueue replay`` and production run one.
+- ``spawn_s``: starting an isolated process until it reports ready (median): asked of a zygote,
+  as the isolated tier does (``kqueue.policy.fork.ISOLATED_FORKS_FROM_ZYGOTE``).
+- ``worker_mb``, ``pool_process_mb``, ``isolated_process_mb``, ``zygote_mb``: PSS of the worker,
+  of an idle pool process, of an isolated process running a job, and of the pool's zygote (what
+  each adds to the tree's total), with the app imported: measured on a ``kqueue run`` process
+  of its own, as ``kqueue replay`` and production run one.
 - ``retained_job_mb``: the largest block a process keeps after freeing it (the allocator's heap),
   so the simulator knows which jobs leave their memory with their process.
 - ``gives_back_memory``: whether a forked process that kept such a block gives it back when it
@@ -35,6 +37,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import multiprocess
@@ -43,10 +46,12 @@ from kqueue.job import App, encode_message, new_job_id
 from kqueue.ops.synthetic import burn_cpu, touch_memory
 from kqueue.ops.worker_process import WorkerProcess, write_app_module
 from kqueue.policy.config import Config, Tier
+from kqueue.policy.fork import ISOLATED_FORKS_FROM_ZYGOTE
 from kqueue.policy.host import HostProfile
 from kqueue.tiers import heap
 from kqueue.tiers.pool import PIPELINE_MAX_ESTIMATE_S
 from kqueue.tiers.procs import family_pss_mb, own_memory_mb, workers_children
+from kqueue.tiers.zygote import Zygote
 from kqueue.worker import Worker
 from kqueue.worker.gil import worker_switch_interval
 
@@ -105,6 +110,28 @@ def measure_fetch_s(app: App, rounds: int = 30) -> float:
 
 
 def measure_spawn_s(rounds: int = 10) -> float:
+    """Median time to start an isolated process until it reports that it runs: asked of a
+    zygote, as the isolated tier forks them (``ISOLATED_FORKS_FROM_ZYGOTE``), else forked from
+    here."""
+    if not ISOLATED_FORKS_FROM_ZYGOTE:
+        return _median_fork_s(rounds)
+    zygote, timings = Zygote(None, _zygote_child_ready), []
+    try:
+        for _ in range(rounds):
+            began = time.perf_counter()
+            pid, conn, pidfd = zygote.spawn()
+            conn.recv_bytes()
+            timings.append(time.perf_counter() - began)
+            conn.close()
+            if pidfd is not None:
+                os.close(pidfd)
+            zygote.exit_code(pid, timeout_s=5.0)
+    finally:
+        zygote.close()
+    return statistics.median(timings)
+
+
+def _median_fork_s(rounds: int) -> float:
     """Median time to fork a process from here until it reports that it runs."""
     context, timings = multiprocess.get_context("fork"), []
     for _ in range(rounds):
@@ -122,6 +149,10 @@ def measure_spawn_s(rounds: int = 10) -> float:
 
 def _report_ready(sender) -> None:
     sender.send(True)
+
+
+def _zygote_child_ready(conn, app, zygote_pid) -> None:
+    conn.send_bytes(b"ready")
 
 
 #: How long each busy process runs in ``measure_cpu_share``, seconds.
@@ -317,7 +348,8 @@ def memory_app_source(app_spec: str | None) -> str:
 def _family_mb(
     app: App, spec: str, folder: Path, pool_size: int, *, with_isolated: bool
 ) -> tuple[float, float]:
-    """Total PSS of a ``kqueue run`` worker and its children at rest, and with one isolated job."""
+    """Total PSS of a ``kqueue run`` worker and its children at rest, and with one isolated job
+    (``pool_size`` 0: no pool tier, so no zygote)."""
     config = Config(pool_size=pool_size, pool_max_size=pool_size, poll_interval_s=0.05)
     with WorkerProcess(spec, app.backend_url, config, folder, queues=(QUEUE,)) as worker:
         worker.start(app.backend)
@@ -359,27 +391,46 @@ def _children(pid: int) -> int:
     return len(workers_children(pid))  # the pool's processes are the zygote's children
 
 
-def measure_memory_mb(
-    app: App, workdir: Path, app_spec: str | None = None
-) -> tuple[float, float, float]:
-    """``(worker_mb, pool_process_mb, isolated_process_mb)`` as the simulator adds them up.
+@dataclass(frozen=True)
+class ProcessMemory:
+    """What each kind of process adds to a worker's tree, MB, as the simulator adds them up."""
+
+    #: The worker process alone (no pool tier, so no zygote).
+    worker_mb: float
+    #: One more idle pool process that has run a few jobs.
+    pool_process_mb: float
+    #: One running isolated process.
+    isolated_process_mb: float
+    #: The pool's zygote, which stands while the worker has a pool tier.
+    zygote_mb: float
+
+
+def measure_memory_mb(app: App, workdir: Path, app_spec: str | None = None) -> ProcessMemory:
+    """Each kind of process's memory (``ProcessMemory``) as the simulator adds them up.
 
     Measured on ``kqueue run`` processes started as an operator starts them (with the app
     ``app_spec`` imported, on ``app``'s backend), not on this process: a worker hosted in a
     bigger process (an experiment with pandas loaded) has a bigger base, and its forked
     children end up owning copies of its pages. PSS splits pages shared after fork between the
     sharers, so no single process's PSS is "its" cost. The simulator's total is
-    ``worker_mb + n * pool_process_mb`` (+ isolated ones), so the constants are fitted to that
-    line: the whole family's PSS is measured with 1 and 3 pool processes (the slope is one more
-    process, the intercept the worker), each process having run a few jobs that allocate
-    nothing (one that has run nothing yet still shares pages it will own after its first job),
-    and the isolated process is what one running isolated job adds to the family.
+    ``worker_mb + zygote_mb + n * pool_process_mb`` (+ isolated ones) with a pool tier,
+    ``worker_mb`` without one, so the constants are fitted to that: the whole family's PSS is
+    measured with no pool tier (the worker), and with 1 and 3 pool processes (the slope is one
+    more process, the intercept less the worker is the zygote), each process having run a few
+    jobs that allocate nothing (one that has run nothing yet still shares pages it will own
+    after its first job), and the isolated process is what one running isolated job adds.
     """
     spec = write_app_module(workdir, "kqueue_calibrate_jobs", memory_app_source(app_spec))
+    alone, _ = _family_mb(app, spec, workdir, 0, with_isolated=False)
     one, _ = _family_mb(app, spec, workdir, 1, with_isolated=False)
     three, busy = _family_mb(app, spec, workdir, 3, with_isolated=True)
     pool_mb = max(0.0, (three - one) / 2)
-    return max(0.0, one - pool_mb), pool_mb, max(0.0, busy - three)
+    return ProcessMemory(
+        worker_mb=alone,
+        pool_process_mb=pool_mb,
+        isolated_process_mb=max(0.0, busy - three),
+        zygote_mb=max(0.0, one - pool_mb - alone),
+    )
 
 
 def calibrate(
@@ -406,7 +457,7 @@ def calibrate(
         gil_s = measure_gil_handoff_s(app, workdir, inline_s)
         pool_s = measure_handoff_s(app, Tier.POOL, jobs_per_tier, workdir)
         isolated_s = measure_handoff_s(app, Tier.ISOLATED, max(10, jobs_per_tier // 4), workdir)
-        worker_mb, pool_mb, isolated_mb = measure_memory_mb(app, workdir, app_spec)
+        memory = measure_memory_mb(app, workdir, app_spec)
         retained_mb = measure_retained_mb()
         gives_back = measure_gives_back()
         fault_s_per_mb = measure_fault_cpu_s_per_mb()
@@ -423,9 +474,10 @@ def calibrate(
         pool_dispatch_s=pool_s,
         isolated_dispatch_s=max(0.0, isolated_s - spawn_s),
         spawn_s=spawn_s,
-        worker_mb=worker_mb,
-        pool_process_mb=pool_mb,
-        isolated_process_mb=isolated_mb,
+        worker_mb=memory.worker_mb,
+        pool_process_mb=memory.pool_process_mb,
+        isolated_process_mb=memory.isolated_process_mb,
+        zygote_mb=memory.zygote_mb,
         retained_job_mb=retained_mb,
         gives_back_memory=gives_back,
         fault_cpu_s_per_mb=fault_s_per_mb,

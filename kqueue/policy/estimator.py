@@ -16,6 +16,13 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kqueue.policy.status import Status
+
+#: The attempts whose duration the history learns from, when they end (runtime and twin): a job
+#: that returned, and one stopped at its timeout (it says the class runs at least that long).
+#: Other ends (an exception, a kill, the memory limit) say nothing about how long it runs.
+LEARNS_FROM: frozenset[Status] = frozenset({Status.OK, Status.TIMEOUT})
+
 
 class EstimateSource(enum.StrEnum):
     """Where an estimate came from."""

@@ -15,6 +15,7 @@ A host file is TOML with the field names below as top-level keys::
     spawn_s = 0.05
     pool_dispatch_s = 0.002
     pool_process_mb = 60
+    zygote_mb = 8
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ class HostProfile:
     #: (``kqueue.worker.gil``); ``kqueue calibrate`` measured 1.8-2.3 ms here with it, 6.5-7.2 ms
     #: at CPython's default 5 ms.
     gil_handoff_s: float = 0.002
+    #: On an oversubscribed host, the CPU the worker's GIL-bound threads win beyond one
+    #: thread's share: with ``n`` inline jobs computing, the worker weighs ``1 + bonus * (1 -
+    #: 1/n)`` runnable threads against each process (its threads sleep on the GIL, and Linux's
+    #: scheduler favours a thread that slept); it still gets at most one core. Measured with
+    #: 4 single-thread processes on one core: 1.58-1.65 for 2 threads, 1.86 for 3, 1.95 for 4,
+    #: 2.22 for 8 (docs/DECISIONS.md, session 12). 0: exact processor sharing.
+    gil_threads_bonus: float = 1.3
     #: Handing one job to a pool process and getting its result back (pickling, pipes).
     pool_dispatch_s: float = 0.002
     #: Handing one job to a freshly started isolated process, on top of ``spawn_s``.
@@ -62,6 +70,12 @@ class HostProfile:
     #: Resident memory (PSS) of an idle pool process that has run a few jobs but holds none of
     #: their memory: its share of the worker plus the pages it has written since the fork.
     pool_process_mb: float = 60.0
+    #: What the pool's zygote (``kqueue.tiers.zygote``, the process that forks every pool
+    #: process) adds to the worker's tree, MB: it stands from the worker's start while the worker
+    #: has a pool tier (``kqueue.policy.fork.runs_zygote``), whether or not a job ever ran. The
+    #: default is what ``kqueue calibrate`` measured on the 2-core development box (7 MB with
+    #: SQLite, 10 MB with Redis: its share of the backend client's pages).
+    zygote_mb: float = 8.0
     #: Resident memory of an isolated process before its job allocates anything.
     isolated_process_mb: float = 60.0
     #: A job whose memory is at most this many MB leaves it with its process after it ends (the

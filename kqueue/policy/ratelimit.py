@@ -53,6 +53,11 @@ SLOT_LEASE_S = 30.0
 SLOT_WAITERS_PER_SLOT = 1
 
 
+def rate_key(job_class: str) -> str:
+    """The ``LimitStore`` key of ``job_class``'s token bucket and its tickets."""
+    return f"rate:{job_class}"
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """A parsed ``rate_limit``: tokens per second, the bucket size, and how its reservations

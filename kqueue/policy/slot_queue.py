@@ -6,14 +6,16 @@ with that rank while it is held back and leased again. A slot goes only to a job
 first ``limit - used`` of the list (any job when the list is empty), so a held-back job keeps
 its place: newer arrivals of its level wait behind it, on every worker. An entry lapses one
 lease after its job last asked (a crashed worker's job comes back within one lease anyway), so
-a lost job blocks its class for one lease at most. Ties rank by holder id (as a Redis sorted
+a lost job blocks its class for one lease at most. A job that leaves for good (cancelled,
+dead-lettered, or ending with its slot given back) leaves the list in the same atomic step
+(``leave_line``), so the next in line moves up at once. Ties rank by holder id (as a Redis sorted
 set ranks equal scores). The backends (Redis in Lua, SQLite, memory) and the twin's
 ``sim.model.lease_gate`` all run ``claim_slot``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kqueue.policy.ratelimit import Slots, live_slots
@@ -24,6 +26,12 @@ PRIORITY_SPAN_S = 1e10
 
 #: A wait list: holder -> (its ``wait_order``, when its entry lapses).
 Waiting = Mapping[str, tuple[float, float]]
+
+
+def slot_key(job_class: str) -> str:
+    """The ``LimitStore`` key of ``job_class``'s semaphore and wait list: the worker claims
+    slots under it, and a backend that ends a job for good drops it from that wait list."""
+    return f"concurrency:{job_class}"
 
 
 def wait_order(priority: int, due_s: float) -> float:
@@ -72,3 +80,10 @@ def claim_slot(
         return Claim(True, live, line)
     line[holder] = (mine[0], now_s + lease_s)
     return Claim(False, live, line)
+
+
+def leave_line(waiting: Waiting, holders: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """The wait list after ``holders`` left it for good (cancelled, dead-lettered, or giving
+    their slot back): the jobs behind them move up now, not when their entries lapse."""
+    gone = set(holders)
+    return {holder: entry for holder, entry in waiting.items() if holder not in gone}

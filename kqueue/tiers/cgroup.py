@@ -195,6 +195,22 @@ class CgroupEntry:
         """Put this process in its own group with ``limit_mb``; False when that failed."""
         return self.cgroups.attach(os.getpid(), self.limit_mb) is not None
 
+    def message(self) -> dict:
+        """The entry as plain data, for a child forked by a zygote (its request carries it)."""
+        return {
+            "mode": self.cgroups.mode.value,
+            "parent": str(self.cgroups.parent),
+            "mb": self.limit_mb,
+        }
+
+    @classmethod
+    def from_message(cls, message: dict | None) -> CgroupEntry | None:
+        """The entry ``message`` describes (None: the child has no group to enter)."""
+        if not message:
+            return None
+        cgroups = MemoryCgroups(CgroupMode(message["mode"]), Path(message["parent"]))
+        return cls(cgroups, message["mb"])
+
 
 def detect_cgroups(config, tier: str) -> MemoryCgroups:
     """The cgroups a tier's runner uses: ``detect``'s choice, or none when

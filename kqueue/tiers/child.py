@@ -38,6 +38,7 @@ from kqueue.policy.status import Status
 from kqueue.policy.trim import POOL_IDLE_S
 from kqueue.tiers import heap
 from kqueue.tiers.base import FINAL, failure_of, settle_return
+from kqueue.tiers.cgroup import CgroupEntry
 from kqueue.tiers.inherit import release_backend
 from kqueue.tiers.procs import die_with_parent, own_memory_mb, peak_rss_mb, reset_peak_rss
 
@@ -119,7 +120,11 @@ def serve(conn: Any, app: Any, parent_pid: int) -> None:
             return
         if data == STOP:
             return
-        result = run_job(app, decode(data), base_rss_mb)
+        request = decode(data)
+        if request.get("once"):  # an isolated job from a zygote: one job, then exit
+            _run_isolated(conn, app, request, CgroupEntry.from_message(request.get("cgroup")))
+            return
+        result = run_job(app, request, base_rss_mb)
         _reply(conn, result)
         kept.after_job(result["rss_mb"])
 
@@ -140,8 +145,14 @@ def run_once(
     worker has cgroups), run one request, report, exit. When it cannot enter its group, its job
     runs under the hard ``RLIMIT_AS`` of ``max_memory_mb`` instead."""
     prepare(app, parent_pid)
+    _run_isolated(conn, app, {**request, "fallback_max_memory_mb": max_memory_mb}, entry)
+
+
+def _run_isolated(conn: Any, app: Any, request: dict[str, Any], entry: Any) -> None:
+    """Enter the cgroup (else the hard ``RLIMIT_AS`` of ``fallback_max_memory_mb``), run the
+    request, report."""
     if entry is not None and not entry.enter():
-        request = {**request, "max_memory_mb": max_memory_mb}
+        request = {**request, "max_memory_mb": request.get("fallback_max_memory_mb")}
     _reply(conn, run_job(app, request, own_memory_mb()[1]))
 
 

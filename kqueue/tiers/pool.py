@@ -47,7 +47,7 @@ from kqueue.policy.fetch import (
     pool_backlog_per_process,
     tier_free,
 )
-from kqueue.policy.fork import POOL_FORKS_FROM_ZYGOTE
+from kqueue.policy.fork import runs_zygote
 from kqueue.policy.limits import timeout_left_s
 from kqueue.policy.scaler import target_size_with_backlog
 from kqueue.policy.status import Status
@@ -65,9 +65,6 @@ log = logging.getLogger("kqueue.pool")
 MEMORY_POLL_S = 1.0
 #: How long ``stop`` waits for killed processes to be reaped, seconds.
 REAP_TIMEOUT_S = 5.0
-#: Fork pool processes from a zygote forked at start (``kqueue.tiers.zygote``), so every
-#: generation has the first one's memory and descriptors; False: from the worker, as before.
-FORK_FROM_ZYGOTE = POOL_FORKS_FROM_ZYGOTE
 #: Jobs the pool holds per process beyond the running ones (``kqueue.policy.fetch``, the rule
 #: the twin's intake runs too).
 BACKLOG_PER_PROCESS = BACKLOG_PER_SLOT
@@ -179,6 +176,11 @@ class PoolRunner(TierRunner):
         """Pids of the pool's live processes that take jobs."""
         return [pid for pid, p in self._procs.items() if not p.retiring]
 
+    def standing_pids(self) -> list[int]:
+        """Pids of the pool's processes that run no job but count in the worker's tree: its
+        zygote's, while it has one."""
+        return [self.zygote.pid] if self.zygote is not None else []
+
     def job_pids(self) -> dict[str, int]:
         """The pid running each running job, by job id."""
         return {p.job.invocation.job_id: pid for pid, p in self._procs.items() if p.job}
@@ -188,7 +190,9 @@ class PoolRunner(TierRunner):
         libc_prctl()  # resolved here once, inherited by every child
         heap.available()  # so is malloc_trim
         self.cgroups = detect_cgroups(self.config, "pool")
-        if FORK_FROM_ZYGOTE and self.zygote is None and self.config.pool_max_size > 0:
+        # a zygote forked at start forks every pool process, so every generation has the first
+        # one's memory and descriptors (``kqueue.policy.fork``: the twin counts it by this rule)
+        if self.zygote is None and runs_zygote(self.config):
             try:
                 self.zygote = Zygote(self.app, child.serve)  # before any pool process or thread
             except ZygoteGone as exc:
@@ -445,7 +449,7 @@ class PoolRunner(TierRunner):
             return
         self._last_poll_s = now_s
         for pid, proc in self._procs.items():
-            if proc.job is not None:
+            if proc.job is not None and proc.child.pid_is_its_own():  # not a reused pid's
                 proc.rss_mb = rss_mb(pid)
 
     async def stop(self, grace_s: float) -> None:

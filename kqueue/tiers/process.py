@@ -27,7 +27,7 @@ from kqueue.policy.status import Status
 from kqueue.tiers import inherit
 from kqueue.tiers.base import Outcome
 from kqueue.tiers.child import MEMORY_EXIT_CODE, decode
-from kqueue.tiers.procs import describe_exit, exit_fd, kill_tree
+from kqueue.tiers.procs import describe_exit, ended, exit_fd, kill_tree
 
 if TYPE_CHECKING:
     from kqueue.tiers.zygote import Zygote
@@ -49,6 +49,8 @@ class ChildProcess:
         zygote: fork it from this zygote rather than from this process (``target`` and
             ``args`` are then the zygote's: ``child.serve`` with the app); raises
             ``ZygoteGone`` if the zygote does not answer.
+        spawned: with ``zygote``, the (pid, pipe, pidfd) it already forked
+            (``Zygote.take_spawned``): nothing is forked here.
     """
 
     def __init__(
@@ -60,15 +62,17 @@ class ChildProcess:
         on_exit: Callable[[ChildProcess], None],
         name: str,
         zygote: Zygote | None = None,
+        spawned: tuple[int, Any, int | None] | None = None,
     ):
         self._loop = asyncio.get_running_loop()
         self._on_result, self._on_exit = on_result, on_exit
         #: The zygote that forked it (``kqueue.tiers.zygote``), or None: forked by this process.
         self.zygote = zygote
         began = time.perf_counter()
+        pidfd = None
         if zygote is not None:
             self.process = None
-            self.pid, self.conn = zygote.spawn()
+            self.pid, self.conn, pidfd = spawned if spawned is not None else zygote.spawn()
         else:
             self.process, self.conn = _fork(target, args, name)
             self.pid = self.process.pid
@@ -82,8 +86,10 @@ class ChildProcess:
             self._exit_fd, self._own_exit_fd = exit_fd(self.process)
             popen = inherit.popen_fds(self.process)
         else:
-            self._exit_fd, self._own_exit_fd = _pidfd_or_ended(self.pid), True
+            self._exit_fd, self._own_exit_fd = pidfd or _pidfd_or_ended(self.pid), True
             popen = ()
+        #: A pidfd of the child while it is watched (kills go through it), else None.
+        self._pidfd = pidfd if pidfd is not None else (self._exit_fd if self._own_exit_fd else None)
         own_fds = (self._exit_fd,) if self._own_exit_fd else ()
         inherit.hold(self.pid, self.conn, (*own_fds, *popen))
         #: True while the loop reads each result as it arrives (see ``pause_reading``).
@@ -98,6 +104,13 @@ class ChildProcess:
         """True until the child has exited."""
         return self.exitcode is None
 
+    def pid_is_its_own(self) -> bool:
+        """True while ``pid`` surely names this child: it has not ended (its pidfd says so),
+        so nobody could reap it and the kernel could not give its pid to another process."""
+        if not self.alive:
+            return False
+        return self._pidfd is None or not ended(self._pidfd)
+
     def send(self, data: bytes) -> None:
         """Send one message; a child that is gone is noticed by its exit reader."""
         with contextlib.suppress(OSError, ValueError):
@@ -107,7 +120,8 @@ class ChildProcess:
         """SIGKILL the child and whatever it started; the first reason given is kept."""
         if self.kill_reason is None:
             self.kill_reason = reason
-        kill_tree(self.pid)
+        if self.alive:  # once reaped, its pid may be another process's
+            kill_tree(self.pid, pidfd=self._pidfd)
 
     def pause_reading(self) -> None:
         """Stop waking the loop per result: results wait in the pipe until ``drain`` reads them."""
@@ -155,6 +169,7 @@ class ChildProcess:
         self._loop.remove_reader(self._exit_fd)
         if self._own_exit_fd:
             os.close(self._exit_fd)
+        self._pidfd = None  # closed: its number may name another file now
         self.conn.close()
         inherit.forget(self.pid)
 

@@ -13,6 +13,7 @@ import ctypes
 import functools
 import os
 import resource
+import select
 import signal
 import sys
 
@@ -24,23 +25,33 @@ ZYGOTE_NAME = "kqueue-zygote"
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / _MB if hasattr(os, "sysconf") else 4096 / _MB
 
 
-def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
+def kill_tree(pid: int, sig: int = signal.SIGKILL, pidfd: int | None = None) -> None:
     """Send ``sig`` to ``pid`` and every process it started (children first); gone ones are skipped.
 
-    A job may start processes of its own; killing only the top one would orphan them.
+    A job may start processes of its own; killing only the top one would orphan them. With
+    ``pidfd`` (a pidfd of ``pid``) the top one is signalled through it, and a process that has
+    ended is not walked: its pid may already name another process.
     """
     import psutil
 
-    try:
-        parent = psutil.Process(pid)
-        descendants = parent.children(recursive=True)
-    except psutil.Error:
-        descendants = []
+    descendants = []
+    if pidfd is None or not ended(pidfd):
+        with contextlib.suppress(psutil.Error):
+            descendants = psutil.Process(pid).children(recursive=True)
     for process in descendants:
         with contextlib.suppress(psutil.Error):
             process.send_signal(sig)
+    if pidfd is not None:
+        with contextlib.suppress(OSError):  # ESRCH: reaped already; EBADF: not a pidfd
+            signal.pidfd_send_signal(pidfd, sig)
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
+
+
+def ended(pidfd: int) -> bool:
+    """Whether the process of ``pidfd`` has ended (its pidfd is readable)."""
+    return bool(select.select([pidfd], [], [], 0)[0])
 
 
 def rss_mb(pid: int) -> float:

@@ -13,15 +13,20 @@ Protocol over a ``SOCK_SEQPACKET`` Unix socket pair, one fixed-size message each
 
 - worker -> zygote: ``S`` (fork one pool process);
 - zygote -> worker: ``R`` once, when it has named itself and serves; ``P pid`` with the
-  parent end of the new process's pipe as an ``SCM_RIGHTS`` descriptor (``socket.send_fds``),
-  the zygote closing its copy; ``X pid exitcode`` once the zygote reaped a pool process (watched
-  by a pidfd, as the worker watches its children).
+  parent end of the new process's pipe and a pidfd of it as ``SCM_RIGHTS`` descriptors
+  (``socket.send_fds``), the zygote closing its copies; ``F 0 errno`` when a fork failed (the
+  zygote serves on); ``X pid exitcode`` once the zygote reaped a pool process (watched by a
+  pidfd, as the worker watches its children).
 
-The pool processes are the worker's grandchildren. The worker still watches each with a pidfd
-(``pidfd_open`` takes any pid) and learns its exit code from the ``X`` message
-(``exit_code``); the kill reason it sets itself, as before. ``PR_SET_PDEATHSIG`` chains: the
-zygote dies with the worker, a pool process with the zygote. A zygote that is gone (killed, or
-never started) makes ``spawn`` raise ``ZygoteGone``; the pool then forks from the worker.
+The pool processes are the worker's grandchildren. The worker watches and kills each through
+the pidfd the zygote opened right after the fork, before it could reap the process: a pidfd
+names that process, not its pid, so a pid the kernel gave to another process once the zygote
+reaped this one is never signalled (``pidfd_open`` in the worker, later, had that window). It
+learns the exit code from the ``X`` message (``exit_code``), the status the zygote read with
+``waitpid`` once the pidfd said the process ended; the kill reason it sets itself, as before.
+``PR_SET_PDEATHSIG`` chains: the zygote dies with the worker, a pool process with the zygote.
+A zygote that is gone (killed, or never started) makes ``spawn`` raise ``ZygoteGone``; the
+pool then forks from the worker.
 """
 
 from __future__ import annotations
@@ -61,9 +66,11 @@ class Zygote:
         app: the app (the zygote and its children find jobs in it).
         target: what each forked process runs, ``target(conn, app, zygote_pid)``
             (``child.serve``).
+        wait_ready: wait here until it serves (``wait_ready``); False: requests wait in its
+            socket until it does (the isolated tier, so a worker's start does not wait).
     """
 
-    def __init__(self, app: Any, target: Any):
+    def __init__(self, app: Any, target: Any, *, wait_ready: bool = True):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         worker_pid = os.getpid()
         # a bare fork, not a multiprocess process: no sentinel pipes nor stdin of its own for
@@ -88,15 +95,28 @@ class Zygote:
         # children forked later from the worker (isolated, fallbacks) close the worker's end
         inherit.hold(self.pid, ours, ())
         self._ready = False
+        if wait_ready:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the zygote has named itself and serves: ``ps`` and the test helpers
+        then tell it from a pool process. Raises ``ZygoteGone`` (and closes it) past
+        ``SPAWN_TIMEOUT_S``."""
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
         while not self._ready and self._receive(deadline - time.monotonic()):
-            pass  # named and serving: ``ps`` and the test helpers tell it from a pool process
+            pass
         if not self._ready:
             self.close()
-            raise ZygoteGone(f"zygote {pid} did not start within {SPAWN_TIMEOUT_S} s")
+            raise ZygoteGone(f"zygote {self.pid} did not start within {SPAWN_TIMEOUT_S} s")
 
-    def spawn(self) -> tuple[int, Connection]:
-        """Fork one process from the zygote: its pid and the worker's end of its pipe."""
+    def spawn(self) -> tuple[int, Connection, int | None]:
+        """Fork one process from the zygote: its pid, the worker's end of its pipe, and a pidfd
+        of it for the caller to close (None where the kernel has no pidfds).
+
+        Raises:
+            ZygoteGone: the zygote did not answer within ``SPAWN_TIMEOUT_S``.
+            OSError: the zygote could not fork (its errno: EAGAIN, ENOMEM, EMFILE).
+        """
         try:
             self._sock.send(_MESSAGE.pack(_SPAWN, 0, 0))
         except OSError as exc:
@@ -108,12 +128,40 @@ class Zygote:
                 raise OSError(code, f"zygote {self.pid} could not fork: {os.strerror(code)}")
             if not self._receive(deadline - time.monotonic()):
                 raise ZygoteGone(f"zygote {self.pid} did not fork within {SPAWN_TIMEOUT_S} s")
-        pid, fd = self._spawned.pop(0)
-        return pid, Connection(fd)
+        pid, fd, pidfd = self._spawned.pop(0)
+        return pid, Connection(fd), pidfd
 
-    def exit_code(self, pid: int, timeout_s: float = 0.5) -> int | None:
+    def request(self) -> None:
+        """Ask for one process without waiting: it comes from ``take_spawned`` once ``pump``
+        read the answer (the caller watches ``fileno``)."""
+        try:
+            self._sock.send(_MESSAGE.pack(_SPAWN, 0, 0))
+        except OSError as exc:
+            raise ZygoteGone(f"zygote {self.pid}: {exc}") from exc
+
+    def fileno(self) -> int:
+        """The worker's end of the socket: readable when the zygote sent something."""
+        return self._sock.fileno()
+
+    def pump(self) -> bool:
+        """Read every message waiting, without blocking; False once the zygote is gone."""
+        while self._sock.fileno() >= 0 and select.select([self._sock], [], [], 0)[0]:
+            if not self._receive(0):
+                return False
+        return self._sock.fileno() >= 0
+
+    def take_spawned(self) -> tuple[list[tuple[int, Connection, int | None]], list[int]]:
+        """The processes forked so far and not yet taken (pid, pipe, pidfd or None), and the
+        errnos of the forks that failed, each in the order the zygote answered."""
+        spawned, self._spawned = self._spawned, []
+        failures, self._failures = self._failures, []
+        return [(pid, Connection(fd), pidfd) for pid, fd, pidfd in spawned], failures
+
+    def exit_code(self, pid: int, timeout_s: float = SPAWN_TIMEOUT_S) -> int | None:
         """The exit code of process ``pid`` (negative: the signal), as multiprocess gives it;
-        None if the zygote did not report it within ``timeout_s``."""
+        None if the zygote did not report it within ``timeout_s`` or is gone. The zygote
+        reports it as soon as its own pidfd of the process fires, so the wait is a round trip
+        unless the zygote is starved of CPU (then it is long, not wrong)."""
         deadline = time.monotonic() + timeout_s
         while pid not in self._exits and self._receive(deadline - time.monotonic()):
             pass
@@ -127,14 +175,14 @@ class Zygote:
         if not ready:
             return False
         try:
-            data, fds, _, _ = socket.recv_fds(self._sock, _MESSAGE.size, 1)
+            data, fds, _, _ = socket.recv_fds(self._sock, _MESSAGE.size, 2)
         except OSError:
             return False
         if len(data) != _MESSAGE.size:  # end of file: the zygote exited
             return False
         kind, pid, code = _MESSAGE.unpack(data)
         if kind == _SPAWNED and fds:
-            self._spawned.append((pid, fds[0]))
+            self._spawned.append((pid, fds[0], fds[1] if len(fds) > 1 else None))
         elif kind == _EXITED:
             self._exits[pid] = code
         elif kind == _READY:
@@ -222,9 +270,14 @@ def _answer(sock: socket.socket, app: Any, target: Any, children: dict, name: st
     children[fd] = (process, process.pid, own)
     # the children forked after this one close what the zygote holds on it (kqueue.tiers.inherit)
     inherit.hold(process.pid, None, ((fd,) if own else ()) + inherit.popen_fds(process))
+    # the worker's pidfd, opened before this loop can reap the process: it names this process
+    pidfd = os.dup(fd) if own else None
+    fds = [parent_end.fileno()] + ([pidfd] if pidfd is not None else [])
     with contextlib.suppress(OSError):
-        socket.send_fds(sock, [_MESSAGE.pack(_SPAWNED, process.pid, 0)], [parent_end.fileno()])
+        socket.send_fds(sock, [_MESSAGE.pack(_SPAWNED, process.pid, 0)], fds)
     parent_end.close()
+    if pidfd is not None:
+        os.close(pidfd)
     return True
 
 
@@ -239,7 +292,9 @@ def _failed(sock: socket.socket, exc: OSError) -> bool:
 def _reap(sock: socket.socket, child: tuple[Any, int, bool], fd: int) -> None:
     """A pool process exited: reap it and tell the worker its exit code."""
     process, pid, own = child
-    process.join(0.5)
+    # its pidfd (or sentinel) fired: it has ended, so waitpid returns at once with its status
+    # (a timed join waits on the sentinel, which a process the job started may still hold)
+    process.join()
     code = process.exitcode
     if own:
         os.close(fd)

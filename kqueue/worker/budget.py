@@ -1,8 +1,9 @@
 """The worker's memory budget: measure its process tree, predict each job, admit by the policy.
 
 ``MemoryBudget`` is the runtime side of ``kqueue.policy.admission``: every ``SAMPLE_INTERVAL_S``
-it reads the proportional set size (PSS, ``/proc/<pid>/smaps_rollup``) of the worker and of each
-live pool and isolated process, so pages a forked process still shares with the worker count once.
+it reads the proportional set size (PSS, ``/proc/<pid>/smaps_rollup``) of the worker, of the
+pool's zygote and of each live pool and isolated process, so pages a forked process still
+shares with the worker count once.
 A running job whose process has not yet grown by its predicted memory keeps the difference
 reserved. ``select`` hands the loop the waiting pool and isolated jobs that ``admit`` lets start
 (oldest first, with the head-of-line reservation); the pool asks ``room`` before it grows and
@@ -119,6 +120,9 @@ class MemoryBudget:
             return self._measured_mb
         self._sampled_at = now_s
         pids = [os.getpid()]
+        for tier in (Tier.POOL, Tier.ISOLATED):  # their zygotes stand in the tree
+            if tier in self.runners:
+                pids.extend(self.runners[tier].standing_pids())
         for tier in GATED:
             if tier in self.runners:
                 pids.extend(self.runners[tier].pids())

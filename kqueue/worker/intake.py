@@ -258,7 +258,10 @@ class Intake:
         if pending in queue:
             queue.remove(pending)
             return True
-        return self.slot_waiters.remove(pending)
+        if self.slot_waiters.remove(pending):
+            self.limiter.leave_line(pending)
+            return True
+        return False
 
     def take_waiting(self) -> list[Lease]:
         """Empty the local queues (shutdown); returns the leases to give back."""

@@ -24,8 +24,14 @@ import time
 from kqueue.backends.base import Backend
 from kqueue.backends.limits import LimitStore
 from kqueue.policy.config import JobSettings
-from kqueue.policy.ratelimit import TURN_WAKE_S, RateLimit, held_back_wait_s, parse_rate_limit
-from kqueue.policy.slot_queue import wait_order
+from kqueue.policy.ratelimit import (
+    TURN_WAKE_S,
+    RateLimit,
+    held_back_wait_s,
+    parse_rate_limit,
+    rate_key,
+)
+from kqueue.policy.slot_queue import slot_key, wait_order
 from kqueue.worker.held import Pending, best_effort
 
 #: How often the paused names are read from the backend, seconds.
@@ -77,7 +83,7 @@ class Limiter:
             return self._hold(PAUSED_WAIT_S)
         settings = pending.invocation.settings
         if settings.concurrency_limit is not None:
-            key = f"concurrency:{job_name}"
+            key = slot_key(job_name)
             job_id = pending.lease.job_id
             order = wait_order(pending.lease.priority, pending.due_at)
             if not self.store.claim_slot(
@@ -86,7 +92,7 @@ class Limiter:
                 self.full_slots = (key, settings.concurrency_limit)
                 return self._hold(held_back_wait_s(0.0, True, self.poll_s))
             self._slots[job_id] = (key, settings.concurrency_limit)
-        wait_s = self._rate_wait_s(pending.lease.job_id, job_name, settings)
+        wait_s = self._rate_wait_s(pending, job_name, settings)
         if wait_s is not None:
             self.release(pending.lease.job_id)
             return self._hold(wait_s)
@@ -96,13 +102,14 @@ class Limiter:
         self.held_back += 1
         return wait_s
 
-    def _rate_wait_s(self, job_id: str, job_name: str, settings: JobSettings) -> float | None:
+    def _rate_wait_s(self, pending: Pending, job_name: str, settings: JobSettings) -> float | None:
         if settings.rate_limit is None:
             return None
         limit = self._rates.get(job_name)
         if limit is None:
             limit = self._rates[job_name] = parse_rate_limit(settings.rate_limit, job_name)
-        wait_s = self.store.reserve_turn(f"rate:{job_name}", limit, job_id)
+        key, job_id = rate_key(job_name), pending.lease.job_id
+        wait_s = self.store.reserve_turn(key, limit, job_id, pending.lease.priority)
         if wait_s <= 0.0:
             return None
         heapq.heappush(self._turns_s, time.monotonic() + wait_s)
@@ -132,6 +139,16 @@ class Limiter:
             best_effort(what, self.store.release_slots, held[0], [job_id])
             return held[0]
         return None
+
+    def leave_line(self, pending: Pending) -> None:
+        """``pending`` waited here for a slot and ends for good (cancelled): it leaves its
+        class's wait list now, so the next in line is not held back until its entry lapses."""
+        if self.store is not None:
+            job_id = pending.lease.job_id
+            key = slot_key(pending.invocation.job.name)
+            best_effort(
+                f"take job {job_id} off its wait list", self.store.release_slots, key, [job_id]
+            )
 
     def renew(self, job_ids: list[str]) -> None:
         """Renew the slots of jobs this worker still holds (with their leases)."""

@@ -21,8 +21,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from kqueue.policy.config import Config, JobOptions
-from kqueue.policy.estimator import DurationHistory
-from kqueue.policy.status import Status
+from kqueue.policy.estimator import LEARNS_FROM, DurationHistory
 from kqueue.policy.trace import TraceRow, TraceWriter
 from kqueue.tiers.base import Outcome
 from kqueue.tiers.procs import rss_mb
@@ -122,7 +121,7 @@ class Recorder:
     def record(self, pending: Pending, outcome: Outcome) -> None:
         """Record one settled attempt: history, counts, rates, trace row and metrics."""
         name = pending.invocation.job.name
-        if outcome.status in (Status.OK, Status.TIMEOUT):
+        if outcome.status in LEARNS_FROM:
             self.history.record(name, outcome.duration_s)
             recent = self._durations.setdefault(name, [])
             recent.append(outcome.duration_s)

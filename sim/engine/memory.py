@@ -1,6 +1,7 @@
 """The memory model: total resident memory of the worker and its processes over time.
 
-Total = the worker process (``HostProfile.worker_mb``) + inline jobs' memory (while they run, and
+Total = the worker process (``HostProfile.worker_mb``, with the pool's zygote's ``zygote_mb``
+when it has one: ``kqueue.policy.fork.standing_mb``) + inline jobs' memory (while they run, and
 what the worker's heap keeps of them: ``sim.model.tiers.InlineTier``) + each pool process
 (``pool_process_mb`` plus the high-water mark of the jobs it has run, until it exits) + each
 isolated process (``isolated_process_mb`` from its spawn, plus its job's memory from the job's

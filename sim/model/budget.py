@@ -41,6 +41,7 @@ class BudgetGate:
         estimated_s: per job, its estimate (the model fills it at dispatch).
         job_class: per job, its class.
         started_s: per job, when it started (NaN before).
+        standing_mb: what the worker's tree holds before any job (``kqueue.policy.fork``), MB.
     """
 
     def __init__(
@@ -53,8 +54,11 @@ class BudgetGate:
         estimated_s,
         job_class,
         started_s,
+        standing_mb: float,
     ):
         self.env, self.config, self.host = env, config, host
+        #: The worker's tree before any job (the worker, and the zygote when there is one), MB.
+        self.standing_mb = standing_mb
         self.budget_mb = config.memory_budget_mb
         self.enabled = not math.isinf(self.budget_mb)
         self.memory = MemoryHistory.from_config(config)
@@ -78,7 +82,7 @@ class BudgetGate:
     def used_mb(self) -> float:
         """What the worker holds now plus what admitted jobs may still add, MB."""
         inline, pool, _ = self.tiers
-        used = self.host.worker_mb + inline.memory.level_mb + pool.memory.level_mb
+        used = self.standing_mb + inline.memory.level_mb + pool.memory.level_mb
         for job, (need_mb, _, tier) in self._admitted.items():
             holds = self._memory_mb[job] if self._started_s[job] == self._started_s[job] else 0.0
             if tier == ISOLATED:

@@ -4,9 +4,10 @@ Scenario: the worker leases a batch of due jobs (highest priority first, then ea
 asks each one's class for a slot of its ``concurrency_limit`` and a token of its ``rate_limit``
 (``kqueue.policy.ratelimit``, the rules the backends run). A job that gets both goes on to its
 tier. One that does not goes back to the backend, not counted as an attempt, due again after the
-runtime's wait: a rate-limited one at its reserved turn (``reserve_turn``: it takes its token as
-a debt and holds a ticket, so when leased again it starts without asking the bucket, and the
-jobs leased after it queue behind the debt), one behind a full semaphore after a poll
+runtime's wait: a rate-limited one at its reserved turn (``turn_queue.take_turn``: it takes its
+token as a debt and holds a ticket, so when leased again it starts without asking the bucket,
+and the jobs leased after it queue behind the debt, those of a higher priority taking the
+earliest turns of lower ones), one behind a full semaphore after a poll
 (``held_back_wait_s``), unless it waits on the worker for a slot (``full_slots`` names the
 semaphore; ``sim.model.gated_fetch`` keeps it, ``kqueue.policy.slot_wait``). One held back
 by a full semaphore keeps its place on the class's wait list (``kqueue.policy.slot_queue``):
@@ -30,9 +31,9 @@ from kqueue.policy.ratelimit import (
     Bucket,
     held_back_wait_s,
     release_slots,
-    reserve_turn,
 )
 from kqueue.policy.slot_queue import claim_slot, wait_order
+from kqueue.policy.turn_queue import Ticket, take_turn
 from sim.model.rules import ClassRules
 
 
@@ -112,8 +113,9 @@ class LeaseGate:
         self._waiting: dict[str, dict[str, tuple[float, float]]] = {
             name: {} for name in rules.concurrency
         }
-        #: Per rate-limited class, the tickets: job -> its reserved turn (the backend's).
-        self._tickets: dict[str, dict[int, float]] = {name: {} for name in rules.rate}
+        #: Per rate-limited class, the tickets: job -> its reserved turn and priority (the
+        #: backend's; ``kqueue.policy.turn_queue``).
+        self._tickets: dict[str, dict[int, Ticket]] = {name: {} for name in rules.rate}
         #: Times a leased job was given back (a job can be given back many times), and jobs
         #: of paused classes, which never start.
         self.held_back = 0
@@ -145,11 +147,10 @@ class LeaseGate:
                 self.full_slots = (name, limit)
                 return held_back_wait_s(0.0, True, self._poll_s)
         if name in self._buckets:
-            tickets, limit = self._tickets[name], self.rules.rate[name]
-            turn = reserve_turn(limit, self._buckets[name], tickets.pop(job, None), now_s)
-            self._buckets[name] = turn.bucket
-            if turn.ticket_s is not None:
-                tickets[job] = turn.ticket_s
+            limit = self.rules.rate[name]
+            priority = self.rules.priority[job] if self.rules.priority else 0
+            turn = take_turn(limit, self._buckets[name], self._tickets[name], job, priority, now_s)
+            self._buckets[name], self._tickets[name] = turn.bucket, turn.tickets
             if turn.wait_s > 0.0:
                 if name in self._slots:
                     self._slots[name] = release_slots(self._slots[name], [f"{job:012d}"])
@@ -160,8 +161,8 @@ class LeaseGate:
 
     def ticket_s(self, job: int) -> float | None:
         """The turn of the ticket ``job`` holds (it was held back for it), or None."""
-        tickets = self._tickets.get(self._class[job])
-        return None if tickets is None else tickets.get(job)
+        ticket = self._tickets.get(self._class[job], {}).get(job)
+        return None if ticket is None else ticket.turn_s
 
     def ended(self, job: int) -> str | None:
         """``job`` ended: the slot of its class it held is free; returns the class whose

@@ -26,6 +26,8 @@ class Outcome:
     prepared: TraceJobs
     config: Config
     host: HostProfile
+    #: The worker's tree before any job or pool process, MB (``kqueue.policy.fork.standing_mb``).
+    standing_mb: float
     submitted_s: np.ndarray
     started_s: np.ndarray
     finished_s: np.ndarray
@@ -36,6 +38,8 @@ class Outcome:
     memory_mb: np.ndarray
     inline_steps: Steps
     pool_steps: Steps
+    #: Per tier code: what jobs faulting memory in take off the curve (``sim.model.fault_in``).
+    fault_in_steps: tuple[Steps, ...]
     pool_alive_process_s: float
     pool_spawns: int
     pool_recycles: int
@@ -66,6 +70,7 @@ class Outcome:
             prepared=prepared,
             config=config,
             host=host,
+            standing_mb=model.standing_mb,
             submitted_s=np.asarray(model.jobs.submitted_s, float),
             started_s=np.asarray(model.started_s, float),
             finished_s=np.asarray(model.finished_s, float),
@@ -76,6 +81,7 @@ class Outcome:
             memory_mb=np.asarray(model.memory_mb, float),
             inline_steps=inline.memory.steps(),
             pool_steps=pool.memory.steps(),
+            fault_in_steps=tuple(log.steps() for log in model.fault_in.logs),
             pool_alive_process_s=pool.alive_process_s,
             pool_spawns=pool.spawns,
             pool_recycles=pool.recycles,

@@ -132,7 +132,7 @@ def summarize(outcome: Outcome) -> SimResult:
         name: _tier_stats(o, o.tier == code, span_s, curve(steps[name]).peak(), code)
         for code, name in enumerate(TIER_NAMES)
     }
-    total = curve(Steps.join(*steps.values()), o.host.worker_mb)
+    total = curve(Steps.join(*steps.values()), o.standing_mb)
     peak_mb, peak_at_s = total.peak()
     stable, start, end = _stability(o)
     arrivals_span_s = float(o.submitted_s[-1] - o.submitted_s[0])
@@ -188,7 +188,8 @@ def _memory_steps(o: Outcome) -> dict[str, Steps]:
             job_steps(o.started_s[isolated], o.finished_s[isolated], o.memory_mb[isolated]),
         ),
     }
-    return parts
+    faulting = dict(zip(TIER_NAMES, o.fault_in_steps, strict=True))
+    return {name: Steps.join(steps, faulting[name]) for name, steps in parts.items()}
 
 
 def throughput_per_min(o: Outcome, mask: np.ndarray) -> float:

@@ -22,7 +22,11 @@ from collections.abc import Callable
 import simpy
 
 from kqueue.policy import Config, HostProfile, target_size
-from kqueue.policy.fork import POOL_FORKS_FROM_ZYGOTE, inherited_inline_mb
+from kqueue.policy.fork import (
+    ISOLATED_FORKS_FROM_ZYGOTE,
+    POOL_FORKS_FROM_ZYGOTE,
+    inherited_inline_mb,
+)
 from kqueue.policy.scaler import cooling_down, target_size_with_backlog
 from kqueue.policy.threads import BLOCKED_S, EAGER_THREADS, threads_to_add
 from kqueue.policy.trim import POOL_IDLE_S, pool_busy_trim_due, pool_trim_due, worker_trim_due
@@ -264,7 +268,9 @@ class IsolatedTier(SlotTier):
         self._process[job] = self.spawns
         self.spawns += 1
         self._fresh_mb[job] = self._memory_mb[job]  # a new process: all of it is fresh
-        self.inherited_mb[job] = inherited_inline_mb(False, self._inline_level_mb())
+        self.inherited_mb[job] = inherited_inline_mb(
+            ISOLATED_FORKS_FROM_ZYGOTE, self._inline_level_mb()
+        )
         super()._start(job)
 
 

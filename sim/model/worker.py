@@ -44,6 +44,8 @@ from kqueue.policy import (
     resolve_job,
     route,
 )
+from kqueue.policy.estimator import LEARNS_FROM
+from kqueue.policy.fork import standing_mb
 from kqueue.policy.limits import after_kill_s, kill_status, over_timeout
 from kqueue.policy.quarantine import HARMFUL, Quarantine
 from kqueue.policy.scaler import pool_backlog
@@ -51,6 +53,7 @@ from sim.engine.clock import Call, CallAt
 from sim.engine.cpu import Cpu
 from sim.model.backlog import ArrivalBacklog
 from sim.model.budget import BudgetGate, route_by_load_code
+from sim.model.fault_in import FaultIn, Rest
 from sim.model.gated_fetch import TIME_TOLERANCE, RuleFetcher
 from sim.model.intake import LeaseRoom
 from sim.model.jobs import INLINE, ISOLATED, POOL, TIER_CODE, TIERS, Jobs
@@ -97,6 +100,9 @@ class Model(RuleFetcher):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
         self._fetch_s = host.fetch_s
         self.force_inline = force_inline
+        #: What the worker's tree holds before any job: the worker, and the pool's zygote when
+        #: the runtime would run one (``kqueue.policy.fork``), MB.
+        self.standing_mb = standing_mb(host, config, force_inline=force_inline)
         self.progress = progress
         n = len(jobs)
         self.started_s = [math.nan] * n
@@ -108,8 +114,16 @@ class Model(RuleFetcher):
         #: Per job, the memory its attempt faults in afresh (the tier it starts on says), MB.
         self.fresh_mb = [0.0] * n
         self._fault_s_per_mb = host.fault_cpu_s_per_mb
+        #: Jobs faulting their fresh memory in, and what that takes off the memory curve.
+        self.fault_in = FaultIn(len(TIERS))
         self.history = DurationHistory.from_config(config)
-        self.cpu = Cpu(env, host.cores * host.cpu_share, self._cpu_done, fast_path=cpu_fast_path)
+        self.cpu = Cpu(
+            env,
+            host.cores * host.cpu_share,
+            self._cpu_done,
+            fast_path=cpu_fast_path,
+            gil_threads_bonus=host.gil_threads_bonus,
+        )
         self._cpu_shared = host.cores > 0  # unlimited cores: only the GIL shares
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
@@ -159,6 +173,7 @@ class Model(RuleFetcher):
             estimated_s=self.estimated_s,
             job_class=jobs.job_class,
             started_s=self.started_s,
+            standing_mb=self.standing_mb,
         )
         self._spilling = False
         #: Classes moved to the isolated tier (``kqueue.policy.quarantine``, the runtime's rule);
@@ -438,7 +453,8 @@ class Model(RuleFetcher):
     # --- one job's life on its slot ------------------------------------------------------
 
     def run(self, job: int, overhead_s: float) -> None:
-        """Start ``job`` on the slot it just got: overhead, off-CPU time, then CPU work."""
+        """Start ``job`` on the slot it just got: overhead, off-CPU time, then CPU work; a job
+        with fresh memory faults it in first (``sim.model.fault_in``)."""
         env = self.env
         now = env._now
         self.slot_s[job] = now
@@ -453,12 +469,24 @@ class Model(RuleFetcher):
             duration_s += fault_s - cpu_s
             cpu_s = fault_s
         if cpu_s > 0 and (inline or self._cpu_shared):
-            self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, inline)
+            if fault_s > 0:  # first its fault-in (``sim.model.fault_in``), then the rest
+                rest = Rest(duration_s - cpu_s, cpu_s - fault_s)
+                self.fault_in.begin(job, self.tier[job], now + overhead_s, self.fresh_mb[job], rest)
+                self.cpu.start(job, overhead_s, fault_s, inline)
+            else:
+                self.cpu.start(job, overhead_s + duration_s - cpu_s, cpu_s, inline)
         else:
             Call(env, overhead_s + duration_s, self._ended, job)
 
     def _ended(self, event: simpy.Event) -> None:
         self._cpu_done(event._value)
+
+    def _faulted_in(self, job: int, rest: Rest) -> None:
+        """``job``'s memory is resident: its off-CPU time, then the rest of its CPU work."""
+        if rest.cpu_s > 0:
+            self.cpu.start(job, rest.off_s, rest.cpu_s, self.tier[job] == INLINE)
+        else:
+            Call(self.env, rest.off_s, self._ended, job)
 
     def _limit(self, job: int, start_s: float, duration_s: float, cpu_s: float):
         """The (duration, CPU) this attempt runs under its limits; notes a kill due at its end."""
@@ -475,6 +503,10 @@ class Model(RuleFetcher):
 
     def _cpu_done(self, job: int) -> None:
         now = self.env._now
+        rest = self.fault_in.end(job, now)
+        if rest is not None:
+            self._faulted_in(job, rest)
+            return
         tier = self.tier[job]
         if tier == INLINE and self._plain_ends:  # most jobs: no limit, gate or health to note
             self.finished_s[job] = now
@@ -490,9 +522,12 @@ class Model(RuleFetcher):
             start_s = self._attempt_start_s.pop(job)
             if status is None and over_timeout(now - start_s, settings.timeout_s):
                 status = Status.TIMEOUT  # CPU sharing stretched it past its timeout
+        else:
+            start_s = self.started_s[job]  # an inline job's only attempt
+        if status is None or status in LEARNS_FROM:  # this attempt's duration, as the runtime's
+            self.history.record(self._job_class[job], now - start_s)
         if status is None:
             self.finished_s[job] = now
-            self.history.record(self._job_class[job], now - self.started_s[job])
             self.tiers[tier].release(job)
         else:
             self._killed(job, tier, status, settings, now)

@@ -17,6 +17,7 @@ from sim.tune.space import (
     cpu_stretch,
     memory_floor_mb,
     splits,
+    with_pool_tier,
 )
 
 
@@ -43,7 +44,8 @@ def min_memory_floor(trace: TraceProfile, problem: Problem) -> float:
     if not math.isfinite(stretch):
         stretch = 1.0
     found = splits(trace, problem.host, stretch, inline_cap(problem))
-    return min(memory_floor_mb(s, problem.host) for s in found)
+    pooled = with_pool_tier(problem.base)
+    return min(memory_floor_mb(s, problem.host, pooled) for s in found)
 
 
 def inline_cap(problem: Problem) -> float:

@@ -22,6 +22,7 @@ from sim.tune.space import (
     servers_for,
     splits,
     wait_target,
+    with_pool_tier,
 )
 
 #: Splits (threshold pairs) that get simulated, best memory guess first.
@@ -43,10 +44,11 @@ def candidates(trace: TraceProfile, problem: Problem) -> list[Config]:
     host = problem.host
     stretch = cpu_stretch(trace, host)
     stretch = stretch if math.isfinite(stretch) else 1.0
+    pooled = with_pool_tier(problem.base)
     found = [s for s in splits(trace, host, stretch, inline_cap(problem))
-             if memory_floor_mb(s, host) <= problem.memory_budget_mb]  # fmt: skip
+             if memory_floor_mb(s, host, pooled) <= problem.memory_budget_mb]  # fmt: skip
     sized = [(s, *_sizes(s, problem)) for s in found]
-    sized.sort(key=lambda item: memory_guess_mb(item[0], host, item[1], item[2]))
+    sized.sort(key=lambda item: memory_guess_mb(item[0], host, pooled, item[1], item[2]))
     base = problem.base
     chosen = sized[:SPLITS_SIMULATED]
     mine = make_split(trace, host, stretch, base.inline_max_duration_s, base.pooled_max_duration_s)

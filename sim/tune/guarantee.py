@@ -286,7 +286,7 @@ def _floor_mb(found: TuneResult) -> float:
     stretch = cpu_stretch(trace, problem.host)
     split = make_split(trace, problem.host, stretch if math.isfinite(stretch) else 1.0,
                        config.inline_max_duration_s, config.pooled_max_duration_s)  # fmt: skip
-    return memory_floor_mb(split, problem.host, config.pool_size)
+    return memory_floor_mb(split, problem.host, config, config.pool_size)
 
 
 def adopt(found: TuneResult, searched: BudgetSearch) -> TuneResult:

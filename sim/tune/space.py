@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kqueue.policy import Config, HostProfile
+from kqueue.policy.fork import standing_mb
 from sim.model.jobs import TraceJobs
 from sim.tune.slo import Slo
 
@@ -254,11 +255,19 @@ def _band(group: list[ClassProfile], overhead_s: float, stretch: float) -> Band:
     )
 
 
-def memory_floor_mb(split: Split, host: HostProfile, pool_size: int = 0) -> float:
-    """A lower bound on peak memory: the mean memory in use (Little's law), warm pool included."""
+def with_pool_tier(base: Config) -> Config:
+    """``base`` as every tuner candidate runs it: with a pool tier (``candidates._config`` gives
+    each ``pool_max_size >= 1``), so its standing memory is the one such a worker has."""
+    return base if base.pool_max_size > 0 else base.replace(pool_max_size=1)
+
+
+def memory_floor_mb(split: Split, host: HostProfile, config: Config, pool_size: int = 0) -> float:
+    """A lower bound on peak memory: the mean memory in use (Little's law), warm pool included,
+    on top of the memory a worker with ``config`` holds before any job (its zygote counted by
+    the runtime's rule, ``kqueue.policy.fork.standing_mb``)."""
     pool_processes = max(pool_size, split.pool.slot_load)
     return (
-        host.worker_mb
+        standing_mb(host, config)
         + split.inline.memory_in_use_mb
         + pool_processes * host.pool_process_mb
         + split.pool.memory_in_use_mb
@@ -267,11 +276,14 @@ def memory_floor_mb(split: Split, host: HostProfile, pool_size: int = 0) -> floa
     )
 
 
-def memory_guess_mb(split: Split, host: HostProfile, pool: int, isolated: int) -> float:
-    """A rough peak for ranking splits: full pool at its high-water mark, isolated at its limit."""
+def memory_guess_mb(
+    split: Split, host: HostProfile, config: Config, pool: int, isolated: int
+) -> float:
+    """A rough peak for ranking splits: full pool at its high-water mark, isolated at its limit,
+    on top of ``config``'s standing memory (see ``memory_floor_mb``)."""
     busy_isolated = min(isolated, split.isolated.slot_load * 1.5 + 1) if isolated else 0
     return (
-        host.worker_mb
+        standing_mb(host, config)
         + split.inline.slot_load * split.inline.mean_memory_mb
         + (
             pool * (host.pool_process_mb + split.pool.high_memory_mb)

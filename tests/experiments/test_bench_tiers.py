@@ -17,5 +17,11 @@ def test_bench_tiers_small_prints_its_table():
         timeout=110,
     )
     assert done.returncode == 0, done.stderr
-    for scenario in ("pool vs Pool(2).map", "isolated, 2 at once", "inline vs ideal", "memory"):
+    for scenario in (
+        "pool vs Pool(2).map",
+        "isolated, 2 at once",
+        "isolated / bare forks",
+        "inline vs ideal",
+        "memory",
+    ):
         assert scenario in done.stdout

@@ -8,6 +8,7 @@ import time
 
 from kqueue.backends.limits import LimitStore
 from kqueue.policy.ratelimit import parse_rate_limit
+from kqueue.policy.slot_queue import slot_key
 
 
 def test_every_backend_keeps_shared_limits(backend):
@@ -161,3 +162,69 @@ def test_a_lost_holders_wait_list_entry_lapses_with_its_lease(backend):
     assert not backend.claim_slot("concurrency:g", 1, "next", 2.0, 0.3)
     time.sleep(0.4)
     assert backend.claim_slot("concurrency:g", 1, "next", 2.0, 0.3)
+
+
+def _waiting_jobs(backend, key: str, job_ids: list[str]) -> None:
+    """Submit ``job_ids`` of class ``report`` and put each on ``key``'s wait list, in order,
+    behind a slot held by ``run``."""
+    for job_id in job_ids:
+        backend.submit("q", job_id, b"{}", job_class="report")
+    assert backend.claim_slot(key, 1, "run", 0.0, 30.0)
+    for rank, job_id in enumerate(job_ids, start=1):
+        assert not backend.claim_slot(key, 1, job_id, float(rank), 30.0)
+
+
+def test_a_cancelled_or_dead_waiter_leaves_its_wait_list_at_once(backend):
+    key = slot_key("report")
+    # Given a slot taken and three jobs of the class on its wait list
+    _waiting_jobs(backend, key, ["first", "second", "third"])
+    # When the first is cancelled while it waits in the backend, and the slot frees
+    backend.cancel("first", "q", b"cancelled", 60.0)
+    backend.release_slots(key, ["run"])
+    # Then the second takes the slot at once (not one lease later)
+    assert backend.claim_slot(key, 1, "second", 2.0, 30.0)
+    # When the third is leased, fails for good and is dead-lettered, and the slot frees
+    (lease,) = [lease for lease in backend.lease("q", "w", 10, 30.0) if lease.job_id == "third"]
+    assert backend.dead(lease, "boom")
+    backend.submit("q", "fourth", b"{}", job_class="report")
+    assert not backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
+    backend.release_slots(key, ["second"])
+    # Then the fourth, behind it, takes the slot at once
+    assert backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
+
+
+def test_a_waiter_cancelled_while_leased_leaves_its_wait_list_when_it_ends(backend):
+    key = slot_key("report")
+    # Given two jobs waiting for a slot, the first leased (held back) when it is cancelled
+    _waiting_jobs(backend, key, ["first", "second"])
+    (lease,) = [lease for lease in backend.lease("q", "w", 1, 30.0) if lease.job_id == "first"]
+    backend.cancel("first", "q", b"cancelled", 60.0)
+    backend.release([lease])  # its worker gives it back (or dies)
+    # When it is leased again it ends there, and when the slot frees
+    assert [lease.job_id for lease in backend.lease("q", "w", 10, 30.0)] == ["second"]
+    backend.release_slots(key, ["run"])
+    # Then the second takes it at once
+    assert backend.claim_slot(key, 1, "second", 2.0, 30.0)
+    # and a holder that gives its slot back leaves the wait list too
+    assert not backend.claim_slot(key, 1, "third", 3.0, 30.0)
+    assert not backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
+    backend.release_slots(key, ["second", "third"])
+    assert backend.claim_slot(key, 1, "fourth", 4.0, 30.0)
+
+
+def test_a_higher_priority_takes_the_earliest_turn_lower_priorities_reserved(backend):
+    limit = parse_rate_limit("10/s", "test")  # capacity 5
+    # Given an emptied bucket and three low-priority jobs holding turns 0.1 s apart
+    assert [backend.reserve_turn("rate:p", limit, f"j{i}") for i in range(5)] == [0.0] * 5
+    (_, t0), (_, t1), (_, t2) = (_turn_s(backend, "rate:p", limit, f"low{i}") for i in range(3))
+    # When a high-priority job of the class asks
+    wait_s = backend.reserve_turn("rate:p", limit, "high", 5)
+    # Then it takes the first turn, not a fourth one behind them
+    assert 0.0 < wait_s <= 0.1
+    # and each low job moved on one turn (told so when leased at its old one), in its order
+    _, t0_after = _turn_s(backend, "rate:p", limit, "low0")
+    _, t2_after = _turn_s(backend, "rate:p", limit, "low2")
+    assert abs(t0_after - t1) < 0.03 and 0.07 <= t2_after - t2 <= 0.13
+    # and a second job of that priority goes right after it, still ahead of the low ones
+    assert wait_s + 0.07 <= backend.reserve_turn("rate:p", limit, "high2", 5) <= wait_s + 0.13
+    assert backend.reserve_turn("rate:p", limit, "high", 5) <= wait_s  # it kept its turn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kqueue.policy.slot_queue import claim_slot, first_in_line, wait_order
+from kqueue.policy.slot_queue import claim_slot, first_in_line, leave_line, slot_key, wait_order
 
 
 def test_a_higher_priority_ranks_first_then_the_earlier_due():
@@ -43,3 +43,12 @@ def test_free_slots_go_to_as_many_of_the_first_in_line():
     waiting = {"a": (1.0, 9.0), "b": (2.0, 9.0), "c": (3.0, 9.0)}
     assert claim_slot(3, {"x": 9.0}, waiting, "b", 2.0, 0.0, 9.0).granted
     assert not claim_slot(3, {"x": 9.0}, waiting, "c", 3.0, 0.0, 9.0).granted
+
+
+def test_a_job_that_leaves_for_good_lets_the_next_in_line_take_a_freed_slot_at_once():
+    # Given two jobs waiting behind a full slot, and the first cancelled
+    waiting = {"cancelled": (wait_order(0, 1.0), 99.0), "next": (wait_order(0, 2.0), 99.0)}
+    waiting = leave_line(waiting, ["cancelled", "not-there"])
+    # When the slot frees, Then the next one gets it now, not when the entry would lapse (99)
+    assert claim_slot(1, {}, waiting, "next", wait_order(0, 2.0), 3.0, 10.0).granted
+    assert slot_key("tasks.report") == "concurrency:tasks.report"

@@ -202,3 +202,23 @@ def test_blocked_inline_jobs_make_room_for_more_threads():
     # Then 4 start at once; at the first check (10 ms) the 4 look blocked: 4 more threads; at
     # the next (20 ms) 8 are blocked, and the 2 still waiting get threads
     assert started == pytest.approx([0.0] * 4 + [0.01] * 4 + [0.02] * 2)
+
+
+@pytest.mark.parametrize(("bonus", "procs_end_s"), [(0.0, 3.0), (1.3, 3.65)])
+def test_the_workers_gil_bound_threads_win_more_than_one_threads_share(bonus, procs_end_s):
+    # Given one core, two process jobs and two inline jobs of 1 CPU second each, all from t=0
+    from sim.engine.cpu import Cpu
+
+    env = simpy.Environment()
+    ends = {}
+    cpu = Cpu(env, 1.0, lambda job: ends.setdefault(job, env.now), gil_threads_bonus=bonus)
+    for job, inline in enumerate((False, False, True, True)):
+        cpu.start(job, 0.0, 1.0, inline)
+    env.run()
+    # Then the worker weighs 1 + bonus x (1 - 1/2) threads against each process: each process
+    # gets 1 / (2 + weight) of the core and ends at 2 + weight seconds (3.65 with the measured
+    # bonus, 3 with exact sharing); the inline jobs have the core after and end at 4 s either
+    # way (the same 4 CPU seconds in all)
+    assert [ends[0], ends[1]] == pytest.approx([procs_end_s] * 2, rel=1e-9)
+    assert [ends[2], ends[3]] == pytest.approx([4.0, 4.0], rel=1e-9)
+    assert HostProfile.ideal().gil_threads_bonus == 0.0

@@ -64,3 +64,18 @@ def test_a_job_within_its_limits_is_untouched():
     assert result.killed_timeout == result.killed_memory == result.dead == 0
     assert "limits killed no job" in result.table()
     assert result.to_dict()["kills"] == {}
+
+
+def test_a_timed_out_attempt_teaches_the_history_as_the_runtime_does():
+    # Given an auto-routed class whose jobs run 50 s against a 10 s timeout, one attempt each,
+    # with the pool tier up to 8 s estimates: the first three go by the 5 s default (pool)
+    config = Config.from_mapping(
+        {"max_attempts": 1, "pooled_max_duration_s": 8.0, "jobs": {"slow": {"timeout_s": 10.0}}}
+    )
+    rows = [(t * 20.0, "slow", 50.0, 10.0) for t in range(5)]
+    trace = simulate(_trace(rows), config, HostProfile.ideal()).trace()
+    # Then, as the runtime's recorder (``kqueue.policy.estimator.LEARNS_FROM``), their 10 s
+    # timeouts are durations the history learns: the next jobs are estimated at 10 s and go
+    # isolated, not pooled by the default forever
+    assert list(trace["tier"]) == ["pool"] * 3 + ["isolated"] * 2
+    assert list(trace["estimated_s"])[3:] == pytest.approx([10.0, 10.0])

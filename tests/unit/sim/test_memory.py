@@ -8,16 +8,20 @@ import pandas as pd
 import pytest
 
 from kqueue.policy import Config, HostProfile
+from kqueue.policy.fork import ISOLATED_FORKS_FROM_ZYGOTE, runs_zygote
 from sim.model.replay import simulate
 
-WORKER_MB, POOL_PROCESS_MB, ISOLATED_PROCESS_MB = 100.0, 50.0, 40.0
+WORKER_MB, POOL_PROCESS_MB, ISOLATED_PROCESS_MB, ZYGOTE_MB = 100.0, 50.0, 40.0, 5.0
+#: The tree before any job: the worker and the pool's zygote (every config here has a pool tier
+#: but the zygote's own test).
+TREE_MB = WORKER_MB + ZYGOTE_MB
 
 
 def _host() -> HostProfile:
     return HostProfile(
         cores=0, fetch_s=0, polls=False, inline_dispatch_s=0, pool_dispatch_s=0,
         isolated_dispatch_s=0, spawn_s=0, worker_mb=WORKER_MB, pool_process_mb=POOL_PROCESS_MB,
-        isolated_process_mb=ISOLATED_PROCESS_MB,
+        isolated_process_mb=ISOLATED_PROCESS_MB, zygote_mb=ZYGOTE_MB,
     )  # fmt: skip
 
 
@@ -53,16 +57,16 @@ def test_hand_worked_peak_with_pool_high_water_marks_recycling_and_an_isolated_j
     )
     result = simulate(trace, _config(), _host())
     # Then by hand:
-    #   t=0..1:  worker 100 + process 0 (50 + 100) + process 1 (50 + 300)          = 600
-    #   t=1..6:  + the isolated process (40 + 200)                                = 840  <- peak
-    #   t=6..22: the pool processes keep their high-water marks (100 and 300)     = 600
+    #   t=0..1:  worker 100 + zygote 5 + process 0 (50 + 100) + process 1 (50 + 300) = 605
+    #   t=1..6:  + the isolated process (40 + 200)                                = 845  <- peak
+    #   t=6..22: the pool processes keep their high-water marks (100 and 300)     = 605
     #            (p3 = 80 MB and p4 = 50 MB stay below them)
-    #   t=22:    both processes ran 2 jobs: recycled into fresh 50 MB processes   = 200
-    assert result.peak_memory_mb == pytest.approx(840.0)
+    #   t=22:    both processes ran 2 jobs: recycled into fresh 50 MB processes   = 205
+    assert result.peak_memory_mb == pytest.approx(845.0)
     assert result.peak_memory_at_s == pytest.approx(1.0)
-    assert _level_at(result, 0.5) == pytest.approx(600.0)
-    assert _level_at(result, 11.0) == pytest.approx(600.0)
-    assert _level_at(result, 30.0) == pytest.approx(200.0)
+    assert _level_at(result, 0.5) == pytest.approx(605.0)
+    assert _level_at(result, 11.0) == pytest.approx(605.0)
+    assert _level_at(result, 30.0) == pytest.approx(205.0)
     assert result.tiers["pool"].recycles == 2
     assert result.tiers["pool"].spawns == 4
     assert result.tiers["isolated"].spawns == 1
@@ -150,7 +154,7 @@ def _one_pool_process(memory_mb: list[float]):
 def test_a_pool_process_gives_back_a_big_job_memory_and_keeps_a_small_one():
     # Given one pool process that runs a 200 MB job, then two 10 MB jobs
     result = _one_pool_process([200.0, 10.0, 10.0])
-    base_mb = WORKER_MB + POOL_PROCESS_MB
+    base_mb = TREE_MB + POOL_PROCESS_MB
     # Then the 200 MB are held only while the job runs (a mapping of its own, given back)
     assert _level_at(result, 0.5) == pytest.approx(base_mb + 200.0)
     assert _level_at(result, 3.0) == pytest.approx(base_mb)
@@ -163,7 +167,7 @@ def test_a_pool_process_gives_back_a_big_job_memory_and_keeps_a_small_one():
 def test_a_job_above_the_mmap_threshold_comes_on_top_of_what_the_process_keeps():
     # Given one pool process that keeps 10 MB (two 10 MB jobs), then runs a 20 MB job
     result = _one_pool_process([10.0, 10.0, 20.0, 20.0])
-    base_mb = WORKER_MB + POOL_PROCESS_MB
+    base_mb = TREE_MB + POOL_PROCESS_MB
     assert _level_at(result, 8.0) == pytest.approx(base_mb + 10.0)
     # Then the 20 MB job (above the 10 MB threshold) maps its own block beside the kept 10 MB,
     assert _level_at(result, 10.5) == pytest.approx(base_mb + 30.0)
@@ -181,7 +185,7 @@ def test_memory_limit_recycles_a_pool_process_after_a_big_job():
     result = simulate(trace, config, _host())
     # Then the process is recycled as soon as the job ends
     assert result.tiers["pool"].recycles == 1
-    assert _level_at(result, 2.0) == pytest.approx(WORKER_MB + 2 * POOL_PROCESS_MB)
+    assert _level_at(result, 2.0) == pytest.approx(TREE_MB + 2 * POOL_PROCESS_MB)
 
 
 def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
@@ -203,14 +207,29 @@ def test_missing_cpu_and_memory_get_documented_defaults_and_are_counted():
     assert rows["memory_mb"].tolist() == [DEFAULT_MEMORY_MB, 30.0]
 
 
-def test_a_process_forked_after_inline_jobs_keeps_a_copy_of_their_memory():
+def test_a_process_forked_from_the_worker_after_inline_jobs_keeps_a_copy_of_their_memory(
+    monkeypatch,
+):
     # Given a worker whose inline jobs left 30 MB in its heap (a 20 MB job mapped, given back,
-    # raising the threshold to 20 MB; then 10 and 20 MB from the heap, below the 40 MB trim)
+    # raising the threshold to 20 MB; then 10 and 20 MB from the heap, below the 40 MB trim),
+    # and isolated processes forked by the worker itself (no zygote)
+    monkeypatch.setattr("sim.model.tiers.ISOLATED_FORKS_FROM_ZYGOTE", False)
     # When an isolated process is forked afterwards
     result = _inline_heap_then_slow("isolated", pool_max_size=0)
     # Then it holds its own size plus the worker's 30 MB (shared at fork, its own once the
     # worker reuses them), on top of the worker's 30 MB
     assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB + 30.0)
+    assert _level_at(result, 5.0) == pytest.approx(WORKER_MB + 30.0)
+
+
+def test_an_isolated_process_from_the_zygote_keeps_none_of_the_inline_memory():
+    # Given the same worker, whose isolated processes come from its isolated zygote (forked at
+    # start, before any inline job), as the runtime forks them
+    assert ISOLATED_FORKS_FROM_ZYGOTE
+    # When an isolated process is forked after the inline jobs
+    result = _inline_heap_then_slow("isolated", pool_max_size=0)
+    # Then it holds only its own size on top of the worker's
+    assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + ISOLATED_PROCESS_MB)
     assert _level_at(result, 5.0) == pytest.approx(WORKER_MB + 30.0)
 
 
@@ -230,7 +249,7 @@ def _twenty_mb_jobs(submitted_at: list[float], duration_s: float, gives_back: bo
         {"pool_size": 1, "pool_max_size": 1, "jobs": {"p": {"tier": "pool"}}}
     )
     host = dataclasses.replace(_host(), retained_job_mb=32.0, gives_back_memory=gives_back)
-    return simulate(trace, config, host), WORKER_MB + POOL_PROCESS_MB
+    return simulate(trace, config, host), TREE_MB + POOL_PROCESS_MB
 
 
 @pytest.mark.parametrize("gives_back", [False, True])
@@ -295,7 +314,7 @@ def test_a_pool_process_started_after_inline_jobs_keeps_none_of_their_memory():
     # Then it holds its own size only: the runtime forks it from its zygote, which has none of
     # the worker's inline memory (kqueue.policy.fork)
     assert result.tiers["pool"].spawns == 1
-    assert _level_at(result, 3.5) == pytest.approx(WORKER_MB + 30.0 + POOL_PROCESS_MB)
+    assert _level_at(result, 3.5) == pytest.approx(TREE_MB + 30.0 + POOL_PROCESS_MB)
 
 
 def _inline_heap_then_slow(tier: str, pool_max_size: int):
@@ -319,3 +338,59 @@ def _inline_heap_then_slow(tier: str, pool_max_size: int):
         }
     )
     return simulate(trace, config, dataclasses.replace(_host(), retained_job_mb=32.0))
+
+
+@pytest.mark.parametrize(
+    ("pool_max_size", "force_inline", "zygote"),
+    [(2, False, True), (0, False, False), (2, True, False)],
+    ids=["pool tier", "no pool processes", "--inline"],
+)
+def test_the_zygote_stands_in_the_tree_exactly_when_the_runtime_runs_one(
+    pool_max_size, force_inline, zygote
+):
+    # Given a pool that starts empty (pool_size 0) and may grow to pool_max_size, and one
+    # inline job of 20 MB (given back at its end)
+    trace = pd.DataFrame(
+        {"submitted_at": [0.0], "job_class": ["i"], "duration_s": [1.0], "memory_mb": [20.0]}
+    )
+    settings = {"pool_size": 0, "pool_max_size": pool_max_size, "jobs": {"i": {"tier": "inline"}}}
+    config = Config.from_mapping(settings)
+    # When it is simulated with and without --inline
+    host = dataclasses.replace(_host(), retained_job_mb=0.0)
+    result = simulate(trace, config, host, force_inline=force_inline)
+    # Then the tree holds the worker, and the zygote from the start exactly when the runtime's
+    # rule starts one (a pool tier that may hold processes)
+    assert runs_zygote(config, force_inline=force_inline) is zygote
+    standing = WORKER_MB + (ZYGOTE_MB if zygote else 0.0)
+    assert _level_at(result, 5.0) == pytest.approx(standing)
+    assert result.peak_memory_mb == pytest.approx(standing + 20.0)
+    # and the textbook host has no zygote
+    ideal = simulate(trace, config, HostProfile.ideal(), force_inline=force_inline)
+    assert ideal.peak_memory_mb == pytest.approx(20.0)
+
+
+def test_a_job_faults_its_fresh_memory_in_first_and_the_curve_ramps_over_that():
+    # Given one pool job of 1 s (0.5 s of CPU) that maps 100 MB afresh (above the 32 MB the
+    # heap keeps), on a host where faulting a MB in costs 2 ms of CPU (0.2 s for the job)
+    trace = pd.DataFrame(
+        {
+            "submitted_at": [0.0],
+            "job_class": ["p"],
+            "duration_s": [1.0],
+            "memory_mb": [100.0],
+            "cpu_s": [0.5],
+        }
+    )
+    host = dataclasses.replace(_host(), cores=2, fault_cpu_s_per_mb=0.002, retained_job_mb=32.0)
+    # When it is simulated
+    result = simulate(trace, _config(), host)
+    # Then it first faults its memory in (0.2 s of CPU), then waits out its 0.5 s off the CPU,
+    # then computes the other 0.3 s: it still ends at 1 s
+    base_mb = TREE_MB + 2 * POOL_PROCESS_MB
+    assert result.trace()["finished_at"].iloc[0] == pytest.approx(1.0)
+    # and the curve holds half its memory while it faults it in (a linear ramp's area), all of
+    # it from then to its end
+    assert _level_at(result, 0.1) == pytest.approx(base_mb + 50.0)
+    assert _level_at(result, 0.5) == pytest.approx(base_mb + 100.0)
+    assert _level_at(result, 1.5) == pytest.approx(base_mb)
+    assert result.peak_memory_mb == pytest.approx(base_mb + 100.0)

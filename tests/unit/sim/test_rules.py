@@ -157,7 +157,8 @@ def test_a_held_back_job_goes_back_until_its_turn_and_does_not_block_its_class()
     assert gate.admit(1, 0.5) is None and gate.ticket_s(1) is None
     # and a newcomer queues behind the debt, not ahead of the tickets
     jobs2 = _jobs([(0.0, 0.01, "api")] * 5)
-    gate2 = LeaseGate(rules, jobs2.job_class, poll_s=0.2)
+    rules2 = class_rules(jobs2, Config.from_mapping({"jobs": {"api": {"rate_limit": "2/s"}}}))
+    gate2 = LeaseGate(rules2, jobs2.job_class, poll_s=0.2)
     assert [gate2.admit(j, 0.0) for j in range(4)] == [None, 0.5, 1.0, 1.5]
     assert gate2.admit(4, 0.6) == pytest.approx(1.4)
     assert gate.held_back == 3
@@ -249,3 +250,17 @@ def test_a_concurrency_limited_class_starts_in_submit_order_though_held_back_aga
     starts = list(model.started_s)
     assert starts == sorted(starts)
     assert max(model.finished_s) <= 40 * 0.25 + 0.4 * 3
+
+
+def test_in_a_rate_limited_class_a_higher_priority_takes_the_turns_lower_ones_reserved():
+    # Given 30 low jobs of a class limited to 5/s at once (their turns reserved up to 5 s
+    # ahead), then 5 of priority 5 of the same class at 1 s (a job's own priority)
+    rows = [(0.0, 0.001, "api", 0.0)] * 30 + [(1.0, 0.001, "api", 5.0)] * 5
+    jobs = dataclasses.replace(_jobs([r[:3] for r in rows]), priority=[r[3] for r in rows])
+    model = _run(jobs, {"api": {**INLINE, "rate_limit": "5/s"}})
+    high = [model.started_s[i] for i in range(30, 35)]
+    low = sorted(model.started_s[i] for i in range(30))
+    # Then the high ones start in the next turns (one every 0.2 s from about 1 s), not
+    # behind the 25 turns the low ones still hold (about 6 s), and every job starts once
+    assert max(high) < 2.5
+    assert all(math.isfinite(s) for s in low) and sum(1 for s in low if s > max(high)) >= 15

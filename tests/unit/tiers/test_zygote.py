@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import re
+import resource
 import signal
+import subprocess
 import time
 
 import psutil
@@ -20,11 +23,13 @@ import pytest
 
 from kqueue.job import App
 from kqueue.policy.config import Config, JobSettings, Tier
+from kqueue.policy.fork import runs_zygote
 from kqueue.policy.status import Status
 from kqueue.tiers import inherit
 from kqueue.tiers.base import Invocation
 from kqueue.tiers.pool import PoolRunner
-from kqueue.tiers.procs import ZYGOTE_NAME
+from kqueue.tiers.procs import ZYGOTE_NAME, ended, kill_tree
+from kqueue.worker.budget import MemoryBudget, tree_pss_mb
 
 POOL = JobSettings(Tier.POOL, None, 60.0, 1024.0, 1)
 GENERATIONS = 6
@@ -135,3 +140,123 @@ def test_pool_processes_die_with_the_zygote_and_the_worker_forks_their_replaceme
     assert zygote_after is None
     assert outcome.status is Status.OK, outcome.error
     assert json.loads(outcome.result)["ppid"] == os.getpid()
+
+
+@pytest.mark.timeout(120)
+def test_a_fork_the_zygote_cannot_make_fails_alone_and_the_zygote_and_pool_serve_on(tmp_path):
+    # Given a pool of one process forked by the zygote
+    app, job = _app(tmp_path)
+
+    async def scenario():
+        pool = PoolRunner(app, Config(pool_size=1, pool_max_size=3))
+        await pool.start()
+        zygote_pid, first = pool.zygote.pid, set(pool.pids())
+        soft, hard = resource.prlimit(zygote_pid, resource.RLIMIT_NOFILE)
+        # When the zygote is out of descriptors (EMFILE, as under a low ulimit: no number
+        # below its limit free) and asked to fork
+        open_fds = {int(fd) for fd in os.listdir(f"/proc/{zygote_pid}/fd")}
+        lowest_free = min(set(range(len(open_fds) + 1)) - open_fds)
+        resource.prlimit(zygote_pid, resource.RLIMIT_NOFILE, (lowest_free, hard))
+        try:
+            with pytest.raises(OSError, match="could not fork") as failed:
+                pool._spawn()
+        finally:
+            resource.prlimit(zygote_pid, resource.RLIMIT_NOFILE, (soft, hard))
+        # Then that one spawn failed with the zygote's errno, and the zygote and its process
+        # live on: the pool runs a job, and its next process is forked by the same zygote
+        outcome = await pool.run(Invocation("after", job, [], {}, POOL, 1))
+        grown = pool._spawn().child.pid
+        alive = psutil.pid_exists(zygote_pid) and pool.zygote is not None
+        parent = psutil.Process(grown).ppid()
+        await pool.stop(5.0)
+        return failed.value.errno, first, set(pool.pids()), alive, parent, zygote_pid, outcome
+
+    errno_, first, _, alive, parent, zygote_pid, outcome = asyncio.run(scenario())
+    assert errno_ == errno.EMFILE
+    assert alive and parent == zygote_pid
+    assert outcome.status is Status.OK, outcome.error
+    assert json.loads(outcome.result)["pid"] in first
+
+
+@pytest.mark.timeout(120)
+def test_a_pool_process_exit_code_is_the_one_it_exited_with_not_a_guessed_sigkill(tmp_path):
+    # Given a pool process forked by the zygote, running a job that exits the process with 7
+    # after starting a child that outlives it holding every descriptor it had (the timed
+    # wait on multiprocess's sentinel, which that child holds, gave up and read SIGKILL)
+    app = App(f"sqlite:///{tmp_path / 'kqueue.db'}")
+    exits = app.job(_exit_leaving_a_child, name="exits")
+
+    async def scenario():
+        pool = PoolRunner(app, Config(pool_size=1, pool_max_size=1))
+        await pool.start()
+        try:
+            return await pool.run(Invocation("exit", exits, [], {}, POOL, 1))
+        finally:
+            await pool.stop(5.0)
+
+    outcome = asyncio.run(scenario())
+    # Then its death is reported with exit code 7
+    assert outcome.status is Status.KILLED
+    assert outcome.extra["exitcode"] == 7, outcome.error
+
+
+def _exit_leaving_a_child() -> None:
+    """A pool job: fork a child that sleeps 3 s holding this process's descriptors, exit 7."""
+    if os.fork() == 0:
+        time.sleep(3.0)
+        os._exit(0)
+    os._exit(7)
+
+
+def test_a_kill_through_a_pidfd_never_reaches_a_process_that_took_over_the_pid():
+    # Given a pidfd of a process that ended and was reaped, and a live process standing in
+    # for one the kernel later gave the same pid to
+    gone = subprocess.Popen(["true"])
+    pidfd = os.pidfd_open(gone.pid)
+    gone.wait()
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        # When the pool kills "its" process by that pid, through the pidfd
+        kill_tree(other.pid, pidfd=pidfd)
+        # Then the other process lives on (a kill by pid would have ended it), and the pool's
+        # memory poll, which asks ``ended`` first, would not read the other's memory either
+        time.sleep(0.1)
+        assert other.poll() is None
+        live = os.pidfd_open(other.pid)
+        assert ended(pidfd) and not ended(live)
+        os.close(live)
+    finally:
+        os.close(pidfd)
+        other.kill()
+        other.wait()
+
+
+async def _zygote_and_budget(app, config: Config) -> tuple[bool, list[int], float, float]:
+    """Start an empty pool (``pool_size`` 0) under ``config``: whether it has a zygote, its
+    standing pids, what the budget measures, and this process's PSS plus the standing ones'."""
+    pool = PoolRunner(app, config)
+    await pool.start()
+    try:
+        measured_mb = MemoryBudget(config, {Tier.POOL: pool}).sample(0.0)
+        pids = [os.getpid(), *pool.standing_pids()]
+        return pool.zygote is not None, pids[1:], measured_mb, sum(map(tree_pss_mb, pids))
+    finally:
+        await pool.stop(5.0)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("pool_max_size", [0, 2])
+def test_the_pool_runs_a_zygote_exactly_when_the_policy_says_and_the_budget_counts_it(
+    tmp_path, pool_max_size
+):
+    # Given a pool that starts empty and may grow to pool_max_size (the twin's rule for when
+    # the tree holds a zygote is kqueue.policy.fork.runs_zygote)
+    app, _ = _app(tmp_path)
+    config = Config(pool_size=0, pool_max_size=pool_max_size, memory_budget_mb=4096)
+    # When it starts
+    has_zygote, standing, measured_mb, tree_mb = asyncio.run(_zygote_and_budget(app, config))
+    # Then it has a zygote exactly when the rule says, and the budget's measure is this
+    # process and the zygote (which takes its share of the pages they share)
+    assert has_zygote is runs_zygote(config)
+    assert len(standing) == int(has_zygote)
+    assert measured_mb == pytest.approx(tree_mb, abs=2.0)

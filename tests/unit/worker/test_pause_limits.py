@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -125,3 +126,41 @@ def test_a_job_behind_a_full_semaphore_starts_when_a_slot_frees_not_at_the_next_
     assert 0.0 <= second_start - first_end < 0.5
     assert app.backend.slot_holders("concurrency:export") == {}
     assert not app.backend.dead_letters()
+
+
+def test_a_job_cancelled_while_it_waits_for_a_slot_does_not_hold_back_the_next_one():
+    # Given a class limited to one running job: one runs (1.2 s), the next waits on the worker
+    # for the slot (until a poll of 1.5 s passes), the third waits in the backend (its wait
+    # list's second); a lease (a wait-list entry's life) of 6 s, and short jobs of another
+    # class keeping the worker's loop turning (it looks for cancels as it turns)
+    app = App("memory://")
+    starts: dict[int, float] = {}
+    ended: dict[int, float] = {}
+
+    @app.job(name="export", concurrency_limit=1)
+    def export(i: int) -> None:
+        starts[i] = time.monotonic()
+        time.sleep(1.2 if i == 0 else 0.01)
+        ended[i] = time.monotonic()
+
+    @app.job(name="tick")
+    def tick() -> None:
+        pass
+
+    config = dataclasses.replace(CONFIG, poll_interval_s=1.5, visibility_timeout_s=6.0)
+    with WorkerThread(app, config, force_inline=True):
+        export.dispatch(0)
+        assert _wait(lambda: 0 in starts)
+        waiter, last = export.dispatch(1), export.dispatch(2)
+        for _ in range(6):
+            tick.dispatch()
+            time.sleep(0.05)
+        # When the one waiting on the worker is cancelled
+        waiter.cancel()
+        for _ in range(10):
+            tick.dispatch()
+            time.sleep(0.05)
+        # Then the third starts at its next lease (a poll), not when the entry lapses (6 s)
+        assert _wait(lambda: 2 in starts, timeout_s=10.0)
+    assert 1 not in starts and starts[2] - ended[0] < 3.0
+    assert last.result(timeout_s=1.0) is None
