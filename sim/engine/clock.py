@@ -6,8 +6,9 @@ speed. ``Call`` is not a ``simpy.Event`` but has what ``simpy.Environment.step``
 (``callbacks``, ``_ok``, ``_value``), in ``__slots__``; it is triggered and scheduled as it is
 built (like ``simpy.Timeout``), pushed straight onto the environment's queue with the same key
 ``Environment.schedule`` uses (time, priority, event id), so events run in SimPy's order. That
-costs about a third of ``env.timeout(delay, value)`` plus ``callbacks.append(callback)``. Cancel
-one by clearing its ``callbacks``: it is popped at its time and calls nothing.
+costs about a third of ``env.timeout(delay, value)`` plus ``callbacks.append(callback)``. Its
+``callbacks`` is a tuple (cheaper to build than a list; SimPy only iterates it): cancel one by
+setting ``callbacks = ()``, and it is popped at its time and calls nothing.
 
 ``run_all(env)`` is ``env.run()`` without the per-event method call and its exception handling
 (``step``): the same pops in the same order, each event's callbacks called in turn; an event
@@ -39,7 +40,7 @@ class Call:
         callback: Callable[[Call], None],
         value: Any = None,
     ):
-        self.callbacks = [callback]
+        self.callbacks = (callback,)
         self._value = value
         heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), self))
 
@@ -58,7 +59,7 @@ class CallAt(Call):
         callback: Callable[[Call], None],
         value: Any = None,
     ):
-        self.callbacks = [callback]
+        self.callbacks = (callback,)
         self._value = value
         heappush(env._queue, (at_s, NORMAL, next(env._eid), self))
 

@@ -99,7 +99,7 @@ class Cpu:
         self._fast_enters: list[float] = []
         self._fast_ends: list[float] = []
         # fast inline jobs: solved a busy period of the worker's core at a time
-        self._gil = Gil(env, self._fast_inline_done)
+        self._gil = Gil(env, on_done)  # ``_release`` of an inline job is ``on_done``
         # inline jobs in the clocks still off the CPU: job -> (CPU entry time, CPU work)
         self._inline_entering: dict[int, tuple[float, float]] = {}
         # the fast path gives the worker a core of its own: with less than one core in all
@@ -112,7 +112,7 @@ class Cpu:
         Calls ``on_done(job)`` when the CPU work is complete.
         """
         cores, env = self.cores, self.env
-        now = env.now
+        now = env._now
         if inline:
             # every fast process job left the worker a core; process jobs in the clocks may not
             procs_fit = (
@@ -124,7 +124,12 @@ class Cpu:
             fast = (
                 self._fast_path
                 and procs_fit
-                and self._gil_free(now, enter_s)
+                # the inline work in the clocks is done by its entry (the cores fitting
+                # every process and the worker), so its CPU phase can take the fast path
+                and (
+                    not (self.inline_heap or self._inline_entering)
+                    or enter_s >= self._inline_drained_s(now)
+                )
                 and self._gil.add(job, now, enter_s, work_s)
             )
             if not fast:
@@ -152,7 +157,8 @@ class Cpu:
 
     def inline_computing(self) -> int:
         """How many inline jobs are in their CPU phase now."""
-        return self.inline_count + self._gil.computing(self.env.now)
+        gil = self._gil
+        return self.inline_count + (gil.computing(self.env._now) if gil.periods else 0)
 
     def worker_rate(self) -> float:
         """The CPU rate the worker's loop thread gets now, cores: the worker's share while
@@ -164,13 +170,6 @@ class Cpu:
         if self.inline_count:
             return self.inline_rate * self.inline_count
         return min(1.0, self.cores / (self.proc_count + 1))
-
-    def _gil_free(self, now: float, enter_s: float) -> bool:
-        """Whether the inline work in the clocks is done by ``enter_s`` (the cores fitting every
-        process and the worker), so a job's CPU phase from then on can take the fast path."""
-        return not (self.inline_heap or self._inline_entering) or (
-            enter_s >= self._inline_drained_s(now)
-        )
 
     def _inline_drained_s(self, now: float) -> float:
         """When the inline jobs in the clocks will all be done, with the worker's core to
@@ -204,10 +203,6 @@ class Cpu:
         self._procs_held -= 1  # ``_release`` of a process job, inlined: once per job
         self.on_done(job)
 
-    def _fast_inline_done(self, event: Call) -> None:
-        if self._gil.done(event._value, self.env.now):
-            self.on_done(event._value)  # ``_release`` of an inline job
-
     def _release(self, job: int, inline: bool) -> None:
         if not inline:
             self._procs_held -= 1
@@ -222,7 +217,7 @@ class Cpu:
     def _leave_fast_procs(self, now: float) -> None:
         """Move the fast process jobs into their virtual clock (or give them an entry event)."""
         for job, (enter_s, end_s, work_s, end) in self._fast_procs.items():
-            end.callbacks.clear()
+            end.callbacks = ()
             self._move_to_clock(job, now, enter_s, end_s - now if enter_s <= now else work_s, False)
         self._fast_procs.clear()
         self._fast_enters.clear()
@@ -255,7 +250,7 @@ class Cpu:
 
     def add(self, job: int, work_s: float, inline: bool) -> None:
         """Put ``job`` with ``work_s`` CPU seconds left into its group's clock now."""
-        now = self.env.now
+        now = self.env._now
         if now != self._last_s:
             self._advance(now)
         self._seq += 1
@@ -317,7 +312,7 @@ class Cpu:
             delay = min(delay, (self.inline_heap[0][0] - self.inline_clock) / self.inline_rate)
         if delay == math.inf:
             if self._pending is not None:
-                self._pending.callbacks.clear()
+                self._pending.callbacks = ()
                 self._pending = None
             self._wake_at = math.inf
         else:
@@ -327,14 +322,14 @@ class Cpu:
         """Arm the wake-up ``delay_s`` from ``now``, disarming the pending one (SimPy cannot
         unschedule; an event without callbacks is popped and skipped at almost no cost)."""
         if self._pending is not None:
-            self._pending.callbacks.clear()
+            self._pending.callbacks = ()
         self._wake_at = now + delay_s
         self._pending = Call(self.env, delay_s, self._woken)
 
     def _woken(self, _event: simpy.Event) -> None:
         self._pending = None
         self._wake_at = math.inf
-        now = self.env.now
+        now = self.env._now
         self._advance(now)
         done = []
         heap, limit = self.proc_heap, self.proc_clock + EPSILON_S * max(1.0, self.proc_clock)

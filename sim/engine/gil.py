@@ -106,10 +106,10 @@ class Gil:
 
     Args:
         env: the simulation environment.
-        on_done: the end events' callback (its event's value is the job).
+        on_done: called as ``on_done(job)`` when a job's CPU work is complete.
     """
 
-    def __init__(self, env: simpy.Environment, on_done: Callable[[simpy.Event], None]):
+    def __init__(self, env: simpy.Environment, on_done: Callable[[int], None]):
         self.env = env
         self.on_done = on_done
         self.periods: list[BusyPeriod] = []  # disjoint, in time order
@@ -131,7 +131,7 @@ class Gil:
         end_s = enter_s + work_s
         if first == count or periods[first].start_s >= end_s:  # alone: it ends after its work
             periods.insert(first, BusyPeriod(joined, end_s))
-            self.jobs[job] = [end_s, Call(self.env, end_s - now, self.on_done, job), end_s]
+            self.jobs[job] = [end_s, Call(self.env, end_s - now, self._end, job), end_s]
             return True
         last = first
         while last < count and periods[last].start_s < end_s:
@@ -141,31 +141,32 @@ class Gil:
                 return False
             joined.sort()
             end_s = drained_s(joined)
-        env, on_done, held = self.env, self.on_done, self.jobs
+        env, end, held = self.env, self._end, self.jobs
         ends, _left = share_one_core(joined)
         periods[first:last] = [BusyPeriod(joined, end_s)]
-        held[job] = [ends[job], Call(env, ends[job] - now, on_done, job), ends[job]]
+        held[job] = [ends[job], Call(env, ends[job] - now, end, job), ends[job]]
         for _enter, _work, member in joined:
             entry = held.get(member)
             if entry is None or member == job:
                 continue  # one that has ended, or the new job
             member_end_s = entry[0] = ends[member]
             if member_end_s < entry[2]:  # earlier than its event (round-off): a new one
-                entry[1].callbacks.clear()
+                entry[1].callbacks = ()
                 entry[2] = max(now, member_end_s)
-                entry[1] = Call(env, entry[2] - now, on_done, member)
+                entry[1] = Call(env, entry[2] - now, end, member)
         return True
 
-    def done(self, job: int, now: float) -> bool:
-        """``job``'s end event fired: True if the job is done, False if a later job delayed it
+    def _end(self, event: Call) -> None:
+        """A job's end event fired: it is done (``on_done``), unless a later job delayed it
         (its event is re-armed for its end)."""
+        job, now = event._value, self.env._now
         entry = self.jobs[job]
         if entry[0] > now + ROUND_OFF_S * (now if now > 1.0 else 1.0):
             entry[2] = entry[0]
-            entry[1] = Call(self.env, entry[0] - now, self.on_done, job)
-            return False
+            entry[1] = Call(self.env, entry[0] - now, self._end, job)
+            return
         del self.jobs[job]
-        return True
+        self.on_done(job)
 
     def computing(self, now: float) -> int:
         """How many of its jobs are in their CPU phase at ``now``."""
@@ -193,7 +194,7 @@ class Gil:
             for enter_s, work_s, job in period.jobs:
                 if job in ends or job not in self.jobs:
                     continue  # done (its end event, due now, still fires)
-                self.jobs.pop(job)[1].callbacks.clear()
+                self.jobs.pop(job)[1].callbacks = ()
                 handed.append((job, enter_s, left.get(job, work_s)))
         self.periods = keep
         return handed

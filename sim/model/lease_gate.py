@@ -51,7 +51,8 @@ class GivenBack:
         self._priority, self._class = priority, job_class
         #: -priority -> heap of (due_s, job): sorted, the highest level comes first.
         self._levels: dict[int, list[tuple[float, int]]] = {}
-        self._count = 0
+        #: Jobs in it (``len``, as an attribute: the fetcher reads it at every sleep).
+        self.count = 0
         #: Jobs in the backend per class (``Backend.pending_by_class``), with ``job_class``.
         self.by_class: dict[str, int] = {}
 
@@ -61,7 +62,7 @@ class GivenBack:
         if level not in self._levels:
             self._levels = dict(sorted({**self._levels, level: []}.items()))
         heapq.heappush(self._levels[level], (due_s, job))
-        self._count += 1
+        self.count += 1
         if self._class:
             name = self._class[job]
             self.by_class[name] = self.by_class.get(name, 0) + 1
@@ -77,14 +78,14 @@ class GivenBack:
         for heap in self._levels.values():
             while heap and heap[0][0] <= now_s and len(taken) < limit:
                 taken.append(heapq.heappop(heap))
-        self._count -= len(taken)
+        self.count -= len(taken)
         if self._class:
             for _, job in taken:
                 self.by_class[self._class[job]] -= 1
         return taken
 
     def __len__(self) -> int:
-        return self._count
+        return self.count
 
 
 class LeaseGate:

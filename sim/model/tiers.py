@@ -547,9 +547,8 @@ class PoolTier:
         if later == self.size:
             return
         self._recheck_pending = True
+        Call(self.env, ends_s - now, self._recheck)
 
-        def recheck(_event):
-            self._recheck_pending = False
-            self._scale()
-
-        Call(self.env, ends_s - now, recheck)
+    def _recheck(self, _event) -> None:
+        self._recheck_pending = False
+        self._scale()

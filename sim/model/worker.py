@@ -18,16 +18,17 @@ instead (``sim.model.gated_fetch``): only what the tiers have room for, in the b
 order, with limits applied at lease.
 
 For speed, nothing is a SimPy process: each job is a couple of timed callbacks
-(``sim.engine.clock``), and so is the worker's fetch loop (a round trip, then the next fetch or the
-sleep until the next arrival). Job data lives in parallel lists indexed by the job's position in the
-trace (sorted by
+(``sim.engine.clock``; the hot paths read the time as ``env._now``, as it does, not through
+SimPy's ``now`` property), and so is the worker's fetch loop (a round trip, then the next fetch
+or the sleep until the next arrival). Job data lives in parallel lists indexed by the job's
+position in the trace (sorted by
 ``submitted_at``).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 
 import simpy
@@ -97,6 +98,7 @@ class Model(RuleFetcher):
         merge_trips: bool = True,
     ):
         self.env, self.jobs, self.config, self.host = env, jobs, config, host
+        self._fetch_s = host.fetch_s
         self.force_inline = force_inline
         #: What the worker's tree holds before any job: the worker, and the pool's zygote when
         #: the runtime would run one (``kqueue.policy.fork``), MB.
@@ -126,9 +128,12 @@ class Model(RuleFetcher):
         #: CPU work per job, capped at its duration (a multi-threaded job's extra is not modelled).
         self._cpu_s = [min(c, d) for c, d in zip(jobs.cpu_s, jobs.duration_s, strict=True)]
         self._duration_s, self._job_class = jobs.duration_s, jobs.job_class
-        self._settings: dict[str, tuple[Tier, float | None, JobSettings]] = {}
-        #: Per class: the estimate it was last routed with, and the router's tier code for it.
-        self._routes: dict[str, tuple[float, int]] = {}
+        #: Per class: its declared tier, declared estimate and settings, then the estimate it
+        #: was last routed with and the router's tier code for it.
+        self._classes: dict[str, list] = {}
+        self._default_estimate_s = config.default_estimate_s
+        self._load_routing = config.load_routing and not force_inline
+        self._job_memory_mb = jobs.memory_mb
         #: The runtime's limits (``kqueue.policy.limits``): memory as each attempt holds it (a
         #: job over its ``max_memory_mb`` on a limited tier holds at most that), the kill due
         #: at the end of a running attempt, when it started, the attempt number of retried jobs,
@@ -209,8 +214,12 @@ class Model(RuleFetcher):
             ),
         )
         self.gate.tiers = self.tiers
+        self._submit = self._submits()
         self._install_rules(rules)
         self._merge_trips = merge_trips and host.fetch_s > 0
+        #: An inline job's end touches neither the memory budget nor the class rules.
+        self._plain_ends = not self.gate.enabled and self.class_gate is None
+        self._inline_release = inline.release
         if n:
             Call(env, 0, self._fetch_when_due)
 
@@ -241,18 +250,24 @@ class Model(RuleFetcher):
     def _to_tier(self, job: int) -> None:
         """Hand a job its class's rules let go on to its tier, through the memory budget's
         admission for a pool or isolated job."""
-        tier = self.tier[job]
-        if self.gate.enabled and tier != INLINE:
-            self.gate.submit(job, tier)
-        else:
-            self.tiers[tier].submit(job)
+        self._submit[self.tier[job]](job)
+
+    def _submits(self) -> list[Callable[[int], None]]:
+        """Per tier code, what takes a job routed there: the tier, or the memory budget's
+        admission for a pool or isolated job."""
+        if not self.gate.enabled:
+            return [tier.submit for tier in self.tiers]
+        gate = self.gate
+        return [self.tiers[INLINE].submit] + [
+            lambda job, tier=tier: gate.submit(job, tier) for tier in (POOL, ISOLATED)
+        ]
 
     # --- the worker loop ------------------------------------------------------------------
 
     def _fetch(self, _event: simpy.Event | None = None) -> None:
         """Lease a batch: one backend round trip, then ``_fetched``."""
-        if self.host.fetch_s:
-            Call(self.env, self.host.fetch_s, self._fetched)
+        if self._fetch_s:
+            Call(self.env, self._fetch_s, self._fetched)
         else:
             self._fetched(None)
 
@@ -262,16 +277,17 @@ class Model(RuleFetcher):
         if self.class_gate is not None:
             self._gated_round()
             return
-        env, submitted = self.env, self.jobs.submitted_s
+        env, submitted, dispatch = self.env, self.jobs.submitted_s, self.dispatch
         total, batch = len(submitted), self.config.fetch_batch_size
         while True:
-            fetched, now = self._leased, env.now
+            fetched, now = self._leased, env._now
             # every job submitted by now (at least the one due: guards the timeout's round-off)
             due = now if now > submitted[fetched] else submitted[fetched]
-            end = bisect.bisect_right(submitted, due, fetched, min(total, fetched + batch))
+            last = fetched + batch
+            end = bisect_right(submitted, due, fetched, total if total < last else last)
             for job in range(fetched, end):
                 self._leased = job + 1  # the rest of the batch is still the backend's backlog
-                self.dispatch(job)
+                dispatch(job)
             self._leased = end
             if self.progress is not None and end >= self._next_report:
                 self.progress(end, total)
@@ -281,8 +297,8 @@ class Model(RuleFetcher):
             if submitted[end] > now:
                 self._fetch_when_due()
                 return
-            if self.host.fetch_s:  # a backlog: the next round trip (a loop when it costs nothing)
-                Call(env, self.host.fetch_s, self._fetched)
+            if self._fetch_s:  # a backlog: the next round trip (a loop when it costs nothing)
+                Call(env, self._fetch_s, self._fetched)
                 return
 
     def _fetch_when_due(self, _event: simpy.Event | None = None) -> None:
@@ -291,8 +307,8 @@ class Model(RuleFetcher):
         no one: a poll or a job's end finds it."""
         leased, submitted = self._leased, self.jobs.submitted_s
         arrival_s = submitted[leased] if leased < len(submitted) else math.inf
-        back_s = self.given_back.next_due_s() if len(self.given_back) else math.inf
-        now = self.env.now
+        back_s = self.given_back.next_due_s() if self.given_back.count else math.inf
+        now = self.env._now
         if back_s < arrival_s:
             self._sleep_until_poll(back_s, arrival_s, now)
             return
@@ -334,15 +350,15 @@ class Model(RuleFetcher):
         if self._fetch_timer is not None:
             if self._fetch_timer_s <= self._fetch_at_s:
                 return  # it will fire first and re-arm
-            self._fetch_timer.callbacks.clear()  # superseded
+            self._fetch_timer.callbacks = ()  # superseded
         self._fetch_timer_s = self._fetch_at_s
-        self._fetch_timer = Call(self.env, self._fetch_at_s - self.env.now, self._fetch_timer_due)
+        self._fetch_timer = Call(self.env, self._fetch_at_s - self.env._now, self._fetch_timer_due)
 
     def _fetch_timer_due(self, _event: simpy.Event) -> None:
         self._fetch_timer = None
         if self._idle_for_s != self._idle_for_s:
             return  # NaN: the fetcher is awake
-        if self._fetch_at_s > self.env.now + TIME_TOLERANCE:
+        if self._fetch_at_s > self.env._now + TIME_TOLERANCE:
             self._arm_fetch_timer()  # a job end moved the fetch later
         else:
             self._wake_fetcher()
@@ -368,22 +384,19 @@ class Model(RuleFetcher):
     def _routed(self, job_class: str) -> tuple[int, float, Tier, JobSettings]:
         """A class's tier code now (router, then quarantine), estimate, declared tier and
         settings: what a job of it leased now gets, before load-aware routing."""
-        settings = self._settings.get(job_class)
-        if settings is None:
+        known = self._classes.get(job_class)
+        if known is None:
             resolved = resolve_job(self.config, job_class, JobOptions())
-            settings = (resolved.tier, resolved.estimated_duration_s, resolved)
-            self._settings[job_class] = settings
-        declared, explicit_s, resolved = settings
-        config = self.config
-        estimate_s = self.history.estimate_s(job_class, explicit_s, config.default_estimate_s)
+            known = [resolved.tier, resolved.estimated_duration_s, resolved, None, INLINE]
+            self._classes[job_class] = known
+        declared, explicit_s, resolved, routed_s, tier = known
+        estimate_s = self.history.estimate_s(job_class, explicit_s, self._default_estimate_s)
         # ``route`` is pure in the estimate (the rest is fixed per class): ask it again only
         # when the class's estimate moved
-        last = self._routes.get(job_class)
-        if last is not None and last[0] == estimate_s:
-            tier = last[1]
-        else:
-            tier = TIER_CODE[route(declared, estimate_s, config, force_inline=self.force_inline)]
-            self._routes[job_class] = (estimate_s, tier)
+        if routed_s != estimate_s:
+            routed = route(declared, estimate_s, self.config, force_inline=self.force_inline)
+            tier = TIER_CODE[routed]
+            known[3], known[4] = estimate_s, tier
         harmed = tier != INLINE and job_class in self._harmed
         if harmed and self.quarantine.is_quarantined(job_class) and not self.force_inline:
             tier = ISOLATED
@@ -392,11 +405,11 @@ class Model(RuleFetcher):
     def pool_backlog(self) -> int:
         """Jobs in the backend (arrived, not leased) whose class routes to the pool now: the
         runtime's ``PoolBacklog`` over the model's backend."""
-        leased, submitted, now = self._leased, self.jobs.submitted_s, self.env.now
-        if not len(self.given_back) and (leased == len(submitted) or submitted[leased] > now):
+        leased, submitted, now = self._leased, self.jobs.submitted_s, self.env._now
+        if not self.given_back.count and (leased == len(submitted) or submitted[leased] > now):
             return 0  # nothing arrived that is not leased (the common case: asked per pool job)
         pending = self._arrivals.pending_by_class(leased, now)
-        if len(self.given_back):  # under class rules the arrivals are in ``given_back``
+        if self.given_back.count:  # under class rules the arrivals are in ``given_back``
             pending = {**pending}
             for name, count in self.given_back.by_class.items():
                 if count:
@@ -407,14 +420,12 @@ class Model(RuleFetcher):
 
     def dispatch(self, job: int) -> None:
         """Estimate and route one leased job, then hand it to its tier."""
-        job_class = self._job_class[job]
-        tier, estimate_s, declared, resolved = self._routed(job_class)
-        config = self.config
+        tier, estimate_s, declared, resolved = self._routed(self._job_class[job])
         self.estimated_s[job] = estimate_s
-        if config.load_routing and not self.force_inline and declared is Tier.AUTO:
+        if self._load_routing and declared is Tier.AUTO:
             _, pool, isolated = self.tiers
             tier, self._spilling = route_by_load_code(
-                config,
+                self.config,
                 tier,
                 pool,
                 isolated,
@@ -423,12 +434,12 @@ class Model(RuleFetcher):
                 self._spilling,
             )
         self.tier[job] = tier
-        memory_mb = self.jobs.memory_mb[job]
+        memory_mb = self._job_memory_mb[job]
         if tier != INLINE and memory_mb > resolved.max_memory_mb:
             memory_mb = resolved.max_memory_mb  # the limit stops it there
         self.memory_mb[job] = memory_mb
         if self.class_gate is None:
-            self._to_tier(job)
+            self._submit[tier](job)
             return
         if not self.room.accept(tier, estimate_s):
             self._give_back(job, self.room.overflow_wait_s(), overflow=True)
@@ -446,7 +457,7 @@ class Model(RuleFetcher):
         """Start ``job`` on the slot it just got: overhead, off-CPU time, then CPU work; a job
         with fresh memory faults it in first (``sim.model.fault_in``)."""
         env = self.env
-        now = env.now
+        now = env._now
         self.slot_s[job] = now
         if self.started_s[job] != self.started_s[job]:  # NaN: the first attempt (waits count it)
             self.started_s[job] = now + overhead_s
@@ -480,7 +491,7 @@ class Model(RuleFetcher):
 
     def _limit(self, job: int, start_s: float, duration_s: float, cpu_s: float):
         """The (duration, CPU) this attempt runs under its limits; notes a kill due at its end."""
-        settings = self._settings[self._job_class[job]][2]
+        settings = self._classes[self._job_class[job]][2]
         self._attempt_start_s[job] = start_s
         status = kill_status(TIERS[self.tier[job]], duration_s, self.jobs.memory_mb[job], settings)
         if status is None:
@@ -492,16 +503,23 @@ class Model(RuleFetcher):
         return duration_s, cpu_s
 
     def _cpu_done(self, job: int) -> None:
-        now = self.env.now
+        now = self.env._now
         rest = self.fault_in.end(job, now)
         if rest is not None:
             self._faulted_in(job, rest)
             return
         tier = self.tier[job]
+        if tier == INLINE and self._plain_ends:  # most jobs: no limit, gate or health to note
+            self.finished_s[job] = now
+            self.history.record(self._job_class[job], now - self.started_s[job])
+            self._inline_release(job)
+            if self._idle_for_s == self._idle_for_s:  # not NaN: the fetcher sleeps
+                self._job_ended_idle(now)
+            return
         status = None
         if tier != INLINE:
             status = self._kill.pop(job, None)
-            settings = self._settings[self._job_class[job]][2]
+            settings = self._classes[self._job_class[job]][2]
             start_s = self._attempt_start_s.pop(job)
             if status is None and over_timeout(now - start_s, settings.timeout_s):
                 status = Status.TIMEOUT  # CPU sharing stretched it past its timeout
